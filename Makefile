@@ -1,0 +1,44 @@
+# Ponder: `make run` starts the whole stack, `make test` runs everything CI runs.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+PACKAGES := -e libs/ponder-protos -e libs/ponder-runtime -e libs/ponder-devstack \
+	-e services/gateway -e services/research -e services/reflection -e services/embedding
+PY_SOURCES := libs/ponder-runtime/src libs/ponder-devstack/src services scripts tests
+
+.PHONY: install run test lint proto buf clean
+
+install: $(STAMP)
+
+# torch comes first and pinned (CPU build from the local store); see requirements/constraints.txt.
+$(STAMP): requirements/constraints.txt requirements/dev.txt package.json package-lock.json \
+		libs/*/pyproject.toml services/*/pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt torch==2.13.0
+	$(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt \
+		-r requirements/dev.txt $(PACKAGES)
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: install
+	$(PY) -m ponder_devstack
+
+proto: install
+	$(PY) scripts/genproto.py
+
+buf: install
+	npx --no-install buf lint
+
+lint: install buf
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
+	$(VENV)/bin/mypy libs/ponder-runtime/src libs/ponder-devstack/src services/*/src scripts
+	$(PY) scripts/genproto.py --check
+
+test: install lint
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf $(VENV) node_modules
