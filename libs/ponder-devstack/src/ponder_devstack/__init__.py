@@ -1,0 +1,6 @@
+"""Runs the whole Ponder stack as local processes: `make run`, and the integration tests."""
+
+from ponder_devstack.stack import ServiceProcess, Stack, StackPorts
+
+
+__all__ = ["ServiceProcess", "Stack", "StackPorts"]

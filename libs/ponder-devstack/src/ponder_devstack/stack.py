@@ -1,0 +1,133 @@
+"""The four services as child processes on configurable ports, started and drained together."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from ponder_runtime.health import check_health
+
+
+@dataclass(frozen=True, slots=True)
+class StackPorts:
+    """gRPC ports of the four services (the defaults from the conventions)."""
+
+    gateway: int = 50051
+    research: int = 50052
+    reflection: int = 50053
+    embedding: int = 50054
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        """Four currently free loopback ports (for tests)."""
+        sockets = [socket.socket() for _ in range(4)]
+        try:
+            for sock in sockets:
+                sock.bind(("127.0.0.1", 0))
+            ports = [sock.getsockname()[1] for sock in sockets]
+        finally:
+            for sock in sockets:
+                sock.close()
+        return cls(*ports)
+
+
+@dataclass(slots=True)
+class ServiceProcess:
+    """One service's child process and where its logs go."""
+
+    name: str
+    module: str
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        """host:port of the service."""
+        return f"127.0.0.1:{self.port}"
+
+
+@dataclass(slots=True)
+class Stack:
+    """Starts embedding, research, reflection and the gateway; stops them with SIGTERM."""
+
+    ports: StackPorts = field(default_factory=StackPorts)
+    log_dir: Path = Path("var/log")
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    services: list[ServiceProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.services = [
+            ServiceProcess(name, f"ponder_{name}", getattr(self.ports, name),
+                           self.log_dir / f"{name}.log")
+            for name in ("embedding", "research", "reflection", "gateway")
+        ]
+
+    def environment(self) -> dict[str, str]:
+        """The child processes' environment: ours plus the ports and addresses."""
+        env = dict(os.environ)
+        for service in self.services:
+            env[f"PONDER_{service.name.upper()}_PORT"] = str(service.port)
+            env[f"PONDER_{service.name.upper()}_ADDR"] = service.address
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> None:
+        """Spawn every service; each logs JSON lines to its file under log_dir."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = self.environment()
+        for service in self.services:
+            with service.log_path.open("wb") as log:
+                service.process = subprocess.Popen(
+                    [sys.executable, "-m", service.module],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+
+    async def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait until every service reports SERVING; fail early when one exits."""
+        deadline = time.monotonic() + timeout
+        pending = list(self.services)
+        while pending:
+            for service in list(pending):
+                if service.process is not None and service.process.poll() is not None:
+                    raise RuntimeError(
+                        f"{service.name} exited with {service.process.returncode}; "
+                        f"see {service.log_path}"
+                    )
+                async with grpc.aio.insecure_channel(service.address) as channel:
+                    if await check_health(channel, timeout=1.0) == "SERVING":
+                        pending.remove(service)
+            if time.monotonic() > deadline:
+                names = ", ".join(s.name for s in pending)
+                raise TimeoutError(f"not SERVING after {timeout:g}s: {names}")
+            if pending:
+                await asyncio.sleep(0.25)
+
+    def stop(self, timeout: float = 30.0) -> dict[str, int | None]:
+        """SIGTERM every service (gateway first), wait for them to drain; return exit codes."""
+        running = [s for s in reversed(self.services) if s.process and s.process.poll() is None]
+        for service in running:
+            assert service.process is not None
+            service.process.send_signal(signal.SIGTERM)
+        codes: dict[str, int | None] = {}
+        for service in reversed(self.services):
+            if service.process is None:
+                continue
+            try:
+                codes[service.name] = service.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                service.process.kill()
+                codes[service.name] = service.process.wait()
+        return codes

@@ -1,0 +1,91 @@
+"""Server interceptor that turns exceptions into gRPC statuses in one place."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from ponder_runtime.errors import PonderError
+
+
+logger = logging.getLogger(__name__)
+
+# grpc.health.v1 Watch writes with context.write(); it reports its own errors.
+_HEALTH_PREFIX = "/grpc.health.v1.Health/"
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
+
+
+async def _abort(exc: Exception, context: grpc.aio.ServicerContext, method: str) -> None:
+    """Abort the RPC with the status for `exc`; unexpected errors become INTERNAL."""
+    if isinstance(exc, PonderError):
+        logger.info(
+            "rpc failed", extra={"rpc_method": method, "code": exc.code.name, "error": exc.message}
+        )
+        await context.abort_with_status(exc.to_status())
+    logger.exception("unexpected error in %s", method)
+    await context.abort(
+        grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}"
+    )
+
+
+def _wrap_unary(behavior: Behavior, method: str) -> Callable[..., Awaitable[Any]]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await behavior(request, context)
+        except (grpc.aio.AbortError, grpc.aio.UsageError):
+            raise
+        except Exception as exc:
+            await _abort(exc, context, method)
+            raise  # unreachable: abort raises
+
+    return wrapper
+
+
+def _wrap_stream(behavior: Behavior, method: str) -> Callable[..., AsyncIterator[Any]]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            result = behavior(request, context)
+            if inspect.isasyncgen(result):
+                async for item in result:
+                    yield item
+            else:
+                await result
+        except (grpc.aio.AbortError, grpc.aio.UsageError):
+            raise
+        except Exception as exc:
+            await _abort(exc, context, method)
+
+    return wrapper
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Maps PonderError to its status (with google.rpc details) and anything else to INTERNAL."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        """Wrap unary-response and server-streaming handlers."""
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or handler.request_streaming or method.startswith(_HEALTH_PREFIX):
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler

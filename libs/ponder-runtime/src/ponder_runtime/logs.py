@@ -1,0 +1,49 @@
+"""JSON logs (python-json-logger) that carry the current OpenTelemetry trace and span ids."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from opentelemetry import trace
+from pythonjsonlogger.json import JsonFormatter
+
+
+_JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(trace_id)s %(span_id)s"
+
+
+class TraceContextFilter(logging.Filter):
+    """Adds `trace_id`, `span_id` (hex, empty outside a span) and `service` to every record."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Attach the ids; never drops a record."""
+        context = trace.get_current_span().get_span_context()
+        record.trace_id = format(context.trace_id, "032x") if context.is_valid else ""
+        record.span_id = format(context.span_id, "016x") if context.is_valid else ""
+        record.service = self.service
+        return True
+
+
+def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -> None:
+    """Send all logs to stderr, as JSON objects (or plain text), at `level`."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(TraceContextFilter(service))
+    if fmt == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                _JSON_FIELDS,
+                rename_fields={"asctime": "timestamp", "levelname": "level", "name": "logger"},
+                timestamp=False,
+            )
+        )
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(service)s %(name)s: %(message)s")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,157 @@
+"""Build, run and drain a grpc.aio server with health, reflection, tracing and error mapping.
+
+The story of a service process:
+  load settings -> configure logs and tracing -> build the service -> bind and start the server
+  (health NOT_SERVING) -> service.start() loads its dependencies -> health SERVING -> wait for
+  SIGTERM/SIGINT -> health NOT_SERVING -> stop(grace) lets in-flight RPCs finish ->
+  service.close() -> exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ponder_runtime.interceptors import ErrorMappingInterceptor
+from ponder_runtime.logs import configure_logging
+from ponder_runtime.settings import ServiceSettings, SettingsError, load_settings
+from ponder_runtime.telemetry import Telemetry, configure_telemetry
+
+
+logger = logging.getLogger(__name__)
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class ServiceModule(Protocol):
+    """What a service plugs into the shared server."""
+
+    @property
+    def service_names(self) -> Sequence[str]:
+        """Full names of the gRPC services registered (for health and reflection)."""
+        ...
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """Add the servicers to `server`."""
+        ...
+
+    async def start(self) -> None:
+        """Make dependencies ready (load models, wait for upstreams); the service reports
+        SERVING once this returns."""
+        ...
+
+    async def close(self) -> None:
+        """Release resources after the server stopped."""
+        ...
+
+
+class ServiceServer:
+    """A started-on-demand grpc.aio server for one ServiceModule."""
+
+    def __init__(self, settings: ServiceSettings, service: ServiceModule, telemetry: Telemetry):
+        self.settings = settings
+        self.service = service
+        self.telemetry = telemetry
+        self.health = health.aio.HealthServicer()
+        self.server = grpc.aio.server(
+            interceptors=[*telemetry.server_interceptors(), ErrorMappingInterceptor()],
+            options=[
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                ("grpc.max_send_message_length", settings.max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        self.port = 0
+        self._health_names = ["", *service.service_names]
+
+    async def start(self) -> int:
+        """Bind, start serving (health NOT_SERVING), then return the bound port."""
+        self.service.register(self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        if self.settings.server_reflection:
+            reflection.enable_server_reflection(
+                [*self.service.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME],
+                self.server,
+            )
+        self.port = self.server.add_insecure_port(self.settings.address)
+        await self._set_all(NOT_SERVING)
+        await self.server.start()
+        logger.info(
+            "listening",
+            extra={"address": f"{self.settings.host}:{self.port}", "services": self._health_names},
+        )
+        return self.port
+
+    async def mark_ready(self) -> None:
+        """Run the service's start-up, then report SERVING."""
+        await self.service.start()
+        await self._set_all(SERVING)
+        logger.info("serving", extra={"port": self.port})
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain: NOT_SERVING, let in-flight RPCs finish within `grace`, then close resources."""
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        await self.health.enter_graceful_shutdown()
+        logger.info("draining", extra={"grace_seconds": grace})
+        await self.server.stop(grace)
+        await self.service.close()
+        self.telemetry.shutdown()
+        logger.info("stopped")
+
+    async def _set_all(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+        for name in self._health_names:
+            await self.health.set(name, status)
+
+
+async def serve(settings: ServiceSettings, service: ServiceModule, telemetry: Telemetry) -> None:
+    """Run `service` until SIGTERM or SIGINT, then drain and stop."""
+    server = ServiceServer(settings, service, telemetry)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await server.start()
+    ready = asyncio.create_task(server.mark_ready())
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if ready in done and ready.exception() is not None:
+        stopping.cancel()
+        await server.stop(0)
+        raise RuntimeError("service failed to start") from ready.exception()
+    await stopping
+    ready.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await ready
+    logger.info("shutdown signal received")
+    await server.stop()
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def run_service(settings_cls: type[S], build: Callable[[S, Telemetry], ServiceModule]) -> int:
+    """Entry point of a service process: returns the exit status (0 after a clean drain,
+    2 for bad settings, 1 when the service failed to start)."""
+    try:
+        settings = load_settings(settings_cls)
+    except SettingsError as exc:
+        print(f"{settings_cls.service_name}: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
+    telemetry = configure_telemetry(settings)
+    try:
+        asyncio.run(serve(settings, build(settings, telemetry), telemetry))
+    except Exception:
+        logger.exception("service failed")
+        return 1
+    return 0

@@ -1,0 +1,83 @@
+"""Typed settings from the environment, validated at start with errors that name the variable."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+ENV_PREFIX = "PONDER_"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every Ponder service shares. Subclasses add a `port` and their own fields.
+
+    Our variables are `PONDER_*`; OpenTelemetry's own `OTEL_*` variables are read here too, so
+    that nothing else in the code touches the environment.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    service_name: ClassVar[str] = "ponder"
+
+    host: str = Field("127.0.0.1", description="Interface to listen on ('0.0.0.0' in containers).")
+    port: int = Field(0, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    shutdown_grace_seconds: float = Field(
+        10.0, ge=0, le=300, description="Time in-flight RPCs get to finish after SIGTERM."
+    )
+    server_reflection: bool = Field(True, description="Serve gRPC server reflection (grpcurl).")
+    max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    otel_service_name: str | None = Field(None, validation_alias="OTEL_SERVICE_NAME")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        None, validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    )
+    otel_traces_exporter: str = Field("otlp", validation_alias="OTEL_TRACES_EXPORTER")
+    otel_sdk_disabled: bool = Field(False, validation_alias="OTEL_SDK_DISABLED")
+
+    @property
+    def address(self) -> str:
+        """host:port this service listens on."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def otlp_export_enabled(self) -> bool:
+        """Whether spans should be exported over OTLP."""
+        endpoint = self.otel_exporter_otlp_traces_endpoint or self.otel_exporter_otlp_endpoint
+        return bool(endpoint) and self.otel_traces_exporter == "otlp" and not self.otel_sdk_disabled
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def env_name(settings_cls: type[ServiceSettings], field: str) -> str:
+    """The environment variable that sets `field` of `settings_cls`."""
+    info = settings_cls.model_fields.get(field)
+    if info is not None and isinstance(info.validation_alias, str):
+        return info.validation_alias
+    return f"{ENV_PREFIX}{field}".upper()
+
+
+def load_settings(settings_cls: type[S], **overrides: object) -> S:
+    """Build settings from the environment (and overrides); raise SettingsError naming the bad
+    variables."""
+    try:
+        return settings_cls(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(
+                f"{env_name(settings_cls, field)}={error.get('input')!r}: {error['msg']}"
+            )
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""Ponder's embedding service: sentence embeddings, ranking and (soon) a semantic cache."""

@@ -1,0 +1,1 @@
+"""Ponder's gateway: the public WorkflowService."""

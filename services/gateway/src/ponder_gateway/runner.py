@@ -1,0 +1,223 @@
+"""Runs a workflow: research -> rank (embedding) -> reflect, recording each step."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+
+import grpc
+from google.protobuf import timestamp_pb2
+from opentelemetry import trace
+from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
+from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
+from ponder.research.v1 import research_service_pb2 as research_pb2
+from ponder.type.v1 import document_pb2
+from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
+from ponder_runtime import FailedPreconditionError, call_timeout
+
+from ponder_gateway.parameters import RunParameters
+from ponder_gateway.settings import GatewaySettings
+from ponder_gateway.upstream import Upstreams, upstream_error
+
+
+logger = logging.getLogger(__name__)
+
+# Ask research for more candidates than we keep, so that ranking has something to choose from.
+CANDIDATE_FACTOR = 3
+MAX_CANDIDATES = 50
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.GetCurrentTime()
+    return stamp
+
+
+def _rank_text(doc: document_pb2.Document) -> str:
+    return f"{doc.title}. {doc.summary}"
+
+
+class WorkflowRunner:
+    """Runs one workflow to completion against the downstream services."""
+
+    def __init__(self, upstreams: Upstreams, settings: GatewaySettings) -> None:
+        self._up = upstreams
+        self._settings = settings
+
+    def new_workflow(self, topic: str, params: RunParameters) -> workflow_pb2.Workflow:
+        """A fresh PENDING workflow resource."""
+        workflow_id = str(uuid.uuid4())
+        workflow = workflow_pb2.Workflow(
+            name=f"workflows/{workflow_id}",
+            id=workflow_id,
+            kind=params.kind,
+            topic=topic,
+            state=workflow_pb2.WORKFLOW_STATE_PENDING,
+            parameters=workflow_pb2.WorkflowParameters(
+                sources=params.sources,
+                max_sources=params.max_sources,
+                max_iterations=params.max_iterations,
+                score_threshold=params.score_threshold,
+                cache_policy=params.cache_policy,
+            ),
+        )
+        workflow.create_time.CopyFrom(_now())
+        workflow.update_time.CopyFrom(workflow.create_time)
+        return workflow
+
+    async def run(
+        self,
+        workflow: workflow_pb2.Workflow,
+        params: RunParameters,
+        context: grpc.aio.ServicerContext | None,
+    ) -> workflow_pb2.Workflow:
+        """Run `workflow` in place; raise PonderError when it cannot produce a result."""
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            workflow.trace_id = format(span_context.trace_id, "032x")
+        started = time.perf_counter()
+        workflow.state = workflow_pb2.WORKFLOW_STATE_RUNNING
+        try:
+            documents, statuses = await self._research(workflow, params, context)
+            documents = await self._rank(workflow, params, documents, context)
+            reflection = await self._reflect(workflow, params, documents, context)
+        finally:
+            workflow.execution_time.FromNanoseconds(round((time.perf_counter() - started) * 1e9))
+            workflow.end_time.CopyFrom(_now())
+            workflow.update_time.CopyFrom(workflow.end_time)
+        workflow.result.CopyFrom(
+            workflow_pb2.WorkflowResult(
+                text=reflection.text,
+                citations=reflection.citations,
+                sources=documents,
+                source_statuses=statuses,
+                iterations=reflection.iterations,
+                score=reflection.score,
+                usage=reflection.usage,
+                provider=reflection.provider,
+                model=reflection.model,
+                offline=reflection.offline,
+            )
+        )
+        workflow.warnings.extend(reflection.warnings)
+        workflow.state = workflow_pb2.WORKFLOW_STATE_SUCCEEDED
+        logger.info(
+            "workflow succeeded",
+            extra={"workflow": workflow.name, "sources": len(documents),
+                   "seconds": workflow.execution_time.ToNanoseconds() / 1e9},
+        )
+        return workflow
+
+    @contextlib.contextmanager
+    def _step(self, workflow: workflow_pb2.Workflow, name: str) -> Iterator[workflow_pb2.WorkflowStep]:
+        """Record a step: RUNNING while the body runs, then SUCCEEDED, or FAILED on an error."""
+        workflow.steps.add(name=name, state=workflow_pb2.STEP_STATE_RUNNING, start_time=_now())
+        step = workflow.steps[-1]
+        try:
+            yield step
+        except BaseException as exc:
+            step.state = workflow_pb2.STEP_STATE_FAILED
+            step.message = step.message or str(exc)
+            raise
+        finally:
+            step.end_time.CopyFrom(_now())
+        if step.state == workflow_pb2.STEP_STATE_RUNNING:
+            step.state = workflow_pb2.STEP_STATE_SUCCEEDED
+
+    async def _research(
+        self,
+        workflow: workflow_pb2.Workflow,
+        params: RunParameters,
+        context: grpc.aio.ServicerContext | None,
+    ) -> tuple[list[document_pb2.Document], list[research_pb2.SourceStatus]]:
+        with self._step(workflow, "research") as step:
+            request = research_pb2.SearchSourcesRequest(
+                query=workflow.topic,
+                sources=params.sources,
+                max_results=min(MAX_CANDIDATES, params.max_sources * CANDIDATE_FACTOR),
+            )
+            try:
+                reply = await self._up.research.SearchSources(
+                    request, timeout=call_timeout(context, self._settings.research_timeout_seconds)
+                )
+            except grpc.aio.AioRpcError as exc:
+                raise upstream_error("research", exc) from exc
+            for status in reply.source_statuses:
+                if status.state != research_pb2.SOURCE_STATE_OK:
+                    source = document_pb2.SourceKind.Name(status.source)
+                    state = research_pb2.SourceState.Name(status.state)
+                    workflow.warnings.append(f"source {source}: {state}: {status.message}")
+            if not reply.documents:
+                raise FailedPreconditionError(
+                    "no sources found for the topic; try other words or more sources",
+                    metadata={"workflow": workflow.name},
+                )
+            step.message = f"{len(reply.documents)} candidate documents"
+            return list(reply.documents), list(reply.source_statuses)
+
+    async def _rank(
+        self,
+        workflow: workflow_pb2.Workflow,
+        params: RunParameters,
+        documents: list[document_pb2.Document],
+        context: grpc.aio.ServicerContext | None,
+    ) -> list[document_pb2.Document]:
+        """Keep the `max_sources` documents most similar to the topic; on an embedding failure
+        keep the research order and note it (the workflow goes on)."""
+        with self._step(workflow, "rank") as step:
+            request = embedding_pb2.RankDocumentsRequest(
+                query=workflow.topic,
+                candidates=[
+                    embedding_pb2.RankCandidate(id=doc.id, text=_rank_text(doc)) for doc in documents
+                ],
+                top_k=params.max_sources,
+            )
+            try:
+                reply = await self._up.embedding.RankDocuments(
+                    request, timeout=call_timeout(context, self._settings.rank_timeout_seconds)
+                )
+            except grpc.aio.AioRpcError as exc:
+                step.state = workflow_pb2.STEP_STATE_FAILED
+                step.message = f"embedding unavailable ({exc.code().name}): research order kept"
+                workflow.warnings.append(f"rank: {step.message}")
+                return documents[: params.max_sources]
+            ranked = []
+            for result in reply.results:
+                doc = document_pb2.Document()
+                doc.CopyFrom(documents[result.index])
+                doc.score = result.score
+                ranked.append(doc)
+            step.message = f"kept {len(ranked)} of {len(documents)} by similarity ({reply.model})"
+            return ranked
+
+    async def _reflect(
+        self,
+        workflow: workflow_pb2.Workflow,
+        params: RunParameters,
+        documents: list[document_pb2.Document],
+        context: grpc.aio.ServicerContext | None,
+    ) -> reflection_pb2.ReflectResponse:
+        summary_only = params.kind == workflow_pb2.WORKFLOW_KIND_RESEARCH
+        with self._step(workflow, "summarize" if summary_only else "reflect") as step:
+            request = reflection_pb2.ReflectRequest(
+                topic=workflow.topic,
+                documents=documents,
+                max_iterations=1 if summary_only else params.max_iterations,
+                score_threshold=params.score_threshold,
+            )
+            try:
+                reply: reflection_pb2.ReflectResponse = await self._up.reflection.Reflect(
+                    request,
+                    timeout=call_timeout(context, self._settings.reflection_timeout_seconds),
+                )
+            except grpc.aio.AioRpcError as exc:
+                raise upstream_error("reflection", exc) from exc
+            step.message = (
+                f"{len(reply.iterations)} iteration(s), score {reply.score:.1f}, "
+                f"{reply.provider}/{reply.model}"
+            )
+            return reply
+

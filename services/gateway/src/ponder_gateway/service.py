@@ -1,0 +1,86 @@
+"""The gateway as a ServiceModule: channels to the services it orchestrates, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import grpc
+from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
+from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
+from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
+from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
+from ponder.research.v1 import research_service_pb2 as research_pb2
+from ponder.research.v1 import research_service_pb2_grpc as research_grpc
+from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
+from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
+from ponder_runtime import ChannelFactory, Telemetry, wait_until_serving
+
+from ponder_gateway.runner import WorkflowRunner
+from ponder_gateway.servicer import WorkflowServicer
+from ponder_gateway.settings import GatewaySettings
+from ponder_gateway.upstream import Upstreams
+
+
+logger = logging.getLogger(__name__)
+
+# How long to wait between "still waiting for <service>" log lines during start-up.
+_READINESS_LOG_INTERVAL_SECONDS = 10.0
+
+
+class GatewayModule:
+    """Serves WorkflowService; SERVING once research, embedding and reflection are."""
+
+    def __init__(self, settings: GatewaySettings, telemetry: Telemetry) -> None:
+        self._settings = settings
+        self._channels = ChannelFactory(telemetry, max_message_bytes=settings.max_message_bytes)
+        self._targets = {
+            research_pb2.DESCRIPTOR.services_by_name["ResearchService"].full_name: self._channels.channel(
+                settings.research_addr
+            ),
+            embedding_pb2.DESCRIPTOR.services_by_name["EmbeddingService"].full_name: self._channels.channel(
+                settings.embedding_addr
+            ),
+            reflection_pb2.DESCRIPTOR.services_by_name["ReflectionService"].full_name: self._channels.channel(
+                settings.reflection_addr
+            ),
+        }
+        channels = list(self._targets.values())
+        upstreams = Upstreams(
+            research=research_grpc.ResearchServiceStub(channels[0]),
+            embedding=embedding_grpc.EmbeddingServiceStub(channels[1]),
+            reflection=reflection_grpc.ReflectionServiceStub(channels[2]),
+        )
+        self._servicer = WorkflowServicer(WorkflowRunner(upstreams, settings))
+
+    @property
+    def service_names(self) -> Sequence[str]:
+        """WorkflowService's full name."""
+        return [workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name]
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """Add the servicer."""
+        workflow_grpc.add_WorkflowServiceServicer_to_server(self._servicer, server)
+
+    async def start(self) -> None:
+        """Wait until every downstream service reports SERVING."""
+        await asyncio.gather(
+            *(self._wait_for(name, channel) for name, channel in self._targets.items())
+        )
+
+    async def _wait_for(self, service: str, channel: grpc.aio.Channel) -> None:
+        while True:
+            try:
+                await wait_until_serving(
+                    channel, service, timeout=_READINESS_LOG_INTERVAL_SECONDS
+                )
+            except TimeoutError as exc:
+                logger.info("waiting for a dependency", extra={"detail": str(exc)})
+                continue
+            logger.info("dependency ready", extra={"service": service})
+            return
+
+    async def close(self) -> None:
+        """Close the channels."""
+        await self._channels.close()

@@ -1,0 +1,1 @@
+"""Ponder's reflection service: bounded draft -> critique -> refine loops over sources."""

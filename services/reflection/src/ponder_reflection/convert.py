@@ -1,0 +1,103 @@
+"""Translation between ponder.reflection.v1 messages and the reflection domain."""
+
+from __future__ import annotations
+
+from google.protobuf import duration_pb2
+from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
+from ponder.type.v1 import document_pb2
+
+from ponder_reflection.types import (
+    Critique,
+    ReflectionOutcome,
+    SourceDocument,
+    Step,
+    StepKind,
+    StopReason,
+    TokenUsage,
+)
+
+
+STEP_KIND_TO_PROTO = {
+    StepKind.DRAFT: reflection_pb2.REFLECTION_STEP_KIND_DRAFT,
+    StepKind.CRITIQUE: reflection_pb2.REFLECTION_STEP_KIND_CRITIQUE,
+    StepKind.REFINE: reflection_pb2.REFLECTION_STEP_KIND_REFINE,
+}
+STOP_REASON_TO_PROTO = {
+    StopReason.SCORE_THRESHOLD_REACHED: reflection_pb2.STOP_REASON_SCORE_THRESHOLD_REACHED,
+    StopReason.MAX_ITERATIONS_REACHED: reflection_pb2.STOP_REASON_MAX_ITERATIONS_REACHED,
+    StopReason.NO_ISSUES: reflection_pb2.STOP_REASON_NO_ISSUES,
+}
+
+
+def source_document(doc: document_pb2.Document) -> SourceDocument:
+    """The domain document the loop reads: title and summary of a ponder Document."""
+    return SourceDocument(
+        id=doc.id, title=doc.title, text=doc.summary, url=doc.url, authors=tuple(doc.authors)
+    )
+
+
+def duration(seconds: float) -> duration_pb2.Duration:
+    """A Duration of `seconds`."""
+    value = duration_pb2.Duration()
+    value.FromNanoseconds(round(seconds * 1e9))
+    return value
+
+
+def usage_to_proto(usage: TokenUsage) -> document_pb2.TokenUsage:
+    """ponder.type.v1.TokenUsage."""
+    return document_pb2.TokenUsage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+    )
+
+
+def critique_to_proto(critique: Critique) -> reflection_pb2.Critique:
+    """ponder.reflection.v1.Critique."""
+    return reflection_pb2.Critique(
+        score=critique.score, issues=critique.issues, suggestions=critique.suggestions
+    )
+
+
+def step_to_proto(step: Step) -> reflection_pb2.ReflectionStep:
+    """ponder.reflection.v1.ReflectionStep for a finished step."""
+    message = reflection_pb2.ReflectionStep(
+        kind=STEP_KIND_TO_PROTO[step.kind],
+        iteration=step.iteration,
+        text=step.text,
+        usage=usage_to_proto(step.usage),
+        latency=duration(step.latency_s),
+    )
+    if step.critique is not None:
+        message.critique.CopyFrom(critique_to_proto(step.critique))
+    return message
+
+
+def outcome_to_proto(outcome: ReflectionOutcome) -> reflection_pb2.ReflectResponse:
+    """ponder.reflection.v1.ReflectResponse for a finished loop."""
+    return reflection_pb2.ReflectResponse(
+        text=outcome.text,
+        iterations=[
+            reflection_pb2.ReflectionIteration(
+                iteration=item.iteration,
+                draft=item.draft,
+                critique=critique_to_proto(item.critique),
+            )
+            for item in outcome.iterations
+        ],
+        steps=[step_to_proto(step) for step in outcome.steps],
+        citations=[
+            document_pb2.Citation(
+                index=c.index, document_id=c.document_id, title=c.title, url=c.url
+            )
+            for c in outcome.citations
+        ],
+        usage=usage_to_proto(outcome.usage),
+        provider=outcome.provider,
+        model=outcome.model,
+        offline=outcome.offline,
+        score=outcome.score,
+        stop_reason=STOP_REASON_TO_PROTO[outcome.stop_reason],
+        warnings=outcome.warnings,
+        latency=duration(outcome.latency_s),
+    )

@@ -1,0 +1,84 @@
+"""The contract every reflection provider (offline extractive, OpenAI-compatible) fulfils."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from .types import Critique, SourceDocument, TokenUsage
+
+
+@dataclass(frozen=True, slots=True)
+class Drafted:
+    """Text written by a draft or refine call.
+
+    `warnings` carries problems the provider worked around (for example a truncated reply);
+    the loop copies them into the outcome's warnings.
+    """
+
+    text: str
+    usage: TokenUsage
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Critiqued:
+    """The critique a critique call produced; `warnings` as for `Drafted`."""
+
+    critique: Critique
+    usage: TokenUsage
+    warnings: tuple[str, ...] = ()
+
+
+class ProviderError(RuntimeError):
+    """A provider could not do its work; `retryable` tells transient failures apart."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@runtime_checkable
+class ReflectionProvider(Protocol):
+    """Writes, assesses and improves a cited text about a topic from numbered documents.
+
+    Documents are numbered from 1 in the order given; texts cite them with `[n]` markers.
+    A critique's score is on a 0..10 scale and its issues and suggestions correspond.
+    Implementations raise `ProviderError` when a backend fails.
+    """
+
+    @property
+    def name(self) -> str:
+        """Provider name, such as "offline" or "openai"."""
+        ...
+
+    @property
+    def model(self) -> str:
+        """Model name as the provider reports it."""
+        ...
+
+    @property
+    def offline(self) -> bool:
+        """True when no language model is called."""
+        ...
+
+    async def draft(self, topic: str, documents: Sequence[SourceDocument]) -> Drafted:
+        """Write a first cited text about `topic` from `documents`."""
+        ...
+
+    async def critique(
+        self, topic: str, documents: Sequence[SourceDocument], text: str
+    ) -> Critiqued:
+        """Assess `text` against `topic` and `documents`."""
+        ...
+
+    async def refine(
+        self,
+        topic: str,
+        documents: Sequence[SourceDocument],
+        text: str,
+        critique: Critique,
+    ) -> Drafted:
+        """Rewrite `text` so that it addresses `critique`."""
+        ...

@@ -1,0 +1,76 @@
+"""gRPC servicer of ponder.reflection.v1.ReflectionService."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
+from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
+from ponder_runtime import FieldViolation, InvalidArgumentError
+
+from ponder_reflection.convert import (
+    STEP_KIND_TO_PROTO,
+    outcome_to_proto,
+    source_document,
+    step_to_proto,
+)
+from ponder_reflection.loop import reflect, run_reflection, validate_spec
+from ponder_reflection.provider import ReflectionProvider
+from ponder_reflection.types import Completed, ReflectionSpec, StepFinished, StepStarted
+
+
+class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
+    """Runs the bounded reflection loop on the configured provider."""
+
+    def __init__(
+        self,
+        provider: ReflectionProvider,
+        *,
+        default_max_iterations: int,
+        default_score_threshold: float,
+    ) -> None:
+        self._provider = provider
+        self._default_max_iterations = default_max_iterations
+        self._default_score_threshold = default_score_threshold
+
+    def _spec(
+        self, request: reflection_pb2.ReflectRequest | reflection_pb2.StreamReflectRequest
+    ) -> ReflectionSpec:
+        """The loop's spec with defaults applied; INVALID_ARGUMENT listing every bad field."""
+        spec = ReflectionSpec(
+            topic=request.topic.strip() or request.topic,
+            documents=tuple(source_document(doc) for doc in request.documents),
+            max_iterations=request.max_iterations or self._default_max_iterations,
+            score_threshold=request.score_threshold or self._default_score_threshold,
+        )
+        violations = validate_spec(spec)
+        if violations:
+            raise InvalidArgumentError([FieldViolation(f, d) for f, d in violations])
+        return spec
+
+    async def Reflect(
+        self, request: reflection_pb2.ReflectRequest, context: grpc.aio.ServicerContext
+    ) -> reflection_pb2.ReflectResponse:
+        """Run the loop to completion."""
+        outcome = await reflect(self._provider, self._spec(request))
+        return outcome_to_proto(outcome)
+
+    async def StreamReflect(
+        self, request: reflection_pb2.StreamReflectRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[reflection_pb2.StreamReflectResponse]:
+        """Run the loop, streaming each step and finally the result."""
+        async for event in run_reflection(self._provider, self._spec(request)):
+            if isinstance(event, StepStarted):
+                yield reflection_pb2.StreamReflectResponse(
+                    step_started=reflection_pb2.ReflectionStep(
+                        kind=STEP_KIND_TO_PROTO[event.kind], iteration=event.iteration
+                    )
+                )
+            elif isinstance(event, StepFinished):
+                yield reflection_pb2.StreamReflectResponse(step_finished=step_to_proto(event.step))
+            elif isinstance(event, Completed):
+                yield reflection_pb2.StreamReflectResponse(
+                    completed=outcome_to_proto(event.outcome)
+                )
+

@@ -1,0 +1,1 @@
+"""Ponder's research service: finds source documents for a query."""
