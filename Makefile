@@ -22,7 +22,7 @@ $(STAMP): requirements/constraints.txt requirements/dev.txt package.json package
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-run: install
+run: install proto
 	$(PY) -m ponder_devstack
 
 proto: install

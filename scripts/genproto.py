@@ -15,6 +15,7 @@ from importlib import resources
 
 from grpc_tools import protoc
 
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROTO_ROOT = ROOT / "protos"
 THIRD_PARTY = ROOT / "third_party"
@@ -60,7 +61,10 @@ def main() -> int:
         fresh = pathlib.Path(tmp)
         _generate(fresh)
         if check:
-            expected, actual = _tree(fresh), _tree(OUT_ROOT) if (OUT_ROOT / "ponder").exists() else set()
+            expected, actual = (
+                _tree(fresh),
+                _tree(OUT_ROOT) if (OUT_ROOT / "ponder").exists() else set(),
+            )
             stale = sorted(expected ^ actual) + sorted(
                 name
                 for name in expected & actual

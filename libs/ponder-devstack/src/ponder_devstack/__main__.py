@@ -48,7 +48,7 @@ def main() -> None:
     stack = Stack()
     try:
         status = asyncio.run(_main(stack))
-    except Exception as exc:  # noqa: BLE001 - report start-up failures plainly, then stop
+    except Exception as exc:
         print(f"error: {exc}", file=sys.stderr)
         status = 1
     finally:

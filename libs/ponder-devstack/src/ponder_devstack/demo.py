@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import grpc
+
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 

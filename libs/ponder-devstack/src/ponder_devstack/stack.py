@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+
 from ponder_runtime.health import check_health
 
 
@@ -67,8 +68,9 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.services = [
-            ServiceProcess(name, f"ponder_{name}", getattr(self.ports, name),
-                           self.log_dir / f"{name}.log")
+            ServiceProcess(
+                name, f"ponder_{name}", getattr(self.ports, name), self.log_dir / f"{name}.log"
+            )
             for name in ("embedding", "research", "reflection", "gateway")
         ]
 

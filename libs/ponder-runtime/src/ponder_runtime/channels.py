@@ -35,7 +35,7 @@ def call_timeout(context: grpc.aio.ServicerContext | None, default: float) -> fl
     """Timeout for a downstream call: `default`, shortened to the caller's remaining deadline."""
     if context is None:
         return default
-    remaining = context.time_remaining()
+    remaining: float | None = context.time_remaining()
     if remaining is None:
         return default
     return max(0.0, min(default, remaining - _DEADLINE_MARGIN_SECONDS))

@@ -27,6 +27,8 @@ async def _abort(exc: Exception, context: grpc.aio.ServicerContext, method: str)
             "rpc failed", extra={"rpc_method": method, "code": exc.code.name, "error": exc.message}
         )
         await context.abort_with_status(exc.to_status())
+    if isinstance(exc, NotImplementedError):  # generated base servicer methods
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
     logger.exception("unexpected error in %s", method)
     await context.abort(
         grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}"

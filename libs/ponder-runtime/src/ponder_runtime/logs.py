@@ -9,7 +9,7 @@ from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
 
-_JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(trace_id)s %(span_id)s"
+_JSON_FIELDS = "%(levelname)s %(name)s %(message)s %(service)s %(trace_id)s %(span_id)s"
 
 
 class TraceContextFilter(logging.Filter):
@@ -36,8 +36,8 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -
         handler.setFormatter(
             JsonFormatter(
                 _JSON_FIELDS,
-                rename_fields={"asctime": "timestamp", "levelname": "level", "name": "logger"},
-                timestamp=False,
+                rename_fields={"levelname": "level", "name": "logger"},
+                timestamp=True,
             )
         )
     else:

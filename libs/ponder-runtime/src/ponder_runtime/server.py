@@ -19,10 +19,10 @@ from typing import Protocol, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from ponder_runtime.interceptors import ErrorMappingInterceptor
 from ponder_runtime.logs import configure_logging
+from ponder_runtime.reflection import enable_reflection
 from ponder_runtime.settings import ServiceSettings, SettingsError, load_settings
 from ponder_runtime.telemetry import Telemetry, configure_telemetry
 
@@ -79,10 +79,7 @@ class ServiceServer:
         self.service.register(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         if self.settings.server_reflection:
-            reflection.enable_server_reflection(
-                [*self.service.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME],
-                self.server,
-            )
+            enable_reflection([*self.service.service_names, health.SERVICE_NAME], self.server)
         self.port = self.server.add_insecure_port(self.settings.address)
         await self._set_all(NOT_SERVING)
         await self.server.start()
@@ -113,9 +110,14 @@ class ServiceServer:
             await self.health.set(name, status)
 
 
-async def serve(settings: ServiceSettings, service: ServiceModule, telemetry: Telemetry) -> None:
-    """Run `service` until SIGTERM or SIGINT, then drain and stop."""
-    server = ServiceServer(settings, service, telemetry)
+S = TypeVar("S", bound=ServiceSettings)
+
+
+async def serve(
+    settings: S, build: Callable[[S, Telemetry], ServiceModule], telemetry: Telemetry
+) -> None:
+    """Build the service inside the event loop, run it until SIGTERM or SIGINT, then drain."""
+    server = ServiceServer(settings, build(settings, telemetry), telemetry)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -136,9 +138,6 @@ async def serve(settings: ServiceSettings, service: ServiceModule, telemetry: Te
     await server.stop()
 
 
-S = TypeVar("S", bound=ServiceSettings)
-
-
 def run_service(settings_cls: type[S], build: Callable[[S, Telemetry], ServiceModule]) -> int:
     """Entry point of a service process: returns the exit status (0 after a clean drain,
     2 for bad settings, 1 when the service failed to start)."""
@@ -150,7 +149,7 @@ def run_service(settings_cls: type[S], build: Callable[[S, Telemetry], ServiceMo
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
     telemetry = configure_telemetry(settings)
     try:
-        asyncio.run(serve(settings, build(settings, telemetry), telemetry))
+        asyncio.run(serve(settings, build, telemetry))
     except Exception:
         logger.exception("service failed")
         return 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,14 +65,28 @@ def env_name(settings_cls: type[ServiceSettings], field: str) -> str:
     info = settings_cls.model_fields.get(field)
     if info is not None and isinstance(info.validation_alias, str):
         return info.validation_alias
+    if field in _aliases(settings_cls).values():  # pydantic reports aliased fields by alias
+        return field
     return f"{ENV_PREFIX}{field}".upper()
+
+
+def _aliases(settings_cls: type[ServiceSettings]) -> dict[str, str]:
+    """Field name -> environment variable, for fields read from a variable of their own."""
+    return {
+        name: info.validation_alias
+        for name, info in settings_cls.model_fields.items()
+        if isinstance(info.validation_alias, str)
+    }
 
 
 def load_settings(settings_cls: type[S], **overrides: object) -> S:
     """Build settings from the environment (and overrides); raise SettingsError naming the bad
     variables."""
+    # Aliased fields only accept their alias as a keyword; without this `port=0` is ignored.
+    aliases = _aliases(settings_cls)
+    init: dict[str, Any] = {aliases.get(key, key): value for key, value in overrides.items()}
     try:
-        return settings_cls(**overrides)
+        return settings_cls(**init)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

@@ -1,9 +1,8 @@
 """Entry point: `python -m ponder_embedding`."""
 
-from ponder_runtime import run_service
-
 from ponder_embedding.service import EmbeddingModule
 from ponder_embedding.settings import EmbeddingSettings
+from ponder_runtime import run_service
 
 
 def main() -> None:

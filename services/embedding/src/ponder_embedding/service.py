@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import grpc
+
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
-from ponder_runtime import Telemetry
-
 from ponder_embedding.model import EmbeddingModel
 from ponder_embedding.servicer import EmbeddingServicer
 from ponder_embedding.settings import EmbeddingSettings
+from ponder_runtime import Telemetry
 
 
 class EmbeddingModule:

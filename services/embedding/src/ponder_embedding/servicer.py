@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import grpc
+
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
-from ponder_runtime import RequestValidator, UnavailableError
-
 from ponder_embedding.model import EmbeddingModel
+from ponder_runtime import RequestValidator, UnavailableError
 
 
 MAX_TEXTS = 256

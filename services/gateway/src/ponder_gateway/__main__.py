@@ -1,9 +1,8 @@
 """Entry point: `python -m ponder_gateway`."""
 
-from ponder_runtime import run_service
-
 from ponder_gateway.service import GatewayModule
 from ponder_gateway.settings import GatewaySettings
+from ponder_runtime import run_service
 
 
 def main() -> None:

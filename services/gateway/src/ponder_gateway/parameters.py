@@ -21,16 +21,16 @@ DEFAULT_SCORE_THRESHOLD = 8.0
 class RunParameters:
     """A workflow's parameters with the defaults filled in."""
 
-    kind: workflow_pb2.WorkflowKind.ValueType
-    sources: tuple[document_pb2.SourceKind.ValueType, ...]
+    kind: workflow_pb2.WorkflowKind
+    sources: tuple[document_pb2.SourceKind, ...]
     max_sources: int
     max_iterations: int
     score_threshold: float
-    cache_policy: workflow_pb2.CachePolicy.ValueType
+    cache_policy: workflow_pb2.CachePolicy
 
 
 def resolve_parameters(
-    kind: workflow_pb2.WorkflowKind.ValueType,
+    kind: workflow_pb2.WorkflowKind,
     topic: str,
     params: workflow_pb2.WorkflowParameters,
     *,
@@ -50,15 +50,24 @@ def resolve_parameters(
     check.text(f"{prefix}topic", topic, max_length=MAX_TOPIC_LENGTH)
     where = f"{prefix}parameters."
     check.number(
-        f"{where}max_sources", params.max_sources, low=1, high=MAX_SOURCES,
+        f"{where}max_sources",
+        params.max_sources,
+        low=1,
+        high=MAX_SOURCES,
         zero_means_default=True,
     )
     check.number(
-        f"{where}max_iterations", params.max_iterations, low=1, high=MAX_ITERATIONS,
+        f"{where}max_iterations",
+        params.max_iterations,
+        low=1,
+        high=MAX_ITERATIONS,
         zero_means_default=True,
     )
     check.number(
-        f"{where}score_threshold", params.score_threshold, low=0, high=10,
+        f"{where}score_threshold",
+        params.score_threshold,
+        low=0,
+        high=10,
         zero_means_default=True,
     )
     known_sources = set(document_pb2.SourceKind.values()) - {document_pb2.SOURCE_KIND_UNSPECIFIED}

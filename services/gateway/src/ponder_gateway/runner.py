@@ -11,16 +11,16 @@ from collections.abc import Iterator
 import grpc
 from google.protobuf import timestamp_pb2
 from opentelemetry import trace
+
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
 from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.type.v1 import document_pb2
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
-from ponder_runtime import FailedPreconditionError, call_timeout
-
 from ponder_gateway.parameters import RunParameters
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.upstream import Upstreams, upstream_error
+from ponder_runtime import FailedPreconditionError, call_timeout
 
 
 logger = logging.getLogger(__name__)
@@ -106,13 +106,18 @@ class WorkflowRunner:
         workflow.state = workflow_pb2.WORKFLOW_STATE_SUCCEEDED
         logger.info(
             "workflow succeeded",
-            extra={"workflow": workflow.name, "sources": len(documents),
-                   "seconds": workflow.execution_time.ToNanoseconds() / 1e9},
+            extra={
+                "workflow": workflow.name,
+                "sources": len(documents),
+                "seconds": workflow.execution_time.ToNanoseconds() / 1e9,
+            },
         )
         return workflow
 
     @contextlib.contextmanager
-    def _step(self, workflow: workflow_pb2.Workflow, name: str) -> Iterator[workflow_pb2.WorkflowStep]:
+    def _step(
+        self, workflow: workflow_pb2.Workflow, name: str
+    ) -> Iterator[workflow_pb2.WorkflowStep]:
         """Record a step: RUNNING while the body runs, then SUCCEEDED, or FAILED on an error."""
         workflow.steps.add(name=name, state=workflow_pb2.STEP_STATE_RUNNING, start_time=_now())
         step = workflow.steps[-1]
@@ -171,7 +176,8 @@ class WorkflowRunner:
             request = embedding_pb2.RankDocumentsRequest(
                 query=workflow.topic,
                 candidates=[
-                    embedding_pb2.RankCandidate(id=doc.id, text=_rank_text(doc)) for doc in documents
+                    embedding_pb2.RankCandidate(id=doc.id, text=_rank_text(doc))
+                    for doc in documents
                 ],
                 top_k=params.max_sources,
             )
@@ -220,4 +226,3 @@ class WorkflowRunner:
                 f"{reply.provider}/{reply.model}"
             )
             return reply
-

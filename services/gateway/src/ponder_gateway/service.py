@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 
 import grpc
+
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
 from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
@@ -15,12 +16,12 @@ from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.research.v1 import research_service_pb2_grpc as research_grpc
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-from ponder_runtime import ChannelFactory, Telemetry, wait_until_serving
-
 from ponder_gateway.runner import WorkflowRunner
 from ponder_gateway.servicer import WorkflowServicer
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.upstream import Upstreams
+from ponder_runtime import ChannelFactory, Telemetry, wait_until_serving
+from ponder_runtime.proxy import ServiceProxy
 
 
 logger = logging.getLogger(__name__)
@@ -36,15 +37,15 @@ class GatewayModule:
         self._settings = settings
         self._channels = ChannelFactory(telemetry, max_message_bytes=settings.max_message_bytes)
         self._targets = {
-            research_pb2.DESCRIPTOR.services_by_name["ResearchService"].full_name: self._channels.channel(
-                settings.research_addr
-            ),
-            embedding_pb2.DESCRIPTOR.services_by_name["EmbeddingService"].full_name: self._channels.channel(
-                settings.embedding_addr
-            ),
-            reflection_pb2.DESCRIPTOR.services_by_name["ReflectionService"].full_name: self._channels.channel(
-                settings.reflection_addr
-            ),
+            research_pb2.DESCRIPTOR.services_by_name[
+                "ResearchService"
+            ].full_name: self._channels.channel(settings.research_addr),
+            embedding_pb2.DESCRIPTOR.services_by_name[
+                "EmbeddingService"
+            ].full_name: self._channels.channel(settings.embedding_addr),
+            reflection_pb2.DESCRIPTOR.services_by_name[
+                "ReflectionService"
+            ].full_name: self._channels.channel(settings.reflection_addr),
         }
         channels = list(self._targets.values())
         upstreams = Upstreams(
@@ -53,15 +54,19 @@ class GatewayModule:
             reflection=reflection_grpc.ReflectionServiceStub(channels[2]),
         )
         self._servicer = WorkflowServicer(WorkflowRunner(upstreams, settings))
+        self._proxied = dict(self._targets) if settings.expose_internal_services else {}
 
     @property
     def service_names(self) -> Sequence[str]:
-        """WorkflowService's full name."""
-        return [workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name]
+        """WorkflowService, plus the internal services when they are exposed."""
+        workflow = workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name
+        return [workflow, *self._proxied]
 
     def register(self, server: grpc.aio.Server) -> None:
-        """Add the servicer."""
+        """Add the servicer, and the proxy of the internal services when they are exposed."""
         workflow_grpc.add_WorkflowServiceServicer_to_server(self._servicer, server)
+        if self._proxied:
+            server.add_generic_rpc_handlers([ServiceProxy(self._proxied)])
 
     async def start(self) -> None:
         """Wait until every downstream service reports SERVING."""
@@ -72,9 +77,7 @@ class GatewayModule:
     async def _wait_for(self, service: str, channel: grpc.aio.Channel) -> None:
         while True:
             try:
-                await wait_until_serving(
-                    channel, service, timeout=_READINESS_LOG_INTERVAL_SECONDS
-                )
+                await wait_until_serving(channel, service, timeout=_READINESS_LOG_INTERVAL_SECONDS)
             except TimeoutError as exc:
                 logger.info("waiting for a dependency", extra={"detail": str(exc)})
                 continue

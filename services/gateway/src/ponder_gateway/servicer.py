@@ -7,9 +7,9 @@ UNIMPLEMENTED until then (the generated base methods).
 from __future__ import annotations
 
 import grpc
+
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-
 from ponder_gateway.parameters import resolve_parameters
 from ponder_gateway.runner import WorkflowRunner
 
@@ -22,7 +22,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
 
     async def _run(
         self,
-        kind: workflow_pb2.WorkflowKind.ValueType,
+        kind: workflow_pb2.WorkflowKind,
         topic: str,
         parameters: workflow_pb2.WorkflowParameters,
         context: grpc.aio.ServicerContext,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
+
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
 from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
 from ponder.research.v1 import research_service_pb2_grpc as research_grpc

@@ -1,9 +1,8 @@
 """Entry point: `python -m ponder_reflection`."""
 
-from ponder_runtime import run_service
-
 from ponder_reflection.service import ReflectionModule
 from ponder_reflection.settings import ReflectionSettings
+from ponder_runtime import run_service
 
 
 def main() -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from google.protobuf import duration_pb2
+
 from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
 from ponder.type.v1 import document_pb2
-
 from ponder_reflection.types import (
     Critique,
     ReflectionOutcome,

@@ -138,9 +138,7 @@ async def run_reflection(
         clock = time.perf_counter()
         refined = await provider.refine(topic, documents, text, critique)
         latency = time.perf_counter() - clock
-        steps.append(
-            Step(StepKind.REFINE, iteration, refined.text, critique, refined.usage, latency)
-        )
+        steps.append(Step(StepKind.REFINE, iteration, refined.text, None, refined.usage, latency))
         warnings.extend(refined.warnings)
         yield StepFinished(steps[-1])
         text = refined.text

@@ -47,6 +47,7 @@ _MIN_SENTENCE_WORDS = 3
 _MAX_SENTENCE_WORDS = 120
 _HEADING_TOPIC_CHARS = 200
 _SNIPPET_CHARS = 60
+_LISTED_TERMS = 5
 # A sentence that opens with one of these leans on a sentence before it, so it reads worse
 # out of context; its topic coverage counts for less.
 _ANAPHORA = frozenset({"it", "its", "they", "their", "them", "this", "these", "those", "such"})
@@ -137,11 +138,21 @@ class _Corpus:
             for doc, document in enumerate(self.documents, start=1)
             for candidate in _candidates(doc, document)
         )
-        # Documents that share a topic term; every document when the topic has no terms.
+        self._relevance = {c: self._relevance_of(c) for c in self.candidates}
+        self._topic_hits = {
+            c: tuple(t.stem for t in self.topic_terms if t.stem in c.terms) for c in self.candidates
+        }
+        self.quotable_terms = tuple(
+            frozenset[str]().union(*(c.terms for c in self.candidates if c.doc == doc))
+            for doc in range(1, len(self.documents) + 1)
+        )
+        # Documents with a quotable sentence that shares a topic term (any quotable sentence
+        # when the topic has no terms): the ones a text can and should cite.
         self.relevant_docs = frozenset(
             doc
             for doc in range(1, len(self.documents) + 1)
-            if not self.topic_terms or self.shared_topic_term(doc) is not None
+            if self.quotable_terms[doc - 1]
+            and (not self.topic_terms or self.shared_topic_term(doc) is not None)
         )
 
     def coverage(self, terms: frozenset[str]) -> float:
@@ -153,6 +164,9 @@ class _Corpus:
 
     def relevance(self, candidate: _Candidate) -> float:
         """Topic coverage plus a small bonus for documents ranked first."""
+        return self._relevance[candidate]
+
+    def _relevance_of(self, candidate: _Candidate) -> float:
         count = len(self.documents)
         coverage = self.coverage(candidate.terms)
         first_word = candidate.text.split(maxsplit=1)[0].lower()
@@ -183,8 +197,8 @@ class _Corpus:
         return best
 
     def shared_topic_term(self, doc: int) -> Term | None:
-        """The first topic term that document `doc` (title or text) mentions."""
-        terms = self.doc_terms[doc - 1]
+        """The first topic term that a quotable sentence of document `doc` mentions."""
+        terms = self.quotable_terms[doc - 1]
         return next((t for t in self.topic_terms if t.stem in terms), None)
 
     def describe(self, doc: int) -> str:
@@ -211,7 +225,7 @@ class _Corpus:
                 redundancy = max((jaccard(candidate.terms, t) for t in taken), default=0.0)
                 if redundancy >= _SELECTION_SIMILARITY_LIMIT:
                     continue
-                gain = self.coverage(candidate.terms - covered)
+                gain = self._gain(candidate, covered)
                 score = _MMR_LAMBDA * (self.relevance(candidate) + gain)
                 score -= (1 - _MMR_LAMBDA) * redundancy
                 key = (score, -candidate.doc, -candidate.position)
@@ -222,6 +236,13 @@ class _Corpus:
             chosen.append(best)
             covered |= best.terms
         return chosen
+
+    def _gain(self, candidate: _Candidate, covered: frozenset[str]) -> float:
+        """Share of the topic's weight that `candidate` would newly cover."""
+        if not self.total_weight:
+            return 0.0
+        hits = self._topic_hits[candidate]
+        return sum(self.weights[s] for s in hits if s not in covered) / self.total_weight
 
     def _rank_key(self, candidate: _Candidate) -> tuple[float, int, int]:
         return (self.relevance(candidate), -candidate.doc, -candidate.position)
@@ -239,11 +260,16 @@ def _candidates(doc: int, document: SourceDocument) -> list[_Candidate]:
     return found
 
 
-def _heading(topic: str) -> str:
+def _subject(topic: str) -> str:
+    """The topic on one line, shortened for quoting in a text."""
     subject = " ".join(topic.split())
     if len(subject) > _HEADING_TOPIC_CHARS:
         subject = subject[: _HEADING_TOPIC_CHARS - 1].rstrip() + "\u2026"
-    return f'Key points on "{subject}" from the supplied sources:'
+    return subject
+
+
+def _heading(topic: str) -> str:
+    return f'Key points on "{_subject(topic)}" from the supplied sources:'
 
 
 def _parse(text: str) -> tuple[str | None, list[_Claim]]:
@@ -279,21 +305,27 @@ def _snippet(text: str) -> str:
 
 
 def _no_sources_text(topic: str) -> str:
-    subject = " ".join(topic.split())
     return (
-        f'No sources were supplied for "{subject}", so no findings can be reported and none '
-        "have been made up. Supply source documents to get a cited summary."
+        f'No sources were supplied for "{_subject(topic)}", so no findings can be reported and '
+        "none have been made up. Supply source documents to get a cited summary."
     )
 
 
 def _no_relevant_sources_text(corpus: _Corpus) -> str:
     count = len(corpus.documents)
-    sources = "the supplied source" if count == 1 else f"the {count} supplied sources"
-    terms = " or ".join(f'"{term.surface}"' for term in corpus.topic_terms)
-    subject = " ".join(corpus.topic.split())
+    shown = corpus.topic_terms[:_LISTED_TERMS]
+    terms = " or ".join(f'"{term.surface}"' for term in shown)
+    if len(corpus.topic_terms) > len(shown):
+        terms += " or the other topic terms"
+    about = f"about {terms}" if terms else "that can be quoted"
+    sources = (
+        "The supplied source has no sentence"
+        if count == 1
+        else f"None of the {count} supplied sources has a sentence"
+    )
     return (
-        f'None of {sources} mention {terms}, so no findings about "{subject}" can be '
-        "reported and none have been made up."
+        f'{sources} {about}, so no findings about "{_subject(corpus.topic)}" can be reported '
+        "and none have been made up."
     )
 
 
@@ -332,7 +364,7 @@ def _gaps(corpus: _Corpus, text: str) -> list[_Gap]:
     if not corpus.relevant_docs:
         no_relevant = _Gap(
             "no_relevant_sources",
-            "None of the supplied sources mention the topic's terms, so the text cannot be "
+            "No supplied source has a sentence about the topic, so the text cannot be "
             "grounded in evidence",
             "Supply source documents about the topic or rephrase the topic",
             PENALTY_NO_RELEVANT_SOURCES,
@@ -362,8 +394,8 @@ def _term_gaps(corpus: _Corpus, claims: Sequence[_Claim]) -> list[_Gap]:
             gaps.append(
                 _Gap(
                     "unsupported_term",
-                    f'Topic term "{term.surface}" is not covered, and no supplied source '
-                    "mentions it",
+                    f'Topic term "{term.surface}" is not covered, and no sentence of the '
+                    "supplied sources mentions it",
                     f'Add a source about "{term.surface}" or narrow the topic',
                     PENALTY_UNSUPPORTED_TERM,
                 )

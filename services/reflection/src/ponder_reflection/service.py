@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import grpc
+
 from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
 from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
-from ponder_runtime import Telemetry
-
 from ponder_reflection.offline_provider import OfflineProvider
 from ponder_reflection.servicer import ReflectionServicer
 from ponder_reflection.settings import ReflectionSettings
+from ponder_runtime import Telemetry
 
 
 class ReflectionModule:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
+
 from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
 from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
-from ponder_runtime import FieldViolation, InvalidArgumentError
-
 from ponder_reflection.convert import (
     STEP_KIND_TO_PROTO,
     outcome_to_proto,
@@ -18,6 +17,7 @@ from ponder_reflection.convert import (
 from ponder_reflection.loop import reflect, run_reflection, validate_spec
 from ponder_reflection.provider import ReflectionProvider
 from ponder_reflection.types import Completed, ReflectionSpec, StepFinished, StepStarted
+from ponder_runtime import FieldViolation, InvalidArgumentError
 
 
 class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
@@ -73,4 +73,3 @@ class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
                 yield reflection_pb2.StreamReflectResponse(
                     completed=outcome_to_proto(event.outcome)
                 )
-

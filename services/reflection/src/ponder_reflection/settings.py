@@ -3,6 +3,7 @@
 from typing import ClassVar
 
 from pydantic import Field
+
 from ponder_runtime import ServiceSettings
 
 

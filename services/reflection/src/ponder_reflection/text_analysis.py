@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Collection, Sequence
@@ -42,7 +43,7 @@ _ABBREVIATIONS = frozenset(
     resp sec univ viz vol vs
     """.split()  # noqa: SIM905
 )
-_WORD_RE = re.compile(r"[a-z0-9]+")
+_WORD_RE = re.compile(r"[^\W_]+")  # runs of letters and digits, any script
 _TERMINATOR_RE = re.compile(r"[.!?]+[\"')\u2019\u201d]*")
 _TRAILING_MARKERS_RE = re.compile(rf"(?:[ \t]*{MARKER_RE.pattern})+")
 _DOTTED_ABBREVIATION_RE = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]")
@@ -147,11 +148,12 @@ def _is_abbreviation(token: str) -> bool:
     return _DOTTED_ABBREVIATION_RE.fullmatch(token) is not None
 
 
+@functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """Lightly stem a lower-case word: plurals, "-ing", "-ed" and a final "e".
+    """Lightly stem a lower-case word: plurals, "-ing", "-ed", "-val" nouns and a final "e".
 
     "models" -> "model", "studies" -> "study", "reasoning" -> "reason",
-    "retrieved"/"retrieve"/"retrieving" -> "retriev", "stopped" -> "stop".
+    "retrieval"/"retrieved"/"retrieve"/"retrieving" -> "retriev", "stopped" -> "stop".
     """
     w = word
     if len(w) > 4 and w.endswith("ies"):
@@ -167,6 +169,8 @@ def stem(word: str) -> str:
             if len(w) >= 4 and w[-1] == w[-2] and w[-1] not in "aeiouylsz":
                 w = w[:-1]
             break
+    if len(w) > 6 and w.endswith("val"):
+        w = w[:-2]
     if len(w) > 3 and w.endswith("e") and not w.endswith("ee"):
         w = w[:-1]
     return w

@@ -58,11 +58,8 @@ class StepKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One finished step: the text a DRAFT or REFINE step wrote ("" for CRITIQUE).
-
-    `critique` is the critique a CRITIQUE step produced, or the critique a REFINE step
-    addressed; it is None for DRAFT.
-    """
+    """One finished step: the text a DRAFT or REFINE step wrote ("" for CRITIQUE), and the
+    critique a CRITIQUE step produced (None for DRAFT and REFINE)."""
 
     kind: StepKind
     iteration: int

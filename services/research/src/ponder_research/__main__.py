@@ -1,9 +1,8 @@
 """Entry point: `python -m ponder_research`."""
 
-from ponder_runtime import run_service
-
 from ponder_research.service import ResearchModule
 from ponder_research.settings import ResearchSettings
+from ponder_runtime import run_service
 
 
 def main() -> None:

@@ -10,9 +10,53 @@ from collections.abc import Sequence
 
 _WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _STOP_WORDS = frozenset(
-    "a an and are as at be by can do does for from how in into is it its of on or that the "
-    "their them these this to use used uses using was what when which while who why with "
-    "we our you your".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "does",
+        "for",
+        "from",
+        "how",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "their",
+        "them",
+        "these",
+        "this",
+        "to",
+        "use",
+        "used",
+        "uses",
+        "using",
+        "was",
+        "what",
+        "when",
+        "which",
+        "while",
+        "who",
+        "why",
+        "with",
+        "we",
+        "our",
+        "you",
+        "your",
+    ]
 )
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from google.protobuf import duration_pb2, timestamp_pb2
+
 from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.type.v1 import document_pb2
-
 from ponder_research.documents import FoundDocument, SourceKind
 from ponder_research.search import SourceOutcome, SourceState
 

@@ -39,7 +39,9 @@ def _from_record(record: dict[str, object], origin: str) -> FoundDocument:
         title=title,
         summary=summary,
         source=SourceKind.LIBRARY,
-        authors=tuple(str(a) for a in authors if a != "et al.") if isinstance(authors, list) else (),
+        authors=tuple(str(a) for a in authors if a != "et al.")
+        if isinstance(authors, list)
+        else (),
         url=str(record.get("url") or ""),
         published=dt.date(int(year), 1, 1) if isinstance(year, int) else None,
         categories=(str(category),) if category else (),
@@ -68,7 +70,7 @@ def _read_text(path: Path) -> FoundDocument:
     if len(content) < 2:
         raise LibraryError(f"{path}: needs a title line and some text")
     title = content[0].lstrip("#").strip()
-    record = {"id": path.stem, "title": title, "text": " ".join(content[1:])}
+    record: dict[str, object] = {"id": path.stem, "title": title, "text": " ".join(content[1:])}
     return _from_record(record, str(path))
 
 

@@ -69,7 +69,7 @@ async def _search_one(
         return [], outcome(SourceState.TIMEOUT, message=f"no answer within {timeout:.1f}s")
     except SourceDisabledError as exc:
         return [], outcome(SourceState.DISABLED, message=str(exc))
-    except Exception as exc:  # noqa: BLE001 - one failing source must not fail the search
+    except Exception as exc:
         logger.warning("source failed", extra={"source": source.kind.value, "error": repr(exc)})
         return [], outcome(SourceState.ERROR, message=f"{type(exc).__name__}: {exc}")
     return found, outcome(SourceState.OK, len(found))

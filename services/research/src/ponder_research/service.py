@@ -6,15 +6,15 @@ import asyncio
 from collections.abc import Sequence
 
 import grpc
+
 from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.research.v1 import research_service_pb2_grpc as research_grpc
-from ponder_runtime import Telemetry
-
 from ponder_research.documents import SourceKind
 from ponder_research.library import Library, load_library
 from ponder_research.servicer import ResearchServicer
 from ponder_research.settings import ResearchSettings
 from ponder_research.sources import LibrarySource, Source, UnconfiguredSource
+from ponder_runtime import Telemetry
 
 
 class ResearchModule:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import grpc
+
 from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.research.v1 import research_service_pb2_grpc as research_grpc
 from ponder.type.v1 import document_pb2
-from ponder_runtime import RequestValidator, UnavailableError, call_timeout
-
 from ponder_research.convert import PROTO_TO_KIND, document_to_proto, outcome_to_proto
 from ponder_research.documents import SourceKind
 from ponder_research.search import AllSourcesFailedError, search_sources
 from ponder_research.sources import Source
+from ponder_runtime import RequestValidator, UnavailableError, call_timeout
 
 
 MAX_QUERY_LENGTH = 2000
@@ -34,11 +34,16 @@ class ResearchServicer(research_grpc.ResearchServiceServicer):
         """Search the requested sources concurrently."""
         check = RequestValidator()
         check.text("query", request.query, max_length=MAX_QUERY_LENGTH)
-        check.number("max_results", request.max_results, low=1, high=MAX_RESULTS,
-                     zero_means_default=True)
+        check.number(
+            "max_results", request.max_results, low=1, high=MAX_RESULTS, zero_means_default=True
+        )
         for index, kind in enumerate(request.sources):
             if kind not in PROTO_TO_KIND:
-                name = document_pb2.SourceKind.Name(kind) if kind in document_pb2.SourceKind.values() else str(kind)
+                name = (
+                    document_pb2.SourceKind.Name(kind)
+                    if kind in document_pb2.SourceKind.values()
+                    else str(kind)
+                )
                 check.add(f"sources[{index}]", f"unknown source {name}")
         timeout = self._source_timeout
         if request.HasField("source_timeout"):

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field
+
 from ponder_runtime import ServiceSettings
 
 

@@ -1,0 +1,100 @@
+"""Transparent forwarding of whole gRPC services to another server (no decoding of messages).
+
+The gateway uses it to expose the internal services on its own port for debugging, so one
+address answers `grpcurl list` for the whole stack. Deadlines, metadata and error details
+(grpc-status-details-bin) travel both ways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pool
+from google.protobuf.descriptor import MethodDescriptor
+
+
+# Metadata the transport owns; everything else (traceparent, authorization, ...) is forwarded.
+_HOP_BY_HOP = frozenset(
+    {
+        "grpc-timeout",
+        "grpc-accept-encoding",
+        "grpc-encoding",
+        "user-agent",
+        "content-type",
+        "te",
+        ":authority",
+    }
+)
+
+
+def _forwarded_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, Any], ...]:
+    return tuple(
+        (key, value)
+        for key, value in (context.invocation_metadata() or ())
+        if key not in _HOP_BY_HOP
+    )
+
+
+async def _abort_like(context: grpc.aio.ServicerContext, exc: grpc.aio.AioRpcError) -> None:
+    await context.abort(exc.code(), exc.details() or "", tuple(exc.trailing_metadata() or ()))
+
+
+class ServiceProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """Forwards every method of the given services to the channel serving them."""
+
+    def __init__(self, channels: Mapping[str, grpc.aio.Channel]) -> None:
+        pool = descriptor_pool.Default()
+        self._channels = dict(channels)
+        self._methods: dict[str, MethodDescriptor] = {}
+        for service_name in channels:
+            service = pool.FindServiceByName(service_name)
+            for method in service.methods:
+                self._methods[f"/{service_name}/{method.name}"] = method
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        """The forwarding handler for a proxied method, or None for anything else."""
+        path = handler_call_details.method
+        method = self._methods.get(path)
+        if method is None or method.client_streaming:
+            return None
+        channel = self._channels[method.containing_service.full_name]
+        if method.server_streaming:
+            return grpc.unary_stream_rpc_method_handler(self._forward_stream(channel, path))
+        return grpc.unary_unary_rpc_method_handler(self._forward_unary(channel, path))
+
+    @staticmethod
+    def _forward_unary(channel: grpc.aio.Channel, path: str) -> Any:
+        call = channel.unary_unary(path)
+
+        async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            try:
+                reply: bytes = await call(
+                    request, timeout=context.time_remaining(), metadata=_forwarded_metadata(context)
+                )
+            except grpc.aio.AioRpcError as exc:
+                await _abort_like(context, exc)
+                raise
+            return reply
+
+        return forward
+
+    @staticmethod
+    def _forward_stream(channel: grpc.aio.Channel, path: str) -> Any:
+        call = channel.unary_stream(path)
+
+        async def forward(
+            request: bytes, context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[bytes]:
+            try:
+                async for reply in call(
+                    request, timeout=context.time_remaining(), metadata=_forwarded_metadata(context)
+                ):
+                    yield reply
+            except grpc.aio.AioRpcError as exc:
+                await _abort_like(context, exc)
+
+        return forward

@@ -1,0 +1,99 @@
+"""Shared fixtures: the whole stack, in-process (fast) or as real processes (grpcurl, signals)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from ponder_devstack import Stack, StackPorts
+from ponder_embedding.service import EmbeddingModule
+from ponder_embedding.settings import EmbeddingSettings
+from ponder_gateway.service import GatewayModule
+from ponder_gateway.settings import GatewaySettings
+from ponder_reflection.service import ReflectionModule
+from ponder_reflection.settings import ReflectionSettings
+from ponder_research.service import ResearchModule
+from ponder_research.settings import ResearchSettings
+from ponder_runtime import ServiceServer, ServiceSettings, configure_telemetry, load_settings
+
+
+@dataclass
+class InProcessStack:
+    """The four services on port 0 in this process, with their spans kept in memory."""
+
+    servers: dict[str, ServiceServer]
+    spans: InMemorySpanExporter
+
+    def address(self, name: str) -> str:
+        """127.0.0.1:<port> of a service."""
+        return f"127.0.0.1:{self.servers[name].port}"
+
+
+async def start_service(
+    settings: ServiceSettings, module_cls: type, spans: InMemorySpanExporter
+) -> ServiceServer:
+    """Start one service in-process and wait until it is ready."""
+    telemetry = configure_telemetry(settings, extra_processors=[SimpleSpanProcessor(spans)])
+    server = ServiceServer(settings, module_cls(settings, telemetry), telemetry)
+    await server.start()
+    await server.mark_ready()
+    return server
+
+
+@pytest_asyncio.fixture(scope="session")
+async def stack() -> AsyncIterator[InProcessStack]:
+    """All four services in-process; the embedding model is loaded once per session."""
+    spans = InMemorySpanExporter()
+    common = {"host": "127.0.0.1", "port": 0}
+    servers = {
+        "embedding": await start_service(
+            load_settings(EmbeddingSettings, **common), EmbeddingModule, spans
+        ),
+        "research": await start_service(
+            load_settings(ResearchSettings, **common), ResearchModule, spans
+        ),
+        "reflection": await start_service(
+            load_settings(ReflectionSettings, **common), ReflectionModule, spans
+        ),
+    }
+    gateway_settings = load_settings(
+        GatewaySettings,
+        **common,
+        research_addr=f"127.0.0.1:{servers['research'].port}",
+        embedding_addr=f"127.0.0.1:{servers['embedding'].port}",
+        reflection_addr=f"127.0.0.1:{servers['reflection'].port}",
+    )
+    servers["gateway"] = await start_service(gateway_settings, GatewayModule, spans)
+    yield InProcessStack(servers, spans)
+    for server in reversed(servers.values()):
+        await server.stop(0)
+
+
+@pytest_asyncio.fixture
+async def gateway_channel(stack: InProcessStack) -> AsyncIterator[grpc.aio.Channel]:
+    """A channel to the in-process gateway."""
+    async with grpc.aio.insecure_channel(stack.address("gateway")) as channel:
+        yield channel
+
+
+@pytest.fixture(scope="session")
+def process_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The four services as real processes on free ports (as `make run` starts them)."""
+    import asyncio
+
+    log_dir: Path = tmp_path_factory.mktemp("stack-logs")
+    stack = Stack(ports=StackPorts.free(), log_dir=log_dir, extra_env={"PONDER_LOG_LEVEL": "INFO"})
+    stack.start()
+    try:
+        asyncio.run(stack.wait_ready(timeout=120))
+        yield stack
+    finally:
+        codes = stack.stop()
+        assert all(code == 0 for code in codes.values()), (codes, os.listdir(log_dir))

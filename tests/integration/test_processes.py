@@ -1,0 +1,95 @@
+"""Service processes: readiness, bad settings, and draining on SIGTERM (real processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
+from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
+from ponder_devstack import Stack, StackPorts
+from ponder_runtime.health import check_health
+
+
+SERVICES = ["gateway", "research", "reflection", "embedding"]
+
+
+async def test_every_service_reports_serving(process_stack: Stack):
+    """Each process answers grpc.health.v1 SERVING, overall and for its own service."""
+    for service in process_stack.services:
+        async with grpc.aio.insecure_channel(service.address) as channel:
+            assert await check_health(channel) == "SERVING", service.name
+            full_name = f"ponder.{service.name}.v1.{service.name.capitalize()}Service"
+            if service.name == "gateway":
+                full_name = "ponder.workflow.v1.WorkflowService"
+            assert await check_health(channel, full_name) == "SERVING", full_name
+
+
+@pytest.mark.parametrize(
+    ("module", "variable", "value"),
+    [
+        ("ponder_research", "PONDER_RESEARCH_PORT", "not-a-port"),
+        ("ponder_gateway", "PONDER_GATEWAY_PORT", "99999"),
+        ("ponder_reflection", "PONDER_LOG_LEVEL", "LOUD"),
+        ("ponder_gateway", "PONDER_SHUTDOWN_GRACE_SECONDS", "soon"),
+    ],
+    ids=["non-numeric-port", "port-out-of-range", "unknown-log-level", "non-numeric-grace"],
+)
+def test_a_bad_setting_exits_non_zero_naming_it(module, variable, value):
+    """A malformed setting stops the process at start with exit 2 and the variable's name."""
+    done = subprocess.run(
+        [sys.executable, "-m", module],
+        env={**_base_env(), variable: value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert variable in done.stderr
+    assert repr(value) in done.stderr
+
+
+def _base_env() -> dict[str, str]:
+    import os
+
+    return {key: val for key, val in os.environ.items() if not key.startswith("PONDER_")}
+
+
+async def test_sigterm_lets_the_in_flight_call_finish_then_exits_zero(tmp_path):
+    """SIGTERM during a long EmbedTexts call: health turns NOT_SERVING, the call still
+    completes with every vector, and the process exits 0."""
+    stack = Stack(ports=StackPorts.free(), log_dir=tmp_path)
+    embedding = next(s for s in stack.services if s.name == "embedding")
+    stack.services = [embedding]
+    stack.start()
+    try:
+        await stack.wait_ready(timeout=120)
+        assert embedding.process is not None
+        async with grpc.aio.insecure_channel(embedding.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
+            first = await watch.read()
+            assert first.status == health_pb2.HealthCheckResponse.SERVING
+            texts = [f"sentence number {i} about retrieval and reflection " * 20 for i in range(256)]
+            stub = embedding_grpc.EmbeddingServiceStub(channel)
+            started = time.monotonic()
+            call = stub.EmbedTexts(embedding_pb2.EmbedTextsRequest(texts=texts), timeout=120)
+            await asyncio.sleep(0.5)  # the batch is now being encoded (takes seconds on CPU)
+            embedding.process.send_signal(signal.SIGTERM)
+            update = await watch.read()
+            assert update.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            reply = await call
+            elapsed = time.monotonic() - started
+        assert len(reply.embeddings) == 256
+        assert reply.dimensions == 384
+        assert elapsed > 0.5, "the call finished before SIGTERM: the test proved nothing"
+        assert await asyncio.to_thread(embedding.process.wait, 30) == 0
+    finally:
+        stack.stop()

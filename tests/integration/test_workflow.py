@@ -1,0 +1,209 @@
+"""The synchronous workflows end to end across the four in-process services, over real sockets."""
+
+from __future__ import annotations
+
+import re
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from ponder.type.v1 import document_pb2
+from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
+from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
+
+from tests.conftest import InProcessStack
+
+
+TOPIC = "How do language model agents use retrieval and self-reflection to improve answers?"
+
+
+def bad_request_fields(exc: grpc.aio.AioRpcError) -> set[str]:
+    """Field paths of the google.rpc.BadRequest carried by an error."""
+    status = rpc_status.from_call(exc)
+    assert status is not None, "the error carries no google.rpc.Status details"
+    fields = set()
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+            fields.update(v.field for v in bad_request.field_violations)
+    return fields
+
+
+class TestRunReflectionWorkflow:
+    """RunReflectionWorkflow: research -> rank -> reflect, returned finished."""
+
+    async def test_returns_a_cited_result_grounded_in_the_sample_library(self, gateway_channel):
+        """The finished workflow cites real sample-library papers with valid [n] markers."""
+        stub = workflow_grpc.WorkflowServiceStub(gateway_channel)
+        reply = await stub.RunReflectionWorkflow(
+            workflow_pb2.RunReflectionWorkflowRequest(topic=TOPIC), timeout=60
+        )
+        workflow = reply.workflow
+        assert workflow.state == workflow_pb2.WORKFLOW_STATE_SUCCEEDED
+        assert re.fullmatch(r"workflows/[0-9a-f-]{36}", workflow.name)
+        assert workflow.name == f"workflows/{workflow.id}"
+        assert workflow.execution_time.ToNanoseconds() > 0
+        result = workflow.result
+        assert result.offline and result.provider == "offline"
+        assert len(result.text) > 200
+        source_ids = {doc.id for doc in result.sources}
+        assert 1 <= len(result.sources) <= 5
+        assert result.citations, "the reflection cites nothing"
+        markers = {int(n) for n in re.findall(r"\[(\d+)\]", result.text)}
+        for citation in result.citations:
+            assert citation.document_id in source_ids
+            assert citation.document_id.startswith("library:")
+            assert citation.url.startswith("https://arxiv.org/abs/")
+            assert citation.index in markers
+        titles = " ".join(c.title for c in result.citations)
+        assert "Reflexion" in titles or "Self-RAG" in titles or "Self-Refine" in titles
+        assert [step.name for step in workflow.steps] == ["research", "rank", "reflect"]
+        assert all(s.state == workflow_pb2.STEP_STATE_SUCCEEDED for s in workflow.steps)
+        assert result.iterations and result.iterations[0].critique.issues is not None
+
+    async def test_sources_are_ranked_by_the_embedding_model(self, gateway_channel):
+        """Sources come back ordered by cosine similarity from all-MiniLM-L6-v2."""
+        stub = workflow_grpc.WorkflowServiceStub(gateway_channel)
+        reply = await stub.RunReflectionWorkflow(
+            workflow_pb2.RunReflectionWorkflowRequest(
+                topic="dense vector retrieval of passages for open-domain question answering",
+                parameters=workflow_pb2.WorkflowParameters(max_sources=3),
+            ),
+            timeout=60,
+        )
+        sources = reply.workflow.result.sources
+        scores = [doc.score for doc in sources]
+        assert len(sources) == 3
+        assert scores == sorted(scores, reverse=True)
+        assert all(0 < score <= 1 for score in scores)
+        assert "library:2004.04906" in {doc.id for doc in sources}  # Dense Passage Retrieval
+        assert "all-MiniLM-L6-v2" in reply.workflow.steps[1].message
+
+    async def test_one_trace_spans_the_call_chain(self, stack: InProcessStack, gateway_channel):
+        """The gateway, research, embedding and reflection spans share the workflow's trace."""
+        stub = workflow_grpc.WorkflowServiceStub(gateway_channel)
+        reply = await stub.RunReflectionWorkflow(
+            workflow_pb2.RunReflectionWorkflowRequest(topic="chain-of-thought prompting"),
+            timeout=60,
+        )
+        trace_id = int(reply.workflow.trace_id, 16)
+        names = {
+            span.name for span in stack.spans.get_finished_spans()
+            if span.context.trace_id == trace_id
+        }
+        for method in (
+            "/ponder.workflow.v1.WorkflowService/RunReflectionWorkflow",
+            "/ponder.research.v1.ResearchService/SearchSources",
+            "/ponder.embedding.v1.EmbeddingService/RankDocuments",
+            "/ponder.reflection.v1.ReflectionService/Reflect",
+        ):
+            assert method in names, (method, names)
+
+    @pytest.mark.parametrize(
+        ("request_kwargs", "fields"),
+        [
+            ({"topic": ""}, {"topic"}),
+            ({"topic": "   "}, {"topic"}),
+            ({"topic": "x" * 2001}, {"topic"}),
+            (
+                {
+                    "topic": "transformers",
+                    "parameters": workflow_pb2.WorkflowParameters(
+                        max_sources=500, max_iterations=-1, score_threshold=11
+                    ),
+                },
+                {"parameters.max_sources", "parameters.max_iterations",
+                 "parameters.score_threshold"},
+            ),
+            (
+                {
+                    "topic": "transformers",
+                    "parameters": workflow_pb2.WorkflowParameters(sources=[42]),
+                },
+                {"parameters.sources[0]"},
+            ),
+        ],
+        ids=["empty-topic", "blank-topic", "long-topic", "absurd-limits", "unknown-source"],
+    )
+    async def test_invalid_requests_get_field_violations(
+        self, gateway_channel, request_kwargs, fields
+    ):
+        """Bad input is INVALID_ARGUMENT with one BadRequest violation per bad field."""
+        stub = workflow_grpc.WorkflowServiceStub(gateway_channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.RunReflectionWorkflow(
+                workflow_pb2.RunReflectionWorkflowRequest(**request_kwargs), timeout=10
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert bad_request_fields(caught.value) == fields
+
+    async def test_a_topic_with_no_sources_fails_fast(self, gateway_channel):
+        """A topic the library knows nothing about is FAILED_PRECONDITION, not an empty answer."""
+        stub = workflow_grpc.WorkflowServiceStub(gateway_channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.RunReflectionWorkflow(
+                workflow_pb2.RunReflectionWorkflowRequest(topic="zzzyzx qwertyuiop"), timeout=10
+            )
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "no sources" in (caught.value.details() or "")
+
+
+class TestOtherWorkflowKinds:
+    """RunResearchWorkflow and RunWorkflow."""
+
+    async def test_research_workflow_summarizes_in_one_iteration(self, gateway_channel):
+        """The research kind returns sources, their statuses and a one-pass cited summary."""
+        stub = workflow_grpc.WorkflowServiceStub(gateway_channel)
+        reply = await stub.RunResearchWorkflow(
+            workflow_pb2.RunResearchWorkflowRequest(
+                topic="parameter-efficient fine-tuning with low-rank adapters",
+                parameters=workflow_pb2.WorkflowParameters(
+                    sources=[document_pb2.SOURCE_KIND_LIBRARY]
+                ),
+            ),
+            timeout=60,
+        )
+        workflow = reply.workflow
+        assert workflow.kind == workflow_pb2.WORKFLOW_KIND_RESEARCH
+        assert workflow.state == workflow_pb2.WORKFLOW_STATE_SUCCEEDED
+        assert len(workflow.result.iterations) == 1
+        assert "library:2106.09685" in {doc.id for doc in workflow.result.sources}  # LoRA
+        assert workflow.steps[-1].name == "summarize"
+
+    async def test_run_workflow_reports_unavailable_sources_as_warnings(self, gateway_channel):
+        """RESEARCH_REFLECTION over all sources succeeds from the library and says that the
+        sources this build lacks were DISABLED."""
+        stub = workflow_grpc.WorkflowServiceStub(gateway_channel)
+        reply = await stub.RunWorkflow(
+            workflow_pb2.RunWorkflowRequest(
+                workflow=workflow_pb2.Workflow(
+                    kind=workflow_pb2.WORKFLOW_KIND_RESEARCH_REFLECTION,
+                    topic="retrieval-augmented generation",
+                )
+            ),
+            timeout=60,
+        )
+        workflow = reply.workflow
+        assert workflow.state == workflow_pb2.WORKFLOW_STATE_SUCCEEDED
+        states = {s.source: s.state for s in workflow.result.source_statuses}
+        assert len(states) == 3
+        assert any("SOURCE_KIND_ARXIV" in w and "DISABLED" in w for w in workflow.warnings)
+
+    async def test_run_workflow_requires_a_kind(self, gateway_channel):
+        """A workflow without a kind is rejected, naming workflow.kind."""
+        stub = workflow_grpc.WorkflowServiceStub(gateway_channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.RunWorkflow(
+                workflow_pb2.RunWorkflowRequest(workflow=workflow_pb2.Workflow(topic="rag")),
+                timeout=10,
+            )
+        assert bad_request_fields(caught.value) == {"workflow.kind"}
+
+    async def test_long_running_methods_are_unimplemented_for_now(self, gateway_channel):
+        """Create/Get/List/Cancel/Watch answer UNIMPLEMENTED until long-running workflows land."""
+        stub = workflow_grpc.WorkflowServiceStub(gateway_channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetWorkflow(workflow_pb2.GetWorkflowRequest(name="workflows/x"), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
