@@ -34,7 +34,7 @@ buf: install
 lint: install buf
 	$(VENV)/bin/ruff check $(PY_SOURCES)
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
-	$(VENV)/bin/mypy libs/ponder-runtime/src libs/ponder-devstack/src services/*/src scripts
+	$(VENV)/bin/mypy libs/ponder-runtime/src libs/ponder-devstack/src services/*/src scripts tests
 	$(PY) scripts/genproto.py --check
 
 test: install lint

@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from ponder_devstack import Stack, StackPorts
 from ponder_embedding.service import EmbeddingModule
 from ponder_embedding.settings import EmbeddingSettings

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.service import GatewayModule
@@ -14,7 +15,6 @@ from ponder_reflection.settings import ReflectionSettings
 from ponder_research.service import ResearchModule
 from ponder_research.settings import ResearchSettings
 from ponder_runtime import ServiceServer, load_settings
-
 from tests.conftest import start_service
 
 
@@ -78,8 +78,13 @@ async def test_a_missing_essential_service_fails_with_unavailable(missing):
         f"{missing}_addr": "127.0.0.1:1",
     }
     settings = load_settings(
-        GatewaySettings, **common, **addresses, embedding_addr="127.0.0.1:1",
-        rank_timeout_seconds=1.0, research_timeout_seconds=2.0, reflection_timeout_seconds=2.0,
+        GatewaySettings,
+        **common,
+        **addresses,
+        embedding_addr="127.0.0.1:1",
+        rank_timeout_seconds=1.0,
+        research_timeout_seconds=2.0,
+        reflection_timeout_seconds=2.0,
     )
     gateway = await start_service(settings, _ReadyGateway, spans)
     try:
@@ -92,7 +97,5 @@ async def test_a_missing_essential_service_fails_with_unavailable(missing):
     finally:
         for server in (gateway, reflection, research):
             await server.stop(0)
-    assert caught.value.code() in (
-        grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED
-    )
+    assert caught.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
     assert missing in (caught.value.details() or "")

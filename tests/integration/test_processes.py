@@ -11,6 +11,7 @@ import time
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
 from ponder_devstack import Stack, StackPorts
@@ -77,7 +78,9 @@ async def test_sigterm_lets_the_in_flight_call_finish_then_exits_zero(tmp_path):
             watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
             first = await watch.read()
             assert first.status == health_pb2.HealthCheckResponse.SERVING
-            texts = [f"sentence number {i} about retrieval and reflection " * 20 for i in range(256)]
+            texts = [
+                f"sentence number {i} about retrieval and reflection " * 20 for i in range(256)
+            ]
             stub = embedding_grpc.EmbeddingServiceStub(channel)
             started = time.monotonic()
             call = stub.EmbedTexts(embedding_pb2.EmbedTextsRequest(texts=texts), timeout=120)

@@ -8,10 +8,10 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+
 from ponder.type.v1 import document_pb2
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-
 from tests.conftest import InProcessStack
 
 
@@ -22,7 +22,7 @@ def bad_request_fields(exc: grpc.aio.AioRpcError) -> set[str]:
     """Field paths of the google.rpc.BadRequest carried by an error."""
     status = rpc_status.from_call(exc)
     assert status is not None, "the error carries no google.rpc.Status details"
-    fields = set()
+    fields: set[str] = set()
     for detail in status.details:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad_request = error_details_pb2.BadRequest()
@@ -46,7 +46,8 @@ class TestRunReflectionWorkflow:
         assert workflow.name == f"workflows/{workflow.id}"
         assert workflow.execution_time.ToNanoseconds() > 0
         result = workflow.result
-        assert result.offline and result.provider == "offline"
+        assert result.offline
+        assert result.provider == "offline"
         assert len(result.text) > 200
         source_ids = {doc.id for doc in result.sources}
         assert 1 <= len(result.sources) <= 5
@@ -61,7 +62,8 @@ class TestRunReflectionWorkflow:
         assert "Reflexion" in titles or "Self-RAG" in titles or "Self-Refine" in titles
         assert [step.name for step in workflow.steps] == ["research", "rank", "reflect"]
         assert all(s.state == workflow_pb2.STEP_STATE_SUCCEEDED for s in workflow.steps)
-        assert result.iterations and result.iterations[0].critique.issues is not None
+        assert result.iterations
+        assert result.score == result.iterations[-1].critique.score
 
     async def test_sources_are_ranked_by_the_embedding_model(self, gateway_channel):
         """Sources come back ordered by cosine similarity from all-MiniLM-L6-v2."""
@@ -90,7 +92,8 @@ class TestRunReflectionWorkflow:
         )
         trace_id = int(reply.workflow.trace_id, 16)
         names = {
-            span.name for span in stack.spans.get_finished_spans()
+            span.name
+            for span in stack.spans.get_finished_spans()
             if span.context.trace_id == trace_id
         }
         for method in (
@@ -114,13 +117,16 @@ class TestRunReflectionWorkflow:
                         max_sources=500, max_iterations=-1, score_threshold=11
                     ),
                 },
-                {"parameters.max_sources", "parameters.max_iterations",
-                 "parameters.score_threshold"},
+                {
+                    "parameters.max_sources",
+                    "parameters.max_iterations",
+                    "parameters.score_threshold",
+                },
             ),
             (
                 {
                     "topic": "transformers",
-                    "parameters": workflow_pb2.WorkflowParameters(sources=[42]),
+                    "parameters": workflow_pb2.WorkflowParameters(sources=[42]),  # type: ignore[list-item]
                 },
                 {"parameters.sources[0]"},
             ),

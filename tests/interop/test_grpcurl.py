@@ -49,14 +49,16 @@ def test_describe_a_method(process_stack: Stack):
     )
     assert done.returncode == 0, done.stderr
     assert "rpc RunReflectionWorkflow" in done.stdout
-    assert '/v1/workflows/reflection' in done.stdout
+    assert "/v1/workflows/reflection" in done.stdout
 
 
 def test_invoke_the_reflection_workflow_with_json(process_stack: Stack):
     """`grpcurl -d '{"topic": ...}'` runs the workflow to a SUCCEEDED, cited result."""
     body = json.dumps({"topic": "self-reflection and verbal reinforcement for language agents"})
     done = grpcurl(
-        "-d", body, gateway_address(process_stack),
+        "-d",
+        body,
+        gateway_address(process_stack),
         "ponder.workflow.v1.WorkflowService/RunReflectionWorkflow",
     )
     assert done.returncode == 0, done.stderr
@@ -74,7 +76,9 @@ def test_invoke_the_reflection_workflow_with_json(process_stack: Stack):
 def test_invalid_input_is_invalid_argument_with_field_violations(process_stack: Stack):
     """An empty topic exits with 64+3 (INVALID_ARGUMENT) and shows the BadRequest detail."""
     done = grpcurl(
-        "-d", '{"topic": ""}', gateway_address(process_stack),
+        "-d",
+        '{"topic": ""}',
+        gateway_address(process_stack),
         "ponder.workflow.v1.WorkflowService/RunReflectionWorkflow",
     )
     assert done.returncode == 64 + 3
@@ -86,8 +90,10 @@ def test_invalid_input_is_invalid_argument_with_field_violations(process_stack: 
 def test_internal_services_answer_through_the_gateway(process_stack: Stack):
     """The gateway forwards the internal services: a library search works on its port."""
     done = grpcurl(
-        "-d", '{"query": "retrieval augmented generation", "sources": ["SOURCE_KIND_LIBRARY"]}',
-        gateway_address(process_stack), "ponder.research.v1.ResearchService/SearchSources",
+        "-d",
+        '{"query": "retrieval augmented generation", "sources": ["SOURCE_KIND_LIBRARY"]}',
+        gateway_address(process_stack),
+        "ponder.research.v1.ResearchService/SearchSources",
     )
     assert done.returncode == 0, done.stderr
     reply = json.loads(done.stdout)

@@ -9,9 +9,9 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
-
 from tests.conftest import InProcessStack
 
 
@@ -42,7 +42,12 @@ class TestEmbedTexts:
 
     @pytest.mark.parametrize(
         ("texts", "field"),
-        [([], "texts"), (["ok", ""], "texts[1]"), (["x" * 8193], "texts[0]"), (["a"] * 257, "texts")],
+        [
+            ([], "texts"),
+            (["ok", ""], "texts[1]"),
+            (["x" * 8193], "texts[0]"),
+            (["a"] * 257, "texts"),
+        ],
         ids=["none", "empty-text", "too-long", "too-many"],
     )
     async def test_limits_are_enforced(self, embedding, texts, field):
@@ -88,7 +93,7 @@ class TestRankDocuments:
                 top_k=2,
             )
         )
-        assert [r.id for r in reply.results][0] == "mt"
+        assert reply.results[0].id == "mt"
         assert reply.results[0].index == 1
         assert len(reply.results) == 2
         assert reply.results[0].score > reply.results[1].score

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ponder.type.v1 import document_pb2
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.parameters import resolve_parameters

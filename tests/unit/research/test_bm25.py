@@ -32,7 +32,7 @@ class TestTokenize:
         assert tokenize(text) == expected
 
     def test_plural_and_singular_match(self) -> None:
-        """"transformers" and "transformer" become the same term."""
+        """ "transformers" and "transformer" become the same term."""
         assert tokenize("transformers") == tokenize("Transformer") == ["transformer"]
 
 

@@ -34,11 +34,15 @@ def format_workflow(workflow: workflow_pb2.Workflow) -> str:
         f"score {result.score:.1f}, {len(result.iterations)} iteration(s))",
         f"topic: {workflow.topic}",
         "",
-        *textwrap.wrap(result.text, width=100),
+        *(
+            line
+            for paragraph in result.text.splitlines()
+            for line in (textwrap.wrap(paragraph, width=100) or [""])
+        ),
         "",
         "references:",
     ]
-    for citation in result.citations:
+    for citation in sorted(result.citations, key=lambda c: c.index):
         lines.append(f"  [{citation.index}] {citation.title} - {citation.url}")
     lines.extend(f"warning: {warning}" for warning in workflow.warnings)
     return "\n".join(lines)

@@ -66,9 +66,8 @@ def tokenize(text: str) -> list[str]:
     for word in _WORD.findall(text.lower()):
         if word in _STOP_WORDS:
             continue
-        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-            word = word[:-1]
-        words.append(word)
+        plural = len(word) > 3 and word.endswith("s") and not word.endswith("ss")
+        words.append(word[:-1] if plural else word)
     return words
 
 
