@@ -12,8 +12,8 @@ class TestTokenize:
             ("Attention Is All You Need", ["attention", "all", "need"]),
             ("Language MODELS", ["language", "model"]),
             ("loss class bus gas", ["loss", "class", "bus", "gas"]),
-            ("GPT-4 uses self-attention", ["gpt-4", "self-attention"]),
-            ("k=3, top-20 (BM25)!", ["k", "3", "top-20", "bm25"]),
+            ("GPT-4 uses self-attention", ["gpt", "4", "self", "attention"]),
+            ("k=3, top-20 (BM25)!", ["k", "3", "top", "20", "bm25"]),
             ("the of and to with what", []),
             ("", []),
         ],
@@ -101,20 +101,10 @@ class TestBM25Index:
         """Searching an empty index returns nothing."""
         assert BM25Index([]).search("retrieval", 10) == []
 
-    @pytest.mark.xfail(
-        raises=ZeroDivisionError,
-        strict=True,
-        reason="bug: average length is 0 when every text is only stop words",
-    )
     def test_texts_without_content_words(self) -> None:
         """Texts made only of stop words match nothing (and do not crash the search)."""
         assert BM25Index(["the", "of and"]).search("retrieval", 10) == []
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="hyphenated compounds are single terms: 'retrieval augmented' never matches "
-        "'Retrieval-Augmented'",
-    )
     def test_space_separated_query_matches_hyphenated_text(self) -> None:
         """A query "retrieval augmented" finds a text about "Retrieval-Augmented" generation."""
         index = BM25Index(["Retrieval-Augmented Generation", "Image classification"])

@@ -129,15 +129,36 @@ class TestSourceStates:
         )
 
     async def test_sources_run_concurrently(self) -> None:
-        """Two slow sources finish together within one timeout, not one after the other."""
+        """A source waiting for another one to start still finishes: they run together."""
+        web_started = asyncio.Event()
+
+        @dataclass
+        class WaitsForWeb:
+            kind: SourceKind = SourceKind.LIBRARY
+
+            async def search(self, query: str, limit: int) -> list[FoundDocument]:
+                """Answer only once the web source has started."""
+                await web_started.wait()
+                return [_doc("library:1", "One", 1.0, SourceKind.LIBRARY)]
+
+        @dataclass
+        class Web:
+            kind: SourceKind = SourceKind.WEB
+
+            async def search(self, query: str, limit: int) -> list[FoundDocument]:
+                """Signal the start and answer."""
+                web_started.set()
+                return [_doc("web:2", "Two", 2.0, SourceKind.WEB)]
+
         sources: dict[SourceKind, Source] = {
-            SourceKind.ARXIV: HangingSource(SourceKind.ARXIV),
-            SourceKind.WEB: HangingSource(SourceKind.WEB),
-            SourceKind.LIBRARY: ListSource(SourceKind.LIBRARY, []),
+            SourceKind.LIBRARY: WaitsForWeb(),
+            SourceKind.WEB: Web(),
         }
-        started = time.perf_counter()
-        await search_sources(sources, "q", [], max_results=5, timeout=0.1)
-        assert time.perf_counter() - started < 0.19
+        result = await search_sources(
+            sources, "q", [SourceKind.LIBRARY, SourceKind.WEB], max_results=5, timeout=5
+        )
+        assert [o.state for o in result.outcomes] == [SourceState.OK, SourceState.OK]
+        assert [doc.id for doc in result.documents] == ["web:2", "library:1"]
 
     async def test_all_failing_raises(self) -> None:
         """When no source is OK, AllSourcesFailedError lists every outcome."""

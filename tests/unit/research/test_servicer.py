@@ -47,14 +47,14 @@ async def _search_error(channel: grpc.aio.Channel, **fields: Any) -> grpc.aio.Ai
 
 class TestSearchSources:
     async def test_finds_the_rag_paper(self, research_channel) -> None:
-        """'retrieval augmented generation' returns the RAG paper among the top results."""
+        """'retrieval augmented generation' ranks the RAG paper in the top 3 (hyphens split)."""
         reply = await _search(
             research_channel,
             query="retrieval augmented generation",
             sources=[LIBRARY, ARXIV, WEB],
         )
         ids = [doc.id for doc in reply.documents]
-        assert RAG_ID in ids[:5]
+        assert RAG_ID in ids[:3]
         assert len(ids) == 10  # the default max_results
         rag = reply.documents[ids.index(RAG_ID)]
         assert rag.title == "Retrieval-Augmented Generation for Knowledge-Intensive NLP Tasks"

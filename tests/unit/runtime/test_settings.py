@@ -49,6 +49,11 @@ class TestLoadSettings:
         assert settings.port == 0
         assert settings.include_sample_library is False
 
+    def test_aliased_field_ignores_the_prefixed_name(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A service with its own port variable does not read the shared PONDER_PORT."""
+        monkeypatch.setenv("PONDER_PORT", "7001")
+        assert load_settings(ResearchSettings).port == 50052
+
     def test_non_numeric_port_names_the_variable(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """PONDER_RESEARCH_PORT=abc fails with a message naming exactly that variable."""
         monkeypatch.setenv("PONDER_RESEARCH_PORT", "abc")

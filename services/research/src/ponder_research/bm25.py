@@ -8,7 +8,8 @@ from collections import Counter
 from collections.abc import Sequence
 
 
-_WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+# Hyphenated compounds index as their parts: "Retrieval-Augmented" matches "retrieval augmented".
+_WORD = re.compile(r"[a-z0-9]+")
 _STOP_WORDS = frozenset(
     [
         "a",
@@ -94,6 +95,8 @@ class BM25Index:
     def search(self, query: str, limit: int) -> list[tuple[int, float]]:
         """(document index, score) pairs with a positive score, best first, at most `limit`."""
         terms = set(tokenize(query))
+        if not self._avg_length:  # no document has a content word
+            return []
         scores = []
         for index, doc in enumerate(self._docs):
             score = 0.0

@@ -76,7 +76,8 @@ async def _search_one(
 
 
 def _dedupe(documents: Sequence[FoundDocument]) -> tuple[list[FoundDocument], int]:
-    """Merge documents with the same id or the same normalised title; keep the best score."""
+    """Merge documents with the same normalised title (the same paper from two sources);
+    keep the best score and record every source it came from."""
     merged: dict[str, FoundDocument] = {}
     removed = 0
     for doc in documents:
