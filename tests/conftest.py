@@ -25,6 +25,14 @@ from ponder_research.settings import ResearchSettings
 from ponder_runtime import ServiceServer, ServiceSettings, configure_telemetry, load_settings
 
 
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No PONDER_* or OTEL_* variable of the calling shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith(("PONDER_", "OTEL_")):
+            monkeypatch.delenv(name)
+
+
 @dataclass
 class InProcessStack:
     """The four services on port 0 in this process, with their spans kept in memory."""

@@ -66,7 +66,12 @@ def _base_env() -> dict[str, str]:
 async def test_sigterm_lets_the_in_flight_call_finish_then_exits_zero(tmp_path):
     """SIGTERM during a long EmbedTexts call: health turns NOT_SERVING, the call still
     completes with every vector, and the process exits 0."""
-    stack = Stack(ports=StackPorts.free(), log_dir=tmp_path)
+    # A generous grace: on a loaded CI machine the batch may take longer than the default 10 s.
+    stack = Stack(
+        ports=StackPorts.free(),
+        log_dir=tmp_path,
+        extra_env={"PONDER_SHUTDOWN_GRACE_SECONDS": "120"},
+    )
     embedding = next(s for s in stack.services if s.name == "embedding")
     stack.services = [embedding]
     stack.start()

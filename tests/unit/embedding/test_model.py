@@ -59,7 +59,8 @@ class TestEmbedTexts:
         assert field in (caught.value.details() or "")
 
     async def test_health_answers_while_a_big_batch_runs(self, embedding):
-        """The model runs off the event loop: health checks answer within 100 ms meanwhile."""
+        """The model runs off the event loop: health checks answer at once meanwhile (well
+        under the batch's seconds, even on a loaded machine)."""
         stub, channel = embedding
         texts = [f"passage {i} on dense retrieval and reranking " * 15 for i in range(256)]
         call = asyncio.ensure_future(stub.EmbedTexts(embedding_pb2.EmbedTextsRequest(texts=texts)))
@@ -70,7 +71,7 @@ class TestEmbedTexts:
         latency = time.perf_counter() - started
         assert not call.done(), "the batch finished too early to prove anything"
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
-        assert latency < 0.1
+        assert latency < 0.5
         assert len((await call).embeddings) == 256
 
 

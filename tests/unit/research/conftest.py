@@ -1,8 +1,7 @@
-"""Shared fixtures: a clean environment and a real research server on a free port."""
+"""Shared fixtures: a real research server on a free port."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
@@ -14,14 +13,6 @@ from ponder_runtime import ServiceServer, configure_telemetry, load_settings
 
 
 StartResearch = Callable[..., Awaitable[tuple[ServiceServer, grpc.aio.Channel]]]
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No PONDER_* or OTEL_* variable of the calling shell leaks into a test."""
-    for name in list(os.environ):
-        if name.startswith(("PONDER_", "OTEL_")):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture

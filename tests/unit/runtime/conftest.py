@@ -1,8 +1,7 @@
-"""Shared fixtures: a clean environment and real in-process ServiceServers on free ports."""
+"""Shared fixtures: real in-process ServiceServers on free ports."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -39,14 +38,6 @@ class RunningServer:
 
 
 StartServer = Callable[..., Awaitable[RunningServer]]
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No PONDER_* or OTEL_* variable of the calling shell leaks into a test."""
-    for name in list(os.environ):
-        if name.startswith(("PONDER_", "OTEL_")):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Iterator
 
 import grpc
-from google.protobuf import timestamp_pb2
 from opentelemetry import trace
 
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
@@ -21,6 +20,7 @@ from ponder_gateway.parameters import RunParameters
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.upstream import Upstreams, upstream_error
 from ponder_runtime import FailedPreconditionError, call_timeout
+from ponder_runtime.protobuf import timestamp
 
 
 logger = logging.getLogger(__name__)
@@ -28,12 +28,6 @@ logger = logging.getLogger(__name__)
 # Ask research for more candidates than we keep, so that ranking has something to choose from.
 CANDIDATE_FACTOR = 3
 MAX_CANDIDATES = 50
-
-
-def _now() -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.GetCurrentTime()
-    return stamp
 
 
 def _rank_text(doc: document_pb2.Document) -> str:
@@ -64,7 +58,7 @@ class WorkflowRunner:
                 cache_policy=params.cache_policy,
             ),
         )
-        workflow.create_time.CopyFrom(_now())
+        workflow.create_time.CopyFrom(timestamp())
         workflow.update_time.CopyFrom(workflow.create_time)
         return workflow
 
@@ -86,7 +80,7 @@ class WorkflowRunner:
             reflection = await self._reflect(workflow, params, documents, context)
         finally:
             workflow.execution_time.FromNanoseconds(round((time.perf_counter() - started) * 1e9))
-            workflow.end_time.CopyFrom(_now())
+            workflow.end_time.CopyFrom(timestamp())
             workflow.update_time.CopyFrom(workflow.end_time)
         workflow.result.CopyFrom(
             workflow_pb2.WorkflowResult(
@@ -119,7 +113,7 @@ class WorkflowRunner:
         self, workflow: workflow_pb2.Workflow, name: str
     ) -> Iterator[workflow_pb2.WorkflowStep]:
         """Record a step: RUNNING while the body runs, then SUCCEEDED, or FAILED on an error."""
-        workflow.steps.add(name=name, state=workflow_pb2.STEP_STATE_RUNNING, start_time=_now())
+        workflow.steps.add(name=name, state=workflow_pb2.STEP_STATE_RUNNING, start_time=timestamp())
         step = workflow.steps[-1]
         try:
             yield step
@@ -128,7 +122,7 @@ class WorkflowRunner:
             step.message = step.message or str(exc)
             raise
         finally:
-            step.end_time.CopyFrom(_now())
+            step.end_time.CopyFrom(timestamp())
         if step.state == workflow_pb2.STEP_STATE_RUNNING:
             step.state = workflow_pb2.STEP_STATE_SUCCEEDED
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from google.protobuf import duration_pb2
-
 from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
 from ponder.type.v1 import document_pb2
 from ponder_reflection.types import (
@@ -15,6 +13,7 @@ from ponder_reflection.types import (
     StopReason,
     TokenUsage,
 )
+from ponder_runtime.protobuf import duration
 
 
 STEP_KIND_TO_PROTO = {
@@ -34,13 +33,6 @@ def source_document(doc: document_pb2.Document) -> SourceDocument:
     return SourceDocument(
         id=doc.id, title=doc.title, text=doc.summary, url=doc.url, authors=tuple(doc.authors)
     )
-
-
-def duration(seconds: float) -> duration_pb2.Duration:
-    """A Duration of `seconds`."""
-    value = duration_pb2.Duration()
-    value.FromNanoseconds(round(seconds * 1e9))
-    return value
 
 
 def usage_to_proto(usage: TokenUsage) -> document_pb2.TokenUsage:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
-from google.protobuf import duration_pb2, timestamp_pb2
-
 from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.type.v1 import document_pb2
 from ponder_research.documents import FoundDocument, SourceKind
 from ponder_research.search import SourceOutcome, SourceState
+from ponder_runtime.protobuf import duration, timestamp
 
 
 KIND_TO_PROTO = {
@@ -24,19 +21,6 @@ STATE_TO_PROTO = {
     SourceState.ERROR: research_pb2.SOURCE_STATE_ERROR,
     SourceState.DISABLED: research_pb2.SOURCE_STATE_DISABLED,
 }
-
-
-def _timestamp(day: dt.date) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC))
-    return stamp
-
-
-def duration(seconds: float) -> duration_pb2.Duration:
-    """A Duration of `seconds`."""
-    value = duration_pb2.Duration()
-    value.FromNanoseconds(round(seconds * 1e9))
-    return value
 
 
 def document_to_proto(doc: FoundDocument) -> document_pb2.Document:
@@ -54,7 +38,7 @@ def document_to_proto(doc: FoundDocument) -> document_pb2.Document:
         found_in=[KIND_TO_PROTO[kind] for kind in doc.found_in or (doc.source,)],
     )
     if doc.published is not None:
-        message.published_time.CopyFrom(_timestamp(doc.published))
+        message.published_time.CopyFrom(timestamp(doc.published))
     return message
 
 
