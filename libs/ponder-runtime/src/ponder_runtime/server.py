@@ -102,7 +102,7 @@ class ServiceServer:
         logger.info("draining", extra={"grace_seconds": grace})
         await self.server.stop(grace)
         await self.service.close()
-        self.telemetry.shutdown()
+        await asyncio.to_thread(self.telemetry.shutdown)  # the OTLP flush blocks its caller
         logger.info("stopped")
 
     async def _set_all(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:

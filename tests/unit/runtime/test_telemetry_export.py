@@ -1,0 +1,106 @@
+"""Spans leave the process over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (a real local
+OTLP/gRPC receiver), and JSON logs written inside an RPC carry its trace id."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from ponder.research.v1 import research_service_pb2 as research_pb2
+from ponder.research.v1 import research_service_pb2_grpc as research_grpc
+from ponder_research.service import ResearchModule
+from ponder_research.settings import ResearchSettings
+from ponder_runtime import ServiceServer, configure_telemetry, load_settings
+from ponder_runtime.logs import TraceContextFilter, configure_logging
+
+
+class _Receiver(trace_service_pb2_grpc.TraceServiceServicer):
+    """An OTLP trace receiver that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
+
+    def Export(self, request, context):
+        self.requests.append(request)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+@pytest.fixture
+def receiver():
+    """A running OTLP/gRPC receiver on a free port, on its own threads like a real collector
+    in another process (the SDK's exporter blocks its caller): (receiver, port)."""
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    receiver = _Receiver()
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield receiver, port
+    server.stop(0)
+
+
+async def test_spans_are_exported_over_otlp(receiver, monkeypatch):
+    """With an OTLP endpoint configured, the server span of an RPC reaches the receiver,
+    named after the method and tagged with the service name, by the time the service stops."""
+    collector, port = receiver
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
+    settings = load_settings(ResearchSettings, host="127.0.0.1", port=0)
+    assert settings.otlp_export_enabled
+    telemetry = configure_telemetry(settings)
+    server = ServiceServer(settings, ResearchModule(settings, telemetry), telemetry)
+    bound = await server.start()
+    await server.mark_ready()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{bound}") as channel:
+        stub = research_grpc.ResearchServiceStub(channel)
+        await stub.SearchSources(research_pb2.SearchSourcesRequest(query="transformers"))
+    await server.stop(0)  # flushes the batch span processor
+    spans = [
+        (resource_spans.resource, span)
+        for request in collector.requests
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
+    names = {span.name for _, span in spans}
+    assert "/ponder.research.v1.ResearchService/SearchSources" in names
+    resource = {a.key: a.value.string_value for a in spans[0][0].attributes}
+    assert resource["service.name"] == "research"
+    assert resource["service.namespace"] == "ponder"
+    assert resource["deployment.environment"] == "test"
+
+
+def test_json_log_lines_carry_the_current_trace_id():
+    """A record logged inside a span has that span's trace and span ids as hex fields."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure_logging("research", level="INFO", fmt="json")
+    handler = root.handlers[0]
+    handler.stream = stream  # type: ignore[attr-defined]
+    tracer = TracerProvider().get_tracer("test")
+    try:
+        with tracer.start_as_current_span("work") as span:
+            logging.getLogger("ponder.test").info("inside", extra={"items": 3})
+        logging.getLogger("ponder.test").info("outside")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+    context = span.get_span_context()
+    assert inside["trace_id"] == format(context.trace_id, "032x")
+    assert inside["span_id"] == format(context.span_id, "016x")
+    assert inside["service"] == "research"
+    assert inside["level"] == "INFO"
+    assert inside["items"] == 3
+    assert "timestamp" in inside
+    assert outside["trace_id"] == ""
+    assert any(isinstance(f, TraceContextFilter) for f in handler.filters)
