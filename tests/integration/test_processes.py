@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -101,3 +102,25 @@ async def test_sigterm_lets_the_in_flight_call_finish_then_exits_zero(tmp_path):
         assert await asyncio.to_thread(embedding.process.wait, 30) == 0
     finally:
         stack.stop()
+
+
+async def test_gateway_log_line_carries_the_workflow_trace_id(process_stack: Stack):
+    """The gateway's JSON log line for a workflow carries the same trace id as the reply."""
+    from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
+    from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
+
+    gateway = next(s for s in process_stack.services if s.name == "gateway")
+    async with grpc.aio.insecure_channel(gateway.address) as channel:
+        reply = await workflow_grpc.WorkflowServiceStub(channel).RunReflectionWorkflow(
+            workflow_pb2.RunReflectionWorkflowRequest(topic="sentence embeddings"), timeout=60
+        )
+    workflow = reply.workflow
+    lines = [
+        json.loads(line)
+        for line in gateway.log_path.read_text().splitlines()
+        if line.startswith("{")
+    ]
+    mine = [line for line in lines if line.get("workflow") == workflow.name]
+    assert mine, "no log line names the workflow"
+    assert {line["trace_id"] for line in mine} == {workflow.trace_id}
+    assert len(workflow.trace_id) == 32
