@@ -8,7 +8,7 @@ PACKAGES := -e libs/ponder-protos -e libs/ponder-runtime -e libs/ponder-devstack
 	-e services/gateway -e services/research -e services/reflection -e services/embedding
 PY_SOURCES := libs/ponder-runtime/src libs/ponder-devstack/src services scripts tests
 
-.PHONY: install run test lint proto buf clean
+.PHONY: install run test lint proto buf redis clean
 
 install: $(STAMP)
 
@@ -37,7 +37,11 @@ lint: install buf
 	$(VENV)/bin/mypy libs/ponder-runtime/src libs/ponder-devstack/src services/*/src scripts tests
 	$(PY) scripts/genproto.py --check
 
-test: install lint
+# redis-server (Debian package) for the Redis cache backend tests, which fail without it.
+redis:
+	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+
+test: install redis lint
 	$(VENV)/bin/pytest
 
 clean:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
+import redis
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -57,13 +62,16 @@ async def start_service(
 
 
 @pytest_asyncio.fixture(scope="session")
-async def stack() -> AsyncIterator[InProcessStack]:
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[InProcessStack]:
     """All four services in-process; the embedding model is loaded once per session."""
     spans = InMemorySpanExporter()
     common = {"host": "127.0.0.1", "port": 0}
+    cache_path = tmp_path_factory.mktemp("cache") / "cache.sqlite3"
     servers = {
         "embedding": await start_service(
-            load_settings(EmbeddingSettings, **common), EmbeddingModule, spans
+            load_settings(EmbeddingSettings, **common, cache_path=cache_path),
+            EmbeddingModule,
+            spans,
         ),
         "research": await start_service(
             load_settings(ResearchSettings, **common), ResearchModule, spans
@@ -98,7 +106,14 @@ def process_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     import asyncio
 
     log_dir: Path = tmp_path_factory.mktemp("stack-logs")
-    stack = Stack(ports=StackPorts.free(), log_dir=log_dir, extra_env={"PONDER_LOG_LEVEL": "INFO"})
+    stack = Stack(
+        ports=StackPorts.free(),
+        log_dir=log_dir,
+        extra_env={
+            "PONDER_LOG_LEVEL": "INFO",
+            "PONDER_CACHE_PATH": str(log_dir / "cache.sqlite3"),
+        },
+    )
     stack.start()
     try:
         asyncio.run(stack.wait_ready(timeout=120))
@@ -106,3 +121,87 @@ def process_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         codes = stack.stop()
         assert all(code == 0 for code in codes.values()), (codes, os.listdir(log_dir))
+
+
+_REDIS_START_TIMEOUT_S = 10.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (right now)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_for_ping(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Return once the server at `url` answers PING; fail if it exits or never answers."""
+    deadline = time.monotonic() + _REDIS_START_TIMEOUT_S
+    with redis.Redis.from_url(url, socket_connect_timeout=1.0) as client:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(
+                    f"redis-server exited with {process.returncode}:\n{log.read_text()}",
+                    pytrace=False,
+                )
+            try:
+                if client.ping():
+                    return
+            except redis.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"redis-server did not answer PING within {_REDIS_START_TIMEOUT_S} s:\n"
+                    f"{log.read_text()}",
+                    pytrace=False,
+                )
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server subprocess (no persistence) in a temp dir; yields its redis:// URL."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.fail(
+            "redis-server is not installed; the Redis cache backend tests need it: run "
+            "`make redis` (apt-get install redis-server)",
+            pytrace=False,
+        )
+    workdir = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    log = workdir / "redis.log"
+    with log.open("wb") as out:
+        options = {
+            "--port": str(port),
+            "--bind": "127.0.0.1",
+            "--save": "",
+            "--appendonly": "no",
+            "--daemonize": "no",
+            "--dir": str(workdir),
+        }
+        process = subprocess.Popen(
+            [executable, *(part for pair in options.items() for part in pair)],
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for_ping(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """The shared test redis-server's URL, emptied (FLUSHALL) before the test."""
+    with redis.Redis.from_url(redis_server) as client:
+        client.flushall()
+    return redis_server

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -43,49 +42,49 @@ def load_sentence_transformer(model: str, device: str) -> tuple[SentenceTransfor
     return loaded, name
 
 
+def normalize(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Rows scaled to unit length (zero rows stay zero), as sentence-transformers does."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: npt.NDArray[np.float32] = np.divide(
+        vectors, norms, out=np.zeros_like(vectors), where=norms > 0
+    )
+    return unit
+
+
 class EmbeddingModel:
     """Embeds texts on one worker thread, so the event loop (health, other RPCs) stays free."""
 
-    def __init__(self, model: SentenceTransformer, name: str, *, batch_size: int) -> None:
+    def __init__(self, model: SentenceTransformer, name: str) -> None:
         self._model = model
         self.name = name
         self.dimensions = int(model.get_embedding_dimension() or 0)
         self.device = str(model.device)
-        self._batch_size = batch_size
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
 
     @classmethod
-    async def load(cls, model: str, device: str, *, batch_size: int) -> EmbeddingModel:
+    async def load(cls, model: str, device: str) -> EmbeddingModel:
         """Import torch and load the model on a worker thread (takes seconds)."""
         loaded, name = await asyncio.to_thread(load_sentence_transformer, model, device)
-        instance = cls(loaded, name, batch_size=batch_size)
+        instance = cls(loaded, name)
         logger.info(
             "model loaded",
             extra={"model": name, "device": instance.device, "dimensions": instance.dimensions},
         )
         return instance
 
-    def _encode(self, texts: Sequence[str], normalize: bool) -> npt.NDArray[np.float32]:
+    def _encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
         vectors = self._model.encode(
-            list(texts),
-            batch_size=self._batch_size,
-            normalize_embeddings=normalize,
+            texts,
+            batch_size=max(1, len(texts)),
             convert_to_numpy=True,
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
 
-    async def embed(self, texts: Sequence[str], *, normalize: bool) -> npt.NDArray[np.float32]:
-        """One row per text."""
+    async def encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        """Raw (unnormalized) vectors of one batch, computed on the model's thread."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._encode, texts, normalize)
-
-    async def rank(self, query: str, candidates: Sequence[str]) -> list[tuple[int, float]]:
-        """(candidate index, cosine similarity) pairs, best first."""
-        vectors = await self.embed([query, *candidates], normalize=True)
-        scores = vectors[1:] @ vectors[0]
-        order = np.argsort(-scores, kind="stable")
-        return [(int(index), float(scores[index])) for index in order]
+        return await loop.run_in_executor(self._executor, self._encode, texts)
 
     def close(self) -> None:
         """Stop the worker thread."""

@@ -1,25 +1,61 @@
-"""The embedding service as a ServiceModule: loads the model at start, then serves."""
+"""The embedding service as a ServiceModule: loads the model and the cache, then serves."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import logging
 from collections.abc import Sequence
 
 import grpc
 
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
+from ponder_embedding.batching import BatchStats, MicroBatcher
+from ponder_embedding.cache.backend import CacheBackend
+from ponder_embedding.cache.core import SemanticCache
+from ponder_embedding.cache.sqlite_backend import SqliteBackend
+from ponder_embedding.engine import Engine, embed_normalized
 from ponder_embedding.model import EmbeddingModel
 from ponder_embedding.servicer import EmbeddingServicer
 from ponder_embedding.settings import EmbeddingSettings
 from ponder_runtime import Telemetry
 
 
+logger = logging.getLogger(__name__)
+
+
+def _log_batch(stats: BatchStats) -> None:
+    logger.debug(
+        "batch encoded",
+        extra={
+            "batch_size": stats.size,
+            "callers": stats.callers,
+            "queue_wait_ms": round(stats.queue_wait_seconds * 1000, 3),
+            "encode_ms": round(stats.encode_seconds * 1000, 3),
+        },
+    )
+
+
+async def open_backend(settings: EmbeddingSettings) -> CacheBackend:
+    """Redis when PONDER_CACHE_REDIS_URL is set (shared by replicas), else the SQLite file."""
+    if settings.cache_redis_url:
+        from ponder_embedding.cache.redis_backend import RedisBackend
+
+        backend = RedisBackend(settings.cache_redis_url)
+        await backend.connect()
+        return backend
+    return SqliteBackend(settings.cache_path)
+
+
 class EmbeddingModule:
-    """Serves EmbeddingService; NOT_SERVING until the model is loaded."""
+    """Serves EmbeddingService; NOT_SERVING until the model and the cache are loaded."""
 
     def __init__(self, settings: EmbeddingSettings, telemetry: Telemetry) -> None:
         self._settings = settings
-        self._servicer = EmbeddingServicer()
+        self._servicer = EmbeddingServicer(settings)
+        self._maintenance: asyncio.Task[None] | None = None
 
     @property
     def service_names(self) -> Sequence[str]:
@@ -31,12 +67,38 @@ class EmbeddingModule:
         embedding_grpc.add_EmbeddingServiceServicer_to_server(self._servicer, server)
 
     async def start(self) -> None:
-        """Load the model (seconds: torch import plus weights)."""
-        self._servicer.model = await EmbeddingModel.load(
-            self._settings.model, self._settings.device, batch_size=self._settings.max_batch_size
+        """Load the model (seconds: torch import plus weights) and the cache."""
+        settings = self._settings
+        model = await EmbeddingModel.load(settings.model, settings.device)
+        batcher = MicroBatcher(
+            model.encode,
+            dimensions=model.dimensions,
+            max_batch_size=settings.batch_max_size,
+            max_wait_seconds=settings.batch_max_wait_ms / 1000,
+            on_batch=_log_batch,
         )
+        cache = SemanticCache(
+            await open_backend(settings),
+            functools.partial(embed_normalized, batcher),
+            dimensions=model.dimensions,
+            max_entries=settings.cache_max_entries,
+            default_ttl_seconds=settings.cache_default_ttl_seconds,
+            default_threshold=settings.cache_similarity_threshold,
+        )
+        await cache.start()
+        self._maintenance = asyncio.create_task(
+            cache.run_maintenance(settings.cache_maintenance_seconds)
+        )
+        self._servicer.engine = Engine(model, batcher, cache)
 
     async def close(self) -> None:
-        """Stop the model's worker thread."""
-        if self._servicer.model is not None:
-            self._servicer.model.close()
+        """Stop maintenance, flush the cache, stop the batcher and the model's thread."""
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
+        engine = self._servicer.engine
+        if engine is not None:
+            await engine.cache.close()
+            await engine.batcher.close()
+            engine.model.close()

@@ -1,5 +1,6 @@
 """Settings of the embedding service."""
 
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -8,7 +9,7 @@ from ponder_runtime import ServiceSettings
 
 
 class EmbeddingSettings(ServiceSettings):
-    """PONDER_EMBEDDING_* settings (plus the shared PONDER_* ones)."""
+    """PONDER_EMBEDDING_* and PONDER_CACHE_* settings (plus the shared PONDER_* ones)."""
 
     service_name: ClassVar[str] = "embedding"
 
@@ -22,4 +23,38 @@ class EmbeddingSettings(ServiceSettings):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", validation_alias="PONDER_EMBEDDING_DEVICE"
     )
-    max_batch_size: int = Field(64, ge=1, le=1024, validation_alias="PONDER_EMBEDDING_BATCH_SIZE")
+    max_texts: int = Field(2048, ge=1, le=100_000, validation_alias="PONDER_EMBEDDING_MAX_TEXTS")
+    max_text_length: int = Field(
+        8192, ge=1, le=1_000_000, validation_alias="PONDER_EMBEDDING_MAX_TEXT_LENGTH"
+    )
+    batch_max_size: int = Field(
+        64, ge=1, le=4096, validation_alias="PONDER_EMBEDDING_BATCH_MAX_SIZE"
+    )
+    batch_max_wait_ms: float = Field(
+        2.0, ge=0, le=1000, validation_alias="PONDER_EMBEDDING_BATCH_MAX_WAIT_MS"
+    )
+    cache_path: Path = Field(
+        Path("var/cache/embedding-cache.sqlite3"),
+        validation_alias="PONDER_CACHE_PATH",
+        description="SQLite file of the cache (used when no Redis URL is set).",
+    )
+    cache_redis_url: str = Field(
+        "",
+        validation_alias="PONDER_CACHE_REDIS_URL",
+        description="redis://host:port/db: share one cache between replicas instead of SQLite.",
+    )
+    cache_max_entries: int = Field(
+        100_000, ge=1, le=10_000_000, validation_alias="PONDER_CACHE_MAX_ENTRIES"
+    )
+    cache_default_ttl_seconds: float = Field(
+        7 * 24 * 3600, gt=0, validation_alias="PONDER_CACHE_DEFAULT_TTL_SECONDS"
+    )
+    cache_max_ttl_seconds: float = Field(
+        365 * 24 * 3600, gt=0, validation_alias="PONDER_CACHE_MAX_TTL_SECONDS"
+    )
+    cache_similarity_threshold: float = Field(
+        0.9, gt=0, le=1, validation_alias="PONDER_CACHE_SIMILARITY_THRESHOLD"
+    )
+    cache_maintenance_seconds: float = Field(
+        30.0, gt=0, validation_alias="PONDER_CACHE_MAINTENANCE_SECONDS"
+    )

@@ -1,0 +1,1 @@
+"""The semantic cache: an in-memory vector index in front of a persistent backend."""

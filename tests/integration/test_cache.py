@@ -1,0 +1,227 @@
+"""The semantic cache through EmbeddingService over gRPC, with the real model: lookups by
+meaning, bad input, persistence across restarts of a real process, replicas sharing Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import grpc
+import pytest
+from google.protobuf import duration_pb2
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from ponder.embedding.v1 import embedding_service_pb2 as pb
+from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
+from ponder_devstack import Stack, StackPorts
+from ponder_embedding.service import EmbeddingModule
+from ponder_embedding.settings import EmbeddingSettings
+from ponder_runtime import load_settings
+from tests.conftest import InProcessStack, start_service
+from tests.integration.test_workflow import bad_request_fields
+
+
+QUESTION = "How do transformers use attention to model long sequences?"
+PARAPHRASE = "How does the transformer architecture use attention for long sequences?"
+
+
+@pytest.fixture
+async def cache_stub(stack: InProcessStack):
+    """A stub to the in-process embedding service."""
+    async with grpc.aio.insecure_channel(stack.address("embedding")) as channel:
+        yield embedding_grpc.EmbeddingServiceStub(channel)
+
+
+class TestLookupAndStore:
+    """Store, then look up by exact text and by meaning."""
+
+    async def test_exact_and_paraphrase_hits(self, cache_stub):
+        """An exact repeat hits with similarity 1; a paraphrase hits with its cosine; an
+        unrelated question misses; statistics count all three."""
+        ns = "test/exact-and-paraphrase"
+        stored = await cache_stub.StoreCache(
+            pb.StoreCacheRequest(namespace=ns, text=QUESTION, payload=b"answer", payload_type="t")
+        )
+        assert len(stored.entry.key) == 32
+        assert stored.entry.expire_time.seconds > stored.entry.create_time.seconds
+        exact = await cache_stub.LookupCache(pb.LookupCacheRequest(namespace=ns, text=QUESTION))
+        assert exact.hit
+        assert exact.similarity == 1.0
+        assert exact.entry.payload == b"answer"
+        near = await cache_stub.LookupCache(
+            pb.LookupCacheRequest(namespace=ns, text=PARAPHRASE, similarity_threshold=0.8)
+        )
+        assert near.hit
+        assert 0.8 <= near.similarity < 1.0
+        far = await cache_stub.LookupCache(
+            pb.LookupCacheRequest(namespace=ns, text="What is a good sourdough starter?")
+        )
+        assert not far.hit
+        assert far.similarity < 0.5
+        stats = await cache_stub.GetCacheStats(pb.GetCacheStatsRequest(namespace=ns))
+        assert (stats.entry_count, stats.hit_count, stats.miss_count) == (1, 2, 1)
+
+    async def test_threshold_edge_with_the_real_model(self, cache_stub):
+        """At exactly the paraphrase's similarity the lookup hits; just above, it misses."""
+        ns = "test/threshold-edge"
+        await cache_stub.StoreCache(pb.StoreCacheRequest(namespace=ns, text=QUESTION, payload=b"a"))
+        probe = await cache_stub.LookupCache(
+            pb.LookupCacheRequest(namespace=ns, text=PARAPHRASE, similarity_threshold=0.9999)
+        )
+        similarity = probe.similarity
+        assert not probe.hit
+        at = await cache_stub.LookupCache(
+            pb.LookupCacheRequest(namespace=ns, text=PARAPHRASE, similarity_threshold=similarity)
+        )
+        above = await cache_stub.LookupCache(
+            pb.LookupCacheRequest(
+                namespace=ns, text=PARAPHRASE, similarity_threshold=similarity + 1e-4
+            )
+        )
+        assert at.hit
+        assert not above.hit
+
+    async def test_ttl_expiry(self, cache_stub):
+        """An entry stored with a short TTL hits before it and misses after it."""
+        ns = "test/ttl"
+        ttl = duration_pb2.Duration(nanos=600_000_000)
+        await cache_stub.StoreCache(
+            pb.StoreCacheRequest(namespace=ns, text=QUESTION, payload=b"a", ttl=ttl)
+        )
+        assert (
+            await cache_stub.LookupCache(pb.LookupCacheRequest(namespace=ns, text=QUESTION))
+        ).hit
+        await asyncio.sleep(0.7)
+        late = await cache_stub.LookupCache(pb.LookupCacheRequest(namespace=ns, text=QUESTION))
+        assert not late.hit
+        stats = await cache_stub.GetCacheStats(pb.GetCacheStatsRequest(namespace=ns))
+        assert stats.expiration_count == 1
+
+    async def test_invalidate_by_key_and_namespace(self, cache_stub):
+        """InvalidateCache removes one entry by key, then the rest of the namespace."""
+        ns = "test/invalidate"
+        first = await cache_stub.StoreCache(
+            pb.StoreCacheRequest(namespace=ns, text="first question", payload=b"1")
+        )
+        await cache_stub.StoreCache(
+            pb.StoreCacheRequest(namespace=ns, text="second question", payload=b"2")
+        )
+        one = await cache_stub.InvalidateCache(
+            pb.InvalidateCacheRequest(namespace=ns, key=first.entry.key)
+        )
+        rest = await cache_stub.InvalidateCache(pb.InvalidateCacheRequest(namespace=ns))
+        assert (one.removed_count, rest.removed_count) == (1, 1)
+        gone = await cache_stub.LookupCache(
+            pb.LookupCacheRequest(namespace=ns, text="second question")
+        )
+        assert not gone.hit
+
+    @pytest.mark.parametrize(
+        ("method", "request_message", "fields"),
+        [
+            ("LookupCache", pb.LookupCacheRequest(namespace="", text="q"), {"namespace"}),
+            (
+                "LookupCache",
+                pb.LookupCacheRequest(namespace="n", text="", similarity_threshold=1.5),
+                {"text", "similarity_threshold"},
+            ),
+            ("StoreCache", pb.StoreCacheRequest(namespace="n", text="q"), {"payload"}),
+            (
+                "StoreCache",
+                pb.StoreCacheRequest(
+                    namespace="n", text="q", payload=b"x", ttl=duration_pb2.Duration(seconds=-5)
+                ),
+                {"ttl"},
+            ),
+            ("InvalidateCache", pb.InvalidateCacheRequest(namespace=" "), {"namespace"}),
+        ],
+        ids=["no-namespace", "no-text-bad-threshold", "no-payload", "negative-ttl", "blank-ns"],
+    )
+    async def test_bad_input(self, cache_stub, method, request_message, fields):
+        """Malformed cache requests are INVALID_ARGUMENT naming each bad field."""
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await getattr(cache_stub, method)(request_message)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert bad_request_fields(caught.value) == fields
+
+
+async def _store_and_lookup(address: str, *, store: bool) -> pb.LookupCacheResponse:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = embedding_grpc.EmbeddingServiceStub(channel)
+        if store:
+            await stub.StoreCache(
+                pb.StoreCacheRequest(namespace="durable", text=QUESTION, payload=b"kept"),
+                timeout=30,
+            )
+        reply: pb.LookupCacheResponse = await stub.LookupCache(
+            pb.LookupCacheRequest(namespace="durable", text=PARAPHRASE, similarity_threshold=0.8),
+            timeout=30,
+        )
+        return reply
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
+async def test_entries_survive_a_restart_of_the_process(tmp_path, stop_signal):
+    """Stored entries are found again after the process restarts, whether it drained on
+    SIGTERM or was killed with SIGKILL right after the store returned."""
+    env = {"PONDER_CACHE_PATH": str(tmp_path / "cache.sqlite3")}
+    ports = StackPorts.free()
+    for attempt, store in enumerate((True, False)):
+        stack = Stack(ports=ports, log_dir=tmp_path / f"run{attempt}", extra_env=env)
+        stack.services = [s for s in stack.services if s.name == "embedding"]
+        stack.start()
+        embedding = stack.services[0]
+        try:
+            await stack.wait_ready(timeout=120)
+            reply = await _store_and_lookup(embedding.address, store=store)
+            assert reply.hit, f"attempt {attempt}"
+            assert reply.entry.payload == b"kept"
+            if store:
+                assert embedding.process is not None
+                embedding.process.send_signal(stop_signal)
+                code = await asyncio.to_thread(embedding.process.wait, 60)
+                assert code == (0 if stop_signal == signal.SIGTERM else -signal.SIGKILL)
+        finally:
+            stack.stop()
+
+
+async def test_two_replicas_share_one_cache_through_redis(redis_url, tmp_path):
+    """An entry stored through one replica is found through another, exactly and by meaning;
+    invalidation through the second reaches the first."""
+    spans = InMemorySpanExporter()
+    replicas = [
+        await start_service(
+            load_settings(
+                EmbeddingSettings,
+                host="127.0.0.1",
+                port=0,
+                cache_redis_url=redis_url,
+                cache_path=tmp_path / f"unused-{i}.sqlite3",
+            ),
+            EmbeddingModule,
+            spans,
+        )
+        for i in range(2)
+    ]
+    try:
+        channels = [grpc.aio.insecure_channel(f"127.0.0.1:{r.port}") for r in replicas]
+        first, second = (embedding_grpc.EmbeddingServiceStub(c) for c in channels)
+        await first.StoreCache(
+            pb.StoreCacheRequest(namespace="shared", text=QUESTION, payload=b"A")
+        )
+        exact = await second.LookupCache(pb.LookupCacheRequest(namespace="shared", text=QUESTION))
+        near = await second.LookupCache(
+            pb.LookupCacheRequest(namespace="shared", text=PARAPHRASE, similarity_threshold=0.8)
+        )
+        assert exact.hit
+        assert exact.entry.payload == b"A"
+        assert near.hit
+        removed = await second.InvalidateCache(pb.InvalidateCacheRequest(namespace="shared"))
+        assert removed.removed_count == 1
+        after = await first.LookupCache(pb.LookupCacheRequest(namespace="shared", text=QUESTION))
+        assert not after.hit
+        for channel in channels:
+            await channel.close()
+    finally:
+        for replica in replicas:
+            await replica.stop(0)

@@ -1,0 +1,119 @@
+"""MicroBatcher with the real all-MiniLM-L6-v2: coalescing, correctness, cancellation, fairness."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from ponder_embedding.batching import BatchStats, MicroBatcher
+from ponder_embedding.model import EmbeddingModel
+
+
+TEXTS = [
+    f"question {i}: how does {topic} work?"
+    for i, topic in enumerate(
+        [
+            "attention",
+            "retrieval",
+            "reflection",
+            "tokenization",
+            "quantization",
+            "distillation",
+            "beam search",
+            "RLHF",
+            "LoRA",
+            "sharding",
+            "caching",
+            "batching",
+        ]
+        * 4
+    )
+]
+
+
+@pytest_asyncio.fixture(scope="session")
+async def model():
+    """The packaged model, loaded once."""
+    loaded = await EmbeddingModel.load("", "cpu")
+    yield loaded
+    loaded.close()
+
+
+@pytest_asyncio.fixture
+async def batcher(model):
+    """A batcher over the model that records every batch."""
+    stats: list[BatchStats] = []
+    batcher = MicroBatcher(
+        model.encode,
+        dimensions=model.dimensions,
+        max_batch_size=16,
+        max_wait_seconds=0.005,
+        on_batch=stats.append,
+    )
+    batcher.stats = stats  # type: ignore[attr-defined]
+    yield batcher
+    await batcher.close()
+
+
+async def test_each_caller_gets_its_own_vector(model, batcher):
+    """48 concurrent single-text calls get exactly the vector of their own text."""
+    results = await asyncio.gather(*(batcher.embed([text]) for text in TEXTS))
+    for text, result in zip(TEXTS, results, strict=True):
+        alone = await model.encode([text])
+        assert result.shape == (1, 384)
+        np.testing.assert_allclose(result, alone, atol=1e-4)
+
+
+async def test_concurrent_calls_share_bounded_batches(batcher):
+    """Concurrent callers are coalesced into batches no larger than max_batch_size."""
+    await asyncio.gather(*(batcher.embed([text]) for text in TEXTS))
+    sizes = [s.size for s in batcher.stats]
+    assert sum(sizes) == len(TEXTS)
+    assert max(sizes) <= 16
+    assert max(s.callers for s in batcher.stats) > 1
+    assert len(sizes) <= len(TEXTS) // 4  # far fewer model calls than callers
+
+
+async def test_a_cancelled_caller_does_not_break_the_batch(batcher):
+    """Cancelling one caller leaves every other caller's result intact."""
+    tasks = [asyncio.create_task(batcher.embed([text])) for text in TEXTS[:12]]
+    await asyncio.sleep(0)
+    tasks[3].cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(done[3], asyncio.CancelledError)
+    others = [d for i, d in enumerate(done) if i != 3]
+    assert all(isinstance(d, np.ndarray) and d.shape == (1, 384) for d in others)
+    assert (await batcher.embed(["still working"])).shape == (1, 384)
+
+
+async def test_a_small_request_is_not_stuck_behind_a_big_one(batcher):
+    """Round-robin batching: one text asked after 400 others comes back long before them."""
+    big = asyncio.create_task(batcher.embed([f"long list item {i}" for i in range(400)]))
+    await asyncio.sleep(0.01)
+    small = await batcher.embed(["quick lookup"])
+    assert small.shape == (1, 384)
+    assert not big.done()
+    assert (await big).shape == (400, 384)
+
+
+async def test_an_encoder_failure_reaches_its_callers_only():
+    """A failing batch fails its callers; the next batch works."""
+    calls = 0
+
+    async def flaky(texts: list[str]) -> np.ndarray:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("device lost")
+        return np.ones((len(texts), 4), dtype=np.float32)
+
+    batcher = MicroBatcher(flaky, dimensions=4, max_batch_size=8, max_wait_seconds=0)
+    try:
+        with pytest.raises(RuntimeError, match="device lost"):
+            await batcher.embed(["a", "b"])
+        assert (await batcher.embed(["c"])).tolist() == [[1.0, 1.0, 1.0, 1.0]]
+    finally:
+        await batcher.close()
