@@ -6,9 +6,9 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PACKAGES := -e libs/ponder-protos -e libs/ponder-runtime -e libs/ponder-devstack \
 	-e services/gateway -e services/research -e services/reflection -e services/embedding
-PY_SOURCES := libs/ponder-runtime/src libs/ponder-devstack/src services scripts tests
+PY_SOURCES := libs/ponder-runtime/src libs/ponder-devstack/src services scripts tests bench
 
-.PHONY: install run test lint proto buf redis clean
+.PHONY: install run test lint proto buf redis bench clean
 
 install: $(STAMP)
 
@@ -34,7 +34,7 @@ buf: install
 lint: install buf
 	$(VENV)/bin/ruff check $(PY_SOURCES)
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
-	$(VENV)/bin/mypy libs/ponder-runtime/src libs/ponder-devstack/src services/*/src scripts tests
+	$(VENV)/bin/mypy libs/ponder-runtime/src libs/ponder-devstack/src services/*/src scripts tests bench
 	$(PY) scripts/genproto.py --check
 
 # redis-server (Debian package) for the Redis cache backend tests, which fail without it.
@@ -43,6 +43,10 @@ redis:
 
 test: install redis lint
 	$(VENV)/bin/pytest
+
+# Benchmarks (not tests): results go to BENCHMARKS.md by hand, with the command line.
+bench: install
+	$(PY) bench/bench_embedding.py
 
 clean:
 	rm -rf $(VENV) node_modules

@@ -9,7 +9,7 @@ import pytest
 import pytest_asyncio
 
 from ponder_embedding.batching import BatchStats, MicroBatcher
-from ponder_embedding.model import EmbeddingModel
+from ponder_embedding.model import EmbeddingModel, ModelOptions
 
 
 TEXTS = [
@@ -37,7 +37,7 @@ TEXTS = [
 @pytest_asyncio.fixture(scope="session")
 async def model():
     """The packaged model, loaded once."""
-    loaded = await EmbeddingModel.load("", "cpu")
+    loaded = await EmbeddingModel.load(ModelOptions(device="cpu"))
     yield loaded
     loaded.close()
 

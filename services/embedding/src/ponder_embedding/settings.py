@@ -23,6 +23,23 @@ class EmbeddingSettings(ServiceSettings):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", validation_alias="PONDER_EMBEDDING_DEVICE"
     )
+    backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto",
+        validation_alias="PONDER_EMBEDDING_BACKEND",
+        description="auto: ONNX Runtime on CPU when its vectors match torch's, else torch.",
+    )
+    onnx_dir: Path = Field(
+        Path("var/cache/onnx"),
+        validation_alias="PONDER_EMBEDDING_ONNX_DIR",
+        description="Where the ONNX export of the model is cached.",
+    )
+    threads: int = Field(
+        0,
+        ge=0,
+        le=256,
+        validation_alias="PONDER_EMBEDDING_THREADS",
+        description="Intra-op threads of torch / ONNX Runtime; 0 = the library default.",
+    )
     max_texts: int = Field(2048, ge=1, le=100_000, validation_alias="PONDER_EMBEDDING_MAX_TEXTS")
     max_text_length: int = Field(
         8192, ge=1, le=1_000_000, validation_alias="PONDER_EMBEDDING_MAX_TEXT_LENGTH"
@@ -31,7 +48,7 @@ class EmbeddingSettings(ServiceSettings):
         64, ge=1, le=4096, validation_alias="PONDER_EMBEDDING_BATCH_MAX_SIZE"
     )
     batch_max_wait_ms: float = Field(
-        2.0, ge=0, le=1000, validation_alias="PONDER_EMBEDDING_BATCH_MAX_WAIT_MS"
+        0.0, ge=0, le=1000, validation_alias="PONDER_EMBEDDING_BATCH_MAX_WAIT_MS"
     )
     cache_path: Path = Field(
         Path("var/cache/embedding-cache.sqlite3"),

@@ -8,10 +8,16 @@ import logging
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ponder_embedding.cache.backend import CacheBackend
-from ponder_embedding.cache.entries import CacheChange, CacheEntry, Vector, entry_key
+from ponder_embedding.cache.entries import (
+    NO_VECTOR,
+    CacheChange,
+    CacheEntry,
+    Vector,
+    entry_key,
+)
 from ponder_embedding.cache.index import NamespaceIndex
 
 
@@ -143,7 +149,9 @@ class SemanticCache:
         now = self._clock()
         exact = await self._exact(namespace, text, now)
         if exact is not None:
-            return self._hit(exact, 1.0, now, exact=True)
+            result = await self._hit(exact, 1.0, now, exact=True)
+            if result is not None:
+                return result
         index = self._indexes.get(namespace)
         if index is None or len(index) == 0:
             self._counters.misses[namespace] += 1
@@ -160,7 +168,10 @@ class SemanticCache:
                 continue
             best_similarity = max(best_similarity, similarity)
             if similarity >= minimum:
-                return self._hit(entry, similarity, now)
+                result = await self._hit(entry, similarity, now)
+                if result is not None:
+                    return result
+                continue
             break
         self._counters.misses[namespace] += 1
         return LookupResult(None, best_similarity)
@@ -246,24 +257,37 @@ class SemanticCache:
             return None
         return entry
 
-    def _hit(
+    async def _with_payload(self, entry: CacheEntry) -> CacheEntry | None:
+        """`entry` with its payload read from the backend; None when it vanished meanwhile."""
+        stored = await self._backend.get(entry.key)
+        if stored is None or stored.payload is None:
+            self._drop(entry.key)
+            return None
+        return replace(entry, payload=stored.payload)
+
+    async def _hit(
         self, entry: CacheEntry, similarity: float, now: float, *, exact: bool = False
-    ) -> LookupResult:
+    ) -> LookupResult | None:
+        """Count a hit and return the entry with its payload (None if it vanished)."""
+        answer = await self._with_payload(entry)
+        if answer is None:
+            return None
         entry.hit_count += 1
         entry.last_access = now
         self._entries.move_to_end(entry.key)
         count, _ = self._pending_hits.get(entry.key, (0, now))
         self._pending_hits[entry.key] = (count + 1, now)
         self._counters.hits[entry.namespace] += 1
-        return LookupResult(entry, similarity, exact)
+        answer.hit_count, answer.last_access = entry.hit_count, now
+        return LookupResult(answer, similarity, exact)
 
     def _insert(self, entry: CacheEntry) -> None:
-        self._entries[entry.key] = entry
-        self._entries.move_to_end(entry.key)
         index = self._indexes.get(entry.namespace)
         if index is None:
             index = self._indexes[entry.namespace] = NamespaceIndex(self._dimensions)
         index.add(entry.key, entry.vector)
+        self._entries[entry.key] = replace(entry, payload=None, vector=NO_VECTOR)
+        self._entries.move_to_end(entry.key)
 
     def _drop(self, key: str) -> CacheEntry | None:
         entry = self._entries.pop(key, None)

@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 
 Vector = npt.NDArray[np.float32]
+NO_VECTOR: Vector = np.empty(0, dtype=np.float32)
 
 
 def normalize_text(text: str) -> str:
@@ -26,12 +27,16 @@ def entry_key(namespace: str, text: str) -> str:
 
 @dataclass(slots=True)
 class CacheEntry:
-    """One stored answer. Times are Unix seconds; `vector` is unit length (float32)."""
+    """One stored answer. Times are Unix seconds; `vector` is unit length (float32).
+
+    In memory the cache keeps neither payload (None: read from the backend on a hit) nor
+    vector (it lives in the namespace's matrix), so memory grows with entries, not answers.
+    """
 
     key: str
     namespace: str
     text: str
-    payload: bytes
+    payload: bytes | None
     payload_type: str
     vector: Vector
     create_time: float

@@ -305,7 +305,7 @@ class RedisBackend:
         return {
             "namespace": entry.namespace,
             "text": entry.text,
-            "payload": entry.payload,
+            "payload": entry.payload or b"",
             "payload_type": entry.payload_type,
             "vector": np.asarray(entry.vector).astype("<f4").tobytes(),
             "create_time": repr(float(entry.create_time)),

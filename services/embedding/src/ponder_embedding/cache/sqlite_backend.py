@@ -36,6 +36,8 @@ _COLUMNS = (
     "key, namespace, text, payload, payload_type, vector, create_time, expire_time, "
     "hit_count, last_access"
 )
+# Loading leaves payloads on disk: they are read on a hit.
+_LOAD_COLUMNS = _COLUMNS.replace("payload,", "NULL,", 1)
 
 
 def _row_to_entry(row: tuple[object, ...]) -> CacheEntry:
@@ -45,7 +47,7 @@ def _row_to_entry(row: tuple[object, ...]) -> CacheEntry:
         key=str(key),
         namespace=str(namespace),
         text=str(text),
-        payload=bytes(payload) if isinstance(payload, bytes | bytearray | memoryview) else b"",
+        payload=bytes(payload) if isinstance(payload, bytes | bytearray | memoryview) else None,
         payload_type=str(payload_type),
         vector=np.frombuffer(vector, dtype="<f4").astype(np.float32),
         create_time=float(created),  # type: ignore[arg-type]
@@ -83,7 +85,9 @@ class SqliteBackend:
 
         def load(db: sqlite3.Connection) -> list[CacheEntry]:
             db.execute("DELETE FROM entries WHERE expire_time <= ?", (now,))
-            rows = db.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY last_access").fetchall()
+            rows = db.execute(
+                f"SELECT {_LOAD_COLUMNS} FROM entries ORDER BY last_access"
+            ).fetchall()
             return [_row_to_entry(row) for row in rows]
 
         return await self._run(load)
