@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -55,7 +56,7 @@ QUESTIONS = [
     f"How does {t} work in large language models, part {i}?" for i in range(10) for t in TOPICS
 ]
 PARAPHRASES = [
-    f"Could you explain how {t} works in LLMs, part {i}?" for i in range(10) for t in TOPICS
+    f"How does {t} work inside large language models, part {i}?" for i in range(10) for t in TOPICS
 ]
 NAMESPACE = "bench"
 
@@ -177,7 +178,8 @@ def lookup_rows(
         f"{percentile(para, 50):.2f} / {percentile(para, 99):.2f} |",
         f"| {n}: **paraphrase / raw torch** p50 (target ≤ 1.5) / p99 (≤ 3) | "
         f"**{percentile(para, 50) / raw_p50:.2f} / {percentile(para, 99) / raw_p99:.2f}** |",
-        f"| {n}: paraphrase hits at threshold 0.8 | {measured['hit_rate'][0]:.0%} |",
+        f"| {n}: paraphrase hits at threshold 0.8 (median similarity) | "
+        f"{measured['hit_rate'][0]:.0%} ({statistics.median(measured['similarity']):.3f}) |",
         f"| {n}: service RSS, model and cache loaded (MiB) | {rss:.0f} |",
     ]
 
@@ -186,6 +188,7 @@ async def bench_lookups(address: str) -> dict[str, list[float]]:
     """Seconds per LookupCache: exact repeats, and paraphrases (which need the model)."""
     results: dict[str, list[float]] = {"exact": [], "paraphrase": []}
     hits = {"exact": 0, "paraphrase": 0}
+    similarities: list[float] = []
     async with grpc.aio.insecure_channel(address) as channel:
         stub = embedding_grpc.EmbeddingServiceStub(channel)
         await stub.LookupCache(pb.LookupCacheRequest(namespace=NAMESPACE, text="warm up"))
@@ -197,8 +200,11 @@ async def bench_lookups(address: str) -> dict[str, list[float]]:
                 )
                 results[kind].append(time.perf_counter() - started)
                 hits[kind] += reply.hit
+                if kind == "paraphrase":
+                    similarities.append(reply.similarity)
     assert hits["exact"] == len(QUESTIONS), hits
     results["hit_rate"] = [hits["paraphrase"] / len(PARAPHRASES)]
+    results["similarity"] = similarities
     return results
 
 
