@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ponder_devstack import Stack, StackPorts
+from ponder_devstack.fake_apis import FakeApi, serve_fake_arxiv, serve_fake_tavily
 from ponder_embedding.service import EmbeddingModule
 from ponder_embedding.settings import EmbeddingSettings
 from ponder_gateway.service import GatewayModule
@@ -61,20 +62,61 @@ async def start_service(
     return server
 
 
+@pytest.fixture(scope="session")
+def fake_arxiv() -> Iterator[FakeApi]:
+    """A local server speaking the arXiv API (shared; reset its behaviour after changing it)."""
+    api = serve_fake_arxiv()
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def fake_tavily() -> Iterator[FakeApi]:
+    """A local server speaking Tavily's search API (shared)."""
+    api = serve_fake_tavily()
+    yield api
+    api.close()
+
+
+def research_env(arxiv: FakeApi, tavily: FakeApi, cache_dir: Path) -> dict[str, str]:
+    """Environment that points the research service at the fake APIs (nothing leaves
+    127.0.0.1) and keeps its files under cache_dir."""
+    return {
+        "PONDER_RESEARCH_ARXIV_API_URL": f"{arxiv.base_url}/api/query",
+        "PONDER_RESEARCH_ARXIV_MIN_INTERVAL_SECONDS": "0",
+        "PONDER_RESEARCH_TAVILY_API_URL": tavily.base_url,
+        "TAVILY_API_KEY": "tvly-test-key",
+        "PONDER_RESEARCH_INDEX_PATH": str(cache_dir / "library-vectors.sqlite3"),
+    }
+
+
 @pytest_asyncio.fixture(scope="session")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[InProcessStack]:
+async def stack(
+    tmp_path_factory: pytest.TempPathFactory, fake_arxiv: FakeApi, fake_tavily: FakeApi
+) -> AsyncIterator[InProcessStack]:
     """All four services in-process; the embedding model is loaded once per session."""
     spans = InMemorySpanExporter()
     common = {"host": "127.0.0.1", "port": 0}
     cache_path = tmp_path_factory.mktemp("cache") / "cache.sqlite3"
+    embedding = await start_service(
+        load_settings(EmbeddingSettings, **common, cache_path=cache_path), EmbeddingModule, spans
+    )
+    embedding_port = embedding.port
     servers = {
-        "embedding": await start_service(
-            load_settings(EmbeddingSettings, **common, cache_path=cache_path),
-            EmbeddingModule,
-            spans,
-        ),
+        "embedding": embedding,
         "research": await start_service(
-            load_settings(ResearchSettings, **common), ResearchModule, spans
+            load_settings(
+                ResearchSettings,
+                **common,
+                arxiv_api_url=f"{fake_arxiv.base_url}/api/query",
+                arxiv_min_interval_seconds=0.0,
+                tavily_api_url=fake_tavily.base_url,
+                tavily_api_key="tvly-test-key",
+                embedding_addr=f"127.0.0.1:{embedding_port}",
+                index_path=cache_path.parent / "library-vectors.sqlite3",
+            ),
+            ResearchModule,
+            spans,
         ),
         "reflection": await start_service(
             load_settings(ReflectionSettings, **common), ReflectionModule, spans
@@ -88,6 +130,9 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[InPro
         reflection_addr=f"127.0.0.1:{servers['reflection'].port}",
     )
     servers["gateway"] = await start_service(gateway_settings, GatewayModule, spans)
+    research = servers["research"].service
+    assert isinstance(research, ResearchModule)
+    await research.wait_indexed()  # library searched by meaning from the first test on
     yield InProcessStack(servers, spans)
     for server in reversed(servers.values()):
         await server.stop(0)
@@ -101,7 +146,9 @@ async def gateway_channel(stack: InProcessStack) -> AsyncIterator[grpc.aio.Chann
 
 
 @pytest.fixture(scope="session")
-def process_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def process_stack(
+    tmp_path_factory: pytest.TempPathFactory, fake_arxiv: FakeApi, fake_tavily: FakeApi
+) -> Iterator[Stack]:
     """The four services as real processes on free ports (as `make run` starts them)."""
     import asyncio
 
@@ -112,6 +159,7 @@ def process_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         extra_env={
             "PONDER_LOG_LEVEL": "INFO",
             "PONDER_CACHE_PATH": str(log_dir / "cache.sqlite3"),
+            **research_env(fake_arxiv, fake_tavily, log_dir),
         },
     )
     stack.start()

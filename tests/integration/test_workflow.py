@@ -9,6 +9,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.type.v1 import document_pb2
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
@@ -55,7 +56,7 @@ class TestRunReflectionWorkflow:
         markers = {int(n) for n in re.findall(r"\[(\d+)\]", result.text)}
         for citation in result.citations:
             assert citation.document_id in source_ids
-            assert citation.document_id.startswith("library:")
+            assert citation.document_id.startswith("arxiv:")
             assert citation.url.startswith("https://arxiv.org/abs/")
             assert citation.index in markers
         titles = " ".join(c.title for c in result.citations)
@@ -80,8 +81,8 @@ class TestRunReflectionWorkflow:
         assert len(sources) == 3
         assert scores == sorted(scores, reverse=True)
         assert all(0 < score <= 1 for score in scores)
-        assert "library:2004.04906" in {doc.id for doc in sources}  # Dense Passage Retrieval
-        assert "all-MiniLM-L6-v2" in reply.workflow.steps[1].message
+        assert "arxiv:2004.04906" in {doc.id for doc in sources}  # Dense Passage Retrieval
+        assert "embedding similarity" in reply.workflow.steps[1].message
 
     async def test_one_trace_spans_the_call_chain(self, stack: InProcessStack, gateway_channel):
         """The gateway, research, embedding and reflection spans share the workflow's trace."""
@@ -150,7 +151,8 @@ class TestRunReflectionWorkflow:
         stub = workflow_grpc.WorkflowServiceStub(gateway_channel)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.RunReflectionWorkflow(
-                workflow_pb2.RunReflectionWorkflowRequest(topic="zzzyzx qwertyuiop"), timeout=10
+                workflow_pb2.RunReflectionWorkflowRequest(topic="best sourdough bread recipe"),
+                timeout=10,
             )
         assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert "no sources" in (caught.value.details() or "")
@@ -175,18 +177,18 @@ class TestOtherWorkflowKinds:
         assert workflow.kind == workflow_pb2.WORKFLOW_KIND_RESEARCH
         assert workflow.state == workflow_pb2.WORKFLOW_STATE_SUCCEEDED
         assert len(workflow.result.iterations) == 1
-        assert "library:2106.09685" in {doc.id for doc in workflow.result.sources}  # LoRA
+        assert "arxiv:2106.09685" in {doc.id for doc in workflow.result.sources}  # LoRA
         assert workflow.steps[-1].name == "summarize"
 
-    async def test_run_workflow_reports_unavailable_sources_as_warnings(self, gateway_channel):
-        """RESEARCH_REFLECTION over all sources succeeds from the library and says that the
-        sources this build lacks were DISABLED."""
+    async def test_research_reflection_merges_sources(self, gateway_channel):
+        """RESEARCH_REFLECTION over every source: all three answer, the same paper found by
+        arXiv, the web and the library is one source document listing all three."""
         stub = workflow_grpc.WorkflowServiceStub(gateway_channel)
         reply = await stub.RunWorkflow(
             workflow_pb2.RunWorkflowRequest(
                 workflow=workflow_pb2.Workflow(
                     kind=workflow_pb2.WORKFLOW_KIND_RESEARCH_REFLECTION,
-                    topic="retrieval-augmented generation",
+                    topic="retrieval-augmented generation for knowledge-intensive tasks",
                 )
             ),
             timeout=60,
@@ -194,8 +196,17 @@ class TestOtherWorkflowKinds:
         workflow = reply.workflow
         assert workflow.state == workflow_pb2.WORKFLOW_STATE_SUCCEEDED
         states = {s.source: s.state for s in workflow.result.source_statuses}
+        assert set(states.values()) == {research_pb2.SOURCE_STATE_OK}
         assert len(states) == 3
-        assert any("SOURCE_KIND_ARXIV" in w and "DISABLED" in w for w in workflow.warnings)
+        rag = next(d for d in workflow.result.sources if d.id == "arxiv:2005.11401")
+        assert set(rag.found_in) == {
+            document_pb2.SOURCE_KIND_ARXIV,
+            document_pb2.SOURCE_KIND_WEB,
+            document_pb2.SOURCE_KIND_LIBRARY,
+        }
+        ids = [d.id for d in workflow.result.sources]
+        assert len(ids) == len(set(ids))
+        assert workflow.warnings == []
 
     async def test_run_workflow_requires_a_kind(self, gateway_channel):
         """A workflow without a kind is rejected, naming workflow.kind."""

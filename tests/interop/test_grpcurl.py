@@ -98,4 +98,4 @@ def test_internal_services_answer_through_the_gateway(process_stack: Stack):
     assert done.returncode == 0, done.stderr
     reply = json.loads(done.stdout)
     assert reply["source_statuses"][0]["state"] == "SOURCE_STATE_OK"
-    assert "library:2005.11401" in {d["id"] for d in reply["documents"]}
+    assert "arxiv:2005.11401" in {d["id"] for d in reply["documents"]}

@@ -75,8 +75,8 @@ class WorkflowRunner:
         started = time.perf_counter()
         workflow.state = workflow_pb2.WORKFLOW_STATE_RUNNING
         try:
-            documents, statuses = await self._research(workflow, params, context)
-            documents = await self._rank(workflow, params, documents, context)
+            documents, statuses, ranked = await self._research(workflow, params, context)
+            documents = await self._rank(workflow, params, documents, ranked, context)
             reflection = await self._reflect(workflow, params, documents, context)
         finally:
             workflow.execution_time.FromNanoseconds(round((time.perf_counter() - started) * 1e9))
@@ -131,7 +131,8 @@ class WorkflowRunner:
         workflow: workflow_pb2.Workflow,
         params: RunParameters,
         context: grpc.aio.ServicerContext | None,
-    ) -> tuple[list[document_pb2.Document], list[research_pb2.SourceStatus]]:
+    ) -> tuple[list[document_pb2.Document], list[research_pb2.SourceStatus], bool]:
+        """Search; also says whether research already ranked by embedding similarity."""
         with self._step(workflow, "research") as step:
             request = research_pb2.SearchSourcesRequest(
                 query=workflow.topic,
@@ -155,18 +156,27 @@ class WorkflowRunner:
                     metadata={"workflow": workflow.name},
                 )
             step.message = f"{len(reply.documents)} candidate documents"
-            return list(reply.documents), list(reply.source_statuses)
+            ranked = reply.ranking == research_pb2.RANKING_METHOD_EMBEDDING_SIMILARITY
+            return list(reply.documents), list(reply.source_statuses), ranked
 
     async def _rank(
         self,
         workflow: workflow_pb2.Workflow,
         params: RunParameters,
         documents: list[document_pb2.Document],
+        research_ranked: bool,
         context: grpc.aio.ServicerContext | None,
     ) -> list[document_pb2.Document]:
-        """Keep the `max_sources` documents most similar to the topic; on an embedding failure
-        keep the research order and note it (the workflow goes on)."""
+        """Keep the `max_sources` documents most similar to the topic: research's order when it
+        already ranked by embedding similarity, else ranked here; on an embedding failure keep
+        the research order and note it (the workflow goes on)."""
         with self._step(workflow, "rank") as step:
+            if research_ranked:
+                step.message = (
+                    f"kept {min(len(documents), params.max_sources)} of {len(documents)}, "
+                    "ranked by embedding similarity in research"
+                )
+                return documents[: params.max_sources]
             request = embedding_pb2.RankDocumentsRequest(
                 query=workflow.topic,
                 candidates=[

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.type.v1 import document_pb2
 from ponder_research.documents import FoundDocument, SourceKind
+from ponder_research.ranking import Ranking
 from ponder_research.search import SourceOutcome, SourceState
 from ponder_runtime.protobuf import duration, timestamp
 
@@ -15,6 +16,10 @@ KIND_TO_PROTO = {
     SourceKind.LIBRARY: document_pb2.SOURCE_KIND_LIBRARY,
 }
 PROTO_TO_KIND = {value: key for key, value in KIND_TO_PROTO.items()}
+RANKING_TO_PROTO = {
+    Ranking.EMBEDDING_SIMILARITY: research_pb2.RANKING_METHOD_EMBEDDING_SIMILARITY,
+    Ranking.SOURCE_ORDER: research_pb2.RANKING_METHOD_SOURCE_ORDER,
+}
 STATE_TO_PROTO = {
     SourceState.OK: research_pb2.SOURCE_STATE_OK,
     SourceState.TIMEOUT: research_pb2.SOURCE_STATE_TIMEOUT,
@@ -36,9 +41,12 @@ def document_to_proto(doc: FoundDocument) -> document_pb2.Document:
         categories=doc.categories,
         pdf_url=doc.pdf_url,
         found_in=[KIND_TO_PROTO[kind] for kind in doc.found_in or (doc.source,)],
+        doi=doc.doi,
     )
     if doc.published is not None:
         message.published_time.CopyFrom(timestamp(doc.published))
+    if doc.updated is not None:
+        message.update_time.CopyFrom(timestamp(doc.updated))
     return message
 
 
@@ -50,4 +58,5 @@ def outcome_to_proto(outcome: SourceOutcome) -> research_pb2.SourceStatus:
         latency=duration(outcome.latency_s),
         result_count=outcome.result_count,
         message=outcome.message,
+        cached=outcome.cached,
     )

@@ -30,6 +30,10 @@ class FoundDocument:
     pdf_url: str = ""
     score: float = 0.0
     found_in: tuple[SourceKind, ...] = field(default=())
+    updated: dt.date | None = None
+    doi: str = ""
+    arxiv_id: str = ""  # bare arXiv id without version, when the document is an arXiv paper
+    source_rank: int = 0  # position in its source's result list, 0 = first
 
     def with_score(self, score: float) -> FoundDocument:
         """A copy with another score."""

@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from ponder_research.bm25 import BM25Index
 from ponder_research.documents import FoundDocument, SourceKind
 
 
@@ -35,7 +34,8 @@ def _from_record(record: dict[str, object], origin: str) -> FoundDocument:
     # Long author lists are cut to their first names plus a literal "et al." marker.
     category = record.get("primary_category")
     return FoundDocument(
-        id=f"library:{raw_id}",
+        # An arXiv paper has the same id whichever source finds it, so citations are stable.
+        id=f"arxiv:{arxiv_id}" if arxiv_id else f"library:{raw_id}",
         title=title,
         summary=summary,
         source=SourceKind.LIBRARY,
@@ -47,6 +47,8 @@ def _from_record(record: dict[str, object], origin: str) -> FoundDocument:
         categories=(str(category),) if category else (),
         pdf_url=f"https://arxiv.org/pdf/{arxiv_id}" if arxiv_id else "",
         found_in=(SourceKind.LIBRARY,),
+        arxiv_id=arxiv_id,
+        doi=str(record.get("doi") or ""),
     )
 
 
@@ -91,23 +93,3 @@ def load_library(dirs: Sequence[Path], *, include_sample: bool = True) -> list[F
     unique = {doc.id: doc for doc in documents}
     logger.info("library loaded", extra={"documents": len(unique), "folders": len(dirs)})
     return list(unique.values())
-
-
-class Library:
-    """Keyword (BM25) search over the library's titles, authors and summaries."""
-
-    def __init__(self, documents: Iterable[FoundDocument]) -> None:
-        self.documents = list(documents)
-        self._index = BM25Index(
-            [f"{d.title} {d.title} {' '.join(d.authors)} {d.summary}" for d in self.documents]
-        )
-
-    def __len__(self) -> int:
-        return len(self.documents)
-
-    def search(self, query: str, limit: int) -> list[FoundDocument]:
-        """Documents matching the query's words, best first, scored by BM25."""
-        return [
-            self.documents[index].with_score(score)
-            for index, score in self._index.search(query, limit)
-        ]

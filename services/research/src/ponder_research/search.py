@@ -1,4 +1,5 @@
-"""Concurrent fan-out over sources with per-source timeouts, statuses, dedupe and ranking."""
+"""A search: every requested source concurrently (each under its own timeout, through the
+source cache), then dedupe across sources, then rerank against the query."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from ponder_research.dedupe import dedupe
 from ponder_research.documents import FoundDocument, SourceKind
-from ponder_research.sources import Source, SourceDisabledError
+from ponder_research.embedding_client import EmbeddingClient
+from ponder_research.ranking import Ranking, rerank
+from ponder_research.source_cache import SourceCache
+from ponder_research.sources import Query, Source, SourceDisabledError
 
 
 logger = logging.getLogger(__name__)
@@ -34,15 +39,18 @@ class SourceOutcome:
     latency_s: float
     result_count: int
     message: str = ""
+    cached: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class SearchResult:
-    """Documents (deduplicated, best first) and what happened to each source."""
+    """Documents (deduplicated, ranked, best first) and what happened to each source."""
 
     documents: list[FoundDocument]
     outcomes: list[SourceOutcome]
     duplicates_removed: int
+    ranking: Ranking = Ranking.SOURCE_ORDER
+    ranking_note: str = ""
 
 
 class AllSourcesFailedError(Exception):
@@ -54,60 +62,66 @@ class AllSourcesFailedError(Exception):
         self.outcomes = list(outcomes)
 
 
-async def _search_one(
-    source: Source, query: str, limit: int, timeout: float
-) -> tuple[list[FoundDocument], SourceOutcome]:
-    started = time.perf_counter()
-
-    def outcome(state: SourceState, count: int = 0, message: str = "") -> SourceOutcome:
-        return SourceOutcome(source.kind, state, time.perf_counter() - started, count, message)
-
-    try:
-        async with asyncio.timeout(timeout):
-            found = await source.search(query, limit)
-    except TimeoutError:
-        return [], outcome(SourceState.TIMEOUT, message=f"no answer within {timeout:.1f}s")
-    except SourceDisabledError as exc:
-        return [], outcome(SourceState.DISABLED, message=str(exc))
-    except Exception as exc:
-        logger.warning("source failed", extra={"source": source.kind.value, "error": repr(exc)})
-        return [], outcome(SourceState.ERROR, message=f"{type(exc).__name__}: {exc}")
-    return found, outcome(SourceState.OK, len(found))
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _dedupe(documents: Sequence[FoundDocument]) -> tuple[list[FoundDocument], int]:
-    """Merge documents with the same normalised title (the same paper from two sources);
-    keep the best score and record every source it came from."""
-    merged: dict[str, FoundDocument] = {}
-    removed = 0
-    for doc in documents:
-        key = " ".join(doc.title.lower().split()) or doc.id
-        kept = merged.get(key)
-        if kept is None:
-            merged[key] = doc
-            continue
-        removed += 1
-        found_in = tuple(dict.fromkeys((*kept.found_in, *doc.found_in)))
-        best = doc if doc.score > kept.score else kept
-        merged[key] = replace(best, found_in=found_in)
-    return list(merged.values()), removed
+class Searcher:
+    """Runs searches over a fixed set of sources."""
 
+    def __init__(
+        self,
+        sources: Mapping[SourceKind, Source],
+        *,
+        cache: SourceCache,
+        embedding: EmbeddingClient | None,
+    ) -> None:
+        self.sources = sources
+        self._cache = cache
+        self._embedding = embedding
 
-async def search_sources(
-    sources: Mapping[SourceKind, Source],
-    query: str,
-    requested: Sequence[SourceKind],
-    *,
-    max_results: int,
-    timeout: float,
-) -> SearchResult:
-    """Search the requested sources concurrently; fail only when every one of them failed."""
-    kinds = list(dict.fromkeys(requested)) or list(sources)
-    tasks = [_search_one(sources[kind], query, max_results, timeout) for kind in kinds]
-    results = await asyncio.gather(*tasks)
-    outcomes = [outcome for _, outcome in results]
-    if all(outcome.state is not SourceState.OK for outcome in outcomes):
-        raise AllSourcesFailedError(outcomes)
-    documents, removed = _dedupe([doc for found, _ in results for doc in found])
-    documents.sort(key=lambda doc: -doc.score)
-    return SearchResult(documents[:max_results], outcomes, removed)
+    async def _one(
+        self, source: Source, query: Query, timeout: float
+    ) -> tuple[list[FoundDocument], SourceOutcome]:
+        started = time.perf_counter()
+
+        def outcome(
+            state: SourceState, count: int = 0, message: str = "", cached: bool = False
+        ) -> SourceOutcome:
+            elapsed = time.perf_counter() - started
+            return SourceOutcome(source.kind, state, elapsed, count, message, cached)
+
+        try:
+            async with asyncio.timeout(timeout):
+                found, cached = await self._cache.get(
+                    (source.kind, query), lambda: source.search(query)
+                )
+        except TimeoutError:
+            return [], outcome(SourceState.TIMEOUT, message=f"no answer within {timeout:.2f}s")
+        except SourceDisabledError as exc:
+            return [], outcome(SourceState.DISABLED, message=str(exc))
+        except Exception as exc:
+            logger.warning("source failed", extra={"source": source.kind.value, "error": repr(exc)})
+            return [], outcome(SourceState.ERROR, message=_describe(exc))
+        ranked = [replace(doc, source_rank=rank) for rank, doc in enumerate(found)]
+        return ranked, outcome(SourceState.OK, len(found), cached=cached)
+
+    async def search(
+        self, query: Query, kinds: Sequence[SourceKind], *, max_results: int, timeout: float
+    ) -> SearchResult:
+        """Search `kinds` (all sources when empty); fail only when every one of them failed."""
+        wanted = list(dict.fromkeys(kinds)) or list(self.sources)
+        results = await asyncio.gather(
+            *(self._one(self.sources[kind], query, timeout) for kind in wanted)
+        )
+        outcomes = [outcome for _, outcome in results]
+        if all(outcome.state is not SourceState.OK for outcome in outcomes):
+            raise AllSourcesFailedError(outcomes)
+        merged, removed = await dedupe(
+            [doc for found, _ in results for doc in found], self._embedding
+        )
+        ranked = await rerank(query.text, merged, self._embedding, kinds=wanted)
+        return SearchResult(
+            ranked.documents[:max_results], outcomes, removed, ranked.method, ranked.note
+        )

@@ -1,60 +1,120 @@
-"""The research service as a ServiceModule: sources, servicer, start-up and shutdown."""
+"""The research service as a ServiceModule: sources, search, library indexing, shutdown."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
 
 import grpc
 
 from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.research.v1 import research_service_pb2_grpc as research_grpc
+from ponder_research.arxiv_source import ArxivSource, RequestSpacing
 from ponder_research.documents import SourceKind
-from ponder_research.library import Library, load_library
+from ponder_research.embedding_client import EmbeddingClient, EmbeddingUnavailableError
+from ponder_research.library import load_library
+from ponder_research.library_index import LibraryIndex, LibrarySource, VectorStore
+from ponder_research.search import Searcher
 from ponder_research.servicer import ResearchServicer
 from ponder_research.settings import ResearchSettings
-from ponder_research.sources import LibrarySource, Source, UnconfiguredSource
-from ponder_runtime import Telemetry
+from ponder_research.source_cache import SourceCache
+from ponder_research.sources import Source
+from ponder_research.web_source import WebSource
+from ponder_runtime import ChannelFactory, Telemetry
+
+
+logger = logging.getLogger(__name__)
 
 
 class ResearchModule:
-    """Loads the library at start and serves ResearchService."""
+    """Loads the library at start (SERVING then, keyword search), embeds it in the background
+    through the embedding service (then search by meaning), and serves ResearchService."""
 
     def __init__(self, settings: ResearchSettings, telemetry: Telemetry) -> None:
         self._settings = settings
-        self._telemetry = telemetry
-        self._library = Library([])
-        self._sources: dict[SourceKind, Source] = {
-            SourceKind.LIBRARY: LibrarySource(self._library),
-            SourceKind.ARXIV: UnconfiguredSource(
-                SourceKind.ARXIV, "the arXiv source is not part of this build yet"
+        self._channels = ChannelFactory(telemetry, max_message_bytes=settings.max_message_bytes)
+        self._embedding = EmbeddingClient(
+            self._channels.channel(settings.embedding_addr),
+            timeout=settings.embedding_timeout_seconds,
+        )
+        self._library = LibrarySource(
+            LibraryIndex([]), self._embedding, min_similarity=settings.library_min_similarity
+        )
+        sources: dict[SourceKind, Source] = {
+            SourceKind.ARXIV: ArxivSource(
+                settings.arxiv_api_url,
+                http_timeout=settings.arxiv_http_timeout_seconds,
+                spacing=RequestSpacing(settings.arxiv_min_interval_seconds),
             ),
-            SourceKind.WEB: UnconfiguredSource(
-                SourceKind.WEB, "the web search source is not part of this build yet"
+            SourceKind.WEB: WebSource(
+                settings.tavily_api_key,
+                api_base_url=settings.tavily_api_url,
+                timeout=settings.source_timeout_seconds,
             ),
+            SourceKind.LIBRARY: self._library,
         }
+        self.searcher = Searcher(
+            sources,
+            cache=SourceCache(
+                ttl=settings.source_cache_ttl_seconds,
+                max_entries=settings.source_cache_max_entries,
+            ),
+            embedding=self._embedding,
+        )
+        self._indexing: asyncio.Task[None] | None = None
 
     @property
     def service_names(self) -> Sequence[str]:
         """ResearchService's full name."""
         return [research_pb2.DESCRIPTOR.services_by_name["ResearchService"].full_name]
 
+    @property
+    def library(self) -> LibraryIndex:
+        """The library index in use."""
+        return self._library.index
+
     def register(self, server: grpc.aio.Server) -> None:
         """Add the servicer."""
         servicer = ResearchServicer(
-            self._sources, source_timeout=self._settings.source_timeout_seconds
+            self.searcher, source_timeout=self._settings.source_timeout_seconds
         )
         research_grpc.add_ResearchServiceServicer_to_server(servicer, server)
 
     async def start(self) -> None:
-        """Read and index the library off the event loop."""
+        """Read the library (keyword search works at once); embed it in the background."""
         documents = await asyncio.to_thread(
             load_library,
             self._settings.library_dirs,
             include_sample=self._settings.include_sample_library,
         )
-        self._library = Library(documents)
-        self._sources[SourceKind.LIBRARY] = LibrarySource(self._library)
+        self._library.index = LibraryIndex(documents)
+        self._indexing = asyncio.create_task(self._index_library(self._library.index))
+
+    async def _index_library(self, index: LibraryIndex) -> None:
+        store = VectorStore(self._settings.index_path)
+        while True:
+            try:
+                await index.build(self._embedding, store)
+            except EmbeddingUnavailableError as exc:
+                logger.info(
+                    "library indexing waits for the embedding service",
+                    extra={"reason": str(exc), "retry_seconds": self._settings.index_retry_seconds},
+                )
+                await asyncio.sleep(self._settings.index_retry_seconds)
+            else:
+                return
+
+    async def wait_indexed(self) -> None:
+        """Return once the library is searched by meaning (tests, benchmarks)."""
+        if self._indexing is not None:
+            await asyncio.shield(self._indexing)
 
     async def close(self) -> None:
-        """Nothing to release yet."""
+        """Stop indexing and close the channel to the embedding service."""
+        if self._indexing is not None:
+            self._indexing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._indexing
+        await self._channels.close()

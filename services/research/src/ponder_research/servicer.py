@@ -2,30 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import grpc
 
 from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.research.v1 import research_service_pb2_grpc as research_grpc
-from ponder.type.v1 import document_pb2
-from ponder_research.convert import PROTO_TO_KIND, document_to_proto, outcome_to_proto
-from ponder_research.documents import SourceKind
-from ponder_research.search import AllSourcesFailedError, search_sources
-from ponder_research.sources import Source
-from ponder_runtime import RequestValidator, UnavailableError, call_timeout
+from ponder_research.convert import (
+    PROTO_TO_KIND,
+    RANKING_TO_PROTO,
+    document_to_proto,
+    outcome_to_proto,
+)
+from ponder_research.search import AllSourcesFailedError, Searcher
+from ponder_research.sources import Query
+from ponder_runtime import RequestValidator, UnavailableError
 
 
 MAX_QUERY_LENGTH = 2000
 DEFAULT_MAX_RESULTS = 10
 MAX_RESULTS = 50
+MAX_DOMAINS = 50
+
+
+def source_budget(context: grpc.aio.ServicerContext, timeout: float) -> float:
+    """Each source's time: its timeout, cut to 80% of the caller's remaining deadline so that
+    merging and reranking still fit in it."""
+    remaining: float | None = context.time_remaining()
+    if remaining is None:
+        return timeout
+    return max(0.01, min(timeout, remaining * 0.8 - 0.05))
 
 
 class ResearchServicer(research_grpc.ResearchServiceServicer):
-    """Validates requests, runs the fan-out search and reports per-source statuses."""
+    """Validates requests, runs the search and reports per-source statuses."""
 
-    def __init__(self, sources: Mapping[SourceKind, Source], *, source_timeout: float) -> None:
-        self._sources = sources
+    def __init__(self, searcher: Searcher, *, source_timeout: float) -> None:
+        self._searcher = searcher
         self._source_timeout = source_timeout
 
     async def SearchSources(
@@ -39,24 +50,30 @@ class ResearchServicer(research_grpc.ResearchServiceServicer):
         )
         for index, kind in enumerate(request.sources):
             if kind not in PROTO_TO_KIND:
-                name = (
-                    document_pb2.SourceKind.Name(kind)
-                    if kind in document_pb2.SourceKind.values()
-                    else str(kind)
-                )
-                check.add(f"sources[{index}]", f"unknown source {name}")
+                check.add(f"sources[{index}]", "must be SOURCE_KIND_ARXIV, _WEB or _LIBRARY")
+        for field in ("include_domains", "exclude_domains"):
+            domains = getattr(request, field)
+            check.count(field, domains, low=0, high=MAX_DOMAINS)
+            for index, domain in enumerate(domains):
+                check.text(f"{field}[{index}]", domain, max_length=253)
         timeout = self._source_timeout
         if request.HasField("source_timeout"):
             timeout = request.source_timeout.ToNanoseconds() / 1e9
             check.number("source_timeout", timeout, low=0.01, high=120, zero_means_default=False)
         check.check()
+        max_results = request.max_results or DEFAULT_MAX_RESULTS
+        query = Query(
+            text=" ".join(request.query.split()),
+            limit=max_results,
+            include_domains=tuple(request.include_domains),
+            exclude_domains=tuple(request.exclude_domains),
+        )
         try:
-            result = await search_sources(
-                self._sources,
-                request.query,
+            result = await self._searcher.search(
+                query,
                 [PROTO_TO_KIND[kind] for kind in request.sources],
-                max_results=request.max_results or DEFAULT_MAX_RESULTS,
-                timeout=call_timeout(context, timeout),
+                max_results=max_results,
+                timeout=source_budget(context, timeout),
             )
         except AllSourcesFailedError as exc:
             raise UnavailableError(
@@ -67,4 +84,6 @@ class ResearchServicer(research_grpc.ResearchServiceServicer):
             documents=[document_to_proto(doc) for doc in result.documents],
             source_statuses=[outcome_to_proto(outcome) for outcome in result.outcomes],
             duplicates_removed=result.duplicates_removed,
+            ranking=RANKING_TO_PROTO[result.ranking],
+            ranking_note=result.ranking_note,
         )

@@ -20,11 +20,20 @@ class SourceState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SOURCE_STATE_TIMEOUT: _ClassVar[SourceState]
     SOURCE_STATE_ERROR: _ClassVar[SourceState]
     SOURCE_STATE_DISABLED: _ClassVar[SourceState]
+
+class RankingMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RANKING_METHOD_UNSPECIFIED: _ClassVar[RankingMethod]
+    RANKING_METHOD_EMBEDDING_SIMILARITY: _ClassVar[RankingMethod]
+    RANKING_METHOD_SOURCE_ORDER: _ClassVar[RankingMethod]
 SOURCE_STATE_UNSPECIFIED: SourceState
 SOURCE_STATE_OK: SourceState
 SOURCE_STATE_TIMEOUT: SourceState
 SOURCE_STATE_ERROR: SourceState
 SOURCE_STATE_DISABLED: SourceState
+RANKING_METHOD_UNSPECIFIED: RankingMethod
+RANKING_METHOD_EMBEDDING_SIMILARITY: RankingMethod
+RANKING_METHOD_SOURCE_ORDER: RankingMethod
 
 class SearchSourcesRequest(_message.Message):
     __slots__ = ("query", "sources", "max_results", "source_timeout", "include_domains", "exclude_domains")
@@ -43,25 +52,31 @@ class SearchSourcesRequest(_message.Message):
     def __init__(self, query: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_document_pb2.SourceKind, str]]] = ..., max_results: _Optional[int] = ..., source_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., include_domains: _Optional[_Iterable[str]] = ..., exclude_domains: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SearchSourcesResponse(_message.Message):
-    __slots__ = ("documents", "source_statuses", "duplicates_removed")
+    __slots__ = ("documents", "source_statuses", "duplicates_removed", "ranking", "ranking_note")
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_STATUSES_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    RANKING_FIELD_NUMBER: _ClassVar[int]
+    RANKING_NOTE_FIELD_NUMBER: _ClassVar[int]
     documents: _containers.RepeatedCompositeFieldContainer[_document_pb2.Document]
     source_statuses: _containers.RepeatedCompositeFieldContainer[SourceStatus]
     duplicates_removed: int
-    def __init__(self, documents: _Optional[_Iterable[_Union[_document_pb2.Document, _Mapping]]] = ..., source_statuses: _Optional[_Iterable[_Union[SourceStatus, _Mapping]]] = ..., duplicates_removed: _Optional[int] = ...) -> None: ...
+    ranking: RankingMethod
+    ranking_note: str
+    def __init__(self, documents: _Optional[_Iterable[_Union[_document_pb2.Document, _Mapping]]] = ..., source_statuses: _Optional[_Iterable[_Union[SourceStatus, _Mapping]]] = ..., duplicates_removed: _Optional[int] = ..., ranking: _Optional[_Union[RankingMethod, str]] = ..., ranking_note: _Optional[str] = ...) -> None: ...
 
 class SourceStatus(_message.Message):
-    __slots__ = ("source", "state", "latency", "result_count", "message")
+    __slots__ = ("source", "state", "latency", "result_count", "message", "cached")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     LATENCY_FIELD_NUMBER: _ClassVar[int]
     RESULT_COUNT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
     source: _document_pb2.SourceKind
     state: SourceState
     latency: _duration_pb2.Duration
     result_count: int
     message: str
-    def __init__(self, source: _Optional[_Union[_document_pb2.SourceKind, str]] = ..., state: _Optional[_Union[SourceState, str]] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., result_count: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+    cached: bool
+    def __init__(self, source: _Optional[_Union[_document_pb2.SourceKind, str]] = ..., state: _Optional[_Union[SourceState, str]] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., result_count: _Optional[int] = ..., message: _Optional[str] = ..., cached: _Optional[bool] = ...) -> None: ...

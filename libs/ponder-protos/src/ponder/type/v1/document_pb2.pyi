@@ -23,7 +23,7 @@ SOURCE_KIND_WEB: SourceKind
 SOURCE_KIND_LIBRARY: SourceKind
 
 class Document(_message.Message):
-    __slots__ = ("id", "title", "authors", "url", "summary", "published_time", "update_time", "source", "score", "categories", "pdf_url", "found_in")
+    __slots__ = ("id", "title", "authors", "url", "summary", "published_time", "update_time", "source", "score", "categories", "pdf_url", "found_in", "doi")
     ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     AUTHORS_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class Document(_message.Message):
     CATEGORIES_FIELD_NUMBER: _ClassVar[int]
     PDF_URL_FIELD_NUMBER: _ClassVar[int]
     FOUND_IN_FIELD_NUMBER: _ClassVar[int]
+    DOI_FIELD_NUMBER: _ClassVar[int]
     id: str
     title: str
     authors: _containers.RepeatedScalarFieldContainer[str]
@@ -48,7 +49,8 @@ class Document(_message.Message):
     categories: _containers.RepeatedScalarFieldContainer[str]
     pdf_url: str
     found_in: _containers.RepeatedScalarFieldContainer[SourceKind]
-    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., authors: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., summary: _Optional[str] = ..., published_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[_Union[SourceKind, str]] = ..., score: _Optional[float] = ..., categories: _Optional[_Iterable[str]] = ..., pdf_url: _Optional[str] = ..., found_in: _Optional[_Iterable[_Union[SourceKind, str]]] = ...) -> None: ...
+    doi: str
+    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., authors: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., summary: _Optional[str] = ..., published_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[_Union[SourceKind, str]] = ..., score: _Optional[float] = ..., categories: _Optional[_Iterable[str]] = ..., pdf_url: _Optional[str] = ..., found_in: _Optional[_Iterable[_Union[SourceKind, str]]] = ..., doi: _Optional[str] = ...) -> None: ...
 
 class Citation(_message.Message):
     __slots__ = ("index", "document_id", "title", "url")

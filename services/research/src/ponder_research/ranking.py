@@ -1,0 +1,63 @@
+"""Reranking merged documents against the query with the embedding service's similarity RPC,
+or, when it cannot answer, by each source's own order."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ponder_research.documents import FoundDocument, SourceKind
+from ponder_research.embedding_client import EmbeddingClient, EmbeddingUnavailableError
+from ponder_research.library_index import document_text
+
+
+class Ranking(enum.Enum):
+    """How a result list was ordered (mirrors ponder.research.v1.RankingMethod)."""
+
+    EMBEDDING_SIMILARITY = "embedding_similarity"
+    SOURCE_ORDER = "source_order"
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """Documents best first, how they were ordered, and why it fell back (if it did)."""
+
+    documents: list[FoundDocument]
+    method: Ranking
+    note: str = ""
+
+
+def source_order(
+    documents: Sequence[FoundDocument], kinds: Sequence[SourceKind]
+) -> list[FoundDocument]:
+    """Interleave the sources: every source's first result, then every second, ...; score is
+    1 / (1 + rank within its source)."""
+    order = {kind: i for i, kind in enumerate(kinds)}
+
+    def rank(doc: FoundDocument) -> tuple[int, int]:
+        return doc.source_rank, order.get(doc.source, len(order))
+
+    return [doc.with_score(1.0 / (1 + doc.source_rank)) for doc in sorted(documents, key=rank)]
+
+
+async def rerank(
+    query: str,
+    documents: Sequence[FoundDocument],
+    client: EmbeddingClient | None,
+    *,
+    kinds: Sequence[SourceKind],
+) -> Ranked:
+    """By cosine similarity to the query (stable for ties), or source order with a note."""
+    if not documents:
+        return Ranked([], Ranking.EMBEDDING_SIMILARITY if client else Ranking.SOURCE_ORDER)
+    note = "no embedding service configured"
+    if client is not None:
+        try:
+            scored = await client.rank(query, [(d.id, document_text(d)) for d in documents])
+        except EmbeddingUnavailableError as exc:
+            note = f"embedding service unavailable ({exc}): source order kept"
+        else:
+            ranked = [documents[index].with_score(score) for index, score in scored]
+            return Ranked(ranked, Ranking.EMBEDDING_SIMILARITY)
+    return Ranked(source_order(documents, kinds), Ranking.SOURCE_ORDER, note)

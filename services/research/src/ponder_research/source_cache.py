@@ -1,0 +1,65 @@
+"""A short-lived cache of source results with request coalescing (single flight).
+
+A burst of identical searches reaches each upstream once: the first caller starts the fetch,
+concurrent callers await the same fetch, and later callers within the TTL get its result.
+Failures are not cached. A caller that times out does not cancel the shared fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+
+from ponder_research.documents import FoundDocument
+
+
+Fetch = Callable[[], Awaitable[list[FoundDocument]]]
+
+
+def _retrieve(task: asyncio.Task[list[FoundDocument]]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+class SourceCache:
+    """(key -> documents) for `ttl` seconds, at most `max_entries` keys (LRU)."""
+
+    def __init__(
+        self, *, ttl: float, max_entries: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[Hashable, tuple[float, list[FoundDocument]]] = OrderedDict()
+        self._in_flight: dict[Hashable, asyncio.Task[list[FoundDocument]]] = {}
+        self.upstream_calls = 0
+
+    async def get(self, key: Hashable, fetch: Fetch) -> tuple[list[FoundDocument], bool]:
+        """The documents for `key` and whether they came without a new upstream call."""
+        if self._ttl > 0:
+            cached = self._entries.get(key)
+            if cached is not None and cached[0] > self._clock():
+                self._entries.move_to_end(key)
+                return cached[1], True
+        task = self._in_flight.get(key)
+        shared = task is not None
+        if task is None:
+            task = asyncio.create_task(self._fetch(key, fetch))
+            task.add_done_callback(_retrieve)  # no "never retrieved" noise if all waiters left
+            self._in_flight[key] = task
+        return await asyncio.shield(task), shared
+
+    async def _fetch(self, key: Hashable, fetch: Fetch) -> list[FoundDocument]:
+        self.upstream_calls += 1
+        try:
+            documents = await fetch()
+        finally:
+            self._in_flight.pop(key, None)
+        if self._ttl > 0:
+            self._entries[key] = (self._clock() + self._ttl, documents)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+        return documents
