@@ -1,18 +1,56 @@
-"""The embedding engine: the model behind the micro-batcher, and the cache that uses it."""
+"""The embedding engine: the model behind the micro-batcher and a memo of recent texts, and
+the cache that uses them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from ponder_embedding.batching import Matrix, MicroBatcher
 from ponder_embedding.cache.core import SemanticCache
 from ponder_embedding.model import EmbeddingModel, normalize
 
 
-async def embed_normalized(batcher: MicroBatcher, texts: Sequence[str]) -> Matrix:
-    """Unit vectors for `texts` (what the cache and ranking compare)."""
-    return normalize(await batcher.embed(texts))
+class VectorMemo:
+    """The vectors of the most recently embedded texts (LRU), so that texts seen again — the
+    same candidates reranked for another query, a repeated paraphrase — skip the model."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._max_entries = max_entries
+        self._vectors: OrderedDict[bytes, Matrix] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    async def embed(
+        self, texts: Sequence[str], compute: Callable[[Sequence[str]], Awaitable[Matrix]]
+    ) -> Matrix:
+        """Vectors for `texts`; only the ones not remembered go to `compute`."""
+        keys = [hashlib.blake2b(text.encode(), digest_size=16).digest() for text in texts]
+        missing = [i for i, key in enumerate(keys) if key not in self._vectors]
+        self.hits += len(texts) - len(missing)
+        self.misses += len(missing)
+        fresh = await compute([texts[i] for i in missing]) if missing else None
+        fresh_row = {i: row for row, i in enumerate(missing)}
+        rows: list[Matrix] = []
+        for i, key in enumerate(keys):
+            vector = self._vectors.get(key)
+            if vector is None:
+                assert fresh is not None
+                vector = fresh[fresh_row[i]]
+            rows.append(vector)
+        if fresh is not None and self._max_entries:
+            for row, i in enumerate(missing):
+                self._vectors[keys[i]] = fresh[row]
+        for key in keys:
+            if key in self._vectors:
+                self._vectors.move_to_end(key)
+        while len(self._vectors) > self._max_entries:
+            self._vectors.popitem(last=False)
+        return np.vstack(rows).astype(np.float32, copy=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,10 +59,17 @@ class Engine:
 
     model: EmbeddingModel
     batcher: MicroBatcher
+    memo: VectorMemo
     cache: SemanticCache
 
     async def embed(self, texts: Sequence[str], *, normalized: bool) -> Matrix:
-        """Vectors for `texts` (unit length when `normalized`), through the micro-batcher."""
-        if normalized:
-            return await embed_normalized(self.batcher, texts)
-        return await self.batcher.embed(texts)
+        """Vectors for `texts` (unit length when `normalized`)."""
+        return await embed_texts(self.memo, self.batcher, texts, normalized=normalized)
+
+
+async def embed_texts(
+    memo: VectorMemo, batcher: MicroBatcher, texts: Sequence[str], *, normalized: bool
+) -> Matrix:
+    """Vectors through the memo and the micro-batcher."""
+    vectors = await memo.embed(texts, batcher.embed)
+    return normalize(vectors) if normalized else vectors

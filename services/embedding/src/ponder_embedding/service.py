@@ -16,7 +16,7 @@ from ponder_embedding.batching import BatchStats, MicroBatcher
 from ponder_embedding.cache.backend import CacheBackend
 from ponder_embedding.cache.core import SemanticCache
 from ponder_embedding.cache.sqlite_backend import SqliteBackend
-from ponder_embedding.engine import Engine, embed_normalized
+from ponder_embedding.engine import Engine, VectorMemo, embed_texts
 from ponder_embedding.model import EmbeddingModel, ModelOptions
 from ponder_embedding.servicer import EmbeddingServicer
 from ponder_embedding.settings import EmbeddingSettings
@@ -85,9 +85,10 @@ class EmbeddingModule:
             max_wait_seconds=settings.batch_max_wait_ms / 1000,
             on_batch=_log_batch,
         )
+        memo = VectorMemo(settings.memo_entries)
         cache = SemanticCache(
             await open_backend(settings),
-            functools.partial(embed_normalized, batcher),
+            functools.partial(embed_texts, memo, batcher, normalized=True),
             dimensions=model.dimensions,
             max_entries=settings.cache_max_entries,
             default_ttl_seconds=settings.cache_default_ttl_seconds,
@@ -97,7 +98,7 @@ class EmbeddingModule:
         self._maintenance = asyncio.create_task(
             cache.run_maintenance(settings.cache_maintenance_seconds)
         )
-        self._servicer.engine = Engine(model, batcher, cache)
+        self._servicer.engine = Engine(model, batcher, memo, cache)
 
     async def close(self) -> None:
         """Stop maintenance, flush the cache, stop the batcher and the model's thread."""

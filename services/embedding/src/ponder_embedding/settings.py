@@ -50,6 +50,13 @@ class EmbeddingSettings(ServiceSettings):
     batch_max_wait_ms: float = Field(
         0.0, ge=0, le=1000, validation_alias="PONDER_EMBEDDING_BATCH_MAX_WAIT_MS"
     )
+    memo_entries: int = Field(
+        20_000,
+        ge=0,
+        le=10_000_000,
+        validation_alias="PONDER_EMBEDDING_MEMO_ENTRIES",
+        description="Vectors of recently embedded texts kept to skip the model (0: off).",
+    )
     cache_path: Path = Field(
         Path("var/cache/embedding-cache.sqlite3"),
         validation_alias="PONDER_CACHE_PATH",
