@@ -47,6 +47,7 @@ test: install redis lint
 # Benchmarks (not tests): results go to BENCHMARKS.md by hand, with the command line.
 bench: install
 	$(PY) bench/bench_embedding.py
+	$(PY) bench/bench_research.py
 
 clean:
 	rm -rf $(VENV) node_modules
