@@ -1,4 +1,4 @@
-"""The local library: the shipped sample library, user folders, errors, and keyword search."""
+"""load_library(): the shipped sample library, user folders, ids and errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ponder_research.documents import FoundDocument, SourceKind
-from ponder_research.library import Library, LibraryError, load_library
+from ponder_research.library import LibraryError, load_library
 
 
 ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}")
@@ -35,19 +35,22 @@ class TestSampleLibrary:
         assert len({doc.id for doc in sample}) == 51
 
     def test_ids_and_urls(self, sample: list[FoundDocument]) -> None:
-        """Ids are library:<arxiv id>; urls and pdf urls point at that arXiv paper."""
+        """Ids are arxiv:<arxiv id> (the same whichever source finds the paper); arxiv_id is
+        set; urls and pdf urls point at that arXiv paper."""
         for doc in sample:
             prefix, _, arxiv_id = doc.id.partition(":")
-            assert prefix == "library", doc.id
+            assert prefix == "arxiv", doc.id
             assert ARXIV_ID.fullmatch(arxiv_id), doc.id
+            assert doc.arxiv_id == arxiv_id
             assert doc.url == f"https://arxiv.org/abs/{arxiv_id}"
             assert doc.pdf_url == f"https://arxiv.org/pdf/{arxiv_id}"
+            assert doc.doi == ""
 
     def test_years_are_plausible(self, sample: list[FoundDocument]) -> None:
         """Every paper has a publication year matching its arXiv id (YYMM.number)."""
         for doc in sample:
             assert doc.published is not None, doc.id
-            arxiv_id = doc.id.removeprefix("library:")
+            arxiv_id = doc.id.removeprefix("arxiv:")
             assert doc.published == dt.date(2000 + int(arxiv_id[:2]), 1, 1), doc.id
             assert 1990 <= doc.published.year <= dt.date.today().year
 
@@ -69,7 +72,7 @@ class TestSampleLibrary:
 
     def test_known_paper(self, sample: list[FoundDocument]) -> None:
         """The RAG paper is in the sample library with its metadata."""
-        rag = next(doc for doc in sample if doc.id == "library:2005.11401")
+        rag = next(doc for doc in sample if doc.id == "arxiv:2005.11401")
         assert rag.title == "Retrieval-Augmented Generation for Knowledge-Intensive NLP Tasks"
         assert rag.published == dt.date(2020, 1, 1)
         assert "Patrick Lewis" in rag.authors
@@ -94,6 +97,7 @@ class TestUserFolders:
                 "year": 2024,
                 "primary_category": "cs.IR",
                 "url": "https://arxiv.org/abs/2401.00001",
+                "doi": "10.1000/second",
             },
         ]
         _write(
@@ -106,16 +110,19 @@ class TestUserFolders:
             "library:notes",
             "library:plain",
             "library:local-1",
-            "library:2401.00001",
+            "arxiv:2401.00001",
         }
         notes = docs["library:notes"]
         assert notes.title == "My RAG notes"
         assert notes.summary == "Retrieval helps. It grounds answers."
         assert notes.url == notes.pdf_url == ""
         assert notes.published is None
+        assert notes.arxiv_id == notes.doi == ""
         assert docs["library:plain"].title == "Plain title"
         assert docs["library:local-1"].summary == "Body one."
-        second = docs["library:2401.00001"]
+        second = docs["arxiv:2401.00001"]
+        assert second.arxiv_id == "2401.00001"
+        assert second.doi == "10.1000/second"
         assert second.authors == ("Ada Lovelace",)
         assert second.published == dt.date(2024, 1, 1)
         assert second.categories == ("cs.IR",)
@@ -134,6 +141,16 @@ class TestUserFolders:
         _write(tmp_path / "b.jsonl", json.dumps({"id": "x", "title": "New", "text": "t"}))
         (doc,) = load_library([tmp_path], include_sample=False)
         assert doc.title == "New"
+
+    def test_user_copy_of_a_sample_paper_replaces_it(self, tmp_path: Path) -> None:
+        """A user record with a sample paper's arxiv_id has the same arxiv:<id> id and
+        replaces the sample's copy instead of adding a second one."""
+        record = {"arxiv_id": "2005.11401", "title": "My RAG copy", "summary": "Annotated."}
+        _write(tmp_path / "mine.jsonl", json.dumps(record) + "\n")
+        docs = load_library([tmp_path])
+        assert len(docs) == 51
+        (rag,) = [doc for doc in docs if doc.id == "arxiv:2005.11401"]
+        assert (rag.title, rag.summary) == ("My RAG copy", "Annotated.")
 
     def test_malformed_jsonl_line_names_file_and_line(self, tmp_path: Path) -> None:
         """A line that is not JSON raises LibraryError naming <file>:<line>."""
@@ -168,29 +185,3 @@ class TestUserFolders:
         missing = tmp_path / "nope"
         with pytest.raises(LibraryError, match=re.escape(f"{missing}: not a folder")):
             load_library([missing], include_sample=False)
-
-
-class TestLibrarySearch:
-    def test_search_scores_and_orders(self, sample: list[FoundDocument]) -> None:
-        """Matches come best first, with their BM25 score set, at most `limit`."""
-        library = Library(sample)
-        assert len(library) == 51
-        found = library.search("chain-of-thought prompting elicits reasoning", 5)
-        assert 0 < len(found) <= 5
-        assert found[0].id == "library:2201.11903"
-        scores = [doc.score for doc in found]
-        assert scores == sorted(scores, reverse=True)
-        assert all(score > 0 for score in scores)
-
-    def test_authors_are_searchable(self, sample: list[FoundDocument]) -> None:
-        """Author names are indexed too."""
-        found = Library(sample).search("Vaswani", 3)
-        assert [doc.id for doc in found] == ["library:1706.03762"]
-
-    def test_no_match(self, sample: list[FoundDocument]) -> None:
-        """A query without any known word finds nothing."""
-        assert Library(sample).search("zebrafish", 10) == []
-
-    def test_empty_library(self) -> None:
-        """An empty library finds nothing."""
-        assert Library([]).search("anything", 10) == []

@@ -56,6 +56,12 @@ class _StrictClient(arxiv.Client):  # type: ignore[misc]
             raise MalformedFeedError(f"malformed arXiv feed: {feed.error}")
         return feed
 
+    def first_page(self, search: arxiv.Search, size: int) -> list[arxiv.Result]:
+        """One request only (the spacing between requests is ours to keep): the first `size`
+        results, never a second page."""
+        feed = self._parse_feed(self._format_url(search, 0, size), first_page=True)
+        return list(feed.results)
+
 
 class _TimeoutSession(requests.Session):
     """A requests session that gives every request a timeout (the arxiv package sets none,
@@ -133,7 +139,7 @@ class ArxivSource:
             sort_by=arxiv.SortCriterion.Relevance,
         )
         try:
-            return [to_document(result) for result in client.results(search)]
+            return [to_document(result) for result in client.first_page(search, query.limit)]
         finally:
             client._session.close()
 

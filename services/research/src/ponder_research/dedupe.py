@@ -9,6 +9,7 @@ best score, and every source it came from.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -41,9 +42,15 @@ class _UnionFind:
             self.parent[max(a, b)] = min(a, b)
 
 
+def normalize_title(title: str) -> str:
+    """Casefolded words without punctuation: "Attention is all you need!" == "Attention Is
+    All You Need"."""
+    return " ".join(re.sub(r"[^\w\s]", " ", title.casefold()).split())
+
+
 def identity_keys(doc: FoundDocument) -> list[str]:
     """The identifiers that make two results the same document."""
-    keys = [f"title:{' '.join(doc.title.casefold().split())}"]
+    keys = [f"title:{normalize_title(doc.title)}"]
     if doc.arxiv_id:
         keys.append(f"arxiv:{doc.arxiv_id}")
     if doc.doi:

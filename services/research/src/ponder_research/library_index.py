@@ -22,9 +22,14 @@ from ponder_research.sources import Query
 logger = logging.getLogger(__name__)
 
 
+# The model reads 256 word pieces at most; the embedding service refuses texts over 8192
+# characters, so a long user document is cut well before that.
+MAX_EMBEDDED_CHARACTERS = 4000
+
+
 def document_text(doc: FoundDocument) -> str:
-    """What is embedded for a document: its title and summary."""
-    return f"{doc.title}. {doc.summary}"
+    """What is embedded for a document: its title and the start of its summary."""
+    return f"{doc.title}. {doc.summary}"[:MAX_EMBEDDED_CHARACTERS]
 
 
 class VectorStore:

@@ -54,7 +54,8 @@ async def rerank(
     note = "no embedding service configured"
     if client is not None:
         try:
-            scored = await client.rank(query, [(d.id, document_text(d)) for d in documents])
+            candidates = [(str(i), document_text(d)) for i, d in enumerate(documents)]
+            scored = await client.rank(query, candidates)
         except EmbeddingUnavailableError as exc:
             note = f"embedding service unavailable ({exc}): source order kept"
         else:

@@ -11,7 +11,8 @@ _ARXIV_URL = re.compile(
     re.IGNORECASE,
 )
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>]+)", re.IGNORECASE)
-_TRACKING = ("utm_", "ref", "fbclid", "gclid")
+_TRACKING_PREFIXES = ("utm_",)
+_TRACKING_NAMES = frozenset({"ref", "ref_src", "ref_url", "fbclid", "gclid", "mc_cid", "mc_eid"})
 
 
 def arxiv_id_from_url(url: str) -> str:
@@ -26,6 +27,11 @@ def doi_from_text(text: str) -> str:
     return match.group(1).rstrip(".,;)").lower() if match else ""
 
 
+def _tracking(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in _TRACKING_NAMES or lowered.startswith(_TRACKING_PREFIXES)
+
+
 def normalize_url(url: str) -> str:
     """A canonical form: lowercase host without "www.", no scheme, fragment, tracking query
     parameters or trailing slash; arXiv abs/pdf URLs become "arxiv.org/abs/<id>"."""
@@ -34,8 +40,6 @@ def normalize_url(url: str) -> str:
         return f"arxiv.org/abs/{paper}"
     parts = urlsplit(url.strip())
     host = parts.netloc.lower().removeprefix("www.")
-    query = urlencode(
-        sorted((k, v) for k, v in parse_qsl(parts.query) if not k.lower().startswith(_TRACKING))
-    )
+    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query) if not _tracking(k)))
     path = parts.path.rstrip("/")
     return f"{host}{path}" + (f"?{query}" if query else "")

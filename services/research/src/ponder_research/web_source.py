@@ -10,7 +10,7 @@ from tavily import AsyncTavilyClient
 
 from ponder_research.documents import FoundDocument, SourceKind
 from ponder_research.sources import Query, SourceDisabledError
-from ponder_research.urls import arxiv_id_from_url, normalize_url
+from ponder_research.urls import arxiv_id_from_url, doi_from_text, normalize_url
 
 
 def _published(value: object) -> dt.date | None:
@@ -42,6 +42,7 @@ def to_document(result: dict[str, Any]) -> FoundDocument | None:
         score=float(result.get("score") or 0.0),
         found_in=(SourceKind.WEB,),
         arxiv_id=paper,
+        doi=doi_from_text(url),
     )
 
 
