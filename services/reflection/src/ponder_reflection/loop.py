@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from .citations import strip_invalid_citations, validate_citations
-from .provider import ReflectionProvider
+from .provider import Drafted, ReflectionProvider
 from .types import (
     Completed,
     Critique,
@@ -20,6 +22,7 @@ from .types import (
     StepKind,
     StepStarted,
     StopReason,
+    TextDelta,
     TokenUsage,
 )
 
@@ -88,8 +91,54 @@ def _stop_reason(critique: Critique, iteration: int, spec: ReflectionSpec) -> St
     return None
 
 
+async def _deltas(
+    call: Callable[..., Awaitable[Drafted]],
+    kind: StepKind,
+    iteration: int,
+    stream: bool,
+    written: list[Drafted],
+) -> AsyncIterator[TextDelta]:
+    """The text pieces of a DRAFT/REFINE call; its result is appended to `written`."""
+    async for item in _write(call, kind, iteration, stream=stream):
+        if isinstance(item, TextDelta):
+            yield item
+        else:
+            written.append(item)
+
+
+async def _write(
+    call: Callable[..., Awaitable[Drafted]],
+    kind: StepKind,
+    iteration: int,
+    *,
+    stream: bool,
+) -> AsyncIterator[TextDelta | Drafted]:
+    """Run a DRAFT/REFINE call; while it runs, yield the text pieces a streaming provider
+    hands over, then the Drafted result. Closing the generator cancels the call."""
+    if not stream:
+        yield await call()
+        return
+    pieces: asyncio.Queue[str] = asyncio.Queue()
+    task = asyncio.ensure_future(call(on_delta=pieces.put_nowait))
+    try:
+        while True:
+            getter = asyncio.ensure_future(pieces.get())
+            done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                yield TextDelta(kind, iteration, getter.result())
+                continue
+            getter.cancel()
+            while not pieces.empty():
+                yield TextDelta(kind, iteration, pieces.get_nowait())
+            yield task.result()
+            return
+    finally:
+        if not task.done():
+            task.cancel()
+
+
 async def run_reflection(
-    provider: ReflectionProvider, spec: ReflectionSpec
+    provider: ReflectionProvider, spec: ReflectionSpec, *, stream_text: bool = False
 ) -> AsyncIterator[ReflectionEvent]:
     """Run the loop and stream its events.
 
@@ -111,7 +160,11 @@ async def run_reflection(
 
     yield StepStarted(StepKind.DRAFT, 1)
     clock = time.perf_counter()
-    drafted = await provider.draft(topic, documents)
+    written: list[Drafted] = []
+    draft = functools.partial(provider.draft, topic, documents)
+    async for delta in _deltas(draft, StepKind.DRAFT, 1, stream_text, written):
+        yield delta
+    drafted = written.pop()
     steps.append(
         Step(StepKind.DRAFT, 1, drafted.text, None, drafted.usage, time.perf_counter() - clock)
     )
@@ -136,7 +189,10 @@ async def run_reflection(
         iteration += 1
         yield StepStarted(StepKind.REFINE, iteration)
         clock = time.perf_counter()
-        refined = await provider.refine(topic, documents, text, critique)
+        refine = functools.partial(provider.refine, topic, documents, text, critique)
+        async for delta in _deltas(refine, StepKind.REFINE, iteration, stream_text, written):
+            yield delta
+        refined = written.pop()
         latency = time.perf_counter() - clock
         steps.append(Step(StepKind.REFINE, iteration, refined.text, None, refined.usage, latency))
         warnings.extend(refined.warnings)

@@ -15,7 +15,7 @@ from .citations import (
     strip_invalid_citations,
     strip_markers,
 )
-from .provider import Critiqued, Drafted
+from .provider import Critiqued, DeltaSink, Drafted
 from .text_analysis import (
     Term,
     content_terms,
@@ -618,8 +618,14 @@ class OfflineProvider:
     model = "extractive-v1"
     offline = True
 
-    async def draft(self, topic: str, documents: Sequence[SourceDocument]) -> Drafted:
-        """Quote the most relevant, non-redundant source sentences, each with its `[n]`."""
+    async def draft(
+        self,
+        topic: str,
+        documents: Sequence[SourceDocument],
+        on_delta: DeltaSink | None = None,
+    ) -> Drafted:
+        """Quote the most relevant, non-redundant source sentences, each with its `[n]`
+        (no token stream: the text is written at once, `on_delta` is not called)."""
         return await asyncio.to_thread(self.draft_sync, topic, tuple(documents))
 
     async def critique(
@@ -634,6 +640,7 @@ class OfflineProvider:
         documents: Sequence[SourceDocument],
         text: str,
         critique: Critique,
+        on_delta: DeltaSink | None = None,
     ) -> Drafted:
         """Fix the gaps `critique` names from the documents; never lowers the score."""
         return await asyncio.to_thread(self.refine_sync, topic, tuple(documents), text, critique)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .types import Critique, SourceDocument, TokenUsage
+
+
+DeltaSink = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +66,14 @@ class ReflectionProvider(Protocol):
         """True when no language model is called."""
         ...
 
-    async def draft(self, topic: str, documents: Sequence[SourceDocument]) -> Drafted:
-        """Write a first cited text about `topic` from `documents`."""
+    async def draft(
+        self,
+        topic: str,
+        documents: Sequence[SourceDocument],
+        on_delta: DeltaSink | None = None,
+    ) -> Drafted:
+        """Write a first cited text about `topic` from `documents`; when `on_delta` is given,
+        a provider that streams passes it each piece of text as it arrives."""
         ...
 
     async def critique(
@@ -79,6 +88,7 @@ class ReflectionProvider(Protocol):
         documents: Sequence[SourceDocument],
         text: str,
         critique: Critique,
+        on_delta: DeltaSink | None = None,
     ) -> Drafted:
-        """Rewrite `text` so that it addresses `critique`."""
+        """Rewrite `text` so that it addresses `critique` (`on_delta` as for draft)."""
         ...

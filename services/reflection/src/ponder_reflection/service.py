@@ -1,27 +1,81 @@
-"""The reflection service as a ServiceModule."""
+"""The reflection service as a ServiceModule: picks the provider, serves ReflectionService."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import grpc
+from openai import AsyncOpenAI
 
 from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
 from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
 from ponder_reflection.offline_provider import OfflineProvider
+from ponder_reflection.openai_provider import OpenAIProvider, classify
+from ponder_reflection.provider import ReflectionProvider
 from ponder_reflection.servicer import ReflectionServicer
 from ponder_reflection.settings import ReflectionSettings
 from ponder_runtime import Telemetry
+from ponder_runtime.resilience import (
+    CircuitBreaker,
+    ConcurrencyLimit,
+    ResilientCaller,
+    RetryPolicy,
+)
+
+
+logger = logging.getLogger(__name__)
+
+
+def build_provider(settings: ReflectionSettings) -> ReflectionProvider:
+    """The OpenAI-compatible provider when configured (or forced), else the offline one."""
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
+    if settings.provider == "offline" or (settings.provider == "auto" and not key):
+        return OfflineProvider()
+    caller = ResilientCaller(
+        f"model endpoint {settings.openai_base_url or 'api.openai.com'}",
+        classify,
+        limit=ConcurrencyLimit(settings.max_concurrency),
+        breaker=CircuitBreaker(
+            failure_threshold=settings.breaker_failures,
+            reset_timeout=settings.breaker_reset_seconds,
+        ),
+        policy=RetryPolicy(
+            max_attempts=settings.max_attempts,
+            base_delay=settings.retry_base_seconds,
+            max_delay=settings.retry_max_seconds,
+        ),
+        call_timeout=settings.call_timeout_seconds,
+    )
+    client = AsyncOpenAI(
+        api_key=key or "unused",  # some local servers take any key
+        base_url=settings.openai_base_url,
+        max_retries=0,  # retries are ours: backoff, Retry-After, breaker, deadline
+        timeout=settings.call_timeout_seconds,
+    )
+    return OpenAIProvider(
+        client,
+        caller,
+        model=settings.model,
+        temperature=settings.temperature,
+        max_tokens=settings.max_tokens,
+    )
 
 
 class ReflectionModule:
-    """Serves ReflectionService with the offline provider (OpenAI-compatible: issue 5)."""
+    """Serves ReflectionService with the configured provider."""
 
     def __init__(self, settings: ReflectionSettings, telemetry: Telemetry) -> None:
+        self.provider = build_provider(settings)
+        logger.info(
+            "reflection provider",
+            extra={"provider": self.provider.name, "model": self.provider.model},
+        )
         self._servicer = ReflectionServicer(
-            OfflineProvider(),
+            self.provider,
             default_max_iterations=settings.default_max_iterations,
             default_score_threshold=settings.default_score_threshold,
+            default_deadline=settings.default_deadline_seconds,
         )
 
     @property
@@ -34,7 +88,9 @@ class ReflectionModule:
         reflection_grpc.add_ReflectionServiceServicer_to_server(self._servicer, server)
 
     async def start(self) -> None:
-        """The offline provider needs nothing to start."""
+        """Nothing to load: the first model call opens the connection."""
 
     async def close(self) -> None:
-        """Nothing to release."""
+        """Close the model client."""
+        if isinstance(self.provider, OpenAIProvider):
+            await self.provider.close()

@@ -14,10 +14,21 @@ from ponder_reflection.convert import (
     source_document,
     step_to_proto,
 )
+from ponder_reflection.deadlines import set_deadline
 from ponder_reflection.loop import reflect, run_reflection, validate_spec
 from ponder_reflection.provider import ReflectionProvider
-from ponder_reflection.types import Completed, ReflectionSpec, StepFinished, StepStarted
+from ponder_reflection.types import (
+    Completed,
+    ReflectionSpec,
+    StepFinished,
+    StepStarted,
+    TextDelta,
+)
 from ponder_runtime import FieldViolation, InvalidArgumentError
+
+
+# One source's text; beyond it a summary is a whole paper, which belongs in a library instead.
+MAX_DOCUMENT_CHARS = 20_000
 
 
 class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
@@ -29,10 +40,12 @@ class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
         *,
         default_max_iterations: int,
         default_score_threshold: float,
+        default_deadline: float,
     ) -> None:
         self._provider = provider
         self._default_max_iterations = default_max_iterations
         self._default_score_threshold = default_score_threshold
+        self._default_deadline = default_deadline
 
     def _spec(
         self, request: reflection_pb2.ReflectRequest | reflection_pb2.StreamReflectRequest
@@ -45,6 +58,14 @@ class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
             score_threshold=request.score_threshold or self._default_score_threshold,
         )
         violations = validate_spec(spec)
+        for index, doc in enumerate(request.documents):
+            if len(doc.summary) > MAX_DOCUMENT_CHARS:
+                violations.append(
+                    (
+                        f"documents[{index}].summary",
+                        f"must be at most {MAX_DOCUMENT_CHARS} characters, got {len(doc.summary)}",
+                    )
+                )
         if violations:
             raise InvalidArgumentError([FieldViolation(f, d) for f, d in violations])
         return spec
@@ -53,20 +74,26 @@ class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
         self, request: reflection_pb2.ReflectRequest, context: grpc.aio.ServicerContext
     ) -> reflection_pb2.ReflectResponse:
         """Run the loop to completion."""
-        outcome = await reflect(self._provider, self._spec(request))
+        spec = self._spec(request)
+        set_deadline(context.time_remaining() or self._default_deadline)
+        outcome = await reflect(self._provider, spec)
         return outcome_to_proto(outcome)
 
     async def StreamReflect(
         self, request: reflection_pb2.StreamReflectRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[reflection_pb2.StreamReflectResponse]:
-        """Run the loop, streaming each step and finally the result."""
-        async for event in run_reflection(self._provider, self._spec(request)):
+        """Run the loop, streaming each step, the model's text as it comes, and the result."""
+        spec = self._spec(request)
+        set_deadline(context.time_remaining() or self._default_deadline)
+        async for event in run_reflection(self._provider, spec, stream_text=True):
             if isinstance(event, StepStarted):
                 yield reflection_pb2.StreamReflectResponse(
                     step_started=reflection_pb2.ReflectionStep(
                         kind=STEP_KIND_TO_PROTO[event.kind], iteration=event.iteration
                     )
                 )
+            elif isinstance(event, TextDelta):
+                yield reflection_pb2.StreamReflectResponse(text_delta=event.text)
             elif isinstance(event, StepFinished):
                 yield reflection_pb2.StreamReflectResponse(step_finished=step_to_proto(event.step))
             elif isinstance(event, Completed):

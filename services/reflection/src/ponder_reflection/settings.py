@@ -1,14 +1,14 @@
 """Settings of the reflection service."""
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from ponder_runtime import ServiceSettings
 
 
 class ReflectionSettings(ServiceSettings):
-    """PONDER_REFLECTION_* settings (plus the shared PONDER_* ones)."""
+    """PONDER_REFLECTION_* settings and the OpenAI client's OPENAI_API_KEY / OPENAI_BASE_URL."""
 
     service_name: ClassVar[str] = "reflection"
 
@@ -18,4 +18,45 @@ class ReflectionSettings(ServiceSettings):
     )
     default_score_threshold: float = Field(
         8.0, ge=0, le=10, validation_alias="PONDER_REFLECTION_DEFAULT_SCORE_THRESHOLD"
+    )
+    provider: Literal["auto", "openai", "offline"] = Field(
+        "auto",
+        validation_alias="PONDER_REFLECTION_PROVIDER",
+        description="auto: the OpenAI-compatible endpoint when OPENAI_API_KEY is set, else the "
+        "offline extractive provider.",
+    )
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
+    model: str = Field("gpt-4o-mini", validation_alias="PONDER_REFLECTION_MODEL")
+    temperature: float = Field(0.2, ge=0, le=2, validation_alias="PONDER_REFLECTION_TEMPERATURE")
+    max_tokens: int = Field(800, ge=16, le=32768, validation_alias="PONDER_REFLECTION_MAX_TOKENS")
+    max_concurrency: int = Field(
+        8,
+        ge=1,
+        le=10_000,
+        validation_alias="PONDER_REFLECTION_MAX_CONCURRENCY",
+        description="Upstream model calls at once; more wait in line (within their deadline).",
+    )
+    call_timeout_seconds: float = Field(
+        60.0, gt=0, le=600, validation_alias="PONDER_REFLECTION_CALL_TIMEOUT_SECONDS"
+    )
+    max_attempts: int = Field(5, ge=1, le=20, validation_alias="PONDER_REFLECTION_MAX_ATTEMPTS")
+    retry_base_seconds: float = Field(
+        0.5, gt=0, le=60, validation_alias="PONDER_REFLECTION_RETRY_BASE_SECONDS"
+    )
+    retry_max_seconds: float = Field(
+        20.0, gt=0, le=600, validation_alias="PONDER_REFLECTION_RETRY_MAX_SECONDS"
+    )
+    breaker_failures: int = Field(
+        5, ge=1, le=1000, validation_alias="PONDER_REFLECTION_BREAKER_FAILURES"
+    )
+    breaker_reset_seconds: float = Field(
+        15.0, gt=0, le=3600, validation_alias="PONDER_REFLECTION_BREAKER_RESET_SECONDS"
+    )
+    default_deadline_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=3600,
+        validation_alias="PONDER_REFLECTION_DEFAULT_DEADLINE_SECONDS",
+        description="Time a reflection gets when its caller set no gRPC deadline.",
     )

@@ -146,4 +146,13 @@ class Completed:
     outcome: ReflectionOutcome
 
 
-ReflectionEvent: TypeAlias = StepStarted | StepFinished | Completed
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of text a streaming provider wrote during a DRAFT or REFINE step."""
+
+    kind: StepKind
+    iteration: int
+    text: str
+
+
+ReflectionEvent: TypeAlias = StepStarted | StepFinished | TextDelta | Completed

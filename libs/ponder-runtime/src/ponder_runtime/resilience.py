@@ -1,0 +1,267 @@
+"""Calling a flaky, rate-limited upstream politely: a concurrency limit whose queue respects
+deadlines, retries with exponential backoff and full jitter (honouring Retry-After), and a
+circuit breaker that fails fast while the upstream is down.
+
+The policies know nothing about HTTP: a classifier turns the upstream's exceptions into
+`Failure`s (retryable or not, rate limit or outage, the delay the upstream asked for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from ponder_runtime.errors import (
+    DeadlineExceededError,
+    PonderError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
+
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+
+
+class FailureKind(enum.Enum):
+    """Why an upstream call failed."""
+
+    RATE_LIMITED = "rate_limited"  # 429: retry later; not a sign the upstream is down
+    UNAVAILABLE = "unavailable"  # 5xx, connection refused/reset, timeouts: counts as an outage
+    REJECTED = "rejected"  # 4xx other than 429: retrying cannot help
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A classified upstream failure."""
+
+    kind: FailureKind
+    message: str
+    retry_after: float | None = None
+
+    @property
+    def retryable(self) -> bool:
+        """Whether another attempt may succeed."""
+        return self.kind is not FailureKind.REJECTED
+
+
+class ConcurrencyLimit:
+    """At most `limit` calls at once; waiting callers queue in order, but never past their
+    deadline (DEADLINE_EXCEEDED instead of a reply that comes too late)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._semaphore = asyncio.Semaphore(limit)
+        self.waiting = 0
+        self.in_use = 0
+        self.peak_in_use = 0
+
+    async def acquire(self, timeout: float | None) -> None:
+        """Take a slot, waiting at most `timeout` seconds."""
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(timeout):
+                await self._semaphore.acquire()
+            self.in_use += 1
+            self.peak_in_use = max(self.peak_in_use, self.in_use)
+        except TimeoutError:
+            raise DeadlineExceededError(
+                f"waited {timeout:.2f}s for one of {self.limit} upstream slots; the deadline "
+                "passed first"
+            ) from None
+        finally:
+            self.waiting -= 1
+
+    def release(self) -> None:
+        """Give a slot back."""
+        self.in_use -= 1
+        self._semaphore.release()
+
+
+class BreakerState(enum.Enum):
+    """Circuit breaker states."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitBreaker:
+    """Opens after `failure_threshold` consecutive outages; while open, calls fail at once
+    with UNAVAILABLE (and the time until the next try); after `reset_timeout` one trial call
+    goes through (half-open) and closes the breaker on success."""
+
+    def __init__(
+        self, *, failure_threshold: int, reset_timeout: float, clock: Clock = time.monotonic
+    ) -> None:
+        self._threshold = failure_threshold
+        self._reset_timeout = reset_timeout
+        self._clock = clock
+        self._failures = 0
+        self._opened_at = 0.0
+        self._trial_in_flight = False
+        self.state = BreakerState.CLOSED
+
+    def before_call(self, upstream: str) -> None:
+        """Raise UnavailableError when the breaker is open (or a trial call is running)."""
+        if self.state is BreakerState.CLOSED:
+            return
+        wait = self._opened_at + self._reset_timeout - self._clock()
+        if self.state is BreakerState.OPEN and wait <= 0:
+            self.state = BreakerState.HALF_OPEN
+        if self.state is BreakerState.HALF_OPEN and not self._trial_in_flight:
+            self._trial_in_flight = True
+            return
+        raise UnavailableError(
+            f"{upstream} is failing; not calling it for another {max(wait, 0):.1f}s "
+            "(circuit breaker open)",
+            retry_after_seconds=max(wait, 0.0),
+            metadata={"circuit_breaker": self.state.value},
+        )
+
+    def record_success(self) -> None:
+        """A call worked: close."""
+        self._failures = 0
+        self._trial_in_flight = False
+        if self.state is not BreakerState.CLOSED:
+            logger.info("circuit breaker closed")
+        self.state = BreakerState.CLOSED
+
+    def record_abandoned(self) -> None:
+        """A call was cancelled by its caller: it tells nothing about the upstream."""
+        self._trial_in_flight = False
+
+    def record_failure(self, failure: Failure) -> None:
+        """A call failed; outages count towards opening (rate limits do not)."""
+        self._trial_in_flight = False
+        if failure.kind is not FailureKind.UNAVAILABLE:
+            if self.state is BreakerState.HALF_OPEN:
+                self.state = BreakerState.CLOSED
+            return
+        self._failures += 1
+        if self.state is BreakerState.HALF_OPEN or self._failures >= self._threshold:
+            if self.state is not BreakerState.OPEN:
+                logger.warning("circuit breaker opened", extra={"failures": self._failures})
+            self.state = BreakerState.OPEN
+            self._opened_at = self._clock()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, capped; Retry-After wins when given."""
+
+    max_attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+
+    def delay(self, attempt: int, failure: Failure, rng: random.Random) -> float:
+        """Seconds to wait before attempt number `attempt + 1` (attempt counts from 1)."""
+        if failure.retry_after is not None:
+            return min(failure.retry_after, self.max_delay)
+        return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+@dataclass(slots=True)
+class UpstreamStats:
+    """Counters for metrics and tests."""
+
+    calls: int = 0
+    retries: int = 0
+    failures: int = 0
+    rejected_by_breaker: int = 0
+
+
+class ResilientCaller:
+    """Runs upstream calls under the limit, the breaker and the retry policy, within a
+    deadline; maps final failures to PonderErrors with the right gRPC code."""
+
+    def __init__(
+        self,
+        upstream: str,
+        classify: Callable[[Exception], Failure | None],
+        *,
+        limit: ConcurrencyLimit,
+        breaker: CircuitBreaker,
+        policy: RetryPolicy,
+        call_timeout: float,
+        clock: Clock = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.upstream = upstream
+        self._classify = classify
+        self.limit = limit
+        self.breaker = breaker
+        self._policy = policy
+        self._call_timeout = call_timeout
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.stats = UpstreamStats()
+
+    async def call(self, make: Callable[[float], Awaitable[T]], *, deadline: float | None) -> T:
+        """`make(timeout)` starts one attempt with a per-attempt timeout; `deadline` is a
+        clock() time by which everything must be over (None: only call_timeout applies)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = None if deadline is None else deadline - self._clock()
+            if remaining is not None and remaining <= 0:
+                raise DeadlineExceededError(f"no time left to call {self.upstream}")
+            self.breaker.before_call(self.upstream)
+            await self.limit.acquire(remaining)
+            self.stats.calls += 1
+            try:
+                timeout = self._call_timeout
+                if deadline is not None:
+                    timeout = min(timeout, max(0.001, deadline - self._clock()))
+                result = await make(timeout)
+            except asyncio.CancelledError:
+                self.breaker.record_abandoned()  # the caller left; says nothing about upstream
+                raise
+            except Exception as exc:
+                failure = self._classify(exc)
+                if failure is None:
+                    raise
+                self.breaker.record_failure(failure)
+                self.stats.failures += 1
+                delay = self._policy.delay(attempt, failure, self._rng)
+                left = None if deadline is None else deadline - self._clock()
+                if (
+                    not failure.retryable
+                    or attempt >= self._policy.max_attempts
+                    or (left is not None and delay >= left)
+                ):
+                    raise self._final(failure, attempt) from exc
+            else:
+                self.breaker.record_success()
+                return result
+            finally:
+                self.limit.release()  # never hold a slot while backing off
+            self.stats.retries += 1
+            logger.info(
+                "upstream call retried",
+                extra={
+                    "upstream": self.upstream,
+                    "attempt": attempt,
+                    "failure": failure.kind.value,
+                    "delay_s": round(delay, 3),
+                },
+            )
+            await asyncio.sleep(delay)
+
+    def _final(self, failure: Failure, attempts: int) -> PonderError:
+        message = f"{self.upstream} failed after {attempts} attempt(s): {failure.message}"
+        if failure.kind is FailureKind.RATE_LIMITED:
+            return ResourceExhaustedError(message, retry_after_seconds=failure.retry_after or 1.0)
+        if failure.kind is FailureKind.UNAVAILABLE:
+            if "timed out" in failure.message.lower():
+                return DeadlineExceededError(message)
+            return UnavailableError(message, retry_after_seconds=failure.retry_after)
+        return PonderError(message, metadata={"upstream": self.upstream})

@@ -1,0 +1,259 @@
+"""A reflection provider on any OpenAI-compatible chat completions endpoint (OpenAI, vLLM,
+Ollama, llama.cpp servers), through the `openai` package's AsyncOpenAI.
+
+Every call goes through a ResilientCaller: a concurrency limit, retries with backoff on 429
+and 5xx (honouring Retry-After), a circuit breaker, per-call timeouts from the request's
+deadline. Critiques are JSON validated against a schema, with one repair attempt.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+import openai
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
+from pydantic import BaseModel, Field, ValidationError
+
+from ponder_reflection.deadlines import current_deadline
+from ponder_reflection.provider import Critiqued, Drafted
+from ponder_reflection.types import Critique, SourceDocument, TokenUsage
+from ponder_runtime import UnavailableError
+from ponder_runtime.resilience import Failure, FailureKind, ResilientCaller
+
+
+DeltaSink = Callable[[str], None]
+
+WRITER = (
+    "You are a careful research writer. Using ONLY the numbered sources below, write a concise "
+    "answer to the topic in 3 to 6 sentences. End every sentence with one or more citations "
+    "such as [1] or [2][3], using only the source numbers listed. Never invent facts or "
+    "sources."
+)
+REVIEWER = (
+    "You are a strict reviewer of cited research summaries. Assess the text against the topic "
+    "and the numbered sources. Reply with one JSON object only, exactly of the form "
+    '{"score": <number 0-10>, "issues": [<strings>], "suggestions": [<strings>]}. '
+    "Lower the score for claims no cited source supports, citations to numbers that are not "
+    "listed, parts of the topic left uncovered, redundancy and vagueness. 10 means nothing to "
+    "improve; then issues and suggestions are empty."
+)
+REVISER = WRITER + " Rewrite the text so that it fixes every issue the review lists."
+
+
+class CritiqueReply(BaseModel):
+    """The JSON a critique must be."""
+
+    score: float = Field(ge=0, le=10)
+    issues: list[str] = Field(default_factory=list)
+    suggestions: list[str] = Field(default_factory=list)
+
+
+def sources_block(documents: Sequence[SourceDocument]) -> str:
+    """The numbered sources as the prompts show them."""
+    return (
+        "\n\n".join(
+            f"[{n}] Title: {doc.title}\n{doc.text}" for n, doc in enumerate(documents, start=1)
+        )
+        or "(no sources were supplied)"
+    )
+
+
+def _retry_after(response: Any) -> float | None:
+    value = response.headers.get("retry-after") if response is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time())
+
+
+def classify(exc: Exception) -> Failure | None:
+    """How an `openai` exception counts for retries and the circuit breaker."""
+    if isinstance(exc, openai.RateLimitError):
+        return Failure(
+            FailureKind.RATE_LIMITED, f"HTTP 429: {exc.message}", _retry_after(exc.response)
+        )
+    if isinstance(exc, openai.APITimeoutError):
+        return Failure(FailureKind.UNAVAILABLE, "the model call timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return Failure(FailureKind.UNAVAILABLE, f"cannot reach the model endpoint: {exc.message}")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        message = f"HTTP {status}: {exc.message}"
+        if status >= 500 or status in (408, 409):
+            return Failure(FailureKind.UNAVAILABLE, message, _retry_after(exc.response))
+        return Failure(FailureKind.REJECTED, message)
+    return None
+
+
+def _usage(usage: Any) -> TokenUsage:
+    if usage is None:
+        return TokenUsage()
+    return TokenUsage(int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0))
+
+
+class OpenAIProvider:
+    """Draft, critique and refine with an OpenAI-compatible chat model."""
+
+    name = "openai"
+    offline = False
+
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        caller: ResilientCaller,
+        *,
+        model: str,
+        temperature: float,
+        max_tokens: int,
+    ) -> None:
+        self._client = client
+        self._caller = caller
+        self.model = model
+        self._temperature = temperature
+        self._max_tokens = max_tokens
+
+    async def _complete(
+        self, messages: list[dict[str, str]], *, json_mode: bool = False
+    ) -> tuple[str, TokenUsage]:
+        async def attempt(timeout: float) -> tuple[str, TokenUsage]:
+            extra: dict[str, Any] = (
+                {"response_format": {"type": "json_object"}} if json_mode else {}
+            )
+            reply = await self._client.chat.completions.create(
+                model=self.model,
+                messages=cast("list[ChatCompletionMessageParam]", messages),
+                temperature=self._temperature,
+                max_tokens=self._max_tokens,
+                timeout=timeout,
+                **extra,
+            )
+            return reply.choices[0].message.content or "", _usage(reply.usage)
+
+        return await self._caller.call(attempt, deadline=current_deadline())
+
+    async def _stream(
+        self, messages: list[dict[str, str]], on_delta: DeltaSink
+    ) -> tuple[str, TokenUsage]:
+        async def attempt(timeout: float) -> tuple[str, TokenUsage]:
+            stream = await self._client.chat.completions.create(
+                model=self.model,
+                messages=cast("list[ChatCompletionMessageParam]", messages),
+                temperature=self._temperature,
+                max_tokens=self._max_tokens,
+                timeout=timeout,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            pieces: list[str] = []
+            usage = TokenUsage()
+            try:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        usage = _usage(chunk.usage)
+                    for choice in chunk.choices:
+                        if choice.delta.content:
+                            pieces.append(choice.delta.content)
+                            on_delta(choice.delta.content)
+            except Exception as exc:
+                if pieces:  # text already went to the client: retrying would repeat it
+                    raise UnavailableError(f"the model's stream broke off: {exc}") from exc
+                raise
+            finally:
+                await stream.close()
+            return "".join(pieces), usage
+
+        return await self._caller.call(attempt, deadline=current_deadline())
+
+    async def _write(self, messages: list[dict[str, str]], on_delta: DeltaSink | None) -> Drafted:
+        text, usage = (
+            await self._stream(messages, on_delta) if on_delta else await self._complete(messages)
+        )
+        return Drafted(text.strip(), usage)
+
+    async def draft(
+        self, topic: str, documents: Sequence[SourceDocument], on_delta: DeltaSink | None = None
+    ) -> Drafted:
+        """A first cited text."""
+        messages = [
+            {"role": "system", "content": WRITER},
+            {"role": "user", "content": f"Topic: {topic}\n\nSources:\n{sources_block(documents)}"},
+        ]
+        return await self._write(messages, on_delta)
+
+    async def critique(
+        self, topic: str, documents: Sequence[SourceDocument], text: str
+    ) -> Critiqued:
+        """A JSON critique, validated; one repair attempt when the model's JSON is malformed."""
+        messages = [
+            {"role": "system", "content": REVIEWER},
+            {
+                "role": "user",
+                "content": f"Topic: {topic}\n\nSources:\n{sources_block(documents)}\n\n"
+                f"Text to review:\n{text}",
+            },
+        ]
+        content, usage = await self._complete(messages, json_mode=True)
+        try:
+            reply = CritiqueReply.model_validate(json.loads(content))
+            warnings: tuple[str, ...] = ()
+        except (json.JSONDecodeError, ValidationError) as exc:
+            repair = [
+                *messages,
+                {"role": "assistant", "content": content},
+                {
+                    "role": "user",
+                    "content": f"That reply is not valid: {str(exc)[:300]}. Reply again with "
+                    "only the JSON object of the required form.",
+                },
+            ]
+            content, more = await self._complete(repair, json_mode=True)
+            usage = usage + more
+            try:
+                reply = CritiqueReply.model_validate(json.loads(content))
+            except (json.JSONDecodeError, ValidationError) as again:
+                raise UnavailableError(
+                    f"the model returned an invalid critique twice: {str(again)[:200]}"
+                ) from again
+            warnings = ("The model's critique was not valid JSON; one repair attempt fixed it",)
+        critique = Critique(round(reply.score, 1), tuple(reply.issues), tuple(reply.suggestions))
+        return Critiqued(critique, usage, warnings)
+
+    async def refine(
+        self,
+        topic: str,
+        documents: Sequence[SourceDocument],
+        text: str,
+        critique: Critique,
+        on_delta: DeltaSink | None = None,
+    ) -> Drafted:
+        """A rewrite that addresses the critique."""
+        review = "\n".join(
+            [
+                f"Score: {critique.score}/10",
+                "Issues:",
+                *(f"- {i}" for i in critique.issues),
+                "Suggestions:",
+                *(f"- {s}" for s in critique.suggestions),
+            ]
+        )
+        messages = [
+            {"role": "system", "content": REVISER},
+            {
+                "role": "user",
+                "content": f"Topic: {topic}\n\nSources:\n{sources_block(documents)}\n\n"
+                f"Text:\n{text}\n\nReview:\n{review}",
+            },
+        ]
+        return await self._write(messages, on_delta)
+
+    async def close(self) -> None:
+        """Close the HTTP client."""
+        await self._client.close()
