@@ -27,6 +27,9 @@ from ponder_runtime.errors import (
 
 logger = logging.getLogger(__name__)
 
+# What a caller rejected during a half-open trial is told to wait.
+_TRIAL_RETRY_SECONDS = 1.0
+
 T = TypeVar("T")
 Clock = Callable[[], float]
 
@@ -110,42 +113,56 @@ class CircuitBreaker:
         self._trial_in_flight = False
         self.state = BreakerState.CLOSED
 
-    def before_call(self, upstream: str) -> None:
-        """Raise UnavailableError when the breaker is open (or a trial call is running)."""
+    def before_call(self, upstream: str) -> bool:
+        """Let a call through (True when it is the half-open trial call) or raise
+        UnavailableError while the breaker is open or another trial is running."""
         if self.state is BreakerState.CLOSED:
-            return
+            return False
         wait = self._opened_at + self._reset_timeout - self._clock()
         if self.state is BreakerState.OPEN and wait <= 0:
             self.state = BreakerState.HALF_OPEN
         if self.state is BreakerState.HALF_OPEN and not self._trial_in_flight:
             self._trial_in_flight = True
-            return
+            return True
+        if self.state is BreakerState.HALF_OPEN:
+            message = "a trial call is checking whether it is back (circuit breaker half-open)"
+            wait = _TRIAL_RETRY_SECONDS
+        else:
+            message = f"not calling it for another {wait:.1f}s (circuit breaker open)"
         raise UnavailableError(
-            f"{upstream} is failing; not calling it for another {max(wait, 0):.1f}s "
-            "(circuit breaker open)",
+            f"{upstream} is failing; {message}",
             retry_after_seconds=max(wait, 0.0),
             metadata={"circuit_breaker": self.state.value},
         )
 
-    def record_success(self) -> None:
-        """A call worked: close."""
+    def record_success(self, *, trial: bool = False) -> None:
+        """A call worked: the upstream answers, close."""
+        self._close(trial)
+
+    def record_abandoned(self, *, trial: bool) -> None:
+        """A call ended without telling anything about the upstream (cancelled, never got a
+        slot, failed on our side): if it was the trial, let another call try."""
+        if trial:
+            self._trial_in_flight = False
+
+    def _close(self, trial: bool) -> None:
         self._failures = 0
-        self._trial_in_flight = False
+        if trial:
+            self._trial_in_flight = False
         if self.state is not BreakerState.CLOSED:
             logger.info("circuit breaker closed")
         self.state = BreakerState.CLOSED
-
-    def record_abandoned(self) -> None:
-        """A call was cancelled by its caller: it tells nothing about the upstream."""
         self._trial_in_flight = False
 
-    def record_failure(self, failure: Failure) -> None:
-        """A call failed; outages count towards opening (rate limits do not)."""
-        self._trial_in_flight = False
+    def record_failure(self, failure: Failure, *, trial: bool = False) -> None:
+        """A call failed; outages count towards opening (rate limits and rejections show the
+        upstream answers, so they close a half-open breaker)."""
         if failure.kind is not FailureKind.UNAVAILABLE:
-            if self.state is BreakerState.HALF_OPEN:
-                self.state = BreakerState.CLOSED
+            if trial or self.state is BreakerState.CLOSED:
+                self._close(trial)
             return
+        if trial:
+            self._trial_in_flight = False
         self._failures += 1
         if self.state is BreakerState.HALF_OPEN or self._failures >= self._threshold:
             if self.state is not BreakerState.OPEN:
@@ -214,36 +231,44 @@ class ResilientCaller:
             remaining = None if deadline is None else deadline - self._clock()
             if remaining is not None and remaining <= 0:
                 raise DeadlineExceededError(f"no time left to call {self.upstream}")
-            self.breaker.before_call(self.upstream)
-            await self.limit.acquire(remaining)
-            self.stats.calls += 1
             try:
-                timeout = self._call_timeout
-                if deadline is not None:
-                    timeout = min(timeout, max(0.001, deadline - self._clock()))
-                result = await make(timeout)
-            except asyncio.CancelledError:
-                self.breaker.record_abandoned()  # the caller left; says nothing about upstream
+                trial = self.breaker.before_call(self.upstream)
+            except UnavailableError:
+                self.stats.rejected_by_breaker += 1
                 raise
-            except Exception as exc:
-                failure = self._classify(exc)
-                if failure is None:
-                    raise
-                self.breaker.record_failure(failure)
-                self.stats.failures += 1
-                delay = self._policy.delay(attempt, failure, self._rng)
-                left = None if deadline is None else deadline - self._clock()
-                if (
-                    not failure.retryable
-                    or attempt >= self._policy.max_attempts
-                    or (left is not None and delay >= left)
-                ):
-                    raise self._final(failure, attempt) from exc
-            else:
-                self.breaker.record_success()
-                return result
+            settled = False  # whether the breaker heard how this attempt went
+            try:
+                await self.limit.acquire(remaining)
+                try:
+                    self.stats.calls += 1
+                    timeout = self._call_timeout
+                    if deadline is not None:
+                        timeout = min(timeout, max(0.001, deadline - self._clock()))
+                    result = await make(timeout)
+                except Exception as exc:
+                    failure = self._classify(exc)
+                    if failure is None:
+                        raise
+                    self.breaker.record_failure(failure, trial=trial)
+                    settled = True
+                    self.stats.failures += 1
+                    delay = self._policy.delay(attempt, failure, self._rng)
+                    left = None if deadline is None else deadline - self._clock()
+                    if (
+                        not failure.retryable
+                        or attempt >= self._policy.max_attempts
+                        or (left is not None and delay >= left)
+                    ):
+                        raise self._final(failure, attempt) from exc
+                else:
+                    self.breaker.record_success(trial=trial)
+                    settled = True
+                    return result
+                finally:
+                    self.limit.release()  # never hold a slot while backing off
             finally:
-                self.limit.release()  # never hold a slot while backing off
+                if not settled:
+                    self.breaker.record_abandoned(trial=trial)
             self.stats.retries += 1
             logger.info(
                 "upstream call retried",
