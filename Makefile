@@ -48,6 +48,7 @@ test: install redis lint
 bench: install
 	$(PY) bench/bench_embedding.py
 	$(PY) bench/bench_research.py
+	$(PY) bench/bench_reflection.py
 
 clean:
 	rm -rf $(VENV) node_modules
