@@ -13,7 +13,7 @@ from ponder_reflection.loop import (
     run_reflection,
 )
 from ponder_reflection.offline_provider import OfflineProvider
-from ponder_reflection.provider import Critiqued, Drafted
+from ponder_reflection.provider import Critiqued, DeltaSink, Drafted
 from ponder_reflection.types import (
     Citation,
     Completed,
@@ -26,8 +26,16 @@ from ponder_reflection.types import (
     StepKind,
     StepStarted,
     StopReason,
+    TextDelta,
     TokenUsage,
 )
+
+
+def _stream(text: str, on_delta: DeltaSink | None) -> None:
+    """Hand `text` to `on_delta` a word at a time, as a streaming model would."""
+    if on_delta is not None:
+        for word in text.split(" "):
+            on_delta(word + " ")
 
 
 pytestmark = pytest.mark.asyncio
@@ -49,10 +57,16 @@ class ScriptedProvider:
     calls: list[tuple[str, str]] = field(default_factory=list)
     refined_with: list[Critique] = field(default_factory=list)
 
-    async def draft(self, topic: str, documents: Sequence[SourceDocument]) -> Drafted:
-        """Return the first scripted text."""
+    async def draft(
+        self,
+        topic: str,
+        documents: Sequence[SourceDocument],
+        on_delta: DeltaSink | None = None,
+    ) -> Drafted:
+        """Return the first scripted text (streamed word by word when asked)."""
         await asyncio.sleep(self.delay_s)
         self.calls.append(("draft", topic))
+        _stream(self.texts[0], on_delta)
         return Drafted(self.texts[0], TokenUsage(10, 5), self.warnings)
 
     async def critique(
@@ -70,6 +84,7 @@ class ScriptedProvider:
         documents: Sequence[SourceDocument],
         text: str,
         critique: Critique,
+        on_delta: DeltaSink | None = None,
     ) -> Drafted:
         """Return the next scripted text."""
         await asyncio.sleep(self.delay_s)
@@ -293,3 +308,18 @@ async def test_invalid_spec_raises_before_any_event() -> None:
         await collect(provider, bad)
     assert [name for name, _ in raised.value.violations] == ["topic", "max_iterations"]
     assert provider.calls == []
+
+
+async def test_streamed_text_arrives_between_start_and_finish_of_its_step() -> None:
+    """With stream_text, the draft's pieces come after its StepStarted and before its
+    StepFinished, and add up to its text."""
+    provider = ScriptedProvider(["Claim one [1]. Claim two [1]."], [needs_work(9.5)])
+    spec = ReflectionSpec("topic", (SourceDocument("a", "A", "Text."),), 2, 8.0)
+    events = [event async for event in run_reflection(provider, spec, stream_text=True)]
+    kinds = [type(event).__name__ for event in events]
+    start, finish = kinds.index("StepStarted"), kinds.index("StepFinished")
+    pieces = [e.text for e in events[start + 1 : finish] if isinstance(e, TextDelta)]
+    assert len(pieces) > 1
+    assert "".join(pieces).strip() == "Claim one [1]. Claim two [1]."
+    assert kinds[-1] == "Completed"
+    assert "TextDelta" not in kinds[finish:]
