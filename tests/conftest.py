@@ -128,6 +128,7 @@ async def stack(
         research_addr=f"127.0.0.1:{servers['research'].port}",
         embedding_addr=f"127.0.0.1:{servers['embedding'].port}",
         reflection_addr=f"127.0.0.1:{servers['reflection'].port}",
+        store_path=cache_path.parent / "workflows.sqlite3",
     )
     servers["gateway"] = await start_service(gateway_settings, GatewayModule, spans)
     research = servers["research"].service
@@ -159,6 +160,7 @@ def process_stack(
         extra_env={
             "PONDER_LOG_LEVEL": "INFO",
             "PONDER_CACHE_PATH": str(log_dir / "cache.sqlite3"),
+            "PONDER_GATEWAY_STORE_PATH": str(log_dir / "workflows.sqlite3"),
             **research_env(fake_arxiv, fake_tavily, log_dir),
         },
     )

@@ -25,9 +25,9 @@ class _ReadyGateway(GatewayModule):
         """Skip waiting: this test runs with the embedding service down."""
 
 
-async def test_embedding_down_keeps_research_order_and_says_so():
-    """With the embedding service unreachable the workflow still succeeds, the rank step is
-    FAILED with the reason, and a warning tells the caller."""
+async def test_embedding_down_keeps_research_order_and_says_so(tmp_path):
+    """With the embedding service unreachable the workflow still succeeds (cache skipped), the
+    rank step is FAILED with the reason, and warnings tell the caller."""
     spans = InMemorySpanExporter()
     common = {"host": "127.0.0.1", "port": 0}
     research = await start_service(load_settings(ResearchSettings, **common), ResearchModule, spans)
@@ -41,6 +41,7 @@ async def test_embedding_down_keeps_research_order_and_says_so():
         reflection_addr=f"127.0.0.1:{reflection.port}",
         embedding_addr="127.0.0.1:1",  # nothing listens there
         rank_timeout_seconds=2.0,
+        store_path=tmp_path / "workflows.sqlite3",
     )
     gateway: ServiceServer = await start_service(settings, _ReadyGateway, spans)
     try:
@@ -55,16 +56,18 @@ async def test_embedding_down_keeps_research_order_and_says_so():
             await server.stop(0)
     workflow = reply.workflow
     assert workflow.state == workflow_pb2.WORKFLOW_STATE_SUCCEEDED
-    rank = workflow.steps[1]
-    assert rank.name == "rank"
+    rank = next(step for step in workflow.steps if step.name == "rank")
     assert rank.state == workflow_pb2.STEP_STATE_FAILED
     assert "UNAVAILABLE" in rank.message or "DEADLINE" in rank.message
     assert any(warning.startswith("rank:") for warning in workflow.warnings)
+    assert any(warning.startswith("cache:") for warning in workflow.warnings)  # cache skipped
+    lookup = next(step for step in workflow.steps if step.name == "cache_lookup")
+    assert lookup.state == workflow_pb2.STEP_STATE_FAILED
     assert workflow.result.citations
 
 
 @pytest.mark.parametrize("missing", ["research", "reflection"])
-async def test_a_missing_essential_service_fails_with_unavailable(missing):
+async def test_a_missing_essential_service_fails_with_unavailable(missing, tmp_path):
     """Without research or reflection there is no result: UNAVAILABLE naming the step."""
     spans = InMemorySpanExporter()
     common = {"host": "127.0.0.1", "port": 0}
@@ -85,6 +88,7 @@ async def test_a_missing_essential_service_fails_with_unavailable(missing):
         rank_timeout_seconds=1.0,
         research_timeout_seconds=2.0,
         reflection_timeout_seconds=2.0,
+        store_path=tmp_path / "workflows.sqlite3",
     )
     gateway = await start_service(settings, _ReadyGateway, spans)
     try:

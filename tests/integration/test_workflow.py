@@ -61,7 +61,13 @@ class TestRunReflectionWorkflow:
             assert citation.index in markers
         titles = " ".join(c.title for c in result.citations)
         assert "Reflexion" in titles or "Self-RAG" in titles or "Self-Refine" in titles
-        assert [step.name for step in workflow.steps] == ["research", "rank", "reflect"]
+        assert [step.name for step in workflow.steps] == [
+            "cache_lookup",
+            "research",
+            "rank",
+            "reflect",
+            "cache_store",
+        ]
         assert all(s.state == workflow_pb2.STEP_STATE_SUCCEEDED for s in workflow.steps)
         assert result.iterations
         assert result.score == result.iterations[-1].critique.score
@@ -82,7 +88,10 @@ class TestRunReflectionWorkflow:
         assert scores == sorted(scores, reverse=True)
         assert all(0 < score <= 1 for score in scores)
         assert "arxiv:2004.04906" in {doc.id for doc in sources}  # Dense Passage Retrieval
-        assert "embedding similarity" in reply.workflow.steps[1].message
+        assert (
+            "embedding similarity"
+            in next(s for s in reply.workflow.steps if s.name == "rank").message
+        )
 
     async def test_one_trace_spans_the_call_chain(self, stack: InProcessStack, gateway_channel):
         """The gateway, research, embedding and reflection spans share the workflow's trace."""
@@ -178,7 +187,7 @@ class TestOtherWorkflowKinds:
         assert workflow.state == workflow_pb2.WORKFLOW_STATE_SUCCEEDED
         assert len(workflow.result.iterations) == 1
         assert "arxiv:2106.09685" in {doc.id for doc in workflow.result.sources}  # LoRA
-        assert workflow.steps[-1].name == "summarize"
+        assert "summarize" in [step.name for step in workflow.steps]
 
     async def test_research_reflection_merges_sources(self, gateway_channel):
         """RESEARCH_REFLECTION over every source: all three answer, the same paper found by
@@ -217,10 +226,3 @@ class TestOtherWorkflowKinds:
                 timeout=10,
             )
         assert bad_request_fields(caught.value) == {"workflow.kind"}
-
-    async def test_long_running_methods_are_unimplemented_for_now(self, gateway_channel):
-        """Create/Get/List/Cancel/Watch answer UNIMPLEMENTED until long-running workflows land."""
-        stub = workflow_grpc.WorkflowServiceStub(gateway_channel)
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await stub.GetWorkflow(workflow_pb2.GetWorkflowRequest(name="workflows/x"), timeout=5)
-        assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED

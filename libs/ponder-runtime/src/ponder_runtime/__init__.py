@@ -2,6 +2,7 @@
 
 from ponder_runtime.channels import ChannelFactory, call_timeout
 from ponder_runtime.errors import (
+    AlreadyExistsError,
     DeadlineExceededError,
     FailedPreconditionError,
     FieldViolation,
@@ -19,6 +20,7 @@ from ponder_runtime.validation import RequestValidator
 
 
 __all__ = [
+    "AlreadyExistsError",
     "ChannelFactory",
     "DeadlineExceededError",
     "FailedPreconditionError",

@@ -3,6 +3,7 @@
     PonderError (INTERNAL)
     ├── InvalidArgumentError (INVALID_ARGUMENT, google.rpc.BadRequest)
     ├── NotFoundError (NOT_FOUND)
+    ├── AlreadyExistsError (ALREADY_EXISTS)
     ├── FailedPreconditionError (FAILED_PRECONDITION)
     ├── ResourceExhaustedError (RESOURCE_EXHAUSTED, google.rpc.RetryInfo)
     ├── UnavailableError (UNAVAILABLE, google.rpc.RetryInfo)
@@ -98,6 +99,13 @@ class NotFoundError(PonderError):
 
     code = grpc.StatusCode.NOT_FOUND
     reason = "NOT_FOUND"
+
+
+class AlreadyExistsError(PonderError):
+    """A resource with that name already exists."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+    reason = "ALREADY_EXISTS"
 
 
 class FailedPreconditionError(PonderError):

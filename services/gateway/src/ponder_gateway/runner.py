@@ -6,7 +6,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 from opentelemetry import trace
@@ -34,12 +34,16 @@ def _rank_text(doc: document_pb2.Document) -> str:
     return f"{doc.title}. {doc.summary}"
 
 
+StepObserver = Callable[[workflow_pb2.Workflow, workflow_pb2.WorkflowStep], None]
+
+
 class WorkflowRunner:
     """Runs one workflow to completion against the downstream services."""
 
     def __init__(self, upstreams: Upstreams, settings: GatewaySettings) -> None:
         self._up = upstreams
         self._settings = settings
+        self.observer: StepObserver | None = None
 
     def new_workflow(self, topic: str, params: RunParameters) -> workflow_pb2.Workflow:
         """A fresh PENDING workflow resource."""
@@ -115,16 +119,28 @@ class WorkflowRunner:
         """Record a step: RUNNING while the body runs, then SUCCEEDED, or FAILED on an error."""
         workflow.steps.add(name=name, state=workflow_pb2.STEP_STATE_RUNNING, start_time=timestamp())
         step = workflow.steps[-1]
+        self._notify(workflow, step)
         try:
             yield step
         except BaseException as exc:
             step.state = workflow_pb2.STEP_STATE_FAILED
-            step.message = step.message or str(exc)
+            step.message = step.message or str(exc) or type(exc).__name__
             raise
         finally:
             step.end_time.CopyFrom(timestamp())
-        if step.state == workflow_pb2.STEP_STATE_RUNNING:
-            step.state = workflow_pb2.STEP_STATE_SUCCEEDED
+            if step.state == workflow_pb2.STEP_STATE_RUNNING:
+                step.state = workflow_pb2.STEP_STATE_SUCCEEDED
+            self._notify(workflow, step)
+
+    def _notify(self, workflow: workflow_pb2.Workflow, step: workflow_pb2.WorkflowStep) -> None:
+        if self.observer is not None:
+            self.observer(workflow, step)
+
+    def step(
+        self, workflow: workflow_pb2.Workflow, name: str
+    ) -> contextlib.AbstractContextManager[workflow_pb2.WorkflowStep]:
+        """Record a step of `workflow` (the same way the runner's own steps are)."""
+        return self._step(workflow, name)
 
     async def _research(
         self,

@@ -16,9 +16,12 @@ from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.research.v1 import research_service_pb2_grpc as research_grpc
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
+from ponder_gateway.cache import WorkflowCache
+from ponder_gateway.manager import WorkflowManager
 from ponder_gateway.runner import WorkflowRunner
 from ponder_gateway.servicer import WorkflowServicer
 from ponder_gateway.settings import GatewaySettings
+from ponder_gateway.store import SqliteWorkflowStore
 from ponder_gateway.upstream import Upstreams
 from ponder_runtime import ChannelFactory, Telemetry, wait_until_serving
 from ponder_runtime.proxy import ServiceProxy
@@ -53,7 +56,18 @@ class GatewayModule:
             embedding=embedding_grpc.EmbeddingServiceStub(channels[1]),
             reflection=reflection_grpc.ReflectionServiceStub(channels[2]),
         )
-        self._servicer = WorkflowServicer(WorkflowRunner(upstreams, settings))
+        self.manager = WorkflowManager(
+            WorkflowRunner(upstreams, settings),
+            WorkflowCache(
+                upstreams.embedding,
+                threshold=settings.cache_similarity_threshold,
+                ttl_seconds=settings.cache_ttl_seconds,
+                timeout=settings.rank_timeout_seconds,
+            ),
+            SqliteWorkflowStore(settings.store_path),
+        )
+        self._grace = settings.shutdown_grace_seconds
+        self._servicer = WorkflowServicer(self.manager)
         self._proxied = dict(self._targets) if settings.expose_internal_services else {}
 
     @property
@@ -69,7 +83,9 @@ class GatewayModule:
             server.add_generic_rpc_handlers([ServiceProxy(self._proxied)])
 
     async def start(self) -> None:
-        """Wait until every downstream service reports SERVING."""
+        """Resolve workflows a previous process left unfinished, then wait until every
+        downstream service reports SERVING."""
+        await self.manager.recover()
         await asyncio.gather(
             *(self._wait_for(name, channel) for name, channel in self._targets.items())
         )
@@ -85,5 +101,6 @@ class GatewayModule:
             return
 
     async def close(self) -> None:
-        """Close the channels."""
+        """Drain running workflows (recording the ones cut short), then close the channels."""
+        await self.manager.drain(self._grace)
         await self._channels.close()

@@ -1,5 +1,6 @@
 """Settings of the gateway."""
 
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field
@@ -21,6 +22,17 @@ class GatewaySettings(ServiceSettings):
         validation_alias="PONDER_GATEWAY_EXPOSE_INTERNAL_SERVICES",
         description="Forward research, embedding and reflection on the gateway's port "
         "(debugging with one address); turn off where only WorkflowService may be public.",
+    )
+    store_path: Path = Field(
+        Path("var/data/gateway-workflows.sqlite3"),
+        validation_alias="PONDER_GATEWAY_STORE_PATH",
+        description="SQLite file of workflow records.",
+    )
+    cache_similarity_threshold: float = Field(
+        0.95, gt=0, le=1, validation_alias="PONDER_GATEWAY_CACHE_SIMILARITY_THRESHOLD"
+    )
+    cache_ttl_seconds: float = Field(
+        7 * 24 * 3600, gt=0, validation_alias="PONDER_GATEWAY_CACHE_TTL_SECONDS"
     )
     research_timeout_seconds: float = Field(
         30.0, gt=0, le=600, validation_alias="PONDER_GATEWAY_RESEARCH_TIMEOUT_SECONDS"

@@ -1,0 +1,122 @@
+"""Durable workflow records: an embedded SQLite file, written on a dedicated thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
+
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS workflows (
+    name TEXT PRIMARY KEY,
+    create_time INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS workflows_order ON workflows(create_time DESC, name DESC);
+"""
+UNFINISHED = (workflow_pb2.WORKFLOW_STATE_PENDING, workflow_pb2.WORKFLOW_STATE_RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    """Which workflows to list: any of these states / kinds (empty = any)."""
+
+    states: tuple[int, ...] = ()
+    kinds: tuple[int, ...] = ()
+
+
+def _nanos(workflow: workflow_pb2.Workflow) -> int:
+    return int(workflow.create_time.ToNanoseconds())
+
+
+class SqliteWorkflowStore:
+    """Workflows by name, newest first; each save is committed before it returns."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workflow-store")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, work)
+
+    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._db is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+            self._db = db
+        return work(self._db)
+
+    async def save(self, workflow: workflow_pb2.Workflow) -> None:
+        """Insert or replace a workflow record."""
+        row = (
+            workflow.name, _nanos(workflow), int(workflow.state), int(workflow.kind),
+            workflow.SerializeToString(),
+        )  # fmt: skip
+        await self._run(
+            lambda db: db.execute("INSERT OR REPLACE INTO workflows VALUES (?,?,?,?,?)", row)
+        )
+
+    async def get(self, name: str) -> workflow_pb2.Workflow | None:
+        """The workflow called `name`, if any."""
+        row = await self._run(
+            lambda db: db.execute("SELECT data FROM workflows WHERE name = ?", (name,)).fetchone()
+        )
+        return None if row is None else workflow_pb2.Workflow.FromString(row[0])
+
+    async def list(
+        self, where: ListFilter, *, limit: int, after: tuple[int, str] | None
+    ) -> list[workflow_pb2.Workflow]:
+        """Up to `limit` workflows, newest first, strictly after the (create_time, name)
+        position `after` (the last item of the previous page)."""
+        clauses: list[str] = []
+        args: list[object] = []
+        for column, values in (("state", where.states), ("kind", where.kinds)):
+            if values:
+                clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+                args.extend(values)
+        if after is not None:
+            clauses.append("(create_time < ? OR (create_time = ? AND name < ?))")
+            args.extend([after[0], after[0], after[1]])
+        sql = "SELECT data FROM workflows"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY create_time DESC, name DESC LIMIT ?"
+        args.append(limit)
+        rows = await self._run(lambda db: db.execute(sql, args).fetchall())
+        return [workflow_pb2.Workflow.FromString(row[0]) for row in rows]
+
+    async def unfinished(self) -> Sequence[workflow_pb2.Workflow]:
+        """Workflows recorded as PENDING or RUNNING."""
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT data FROM workflows WHERE state IN (?, ?)", UNFINISHED
+            ).fetchall()
+        )
+        return [workflow_pb2.Workflow.FromString(row[0]) for row in rows]
+
+    async def close(self) -> None:
+        """Close the file and the thread."""
+
+        def close(db: sqlite3.Connection) -> None:
+            db.close()
+
+        if self._db is not None:
+            await self._run(close)
+            self._db = None
+        self._executor.shutdown(wait=True)

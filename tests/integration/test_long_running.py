@@ -1,0 +1,287 @@
+"""Long-running workflows and the semantic cache in front, end to end over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+
+import grpc
+import pytest
+
+from ponder.workflow.v1 import workflow_service_pb2 as pb
+from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
+from ponder_devstack import Stack, StackPorts
+from ponder_devstack.fake_apis import FakeApi
+from tests.conftest import research_env
+from tests.integration.test_research import behaving
+from tests.integration.test_workflow import bad_request_fields
+
+
+RR = pb.WORKFLOW_KIND_RESEARCH_REFLECTION
+BYPASS = pb.WorkflowParameters(cache_policy=pb.CACHE_POLICY_BYPASS)
+
+
+@pytest.fixture
+def stub(gateway_channel):
+    """A WorkflowService stub on the in-process gateway."""
+    return workflow_grpc.WorkflowServiceStub(gateway_channel)
+
+
+def spec(topic: str, kind: int = pb.WORKFLOW_KIND_REFLECTION, **params: object) -> pb.Workflow:
+    """A workflow to create (cache bypassed unless a policy is given)."""
+    parameters = pb.WorkflowParameters(**{"cache_policy": pb.CACHE_POLICY_BYPASS, **params})  # type: ignore[arg-type]
+    return pb.Workflow(kind=kind, topic=topic, parameters=parameters)  # type: ignore[arg-type]
+
+
+async def watch_all(stub, name: str) -> list[pb.WatchWorkflowResponse]:
+    """Every event of a watch until the stream ends."""
+    return [
+        event async for event in stub.WatchWorkflow(pb.WatchWorkflowRequest(name=name), timeout=60)
+    ]
+
+
+async def test_create_then_watch_to_the_result(stub, fake_arxiv: FakeApi):
+    """Create returns at once (PENDING); watch starts with a snapshot, reports each step, and
+    ends with FINISHED carrying the result; Get then returns the same record."""
+    with behaving(fake_arxiv, latency=0.5):
+        created = await stub.CreateWorkflow(
+            pb.CreateWorkflowRequest(workflow=spec("dense retrieval for open-domain QA", RR)),
+            timeout=10,
+        )
+        workflow = created.workflow
+        assert workflow.state == pb.WORKFLOW_STATE_PENDING
+        assert workflow.name.startswith("workflows/")
+        events = await watch_all(stub, workflow.name)
+    types = [e.event_type for e in events]
+    assert types[0] == pb.WORKFLOW_EVENT_TYPE_SNAPSHOT
+    assert types[-1] == pb.WORKFLOW_EVENT_TYPE_FINISHED
+    assert pb.WORKFLOW_EVENT_TYPE_STEP_UPDATED in types
+    steps = {e.step.name for e in events if e.event_type == pb.WORKFLOW_EVENT_TYPE_STEP_UPDATED}
+    assert {"research", "rank", "reflect"} <= steps
+    assert [e.sequence for e in events[1:]] == sorted(e.sequence for e in events[1:])
+    final = events[-1].workflow
+    assert final.state == pb.WORKFLOW_STATE_SUCCEEDED
+    assert final.result.citations
+    got = await stub.GetWorkflow(pb.GetWorkflowRequest(name=workflow.name), timeout=10)
+    assert got.workflow.state == pb.WORKFLOW_STATE_SUCCEEDED
+    assert got.workflow.result.text == final.result.text
+
+
+async def test_a_reconnecting_watch_gets_the_current_state_first(stub, fake_arxiv: FakeApi):
+    """A watcher that drops and reconnects gets a snapshot of the workflow as it is now
+    (RUNNING, with the steps so far), then the live events to the end."""
+    with behaving(fake_arxiv, latency=1.0):
+        created = await stub.CreateWorkflow(
+            pb.CreateWorkflowRequest(workflow=spec("lost in the middle long contexts", RR)),
+            timeout=10,
+        )
+        name = created.workflow.name
+        first = stub.WatchWorkflow(pb.WatchWorkflowRequest(name=name), timeout=60)
+        await first.read()
+        await first.read()
+        first.cancel()
+        events = await watch_all(stub, name)
+    assert events[0].event_type == pb.WORKFLOW_EVENT_TYPE_SNAPSHOT
+    assert events[0].workflow.state == pb.WORKFLOW_STATE_RUNNING
+    assert events[0].workflow.steps
+    assert events[-1].workflow.state == pb.WORKFLOW_STATE_SUCCEEDED
+
+
+async def test_cancel_stops_a_running_workflow(stub, fake_arxiv: FakeApi):
+    """Cancelling during research: CANCELLED at once, no reflection step ever runs, and a
+    second cancel is FAILED_PRECONDITION."""
+    with behaving(fake_arxiv, latency=3.0):
+        created = await stub.CreateWorkflow(
+            pb.CreateWorkflowRequest(workflow=spec("mixture of experts routing", RR)), timeout=10
+        )
+        name = created.workflow.name
+        await asyncio.sleep(0.3)
+        cancelled = await stub.CancelWorkflow(pb.CancelWorkflowRequest(name=name), timeout=5)
+    workflow = cancelled.workflow
+    assert workflow.state == pb.WORKFLOW_STATE_CANCELLED
+    assert workflow.error.code == grpc.StatusCode.CANCELLED.value[0]
+    assert "reflect" not in [step.name for step in workflow.steps]
+    research = next(step for step in workflow.steps if step.name == "research")
+    assert research.state == pb.STEP_STATE_FAILED
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CancelWorkflow(pb.CancelWorkflowRequest(name=name), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_list_pages_newest_first_with_a_filter(stub):
+    """Five new workflows list newest first, two per page, with working page tokens and a
+    state filter; a token from another filter is refused."""
+    tag = uuid.uuid4().hex[:6]
+    names = []
+    for i in range(5):
+        reply = await stub.RunWorkflow(
+            pb.RunWorkflowRequest(workflow=spec(f"transformer attention {tag} {i}")), timeout=30
+        )
+        names.append(reply.workflow.name)
+    seen: list[str] = []
+    token = ""
+    for _ in range(10):
+        page = await stub.ListWorkflows(
+            pb.ListWorkflowsRequest(page_size=2, page_token=token, filter="state = SUCCEEDED"),
+            timeout=10,
+        )
+        assert len(page.workflows) <= 2
+        seen.extend(w.name for w in page.workflows)
+        token = page.next_page_token
+        if not token:
+            break
+    mine = [name for name in seen if name in names]
+    assert mine == list(reversed(names))
+    assert len(seen) == len(set(seen))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListWorkflows(
+            pb.ListWorkflowsRequest(
+                page_size=2, filter="state = FAILED", page_token=page_token(stub)
+            ),
+            timeout=10,
+        )
+    assert bad_request_fields(caught.value) == {"page_token"}
+
+
+def page_token(_stub) -> str:
+    """A token made for the filter `state = SUCCEEDED` (not the one it is used with)."""
+    from ponder_gateway.listing import make_token
+
+    return make_token(pb.Workflow(name="workflows/x"), "state = SUCCEEDED")
+
+
+@pytest.mark.parametrize(
+    ("request_message", "method", "fields"),
+    [
+        (pb.ListWorkflowsRequest(filter="colour = red"), "ListWorkflows", {"filter"}),
+        (pb.ListWorkflowsRequest(page_size=500), "ListWorkflows", {"page_size"}),
+        (pb.GetWorkflowRequest(name="workflow/x"), "GetWorkflow", {"name"}),
+        (
+            pb.CreateWorkflowRequest(workflow=spec(""), workflow_id="Bad_ID"),
+            "CreateWorkflow",
+            {"workflow_id"},
+        ),
+    ],
+    ids=["filter", "page-size", "name", "workflow-id"],
+)
+async def test_bad_requests(stub, request_message, method, fields):
+    """Malformed long-running requests are INVALID_ARGUMENT naming the field."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await getattr(stub, method)(request_message, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_fields(caught.value) == fields
+
+
+async def test_unknown_and_duplicate_workflows(stub):
+    """Get of an unknown workflow is NOT_FOUND; creating an existing id is ALREADY_EXISTS."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetWorkflow(pb.GetWorkflowRequest(name="workflows/nothing-here"), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    workflow_id = f"w-{uuid.uuid4().hex[:8]}"
+    request = pb.CreateWorkflowRequest(workflow=spec("retrieval"), workflow_id=workflow_id)
+    created = await stub.CreateWorkflow(request, timeout=10)
+    assert created.workflow.name == f"workflows/{workflow_id}"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateWorkflow(request, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+class TestSemanticCache:
+    """The cache in front of workflows."""
+
+    async def test_hit_miss_paraphrase_bypass_refresh(self, stub):
+        """A first run misses and stores; an exact repeat and a close paraphrase hit (with
+        their similarity and the source workflow); BYPASS skips the cache; REFRESH reruns."""
+        tag = uuid.uuid4().hex[:6]
+        topic = f"How do language agents use self-reflection to improve, case {tag}?"
+        use = pb.WorkflowParameters(cache_policy=pb.CACHE_POLICY_USE)
+
+        async def run(text: str, params: pb.WorkflowParameters) -> pb.Workflow:
+            reply = await stub.RunReflectionWorkflow(
+                pb.RunReflectionWorkflowRequest(topic=text, parameters=params), timeout=30
+            )
+            workflow: pb.Workflow = reply.workflow
+            return workflow
+
+        first = await run(topic, use)
+        assert not first.cache.hit
+        assert first.steps[0].message == "miss"
+        again = await run(topic, use)
+        assert again.cache.hit
+        assert again.cache.similarity == pytest.approx(1.0)
+        assert again.cache.source_workflow == first.name
+        assert again.result.text == first.result.text
+        assert [s.name for s in again.steps] == ["cache_lookup"]
+        near = await run(topic.replace("self-reflection", "self reflection"), use)
+        assert near.cache.hit
+        assert 0.95 <= near.cache.similarity < 1.0
+        bypass = await run(topic, BYPASS)
+        assert not bypass.cache.hit
+        assert bypass.steps[0].state == pb.STEP_STATE_SKIPPED
+        assert "cache_store" not in [s.name for s in bypass.steps]
+        refresh = await run(topic, pb.WorkflowParameters(cache_policy=pb.CACHE_POLICY_REFRESH))
+        assert not refresh.cache.hit
+        assert refresh.steps[-1].name == "cache_store"
+        latest = await run(topic, use)
+        assert latest.cache.source_workflow == refresh.name
+
+
+async def test_restart_serves_finished_workflows_and_resolves_running_ones(
+    process_stack: Stack, fake_arxiv: FakeApi, fake_tavily: FakeApi, tmp_path
+):
+    """A gateway process restarted on the same record file still serves a finished workflow,
+    and one that was running when it stopped is FAILED with a reason, not RUNNING forever."""
+    env = {
+        **research_env(fake_arxiv, fake_tavily, tmp_path),
+        "PONDER_GATEWAY_STORE_PATH": str(tmp_path / "workflows.sqlite3"),
+        "PONDER_SHUTDOWN_GRACE_SECONDS": "0.5",
+    }
+    for service in process_stack.services:
+        if service.name != "gateway":
+            env[f"PONDER_{service.name.upper()}_ADDR"] = service.address
+    ports = StackPorts.free()
+
+    def gateway() -> Stack:
+        stack = Stack(ports=ports, log_dir=tmp_path, extra_env=env)
+        stack.services = [s for s in stack.services if s.name == "gateway"]
+        return stack
+
+    first = gateway()
+    first.start()
+    try:
+        await first.wait_ready(timeout=60)
+        async with grpc.aio.insecure_channel(first.services[0].address) as channel:
+            stub = workflow_grpc.WorkflowServiceStub(channel)
+            done = await stub.RunWorkflow(
+                pb.RunWorkflowRequest(workflow=spec("retrieval")), timeout=30
+            )
+            with behaving(fake_arxiv, latency=5.0):
+                running = await stub.CreateWorkflow(
+                    pb.CreateWorkflowRequest(workflow=spec("slow arxiv topic", RR)), timeout=10
+                )
+                await asyncio.sleep(0.3)
+                assert first.services[0].process is not None
+                first.services[0].process.send_signal(signal.SIGTERM)
+                code = await asyncio.to_thread(first.services[0].process.wait, 30)
+        assert code == 0
+    finally:
+        first.stop()
+    second = gateway()
+    second.start()
+    try:
+        await second.wait_ready(timeout=60)
+        async with grpc.aio.insecure_channel(second.services[0].address) as channel:
+            stub = workflow_grpc.WorkflowServiceStub(channel)
+            kept = await stub.GetWorkflow(
+                pb.GetWorkflowRequest(name=done.workflow.name), timeout=10
+            )
+            resolved = await stub.GetWorkflow(
+                pb.GetWorkflowRequest(name=running.workflow.name), timeout=10
+            )
+    finally:
+        second.stop()
+    assert kept.workflow.state == pb.WORKFLOW_STATE_SUCCEEDED
+    assert kept.workflow.result.text == done.workflow.result.text
+    assert resolved.workflow.state in (pb.WORKFLOW_STATE_FAILED, pb.WORKFLOW_STATE_CANCELLED)
+    assert resolved.workflow.error.message
