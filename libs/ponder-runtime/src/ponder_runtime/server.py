@@ -63,8 +63,15 @@ class ServiceServer:
         self.service = service
         self.telemetry = telemetry
         self.health = health.aio.HealthServicer()
+        # A module may add its own interceptors (auth, rate limits); they run inside the error
+        # mapping, so the PonderErrors they raise become statuses with details.
+        extra = getattr(service, "interceptors", None)
         self.server = grpc.aio.server(
-            interceptors=[*telemetry.server_interceptors(), ErrorMappingInterceptor()],
+            interceptors=[
+                *telemetry.server_interceptors(),
+                ErrorMappingInterceptor(),
+                *(extra() if extra is not None else ()),
+            ],
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),

@@ -22,6 +22,7 @@ from ponder_runtime import (
     FailedPreconditionError,
     NotFoundError,
     PonderError,
+    ResourceExhaustedError,
 )
 from ponder_runtime.protobuf import timestamp
 
@@ -47,9 +48,18 @@ class WorkflowManager:
     """Runs workflows (cache, runner, records) and tracks the long-running ones."""
 
     def __init__(
-        self, runner: WorkflowRunner, cache: WorkflowCache, store: SqliteWorkflowStore
+        self,
+        runner: WorkflowRunner,
+        cache: WorkflowCache,
+        store: SqliteWorkflowStore,
+        *,
+        max_running: int = 64,
+        max_queued: int = 256,
     ) -> None:
         self._runner = runner
+        self._slots = asyncio.Semaphore(max_running)
+        self._capacity = max_running + max_queued
+        self._admitted = 0
         self._cache = cache
         self._store = store
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -77,6 +87,28 @@ class WorkflowManager:
         """Answer from the cache or run, record the outcome; raise PonderError on failure
         (the record then says FAILED with the reason)."""
         self._live[workflow.name] = workflow
+        async with self._slots:
+            return await self._execute(workflow, params, context)
+
+    def admit(self) -> None:
+        """Count a workflow in (running or queued); RESOURCE_EXHAUSTED beyond capacity."""
+        if self._admitted >= self._capacity:
+            raise ResourceExhaustedError(
+                f"{self._admitted} workflows are running or queued (the limit); retry later",
+                retry_after_seconds=5.0,
+            )
+        self._admitted += 1
+
+    def release(self) -> None:
+        """Count a workflow out."""
+        self._admitted -= 1
+
+    async def _execute(
+        self,
+        workflow: workflow_pb2.Workflow,
+        params: RunParameters,
+        context: grpc.aio.ServicerContext | None,
+    ) -> workflow_pb2.Workflow:
         workflow.state = workflow_pb2.WORKFLOW_STATE_RUNNING
         self._event(workflow, workflow_pb2.WORKFLOW_EVENT_TYPE_STATE_CHANGED)
         try:
@@ -181,8 +213,13 @@ class WorkflowManager:
         name = f"workflows/{workflow_id}"
         if workflow_id and (name in self._tasks or await self._store.get(name)):
             raise AlreadyExistsError(f"{name} already exists", metadata={"name": name})
+        self.admit()
         workflow = self.new(topic, params, workflow_id or str(uuid.uuid4()))
-        await self._store.save(workflow)
+        try:
+            await self._store.save(workflow)
+        except BaseException:
+            self.release()
+            raise
         self._feeds[workflow.name] = _Feed()
         task = asyncio.create_task(self._background(workflow, params), name=workflow.name)
         self._tasks[workflow.name] = task
@@ -195,6 +232,7 @@ class WorkflowManager:
             pass  # recorded as FAILED by execute
         finally:
             self._tasks.pop(workflow.name, None)
+            self.release()
 
     async def get(self, name: str) -> workflow_pb2.Workflow:
         """A workflow by name (its live state while it runs)."""

@@ -16,6 +16,7 @@ from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.research.v1 import research_service_pb2_grpc as research_grpc
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
+from ponder_gateway.access import AccessControl, TokenBuckets, read_key_hashes
 from ponder_gateway.cache import WorkflowCache
 from ponder_gateway.manager import WorkflowManager
 from ponder_gateway.runner import WorkflowRunner
@@ -24,10 +25,14 @@ from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.store import SqliteWorkflowStore
 from ponder_gateway.upstream import Upstreams
 from ponder_runtime import ChannelFactory, Telemetry, wait_until_serving
+from ponder_runtime.interceptors import GuardInterceptor
 from ponder_runtime.proxy import ServiceProxy
 
 
 logger = logging.getLogger(__name__)
+
+# Open to everyone: load balancers probe health, and grpcurl needs reflection to list.
+OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 # How long to wait between "still waiting for <service>" log lines during start-up.
 _READINESS_LOG_INTERVAL_SECONDS = 10.0
@@ -65,10 +70,25 @@ class GatewayModule:
                 timeout=settings.rank_timeout_seconds,
             ),
             SqliteWorkflowStore(settings.store_path),
+            max_running=settings.max_running_workflows,
+            max_queued=settings.max_queued_workflows,
         )
         self._grace = settings.shutdown_grace_seconds
+        self._access = AccessControl(
+            read_key_hashes(settings.api_keys_file, settings.api_key_hashes),
+            allow_anonymous=settings.allow_anonymous,
+            buckets=TokenBuckets(
+                rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+            )
+            if settings.rate_limit_per_second > 0
+            else None,
+        )
         self._servicer = WorkflowServicer(self.manager)
         self._proxied = dict(self._targets) if settings.expose_internal_services else {}
+
+    def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        """API keys and rate limits on every RPC but health and reflection."""
+        return [GuardInterceptor(self._access, open_prefixes=OPEN_SERVICES)]
 
     @property
     def service_names(self) -> Sequence[str]:

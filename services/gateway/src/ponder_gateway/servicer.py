@@ -43,8 +43,12 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         prefix: str = "",
     ) -> workflow_pb2.Workflow:
         params = resolve_parameters(kind, topic, parameters, prefix=prefix)
-        workflow = self._manager.new(topic.strip(), params)
-        return await self._manager.execute(workflow, params, context)
+        self._manager.admit()
+        try:
+            workflow = self._manager.new(topic.strip(), params)
+            return await self._manager.execute(workflow, params, context)
+        finally:
+            self._manager.release()
 
     async def RunReflectionWorkflow(
         self,

@@ -34,6 +34,41 @@ class GatewaySettings(ServiceSettings):
     cache_ttl_seconds: float = Field(
         7 * 24 * 3600, gt=0, validation_alias="PONDER_GATEWAY_CACHE_TTL_SECONDS"
     )
+    allow_anonymous: bool = Field(
+        True,
+        validation_alias="PONDER_GATEWAY_ALLOW_ANONYMOUS",
+        description="Accept calls without an API key (local use); a wrong key is always refused.",
+    )
+    api_key_hashes: list[str] = Field(
+        default_factory=list,
+        validation_alias="PONDER_GATEWAY_API_KEY_HASHES",
+        description="SHA-256 hex digests of accepted API keys, as a JSON list.",
+    )
+    api_keys_file: Path | None = Field(
+        None,
+        validation_alias="PONDER_GATEWAY_API_KEYS_FILE",
+        description="A file of SHA-256 digests of API keys, one per line (a mounted secret).",
+    )
+    rate_limit_per_second: float = Field(
+        20.0,
+        ge=0,
+        le=1e6,
+        validation_alias="PONDER_GATEWAY_RATE_LIMIT_PER_SECOND",
+        description="Requests per second per caller; 0 turns rate limiting off.",
+    )
+    rate_limit_burst: int = Field(
+        40, ge=1, le=1_000_000, validation_alias="PONDER_GATEWAY_RATE_LIMIT_BURST"
+    )
+    max_running_workflows: int = Field(
+        64, ge=1, le=100_000, validation_alias="PONDER_GATEWAY_MAX_RUNNING_WORKFLOWS"
+    )
+    max_queued_workflows: int = Field(
+        256,
+        ge=0,
+        le=1_000_000,
+        validation_alias="PONDER_GATEWAY_MAX_QUEUED_WORKFLOWS",
+        description="Workflows waiting for a running slot; beyond it RESOURCE_EXHAUSTED.",
+    )
     research_timeout_seconds: float = Field(
         30.0, gt=0, le=600, validation_alias="PONDER_GATEWAY_RESEARCH_TIMEOUT_SECONDS"
     )

@@ -1,0 +1,160 @@
+"""Gateway access control: API keys, per-caller rate limits and the workflow capacity."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from ponder.workflow.v1 import workflow_service_pb2 as pb
+from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
+from ponder_devstack.fake_apis import FakeApi
+from ponder_gateway.access import hash_key
+from ponder_gateway.settings import GatewaySettings
+from ponder_runtime import ServiceServer, load_settings
+from tests.conftest import InProcessStack, start_service
+from tests.integration.test_degraded import _ReadyGateway
+from tests.integration.test_research import behaving
+
+
+KEY = "pk-test-0123456789abcdef"
+
+
+async def gateway(stack: InProcessStack, tmp_path, **overrides: object) -> ServiceServer:
+    """A gateway on the in-process stack's services with its own access settings."""
+    settings = load_settings(
+        GatewaySettings,
+        host="127.0.0.1",
+        port=0,
+        research_addr=stack.address("research"),
+        embedding_addr=stack.address("embedding"),
+        reflection_addr=stack.address("reflection"),
+        store_path=tmp_path / "workflows.sqlite3",
+        **overrides,
+    )
+    return await start_service(settings, _ReadyGateway, InMemorySpanExporter())
+
+
+def bearer(key: str) -> tuple[tuple[str, str]]:
+    """Call metadata carrying an API key."""
+    return (("authorization", f"Bearer {key}"),)
+
+
+async def test_api_keys_are_required_and_checked(stack, tmp_path, caplog):
+    """Without anonymous access: no key and a wrong key are UNAUTHENTICATED, the right key
+    passes (reaching NOT_FOUND for an unknown workflow); health stays open; the key never
+    reaches the logs."""
+    caplog.set_level(logging.DEBUG)
+    server = await gateway(stack, tmp_path, allow_anonymous=False, api_key_hashes=[hash_key(KEY)])
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = workflow_grpc.WorkflowServiceStub(channel)
+            get = pb.GetWorkflowRequest(name="workflows/nothing-here")
+            for metadata in ((), bearer("pk-wrong"), (("authorization", KEY),)):
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await stub.GetWorkflow(get, metadata=metadata, timeout=5)
+                assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.GetWorkflow(get, metadata=bearer(KEY), timeout=5)
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+            health = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        await server.stop(0)
+    assert KEY not in caplog.text
+
+
+async def test_keys_from_a_file_and_anonymous_access(stack, tmp_path):
+    """Hashes can come from a file; with anonymous access on, no key passes but a wrong key
+    is still refused."""
+    keys = tmp_path / "keys"
+    keys.write_text(f"# team keys\nalice:{hash_key(KEY)}\n")
+    server = await gateway(stack, tmp_path, allow_anonymous=True, api_keys_file=keys)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = workflow_grpc.WorkflowServiceStub(channel)
+            get = pb.GetWorkflowRequest(name="workflows/nothing-here")
+            for metadata in ((), bearer(KEY)):
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await stub.GetWorkflow(get, metadata=metadata, timeout=5)
+                assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.GetWorkflow(get, metadata=bearer("pk-wrong"), timeout=5)
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await server.stop(0)
+
+
+async def test_rate_limit_per_caller(stack, tmp_path):
+    """Beyond the burst a caller gets RESOURCE_EXHAUSTED with RetryInfo; another caller (a
+    different key) still has its own budget."""
+    other = "pk-other-key"
+    server = await gateway(
+        stack, tmp_path, api_key_hashes=[hash_key(KEY), hash_key(other)],
+        rate_limit_per_second=0.5, rate_limit_burst=2,
+    )  # fmt: skip
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = workflow_grpc.WorkflowServiceStub(channel)
+            get = pb.GetWorkflowRequest(name="workflows/nothing-here")
+            codes = []
+            for _ in range(3):
+                try:
+                    await stub.GetWorkflow(get, metadata=bearer(KEY), timeout=5)
+                except grpc.aio.AioRpcError as exc:
+                    codes.append(exc.code())
+                    last = exc
+            assert codes == [grpc.StatusCode.NOT_FOUND] * 2 + [grpc.StatusCode.RESOURCE_EXHAUSTED]
+            status = rpc_status.from_call(last)
+            assert status is not None
+            retry = error_details_pb2.RetryInfo()
+            assert any(d.Unpack(retry) for d in status.details if d.Is(retry.DESCRIPTOR))
+            assert 0 < retry.retry_delay.ToNanoseconds() / 1e9 <= 2.0
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.GetWorkflow(get, metadata=bearer(other), timeout=5)
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        await server.stop(0)
+
+
+async def test_workflows_beyond_capacity_are_refused(stack, tmp_path, fake_arxiv: FakeApi):
+    """With one running slot and no queue, a second workflow while the first runs is
+    RESOURCE_EXHAUSTED instead of piling up."""
+    server = await gateway(stack, tmp_path, max_running_workflows=1, max_queued_workflows=0)
+    workflow = pb.Workflow(
+        kind=pb.WORKFLOW_KIND_RESEARCH_REFLECTION,
+        topic="speculative decoding capacity",
+        parameters=pb.WorkflowParameters(cache_policy=pb.CACHE_POLICY_BYPASS),
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = workflow_grpc.WorkflowServiceStub(channel)
+            with behaving(fake_arxiv, latency=1.5):
+                first = await stub.CreateWorkflow(
+                    pb.CreateWorkflowRequest(workflow=workflow), timeout=10
+                )
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await stub.CreateWorkflow(
+                        pb.CreateWorkflowRequest(workflow=workflow), timeout=10
+                    )
+                assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                events = [
+                    e
+                    async for e in stub.WatchWorkflow(
+                        pb.WatchWorkflowRequest(name=first.workflow.name), timeout=30
+                    )
+                ]
+            assert events[-1].workflow.state == pb.WORKFLOW_STATE_SUCCEEDED
+            again = await stub.CreateWorkflow(
+                pb.CreateWorkflowRequest(workflow=workflow), timeout=10
+            )
+            assert again.workflow.state == pb.WORKFLOW_STATE_PENDING
+    finally:
+        await server.stop(5)

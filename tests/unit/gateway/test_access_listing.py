@@ -1,0 +1,95 @@
+"""Token buckets, API-key files, list filters and page tokens."""
+
+from __future__ import annotations
+
+import pytest
+
+from ponder.workflow.v1 import workflow_service_pb2 as pb
+from ponder_gateway.access import TokenBuckets, hash_key, read_key_hashes
+from ponder_gateway.listing import make_token, parse_filter, read_token
+from ponder_runtime import InvalidArgumentError
+
+
+class Clock:
+    """A settable clock."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestTokenBuckets:
+    """TokenBuckets."""
+
+    def test_burst_then_refill(self):
+        """A caller spends its burst, waits the announced time, and gets one more."""
+        clock = Clock()
+        buckets = TokenBuckets(rate=2.0, burst=3, clock=clock)
+        assert [buckets.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+        wait = buckets.take("a")
+        assert wait == pytest.approx(0.5)
+        clock.now += wait
+        assert buckets.take("a") == 0.0
+
+    def test_callers_are_independent_and_bounded(self):
+        """Each caller has its own bucket; the least recent are forgotten beyond the bound."""
+        clock = Clock()
+        buckets = TokenBuckets(rate=1.0, burst=1, max_callers=2, clock=clock)
+        assert buckets.take("a") == 0.0
+        assert buckets.take("b") == 0.0
+        assert buckets.take("a") > 0
+        assert buckets.take("c") == 0.0  # evicts b (least recently used)
+        assert buckets.take("b") == 0.0  # a fresh bucket again
+
+
+def test_key_hashes_from_settings_and_file(tmp_path):
+    """Hashes come from settings and from a file with comments and name prefixes."""
+    path = tmp_path / "keys"
+    path.write_text(f"# keys\nalice:{hash_key('a').upper()}\n\n{hash_key('b')}  # bob\n")
+    hashes = read_key_hashes(path, [hash_key("c")])
+    assert hashes == {hash_key("a"), hash_key("b"), hash_key("c")}
+
+
+class TestListing:
+    """Filters and page tokens of ListWorkflows."""
+
+    @pytest.mark.parametrize(
+        ("text", "states", "kinds"),
+        [
+            ("", (), ()),
+            ("state = RUNNING", (pb.WORKFLOW_STATE_RUNNING,), ()),
+            ("state=WORKFLOW_STATE_FAILED", (pb.WORKFLOW_STATE_FAILED,), ()),
+            (
+                "kind = research AND state = SUCCEEDED OR state = FAILED",
+                (pb.WORKFLOW_STATE_SUCCEEDED, pb.WORKFLOW_STATE_FAILED),
+                (pb.WORKFLOW_KIND_RESEARCH,),
+            ),
+        ],
+        ids=["empty", "state", "prefixed", "and-or"],
+    )
+    def test_filters(self, text, states, kinds):
+        """The supported AIP-160 subset parses into states and kinds."""
+        where = parse_filter(text)
+        assert (where.states, where.kinds) == (states, kinds)
+
+    @pytest.mark.parametrize(
+        "text", ["colour = red", "state = DONE", "state = UNSPECIFIED", "state RUNNING"]
+    )
+    def test_bad_filters(self, text):
+        """Anything else is INVALID_ARGUMENT on `filter`."""
+        with pytest.raises(InvalidArgumentError) as caught:
+            parse_filter(text)
+        assert [v.field for v in caught.value.violations] == ["filter"]
+
+    def test_tokens_round_trip_and_are_tied_to_their_filter(self):
+        """A token resumes after its workflow; garbage or another filter's token is refused."""
+        workflow = pb.Workflow(name="workflows/abc")
+        workflow.create_time.FromNanoseconds(123)
+        token = make_token(workflow, "state = RUNNING")
+        assert read_token(token, "state = RUNNING") == (123, "workflows/abc")
+        assert read_token("", "") is None
+        for bad, text in ((token, "state = FAILED"), ("!!!", "state = RUNNING")):
+            with pytest.raises(InvalidArgumentError):
+                read_token(bad, text)
