@@ -49,6 +49,7 @@ bench: install
 	$(PY) bench/bench_embedding.py
 	$(PY) bench/bench_research.py
 	$(PY) bench/bench_reflection.py
+	$(PY) bench/bench_gateway.py
 
 clean:
 	rm -rf $(VENV) node_modules
