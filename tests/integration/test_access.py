@@ -158,3 +158,57 @@ async def test_workflows_beyond_capacity_are_refused(stack, tmp_path, fake_arxiv
             assert again.workflow.state == pb.WORKFLOW_STATE_PENDING
     finally:
         await server.stop(5)
+
+
+async def test_two_gateways_share_records_and_rate_limits(stack, tmp_path, redis_url):
+    """Two gateways on one Redis: a workflow created through one is got and listed through
+    the other, and one caller's rate limit holds across both."""
+    shared = {"redis_url": redis_url, "api_key_hashes": [hash_key(KEY)]}
+    first = await gateway(stack, tmp_path / "a", **shared)
+    second = await gateway(stack, tmp_path / "b", **shared)
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{first.port}") as a,
+            grpc.aio.insecure_channel(f"127.0.0.1:{second.port}") as b,
+        ):
+            one, two = workflow_grpc.WorkflowServiceStub(a), workflow_grpc.WorkflowServiceStub(b)
+            done = await one.RunWorkflow(
+                pb.RunWorkflowRequest(
+                    workflow=pb.Workflow(
+                        kind=pb.WORKFLOW_KIND_REFLECTION,
+                        topic="sentence embeddings shared",
+                        parameters=pb.WorkflowParameters(cache_policy=pb.CACHE_POLICY_BYPASS),
+                    )
+                ),
+                timeout=30,
+            )
+            name = done.workflow.name
+            got = await two.GetWorkflow(pb.GetWorkflowRequest(name=name), timeout=10)
+            assert got.workflow.state == pb.WORKFLOW_STATE_SUCCEEDED
+            assert got.workflow.result.text == done.workflow.result.text
+            listed = await two.ListWorkflows(pb.ListWorkflowsRequest(page_size=5), timeout=10)
+            assert name in [w.name for w in listed.workflows]
+    finally:
+        await first.stop(0)
+        await second.stop(0)
+    limited = {**shared, "rate_limit_per_second": 0.2, "rate_limit_burst": 2}
+    first = await gateway(stack, tmp_path / "c", **limited)
+    second = await gateway(stack, tmp_path / "d", **limited)
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{first.port}") as a,
+            grpc.aio.insecure_channel(f"127.0.0.1:{second.port}") as b,
+        ):
+            get = pb.GetWorkflowRequest(name="workflows/nothing-here")
+            codes = []
+            for channel in (a, b, a):
+                try:
+                    await workflow_grpc.WorkflowServiceStub(channel).GetWorkflow(
+                        get, metadata=bearer(KEY), timeout=5
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    codes.append(exc.code())
+            assert codes == [grpc.StatusCode.NOT_FOUND] * 2 + [grpc.StatusCode.RESOURCE_EXHAUSTED]
+    finally:
+        await first.stop(0)
+        await second.stop(0)

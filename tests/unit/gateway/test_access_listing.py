@@ -23,25 +23,25 @@ class Clock:
 class TestTokenBuckets:
     """TokenBuckets."""
 
-    def test_burst_then_refill(self):
+    async def test_burst_then_refill(self):
         """A caller spends its burst, waits the announced time, and gets one more."""
         clock = Clock()
         buckets = TokenBuckets(rate=2.0, burst=3, clock=clock)
-        assert [buckets.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
-        wait = buckets.take("a")
+        assert [await buckets.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+        wait = await buckets.take("a")
         assert wait == pytest.approx(0.5)
         clock.now += wait
-        assert buckets.take("a") == 0.0
+        assert await buckets.take("a") == 0.0
 
-    def test_callers_are_independent_and_bounded(self):
+    async def test_callers_are_independent_and_bounded(self):
         """Each caller has its own bucket; the least recent are forgotten beyond the bound."""
         clock = Clock()
         buckets = TokenBuckets(rate=1.0, burst=1, max_callers=2, clock=clock)
-        assert buckets.take("a") == 0.0
-        assert buckets.take("b") == 0.0
-        assert buckets.take("a") > 0
-        assert buckets.take("c") == 0.0  # evicts b (least recently used)
-        assert buckets.take("b") == 0.0  # a fresh bucket again
+        assert await buckets.take("a") == 0.0
+        assert await buckets.take("b") == 0.0
+        assert await buckets.take("a") > 0
+        assert await buckets.take("c") == 0.0  # evicts b (least recently used)
+        assert await buckets.take("b") == 0.0  # a fresh bucket again
 
 
 def test_key_hashes_from_settings_and_file(tmp_path):

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 
@@ -60,7 +61,7 @@ class TokenBuckets:
         self._clock = clock
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
-    def take(self, caller: str) -> float:
+    async def take(self, caller: str) -> float:
         """Spend one token; return 0, or the seconds until a token is free (rejected)."""
         now = self._clock()
         bucket = self._buckets.get(caller)
@@ -77,11 +78,19 @@ class TokenBuckets:
         return (1 - bucket.tokens) / self._rate
 
 
+class Buckets(Protocol):
+    """Per-caller token buckets, in memory or shared through Redis."""
+
+    async def take(self, caller: str) -> float:
+        """Spend one token; 0, or the seconds until one is free."""
+        ...
+
+
 class AccessControl:
     """The guard run before every gateway RPC (health and reflection stay open)."""
 
     def __init__(
-        self, key_hashes: frozenset[str], *, allow_anonymous: bool, buckets: TokenBuckets | None
+        self, key_hashes: frozenset[str], *, allow_anonymous: bool, buckets: Buckets | None
     ) -> None:
         self._hashes = key_hashes
         self._anonymous = allow_anonymous
@@ -108,7 +117,7 @@ class AccessControl:
         """Authenticate, then spend a token of the caller's bucket."""
         caller = self.caller(context)
         if self._buckets is not None:
-            wait = self._buckets.take(caller)
+            wait = await self._buckets.take(caller)
             if wait > 0:
                 raise ResourceExhaustedError(
                     f"rate limit exceeded for {caller}; retry in {wait:.2f}s",

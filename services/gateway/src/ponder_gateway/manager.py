@@ -16,7 +16,7 @@ from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.cache import CacheUnavailableError, WorkflowCache
 from ponder_gateway.parameters import RunParameters
 from ponder_gateway.runner import WorkflowRunner
-from ponder_gateway.store import ListFilter, SqliteWorkflowStore
+from ponder_gateway.store import ListFilter, WorkflowStore
 from ponder_runtime import (
     AlreadyExistsError,
     FailedPreconditionError,
@@ -51,7 +51,7 @@ class WorkflowManager:
         self,
         runner: WorkflowRunner,
         cache: WorkflowCache,
-        store: SqliteWorkflowStore,
+        store: WorkflowStore,
         *,
         max_running: int = 64,
         max_queued: int = 256,
@@ -110,6 +110,8 @@ class WorkflowManager:
         context: grpc.aio.ServicerContext | None,
     ) -> workflow_pb2.Workflow:
         workflow.state = workflow_pb2.WORKFLOW_STATE_RUNNING
+        workflow.update_time.CopyFrom(timestamp())
+        await self._store.save(workflow)  # other replicas see it RUNNING
         self._event(workflow, workflow_pb2.WORKFLOW_EVENT_TYPE_STATE_CHANGED)
         try:
             if not await self._from_cache(workflow, params):
@@ -292,10 +294,15 @@ class WorkflowManager:
 
     # -- life cycle -----------------------------------------------------------------------
 
-    async def recover(self) -> int:
-        """At start: workflows a previous process left unfinished are marked FAILED."""
+    async def recover(self, *, stale_after: float = 0.0) -> int:
+        """At start: workflows a stopped process left unfinished are marked FAILED. With
+        records shared by replicas, only those not updated for `stale_after` seconds (longer
+        than any workflow can run) count as left behind."""
         count = 0
+        cutoff = timestamp().ToNanoseconds() - int(stale_after * 1e9)
         for workflow in await self._store.unfinished():
+            if workflow.update_time.ToNanoseconds() > cutoff:
+                continue
             workflow.state = workflow_pb2.WORKFLOW_STATE_FAILED
             workflow.error.code = grpc.StatusCode.ABORTED.value[0]
             workflow.error.message = "the gateway stopped before the workflow finished"

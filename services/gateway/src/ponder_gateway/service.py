@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 
 import grpc
+import redis.asyncio as aioredis
 
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
@@ -16,13 +17,14 @@ from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.research.v1 import research_service_pb2_grpc as research_grpc
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-from ponder_gateway.access import AccessControl, TokenBuckets, read_key_hashes
+from ponder_gateway.access import AccessControl, Buckets, TokenBuckets, read_key_hashes
 from ponder_gateway.cache import WorkflowCache
 from ponder_gateway.manager import WorkflowManager
+from ponder_gateway.redis_state import RedisTokenBuckets, RedisWorkflowStore
 from ponder_gateway.runner import WorkflowRunner
 from ponder_gateway.servicer import WorkflowServicer
 from ponder_gateway.settings import GatewaySettings
-from ponder_gateway.store import SqliteWorkflowStore
+from ponder_gateway.store import SqliteWorkflowStore, WorkflowStore
 from ponder_gateway.upstream import Upstreams
 from ponder_runtime import ChannelFactory, Telemetry, wait_until_serving
 from ponder_runtime.interceptors import GuardInterceptor
@@ -36,6 +38,22 @@ OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 # How long to wait between "still waiting for <service>" log lines during start-up.
 _READINESS_LOG_INTERVAL_SECONDS = 10.0
+
+
+# With shared records, a workflow not updated for this long was left by a stopped replica:
+# longer than research + rank + reflection timeouts together.
+_STALE_SECONDS = 900.0
+
+
+def _buckets(settings: GatewaySettings, client: aioredis.Redis | None) -> Buckets | None:
+    """Per-caller rate limits: shared through Redis when configured, else in memory."""
+    if settings.rate_limit_per_second <= 0:
+        return None
+    if client is not None:
+        return RedisTokenBuckets(
+            client, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+        )
+    return TokenBuckets(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
 
 
 class GatewayModule:
@@ -61,6 +79,15 @@ class GatewayModule:
             embedding=embedding_grpc.EmbeddingServiceStub(channels[1]),
             reflection=reflection_grpc.ReflectionServiceStub(channels[2]),
         )
+        redis_client = (
+            aioredis.from_url(settings.redis_url, socket_timeout=10) if settings.redis_url else None
+        )
+        self._redis = redis_client
+        store: WorkflowStore = (
+            RedisWorkflowStore(redis_client)
+            if redis_client is not None
+            else SqliteWorkflowStore(settings.store_path)
+        )
         self.manager = WorkflowManager(
             WorkflowRunner(upstreams, settings),
             WorkflowCache(
@@ -69,7 +96,7 @@ class GatewayModule:
                 ttl_seconds=settings.cache_ttl_seconds,
                 timeout=settings.rank_timeout_seconds,
             ),
-            SqliteWorkflowStore(settings.store_path),
+            store,
             max_running=settings.max_running_workflows,
             max_queued=settings.max_queued_workflows,
         )
@@ -77,11 +104,7 @@ class GatewayModule:
         self._access = AccessControl(
             read_key_hashes(settings.api_keys_file, settings.api_key_hashes),
             allow_anonymous=settings.allow_anonymous,
-            buckets=TokenBuckets(
-                rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
-            )
-            if settings.rate_limit_per_second > 0
-            else None,
+            buckets=_buckets(settings, redis_client),
         )
         self._servicer = WorkflowServicer(self.manager)
         self._proxied = dict(self._targets) if settings.expose_internal_services else {}
@@ -105,7 +128,7 @@ class GatewayModule:
     async def start(self) -> None:
         """Resolve workflows a previous process left unfinished, then wait until every
         downstream service reports SERVING."""
-        await self.manager.recover()
+        await self.manager.recover(stale_after=_STALE_SECONDS if self._redis else 0.0)
         await asyncio.gather(
             *(self._wait_for(name, channel) for name, channel in self._targets.items())
         )
@@ -123,4 +146,6 @@ class GatewayModule:
     async def close(self) -> None:
         """Drain running workflows (recording the ones cut short), then close the channels."""
         await self.manager.drain(self._grace)
+        if self._redis is not None:
+            await self._redis.aclose()
         await self._channels.close()

@@ -34,6 +34,12 @@ class GatewaySettings(ServiceSettings):
     cache_ttl_seconds: float = Field(
         7 * 24 * 3600, gt=0, validation_alias="PONDER_GATEWAY_CACHE_TTL_SECONDS"
     )
+    redis_url: str = Field(
+        "",
+        validation_alias="PONDER_GATEWAY_REDIS_URL",
+        description="redis://host:port/db: workflow records and rate limits shared by replicas "
+        "(instead of the SQLite file and in-memory buckets).",
+    )
     allow_anonymous: bool = Field(
         True,
         validation_alias="PONDER_GATEWAY_ALLOW_ANONYMOUS",

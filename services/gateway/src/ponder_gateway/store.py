@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 
@@ -38,6 +38,32 @@ class ListFilter:
 
 def _nanos(workflow: workflow_pb2.Workflow) -> int:
     return int(workflow.create_time.ToNanoseconds())
+
+
+class WorkflowStore(Protocol):
+    """Where workflow records live: SQLite (one gateway) or Redis (replicas share them)."""
+
+    async def save(self, workflow: workflow_pb2.Workflow) -> None:
+        """Insert or replace a record; durable on return."""
+        ...
+
+    async def get(self, name: str) -> workflow_pb2.Workflow | None:
+        """A record by name."""
+        ...
+
+    async def list(
+        self, where: ListFilter, *, limit: int, after: tuple[int, str] | None
+    ) -> list[workflow_pb2.Workflow]:
+        """A page of records, newest first, after a (create_time ns, name) position."""
+        ...
+
+    async def unfinished(self) -> Sequence[workflow_pb2.Workflow]:
+        """Records still PENDING or RUNNING."""
+        ...
+
+    async def close(self) -> None:
+        """Release the storage."""
+        ...
 
 
 class SqliteWorkflowStore:
