@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
+from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_apis import FakeApi
 from ponder_gateway.access import hash_key
 from ponder_gateway.settings import GatewaySettings
@@ -160,16 +161,31 @@ async def test_workflows_beyond_capacity_are_refused(stack, tmp_path, fake_arxiv
         await server.stop(5)
 
 
-async def test_two_gateways_share_records_and_rate_limits(stack, tmp_path, redis_url):
-    """Two gateways on one Redis: a workflow created through one is got and listed through
-    the other, and one caller's rate limit holds across both."""
-    shared = {"redis_url": redis_url, "api_key_hashes": [hash_key(KEY)]}
-    first = await gateway(stack, tmp_path / "a", **shared)
-    second = await gateway(stack, tmp_path / "b", **shared)
+async def test_two_gateway_processes_share_records_and_rate_limits(stack, tmp_path, redis_url):
+    """Two gateway processes on one Redis: a workflow run through one is got and listed
+    through the other, and one caller's rate limit holds across both."""
+    env = {
+        "PONDER_GATEWAY_REDIS_URL": redis_url,
+        "PONDER_GATEWAY_API_KEY_HASHES": f'["{hash_key(KEY)}"]',
+        "PONDER_GATEWAY_RATE_LIMIT_PER_SECOND": "0.2",
+        "PONDER_GATEWAY_RATE_LIMIT_BURST": "4",
+        "PONDER_RESEARCH_ADDR": stack.address("research"),
+        "PONDER_EMBEDDING_ADDR": stack.address("embedding"),
+        "PONDER_REFLECTION_ADDR": stack.address("reflection"),
+    }
+    gateways = []
+    for index in range(2):
+        process = Stack(ports=StackPorts.free(), log_dir=tmp_path / str(index), extra_env=env)
+        process.services = [s for s in process.services if s.name == "gateway"]
+        process.start()
+        gateways.append(process)
     try:
+        for process in gateways:
+            await process.wait_ready(timeout=60)
+        first, second = (g.services[0].address for g in gateways)
         async with (
-            grpc.aio.insecure_channel(f"127.0.0.1:{first.port}") as a,
-            grpc.aio.insecure_channel(f"127.0.0.1:{second.port}") as b,
+            grpc.aio.insecure_channel(first) as a,
+            grpc.aio.insecure_channel(second) as b,
         ):
             one, two = workflow_grpc.WorkflowServiceStub(a), workflow_grpc.WorkflowServiceStub(b)
             done = await one.RunWorkflow(
@@ -180,35 +196,30 @@ async def test_two_gateways_share_records_and_rate_limits(stack, tmp_path, redis
                         parameters=pb.WorkflowParameters(cache_policy=pb.CACHE_POLICY_BYPASS),
                     )
                 ),
+                metadata=bearer(KEY),
                 timeout=30,
             )
             name = done.workflow.name
-            got = await two.GetWorkflow(pb.GetWorkflowRequest(name=name), timeout=10)
+            got = await two.GetWorkflow(
+                pb.GetWorkflowRequest(name=name), metadata=bearer(KEY), timeout=10
+            )
             assert got.workflow.state == pb.WORKFLOW_STATE_SUCCEEDED
             assert got.workflow.result.text == done.workflow.result.text
-            listed = await two.ListWorkflows(pb.ListWorkflowsRequest(page_size=5), timeout=10)
+            listed = await two.ListWorkflows(
+                pb.ListWorkflowsRequest(page_size=5), metadata=bearer(KEY), timeout=10
+            )
             assert name in [w.name for w in listed.workflows]
-    finally:
-        await first.stop(0)
-        await second.stop(0)
-    limited = {**shared, "rate_limit_per_second": 0.2, "rate_limit_burst": 2}
-    first = await gateway(stack, tmp_path / "c", **limited)
-    second = await gateway(stack, tmp_path / "d", **limited)
-    try:
-        async with (
-            grpc.aio.insecure_channel(f"127.0.0.1:{first.port}") as a,
-            grpc.aio.insecure_channel(f"127.0.0.1:{second.port}") as b,
-        ):
-            get = pb.GetWorkflowRequest(name="workflows/nothing-here")
+            # The caller has now spent 3 of its 4 tokens, across two processes.
             codes = []
-            for channel in (a, b, a):
+            for stub in (one, two):
                 try:
-                    await workflow_grpc.WorkflowServiceStub(channel).GetWorkflow(
-                        get, metadata=bearer(KEY), timeout=5
+                    await stub.GetWorkflow(
+                        pb.GetWorkflowRequest(name=name), metadata=bearer(KEY), timeout=10
                     )
+                    codes.append(grpc.StatusCode.OK)
                 except grpc.aio.AioRpcError as exc:
                     codes.append(exc.code())
-            assert codes == [grpc.StatusCode.NOT_FOUND] * 2 + [grpc.StatusCode.RESOURCE_EXHAUSTED]
+            assert codes == [grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED]
     finally:
-        await first.stop(0)
-        await second.stop(0)
+        for process in gateways:
+            assert process.stop() == {"gateway": 0}

@@ -285,3 +285,38 @@ async def test_restart_serves_finished_workflows_and_resolves_running_ones(
     assert kept.workflow.result.text == done.workflow.result.text
     assert resolved.workflow.state in (pb.WORKFLOW_STATE_FAILED, pb.WORKFLOW_STATE_CANCELLED)
     assert resolved.workflow.error.message
+
+
+async def test_watch_relays_reflection_progress(stub):
+    """Watchers see the reflection's own draft/critique/refine steps as they happen."""
+    created = await stub.CreateWorkflow(
+        pb.CreateWorkflowRequest(
+            workflow=spec(
+                "retrieval-augmented generation progress", max_iterations=2, score_threshold=10
+            )
+        ),
+        timeout=10,
+    )
+    events = await watch_all(stub, created.workflow.name)
+    progress = [
+        e.step.message
+        for e in events
+        if e.event_type == pb.WORKFLOW_EVENT_TYPE_STEP_UPDATED and e.step.name == "reflect"
+    ]
+    assert "iteration 1: draft started" in progress
+    assert any(m.startswith("iteration 1: critique done, score") for m in progress)
+    assert "iteration 2: refine started" in progress
+
+
+async def test_the_callers_deadline_reaches_the_sources(stub, fake_arxiv: FakeApi):
+    """A 2 s deadline with a 3 s arXiv: the workflow still answers in time, from the other
+    sources, and says arXiv timed out: the deadline flowed down to research."""
+    with behaving(fake_arxiv, latency=3.0):
+        reply = await stub.RunWorkflow(
+            pb.RunWorkflowRequest(workflow=spec("speculative decoding deadline", RR)),
+            timeout=2.0,
+        )
+    workflow = reply.workflow
+    assert workflow.state == pb.WORKFLOW_STATE_SUCCEEDED
+    assert workflow.execution_time.ToNanoseconds() < 2e9
+    assert any("SOURCE_KIND_ARXIV" in w and "TIMEOUT" in w for w in workflow.warnings)

@@ -110,7 +110,7 @@ class TestRunReflectionWorkflow:
             "/ponder.workflow.v1.WorkflowService/RunReflectionWorkflow",
             "/ponder.research.v1.ResearchService/SearchSources",
             "/ponder.embedding.v1.EmbeddingService/RankDocuments",
-            "/ponder.reflection.v1.ReflectionService/Reflect",
+            "/ponder.reflection.v1.ReflectionService/StreamReflect",
         ):
             assert method in names, (method, names)
 

@@ -19,7 +19,7 @@ from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.parameters import RunParameters
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.upstream import Upstreams, upstream_error
-from ponder_runtime import FailedPreconditionError, call_timeout
+from ponder_runtime import FailedPreconditionError, UnavailableError, call_timeout
 from ponder_runtime.protobuf import timestamp
 
 
@@ -35,6 +35,16 @@ def _rank_text(doc: document_pb2.Document) -> str:
 
 
 StepObserver = Callable[[workflow_pb2.Workflow, workflow_pb2.WorkflowStep], None]
+
+
+def _progress(step: reflection_pb2.ReflectionStep, finished: bool) -> str:
+    """A watcher-friendly line for one reflection step, e.g. "iteration 1: critique done,
+    score 7.5"."""
+    kind = reflection_pb2.ReflectionStepKind.Name(step.kind).removeprefix("REFLECTION_STEP_KIND_")
+    line = f"iteration {step.iteration}: {kind.lower()} {'done' if finished else 'started'}"
+    if finished and step.HasField("critique"):
+        line += f", score {step.critique.score:.1f}"
+    return line
 
 
 class WorkflowRunner:
@@ -226,21 +236,31 @@ class WorkflowRunner:
         documents: list[document_pb2.Document],
         context: grpc.aio.ServicerContext | None,
     ) -> reflection_pb2.ReflectResponse:
+        """Stream the reflection, so that watchers see its draft/critique/refine progress."""
         summary_only = params.kind == workflow_pb2.WORKFLOW_KIND_RESEARCH
         with self._step(workflow, "summarize" if summary_only else "reflect") as step:
-            request = reflection_pb2.ReflectRequest(
+            request = reflection_pb2.StreamReflectRequest(
                 topic=workflow.topic,
                 documents=documents,
                 max_iterations=1 if summary_only else params.max_iterations,
                 score_threshold=params.score_threshold,
             )
+            reply: reflection_pb2.ReflectResponse | None = None
             try:
-                reply: reflection_pb2.ReflectResponse = await self._up.reflection.Reflect(
+                async for event in self._up.reflection.StreamReflect(
                     request,
                     timeout=call_timeout(context, self._settings.reflection_timeout_seconds),
-                )
+                ):
+                    which = event.WhichOneof("event")
+                    if which == "completed":
+                        reply = event.completed
+                    elif which in ("step_started", "step_finished"):
+                        step.message = _progress(getattr(event, which), which == "step_finished")
+                        self._notify(workflow, step)
             except grpc.aio.AioRpcError as exc:
                 raise upstream_error("reflection", exc) from exc
+            if reply is None:
+                raise UnavailableError("the reflection stream ended without a result")
             step.message = (
                 f"{len(reply.iterations)} iteration(s), score {reply.score:.1f}, "
                 f"{reply.provider}/{reply.model}"
