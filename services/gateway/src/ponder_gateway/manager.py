@@ -65,6 +65,7 @@ class WorkflowManager:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._live: dict[str, workflow_pb2.Workflow] = {}
         self._feeds: dict[str, _Feed] = {}
+        self._shutting_down = False
         runner.observer = self._on_step
 
     # -- the pipeline ---------------------------------------------------------------------
@@ -123,9 +124,16 @@ class WorkflowManager:
             await self._finish(workflow)
             raise
         except asyncio.CancelledError:
-            workflow.state = workflow_pb2.WORKFLOW_STATE_CANCELLED
-            workflow.error.code = grpc.StatusCode.CANCELLED.value[0]
-            workflow.error.message = "the workflow was cancelled"
+            if self._shutting_down:  # not the caller's doing: the gateway is stopping
+                workflow.state = workflow_pb2.WORKFLOW_STATE_FAILED
+                workflow.error.code = grpc.StatusCode.ABORTED.value[0]
+                workflow.error.message = (
+                    "the gateway shut down before the workflow finished (grace period over)"
+                )
+            else:
+                workflow.state = workflow_pb2.WORKFLOW_STATE_CANCELLED
+                workflow.error.code = grpc.StatusCode.CANCELLED.value[0]
+                workflow.error.message = "the workflow was cancelled"
             await asyncio.shield(self._finish(workflow))
             raise
         await self._finish(workflow)
@@ -315,6 +323,7 @@ class WorkflowManager:
 
     async def drain(self, grace: float) -> None:
         """Let running workflows finish within `grace`, then cancel (and record) the rest."""
+        self._shutting_down = True
         tasks = list(self._tasks.values())
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
