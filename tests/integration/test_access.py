@@ -162,13 +162,13 @@ async def test_workflows_beyond_capacity_are_refused(stack, tmp_path, fake_arxiv
 
 
 async def test_two_gateway_processes_share_records_and_rate_limits(stack, tmp_path, redis_url):
-    """Two gateway processes on one Redis: a workflow run through one is got and listed
-    through the other, and one caller's rate limit holds across both."""
+    """Two gateway processes on one Redis: a workflow run through one is got, listed and
+    watched through the other, and one caller's rate limit holds across both."""
     env = {
         "PONDER_GATEWAY_REDIS_URL": redis_url,
         "PONDER_GATEWAY_API_KEY_HASHES": f'["{hash_key(KEY)}"]',
-        "PONDER_GATEWAY_RATE_LIMIT_PER_SECOND": "0.2",
-        "PONDER_GATEWAY_RATE_LIMIT_BURST": "4",
+        "PONDER_GATEWAY_RATE_LIMIT_PER_SECOND": "0.01",  # no refill within the test
+        "PONDER_GATEWAY_RATE_LIMIT_BURST": "6",
         "PONDER_RESEARCH_ADDR": stack.address("research"),
         "PONDER_EMBEDDING_ADDR": stack.address("embedding"),
         "PONDER_REFLECTION_ADDR": stack.address("reflection"),
@@ -209,7 +209,29 @@ async def test_two_gateway_processes_share_records_and_rate_limits(stack, tmp_pa
                 pb.ListWorkflowsRequest(page_size=5), metadata=bearer(KEY), timeout=10
             )
             assert name in [w.name for w in listed.workflows]
-            # The caller has now spent 3 of its 4 tokens, across two processes.
+            created = await one.CreateWorkflow(
+                pb.CreateWorkflowRequest(
+                    workflow=pb.Workflow(
+                        kind=pb.WORKFLOW_KIND_REFLECTION,
+                        topic="sentence embeddings watched elsewhere",
+                        parameters=pb.WorkflowParameters(cache_policy=pb.CACHE_POLICY_BYPASS),
+                    )
+                ),
+                metadata=bearer(KEY),
+                timeout=10,
+            )
+            events = [
+                event
+                async for event in two.WatchWorkflow(
+                    pb.WatchWorkflowRequest(name=created.workflow.name),
+                    metadata=bearer(KEY),
+                    timeout=30,
+                )
+            ]
+            assert events[0].event_type == pb.WORKFLOW_EVENT_TYPE_SNAPSHOT
+            assert events[-1].event_type == pb.WORKFLOW_EVENT_TYPE_FINISHED
+            assert events[-1].workflow.state == pb.WORKFLOW_STATE_SUCCEEDED
+            # The caller has now spent 5 of its 6 tokens, across two processes.
             codes = []
             for stub in (one, two):
                 try:

@@ -29,6 +29,9 @@ from ponder_runtime.protobuf import timestamp
 
 logger = logging.getLogger(__name__)
 
+# How often a watcher without a local event feed re-reads the record.
+_POLL_SECONDS = 0.5
+
 FINAL_STATES = (
     workflow_pb2.WORKFLOW_STATE_SUCCEEDED,
     workflow_pb2.WORKFLOW_STATE_FAILED,
@@ -242,6 +245,7 @@ class WorkflowManager:
             pass  # recorded as FAILED by execute
         finally:
             self._tasks.pop(workflow.name, None)
+            self._feeds.pop(workflow.name, None)  # watchers keep the feed object they hold
             self.release()
 
     async def get(self, name: str) -> workflow_pb2.Workflow:
@@ -281,14 +285,13 @@ class WorkflowManager:
     async def watch(self, name: str) -> AsyncIterator[workflow_pb2.WatchWorkflowResponse]:
         """The workflow as it is now, then its events until it reaches a final state."""
         workflow = await self.get(name)
-        snapshot = workflow_pb2.WatchWorkflowResponse(
-            event_type=workflow_pb2.WORKFLOW_EVENT_TYPE_SNAPSHOT, sequence=1,
-            event_time=timestamp(),
-        )  # fmt: skip
-        snapshot.workflow.CopyFrom(workflow)
-        yield snapshot
+        yield self._snapshot(workflow, workflow_pb2.WORKFLOW_EVENT_TYPE_SNAPSHOT, 1)
+        if workflow.state in FINAL_STATES:
+            return
         feed = self._feeds.get(name)
-        if workflow.state in FINAL_STATES or feed is None:
+        if feed is None:  # running on another replica (shared records), or just finished
+            async for event in self._poll(workflow):
+                yield event
             return
         seen = len(feed.events)
         while True:
@@ -299,6 +302,33 @@ class WorkflowManager:
                 if event.event_type == workflow_pb2.WORKFLOW_EVENT_TYPE_FINISHED:
                     return
             await feed.changed.wait()
+
+    async def _poll(
+        self, workflow: workflow_pb2.Workflow
+    ) -> AsyncIterator[workflow_pb2.WatchWorkflowResponse]:
+        """Follow a workflow through its record until it ends (state changes only)."""
+        sequence = 1
+        state = workflow.state
+        while workflow.state not in FINAL_STATES:
+            await asyncio.sleep(_POLL_SECONDS)
+            workflow = await self.get(workflow.name)
+            if workflow.state != state and workflow.state not in FINAL_STATES:
+                sequence += 1
+                state = workflow.state
+                yield self._snapshot(
+                    workflow, workflow_pb2.WORKFLOW_EVENT_TYPE_STATE_CHANGED, sequence
+                )
+        yield self._snapshot(workflow, workflow_pb2.WORKFLOW_EVENT_TYPE_FINISHED, sequence + 1)
+
+    @staticmethod
+    def _snapshot(
+        workflow: workflow_pb2.Workflow, event_type: workflow_pb2.WorkflowEventType, sequence: int
+    ) -> workflow_pb2.WatchWorkflowResponse:
+        event = workflow_pb2.WatchWorkflowResponse(
+            event_type=event_type, sequence=sequence, event_time=timestamp()
+        )
+        event.workflow.CopyFrom(workflow)
+        return event
 
     # -- life cycle -----------------------------------------------------------------------
 
