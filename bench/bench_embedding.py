@@ -153,7 +153,7 @@ async def populate(path: Path, model: EmbeddingModel, entries: int) -> None:
                 ],
             )
 
-    await backend._run(insert)
+    await backend._file.run(insert)  # bulk insert: the benchmark owns the file
     await backend.close()
 
 

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
+from ponder_runtime.sqlite import SqliteFile
 
-
-T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workflows (
@@ -70,23 +66,7 @@ class SqliteWorkflowStore:
     """Workflows by name, newest first; each save is committed before it returns."""
 
     def __init__(self, path: Path) -> None:
-        self._path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workflow-store")
-        self._db: sqlite3.Connection | None = None
-
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, work)
-
-    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        if self._db is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_SCHEMA)
-            self._db = db
-        return work(self._db)
+        self._file = SqliteFile(path, _SCHEMA, thread_name="workflow-store")
 
     async def save(self, workflow: workflow_pb2.Workflow) -> None:
         """Insert or replace a workflow record."""
@@ -94,13 +74,13 @@ class SqliteWorkflowStore:
             workflow.name, _nanos(workflow), int(workflow.state), int(workflow.kind),
             workflow.SerializeToString(),
         )  # fmt: skip
-        await self._run(
+        await self._file.run(
             lambda db: db.execute("INSERT OR REPLACE INTO workflows VALUES (?,?,?,?,?)", row)
         )
 
     async def get(self, name: str) -> workflow_pb2.Workflow | None:
         """The workflow called `name`, if any."""
-        row = await self._run(
+        row = await self._file.run(
             lambda db: db.execute("SELECT data FROM workflows WHERE name = ?", (name,)).fetchone()
         )
         return None if row is None else workflow_pb2.Workflow.FromString(row[0])
@@ -124,12 +104,12 @@ class SqliteWorkflowStore:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY create_time DESC, name DESC LIMIT ?"
         args.append(limit)
-        rows = await self._run(lambda db: db.execute(sql, args).fetchall())
+        rows = await self._file.run(lambda db: db.execute(sql, args).fetchall())
         return [workflow_pb2.Workflow.FromString(row[0]) for row in rows]
 
     async def unfinished(self) -> Sequence[workflow_pb2.Workflow]:
         """Workflows recorded as PENDING or RUNNING."""
-        rows = await self._run(
+        rows = await self._file.run(
             lambda db: db.execute(
                 "SELECT data FROM workflows WHERE state IN (?, ?)", UNFINISHED
             ).fetchall()
@@ -138,11 +118,4 @@ class SqliteWorkflowStore:
 
     async def close(self) -> None:
         """Close the file and the thread."""
-
-        def close(db: sqlite3.Connection) -> None:
-            db.close()
-
-        if self._db is not None:
-            await self._run(close)
-            self._db = None
-        self._executor.shutdown(wait=True)
+        await self._file.close()

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
 from ponder_embedding.cache.entries import CacheChange, CacheEntry
+from ponder_runtime.sqlite import SqliteFile
 
-
-T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -62,23 +58,7 @@ class SqliteBackend:
     returns, so a stored entry survives SIGKILL and power loss."""
 
     def __init__(self, path: Path) -> None:
-        self._path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-sqlite")
-        self._db: sqlite3.Connection | None = None
-
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, work)
-
-    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        if self._db is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_SCHEMA)
-            self._db = db
-        return work(self._db)
+        self._file = SqliteFile(path, _SCHEMA, thread_name="cache-sqlite")
 
     async def load_all(self, now: float) -> list[CacheEntry]:
         """Unexpired entries; expired ones are deleted on the way."""
@@ -90,7 +70,7 @@ class SqliteBackend:
             ).fetchall()
             return [_row_to_entry(row) for row in rows]
 
-        return await self._run(load)
+        return await self._file.run(load)
 
     async def put(self, entry: CacheEntry) -> None:
         """Insert or replace, committed before returning."""
@@ -99,7 +79,7 @@ class SqliteBackend:
             entry.vector.astype("<f4").tobytes(), entry.create_time, entry.expire_time,
             entry.hit_count, entry.last_access,
         )  # fmt: skip
-        await self._run(
+        await self._file.run(
             lambda db: db.execute(
                 f"INSERT OR REPLACE INTO entries ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", values
             )
@@ -107,7 +87,7 @@ class SqliteBackend:
 
     async def get(self, key: str) -> CacheEntry | None:
         """The stored entry for `key`."""
-        row = await self._run(
+        row = await self._file.run(
             lambda db: db.execute(
                 f"SELECT {_COLUMNS} FROM entries WHERE key = ?", (key,)
             ).fetchone()
@@ -117,7 +97,7 @@ class SqliteBackend:
     async def delete(self, keys: Sequence[str]) -> None:
         """Remove entries by key."""
         if keys:
-            await self._run(
+            await self._file.run(
                 lambda db: db.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in keys])
             )
 
@@ -132,7 +112,7 @@ class SqliteBackend:
             db.execute("DELETE FROM entries WHERE namespace = ?", (namespace,))
             return keys
 
-        return await self._run(delete)
+        return await self._file.run(delete)
 
     async def record_hits(self, hits: Sequence[tuple[str, int, float]]) -> None:
         """Add hit counts and last-access times in one transaction."""
@@ -148,7 +128,7 @@ class SqliteBackend:
                     [(count, access, key) for key, count, access in hits],
                 )
 
-        await self._run(record)
+        await self._file.run(record)
 
     async def changes(self) -> list[CacheChange]:
         """A single-process backend has no other writers."""
@@ -156,11 +136,4 @@ class SqliteBackend:
 
     async def close(self) -> None:
         """Close the database and its thread."""
-
-        def close(db: sqlite3.Connection) -> None:
-            db.close()
-
-        if self._db is not None:
-            await self._run(close)
-            self._db = None
-        self._executor.shutdown(wait=True)
+        await self._file.close()
