@@ -4,11 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-PACKAGES := -e libs/ponder-protos -e libs/ponder-runtime -e libs/ponder-devstack \
+PACKAGES := -e libs/ponder-protos -e libs/ponder-runtime -e libs/ponder-rest -e libs/ponder-devstack \
 	-e services/gateway -e services/research -e services/reflection -e services/embedding
-PY_SOURCES := libs/ponder-runtime/src libs/ponder-devstack/src services scripts tests bench
+PY_SOURCES := libs/ponder-runtime/src libs/ponder-rest/src libs/ponder-devstack/src services scripts tests bench
 
-.PHONY: install run test lint proto buf redis bench clean
+.PHONY: install run test lint proto buf redis bench bench-deps clean
 
 install: $(STAMP)
 
@@ -34,7 +34,7 @@ buf: install
 lint: install buf
 	$(VENV)/bin/ruff check $(PY_SOURCES)
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
-	$(VENV)/bin/mypy libs/ponder-runtime/src libs/ponder-devstack/src services/*/src scripts tests bench
+	$(VENV)/bin/mypy libs/ponder-runtime/src libs/ponder-rest/src libs/ponder-devstack/src services/*/src scripts tests bench
 	$(PY) scripts/genproto.py --check
 
 # redis-server (Debian package) for the Redis cache backend tests, which fail without it.
@@ -45,11 +45,19 @@ test: install redis lint
 	$(VENV)/bin/pytest
 
 # Benchmarks (not tests): results go to BENCHMARKS.md by hand, with the command line.
-bench: install
+bench: install bench-deps
 	$(PY) bench/bench_embedding.py
 	$(PY) bench/bench_research.py
 	$(PY) bench/bench_reflection.py
 	$(PY) bench/bench_gateway.py
+	$(PY) bench/asgi_servers.py
+	$(PY) bench/bench_rest.py
+
+# Benchmark-only tools: granian and uvloop (pinned), and wrk (Debian package).
+bench-deps: install
+	$(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt \
+		-r requirements/bench.txt
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 
 clean:
 	rm -rf $(VENV) node_modules

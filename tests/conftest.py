@@ -33,10 +33,12 @@ from ponder_runtime import ServiceServer, ServiceSettings, configure_telemetry, 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No PONDER_* or OTEL_* variable of the calling shell leaks into a test."""
+    """No PONDER_* or OTEL_* variable of the calling shell leaks into a test; gateways started
+    by tests take a free HTTP port instead of the fixed 8080."""
     for name in list(os.environ):
         if name.startswith(("PONDER_", "OTEL_")):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("PONDER_GATEWAY_HTTP_PORT", "0")
 
 
 @dataclass
@@ -49,6 +51,14 @@ class InProcessStack:
     def address(self, name: str) -> str:
         """127.0.0.1:<port> of a service."""
         return f"127.0.0.1:{self.servers[name].port}"
+
+    @property
+    def http_url(self) -> str:
+        """http://127.0.0.1:<port> of the gateway's REST facade."""
+        module = self.servers["gateway"].service
+        assert isinstance(module, GatewayModule)
+        assert module.http is not None
+        return f"http://127.0.0.1:{module.http.port}"
 
 
 async def start_service(
@@ -129,6 +139,7 @@ async def stack(
         embedding_addr=f"127.0.0.1:{servers['embedding'].port}",
         reflection_addr=f"127.0.0.1:{servers['reflection'].port}",
         store_path=cache_path.parent / "workflows.sqlite3",
+        http_port=0,
     )
     servers["gateway"] = await start_service(gateway_settings, GatewayModule, spans)
     research = servers["research"].service

@@ -12,12 +12,15 @@ from ponder_devstack.demo import SAMPLE_TOPIC, format_workflow, run_sample
 from ponder_devstack.stack import Stack
 
 
-def _grpcurl_example(gateway: str) -> str:
+def _examples(gateway: str, http: str) -> str:
     body = json.dumps({"topic": SAMPLE_TOPIC})
     return (
         f"  grpcurl -plaintext {gateway} list\n"
         f"  grpcurl -plaintext -d '{body}' \\\n"
-        f"    {gateway} ponder.workflow.v1.WorkflowService/RunReflectionWorkflow"
+        f"    {gateway} ponder.workflow.v1.WorkflowService/RunReflectionWorkflow\n"
+        f"  curl -s -H 'Content-Type: application/json' -d '{body}' \\\n"
+        f"    http://{http}/v1/workflows/reflection\n"
+        f"  open http://{http}/docs (Swagger UI) or http://{http}/redoc"
     )
 
 
@@ -33,7 +36,9 @@ async def _main(stack: Stack) -> int:
     print("\nservices:")
     for service in stack.services:
         print(f"  {service.name:<10} grpc://{service.address}")
-    print("\ntry it:\n" + _grpcurl_example(gateway))
+    http = f"127.0.0.1:{stack.ports.gateway_http}"
+    print(f"  {'rest':<10} http://{http} (OpenAPI at /openapi.json)")
+    print("\ntry it:\n" + _examples(gateway, http))
     print("\nserving; press Ctrl-C to drain and stop.")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -20,17 +20,19 @@ from ponder_runtime.health import check_health
 
 @dataclass(frozen=True, slots=True)
 class StackPorts:
-    """gRPC ports of the four services (the defaults from the conventions)."""
+    """gRPC ports of the four services and the gateway's HTTP port (the defaults from the
+    conventions)."""
 
     gateway: int = 50051
     research: int = 50052
     reflection: int = 50053
     embedding: int = 50054
+    gateway_http: int = 8080
 
     @classmethod
     def free(cls) -> StackPorts:
-        """Four currently free loopback ports (for tests)."""
-        sockets = [socket.socket() for _ in range(4)]
+        """Five currently free loopback ports (for tests)."""
+        sockets = [socket.socket() for _ in range(5)]
         try:
             for sock in sockets:
                 sock.bind(("127.0.0.1", 0))
@@ -80,6 +82,7 @@ class Stack:
         for service in self.services:
             env[f"PONDER_{service.name.upper()}_PORT"] = str(service.port)
             env[f"PONDER_{service.name.upper()}_ADDR"] = service.address
+        env["PONDER_GATEWAY_HTTP_PORT"] = str(self.ports.gateway_http)
         env.update(self.extra_env)
         return env
 

@@ -21,6 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ponder_runtime.interceptors import ErrorMappingInterceptor
+from ponder_runtime.local import HandlerRegistry
 from ponder_runtime.logs import configure_logging
 from ponder_runtime.reflection import enable_reflection
 from ponder_runtime.settings import ServiceSettings, SettingsError, load_settings
@@ -55,6 +56,13 @@ class ServiceModule(Protocol):
         ...
 
 
+# Optional hooks a module may define (looked up with getattr):
+#   interceptors() -> list[grpc.aio.ServerInterceptor]: run inside the error mapping.
+#   async listen(handlers: HandlerRegistry): open extra listeners (the gateway's HTTP port)
+#       once the gRPC server started; `handlers` runs the server's own methods in-process.
+#   async drain(grace: float): stop those listeners gracefully, alongside the gRPC drain.
+
+
 class ServiceServer:
     """A started-on-demand grpc.aio server for one ServiceModule."""
 
@@ -66,25 +74,25 @@ class ServiceServer:
         # A module may add its own interceptors (auth, rate limits); they run inside the error
         # mapping, so the PonderErrors they raise become statuses with details.
         extra = getattr(service, "interceptors", None)
+        inner = [ErrorMappingInterceptor(), *(extra() if extra is not None else ())]
         self.server = grpc.aio.server(
-            interceptors=[
-                *telemetry.server_interceptors(),
-                ErrorMappingInterceptor(),
-                *(extra() if extra is not None else ()),
-            ],
+            interceptors=[*telemetry.server_interceptors(), *inner],
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),
                 ("grpc.so_reuseport", 0),
             ],
         )
+        # Records what is registered so that the same handlers, behind the same guard and
+        # error mapping, can be called in-process (the REST facade does).
+        self.handlers = HandlerRegistry(self.server, inner)
         self.port = 0
         self._health_names = ["", *service.service_names]
 
     async def start(self) -> int:
         """Bind, start serving (health NOT_SERVING), then return the bound port."""
-        self.service.register(self.server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.service.register(self.handlers)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.handlers)
         if self.settings.server_reflection:
             enable_reflection([*self.service.service_names, health.SERVICE_NAME], self.server)
         self.port = self.server.add_insecure_port(self.settings.address)
@@ -94,6 +102,9 @@ class ServiceServer:
             "listening",
             extra={"address": f"{self.settings.host}:{self.port}", "services": self._health_names},
         )
+        listen = getattr(self.service, "listen", None)
+        if listen is not None:
+            await listen(self.handlers)
         return self.port
 
     async def mark_ready(self) -> None:
@@ -107,7 +118,8 @@ class ServiceServer:
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
         await self.health.enter_graceful_shutdown()
         logger.info("draining", extra={"grace_seconds": grace})
-        await self.server.stop(grace)
+        drain = getattr(self.service, "drain", None)
+        await asyncio.gather(self.server.stop(grace), *([drain(grace)] if drain else []))
         await self.service.close()
         await asyncio.to_thread(self.telemetry.shutdown)  # the OTLP flush blocks its caller
         logger.info("stopped")

@@ -21,13 +21,16 @@ from ponder_gateway.access import AccessControl, Buckets, TokenBuckets, read_key
 from ponder_gateway.cache import WorkflowCache
 from ponder_gateway.manager import WorkflowManager
 from ponder_gateway.redis_state import RedisTokenBuckets, RedisWorkflowStore
+from ponder_gateway.rest import build_facade
 from ponder_gateway.runner import WorkflowRunner
 from ponder_gateway.servicer import WorkflowServicer
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.store import SqliteWorkflowStore, WorkflowStore
 from ponder_gateway.upstream import Upstreams
+from ponder_rest.server import HttpServer
 from ponder_runtime import ChannelFactory, Telemetry, wait_until_serving
 from ponder_runtime.interceptors import GuardInterceptor
+from ponder_runtime.local import HandlerRegistry
 from ponder_runtime.proxy import ServiceProxy
 
 
@@ -108,6 +111,8 @@ class GatewayModule:
         )
         self._servicer = WorkflowServicer(self.manager)
         self._proxied = dict(self._targets) if settings.expose_internal_services else {}
+        self._telemetry = telemetry
+        self.http: HttpServer | None = None
 
     def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
         """API keys and rate limits on every RPC but health and reflection."""
@@ -124,6 +129,21 @@ class GatewayModule:
         workflow_grpc.add_WorkflowServiceServicer_to_server(self._servicer, server)
         if self._proxied:
             server.add_generic_rpc_handlers([ServiceProxy(self._proxied)])
+
+    async def listen(self, handlers: HandlerRegistry) -> None:
+        """Open the REST facade's port (unless turned off); it calls the methods in-process."""
+        if self._settings.http_port < 0:
+            return
+        app = build_facade(self._settings, self.service_names, handlers, self._telemetry)
+        self.http = HttpServer(
+            app, self._settings.host, self._settings.http_port, grace_seconds=self._grace
+        )
+        await self.http.start()
+
+    async def drain(self, grace: float) -> None:
+        """Stop the REST facade: no new requests; in-flight ones and streams get `grace`."""
+        if self.http is not None:
+            await self.http.stop()
 
     async def start(self) -> None:
         """Resolve workflows a previous process left unfinished, then wait until every

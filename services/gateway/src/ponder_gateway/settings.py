@@ -14,6 +14,55 @@ class GatewaySettings(ServiceSettings):
     service_name: ClassVar[str] = "gateway"
 
     port: int = Field(50051, ge=0, le=65535, validation_alias="PONDER_GATEWAY_PORT")
+    http_port: int = Field(
+        8080,
+        ge=-1,
+        le=65535,
+        validation_alias="PONDER_GATEWAY_HTTP_PORT",
+        description="Port of the REST/JSON facade (OpenAPI, /docs, /redoc, /healthz); "
+        "0 picks a free port, -1 turns the facade off.",
+    )
+    http_max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        validation_alias="PONDER_GATEWAY_HTTP_MAX_BODY_BYTES",
+        description="Larger request bodies are refused with 413.",
+    )
+    http_default_timeout_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=86400,
+        validation_alias="PONDER_GATEWAY_HTTP_DEFAULT_TIMEOUT_SECONDS",
+        description="Deadline of REST calls that send no Grpc-Timeout or X-Request-Timeout "
+        "header; 0 means none (workflow steps keep their own timeouts).",
+    )
+    http_access_log: bool = Field(
+        True,
+        validation_alias="PONDER_GATEWAY_HTTP_ACCESS_LOG",
+        description="One JSON log line per REST request.",
+    )
+    cors_allowed_origins: list[str] = Field(
+        default_factory=list,
+        validation_alias="PONDER_GATEWAY_CORS_ALLOWED_ORIGINS",
+        description='Origins browsers may call the REST facade from, as a JSON list; "*" '
+        "allows any origin, but never with credentials.",
+    )
+    cors_allow_credentials: bool = Field(
+        False,
+        validation_alias="PONDER_GATEWAY_CORS_ALLOW_CREDENTIALS",
+        description="Let the listed (not wildcard) origins send credentials.",
+    )
+    json_use_proto_names: bool = Field(
+        False,
+        validation_alias="PONDER_GATEWAY_JSON_USE_PROTO_NAMES",
+        description="REST responses use proto field names (snake_case) instead of lowerCamelCase.",
+    )
+    json_emit_unpopulated: bool = Field(
+        True,
+        validation_alias="PONDER_GATEWAY_JSON_EMIT_UNPOPULATED",
+        description="REST responses include fields at their default value (zeros, empty lists).",
+    )
     research_addr: str = Field("127.0.0.1:50052", validation_alias="PONDER_RESEARCH_ADDR")
     reflection_addr: str = Field("127.0.0.1:50053", validation_alias="PONDER_REFLECTION_ADDR")
     embedding_addr: str = Field("127.0.0.1:50054", validation_alias="PONDER_EMBEDDING_ADDR")

@@ -1,0 +1,1 @@
+"""REST/JSON facade of gRPC services, driven by their google.api.http annotations."""

@@ -1,0 +1,133 @@
+"""Proto3 JSON in and out, and gRPC statuses as HTTP errors (grpc-gateway's table)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
+
+
+# grpc-gateway v2 runtime/errors.go (CANCELLED is 499, as in Envoy).
+HTTP_STATUS = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+}
+_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def http_status(code: int) -> int:
+    """The HTTP status of a numeric gRPC code."""
+    return HTTP_STATUS.get(_BY_NUMBER.get(code, grpc.StatusCode.UNKNOWN), 500)
+
+
+@dataclass(frozen=True, slots=True)
+class JsonOptions:
+    """How messages are written: JSON (lowerCamelCase) or proto field names, and whether
+    unpopulated fields are emitted (grpc-gateway v2's default, so clients see zeros)."""
+
+    use_proto_names: bool = False
+    emit_unpopulated: bool = True
+
+
+def message_to_obj(message: Message, options: JsonOptions) -> Any:
+    """The proto3 JSON form of `message` as Python objects."""
+    return json_format.MessageToDict(
+        message,
+        preserving_proto_field_name=options.use_proto_names,
+        always_print_fields_with_no_presence=options.emit_unpopulated,
+    )
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class BodyError(ValueError):
+    """A request body that is not JSON, or not JSON of the request message."""
+
+
+def loads(raw: bytes) -> Any:
+    """Parse a JSON body; the error says where it broke."""
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise BodyError(f"the body is not UTF-8 (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise BodyError(
+            f"malformed JSON at line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}"
+        ) from None
+
+
+def parse_into(obj: Any, message: Message) -> None:
+    """Merge a JSON object into `message` (JSON or proto names; unknown fields rejected)."""
+    try:
+        json_format.ParseDict(obj, message, ignore_unknown_fields=False)
+    except json_format.ParseError as exc:
+        text = str(exc).split("\n", 1)[0].replace("Failed to parse", "cannot parse")
+        raise BodyError(text) from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise BodyError(f"the body does not fit {message.DESCRIPTOR.full_name}: {exc}") from None
+
+
+def status_body(status: status_pb2.Status) -> bytes:
+    """A google.rpc.Status as grpc-gateway's error body {code, message, details}."""
+    return dumps(status_obj(status))
+
+
+def status_obj(status: status_pb2.Status) -> Any:
+    """A google.rpc.Status as JSON objects (details keep their @type)."""
+    try:
+        return json_format.MessageToDict(status, always_print_fields_with_no_presence=True)
+    except (TypeError, KeyError):  # a detail of a type this process cannot resolve
+        bare = status_pb2.Status(code=status.code, message=status.message)
+        return json_format.MessageToDict(bare, always_print_fields_with_no_presence=True)
+
+
+def make_status(code: grpc.StatusCode, message: str, *details: Message) -> status_pb2.Status:
+    """A google.rpc.Status with packed details."""
+    status = status_pb2.Status(code=code.value[0], message=message)
+    for detail in details:
+        status.details.add().Pack(detail)
+    return status
+
+
+def bad_request(field: str, description: str) -> status_pb2.Status:
+    """INVALID_ARGUMENT with one google.rpc.BadRequest field violation."""
+    violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
+    return make_status(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"invalid request: {field}: {description}",
+        error_details_pb2.BadRequest(field_violations=[violation]),
+    )
+
+
+def retry_after_seconds(status: status_pb2.Status) -> int | None:
+    """Whole seconds (rounded up, at least 1) of the status's RetryInfo, if it has one."""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            nanos = int(info.retry_delay.seconds) * 1_000_000_000 + int(info.retry_delay.nanos)
+            return max(1, -(-nanos // 1_000_000_000))
+    return None

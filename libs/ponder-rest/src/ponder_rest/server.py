@@ -1,0 +1,86 @@
+"""Serve an ASGI app with uvicorn (httptools) inside the running event loop of a service.
+
+The service keeps its own signal handling: uvicorn's is switched off, and `stop(grace)` makes
+uvicorn stop accepting, finish in-flight requests and streams within `grace`, then cancel what
+is left (see BENCHMARKS.md for why uvicorn with httptools).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+
+logger = logging.getLogger(__name__)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its signal handlers (the service process owns SIGTERM/SIGINT)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Leave the process's signal handling alone."""
+        yield
+
+
+class HttpServer:
+    """One listening socket, one uvicorn server, started and stopped by the service."""
+
+    def __init__(self, app: Any, host: str, port: int, *, grace_seconds: float) -> None:
+        self._socket = _bind(host, port)
+        self.port: int = self._socket.getsockname()[1]
+        self.host = host
+        config = uvicorn.Config(
+            app,
+            http="httptools",
+            loop="none",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            # The facade forwards X-Forwarded-For itself (grpc-gateway's way: the header plus
+            # the TCP peer); uvicorn rewriting the peer from it would add that address twice.
+            proxy_headers=False,
+            timeout_graceful_shutdown=max(1, round(grace_seconds)),
+            timeout_keep_alive=75,
+        )
+        self._server = _EmbeddedServer(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start serving on the bound socket."""
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
+        while not self._server.started:
+            if self._task.done():
+                await self._task  # raises what broke the start-up
+            await asyncio.sleep(0.01)
+        logger.info("http listening", extra={"address": f"{self.host}:{self.port}"})
+
+    async def stop(self) -> None:
+        """Stop accepting, drain in-flight requests within the grace, then close."""
+        if self._task is None:
+            self._socket.close()
+            return
+        self._server.should_exit = True
+        await self._task
+        self._socket.close()
+        logger.info("http stopped")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto
+    # says TCP, and accepted sockets inherit it; with Nagle on, every response after the first
+    # on a keep-alive connection waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host.strip("[]"), port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock

@@ -1,0 +1,105 @@
+"""An HTTP request (path bindings, query, JSON body) into the request message of its route.
+
+Order, as in grpc-gateway: the body first, then path variables (the resource in the URL wins),
+then query parameters for the fields neither of them binds. Every problem becomes a
+google.rpc.Status (INVALID_ARGUMENT with a BadRequest naming the field) in `RequestError`.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from google.protobuf.message import Message
+from google.rpc import status_pb2
+
+from ponder_rest.codec import BodyError, bad_request, loads, parse_into
+from ponder_rest.fields import FieldValueError, canonical_path, resolve, set_values
+from ponder_rest.routes import Route
+
+
+MAX_QUERY_FIELDS = 1000
+
+
+class RequestError(Exception):
+    """The HTTP request does not make a valid request message."""
+
+    def __init__(self, status: status_pb2.Status) -> None:
+        super().__init__(status.message)
+        self.status = status
+
+
+def parse_query(query_string: bytes) -> list[tuple[str, str]]:
+    """Decoded (name, value) pairs; invalid UTF-8 or too many fields is a RequestError."""
+    if not query_string:
+        return []
+    try:
+        return parse_qsl(
+            query_string.decode("utf-8", "strict"),
+            keep_blank_values=True,
+            errors="strict",
+            max_num_fields=MAX_QUERY_FIELDS,
+        )
+    except UnicodeError:
+        raise RequestError(bad_request("query", "the query string is not valid UTF-8")) from None
+    except ValueError:
+        raise RequestError(
+            bad_request("query", f"more than {MAX_QUERY_FIELDS} query parameters")
+        ) from None
+
+
+def build_request(
+    route: Route, bindings: dict[str, str], query: list[tuple[str, str]], body: bytes
+) -> Message:
+    """The request message for `route`, or RequestError saying which field is wrong."""
+    request = route.request_class()()
+    if route.body and body.strip():
+        _apply_body(route, request, body)
+    for field_path, value in bindings.items():
+        chain = resolve(request.DESCRIPTOR, field_path)
+        try:
+            set_values(request, chain, [value])
+        except FieldValueError as exc:
+            raise RequestError(bad_request(field_path, f"path value {exc}")) from None
+    if query:
+        _apply_query(route, request, bindings, query)
+    return request
+
+
+def _apply_body(route: Route, request: Message, body: bytes) -> None:
+    where = "body" if route.body == "*" else route.body
+    try:
+        payload = loads(body)
+        if route.body == "*":
+            if not isinstance(payload, dict):
+                raise BodyError(f"expected a JSON object, got {type(payload).__name__}")
+            parse_into(payload, request)
+        else:
+            parse_into({route.body: payload}, request)
+    except BodyError as exc:
+        raise RequestError(bad_request(where, str(exc))) from None
+
+
+def _apply_query(
+    route: Route, request: Message, bindings: dict[str, str], query: list[tuple[str, str]]
+) -> None:
+    grouped: dict[str, list[str]] = {}
+    for name, value in query:
+        grouped.setdefault(name, []).append(value)
+    for name, values in grouped.items():
+        if route.body == "*":
+            raise RequestError(
+                bad_request(name, "query parameters are not accepted: send fields in the body")
+            )
+        try:
+            chain = resolve(request.DESCRIPTOR, name)
+        except FieldValueError as exc:
+            raise RequestError(bad_request(name, f"unknown query parameter ({exc})")) from None
+        path = canonical_path(chain)
+        if route.body and (path == route.body or path.startswith(route.body + ".")):
+            raise RequestError(bad_request(name, f"set in the body ({route.body})"))
+        if any(path == bound or path.startswith(bound + ".") for bound in bindings):
+            raise RequestError(bad_request(name, "set by the URL path"))
+        try:
+            set_values(request, chain, values)
+        except FieldValueError as exc:
+            raise RequestError(bad_request(name, str(exc))) from None
