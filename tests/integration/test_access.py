@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import grpc
+import httpx
 import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -245,3 +246,62 @@ async def test_two_gateway_processes_share_records_and_rate_limits(stack, tmp_pa
     finally:
         for process in gateways:
             assert process.stop() == {"gateway": 0}
+
+
+def rest_url(server: ServiceServer) -> str:
+    """The REST facade of a gateway started by `gateway()`."""
+    module = server.service
+    assert isinstance(module, _ReadyGateway)
+    assert module.http is not None
+    return f"http://127.0.0.1:{module.http.port}"
+
+
+async def test_rest_calls_pass_the_same_guard(stack, tmp_path, caplog):
+    """Over REST: no key 401, a wrong key 401, the right key reaches the method (404 for an
+    unknown workflow); /healthz stays open; the key is never logged."""
+    caplog.set_level(logging.DEBUG)
+    server = await gateway(stack, tmp_path, allow_anonymous=False, api_key_hashes=[hash_key(KEY)])
+    try:
+        async with httpx.AsyncClient(base_url=rest_url(server), timeout=10) as http:
+            for headers in ({}, {"authorization": "Bearer pk-wrong"}, {"authorization": KEY}):
+                reply = await http.get("/v1/workflows/nothing-here", headers=headers)
+                assert reply.status_code == 401
+                assert reply.json()["code"] == grpc.StatusCode.UNAUTHENTICATED.value[0]
+            ok = await http.get(
+                "/v1/workflows/nothing-here", headers={"authorization": f"Bearer {KEY}"}
+            )
+            assert ok.status_code == 404
+            assert (await http.get("/healthz")).status_code == 200
+    finally:
+        await server.stop(0)
+    assert KEY not in caplog.text
+
+
+async def test_rest_and_grpc_share_one_rate_limit(stack, tmp_path):
+    """One caller's budget is spent by gRPC and REST calls alike; the REST 429 carries
+    Retry-After from the RetryInfo, and the same body details as gRPC."""
+    server = await gateway(
+        stack, tmp_path, api_key_hashes=[hash_key(KEY)], rate_limit_per_second=0.5,
+        rate_limit_burst=2,
+    )  # fmt: skip
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+            httpx.AsyncClient(base_url=rest_url(server), timeout=10) as http,
+        ):
+            stub = workflow_grpc.WorkflowServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.GetWorkflow(
+                    pb.GetWorkflowRequest(name="workflows/nothing-here"), metadata=bearer(KEY)
+                )
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+            auth = {"AUTHORIZATION": f"Bearer {KEY}"}  # header case changes nothing
+            first = await http.get("/v1/workflows/nothing-here", headers=auth)
+            assert first.status_code == 404
+            limited = await http.get("/v1/workflows/nothing-here", headers=auth)
+            assert limited.status_code == 429
+            assert 1 <= int(limited.headers["retry-after"]) <= 2
+            types = [d["@type"] for d in limited.json()["details"]]
+            assert "type.googleapis.com/google.rpc.RetryInfo" in types
+    finally:
+        await server.stop(0)

@@ -150,3 +150,30 @@ async def test_health_answers_within_100ms_during_a_2000_text_batch(process_stac
         assert len((await call).embeddings) == 2000
     assert len(latencies) >= 10, "the batch finished too fast to prove anything"
     assert max(latencies) < 0.1, f"slowest health check {max(latencies) * 1000:.0f} ms"
+
+
+async def test_gateway_process_serves_rest_and_logs_each_request(process_stack: Stack):
+    """The gateway process answers REST on its HTTP port: a workflow, /healthz, and one JSON
+    access-log line per request carrying the request id and the trace id of the reply."""
+    import httpx
+
+    gateway = next(s for s in process_stack.services if s.name == "gateway")
+    base = f"http://127.0.0.1:{process_stack.ports.gateway_http}"
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        assert (await http.get("/healthz")).json() == {"status": "SERVING"}
+        reply = await http.post(
+            "/v1/workflows/reflection",
+            json={"topic": "sentence embeddings"},
+            headers={"x-request-id": "process-test-1"},
+        )
+    assert reply.status_code == 200
+    trace_id = reply.json()["workflow"]["traceId"]
+    lines = [
+        json.loads(line)
+        for line in gateway.log_path.read_text().splitlines()
+        if line.startswith("{")
+    ]
+    access = [line for line in lines if line.get("request_id") == "process-test-1"]
+    assert len(access) == 1
+    assert access[0]["http_status"] == 200
+    assert access[0]["trace_id"] == trace_id

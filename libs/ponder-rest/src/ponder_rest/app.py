@@ -16,7 +16,14 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    MutableMapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,7 +32,7 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 from grpc_health.v1 import health_pb2
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 
 from ponder_rest.codec import (
     JsonOptions,
@@ -186,31 +193,39 @@ class RestFacade:
         if scope["type"] != "http":
             return
         exchange = _Exchange(scope)
-        try:
-            await self._handle(exchange, receive, send)
-        except HttpError as exc:
-            await self._send_error(exchange, send, exc)
-        except ClientGoneError:
-            exchange.status = exchange.status or 499
-        except Exception:
-            logger.exception("unexpected error in the REST facade")
-            await self._send_error(
-                exchange, send, _error(grpc.StatusCode.INTERNAL, "internal error")
-            )
-        finally:
-            if self._config.access_log:
-                logger.info(
-                    "http request",
-                    extra={
-                        "http_method": exchange.method,
-                        "http_path": scope.get("path", ""),
-                        "http_status": exchange.status,
-                        "duration_ms": round((time.perf_counter() - exchange.started) * 1000, 3),
-                        "request_id": exchange.request_id,
-                    },
+        with self._span(exchange) as span:
+            try:
+                await self._handle(exchange, receive, send, span)
+            except HttpError as exc:
+                await self._send_error(exchange, send, exc)
+            except ClientGoneError:
+                exchange.status = exchange.status or 499
+            except Exception:
+                logger.exception("unexpected error in the REST facade")
+                await self._send_error(
+                    exchange, send, _error(grpc.StatusCode.INTERNAL, "internal error")
                 )
+            finally:
+                span.set_attribute("http.response.status_code", exchange.status)
+                if exchange.status >= 500:
+                    span.set_status(StatusCode.ERROR)
+                self._log(exchange)
 
-    async def _handle(self, exchange: _Exchange, receive: Receive, send: Send) -> None:
+    def _log(self, exchange: _Exchange) -> None:
+        """The access-log line (inside the request's span, so it carries its trace id)."""
+        if self._config.access_log:
+            logger.info(
+                "http request",
+                extra={
+                    "http_method": exchange.method,
+                    "http_path": exchange.scope.get("path", ""),
+                    "http_status": exchange.status,
+                    "duration_ms": round((time.perf_counter() - exchange.started) * 1000, 3),
+                    "request_id": exchange.request_id,
+                },
+            )
+
+    async def _handle(self, exchange: _Exchange, receive: Receive, send: Send, span: Span) -> None:
         self._apply_cors(exchange)
         path: str = exchange.scope["path"]
         if exchange.method == "OPTIONS":
@@ -229,6 +244,15 @@ class RestFacade:
             raise _error(grpc.StatusCode.NOT_FOUND, f"no route for {path}") from None
         except MethodNotAllowedError as exc:
             raise self._not_allowed(exc.allowed) from None
+        span.update_name(f"{route.http_method} {route.template.source}")
+        span.set_attributes(
+            {
+                "http.route": route.template.source,
+                "rpc.system": "grpc",
+                "rpc.method": route.method.name,
+                "rpc.service": route.method.containing_service.full_name,
+            }
+        )
         body = await self._read_body(exchange, receive, route)
         try:
             request = build_request(
@@ -239,16 +263,14 @@ class RestFacade:
         context = LocalContext(
             self._metadata(exchange), _peer(exchange.scope), self._deadline(exchange)
         )
-        with self._span(exchange, route) as span:
-            if route.server_streaming:
-                await self._stream(
-                    exchange, receive, send, route=route, request=request, context=context
-                )
-            else:
-                await self._unary(
-                    exchange, receive, send, route=route, request=request, context=context
-                )
-            span.set_attribute("http.response.status_code", exchange.status)
+        if route.server_streaming:
+            await self._stream(
+                exchange, receive, send, route=route, request=request, context=context
+            )
+        else:
+            await self._unary(
+                exchange, receive, send, route=route, request=request, context=context
+            )
 
     # --- routing helpers -------------------------------------------------------------------
 
@@ -400,7 +422,9 @@ class RestFacade:
     # --- calls -----------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _span(self, exchange: _Exchange, route: Route) -> Any:
+    def _span(self, exchange: _Exchange) -> Iterator[Span]:
+        """The request's SERVER span, continuing a W3C traceparent; named after the route
+        once it is known."""
         parent = propagate.extract(
             {
                 k.decode("latin-1"): v.decode("latin-1")
@@ -409,17 +433,15 @@ class RestFacade:
             }
         )
         with self._tracer.start_as_current_span(
-            f"{route.http_method} {route.template.source}",
+            f"HTTP {exchange.method}",
             context=parent,
             kind=SpanKind.SERVER,
             attributes={
-                "http.request.method": route.http_method,
-                "http.route": route.template.source,
+                "http.request.method": exchange.method,
                 "url.path": exchange.scope["path"],
-                "rpc.system": "grpc",
-                "rpc.method": route.method.name,
-                "rpc.service": route.method.containing_service.full_name,
             },
+            record_exception=False,
+            set_status_on_exception=False,
         ) as span:
             context = span.get_span_context()
             if context.is_valid:
