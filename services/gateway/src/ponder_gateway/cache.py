@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import grpc
@@ -45,8 +47,39 @@ def namespace(params: RunParameters) -> str:
     return f"workflow/{kind}/v1/{digest}"
 
 
+class RecentAnswers:
+    """First-level cache in the gateway process: exact repeats of a topic (same namespace)
+    answered without the round trip to the embedding service. Bounded in size and age, so an
+    entry another replica refreshed or that was invalidated is served at most `seconds` late."""
+
+    def __init__(self, *, seconds: float, max_entries: int) -> None:
+        self._seconds = seconds
+        self._max = max_entries
+        self._entries: OrderedDict[tuple[str, str], tuple[float, CachedWorkflow]] = OrderedDict()
+
+    def get(self, space: str, topic: str) -> CachedWorkflow | None:
+        """The answer kept for exactly this topic, if still fresh."""
+        found = self._entries.get((space, topic))
+        if found is None:
+            return None
+        if found[0] < time.monotonic():
+            del self._entries[(space, topic)]
+            return None
+        return found[1]
+
+    def put(self, space: str, topic: str, answer: CachedWorkflow) -> None:
+        """Keep an answer (the oldest goes when full); nothing when turned off."""
+        if self._seconds <= 0 or self._max <= 0:
+            return
+        self._entries[(space, topic)] = (time.monotonic() + self._seconds, answer)
+        self._entries.move_to_end((space, topic))
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+
 class WorkflowCache:
-    """Lookups and stores of finished workflows by topic, through EmbeddingService."""
+    """Lookups and stores of finished workflows by topic, through EmbeddingService, with the
+    exact repeats of recent topics answered in-process."""
 
     def __init__(
         self,
@@ -55,18 +88,30 @@ class WorkflowCache:
         threshold: float,
         ttl_seconds: float,
         timeout: float,
+        recent: RecentAnswers | None = None,
     ) -> None:
         self._stub = stub
         self._threshold = threshold
         self._ttl_seconds = ttl_seconds
         self._timeout = timeout
+        self._recent = recent or RecentAnswers(seconds=0, max_entries=0)
 
     async def lookup(self, topic: str, params: RunParameters) -> CachedWorkflow | None:
         """The cached workflow for a similar enough topic, or None on a miss."""
+        space = namespace(params)
+        recent = self._recent.get(space, topic)
+        if recent is not None:
+            return recent
+        found = await self._lookup(space, topic)
+        if found is not None:
+            self._recent.put(space, topic, found)
+        return found
+
+    async def _lookup(self, space: str, topic: str) -> CachedWorkflow | None:
         try:
             reply = await self._stub.LookupCache(
                 embedding_pb2.LookupCacheRequest(
-                    namespace=namespace(params), text=topic, similarity_threshold=self._threshold
+                    namespace=space, text=topic, similarity_threshold=self._threshold
                 ),
                 timeout=self._timeout,
             )
@@ -95,3 +140,6 @@ class WorkflowCache:
             )
         except grpc.aio.AioRpcError as exc:
             raise CacheUnavailableError(f"{exc.code().name}: {exc.details()}") from exc
+        kept = workflow_pb2.Workflow()
+        kept.CopyFrom(workflow)
+        self._recent.put(namespace(params), workflow.topic, CachedWorkflow(kept, 1.0))

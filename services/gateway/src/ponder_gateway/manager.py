@@ -115,10 +115,12 @@ class WorkflowManager:
     ) -> workflow_pb2.Workflow:
         workflow.state = workflow_pb2.WORKFLOW_STATE_RUNNING
         workflow.update_time.CopyFrom(timestamp())
-        await self._store.save(workflow)  # other replicas see it RUNNING
         self._event(workflow, workflow_pb2.WORKFLOW_EVENT_TYPE_STATE_CHANGED)
         try:
             if not await self._from_cache(workflow, params):
+                # Recorded RUNNING only when it runs: a cache hit is done in a millisecond and
+                # its one write is the finished record.
+                await self._store.save(workflow)  # other replicas see it RUNNING
                 await self._runner.run(workflow, params, context)
                 await self._store_in_cache(workflow, params)
         except PonderError as exc:

@@ -18,7 +18,7 @@ from ponder.research.v1 import research_service_pb2_grpc as research_grpc
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.access import AccessControl, Buckets, TokenBuckets, read_key_hashes
-from ponder_gateway.cache import WorkflowCache
+from ponder_gateway.cache import RecentAnswers, WorkflowCache
 from ponder_gateway.manager import WorkflowManager
 from ponder_gateway.redis_state import RedisTokenBuckets, RedisWorkflowStore
 from ponder_gateway.rest import build_facade
@@ -98,6 +98,10 @@ class GatewayModule:
                 threshold=settings.cache_similarity_threshold,
                 ttl_seconds=settings.cache_ttl_seconds,
                 timeout=settings.rank_timeout_seconds,
+                recent=RecentAnswers(
+                    seconds=min(settings.cache_recent_seconds, settings.cache_ttl_seconds),
+                    max_entries=settings.cache_recent_entries,
+                ),
             ),
             store,
             max_running=settings.max_running_workflows,

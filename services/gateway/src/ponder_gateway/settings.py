@@ -83,6 +83,18 @@ class GatewaySettings(ServiceSettings):
     cache_ttl_seconds: float = Field(
         7 * 24 * 3600, gt=0, validation_alias="PONDER_GATEWAY_CACHE_TTL_SECONDS"
     )
+    cache_recent_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        validation_alias="PONDER_GATEWAY_CACHE_RECENT_SECONDS",
+        description="Exact repeats of a topic are answered from the gateway's memory for this "
+        "long (no embedding round trip); 0 turns that off. An invalidated or refreshed answer "
+        "may be served this much longer by the other replicas.",
+    )
+    cache_recent_entries: int = Field(
+        1024, ge=0, le=1_000_000, validation_alias="PONDER_GATEWAY_CACHE_RECENT_ENTRIES"
+    )
     redis_url: str = Field(
         "",
         validation_alias="PONDER_GATEWAY_REDIS_URL",

@@ -1,0 +1,52 @@
+"""The gateway's first-level cache of exact repeats: bounded in age and size."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ponder.workflow.v1 import workflow_service_pb2 as pb
+from ponder_gateway.cache import CachedWorkflow, RecentAnswers
+
+
+def answer(name: str) -> CachedWorkflow:
+    """A cached workflow called `name`."""
+    return CachedWorkflow(pb.Workflow(name=name), 1.0)
+
+
+def test_exact_topic_and_namespace_only():
+    recent = RecentAnswers(seconds=30, max_entries=10)
+    recent.put("ns-a", "topic", answer("workflows/a"))
+    found = recent.get("ns-a", "topic")
+    assert found is not None
+    assert found.workflow.name == "workflows/a"
+    assert recent.get("ns-b", "topic") is None
+    assert recent.get("ns-a", "topic ") is None
+
+
+def test_entries_expire(monkeypatch: pytest.MonkeyPatch):
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    recent = RecentAnswers(seconds=30, max_entries=10)
+    recent.put("ns", "topic", answer("workflows/a"))
+    now[0] += 29.9
+    assert recent.get("ns", "topic") is not None
+    now[0] += 0.2
+    assert recent.get("ns", "topic") is None
+
+
+def test_the_least_recently_stored_goes_first_when_full():
+    recent = RecentAnswers(seconds=30, max_entries=2)
+    for topic in ("one", "two", "three"):
+        recent.put("ns", topic, answer(f"workflows/{topic}"))
+    assert recent.get("ns", "one") is None
+    assert recent.get("ns", "two") is not None
+    assert recent.get("ns", "three") is not None
+
+
+@pytest.mark.parametrize(("seconds", "entries"), [(0, 10), (30, 0)])
+def test_turned_off(seconds: float, entries: int):
+    recent = RecentAnswers(seconds=seconds, max_entries=entries)
+    recent.put("ns", "topic", answer("workflows/a"))
+    assert recent.get("ns", "topic") is None
