@@ -39,12 +39,12 @@ from ponder_rest.codec import (
     dumps,
     http_status,
     make_status,
-    message_to_obj,
     retry_after_seconds,
     status_body,
     status_obj,
 )
 from ponder_rest.docs import DocsAssets, redoc_html, swagger_html
+from ponder_rest.encoder import MessageEncoder
 from ponder_rest.routes import MethodNotAllowedError, NoRouteError, Route, Router
 from ponder_rest.transcoder import RequestError, build_request, parse_query
 from ponder_runtime.local import LocalCallError, LocalContext
@@ -172,6 +172,7 @@ class RestFacade:
         self._router = Router(list(routes))
         self._invoker = invoker
         self._config = config
+        self._encoder = MessageEncoder(config.json)
         self._openapi = dumps(openapi)
         self._assets = assets
         self._tracer = tracer or trace.get_tracer(__name__)
@@ -464,7 +465,7 @@ class RestFacade:
         reply = await _until_disconnect(call, receive)
         if isinstance(reply, bytes):  # a raw (proxied) method
             reply = route.response_class().FromString(reply)
-        obj = message_to_obj(reply, self._config.json)
+        obj = self._encoder.to_obj(reply)
         if route.response_body:
             obj = obj.get(_json_key(route, self._config.json), None)
         headers = [*exchange.response_headers, *_metadata_headers(context)]
@@ -543,7 +544,7 @@ class RestFacade:
     async def _frame(self, send: Send, route: Route, reply: Any, sse: bool) -> None:
         if isinstance(reply, bytes):
             reply = route.response_class().FromString(reply)
-        obj = message_to_obj(reply, self._config.json)
+        obj = self._encoder.to_obj(reply)
         if route.response_body:
             obj = obj.get(_json_key(route, self._config.json), None)
         body = b"data: " + dumps(obj) + b"\n\n" if sse else dumps({"result": obj}) + b"\n"

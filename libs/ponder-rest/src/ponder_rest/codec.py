@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
@@ -81,6 +82,7 @@ def loads(raw: bytes) -> Any:
 
 def parse_into(obj: Any, message: Message) -> None:
     """Merge a JSON object into `message` (JSON or proto names; unknown fields rejected)."""
+    _refuse_bool_floats(obj, message.DESCRIPTOR)
     try:
         json_format.ParseDict(obj, message, ignore_unknown_fields=False)
     except json_format.ParseError as exc:
@@ -88,6 +90,37 @@ def parse_into(obj: Any, message: Message) -> None:
         raise BodyError(text) from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise BodyError(f"the body does not fit {message.DESCRIPTOR.full_name}: {exc}") from None
+
+
+_FLOATS = (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
+_FLOAT_WRAPPERS = ("google.protobuf.DoubleValue", "google.protobuf.FloatValue")
+_FREE_FORM = ("google.protobuf.Any", "google.protobuf.Struct", "google.protobuf.Value")
+
+
+def _refuse_bool_floats(obj: Any, descriptor: Any) -> None:
+    """Refuse true/false for float and double fields: protobuf's Python parser reads them as
+    1.0/0.0 (a bool is an int), where the proto3 JSON mapping and grpc-gateway reject them."""
+    if not isinstance(obj, dict):
+        return  # json_format says what is wrong with it
+    for key, value in obj.items():
+        found = descriptor.fields_by_name.get(key) or next(
+            (f for f in descriptor.fields if f.json_name == key), None
+        )
+        if found is None or value is None:
+            continue
+        entry = found.message_type
+        if entry is not None and entry.GetOptions().map_entry:
+            found = entry.fields_by_name["value"]
+            values = list(value.values()) if isinstance(value, dict) else []
+        else:
+            values = value if found.is_repeated and isinstance(value, list) else [value]
+        kind = found.message_type
+        floating = found.type in _FLOATS or (kind is not None and kind.full_name in _FLOAT_WRAPPERS)
+        for item in values:
+            if floating and isinstance(item, bool):
+                raise BodyError(f"cannot parse {key} field: {str(item).lower()} is not a number")
+            if not floating and kind is not None and kind.full_name not in _FREE_FORM:
+                _refuse_bool_floats(item, kind)
 
 
 def status_body(status: status_pb2.Status) -> bytes:

@@ -51,6 +51,7 @@ _GO_DURATION = re.compile(r"(-?)((?:\d+(?:\.\d*)?|\.\d+)(?:h|m|s|ms|us|µs|ns))+
 _GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s|us|µs|ns)")
 _GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 _BOOLS = {"true": True, "false": False, "1": True, "0": False}
+_UPPER = re.compile(r"[A-Z]")
 
 
 def _integer(descriptor: FieldDescriptor, text: str) -> int:
@@ -135,6 +136,12 @@ def _is_json_duration(text: str) -> bool:
     return re.fullmatch(r"-?\d+(\.\d{1,9})?s", text) is not None
 
 
+def _snake_path(path: str) -> str:
+    """A FieldMask path in proto names: its JSON form ("book.pageCount", as the body takes it
+    and the OpenAPI document shows it) or proto names ("book.page_count") as they are."""
+    return _UPPER.sub(lambda found: "_" + found.group().lower(), path)
+
+
 def _set_well_known(message: Message, text: str) -> None:
     name = message.DESCRIPTOR.full_name
     try:
@@ -143,7 +150,8 @@ def _set_well_known(message: Message, text: str) -> None:
         elif name == "google.protobuf.Duration":
             message.FromJsonString(go_duration_to_json(text.strip()))  # type: ignore[attr-defined]
         elif name == "google.protobuf.FieldMask":
-            message.paths.extend(p.strip() for p in text.split(",") if p.strip())  # type: ignore[attr-defined]
+            paths = (_snake_path(p.strip()) for p in text.split(",") if p.strip())
+            message.paths.extend(paths)  # type: ignore[attr-defined]
         elif name in _WRAPPERS:
             inner: Any = message.DESCRIPTOR.fields_by_name["value"]
             message.value = _SCALARS[inner.type](inner, text)  # type: ignore[attr-defined]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 
 T = TypeVar("T")
@@ -16,13 +16,68 @@ T = TypeVar("T")
 class SqliteFile:
     """Runs work against one connection on its own thread (the event loop never blocks on
     disk). WAL journal and synchronous=FULL: every commit is durable when it returns, through
-    SIGKILL and power loss. The file and `schema` are created on first use."""
+    SIGKILL and power loss. The file and `schema` are created on first use.
+
+    `write` is a group commit: the statements that arrive while a commit is on disk go
+    together in the next transaction, one sync for the group, so concurrent writers are not
+    serialized behind one fsync each."""
 
     def __init__(self, path: Path, schema: str, *, thread_name: str) -> None:
         self._path = path
         self._schema = schema
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
         self._db: sqlite3.Connection | None = None
+        self._pending: list[tuple[str, Sequence[Any], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def write(self, sql: str, params: Sequence[Any]) -> None:
+        """Run one statement; durable when this returns (committed with its group)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((sql, params, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                errors = await loop.run_in_executor(self._executor, self._commit, batch)
+            except RuntimeError as exc:  # the thread is gone (closed): fail the group
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, _, future), error in zip(batch, errors, strict=True):
+                if future.done():
+                    continue
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+
+    def _commit(self, batch: list[tuple[str, Sequence[Any], Any]]) -> list[Exception | None]:
+        """One transaction for the batch; if it fails, each statement alone (so one bad
+        statement fails only its own writer)."""
+        db = self._connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for sql, params, _ in batch:
+                db.execute(sql, params)
+            db.execute("COMMIT")
+            return [None] * len(batch)
+        except sqlite3.Error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+        errors: list[Exception | None] = []
+        for sql, params, _ in batch:
+            try:
+                db.execute(sql, params)
+                errors.append(None)
+            except sqlite3.Error as exc:
+                errors.append(exc)
+        return errors
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work(connection)` on the database thread (autocommit mode)."""
@@ -30,6 +85,9 @@ class SqliteFile:
         return await loop.run_in_executor(self._executor, self._call, work)
 
     def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return work(self._connection())
+
+    def _connection(self) -> sqlite3.Connection:
         if self._db is None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
@@ -37,10 +95,12 @@ class SqliteFile:
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(self._schema)
             self._db = db
-        return work(self._db)
+        return self._db
 
     async def close(self) -> None:
-        """Close the connection and stop the thread."""
+        """Finish pending writes, close the connection and stop the thread."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
         if self._db is not None:
             db, self._db = self._db, None
             await asyncio.get_running_loop().run_in_executor(self._executor, db.close)

@@ -74,9 +74,7 @@ class SqliteWorkflowStore:
             workflow.name, _nanos(workflow), int(workflow.state), int(workflow.kind),
             workflow.SerializeToString(),
         )  # fmt: skip
-        await self._file.run(
-            lambda db: db.execute("INSERT OR REPLACE INTO workflows VALUES (?,?,?,?,?)", row)
-        )
+        await self._file.write("INSERT OR REPLACE INTO workflows VALUES (?,?,?,?,?)", row)
 
     async def get(self, name: str) -> workflow_pb2.Workflow | None:
         """The workflow called `name`, if any."""

@@ -1,0 +1,485 @@
+"""The REST facade against the seed's FastAPI design, and the gRPC path, side by side in one run.
+
+Usage: .venv/bin/python bench/bench_rest.py [--duration 15] [--connections 10] [--rounds 1]
+       [--answer-bytes -1]
+
+1. Starts the Ponder stack (four processes, as bench_gateway.py does) with the gateway's REST
+   facade on a free port (PONDER_GATEWAY_HTTP_PORT), its rate limiter on but set high (every
+   request still takes a token), and the reference (bench/rest_reference.py: FastAPI, the
+   seed's Logging -> RateLimiter -> CORS stack as pure ASGI middleware, uvicorn + httptools,
+   one worker) on another free port, with the same kind of limit.
+2. Warms both: one request fills each cache; the next must be a 200 and a cache hit. The
+   reference is started after Ponder's warm-up, padded to answer as many bytes as Ponder's REST
+   facade does for the topic (`--answer-bytes`: -1, the default; 0 for its natural ~2.1 KB).
+3. Loads, one after the other, for `--duration` seconds each after a short unmeasured warm-up,
+   with `--connections` (10) connections or callers:
+   - the reference, `POST /workflows/reflection` (wrk, 2 threads, a Lua script POSTing JSON);
+   - Ponder REST, `POST /v1/workflows/reflection` (same wrk command);
+   - Ponder gRPC, `RunReflectionWorkflow` from a separate process (grpc.aio, one channel and
+     connection per caller).
+   Every request repeats the same topic: the cache-hit path (answer sizes are in the table).
+   With `--rounds N` the three run N times in turn and the medians are reported.
+Prints a Markdown table with the ratios (target: Ponder REST ≥ 1.5x the reference's requests/s,
+p99 no worse). Exits 1 when the REST facade is not reachable or does not answer 200 (after
+printing what it measured), 2 when wrk is missing.
+
+Ponder's services run at their default log level (INFO, JSON lines to files), as they would in
+production; the reference formats one JSON access line per request to /dev/null.
+Also `--grpc-load ADDRESS`: the gRPC load generator itself (used by this script as a child
+process; prints one JSON object).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import http.client
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+from google.protobuf import json_format
+
+from ponder.workflow.v1 import workflow_service_pb2 as pb
+from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
+from ponder_devstack import Stack, StackPorts
+from ponder_devstack.fake_openai import serve_fake_openai
+
+
+BENCH_DIR = Path(__file__).resolve().parent
+TOPIC = "How do language agents use self-reflection to improve their answers?"
+REFERENCE_PATH = "/workflows/reflection"
+PONDER_PATH = "/v1/workflows/reflection"
+HIGH_RATE = "1000000"  # requests/s and burst: the limiter runs but never throttles
+
+
+# --- wrk (as in bench/asgi_servers.py) ---------------------------------------------------------
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """One load run: requests/s, latencies in ms, and what went wrong."""
+
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int  # non-2xx answers, socket errors, failed RPCs
+    detail: str = ""
+
+
+def parse_wrk(output: str) -> Load:
+    """Parse `wrk --latency` output."""
+
+    def latency(percent: str) -> float:
+        found = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.MULTILINE)
+        if found is None:
+            raise ValueError(f"no {percent}% latency in wrk output:\n{output}")
+        return float(found[1]) * _UNITS[found[2]]
+
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    count = re.search(r"(\d+) requests in", output)
+    if rate is None or count is None:
+        raise ValueError(f"unexpected wrk output:\n{output}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    bad = int(non_2xx[1]) if non_2xx else 0
+    broken = sum(int(n) for n in errors.groups()) if errors else 0
+    return Load(
+        requests_per_s=float(rate[1]),
+        p50_ms=latency("50"),
+        p99_ms=latency("99"),
+        requests=int(count[1]),
+        errors=bad + broken,
+        detail=f"non-2xx {bad}, socket errors {broken}",
+    )
+
+
+def wrk_script(directory: Path) -> Path:
+    """A wrk Lua script that POSTs the topic as JSON."""
+    script = directory / "post_topic.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = [==[{json.dumps({'topic': TOPIC})}]==]\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    return script
+
+
+def run_wrk(url: str, script: Path, duration: float, connections: int) -> Load:
+    """One wrk run: 2 threads, `connections` connections, latency distribution."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration:g}s", "--latency"]
+    done = subprocess.run(
+        [*command, "-s", str(script), url], capture_output=True, text=True, check=True
+    )
+    return parse_wrk(done.stdout)
+
+
+# --- gRPC load (runs in its own process) -------------------------------------------------------
+
+
+async def grpc_load(address: str, duration: float, warmup: float, callers: int) -> dict[str, Any]:
+    """`callers` concurrent loops of RunReflectionWorkflow(TOPIC), each on its own channel
+    (connection), for `warmup` then `duration` seconds; only the second part is measured."""
+    channels = [
+        grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(callers)
+    ]
+    request = pb.RunReflectionWorkflowRequest(topic=TOPIC)
+    latencies: list[float] = []
+    failures: dict[str, int] = {}
+    misses = 0
+
+    async def caller(stub: workflow_grpc.WorkflowServiceStub, until: float, keep: bool) -> None:
+        nonlocal misses
+        while (started := time.perf_counter()) < until:
+            try:
+                reply = await stub.RunReflectionWorkflow(request, timeout=30)
+            except grpc.aio.AioRpcError as exc:
+                failures[exc.code().name] = failures.get(exc.code().name, 0) + 1
+                continue
+            if keep:
+                latencies.append(time.perf_counter() - started)
+                misses += not reply.workflow.cache.hit
+
+    try:
+        stubs = [workflow_grpc.WorkflowServiceStub(channel) for channel in channels]
+        if warmup > 0:
+            until = time.perf_counter() + warmup
+            await asyncio.gather(*(caller(stub, until, keep=False) for stub in stubs))
+        failures.clear()
+        started = time.perf_counter()
+        await asyncio.gather(*(caller(stub, started + duration, keep=True) for stub in stubs))
+        elapsed = time.perf_counter() - started
+    finally:
+        for channel in channels:
+            await channel.close()
+    values = np.asarray(latencies or [float("nan")]) * 1000
+    return {
+        "requests": len(latencies),
+        "requests_per_s": len(latencies) / elapsed,
+        "p50_ms": float(np.percentile(values, 50)),
+        "p99_ms": float(np.percentile(values, 99)),
+        "failures": failures,
+        "cache_misses": misses,
+    }
+
+
+def run_grpc_load(address: str, duration: float, warmup: float, callers: int) -> Load:
+    """The gRPC load from a child process (so it does not share this process's GIL)."""
+    done = subprocess.run(
+        [
+            sys.executable, str(Path(__file__).resolve()), "--grpc-load", address,
+            "--duration", str(duration), "--warmup", str(warmup), "--connections", str(callers),
+        ],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    failed = sum(got["failures"].values())
+    return Load(
+        requests_per_s=got["requests_per_s"],
+        p50_ms=got["p50_ms"],
+        p99_ms=got["p99_ms"],
+        requests=got["requests"],
+        errors=failed,
+        detail=f"failed RPCs {got['failures'] or 0}, cache misses {got['cache_misses']}",
+    )
+
+
+# --- processes and checks ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A currently free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def post(port: int, path: str, timeout: float = 60.0) -> tuple[int, bytes]:
+    """POST {"topic": TOPIC} as JSON; the status and body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(
+            "POST", path, json.dumps({"topic": TOPIC}), {"Content-Type": "application/json"}
+        )
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def wait_port(port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> bool:
+    """Whether something accepts connections on the port within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            return False
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@contextlib.contextmanager
+def reference_server(port: int, log: Path, answer_bytes: int) -> Iterator[subprocess.Popen[bytes]]:
+    """bench/rest_reference.py on `port`, answers of about `answer_bytes`; stopped on exit."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(BENCH_DIR / "rest_reference.py"), "--port", str(port),
+             "--log-file", os.devnull, "--rate", HIGH_RATE, "--burst", HIGH_RATE,
+             "--answer-bytes", str(answer_bytes)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def warm_reference(port: int, process: subprocess.Popen[bytes], log: Path) -> int:
+    """Fill the reference's cache; check the repeat is a 200 cache hit; the body size."""
+    if not wait_port(port, 30, process):
+        raise RuntimeError(f"reference did not start: {log.read_text(errors='replace')[-2000:]}")
+    post(port, REFERENCE_PATH)
+    status, body = post(port, REFERENCE_PATH)
+    if status != 200 or not json.loads(body).get("cached"):
+        raise RuntimeError(f"reference answered {status}: {body[:300]!r}")
+    return len(body)
+
+
+async def warm_grpc(address: str) -> tuple[int, int]:
+    """Fill Ponder's cache through gRPC; check the repeat is a cache hit. The reply's size as
+    protobuf, and as JSON (what the REST facade would answer, about)."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = workflow_grpc.WorkflowServiceStub(channel)
+        request = pb.RunReflectionWorkflowRequest(topic=TOPIC)
+        await stub.RunReflectionWorkflow(request, timeout=120)
+        reply = await stub.RunReflectionWorkflow(request, timeout=30)
+    if not reply.workflow.cache.hit:
+        raise RuntimeError(f"gRPC repeat was not a cache hit: {reply.workflow.cache}")
+    as_json = json_format.MessageToJson(
+        reply, indent=None, always_print_fields_with_no_presence=True
+    )
+    size: int = reply.ByteSize()
+    return size, len(as_json.encode())
+
+
+def warm_rest(port: int, timeout: float) -> tuple[int, str]:
+    """Check the REST facade: a 200 JSON workflow that is a cache hit. (body size, "") when it
+    is ready, (0, why not) otherwise."""
+    if not wait_port(port, timeout):
+        return 0, f"nothing listens on PONDER_GATEWAY_HTTP_PORT={port} after {timeout:g}s"
+    try:
+        post(port, PONDER_PATH)  # fills the cache if the gRPC warm-up has not
+        status, body = post(port, PONDER_PATH)
+    except (OSError, http.client.HTTPException) as exc:
+        return 0, f"POST {PONDER_PATH} failed: {exc!r}"
+    if status != 200:
+        return 0, f"POST {PONDER_PATH} answered {status}: {body[:200]!r}"
+    try:
+        workflow = json.loads(body)["workflow"]
+    except (ValueError, KeyError, TypeError):
+        return 0, f"POST {PONDER_PATH}: not a {{'workflow': ...}} JSON: {body[:200]!r}"
+    if not workflow.get("cache", {}).get("hit"):
+        return 0, f"POST {PONDER_PATH}: repeat was not a cache hit: {workflow.get('cache')}"
+    return len(body), ""
+
+
+def version(package: str) -> str:
+    """Installed version of a distribution, or "-"."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
+
+
+def median(runs: list[Load]) -> Load:
+    """Medians of each number over rounds; errors summed."""
+    return Load(
+        requests_per_s=statistics.median(r.requests_per_s for r in runs),
+        p50_ms=statistics.median(r.p50_ms for r in runs),
+        p99_ms=statistics.median(r.p99_ms for r in runs),
+        requests=sum(r.requests for r in runs),
+        errors=sum(r.errors for r in runs),
+        detail="; ".join(dict.fromkeys(r.detail for r in runs)),  # per round, when they differ
+    )
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def table(
+    args: argparse.Namespace,
+    results: dict[str, list[Load]],
+    sizes: dict[str, int],
+    rest_problem: str,
+) -> str:
+    """The Markdown table."""
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    lines = [
+        f"wrk -t2 -c{args.connections} -d{args.duration:g}s --latency (POST, JSON body) and "
+        f"{args.connections} grpc.aio callers; {args.rounds} round(s), medians; "
+        f"{os.cpu_count()} CPUs; reference: FastAPI {version('fastapi')}, uvicorn "
+        f"{version('uvicorn')} + httptools, loop auto ({loop})",
+        "",
+        "| path | requests/s | p50 (ms) | p99 (ms) | errors | answer (bytes; gRPC: protobuf) |",
+        "|---|---|---|---|---|---|",
+    ]
+    labels = {
+        "reference": f"reference (FastAPI, seed design): POST {REFERENCE_PATH}",
+        "rest": f"Ponder REST: POST {PONDER_PATH}",
+        "grpc": "Ponder gRPC: RunReflectionWorkflow",
+    }
+    got = {name: median(runs) for name, runs in results.items() if runs}
+    for name, label in labels.items():
+        if name in got:
+            r = got[name]
+            lines.append(
+                f"| {label} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
+                f"{r.errors} ({r.detail}) | {sizes.get(name, 0):,} |"
+            )
+        else:
+            lines.append(f"| {label} | not measured: {rest_problem} | | | | |")
+    ref = got["reference"]
+    if "rest" in got:
+        rest = got["rest"]
+        lines += [
+            f"| **Ponder REST / reference requests/s** (target ≥ 1.5) | "
+            f"**{rest.requests_per_s / ref.requests_per_s:.2f}** | | | | |",
+            f"| **Ponder REST / reference p99** (target ≤ 1.0) | "
+            f"**{rest.p99_ms / ref.p99_ms:.2f}** | | | | |",
+        ]
+    if "grpc" in got:
+        grpc_load_ = got["grpc"]
+        lines += [
+            f"| Ponder gRPC / reference requests/s | "
+            f"{grpc_load_.requests_per_s / ref.requests_per_s:.2f} | | | | |",
+            f"| Ponder gRPC / reference p99 | {grpc_load_.p99_ms / ref.p99_ms:.2f} | | | | |",
+        ]
+    return "\n".join(lines)
+
+
+async def bench(args: argparse.Namespace) -> int:
+    """Run everything; print the table; the exit status."""
+    fake = serve_fake_openai()
+    results: dict[str, list[Load]] = {"reference": [], "rest": [], "grpc": []}
+    sizes: dict[str, int] = {}
+    rest_problem = ""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        script = wrk_script(root)
+        ports = StackPorts.free()
+        # The gateway's REST port: PONDER_GATEWAY_HTTP_PORT (StackPorts may carry one already).
+        http_port: int = getattr(ports, "gateway_http", 0) or free_port()
+        reference_port = free_port()
+        stack = Stack(
+            ports=ports,
+            log_dir=root,
+            extra_env={
+                "OPENAI_API_KEY": "sk-bench",
+                "OPENAI_BASE_URL": fake.base_url,
+                "PONDER_GATEWAY_HTTP_PORT": str(http_port),
+                "PONDER_GATEWAY_RATE_LIMIT_PER_SECOND": HIGH_RATE,
+                "PONDER_GATEWAY_RATE_LIMIT_BURST": HIGH_RATE,
+                "PONDER_GATEWAY_STORE_PATH": str(root / "workflows.sqlite3"),
+                "PONDER_CACHE_PATH": str(root / "cache.sqlite3"),
+                "PONDER_RESEARCH_INDEX_PATH": str(root / "vectors.sqlite3"),
+            },
+        )
+        reference_log = root / "reference.log"
+        stack.start()
+        try:
+            await stack.wait_ready(timeout=120)
+            gateway = next(s for s in stack.services if s.name == "gateway")
+            sizes["grpc"], grpc_json = await warm_grpc(gateway.address)
+            sizes["rest"], rest_problem = warm_rest(http_port, args.http_timeout)
+            # The reference answers as many bytes as Ponder's REST facade (or its JSON, when
+            # the facade is not up), unless --answer-bytes says otherwise.
+            answer_bytes = args.answer_bytes
+            if answer_bytes < 0:
+                answer_bytes = sizes["rest"] or grpc_json
+            with reference_server(reference_port, reference_log, answer_bytes) as reference:
+                sizes["reference"] = warm_reference(reference_port, reference, reference_log)
+                targets = {
+                    "reference": f"http://127.0.0.1:{reference_port}{REFERENCE_PATH}",
+                    "rest": f"http://127.0.0.1:{http_port}{PONDER_PATH}",
+                }
+                if rest_problem:
+                    del targets["rest"]
+                for _ in range(args.rounds):
+                    for name, url in targets.items():
+                        if args.warmup > 0:
+                            run_wrk(url, script, args.warmup, args.connections)
+                        results[name].append(run_wrk(url, script, args.duration, args.connections))
+                    results["grpc"].append(
+                        run_grpc_load(gateway.address, args.duration, args.warmup, args.connections)
+                    )
+        finally:
+            codes = stack.stop()
+            fake.close()
+            if any(code not in (0, None) for code in codes.values()):
+                print(f"stack exit codes: {codes}", file=sys.stderr)
+    print(table(args, results, sizes, rest_problem))
+    if rest_problem:
+        print(f"\nPonder REST facade not ready: {rest_problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per load run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
+    parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--http-timeout", type=float, default=15.0, help="seconds to wait for the REST port"
+    )
+    parser.add_argument(
+        "--answer-bytes",
+        type=int,
+        default=-1,
+        help="size of the reference's answers: -1 (default) the size of Ponder's REST answer, "
+        "0 the reference's natural size (about 2.1 KB)",
+    )
+    parser.add_argument("--grpc-load", metavar="ADDRESS", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.grpc_load:
+        got = asyncio.run(grpc_load(args.grpc_load, args.duration, args.warmup, args.connections))
+        print(json.dumps(got))
+        return
+    if shutil.which("wrk") is None:
+        print("wrk not found: `make bench-deps` (or apt-get install wrk)", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(asyncio.run(bench(args)))
+
+
+if __name__ == "__main__":
+    main()
