@@ -56,3 +56,12 @@ def test_memo_is_bounded():
     for index in range(10):
         encoder.to_obj(reply(f"workflows/w-{index}", f"text {index} " * 100))
     assert len(encoder._memo) <= 3
+
+
+@pytest.mark.parametrize("options", [JsonOptions(), JsonOptions(use_proto_names=True)])
+def test_json_text_equals_json_format(options: JsonOptions):
+    encoder = MessageEncoder(options, min_bytes=64)
+    for name in ("workflows/a-1", "workflows/b-2", "workflows/a-1"):
+        message = reply(name, 'same "quoted" text, ünïcode \u0000 ' * 100)
+        assert json.loads(encoder.to_json(message)) == message_to_obj(message, options)
+    assert len(encoder._fragments) >= 1

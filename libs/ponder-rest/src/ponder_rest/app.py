@@ -463,13 +463,18 @@ class RestFacade:
     ) -> None:
         call = self._invoker.unary(route.grpc_path, request, context)
         reply = await _until_disconnect(call, receive)
+        headers = [*exchange.response_headers, *_metadata_headers(context)]
+        body = self._encode(route, reply)
+        await self._send(exchange, send, 200, body, kind=b"application/json", headers=headers)
+
+    def _encode(self, route: Route, reply: Any) -> bytes:
+        """The JSON of a reply, or of its `response_body` field."""
         if isinstance(reply, bytes):  # a raw (proxied) method
             reply = route.response_class().FromString(reply)
-        obj = self._encoder.to_obj(reply)
         if route.response_body:
-            obj = obj.get(_json_key(route, self._config.json), None)
-        headers = [*exchange.response_headers, *_metadata_headers(context)]
-        await self._send(exchange, send, 200, dumps(obj), kind=b"application/json", headers=headers)
+            obj = self._encoder.to_obj(reply)
+            return dumps(obj.get(_json_key(route, self._config.json), None))
+        return self._encoder.to_json(reply)
 
     async def _stream(
         self,
@@ -542,12 +547,8 @@ class RestFacade:
         await send({"type": "http.response.body", "body": b""})
 
     async def _frame(self, send: Send, route: Route, reply: Any, sse: bool) -> None:
-        if isinstance(reply, bytes):
-            reply = route.response_class().FromString(reply)
-        obj = self._encoder.to_obj(reply)
-        if route.response_body:
-            obj = obj.get(_json_key(route, self._config.json), None)
-        body = b"data: " + dumps(obj) + b"\n\n" if sse else dumps({"result": obj}) + b"\n"
+        text = self._encode(route, reply)
+        body = b"data: " + text + b"\n\n" if sse else b'{"result":' + text + b"}\n"
         await send({"type": "http.response.body", "body": body, "more_body": True})
 
     # --- pages -----------------------------------------------------------------------------

@@ -9,12 +9,13 @@ JSON, so the memo can never serve a wrong answer.
 
 from __future__ import annotations
 
+import uuid
 from collections import OrderedDict
 from typing import Any
 
 from google.protobuf.message import Message
 
-from ponder_rest.codec import JsonOptions, message_to_obj
+from ponder_rest.codec import JsonOptions, dumps, message_to_obj
 
 
 _WELL_KNOWN = "google.protobuf."
@@ -30,10 +31,15 @@ class MessageEncoder:
         self._min = min_bytes
         self._max = max_entries
         self._memo: OrderedDict[tuple[str, bytes], Any] = OrderedDict()
+        self._fragments: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
+        # Stands in for a memoized fragment while the rest is encoded; random, so no value
+        # of a message can be mistaken for it.
+        self._token = f"\u0000ponder-json-{uuid.uuid4().hex}-"
 
-    def to_obj(self, message: Message) -> Any:
-        """The JSON object of `message` (shared sub-objects: do not mutate the result)."""
-        large = [
+    def _large(self, message: Message) -> list[tuple[Any, Message]]:
+        if self._max <= 0:
+            return []
+        return [
             (field, value)
             for field, value in message.ListFields()
             if field.message_type is not None
@@ -41,7 +47,43 @@ class MessageEncoder:
             and not field.message_type.full_name.startswith(_WELL_KNOWN)
             and value.ByteSize() >= self._min
         ]
-        if not large or self._max <= 0:
+
+    def to_json(self, message: Message) -> bytes:
+        """The JSON text of `message`; memoized fragments are spliced in as bytes."""
+        large = self._large(message)
+        if not large:
+            return dumps(message_to_obj(message, self._options))
+        rest = type(message)()
+        rest.CopyFrom(message)
+        for field, _ in large:
+            rest.ClearField(field.name)
+        obj = message_to_obj(rest, self._options)
+        splices: list[tuple[bytes, bytes]] = []
+        for index, (field, value) in enumerate(large):
+            token = f"{self._token}{index}"
+            obj[field.name if self._options.use_proto_names else field.json_name] = token
+            splices.append((dumps(token), self._fragment(value)))
+        text = dumps(obj)
+        for token_json, fragment in splices:
+            text = text.replace(token_json, fragment, 1)
+        return text
+
+    def _fragment(self, message: Message) -> bytes:
+        key = (message.DESCRIPTOR.full_name, message.SerializeToString(deterministic=True))
+        found = self._fragments.get(key)
+        if found is not None:
+            self._fragments.move_to_end(key)
+            return found
+        found = self.to_json(message)
+        self._fragments[key] = found
+        while len(self._fragments) > self._max:
+            self._fragments.popitem(last=False)
+        return found
+
+    def to_obj(self, message: Message) -> Any:
+        """The JSON object of `message` (shared sub-objects: do not mutate the result)."""
+        large = self._large(message)
+        if not large:
             return message_to_obj(message, self._options)
         rest = type(message)()
         rest.CopyFrom(message)

@@ -201,13 +201,19 @@ class HandlerRegistry:
     ) -> AsyncIterator[Any]:
         """Run a server-streaming method; raises LocalCallError with its final status."""
         handler = await self._require(method, context)
-        request_arg = _request_arg(handler, request)
-        try:  # outside the timeout block, which raises TimeoutError as it exits
-            async with asyncio.timeout(context.time_remaining()):
-                async for reply in handler.unary_stream(request_arg, context):
-                    yield reply
-        except TimeoutError:
-            raise _deadline_error() from None
+        replies = aiter(handler.unary_stream(_request_arg(handler, request), context))
+        while True:
+            # The deadline bounds each wait for the next message, never the consumer's time
+            # between them (a timeout spanning `yield` would cancel the consumer instead).
+            try:
+                async with asyncio.timeout(context.time_remaining()):
+                    reply = await anext(replies)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                await replies.aclose()
+                raise _deadline_error() from None
+            yield reply
         context.check_status()
 
     async def _require(self, method: str, context: LocalContext) -> grpc.RpcMethodHandler:
