@@ -177,3 +177,29 @@ async def test_gateway_process_serves_rest_and_logs_each_request(process_stack: 
     assert len(access) == 1
     assert access[0]["http_status"] == 200
     assert access[0]["trace_id"] == trace_id
+
+
+async def test_a_service_runs_and_drains_on_uvloop(tmp_path):
+    """PONDER_EVENT_LOOP=uvloop: the reflection service serves gRPC on uvloop's loop and
+    drains to exit 0 on SIGTERM."""
+    port = StackPorts.free().reflection
+    env = {**_base_env(), "PONDER_EVENT_LOOP": "uvloop", "PONDER_REFLECTION_PORT": str(port)}
+    with (tmp_path / "reflection.log").open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ponder_reflection", env=env, stdout=log, stderr=log
+        )
+        try:
+            deadline = time.monotonic() + 60
+            status = ""
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                while time.monotonic() < deadline and status != "SERVING":
+                    status = await check_health(channel, timeout=1)
+                    await asyncio.sleep(0.2)
+            assert status == "SERVING"
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), 30) == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert b'"message": "stopped"' in (tmp_path / "reflection.log").read_bytes()

@@ -82,7 +82,7 @@ def loads(raw: bytes) -> Any:
 
 def parse_into(obj: Any, message: Message) -> None:
     """Merge a JSON object into `message` (JSON or proto names; unknown fields rejected)."""
-    _refuse_bool_floats(obj, message.DESCRIPTOR)
+    _refuse_misfits(obj, message.DESCRIPTOR)
     try:
         json_format.ParseDict(obj, message, ignore_unknown_fields=False)
     except json_format.ParseError as exc:
@@ -94,12 +94,21 @@ def parse_into(obj: Any, message: Message) -> None:
 
 _FLOATS = (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
 _FLOAT_WRAPPERS = ("google.protobuf.DoubleValue", "google.protobuf.FloatValue")
-_FREE_FORM = ("google.protobuf.Any", "google.protobuf.Struct", "google.protobuf.Value")
+# Well-known types json_format reads in their own JSON forms (checking those itself).
+_OWN_FORMS = frozenset(
+    f"google.protobuf.{name}"
+    for name in (
+        *("DoubleValue", "FloatValue", "Int64Value", "UInt64Value", "Int32Value"),
+        *("UInt32Value", "BoolValue", "StringValue", "BytesValue"),
+        *("Any", "Duration", "FieldMask", "ListValue", "Struct", "Timestamp", "Value"),
+    )
+)
 
 
-def _refuse_bool_floats(obj: Any, descriptor: Any) -> None:
-    """Refuse true/false for float and double fields: protobuf's Python parser reads them as
-    1.0/0.0 (a bool is an int), where the proto3 JSON mapping and grpc-gateway reject them."""
+def _refuse_misfits(obj: Any, descriptor: Any) -> None:
+    """Refuse what protobuf's Python parser lets through but the proto3 JSON mapping and
+    grpc-gateway reject: true/false for a float or double (read as 1.0/0.0, a bool being an
+    int), and [] or "" for a message field (read as an empty message)."""
     if not isinstance(obj, dict):
         return  # json_format says what is wrong with it
     for key, value in obj.items():
@@ -116,11 +125,17 @@ def _refuse_bool_floats(obj: Any, descriptor: Any) -> None:
             values = value if found.is_repeated and isinstance(value, list) else [value]
         kind = found.message_type
         floating = found.type in _FLOATS or (kind is not None and kind.full_name in _FLOAT_WRAPPERS)
+        plain = kind is not None and kind.full_name not in _OWN_FORMS
         for item in values:
             if floating and isinstance(item, bool):
                 raise BodyError(f"cannot parse {key} field: {str(item).lower()} is not a number")
-            if not floating and kind is not None and kind.full_name not in _FREE_FORM:
-                _refuse_bool_floats(item, kind)
+            if plain and item is not None:
+                if not isinstance(item, dict):
+                    raise BodyError(
+                        f"cannot parse {key} field: expected a JSON object, "
+                        f"got {type(item).__name__}"
+                    )
+                _refuse_misfits(item, kind)
 
 
 def status_body(status: status_pb2.Status) -> bytes:

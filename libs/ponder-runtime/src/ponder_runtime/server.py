@@ -168,8 +168,19 @@ def run_service(settings_cls: type[S], build: Callable[[S, Telemetry], ServiceMo
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
     telemetry = configure_telemetry(settings)
     try:
-        asyncio.run(serve(settings, build, telemetry))
+        with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
+            runner.run(serve(settings, build, telemetry))
     except Exception:
         logger.exception("service failed")
         return 1
     return 0
+
+
+def _loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when asked for (it must be installed), else asyncio's."""
+    if kind != "uvloop":
+        return None
+    import uvloop
+
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory

@@ -30,6 +30,11 @@ class ServiceSettings(BaseSettings):
     port: int = Field(0, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        "asyncio",
+        description="The event loop: uvloop (when installed) makes socket I/O cheaper; "
+        "grpc.aio and the REST facade run on either.",
+    )
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, le=300, description="Time in-flight RPCs get to finish after SIGTERM."
     )
