@@ -247,3 +247,16 @@ async def test_with_curl(stack: InProcessStack):
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert json.loads(done.stdout)["workflow"]["state"] == "WORKFLOW_STATE_SUCCEEDED"
+
+
+async def test_a_cache_hit_carries_its_own_trace_id(http: httpx.AsyncClient):
+    """A repeat is answered from the cache, and its workflow still names the trace of the
+    request that asked (the one in X-Trace-Id), not none and not the first request's."""
+    topic = {"topic": "Which retrieval tricks help agents cite their sources?"}
+    first = await http.post("/v1/workflows/reflection", json=topic)
+    again = await http.post("/v1/workflows/reflection", json=topic)
+    assert first.status_code == again.status_code == 200
+    workflow = again.json()["workflow"]
+    assert workflow["cache"]["hit"] is True
+    assert workflow["traceId"] == again.headers["x-trace-id"]
+    assert workflow["traceId"] != first.json()["workflow"]["traceId"]

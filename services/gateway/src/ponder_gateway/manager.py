@@ -15,7 +15,7 @@ import grpc
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.cache import CacheUnavailableError, WorkflowCache
 from ponder_gateway.parameters import RunParameters
-from ponder_gateway.runner import WorkflowRunner
+from ponder_gateway.runner import WorkflowRunner, record_trace_id
 from ponder_gateway.store import ListFilter, WorkflowStore
 from ponder_runtime import (
     AlreadyExistsError,
@@ -115,6 +115,7 @@ class WorkflowManager:
     ) -> workflow_pb2.Workflow:
         workflow.state = workflow_pb2.WORKFLOW_STATE_RUNNING
         workflow.update_time.CopyFrom(timestamp())
+        record_trace_id(workflow)  # cache hits too
         self._event(workflow, workflow_pb2.WORKFLOW_EVENT_TYPE_STATE_CHANGED)
         try:
             if not await self._from_cache(workflow, params):

@@ -47,6 +47,13 @@ def _progress(step: reflection_pb2.ReflectionStep, finished: bool) -> str:
     return line
 
 
+def record_trace_id(workflow: workflow_pb2.Workflow) -> None:
+    """Put the current trace id on the workflow (so a user can quote it)."""
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        workflow.trace_id = format(span_context.trace_id, "032x")
+
+
 class WorkflowRunner:
     """Runs one workflow to completion against the downstream services."""
 
@@ -83,9 +90,7 @@ class WorkflowRunner:
         context: grpc.aio.ServicerContext | None,
     ) -> workflow_pb2.Workflow:
         """Run `workflow` in place; raise PonderError when it cannot produce a result."""
-        span_context = trace.get_current_span().get_span_context()
-        if span_context.is_valid:
-            workflow.trace_id = format(span_context.trace_id, "032x")
+        record_trace_id(workflow)
         started = time.perf_counter()
         workflow.state = workflow_pb2.WORKFLOW_STATE_RUNNING
         try:
