@@ -888,9 +888,10 @@ async def test_traceparent_is_continued(http: httpx.AsyncClient, backend: Backen
     assert fresh.headers["x-trace-id"] != trace_id
 
 
-async def test_response_metadata_becomes_headers(local_http: httpx.AsyncClient):
-    """In-process only: the ServiceProxy does not carry a backend's response metadata."""
-    reply = await local_http.get("/v1/echoes/with-metadata")
+async def test_response_metadata_becomes_headers(http: httpx.AsyncClient):
+    """Header and trailer metadata of the method (in-process, or through the ServiceProxy
+    from the backend) come back as Grpc-Metadata-* and Grpc-Trailer-* headers."""
+    reply = await http.get("/v1/echoes/with-metadata")
     assert reply.status_code == 200
     assert reply.headers["grpc-metadata-x-served-by"] == "echo"
     assert reply.headers["grpc-trailer-x-cost"] == "3"
@@ -1257,3 +1258,21 @@ async def test_stop_drains_in_flight_requests_and_refuses_new_connections(local:
         async with httpx.AsyncClient() as fresh:
             with pytest.raises(httpx.ConnectError):
                 await fresh.get(f"http://127.0.0.1:{server.port}/v1/echoes/x")
+
+
+async def test_idle_sse_streams_get_keepalive_comments(local: Backend):
+    """An SSE stream that is quiet longer than the keep-alive interval gets `: keepalive`
+    comment frames between the events (so idle-timeout proxies keep it open); every event
+    still arrives, in order."""
+    url = "/v1/echoes:stream?message=m&count=3&interval=0.2s"
+    sse = {"Accept": "text/event-stream"}
+    async with (
+        serve(local, FacadeConfig(sse_keepalive_seconds=0.05)) as (client, _),
+        client.stream("GET", url, headers=sse) as reply,
+    ):
+        text = "".join([chunk async for chunk in reply.aiter_text()])
+    blocks = [b for b in text.split("\n\n") if b]
+    assert blocks.count(": keepalive") >= 3
+    data = [json.loads(b.removeprefix("data: ")) for b in blocks if b.startswith("data: ")]
+    assert [d["index"] for d in data] == [0, 1, 2]
+    assert blocks[-1] == "event: end\ndata: {}"

@@ -16,7 +16,7 @@ SCHEMA = "CREATE TABLE IF NOT EXISTS items (key TEXT PRIMARY KEY, value INTEGER 
 async def test_concurrent_writes_share_commits_and_are_all_durable(tmp_path):
     path = tmp_path / "items.sqlite3"
     file = SqliteFile(path, SCHEMA, thread_name="test-sqlite")
-    commits = []
+    commits: list[str] = []
     await file.run(lambda db: db.set_trace_callback(commits.append))
     await asyncio.gather(
         *(file.write("INSERT INTO items VALUES (?, ?)", (f"k{i}", i)) for i in range(200))

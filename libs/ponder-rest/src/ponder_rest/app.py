@@ -100,6 +100,7 @@ class FacadeConfig:
     default_timeout_seconds: float | None = None  # none: no hidden deadline
     access_log: bool = True
     health_service: str = ""
+    sse_keepalive_seconds: float = 15.0  # a comment frame when an SSE stream is idle this long
 
 
 class HttpError(Exception):
@@ -519,8 +520,18 @@ class RestFacade:
         try:
             if first is not None:
                 await self._frame(send, route, first, sse)
-                async for reply in replies:
-                    await self._frame(send, route, reply, sse)
+                interval = self._config.sse_keepalive_seconds if sse else None
+                async for reply in _with_heartbeats(replies, interval):
+                    if reply is _HEARTBEAT:  # an SSE comment keeps idle proxies from closing
+                        await send(
+                            {
+                                "type": "http.response.body",
+                                "body": b": keepalive\n\n",
+                                "more_body": True,
+                            }
+                        )
+                    else:
+                        await self._frame(send, route, reply, sse)
         except LocalCallError as exc:
             await send(
                 {
@@ -606,6 +617,7 @@ class RestFacade:
         out = [
             *(headers if headers is not None else exchange.response_headers),
             (b"content-type", kind),
+            (b"content-length", str(len(body)).encode()),
         ]
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send(
@@ -648,6 +660,40 @@ async def _until_disconnect(call: Awaitable[Any], receive: Receive) -> Any:
         return task.result()
     except LocalCallError as exc:
         raise HttpError(http_status(exc.status.code), exc.status) from None
+
+
+_HEARTBEAT = object()
+
+
+async def _with_heartbeats(
+    replies: AsyncIterator[Any], interval: float | None
+) -> AsyncIterator[Any]:
+    """The replies, with _HEARTBEAT yielded whenever none came for `interval` seconds (the
+    wait for the next reply goes on; it is never cancelled by the heartbeat)."""
+    if interval is None:
+        async for reply in replies:
+            yield reply
+        return
+    pending: asyncio.Future[Any] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(replies))
+            done, _ = await asyncio.wait({pending}, timeout=interval)
+            if not done:
+                yield _HEARTBEAT
+                continue
+            finished, pending = pending, None
+            try:
+                reply = finished.result()
+            except StopAsyncIteration:
+                return
+            yield reply
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                await pending
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -37,6 +37,25 @@ def _forwarded_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, A
     )
 
 
+def _plain(metadata: Any) -> tuple[tuple[str, Any], ...]:
+    """Metadata a handler may send on (the transport's own keys dropped)."""
+    return tuple(
+        (key, value)
+        for key, value in metadata
+        if key not in _HOP_BY_HOP and not key.startswith(("grpc-", ":"))
+    )
+
+
+async def _pass_metadata(upstream: Any, context: grpc.aio.ServicerContext) -> None:
+    """Hand the upstream's header and trailer metadata to our caller."""
+    initial = await upstream.initial_metadata()
+    if initial:
+        await context.send_initial_metadata(_plain(initial))
+    trailing = await upstream.trailing_metadata()
+    if trailing:
+        context.set_trailing_metadata(_plain(trailing))
+
+
 async def _abort_like(context: grpc.aio.ServicerContext, exc: grpc.aio.AioRpcError) -> None:
     await context.abort(exc.code(), exc.details() or "", tuple(exc.trailing_metadata() or ()))
 
@@ -71,13 +90,15 @@ class ServiceProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
         call = channel.unary_unary(path)
 
         async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            upstream = call(
+                request, timeout=context.time_remaining(), metadata=_forwarded_metadata(context)
+            )
             try:
-                reply: bytes = await call(
-                    request, timeout=context.time_remaining(), metadata=_forwarded_metadata(context)
-                )
+                reply: bytes = await upstream
             except grpc.aio.AioRpcError as exc:
                 await _abort_like(context, exc)
                 raise
+            await _pass_metadata(upstream, context)
             return reply
 
         return forward
@@ -89,11 +110,18 @@ class ServiceProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
         async def forward(
             request: bytes, context: grpc.aio.ServicerContext
         ) -> AsyncIterator[bytes]:
+            upstream = call(
+                request, timeout=context.time_remaining(), metadata=_forwarded_metadata(context)
+            )
             try:
-                async for reply in call(
-                    request, timeout=context.time_remaining(), metadata=_forwarded_metadata(context)
-                ):
+                initial = await upstream.initial_metadata()
+                if initial:
+                    await context.send_initial_metadata(_plain(initial))
+                async for reply in upstream:
                     yield reply
+                trailing = await upstream.trailing_metadata()
+                if trailing:
+                    context.set_trailing_metadata(_plain(trailing))
             except grpc.aio.AioRpcError as exc:
                 await _abort_like(context, exc)
 
