@@ -168,12 +168,17 @@ async def test_gateway_process_serves_rest_and_logs_each_request(process_stack: 
         )
     assert reply.status_code == 200
     trace_id = reply.json()["workflow"]["traceId"]
-    lines = [
-        json.loads(line)
-        for line in gateway.log_path.read_text().splitlines()
-        if line.startswith("{")
-    ]
-    access = [line for line in lines if line.get("request_id") == "process-test-1"]
+    access: list[dict[str, object]] = []
+    for _ in range(50):  # the line is written once the response is sent: poll for it
+        lines = [
+            json.loads(line)
+            for line in gateway.log_path.read_text().splitlines()
+            if line.startswith("{")
+        ]
+        access = [line for line in lines if line.get("request_id") == "process-test-1"]
+        if access:
+            break
+        await asyncio.sleep(0.1)
     assert len(access) == 1
     assert access[0]["http_status"] == 200
     assert access[0]["trace_id"] == trace_id
