@@ -15,7 +15,8 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from ponder_rest.codec import JsonOptions, dumps, message_to_obj
+from ponder_rest.codec import JsonOptions, dumps
+from ponder_rest.json_writer import JsonWriter
 
 
 _WELL_KNOWN = "google.protobuf."
@@ -28,6 +29,7 @@ class MessageEncoder:
         self, options: JsonOptions, *, min_bytes: int = 1024, max_entries: int = 256
     ) -> None:
         self._options = options
+        self._writer = JsonWriter(options)
         self._min = min_bytes
         self._max = max_entries
         self._memo: OrderedDict[tuple[str, bytes], Any] = OrderedDict()
@@ -52,12 +54,12 @@ class MessageEncoder:
         """The JSON text of `message`; memoized fragments are spliced in as bytes."""
         large = self._large(message)
         if not large:
-            return dumps(message_to_obj(message, self._options))
+            return dumps(self._writer.to_obj(message))
         rest = type(message)()
         rest.CopyFrom(message)
         for field, _ in large:
             rest.ClearField(field.name)
-        obj = message_to_obj(rest, self._options)
+        obj = self._writer.to_obj(rest)
         splices: list[tuple[bytes, bytes]] = []
         for index, (field, value) in enumerate(large):
             token = f"{self._token}{index}"
@@ -84,12 +86,12 @@ class MessageEncoder:
         """The JSON object of `message` (shared sub-objects: do not mutate the result)."""
         large = self._large(message)
         if not large:
-            return message_to_obj(message, self._options)
+            return self._writer.to_obj(message)
         rest = type(message)()
         rest.CopyFrom(message)
         for field, _ in large:
             rest.ClearField(field.name)
-        obj = message_to_obj(rest, self._options)
+        obj = self._writer.to_obj(rest)
         for field, value in large:
             name = field.name if self._options.use_proto_names else field.json_name
             obj[name] = self._memoized(value)
