@@ -104,3 +104,16 @@ def test_json_log_lines_carry_the_current_trace_id():
     assert "timestamp" in inside
     assert outside["trace_id"] == ""
     assert any(isinstance(f, TraceContextFilter) for f in handler.filters)
+
+
+def test_console_exporter_prints_spans(monkeypatch, capsys):
+    """OTEL_TRACES_EXPORTER=console (no collector needed): each span as JSON on stdout."""
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    settings = load_settings(ResearchSettings, host="127.0.0.1", port=0)
+    telemetry = configure_telemetry(settings)
+    with telemetry.tracer("test").start_as_current_span("look-at-me") as span:
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    telemetry.shutdown()
+    printed = capsys.readouterr().out
+    assert '"name": "look-at-me"' in printed
+    assert trace_id in printed

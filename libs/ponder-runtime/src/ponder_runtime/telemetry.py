@@ -8,6 +8,7 @@ Watch handler uses context.write() that the instrumentation cannot wrap.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,10 +20,11 @@ from opentelemetry.instrumentation.grpc import (
 )
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.trace import Tracer
 
 from ponder_runtime.settings import ServiceSettings
+from ponder_runtime.trace_header import TraceIdInterceptor
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +38,14 @@ class Telemetry:
         return self.tracer_provider.get_tracer(name)
 
     def server_interceptors(self) -> list[grpc.aio.ServerInterceptor]:
-        """Server-side span per RPC (health checks excluded)."""
+        """Server-side span per RPC (health checks excluded), its trace id returned as
+        `x-trace-id` header metadata."""
         return [
             aio_server_interceptor(
                 tracer_provider=self.tracer_provider,
                 filter_=filters.negate(filters.health_check()),
-            )
+            ),
+            TraceIdInterceptor(),  # inside the span: responses carry x-trace-id
         ]
 
     def client_interceptors(self) -> Sequence[grpc.aio.ClientInterceptor]:
@@ -72,6 +76,9 @@ def configure_telemetry(
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    elif settings.otel_traces_exporter == "console" and not settings.otel_sdk_disabled:
+        # A local look without a collector: each span as JSON on stdout (the log file).
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
     for processor in extra_processors:
         provider.add_span_processor(processor)
     return Telemetry(provider)

@@ -1,0 +1,127 @@
+"""Every gRPC response carries its trace id as `x-trace-id` header metadata, errors included, so
+a user can quote it (grpcurl shows it under "Response headers received").
+
+The interceptor runs inside the tracing interceptor (the RPC's span is current). It hands the
+handler a context that adds `x-trace-id` to whatever header metadata the handler sends itself
+(the service proxy forwards its upstream's), or sends it alone before the first response or the
+error.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from opentelemetry import trace
+
+
+TRACE_ID_KEY = "x-trace-id"
+_HEALTH_PREFIX = "/grpc.health.v1.Health/"  # Watch uses context.write(); health has no trace
+
+
+class _WithTraceId:
+    """A servicer context whose header metadata includes the trace id."""
+
+    def __init__(self, context: grpc.aio.ServicerContext, trace_id: str) -> None:
+        self._context = context
+        self._header = ((TRACE_ID_KEY, trace_id),)
+        self._sent = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    async def send_initial_metadata(self, metadata: Any) -> None:
+        """The handler's header metadata, with our trace id instead of any other."""
+        self._sent = True
+        kept = tuple((k, v) for k, v in metadata if k != TRACE_ID_KEY)
+        await self._context.send_initial_metadata((*kept, *self._header))
+
+    async def ensure_sent(self) -> None:
+        """Send the trace id if the handler sent no header metadata."""
+        if not self._sent:
+            self._sent = True
+            await self._context.send_initial_metadata(self._header)
+
+    async def abort(
+        self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()
+    ) -> None:
+        """Errors carry the trace id too."""
+        await self.ensure_sent()
+        await self._context.abort(code, details, trailing_metadata)
+
+    async def abort_with_status(self, status: grpc.Status) -> None:
+        """Errors carry the trace id too."""
+        await self.ensure_sent()
+        await self._context.abort_with_status(status)
+
+
+def _current_trace_id() -> str:
+    span_context = trace.get_current_span().get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.is_valid else ""
+
+
+Behavior = Callable[[Any, Any], Any]
+
+
+def _unary(behavior: Behavior) -> Callable[[Any, Any], Awaitable[Any]]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        trace_id = _current_trace_id()
+        if not trace_id:
+            return await behavior(request, context)
+        wrapped = _WithTraceId(context, trace_id)
+        reply = await behavior(request, wrapped)
+        await wrapped.ensure_sent()
+        return reply
+
+    return wrapper
+
+
+def _stream(behavior: Behavior) -> Callable[[Any, Any], AsyncIterator[Any]]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        trace_id = _current_trace_id()
+        wrapped: Any = _WithTraceId(context, trace_id) if trace_id else context
+        result = behavior(request, wrapped)
+        if inspect.isasyncgen(result):
+            async for item in result:
+                if trace_id:
+                    await wrapped.ensure_sent()
+                yield item
+        else:
+            await result
+        if trace_id:
+            await wrapped.ensure_sent()
+
+    return wrapper
+
+
+class TraceIdInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Adds `x-trace-id` header metadata to unary and server-streaming responses."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        """Wrap the handler's behaviour with a context that sends the trace id."""
+        handler = await continuation(handler_call_details)
+        if (
+            handler is None
+            or handler.request_streaming
+            or handler_call_details.method.startswith(_HEALTH_PREFIX)
+        ):
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _unary(handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _stream(handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
