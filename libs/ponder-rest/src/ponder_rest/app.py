@@ -31,7 +31,7 @@ import grpc
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 from grpc_health.v1 import health_pb2
-from opentelemetry import propagate, trace
+from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 
 from ponder_rest.codec import (
@@ -48,6 +48,13 @@ from ponder_rest.encoder import MessageEncoder
 from ponder_rest.routes import MethodNotAllowedError, NoRouteError, Route, Router
 from ponder_rest.transcoder import RequestError, build_request, parse_query
 from ponder_runtime.local import LocalCallError, LocalContext
+from ponder_runtime.metrics import (
+    HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE,
+    HTTP_ROUTE,
+    HTTP_SERVER_REQUEST_DURATION,
+    HTTP_SERVER_REQUESTS,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -132,6 +139,7 @@ class _Exchange:
         "method",
         "request_id",
         "response_headers",
+        "route",
         "scope",
         "started",
         "status",
@@ -151,6 +159,7 @@ class _Exchange:
         self.started = time.perf_counter()
         self.status = 0
         self.cors = False
+        self.route = ""  # the matched path template (or fixed page), for the metrics
 
     def header(self, name: bytes) -> str:
         return self.headers.get(name, b"").decode("latin-1")
@@ -168,6 +177,7 @@ class RestFacade:
         config: FacadeConfig,
         assets: DocsAssets | None = None,
         tracer: Tracer | None = None,
+        meter: metrics.Meter | None = None,
         title: str = "Ponder API",
     ) -> None:
         self._router = Router(list(routes))
@@ -177,6 +187,13 @@ class RestFacade:
         self._openapi = dumps(openapi)
         self._assets = assets
         self._tracer = tracer or trace.get_tracer(__name__)
+        meter = meter or metrics.NoOpMeter(__name__)
+        self._requests = meter.create_counter(
+            HTTP_SERVER_REQUESTS, unit="{request}", description="HTTP requests answered."
+        )
+        self._duration = meter.create_histogram(
+            HTTP_SERVER_REQUEST_DURATION, unit="s", description="Time to answer an HTTP request."
+        )
         self._title = title
         self._origins = frozenset(config.cors_origins)
         self._any_origin = "*" in self._origins
@@ -212,6 +229,17 @@ class RestFacade:
                 if exchange.status >= 500:
                     span.set_status(StatusCode.ERROR)
                 self._log(exchange)
+                self._measure(exchange)
+
+    def _measure(self, exchange: _Exchange) -> None:
+        """Count and time the request by method, route template and status."""
+        attributes: dict[str, str | int] = {
+            HTTP_REQUEST_METHOD: exchange.method,
+            HTTP_ROUTE: exchange.route,
+            HTTP_RESPONSE_STATUS_CODE: exchange.status,
+        }
+        self._requests.add(1, attributes)
+        self._duration.record(time.perf_counter() - exchange.started, attributes)
 
     def _log(self, exchange: _Exchange) -> None:
         """The access-log line (inside the request's span, so it carries its trace id)."""
@@ -235,6 +263,7 @@ class RestFacade:
             return
         page = self._pages.get(path)
         if page is not None or path.startswith("/docs/assets/"):
+            exchange.route = path if page is not None else "/docs/assets/{asset}"
             if exchange.method not in ("GET", "HEAD"):
                 raise self._not_allowed(["GET"])
             await (page or self._asset_page)(exchange, send)
@@ -246,6 +275,7 @@ class RestFacade:
             raise _error(grpc.StatusCode.NOT_FOUND, f"no route for {path}") from None
         except MethodNotAllowedError as exc:
             raise self._not_allowed(exc.allowed) from None
+        exchange.route = route.template.source
         span.update_name(f"{route.http_method} {route.template.source}")
         span.set_attributes(
             {

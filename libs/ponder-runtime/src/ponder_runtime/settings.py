@@ -40,6 +40,14 @@ class ServiceSettings(BaseSettings):
     )
     server_reflection: bool = Field(True, description="Serve gRPC server reflection (grpcurl).")
     max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    metrics_port: int = Field(
+        -1,
+        ge=-1,
+        le=65535,
+        description="Port of the Prometheus text endpoint (GET /metrics) on `host`: -1 turns "
+        "it off, 0 picks a free one. One variable for every service (PONDER_METRICS_PORT): "
+        "give each process its own when several run on one host.",
+    )
     otel_service_name: str | None = Field(None, validation_alias="OTEL_SERVICE_NAME")
     otel_exporter_otlp_endpoint: str | None = Field(
         None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -47,7 +55,11 @@ class ServiceSettings(BaseSettings):
     otel_exporter_otlp_traces_endpoint: str | None = Field(
         None, validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
     )
+    otel_exporter_otlp_metrics_endpoint: str | None = Field(
+        None, validation_alias="OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+    )
     otel_traces_exporter: str = Field("otlp", validation_alias="OTEL_TRACES_EXPORTER")
+    otel_metrics_exporter: str = Field("otlp", validation_alias="OTEL_METRICS_EXPORTER")
     otel_sdk_disabled: bool = Field(False, validation_alias="OTEL_SDK_DISABLED")
 
     @property
@@ -60,6 +72,14 @@ class ServiceSettings(BaseSettings):
         """Whether spans should be exported over OTLP."""
         endpoint = self.otel_exporter_otlp_traces_endpoint or self.otel_exporter_otlp_endpoint
         return bool(endpoint) and self.otel_traces_exporter == "otlp" and not self.otel_sdk_disabled
+
+    @property
+    def otlp_metrics_export_enabled(self) -> bool:
+        """Whether metrics should be exported over OTLP (the Prometheus endpoint is separate)."""
+        endpoint = self.otel_exporter_otlp_metrics_endpoint or self.otel_exporter_otlp_endpoint
+        return (
+            bool(endpoint) and self.otel_metrics_exporter == "otlp" and not self.otel_sdk_disabled
+        )
 
 
 S = TypeVar("S", bound=ServiceSettings)

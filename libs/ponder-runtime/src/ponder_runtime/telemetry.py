@@ -1,50 +1,94 @@
-"""OpenTelemetry tracing configured from the standard OTEL_* variables, with gRPC instrumentation.
+"""OpenTelemetry tracing and metrics configured from the standard OTEL_* variables, with gRPC
+instrumentation.
 
 The SDK reads OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER and the OTEL_EXPORTER_OTLP_*
-variables itself; spans are exported over OTLP only when an endpoint is set. The aio gRPC
-interceptors are installed explicitly (no monkey-patching) and skip grpc.health.v1, whose
+variables itself; spans and metrics are exported over OTLP only when an endpoint is set. The aio
+gRPC interceptors are installed explicitly (no monkey-patching) and skip grpc.health.v1, whose
 Watch handler uses context.write() that the instrumentation cannot wrap.
+
+Metrics can also be scraped as Prometheus text (GET /metrics) on PONDER_METRICS_PORT. Nothing is
+global: each Telemetry has its own providers and its own prometheus_client registry (not the
+process-wide REGISTRY), so several services and tests can live in one process.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
 
 import grpc
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.instrumentation.grpc import (
     aio_client_interceptors,
     aio_server_interceptor,
     filters,
 )
+from opentelemetry.metrics import Meter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.trace import Tracer
+from prometheus_client import CollectorRegistry, start_http_server
 
+from ponder_runtime.metrics import RpcMetricsInterceptor
 from ponder_runtime.settings import ServiceSettings
 from ponder_runtime.trace_header import TraceIdInterceptor
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsEndpoint:
+    """The Prometheus text endpoint (prometheus_client's WSGI server on a daemon thread)."""
+
+    server: WSGIServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return int(self.server.server_port)
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@dataclass(frozen=True, slots=True)
 class Telemetry:
-    """A service's tracer provider and the gRPC interceptors bound to it."""
+    """A service's tracer and meter providers and the gRPC interceptors bound to them."""
 
     tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    metrics_endpoint: MetricsEndpoint | None = None
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port serving /metrics, or None when PONDER_METRICS_PORT is -1."""
+        return self.metrics_endpoint.port if self.metrics_endpoint is not None else None
 
     def tracer(self, name: str) -> Tracer:
         """A tracer for instrumentation scope `name`."""
         return self.tracer_provider.get_tracer(name)
 
+    def meter(self, name: str) -> Meter:
+        """A meter for instrumentation scope `name`."""
+        return self.meter_provider.get_meter(name)
+
     def server_interceptors(self) -> list[grpc.aio.ServerInterceptor]:
         """Server-side span per RPC (health checks excluded), its trace id returned as
-        `x-trace-id` header metadata."""
+        `x-trace-id` header metadata; RPC count and duration by method and status."""
         return [
             aio_server_interceptor(
                 tracer_provider=self.tracer_provider,
                 filter_=filters.negate(filters.health_check()),
             ),
+            RpcMetricsInterceptor(self.meter("ponder_runtime")),  # sees the final status
             TraceIdInterceptor(),  # inside the span: responses carry x-trace-id
         ]
 
@@ -57,14 +101,21 @@ class Telemetry:
         return interceptors
 
     def shutdown(self) -> None:
-        """Flush and stop exporting spans."""
+        """Flush and stop exporting spans and metrics; close the /metrics endpoint."""
         self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()  # the Prometheus reader leaves its registry
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.close()
 
 
 def configure_telemetry(
-    settings: ServiceSettings, *, extra_processors: Sequence[SpanProcessor] = ()
+    settings: ServiceSettings,
+    *,
+    extra_processors: Sequence[SpanProcessor] = (),
+    extra_metric_readers: Sequence[MetricReader] = (),
 ) -> Telemetry:
-    """Build the service's tracer provider from settings and the OTEL_* environment."""
+    """Build the service's tracer and meter providers from settings and the OTEL_* environment
+    (and start the /metrics endpoint when PONDER_METRICS_PORT is 0 or more)."""
     resource = Resource.create(
         {
             SERVICE_NAME: settings.otel_service_name or settings.service_name,
@@ -81,4 +132,19 @@ def configure_telemetry(
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
     for processor in extra_processors:
         provider.add_span_processor(processor)
-    return Telemetry(provider)
+    readers: list[MetricReader] = list(extra_metric_readers)
+    if settings.otlp_metrics_export_enabled:
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+        # OTEL_METRIC_EXPORT_INTERVAL (default 60 s) sets the period.
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+    endpoint = None
+    if settings.metrics_port >= 0:
+        registry = CollectorRegistry(auto_describe=True)  # ours, not prometheus_client.REGISTRY
+        readers.append(PrometheusMetricReader(registry=registry))
+        server, thread = start_http_server(
+            settings.metrics_port, addr=settings.host, registry=registry
+        )
+        endpoint = MetricsEndpoint(server, thread)
+    meters = MeterProvider(metric_readers=readers, resource=resource)
+    return Telemetry(provider, meters, endpoint)

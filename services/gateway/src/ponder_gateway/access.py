@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Protocol
 
 import grpc
+from opentelemetry.metrics import Meter
 
+from ponder_gateway.metrics import RATE_LIMIT_REJECTIONS, RPC_METHOD, no_op_meter
 from ponder_runtime import PonderError, ResourceExhaustedError
 
 
@@ -90,11 +92,19 @@ class AccessControl:
     """The guard run before every gateway RPC (health and reflection stay open)."""
 
     def __init__(
-        self, key_hashes: frozenset[str], *, allow_anonymous: bool, buckets: Buckets | None
+        self,
+        key_hashes: frozenset[str],
+        *,
+        allow_anonymous: bool,
+        buckets: Buckets | None,
+        meter: Meter | None = None,
     ) -> None:
         self._hashes = key_hashes
         self._anonymous = allow_anonymous
         self._buckets = buckets
+        self._rejections = (meter or no_op_meter()).create_counter(
+            RATE_LIMIT_REJECTIONS, unit="{request}", description="Calls refused by rate limits."
+        )
 
     def caller(self, context: grpc.aio.ServicerContext) -> str:
         """The caller's identity ("key:<hash prefix>" or "peer:<address>"); raises
@@ -119,6 +129,7 @@ class AccessControl:
         if self._buckets is not None:
             wait = await self._buckets.take(caller)
             if wait > 0:
+                self._rejections.add(1, {RPC_METHOD: method})
                 raise ResourceExhaustedError(
                     f"rate limit exceeded for {caller}; retry in {wait:.2f}s",
                     retry_after_seconds=wait,

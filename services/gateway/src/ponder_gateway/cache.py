@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 import grpc
 from google.protobuf import duration_pb2
+from opentelemetry.metrics import Meter
 
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
+from ponder_gateway.metrics import CACHE_LOOKUPS, CACHE_RESULT, no_op_meter
 from ponder_gateway.parameters import RunParameters
 
 
@@ -89,8 +91,12 @@ class WorkflowCache:
         ttl_seconds: float,
         timeout: float,
         recent: RecentAnswers | None = None,
+        meter: Meter | None = None,
     ) -> None:
         self._stub = stub
+        self._lookups = (meter or no_op_meter()).create_counter(
+            CACHE_LOOKUPS, unit="{lookup}", description="Cache lookups by result."
+        )
         self._threshold = threshold
         self._ttl_seconds = ttl_seconds
         self._timeout = timeout
@@ -101,8 +107,14 @@ class WorkflowCache:
         space = namespace(params)
         recent = self._recent.get(space, topic)
         if recent is not None:
+            self._lookups.add(1, {CACHE_RESULT: "hit"})
             return recent
-        found = await self._lookup(space, topic)
+        try:
+            found = await self._lookup(space, topic)
+        except CacheUnavailableError:
+            self._lookups.add(1, {CACHE_RESULT: "error"})
+            raise
+        self._lookups.add(1, {CACHE_RESULT: "miss" if found is None else "hit"})
         if found is not None:
             self._recent.put(space, topic, found)
         return found

@@ -6,14 +6,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
+from opentelemetry.metrics import Meter
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.cache import CacheUnavailableError, WorkflowCache
+from ponder_gateway.metrics import (
+    WORKFLOW_DURATION,
+    WORKFLOW_IN_FLIGHT,
+    WORKFLOW_KIND,
+    WORKFLOW_OUTCOME,
+    no_op_meter,
+)
 from ponder_gateway.parameters import RunParameters
 from ponder_gateway.runner import WorkflowRunner, record_trace_id
 from ponder_gateway.store import ListFilter, WorkflowStore
@@ -39,6 +48,13 @@ FINAL_STATES = (
 )
 
 
+def _enum_name(
+    enum: type[workflow_pb2.WorkflowKind] | type[workflow_pb2.WorkflowState], value: int
+) -> str:
+    """The value's name without the enum's prefix: WORKFLOW_STATE_SUCCEEDED -> SUCCEEDED."""
+    return enum.Name(value).split("_", 2)[2]
+
+
 @dataclass
 class _Feed:
     """The event history of one live workflow and a way to wait for the next event."""
@@ -58,8 +74,16 @@ class WorkflowManager:
         *,
         max_running: int = 64,
         max_queued: int = 256,
+        meter: Meter | None = None,
     ) -> None:
         self._runner = runner
+        meter = meter or no_op_meter()
+        self._duration = meter.create_histogram(
+            WORKFLOW_DURATION, unit="s", description="Workflow executions, by kind and outcome."
+        )
+        self._in_flight = meter.create_up_down_counter(
+            WORKFLOW_IN_FLIGHT, unit="{workflow}", description="Workflows executing or queued."
+        )
         self._slots = asyncio.Semaphore(max_running)
         self._capacity = max_running + max_queued
         self._admitted = 0
@@ -91,8 +115,22 @@ class WorkflowManager:
         """Answer from the cache or run, record the outcome; raise PonderError on failure
         (the record then says FAILED with the reason)."""
         self._live[workflow.name] = workflow
-        async with self._slots:
-            return await self._execute(workflow, params, context)
+        started = time.perf_counter()
+        kind = {WORKFLOW_KIND: _enum_name(workflow_pb2.WorkflowKind, params.kind)}
+        self._in_flight.add(1, kind)
+        try:
+            async with self._slots:
+                return await self._execute(workflow, params, context)
+        finally:
+            self._in_flight.add(-1, kind)
+            outcome = (
+                _enum_name(workflow_pb2.WorkflowState, workflow.state)
+                if workflow.state in FINAL_STATES
+                else "ERROR"  # an unexpected exception, or cancelled while queued
+            )
+            self._duration.record(
+                time.perf_counter() - started, {**kind, WORKFLOW_OUTCOME: outcome}
+            )
 
     def admit(self) -> None:
         """Count a workflow in (running or queued); RESOURCE_EXHAUSTED beyond capacity."""

@@ -74,5 +74,6 @@ def build_facade(
         config=config,
         assets=DocsAssets.locate(),
         tracer=telemetry.tracer("ponder_rest"),
+        meter=telemetry.meter("ponder_rest"),
         title=TITLE,
     )

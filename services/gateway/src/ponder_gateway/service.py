@@ -91,6 +91,7 @@ class GatewayModule:
             if redis_client is not None
             else SqliteWorkflowStore(settings.store_path)
         )
+        meter = telemetry.meter("ponder_gateway")
         self.manager = WorkflowManager(
             WorkflowRunner(upstreams, settings),
             WorkflowCache(
@@ -102,16 +103,19 @@ class GatewayModule:
                     seconds=min(settings.cache_recent_seconds, settings.cache_ttl_seconds),
                     max_entries=settings.cache_recent_entries,
                 ),
+                meter=meter,
             ),
             store,
             max_running=settings.max_running_workflows,
             max_queued=settings.max_queued_workflows,
+            meter=meter,
         )
         self._grace = settings.shutdown_grace_seconds
         self._access = AccessControl(
             read_key_hashes(settings.api_keys_file, settings.api_key_hashes),
             allow_anonymous=settings.allow_anonymous,
             buckets=_buckets(settings, redis_client),
+            meter=meter,
         )
         self._servicer = WorkflowServicer(self.manager)
         self._proxied = dict(self._targets) if settings.expose_internal_services else {}

@@ -1,0 +1,137 @@
+"""OpenTelemetry metrics shared by the services: the instrument names and attribute keys (in
+one place, semantic-convention style), and the server interceptor that counts and times RPCs.
+
+Prometheus sees the names with dots as underscores plus its suffixes, e.g.
+`rpc_server_requests_total` and `rpc_server_duration_milliseconds_bucket`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from opentelemetry.metrics import Counter, Histogram, Meter
+
+
+# --- gRPC server (every service) -----------------------------------------------------------
+RPC_SERVER_REQUESTS = "rpc.server.requests"  # counter, one per finished RPC
+RPC_SERVER_DURATION = "rpc.server.duration"  # histogram, milliseconds
+RPC_METHOD = "rpc.method"  # "/pkg.Service/Method"
+RPC_GRPC_STATUS_CODE = "rpc.grpc.status_code"  # int, 0 = OK
+
+# --- HTTP server (the REST facade) ---------------------------------------------------------
+HTTP_SERVER_REQUESTS = "http.server.requests"  # counter
+HTTP_SERVER_REQUEST_DURATION = "http.server.request.duration"  # histogram, seconds
+HTTP_REQUEST_METHOD = "http.request.method"
+HTTP_ROUTE = "http.route"  # the path template; "" when no route matched
+HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
+
+_HEALTH_PREFIX = "/grpc.health.v1.Health/"  # probes would drown the real traffic
+
+Behavior = Callable[[Any, Any], Any]
+
+
+class RpcMetrics:
+    """The RPC instruments of one meter."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.requests: Counter = meter.create_counter(
+            RPC_SERVER_REQUESTS, unit="{request}", description="RPCs handled, by method and status."
+        )
+        self.duration: Histogram = meter.create_histogram(
+            RPC_SERVER_DURATION, unit="ms", description="Time to handle an RPC."
+        )
+
+    def record(self, method: str, code: grpc.StatusCode, started: float) -> None:
+        """One finished RPC."""
+        attributes = {RPC_METHOD: method, RPC_GRPC_STATUS_CODE: code.value[0]}
+        self.requests.add(1, attributes)
+        self.duration.record((time.perf_counter() - started) * 1000, attributes)
+
+
+def _status(context: grpc.aio.ServicerContext, exc: BaseException | None) -> grpc.StatusCode:
+    """The status the RPC ended with: what the handler set or aborted with, else what grpc
+    makes of the exception (UNKNOWN; CANCELLED when the call was cancelled)."""
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if isinstance(code, int):  # some grpc versions keep the number
+        for known in grpc.StatusCode:
+            if known.value[0] == code:
+                return known
+    if exc is None:
+        return grpc.StatusCode.OK
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.UNKNOWN
+
+
+def _unary(behavior: Behavior, method: str, metrics: RpcMetrics) -> Behavior:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        failure: BaseException | None = None
+        try:
+            return await behavior(request, context)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            metrics.record(method, _status(context, failure), started)
+
+    return wrapper
+
+
+def _stream(behavior: Behavior, method: str, metrics: RpcMetrics) -> Behavior:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        started = time.perf_counter()
+        failure: BaseException | None = None
+        try:
+            result = behavior(request, context)
+            if inspect.isasyncgen(result):
+                async for item in result:
+                    yield item
+            else:
+                await result
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            metrics.record(method, _status(context, failure), started)
+
+    return wrapper
+
+
+class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Counts and times unary and server-streaming RPCs (health checks excluded) by method and
+    final status code. Runs outside the error mapping, so it sees the status the client gets."""
+
+    def __init__(self, meter: Meter) -> None:
+        self._metrics = RpcMetrics(meter)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        """Wrap the handler's behaviour with the measurement."""
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or handler.request_streaming or method.startswith(_HEALTH_PREFIX):
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _unary(handler.unary_unary, method, self._metrics),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _stream(handler.unary_stream, method, self._metrics),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
