@@ -1,4 +1,5 @@
-"""RPC metrics are scrapeable as Prometheus text on PONDER_METRICS_PORT, per method and status."""
+"""RPC metrics are scrapeable as Prometheus text on PONDER_<SERVICE>_METRICS_PORT, per method
+and status."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ async def test_rpc_counts_and_durations_are_scraped_by_method_and_code():
 
 
 def test_metrics_endpoint_is_off_by_default_and_registries_are_per_telemetry():
-    """Without PONDER_METRICS_PORT no port is opened; two Telemetry objects in one process
+    """Without PONDER_<SERVICE>_METRICS_PORT no port is opened; two Telemetry objects in one process
     each serve only their own instruments (no process-global registry)."""
     assert configure_telemetry(load_settings(ResearchSettings)).metrics_port is None
     first = configure_telemetry(load_settings(ResearchSettings, metrics_port=0))
@@ -86,3 +87,15 @@ def test_metrics_endpoint_is_off_by_default_and_registries_are_per_telemetry():
     assert value(two, "only_second_total") == 3
     assert "only_second" not in one
     assert "only_first" not in two
+
+
+def test_each_service_reads_its_own_metrics_port(monkeypatch):
+    """PONDER_RESEARCH_METRICS_PORT sets research's port; another service's variable does
+    not (the four processes of `make run` share one environment)."""
+    from ponder_gateway.settings import GatewaySettings
+
+    monkeypatch.setenv("PONDER_GATEWAY_METRICS_PORT", "9464")
+    assert load_settings(ResearchSettings).metrics_port == -1
+    monkeypatch.setenv("PONDER_RESEARCH_METRICS_PORT", "9465")
+    assert load_settings(ResearchSettings).metrics_port == 9465
+    assert load_settings(GatewaySettings).metrics_port == 9464

@@ -45,8 +45,7 @@ class ServiceSettings(BaseSettings):
         ge=-1,
         le=65535,
         description="Port of the Prometheus text endpoint (GET /metrics) on `host`: -1 turns "
-        "it off, 0 picks a free one. One variable for every service (PONDER_METRICS_PORT): "
-        "give each process its own when several run on one host.",
+        "it off, 0 picks a free one. Each service reads its own PONDER_<SERVICE>_METRICS_PORT.",
     )
     otel_service_name: str | None = Field(None, validation_alias="OTEL_SERVICE_NAME")
     otel_exporter_otlp_endpoint: str | None = Field(

@@ -6,9 +6,10 @@ variables itself; spans and metrics are exported over OTLP only when an endpoint
 gRPC interceptors are installed explicitly (no monkey-patching) and skip grpc.health.v1, whose
 Watch handler uses context.write() that the instrumentation cannot wrap.
 
-Metrics can also be scraped as Prometheus text (GET /metrics) on PONDER_METRICS_PORT. Nothing is
-global: each Telemetry has its own providers and its own prometheus_client registry (not the
-process-wide REGISTRY), so several services and tests can live in one process.
+Metrics can also be scraped as Prometheus text (GET /metrics) on PONDER_<SERVICE>_METRICS_PORT.
+Nothing is global: each Telemetry has its own providers and its own prometheus_client
+registry (not the process-wide REGISTRY), so several services and tests can live in one
+process.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class Telemetry:
 
     @property
     def metrics_port(self) -> int | None:
-        """The port serving /metrics, or None when PONDER_METRICS_PORT is -1."""
+        """The port serving /metrics, or None when PONDER_<SERVICE>_METRICS_PORT is -1."""
         return self.metrics_endpoint.port if self.metrics_endpoint is not None else None
 
     def tracer(self, name: str) -> Tracer:
@@ -115,7 +116,7 @@ def configure_telemetry(
     extra_metric_readers: Sequence[MetricReader] = (),
 ) -> Telemetry:
     """Build the service's tracer and meter providers from settings and the OTEL_* environment
-    (and start the /metrics endpoint when PONDER_METRICS_PORT is 0 or more)."""
+    (and start the /metrics endpoint when PONDER_<SERVICE>_METRICS_PORT is 0 or more)."""
     resource = Resource.create(
         {
             SERVICE_NAME: settings.otel_service_name or settings.service_name,

@@ -14,6 +14,13 @@ class EmbeddingSettings(ServiceSettings):
     service_name: ClassVar[str] = "embedding"
 
     port: int = Field(50054, ge=0, le=65535, validation_alias="PONDER_EMBEDDING_PORT")
+    metrics_port: int = Field(
+        -1,
+        ge=-1,
+        le=65535,
+        validation_alias="PONDER_EMBEDDING_METRICS_PORT",
+        description="Prometheus text endpoint (GET /metrics): -1 off, 0 a free port.",
+    )
     model: str = Field(
         "",
         validation_alias="PONDER_EMBEDDING_MODEL",

@@ -14,6 +14,13 @@ class GatewaySettings(ServiceSettings):
     service_name: ClassVar[str] = "gateway"
 
     port: int = Field(50051, ge=0, le=65535, validation_alias="PONDER_GATEWAY_PORT")
+    metrics_port: int = Field(
+        -1,
+        ge=-1,
+        le=65535,
+        validation_alias="PONDER_GATEWAY_METRICS_PORT",
+        description="Prometheus text endpoint (GET /metrics): -1 off, 0 a free port.",
+    )
     http_port: int = Field(
         8080,
         ge=-1,

@@ -13,6 +13,13 @@ class ReflectionSettings(ServiceSettings):
     service_name: ClassVar[str] = "reflection"
 
     port: int = Field(50053, ge=0, le=65535, validation_alias="PONDER_REFLECTION_PORT")
+    metrics_port: int = Field(
+        -1,
+        ge=-1,
+        le=65535,
+        validation_alias="PONDER_REFLECTION_METRICS_PORT",
+        description="Prometheus text endpoint (GET /metrics): -1 off, 0 a free port.",
+    )
     default_max_iterations: int = Field(
         2, ge=1, le=5, validation_alias="PONDER_REFLECTION_DEFAULT_MAX_ITERATIONS"
     )

@@ -14,6 +14,13 @@ class ResearchSettings(ServiceSettings):
     service_name: ClassVar[str] = "research"
 
     port: int = Field(50052, ge=0, le=65535, validation_alias="PONDER_RESEARCH_PORT")
+    metrics_port: int = Field(
+        -1,
+        ge=-1,
+        le=65535,
+        validation_alias="PONDER_RESEARCH_METRICS_PORT",
+        description="Prometheus text endpoint (GET /metrics): -1 off, 0 a free port.",
+    )
     library_dirs: list[Path] = Field(
         default_factory=list,
         validation_alias="PONDER_RESEARCH_LIBRARY_DIRS",
