@@ -14,8 +14,9 @@ from ponder_runtime.errors import PonderError
 
 logger = logging.getLogger(__name__)
 
-# grpc.health.v1 Watch writes with context.write(); it reports its own errors.
-_HEALTH_PREFIX = "/grpc.health.v1.Health/"
+# grpc.health.v1: Watch writes with context.write(), which wrapped behaviours cannot carry;
+# health reports its own errors and is neither traced nor counted.
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
@@ -65,6 +66,29 @@ def _wrap_stream(behavior: Behavior, method: str) -> Callable[..., AsyncIterator
     return wrapper
 
 
+def rewrap(
+    handler: grpc.RpcMethodHandler,
+    *,
+    unary: Callable[[Behavior], Behavior],
+    stream: Callable[[Behavior], Behavior],
+) -> grpc.RpcMethodHandler:
+    """`handler` with its unary or server-streaming behaviour wrapped (serializers kept);
+    other kinds unchanged. The one place interceptors rebuild handlers."""
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            unary(handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            stream(handler.unary_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return handler
+
+
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Maps PonderError to its status (with google.rpc details) and anything else to INTERNAL."""
 
@@ -76,21 +100,13 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """Wrap unary-response and server-streaming handlers."""
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or handler.request_streaming or method.startswith(_HEALTH_PREFIX):
+        if handler is None or handler.request_streaming or method.startswith(HEALTH_PREFIX):
             return handler
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return rewrap(
+            handler,
+            unary=lambda behavior: _wrap_unary(behavior, method),
+            stream=lambda behavior: _wrap_stream(behavior, method),
+        )
 
 
 Guard = Callable[[grpc.aio.ServicerContext, str], Awaitable[None]]
@@ -115,34 +131,29 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method = handler_call_details.method
         if handler is None or handler.request_streaming or method.startswith(self._open):
             return handler
-        guard = self._guard
-        if handler.unary_unary is not None:
-            inner = handler.unary_unary
+        return rewrap(
+            handler,
+            unary=lambda behavior: _guarded_unary(self._guard, method, behavior),
+            stream=lambda behavior: _guarded_stream(self._guard, method, behavior),
+        )
 
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                await guard(context, method)
-                return await inner(request, context)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            inner_stream = handler.unary_stream
+def _guarded_unary(guard: Guard, method: str, inner: Behavior) -> Behavior:
+    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await guard(context, method)
+        return await inner(request, context)
 
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                await guard(context, method)
-                result = inner_stream(request, context)
-                if inspect.isasyncgen(result):
-                    async for item in result:
-                        yield item
-                else:
-                    await result
+    return unary
 
-            return grpc.unary_stream_rpc_method_handler(
-                stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+
+def _guarded_stream(guard: Guard, method: str, inner: Behavior) -> Behavior:
+    async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await guard(context, method)
+        result = inner(request, context)
+        if inspect.isasyncgen(result):
+            async for item in result:
+                yield item
+        else:
+            await result
+
+    return stream

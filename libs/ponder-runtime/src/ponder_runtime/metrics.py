@@ -16,6 +16,8 @@ from typing import Any
 import grpc
 from opentelemetry.metrics import Counter, Histogram, Meter
 
+from ponder_runtime.interceptors import HEALTH_PREFIX, rewrap
+
 
 # --- gRPC server (every service) -----------------------------------------------------------
 RPC_SERVER_REQUESTS = "rpc.server.requests"  # counter, one per finished RPC
@@ -30,7 +32,6 @@ HTTP_REQUEST_METHOD = "http.request.method"
 HTTP_ROUTE = "http.route"  # the path template; "" when no route matched
 HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
 
-_HEALTH_PREFIX = "/grpc.health.v1.Health/"  # probes would drown the real traffic
 
 Behavior = Callable[[Any, Any], Any]
 
@@ -120,18 +121,10 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """Wrap the handler's behaviour with the measurement."""
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or handler.request_streaming or method.startswith(_HEALTH_PREFIX):
+        if handler is None or handler.request_streaming or method.startswith(HEALTH_PREFIX):
             return handler
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary, method, self._metrics),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _stream(handler.unary_stream, method, self._metrics),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return rewrap(
+            handler,
+            unary=lambda behavior: _unary(behavior, method, self._metrics),
+            stream=lambda behavior: _stream(behavior, method, self._metrics),
+        )

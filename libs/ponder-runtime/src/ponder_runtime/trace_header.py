@@ -16,9 +16,10 @@ from typing import Any
 import grpc
 from opentelemetry import trace
 
+from ponder_runtime.interceptors import HEALTH_PREFIX, rewrap
+
 
 TRACE_ID_KEY = "x-trace-id"
-_HEALTH_PREFIX = "/grpc.health.v1.Health/"  # Watch uses context.write(); health has no trace
 
 
 class _WithTraceId:
@@ -109,19 +110,11 @@ class TraceIdInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if (
             handler is None
             or handler.request_streaming
-            or handler_call_details.method.startswith(_HEALTH_PREFIX)
+            or handler_call_details.method.startswith(HEALTH_PREFIX)
         ):
             return handler
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _stream(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return rewrap(
+            handler,
+            unary=_unary,
+            stream=_stream,
+        )
