@@ -117,3 +117,19 @@ def test_console_exporter_prints_spans(monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert '"name": "look-at-me"' in printed
     assert trace_id in printed
+
+
+def test_without_an_exporter_spans_have_ids_but_record_nothing(monkeypatch):
+    """Nothing to export to: spans are not recorded (no cost), but still carry valid trace
+    ids for logs, headers and the workflow's trace_id; OTEL_TRACES_SAMPLER overrides that."""
+    settings = load_settings(ResearchSettings, host="127.0.0.1", port=0)
+    quiet = configure_telemetry(settings)
+    with quiet.tracer("test").start_as_current_span("quiet") as span:
+        assert not span.is_recording()
+        assert span.get_span_context().is_valid
+    quiet.shutdown()
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
+    sampled = configure_telemetry(load_settings(ResearchSettings, host="127.0.0.1", port=0))
+    with sampled.tracer("test").start_as_current_span("sampled") as span:
+        assert span.is_recording()
+    sampled.shutdown()

@@ -58,6 +58,7 @@ class ServiceSettings(BaseSettings):
         None, validation_alias="OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
     )
     otel_traces_exporter: str = Field("otlp", validation_alias="OTEL_TRACES_EXPORTER")
+    otel_traces_sampler: str | None = Field(None, validation_alias="OTEL_TRACES_SAMPLER")
     otel_metrics_exporter: str = Field("otlp", validation_alias="OTEL_METRICS_EXPORTER")
     otel_sdk_disabled: bool = Field(False, validation_alias="OTEL_SDK_DISABLED")
 

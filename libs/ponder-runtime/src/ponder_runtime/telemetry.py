@@ -33,6 +33,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -123,15 +124,20 @@ def configure_telemetry(
             "service.namespace": "ponder",
         }
     )
-    provider = TracerProvider(resource=resource)
+    processors: list[SpanProcessor] = list(extra_processors)
     if settings.otlp_export_enabled:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        processors.append(BatchSpanProcessor(OTLPSpanExporter()))
     elif settings.otel_traces_exporter == "console" and not settings.otel_sdk_disabled:
         # A local look without a collector: each span as JSON on stdout (the log file).
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
-    for processor in extra_processors:
+        processors.append(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
+    # With nowhere to send spans, record none: spans still get ids (logs, X-Trace-Id and the
+    # workflow's trace_id keep working, traceparent still propagates) at almost no cost.
+    # OTEL_TRACES_SAMPLER, when set, decides instead.
+    quiet = not processors and not settings.otel_traces_sampler
+    provider = TracerProvider(resource=resource, sampler=ALWAYS_OFF if quiet else None)
+    for processor in processors:
         provider.add_span_processor(processor)
     readers: list[MetricReader] = list(extra_metric_readers)
     if settings.otlp_metrics_export_enabled:
