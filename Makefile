@@ -52,6 +52,7 @@ bench: install bench-deps
 	$(PY) bench/bench_gateway.py
 	$(PY) bench/asgi_servers.py
 	$(PY) bench/bench_rest.py
+	$(PY) bench/bench_tracing.py
 
 # Benchmark-only tools: granian and uvloop (pinned), and wrk (Debian package).
 bench-deps: install
