@@ -13,12 +13,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.internal import type_checkers
 from google.protobuf.message import Message
 
-from ponder_rest.codec import JsonOptions
+from ponder_rest.codec import JsonOptions, message_to_obj
 
 
 Convert = Callable[[Any], Any]
@@ -39,11 +38,7 @@ class JsonWriter:
         if plan is None:
             plan = self._plans[descriptor.full_name] = self._plan(descriptor)
         if plan.delegate:
-            return json_format.MessageToDict(
-                message,
-                preserving_proto_field_name=self._options.use_proto_names,
-                always_print_fields_with_no_presence=self._options.emit_unpopulated,
-            )
+            return message_to_obj(message, self._options)
         js: dict[str, Any] = {}
         converters = plan.converters
         for field, value in message.ListFields():
