@@ -143,6 +143,9 @@ async def main() -> None:
                 "OPENAI_BASE_URL": fake.base_url,
                 "PONDER_REFLECTION_MAX_CONCURRENCY": str(args.workflows * 2),
                 "PONDER_GATEWAY_RATE_LIMIT_PER_SECOND": "0",
+                # Every exact repeat a new workflow answered by the cache, not a replay of the
+                # first one (bench_rest.py measures replays).
+                "PONDER_GATEWAY_REPLAY_SECONDS": "0",
                 "PONDER_GATEWAY_MAX_RUNNING_WORKFLOWS": str(args.workflows),
                 "PONDER_GATEWAY_MAX_QUEUED_WORKFLOWS": str(args.workflows),
                 "PONDER_GATEWAY_STORE_PATH": str(root / "workflows.sqlite3"),

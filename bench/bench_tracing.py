@@ -102,6 +102,7 @@ async def bench(args: argparse.Namespace) -> None:
         try:
             for stack, _ in stacks.values():
                 await stack.wait_ready(timeout=180)
+                await stack.wait_for_log("research", "library indexed")  # no background work
             for _unused, port in stacks.values():
                 _, problem = rest.warm_rest(port, 60.0)
                 if problem:

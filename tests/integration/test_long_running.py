@@ -191,8 +191,9 @@ class TestSemanticCache:
     """The cache in front of workflows."""
 
     async def test_hit_miss_paraphrase_bypass_refresh(self, stub):
-        """A first run misses and stores; an exact repeat and a close paraphrase hit (with
-        their similarity and the source workflow); BYPASS skips the cache; REFRESH reruns."""
+        """A first run misses and stores; the same request again replays it; the same topic
+        and a close paraphrase hit (with their similarity and the source workflow); BYPASS
+        skips the cache; REFRESH reruns, and the first request is no longer replayed."""
         tag = uuid.uuid4().hex[:6]
         topic = f"How do language agents use self-reflection to improve, case {tag}?"
         use = pb.WorkflowParameters(cache_policy=pb.CACHE_POLICY_USE)
@@ -207,7 +208,14 @@ class TestSemanticCache:
         first = await run(topic, use)
         assert not first.cache.hit
         assert first.steps[0].message == "miss"
-        again = await run(topic, use)
+        # The same request again is a replay of `first` (replay.py); the same topic in other
+        # bytes (spaces around it) is a new workflow answered by the cache.
+        replay = stub.RunReflectionWorkflow(
+            pb.RunReflectionWorkflowRequest(topic=topic, parameters=use), timeout=30
+        )
+        assert (await replay).workflow == first
+        assert "x-ponder-replay-age" in dict(await replay.initial_metadata())
+        again = await run(f"  {topic} ", use)
         assert again.cache.hit
         assert again.cache.similarity == pytest.approx(1.0)
         assert again.cache.source_workflow == first.name

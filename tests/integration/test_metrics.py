@@ -80,8 +80,8 @@ async def test_gateway_metrics_follow_rest_workflows_cache_and_rate_limits(
     topic = f"How do agents reflect on their answers? ({uuid.uuid4().hex[:8]})"
     try:
         async with httpx.AsyncClient(base_url=rest_url(server), timeout=30) as http:
-            for _ in range(2):
-                reply = await http.post("/v1/workflows/reflection", json={"topic": topic})
+            for text in (topic, f" {topic}"):  # other bytes: a cache hit, not a replay
+                reply = await http.post("/v1/workflows/reflection", json={"topic": text})
                 assert reply.status_code == 200, reply.text
             assert reply.json()["workflow"]["cache"]["hit"] is True
             limited = await http.get("/v1/workflows/nothing-here")
@@ -92,7 +92,7 @@ async def test_gateway_metrics_follow_rest_workflows_cache_and_rate_limits(
         assert (
             total(
                 reader,
-                "http.server.requests",
+                "http.server.request.duration",  # a histogram's count: the requests
                 {
                     "http.request.method": "POST",
                     "http.route": route,
@@ -102,7 +102,9 @@ async def test_gateway_metrics_follow_rest_workflows_cache_and_rate_limits(
             == 2
         )
         assert total(reader, "http.server.request.duration", {"http.route": route}) == 2
-        assert total(reader, "http.server.requests", {"http.response.status_code": 429}) == 1
+        assert (
+            total(reader, "http.server.request.duration", {"http.response.status_code": 429}) == 1
+        )
         assert points(reader, "ponder.workflow.in_flight")  # it moved, and is back at zero
         durations = points(reader, "ponder.workflow.duration")
         assert {

@@ -252,11 +252,39 @@ async def test_with_curl(stack: InProcessStack):
 async def test_a_cache_hit_carries_its_own_trace_id(http: httpx.AsyncClient):
     """A repeat is answered from the cache, and its workflow still names the trace of the
     request that asked (the one in X-Trace-Id), not none and not the first request's."""
-    topic = {"topic": "Which retrieval tricks help agents cite their sources?"}
-    first = await http.post("/v1/workflows/reflection", json=topic)
-    again = await http.post("/v1/workflows/reflection", json=topic)
+    topic = "Which retrieval tricks help agents cite their sources?"
+    first = await http.post("/v1/workflows/reflection", json={"topic": topic})
+    # The same topic in other bytes: a new workflow from the cache, not a replay.
+    again = await http.post("/v1/workflows/reflection", json={"topic": f"{topic} "})
     assert first.status_code == again.status_code == 200
     workflow = again.json()["workflow"]
     assert workflow["cache"]["hit"] is True
     assert workflow["traceId"] == again.headers["x-trace-id"]
     assert workflow["traceId"] != first.json()["workflow"]["traceId"]
+
+
+async def test_an_exact_repeat_is_replayed(http: httpx.AsyncClient):
+    """The same request again within PONDER_GATEWAY_REPLAY_SECONDS gets the same workflow,
+    byte for byte, saying so in a header; the request still has its own trace; the workflow
+    is the recorded one; REFRESH is never replayed."""
+    body = {"topic": f"Do agents reflect better with critics? ({uuid.uuid4().hex[:8]})"}
+    first = await http.post("/v1/workflows/reflection", json=body)
+    again = await http.post("/v1/workflows/reflection", json=body)
+    assert first.status_code == again.status_code == 200
+    assert "grpc-metadata-x-ponder-replay-age" not in first.headers
+    assert again.content == first.content
+    assert 0 <= float(again.headers["grpc-metadata-x-ponder-replay-age"]) < 30
+    workflow = again.json()["workflow"]
+    assert again.headers["x-trace-id"] != workflow["traceId"]  # this request's, not the run's
+    fetched = await http.get(f"/v1/{workflow['name']}")
+    assert fetched.json()["workflow"]["name"] == workflow["name"]
+    refresh = {**body, "parameters": {"cachePolicy": "CACHE_POLICY_REFRESH"}}
+    refreshed = [await http.post("/v1/workflows/reflection", json=refresh) for _ in range(2)]
+    names = {r.json()["workflow"]["name"] for r in refreshed} | {workflow["name"]}
+    assert len(names) == 3
+    assert all("grpc-metadata-x-ponder-replay-age" not in r.headers for r in refreshed)
+    latest = await http.post("/v1/workflows/reflection", json=body)
+    assert (
+        latest.json()["workflow"]["cache"]["sourceWorkflow"]
+        == refreshed[-1].json()["workflow"]["name"]
+    )

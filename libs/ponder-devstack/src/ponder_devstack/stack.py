@@ -120,6 +120,17 @@ class Stack:
             if pending:
                 await asyncio.sleep(0.25)
 
+    async def wait_for_log(self, name: str, text: str, timeout: float = 120.0) -> None:
+        """Wait until service `name` has logged `text` (e.g. research's "library indexed",
+        so a benchmark does not measure while the library is still being embedded)."""
+        service = next(s for s in self.services if s.name == name)
+        deadline = time.monotonic() + timeout
+        needle = text.encode()
+        while needle not in service.log_path.read_bytes():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} did not log {text!r} in {timeout:g}s")
+            await asyncio.sleep(0.25)
+
     def stop(self, timeout: float = 30.0) -> dict[str, int | None]:
         """SIGTERM every service (gateway first), wait for them to drain; return exit codes."""
         running = [s for s in reversed(self.services) if s.process and s.process.poll() is None]

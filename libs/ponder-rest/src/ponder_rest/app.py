@@ -46,14 +46,13 @@ from ponder_rest.codec import (
 from ponder_rest.docs import DocsAssets, redoc_html, swagger_html
 from ponder_rest.encoder import MessageEncoder
 from ponder_rest.routes import MethodNotAllowedError, NoRouteError, Route, Router
-from ponder_rest.transcoder import RequestError, build_request, parse_query
+from ponder_rest.transcoder import BodyMemo, RequestError, build_request, parse_query
 from ponder_runtime.local import LocalCallError, LocalContext
 from ponder_runtime.metrics import (
     HTTP_REQUEST_METHOD,
     HTTP_RESPONSE_STATUS_CODE,
     HTTP_ROUTE,
     HTTP_SERVER_REQUEST_DURATION,
-    HTTP_SERVER_REQUESTS,
 )
 
 
@@ -188,12 +187,13 @@ class RestFacade:
         self._assets = assets
         self._tracer = tracer or trace.get_tracer(__name__)
         meter = meter or metrics.NoOpMeter(__name__)
-        self._requests = meter.create_counter(
-            HTTP_SERVER_REQUESTS, unit="{request}", description="HTTP requests answered."
-        )
+        # Its count is the number of requests (Prometheus: `..._count`): no separate counter.
         self._duration = meter.create_histogram(
-            HTTP_SERVER_REQUEST_DURATION, unit="s", description="Time to answer an HTTP request."
+            HTTP_SERVER_REQUEST_DURATION,
+            unit="s",
+            description="Time to answer an HTTP request (its count: requests answered).",
         )
+        self._bodies = BodyMemo()
         self._title = title
         self._origins = frozenset(config.cors_origins)
         self._any_origin = "*" in self._origins
@@ -238,7 +238,6 @@ class RestFacade:
             HTTP_ROUTE: exchange.route,
             HTTP_RESPONSE_STATUS_CODE: exchange.status,
         }
-        self._requests.add(1, attributes)
         self._duration.record(time.perf_counter() - exchange.started, attributes)
 
     def _log(self, exchange: _Exchange) -> None:
@@ -288,7 +287,7 @@ class RestFacade:
         body = await self._read_body(exchange, receive, route)
         try:
             request = build_request(
-                route, bindings, parse_query(exchange.scope["query_string"]), body
+                route, bindings, parse_query(exchange.scope["query_string"]), body, self._bodies
             )
         except RequestError as exc:
             raise HttpError(400, exc.status) from None
@@ -673,23 +672,52 @@ class RestFacade:
 
 async def _until_disconnect(call: Awaitable[Any], receive: Receive) -> Any:
     """Await `call`, cancelling it when the client goes away (as a gRPC cancel would);
-    errors of the call become HttpErrors."""
-    task = asyncio.ensure_future(call)
-    gone = asyncio.ensure_future(_disconnected(receive))
+    errors of the call become HttpErrors. The client is watched from `_WATCH_AFTER_SECONDS`
+    on: most answers are sent before then, and a watcher task per request would cost more
+    than the answer itself."""
+    task = asyncio.current_task()
+    assert task is not None  # called from a request's task
+    watch = _Watch(receive, task)
+    timer = asyncio.get_running_loop().call_later(_WATCH_AFTER_SECONDS, watch.start)
     try:
-        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-    if task.cancelled():
-        raise ClientGoneError
-    try:
-        return task.result()
+        return await call
+    except asyncio.CancelledError:
+        if not watch.gone:
+            raise
+        task.uncancel()
+        raise ClientGoneError from None
     except LocalCallError as exc:
         raise HttpError(http_status(exc.status.code), exc.status) from None
+    finally:
+        timer.cancel()
+        watch.stop()
+
+
+_WATCH_AFTER_SECONDS = 0.05
+
+
+class _Watch:
+    """Cancels a request's task when its client disconnects (see _until_disconnect)."""
+
+    def __init__(self, receive: Receive, task: asyncio.Task[Any]) -> None:
+        self._receive = receive
+        self._task = task
+        self._watcher: asyncio.Task[None] | None = None
+        self.gone = False
+
+    def start(self) -> None:
+        """Begin watching."""
+        self._watcher = asyncio.ensure_future(self._watch())
+
+    def stop(self) -> None:
+        """Stop watching (the call is over)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+    async def _watch(self) -> None:
+        await _disconnected(self._receive)
+        self.gone = True
+        self._task.cancel()
 
 
 _HEARTBEAT = object()

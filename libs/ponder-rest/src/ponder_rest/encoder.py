@@ -4,13 +4,16 @@ protobuf's `json_format` is pure Python and costs most of a cached answer's time
 cited result is several KB). Answers that repeat — a cache hit copies the earlier result —
 share sub-messages byte for byte, so the JSON of a sub-message of at least `min_bytes` is kept
 in a small LRU keyed by its type and serialized bytes: the same bytes always give the same
-JSON, so the memo can never serve a wrong answer.
+JSON, so the memo can never serve a wrong answer. Whole answers of that size are memoized the
+same way in a separate LRU (a replayed answer is the same message again: its JSON costs a
+dictionary lookup), so answers that never repeat do not push out the shared parts.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.message import Message
@@ -34,6 +37,7 @@ class MessageEncoder:
         self._max = max_entries
         self._memo: OrderedDict[tuple[str, bytes], Any] = OrderedDict()
         self._fragments: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
+        self._answers: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
         # Stands in for a memoized fragment while the rest is encoded; random, so no value
         # of a message can be mistaken for it.
         self._token = f"\u0000ponder-json-{uuid.uuid4().hex}-"
@@ -51,6 +55,12 @@ class MessageEncoder:
         ]
 
     def to_json(self, message: Message) -> bytes:
+        """The JSON text of `message`: memoized when large (see module docstring)."""
+        if self._max <= 0 or message.ByteSize() < self._min:
+            return self._to_json(message)
+        return self._remembered(self._answers, message, self._to_json, self._max // 4 or 1)
+
+    def _to_json(self, message: Message) -> bytes:
         """The JSON text of `message`; memoized fragments are spliced in as bytes."""
         large = self._large(message)
         if not large:
@@ -71,15 +81,25 @@ class MessageEncoder:
         return text
 
     def _fragment(self, message: Message) -> bytes:
+        return self._remembered(self._fragments, message, self._to_json, self._max)
+
+    @staticmethod
+    def _remembered(
+        memo: OrderedDict[tuple[str, bytes], bytes],
+        message: Message,
+        encode: Callable[[Message], bytes],
+        size: int,
+    ) -> bytes:
+        """`encode(message)`, from `memo` (an LRU of `size` keyed by type and bytes) if there."""
         key = (message.DESCRIPTOR.full_name, message.SerializeToString(deterministic=True))
-        found = self._fragments.get(key)
+        found = memo.get(key)
         if found is not None:
-            self._fragments.move_to_end(key)
+            memo.move_to_end(key)
             return found
-        found = self.to_json(message)
-        self._fragments[key] = found
-        while len(self._fragments) > self._max:
-            self._fragments.popitem(last=False)
+        found = encode(message)
+        memo[key] = found
+        while len(memo) > size:
+            memo.popitem(last=False)
         return found
 
     def to_obj(self, message: Message) -> Any:

@@ -7,6 +7,7 @@ process with a message naming the method, instead of failing a request later.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -165,11 +166,17 @@ class MethodNotAllowedError(LookupError):
         self.allowed = allowed
 
 
+_MEMO_MAX_PATH = 512  # longer paths are matched every time, not kept
+
+
 class Router:
     """Finds the route and bound path variables for a method and a raw path."""
 
-    def __init__(self, routes: list[Route]) -> None:
+    def __init__(self, routes: list[Route], *, memo_entries: int = 1024) -> None:
         self.routes = routes
+        # Recent matches by (method, path): the same path always matches the same way.
+        self._memo: OrderedDict[tuple[str, str], tuple[Route, dict[str, str]]] = OrderedDict()
+        self._memo_entries = memo_entries
         # Most specific first: a custom verb, then more literal segments, then no `**`.
         self._ordered = sorted(
             self.routes,
@@ -190,6 +197,18 @@ class Router:
 
     def match(self, http_method: str, raw_path: str) -> tuple[Route, dict[str, str]]:
         """The route and its path bindings; raises NoRouteError or MethodNotAllowedError."""
+        key = (http_method, raw_path)
+        found = self._memo.get(key)
+        if found is not None:
+            return found[0], dict(found[1])
+        route, bindings = self._match(http_method, raw_path)
+        if self._memo_entries > 0 and len(raw_path) <= _MEMO_MAX_PATH:
+            self._memo[key] = (route, dict(bindings))
+            while len(self._memo) > self._memo_entries:
+                self._memo.popitem(last=False)
+        return route, bindings
+
+    def _match(self, http_method: str, raw_path: str) -> tuple[Route, dict[str, str]]:
         allowed: list[str] = []
         for route in self._ordered:
             bindings = route.template.match(raw_path)

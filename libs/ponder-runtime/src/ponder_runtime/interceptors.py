@@ -92,6 +92,10 @@ def rewrap(
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Maps PonderError to its status (with google.rpc details) and anything else to INTERNAL."""
 
+    # The wrapped handler depends on the method alone (not on the call's metadata), so
+    # in-process callers may keep it per method (local.HandlerRegistry does).
+    per_method = True
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -116,6 +120,8 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Runs `guard(context, method)` before every unary-request handler except those under
     `open_prefixes` (health, reflection); a PonderError it raises rejects the call (and is
     mapped to its status by the ErrorMappingInterceptor outside)."""
+
+    per_method = True  # the guard reads the metadata when the call runs (see ErrorMapping)
 
     def __init__(self, guard: Guard, *, open_prefixes: tuple[str, ...]) -> None:
         self._guard = guard

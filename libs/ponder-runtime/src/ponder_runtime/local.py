@@ -156,10 +156,15 @@ class HandlerRegistry:
         self._server = server
         self._generic: list[grpc.GenericRpcHandler] = []
         self._interceptors = tuple(interceptors)
+        # Handlers wrapped by interceptors that all say their wrapping depends on the method
+        # alone (`per_method = True`) are built once per method, not on every call.
+        self._per_method = all(getattr(i, "per_method", False) for i in self._interceptors)
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
         """Record and register generic handlers (what generated add_*_to_server calls)."""
         self._generic.extend(handlers)
+        self._wrapped.clear()
         self._server.add_generic_rpc_handlers(handlers)
 
     def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
@@ -178,10 +183,16 @@ class HandlerRegistry:
 
     async def handler(self, method: str, metadata: Metadata) -> grpc.RpcMethodHandler | None:
         """The handler of `method` wrapped by the interceptors, as the server would run it."""
+        found = self._wrapped.get(method)
+        if found is not None:
+            return found
         continuation: Continuation = self._lookup
         for interceptor in reversed(self._interceptors):
             continuation = _chain(interceptor, continuation)
-        return await continuation(_CallDetails(method, metadata))
+        handler = await continuation(_CallDetails(method, metadata))
+        if handler is not None and self._per_method:
+            self._wrapped[method] = handler
+        return handler
 
     async def unary(self, method: str, request: Message, context: LocalContext) -> Any:
         """Run a unary method; raises LocalCallError with the status it ended with."""

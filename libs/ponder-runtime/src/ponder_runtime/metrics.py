@@ -26,7 +26,6 @@ RPC_METHOD = "rpc.method"  # "/pkg.Service/Method"
 RPC_GRPC_STATUS_CODE = "rpc.grpc.status_code"  # int, 0 = OK
 
 # --- HTTP server (the REST facade) ---------------------------------------------------------
-HTTP_SERVER_REQUESTS = "http.server.requests"  # counter
 HTTP_SERVER_REQUEST_DURATION = "http.server.request.duration"  # histogram, seconds
 HTTP_REQUEST_METHOD = "http.request.method"
 HTTP_ROUTE = "http.route"  # the path template; "" when no route matched

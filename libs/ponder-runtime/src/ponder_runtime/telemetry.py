@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
 import grpc
+from opentelemetry import metrics
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.instrumentation.grpc import (
     aio_client_interceptors,
     aio_server_interceptor,
     filters,
 )
-from opentelemetry.metrics import Meter
+from opentelemetry.metrics import Meter, NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -66,7 +67,7 @@ class Telemetry:
     """A service's tracer and meter providers and the gRPC interceptors bound to them."""
 
     tracer_provider: TracerProvider
-    meter_provider: MeterProvider
+    meter_provider: metrics.MeterProvider  # the SDK's, or a no-op one when nothing reads
     metrics_endpoint: MetricsEndpoint | None = None
 
     @property
@@ -105,7 +106,8 @@ class Telemetry:
     def shutdown(self) -> None:
         """Flush and stop exporting spans and metrics; close the /metrics endpoint."""
         self.tracer_provider.shutdown()
-        self.meter_provider.shutdown()  # the Prometheus reader leaves its registry
+        if isinstance(self.meter_provider, MeterProvider):
+            self.meter_provider.shutdown()  # the Prometheus reader leaves its registry
         if self.metrics_endpoint is not None:
             self.metrics_endpoint.close()
 
@@ -153,5 +155,8 @@ def configure_telemetry(
             settings.metrics_port, addr=settings.host, registry=registry
         )
         endpoint = MetricsEndpoint(server, thread)
-    meters = MeterProvider(metric_readers=readers, resource=resource)
+    # Nothing reads metrics (no OTLP endpoint, no /metrics port): record none, at no cost.
+    meters = (
+        MeterProvider(metric_readers=readers, resource=resource) if readers else NoOpMeterProvider()
+    )
     return Telemetry(provider, meters, endpoint)

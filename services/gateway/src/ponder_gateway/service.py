@@ -21,6 +21,7 @@ from ponder_gateway.access import AccessControl, Buckets, TokenBuckets, read_key
 from ponder_gateway.cache import RecentAnswers, WorkflowCache
 from ponder_gateway.manager import WorkflowManager
 from ponder_gateway.redis_state import RedisTokenBuckets, RedisWorkflowStore
+from ponder_gateway.replay import ReplayMemo
 from ponder_gateway.rest import build_facade
 from ponder_gateway.runner import WorkflowRunner
 from ponder_gateway.servicer import WorkflowServicer
@@ -117,7 +118,12 @@ class GatewayModule:
             buckets=_buckets(settings, redis_client),
             meter=meter,
         )
-        self._servicer = WorkflowServicer(self.manager)
+        self._servicer = WorkflowServicer(
+            self.manager,
+            ReplayMemo(
+                seconds=settings.replay_seconds, max_entries=settings.replay_entries, meter=meter
+            ),
+        )
         self._proxied = dict(self._targets) if settings.expose_internal_services else {}
         self._telemetry = telemetry
         self.http: HttpServer | None = None

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import NamedTuple, cast
 
 import grpc
+from google.protobuf.message import Message
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
+from ponder_gateway.cache import namespace
 from ponder_gateway.listing import make_token, parse_filter, read_token
 from ponder_gateway.manager import WorkflowManager
 from ponder_gateway.parameters import resolve_parameters
+from ponder_gateway.replay import REPLAY_AGE_KEY, ReplayMemo
 from ponder_runtime import RequestValidator
 
 
@@ -19,6 +23,14 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 _WORKFLOW_ID = re.compile(r"^[a-z][a-z0-9-]{2,62}$")
 _NAME = re.compile(r"^workflows/[a-z0-9][a-z0-9-]{2,62}$")
+
+
+class _Spec(NamedTuple):
+    """What a synchronous run is asked for, whichever request carried it."""
+
+    kind: workflow_pb2.WorkflowKind
+    topic: str
+    parameters: workflow_pb2.WorkflowParameters
 
 
 def _check_name(name: str) -> None:
@@ -31,24 +43,38 @@ def _check_name(name: str) -> None:
 class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
     """Validates workflow requests and hands them to the WorkflowManager."""
 
-    def __init__(self, manager: WorkflowManager) -> None:
+    def __init__(self, manager: WorkflowManager, replay: ReplayMemo[Message] | None = None) -> None:
         self._manager = manager
+        self._replay: ReplayMemo[Message] = replay or ReplayMemo(seconds=0, max_entries=0)
 
     async def _run(
         self,
-        kind: workflow_pb2.WorkflowKind,
-        topic: str,
-        parameters: workflow_pb2.WorkflowParameters,
+        request: Message,
+        answer: Callable[[workflow_pb2.Workflow], Message],
+        spec: _Spec,
         context: grpc.aio.ServicerContext,
         prefix: str = "",
-    ) -> workflow_pb2.Workflow:
-        params = resolve_parameters(kind, topic, parameters, prefix=prefix)
+    ) -> Message:
+        """Run to completion, or replay the answer to the same request (replay.py)."""
+        key = self._replay.key(request)
+        replayed = self._replay.get(key)
+        if replayed is not None:
+            reply, age = replayed
+            await context.send_initial_metadata(((REPLAY_AGE_KEY, f"{age:.3f}"),))
+            return reply
+        params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix=prefix)
         self._manager.admit()
         try:
-            workflow = self._manager.new(topic.strip(), params)
-            return await self._manager.execute(workflow, params, context)
+            workflow = self._manager.new(spec.topic.strip(), params)
+            reply = answer(await self._manager.execute(workflow, params, context))
         finally:
             self._manager.release()
+        question = f"{namespace(params)}\n{workflow.topic}"
+        if params.cache_policy == workflow_pb2.CACHE_POLICY_USE:
+            self._replay.put(key, reply, question)
+        elif params.cache_policy == workflow_pb2.CACHE_POLICY_REFRESH:
+            self._replay.forget(question)
+        return reply
 
     async def RunReflectionWorkflow(
         self,
@@ -56,10 +82,14 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> workflow_pb2.RunReflectionWorkflowResponse:
         """Topic -> library sources -> ranked -> reflection, returned finished."""
-        workflow = await self._run(
-            workflow_pb2.WORKFLOW_KIND_REFLECTION, request.topic, request.parameters, context
+        spec = _Spec(workflow_pb2.WORKFLOW_KIND_REFLECTION, request.topic, request.parameters)
+        reply = await self._run(
+            request,
+            lambda workflow: workflow_pb2.RunReflectionWorkflowResponse(workflow=workflow),
+            spec,
+            context,
         )
-        return workflow_pb2.RunReflectionWorkflowResponse(workflow=workflow)
+        return cast(workflow_pb2.RunReflectionWorkflowResponse, reply)
 
     async def RunResearchWorkflow(
         self,
@@ -67,18 +97,28 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> workflow_pb2.RunResearchWorkflowResponse:
         """Topic -> sources -> ranked -> cited summary, returned finished."""
-        workflow = await self._run(
-            workflow_pb2.WORKFLOW_KIND_RESEARCH, request.topic, request.parameters, context
+        spec = _Spec(workflow_pb2.WORKFLOW_KIND_RESEARCH, request.topic, request.parameters)
+        reply = await self._run(
+            request,
+            lambda workflow: workflow_pb2.RunResearchWorkflowResponse(workflow=workflow),
+            spec,
+            context,
         )
-        return workflow_pb2.RunResearchWorkflowResponse(workflow=workflow)
+        return cast(workflow_pb2.RunResearchWorkflowResponse, reply)
 
     async def RunWorkflow(
         self, request: workflow_pb2.RunWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> workflow_pb2.RunWorkflowResponse:
         """Any kind, returned finished."""
-        spec = request.workflow
-        workflow = await self._run(spec.kind, spec.topic, spec.parameters, context, "workflow.")
-        return workflow_pb2.RunWorkflowResponse(workflow=workflow)
+        given = request.workflow
+        reply = await self._run(
+            request,
+            lambda workflow: workflow_pb2.RunWorkflowResponse(workflow=workflow),
+            _Spec(given.kind, given.topic, given.parameters),
+            context,
+            "workflow.",
+        )
+        return cast(workflow_pb2.RunWorkflowResponse, reply)
 
     async def CreateWorkflow(
         self, request: workflow_pb2.CreateWorkflowRequest, context: grpc.aio.ServicerContext

@@ -102,6 +102,18 @@ class GatewaySettings(ServiceSettings):
     cache_recent_entries: int = Field(
         1024, ge=0, le=1_000_000, validation_alias="PONDER_GATEWAY_CACHE_RECENT_ENTRIES"
     )
+    replay_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        validation_alias="PONDER_GATEWAY_REPLAY_SECONDS",
+        description="A Run*Workflow request identical to one that succeeded this recently gets "
+        "the same workflow back (header metadata x-ponder-replay-age) instead of a new one; "
+        "0 turns that off.",
+    )
+    replay_entries: int = Field(
+        1024, ge=0, le=1_000_000, validation_alias="PONDER_GATEWAY_REPLAY_ENTRIES"
+    )
     redis_url: str = Field(
         "",
         validation_alias="PONDER_GATEWAY_REDIS_URL",

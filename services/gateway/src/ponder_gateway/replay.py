@@ -1,0 +1,75 @@
+"""Exact repeats of a synchronous workflow request, answered with the workflow that answered
+them a moment ago.
+
+A `Run*Workflow` request byte-for-byte identical to one that succeeded less than `seconds` ago
+(same method, same topic and parameters, the cache allowed) gets the same reply again: the same
+recorded workflow, its name, result and trace id, with header metadata `x-ponder-replay-age`
+(seconds since that workflow finished) saying so. No new workflow is created or recorded, the
+way an HTTP cache answers within its max-age. Callers still pass authentication and the rate
+limit; `cache_policy` REFRESH or BYPASS never replays, and a REFRESH run drops the replies kept
+for its topic, so the next request gets the new answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Generic, TypeVar
+
+from google.protobuf.message import Message
+from opentelemetry.metrics import Meter
+
+from ponder_gateway.metrics import CACHE_LOOKUPS, CACHE_RESULT, no_op_meter
+
+
+REPLAY_AGE_KEY = "x-ponder-replay-age"
+
+Reply = TypeVar("Reply", bound=Message)
+
+
+class ReplayMemo(Generic[Reply]):
+    """Recent successful replies by request (bounded in size and age; see module docstring)."""
+
+    def __init__(self, *, seconds: float, max_entries: int, meter: Meter | None = None) -> None:
+        self._seconds = seconds
+        self._max = max_entries if seconds > 0 else 0
+        # request key -> (when kept, reply, what it answers: the cache namespace and topic)
+        self._entries: OrderedDict[tuple[str, bytes], tuple[float, Reply, str]] = OrderedDict()
+        self._lookups = (meter or no_op_meter()).create_counter(
+            CACHE_LOOKUPS, unit="{lookup}", description="Cache lookups by result."
+        )
+
+    @staticmethod
+    def key(request: Message) -> tuple[str, bytes]:
+        """What identifies a request: its type and deterministic bytes."""
+        return request.DESCRIPTOR.full_name, request.SerializeToString(deterministic=True)
+
+    def get(self, key: tuple[str, bytes]) -> tuple[Reply, float] | None:
+        """The reply kept for `key` and its age in seconds, if still fresh."""
+        if not self._max:
+            return None
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        age = time.monotonic() - found[0]
+        if age >= self._seconds:
+            del self._entries[key]
+            return None
+        self._lookups.add(1, {CACHE_RESULT: "replay"})
+        return found[1], age
+
+    def put(self, key: tuple[str, bytes], reply: Reply, answers: str) -> None:
+        """Keep a successful reply to the question `answers` (the oldest goes when full);
+        nothing when turned off. The reply is shared by every replay: nobody may change it
+        afterwards."""
+        if not self._max:
+            return
+        self._entries[key] = (time.monotonic(), reply, answers)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def forget(self, answers: str) -> None:
+        """Drop the replies to the question `answers` (its cached answer was refreshed)."""
+        for key in [k for k, entry in self._entries.items() if entry[2] == answers]:
+            del self._entries[key]
