@@ -14,7 +14,7 @@ from ponder_gateway.replay import ReplayMemo
 
 
 def request(
-    topic: str, policy: int = pb.CACHE_POLICY_UNSPECIFIED
+    topic: str, policy: pb.CachePolicy = pb.CACHE_POLICY_UNSPECIFIED
 ) -> pb.RunReflectionWorkflowRequest:
     """A RunReflectionWorkflow request."""
     return pb.RunReflectionWorkflowRequest(
@@ -96,14 +96,13 @@ def test_replays_count_as_cache_lookups():
     assert memo.get(key) is not None
     assert memo.get(memo.key(request("missing"))) is None  # not a lookup of the cache
     data = reader.get_metrics_data()
+    assert data is not None
     points = [
-        point
+        (dict(point.attributes or {}), getattr(point, "value", None))
         for resource in data.resource_metrics
         for scope in resource.scope_metrics
         for metric in scope.metrics
         if metric.name == "ponder.cache.lookups"
         for point in metric.data.data_points
     ]
-    assert [(dict(p.attributes), p.value) for p in points] == [
-        ({"ponder.cache.result": "replay"}, 2)
-    ]
+    assert points == [({"ponder.cache.result": "replay"}, 2)]
