@@ -187,11 +187,12 @@ async def test_gateway_process_serves_rest_and_logs_each_request(process_stack: 
     assert access[0]["trace_id"] == trace_id
 
 
-async def test_a_service_runs_and_drains_on_uvloop(tmp_path):
-    """PONDER_EVENT_LOOP=uvloop: the reflection service serves gRPC on uvloop's loop and
-    drains to exit 0 on SIGTERM."""
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+async def test_a_service_runs_and_drains_on_either_loop(tmp_path, loop: str):
+    """PONDER_EVENT_LOOP: the reflection service serves gRPC on uvloop's loop (the default)
+    and on asyncio's, and drains to exit 0 on SIGTERM."""
     port = StackPorts.free().reflection
-    env = {**_base_env(), "PONDER_EVENT_LOOP": "uvloop", "PONDER_REFLECTION_PORT": str(port)}
+    env = {**_base_env(), "PONDER_EVENT_LOOP": loop, "PONDER_REFLECTION_PORT": str(port)}
     with (tmp_path / "reflection.log").open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "ponder_reflection", env=env, stdout=log, stderr=log

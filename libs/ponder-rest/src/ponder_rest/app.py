@@ -15,7 +15,7 @@ import contextlib
 import logging
 import re
 import time
-import uuid
+import os
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -153,7 +153,7 @@ class _Exchange:
                 value if key not in self.headers else self.headers[key] + b"," + value
             )
         given = self.headers.get(b"x-request-id", b"").decode("latin-1")
-        self.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        self.request_id = given if _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
         self.response_headers: Headers = [(b"x-request-id", self.request_id.encode())]
         self.started = time.perf_counter()
         self.status = 0

@@ -32,6 +32,11 @@ class WorkflowServiceStub:
     A workflow either runs synchronously (the Run* methods return the finished workflow) or as a
     long-running `workflows/{workflow}` resource that can be fetched, listed, watched and
     cancelled.
+
+    A Run* request identical to one that succeeded in the last few seconds (30 by default) is
+    answered with that same workflow again, with header metadata `x-ponder-replay-age` (seconds
+    since it was kept; over REST the header `Grpc-Metadata-X-Ponder-Replay-Age`), instead of a new
+    one. `parameters.cache_policy` REFRESH or BYPASS always runs anew.
     """
 
     def __init__(self, channel):
@@ -89,6 +94,11 @@ class WorkflowServiceServicer:
     A workflow either runs synchronously (the Run* methods return the finished workflow) or as a
     long-running `workflows/{workflow}` resource that can be fetched, listed, watched and
     cancelled.
+
+    A Run* request identical to one that succeeded in the last few seconds (30 by default) is
+    answered with that same workflow again, with header metadata `x-ponder-replay-age` (seconds
+    since it was kept; over REST the header `Grpc-Metadata-X-Ponder-Replay-Age`), instead of a new
+    one. `parameters.cache_policy` REFRESH or BYPASS always runs anew.
     """
 
     def RunReflectionWorkflow(self, request, context):
@@ -211,6 +221,11 @@ class WorkflowService:
     A workflow either runs synchronously (the Run* methods return the finished workflow) or as a
     long-running `workflows/{workflow}` resource that can be fetched, listed, watched and
     cancelled.
+
+    A Run* request identical to one that succeeded in the last few seconds (30 by default) is
+    answered with that same workflow again, with header metadata `x-ponder-replay-age` (seconds
+    since it was kept; over REST the header `Grpc-Metadata-X-Ponder-Replay-Age`), instead of a new
+    one. `parameters.cache_policy` REFRESH or BYPASS always runs anew.
     """
 
     @staticmethod
