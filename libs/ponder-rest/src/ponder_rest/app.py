@@ -13,9 +13,9 @@ import asyncio
 import base64
 import contextlib
 import logging
+import os
 import re
 import time
-import os
 from collections.abc import (
     AsyncIterator,
     Awaitable,
