@@ -119,8 +119,9 @@ class WorkflowManager:
         kind = {WORKFLOW_KIND: _enum_name(workflow_pb2.WorkflowKind, params.kind)}
         self._in_flight.add(1, kind)
         try:
-            async with self._slots:
-                return await self._execute(workflow, params, context)
+            with self._runner.traced(workflow):
+                async with self._slots:
+                    return await self._execute(workflow, params, context)
         finally:
             self._in_flight.add(-1, kind)
             outcome = (

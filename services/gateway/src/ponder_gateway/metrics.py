@@ -1,9 +1,25 @@
-"""The gateway's own instruments (names and attribute keys in one place). Prometheus shows them
-with dots as underscores plus its suffixes, e.g. `ponder_workflow_duration_seconds_bucket`."""
+"""The gateway's own instruments (their names here; attribute keys in
+ponder_runtime.attributes). Prometheus shows them with dots as underscores plus its suffixes,
+e.g. `ponder_workflow_duration_seconds_bucket`."""
 
 from __future__ import annotations
 
 from opentelemetry.metrics import Meter, NoOpMeter
+
+from ponder_runtime.attributes import CACHE_RESULT, WORKFLOW_KIND, WORKFLOW_OUTCOME
+
+
+__all__ = [
+    "CACHE_LOOKUPS",
+    "CACHE_RESULT",
+    "RATE_LIMIT_REJECTIONS",
+    "RPC_METHOD",
+    "WORKFLOW_DURATION",
+    "WORKFLOW_IN_FLIGHT",
+    "WORKFLOW_KIND",
+    "WORKFLOW_OUTCOME",
+    "no_op_meter",
+]
 
 
 WORKFLOW_DURATION = "ponder.workflow.duration"  # histogram, seconds (queue wait included)
@@ -11,9 +27,6 @@ WORKFLOW_IN_FLIGHT = "ponder.workflow.in_flight"  # up-down counter: executing o
 CACHE_LOOKUPS = "ponder.cache.lookups"  # counter
 RATE_LIMIT_REJECTIONS = "ponder.rate_limit.rejections"  # counter
 
-WORKFLOW_KIND = "ponder.workflow.kind"  # RESEARCH, REFLECTION, RESEARCH_REFLECTION
-WORKFLOW_OUTCOME = "ponder.workflow.outcome"  # SUCCEEDED, FAILED, CANCELLED
-CACHE_RESULT = "ponder.cache.result"  # hit, miss, error
 RPC_METHOD = "rpc.method"
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import grpc
 from opentelemetry import trace
+from opentelemetry.trace import Span, StatusCode, Tracer
 
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
@@ -20,6 +21,14 @@ from ponder_gateway.parameters import RunParameters
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.upstream import Upstreams, upstream_error
 from ponder_runtime import FailedPreconditionError, UnavailableError, call_timeout
+from ponder_runtime.attributes import (
+    STEP_MESSAGE,
+    STEP_STATE,
+    WORKFLOW_ID,
+    WORKFLOW_KIND,
+    WORKFLOW_OUTCOME,
+    WORKFLOW_STEP,
+)
 from ponder_runtime.protobuf import timestamp
 
 
@@ -57,10 +66,33 @@ def record_trace_id(workflow: workflow_pb2.Workflow) -> None:
 class WorkflowRunner:
     """Runs one workflow to completion against the downstream services."""
 
-    def __init__(self, upstreams: Upstreams, settings: GatewaySettings) -> None:
+    def __init__(
+        self, upstreams: Upstreams, settings: GatewaySettings, tracer: Tracer | None = None
+    ) -> None:
         self._up = upstreams
         self._settings = settings
+        self._tracer = tracer or trace.NoOpTracer()
         self.observer: StepObserver | None = None
+
+    @contextlib.contextmanager
+    def traced(self, workflow: workflow_pb2.Workflow) -> Iterator[Span]:
+        """The workflow's span (its steps, and the calls they make, are children); its
+        outcome is set from the workflow's final state."""
+        kind = workflow_pb2.WorkflowKind.Name(workflow.kind).removeprefix("WORKFLOW_KIND_")
+        with self._tracer.start_as_current_span(
+            f"workflow {kind.lower()}",
+            attributes={WORKFLOW_ID: workflow.id, WORKFLOW_KIND: kind},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield span
+            finally:
+                state = workflow_pb2.WorkflowState.Name(workflow.state)
+                outcome = state.removeprefix("WORKFLOW_STATE_")
+                span.set_attribute(WORKFLOW_OUTCOME, outcome)
+                if workflow.state != workflow_pb2.WORKFLOW_STATE_SUCCEEDED:
+                    span.set_status(StatusCode.ERROR, workflow.error.message or outcome)
 
     def new_workflow(self, topic: str, params: RunParameters) -> workflow_pb2.Workflow:
         """A fresh PENDING workflow resource."""
@@ -131,21 +163,29 @@ class WorkflowRunner:
     def _step(
         self, workflow: workflow_pb2.Workflow, name: str
     ) -> Iterator[workflow_pb2.WorkflowStep]:
-        """Record a step: RUNNING while the body runs, then SUCCEEDED, or FAILED on an error."""
+        """Record a step: RUNNING while the body runs, then SUCCEEDED, or FAILED on an error;
+        traced as a child span of the workflow's."""
         workflow.steps.add(name=name, state=workflow_pb2.STEP_STATE_RUNNING, start_time=timestamp())
         step = workflow.steps[-1]
         self._notify(workflow, step)
-        try:
-            yield step
-        except BaseException as exc:
-            step.state = workflow_pb2.STEP_STATE_FAILED
-            step.message = step.message or str(exc) or type(exc).__name__
-            raise
-        finally:
-            step.end_time.CopyFrom(timestamp())
-            if step.state == workflow_pb2.STEP_STATE_RUNNING:
-                step.state = workflow_pb2.STEP_STATE_SUCCEEDED
-            self._notify(workflow, step)
+        with self._tracer.start_as_current_span(
+            f"step {name}", attributes={WORKFLOW_STEP: name}, set_status_on_exception=False
+        ) as span:
+            try:
+                yield step
+            except BaseException as exc:
+                step.state = workflow_pb2.STEP_STATE_FAILED
+                step.message = step.message or str(exc) or type(exc).__name__
+                raise
+            finally:
+                step.end_time.CopyFrom(timestamp())
+                if step.state == workflow_pb2.STEP_STATE_RUNNING:
+                    step.state = workflow_pb2.STEP_STATE_SUCCEEDED
+                state = workflow_pb2.StepState.Name(step.state).removeprefix("STEP_STATE_")
+                span.set_attributes({STEP_STATE: state, STEP_MESSAGE: step.message})
+                if step.state == workflow_pb2.STEP_STATE_FAILED:
+                    span.set_status(StatusCode.ERROR, step.message)
+                self._notify(workflow, step)
 
     def _notify(self, workflow: workflow_pb2.Workflow, step: workflow_pb2.WorkflowStep) -> None:
         if self.observer is not None:

@@ -94,7 +94,7 @@ class GatewayModule:
         )
         meter = telemetry.meter("ponder_gateway")
         self.manager = WorkflowManager(
-            WorkflowRunner(upstreams, settings),
+            WorkflowRunner(upstreams, settings, telemetry.tracer("ponder_gateway")),
             WorkflowCache(
                 upstreams.embedding,
                 threshold=settings.cache_similarity_threshold,

@@ -8,21 +8,36 @@ deadline. Critiques are JSON validated against a schema, with one repair attempt
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 from pydantic import BaseModel, Field, ValidationError
 
 from ponder_reflection.deadlines import current_deadline
 from ponder_reflection.provider import Critiqued, Drafted
 from ponder_reflection.types import Critique, SourceDocument, TokenUsage
 from ponder_runtime import UnavailableError
+from ponder_runtime.attributes import (
+    ERROR_TYPE,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MAX_TOKENS,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_REQUEST_TEMPERATURE,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    LLM_ATTEMPTS,
+)
 from ponder_runtime.resilience import Failure, FailureKind, ResilientCaller
 
 
@@ -113,17 +128,57 @@ class OpenAIProvider:
         model: str,
         temperature: float,
         max_tokens: int,
+        tracer: Tracer | None = None,
     ) -> None:
         self._client = client
         self._caller = caller
         self.model = model
         self._temperature = temperature
         self._max_tokens = max_tokens
+        self._tracer = tracer or trace.NoOpTracer()
+
+    @contextlib.contextmanager
+    def _span(self) -> Iterator[tuple[Span, list[int]]]:
+        """One span per model call (all its attempts), named and tagged as OpenTelemetry's
+        GenAI conventions say; yields the span and a one-item attempt counter."""
+        attempts = [0]
+        with self._tracer.start_as_current_span(
+            f"chat {self.model}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                GEN_AI_OPERATION_NAME: "chat",
+                GEN_AI_PROVIDER_NAME: "openai",
+                GEN_AI_REQUEST_MODEL: self.model,
+                GEN_AI_REQUEST_TEMPERATURE: self._temperature,
+                GEN_AI_REQUEST_MAX_TOKENS: self._max_tokens,
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield span, attempts
+            except Exception as exc:
+                span.set_attribute(ERROR_TYPE, type(exc).__name__)
+                span.set_status(StatusCode.ERROR, str(exc)[:200])
+                raise
+            finally:
+                span.set_attribute(LLM_ATTEMPTS, attempts[0])
+
+    @staticmethod
+    def _record(span: Span, model: str | None, usage: TokenUsage) -> None:
+        span.set_attributes(
+            {
+                GEN_AI_RESPONSE_MODEL: model or "",
+                GEN_AI_USAGE_INPUT_TOKENS: usage.prompt_tokens,
+                GEN_AI_USAGE_OUTPUT_TOKENS: usage.completion_tokens,
+            }
+        )
 
     async def _complete(
         self, messages: list[dict[str, str]], *, json_mode: bool = False
     ) -> tuple[str, TokenUsage]:
         async def attempt(timeout: float) -> tuple[str, TokenUsage]:
+            counter[0] += 1
             extra: dict[str, Any] = (
                 {"response_format": {"type": "json_object"}} if json_mode else {}
             )
@@ -135,14 +190,18 @@ class OpenAIProvider:
                 timeout=timeout,
                 **extra,
             )
-            return reply.choices[0].message.content or "", _usage(reply.usage)
+            usage = _usage(reply.usage)
+            self._record(span, reply.model, usage)
+            return reply.choices[0].message.content or "", usage
 
-        return await self._caller.call(attempt, deadline=current_deadline())
+        with self._span() as (span, counter):
+            return await self._caller.call(attempt, deadline=current_deadline())
 
     async def _stream(
         self, messages: list[dict[str, str]], on_delta: DeltaSink
     ) -> tuple[str, TokenUsage]:
         async def attempt(timeout: float) -> tuple[str, TokenUsage]:
+            counter[0] += 1
             stream = await self._client.chat.completions.create(
                 model=self.model,
                 messages=cast("list[ChatCompletionMessageParam]", messages),
@@ -154,8 +213,10 @@ class OpenAIProvider:
             )
             pieces: list[str] = []
             usage = TokenUsage()
+            model = ""
             try:
                 async for chunk in stream:
+                    model = chunk.model or model
                     if chunk.usage is not None:
                         usage = _usage(chunk.usage)
                     for choice in chunk.choices:
@@ -168,9 +229,11 @@ class OpenAIProvider:
                 raise
             finally:
                 await stream.close()
+            self._record(span, model, usage)
             return "".join(pieces), usage
 
-        return await self._caller.call(attempt, deadline=current_deadline())
+        with self._span() as (span, counter):
+            return await self._caller.call(attempt, deadline=current_deadline())
 
     async def _write(self, messages: list[dict[str, str]], on_delta: DeltaSink | None) -> Drafted:
         text, usage = (

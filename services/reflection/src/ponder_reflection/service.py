@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import grpc
 from openai import AsyncOpenAI
+from opentelemetry.trace import Tracer
 
 from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
 from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
@@ -27,7 +28,9 @@ from ponder_runtime.resilience import (
 logger = logging.getLogger(__name__)
 
 
-def build_provider(settings: ReflectionSettings) -> ReflectionProvider:
+def build_provider(
+    settings: ReflectionSettings, tracer: Tracer | None = None
+) -> ReflectionProvider:
     """The OpenAI-compatible provider when configured (or forced), else the offline one."""
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
     if settings.provider == "offline" or (settings.provider == "auto" and not key):
@@ -59,6 +62,7 @@ def build_provider(settings: ReflectionSettings) -> ReflectionProvider:
         model=settings.model,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
+        tracer=tracer,
     )
 
 
@@ -66,7 +70,7 @@ class ReflectionModule:
     """Serves ReflectionService with the configured provider."""
 
     def __init__(self, settings: ReflectionSettings, telemetry: Telemetry) -> None:
-        self.provider = build_provider(settings)
+        self.provider = build_provider(settings, telemetry.tracer("ponder_reflection"))
         logger.info(
             "reflection provider",
             extra={"provider": self.provider.name, "model": self.provider.model},

@@ -10,12 +10,16 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode, Tracer
+
 from ponder_research.dedupe import dedupe
 from ponder_research.documents import FoundDocument, SourceKind
 from ponder_research.embedding_client import EmbeddingClient
 from ponder_research.ranking import Ranking, rerank
 from ponder_research.source_cache import SourceCache
 from ponder_research.sources import Query, Source, SourceDisabledError
+from ponder_runtime.attributes import SOURCE, SOURCE_CACHED, SOURCE_RESULTS, SOURCE_STATE
 
 
 logger = logging.getLogger(__name__)
@@ -76,12 +80,33 @@ class Searcher:
         *,
         cache: SourceCache,
         embedding: EmbeddingClient | None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.sources = sources
         self._cache = cache
         self._embedding = embedding
+        self._tracer = tracer or trace.NoOpTracer()
 
     async def _one(
+        self, source: Source, query: Query, timeout: float
+    ) -> tuple[list[FoundDocument], SourceOutcome]:
+        """One source, in a span of its own saying how it went."""
+        with self._tracer.start_as_current_span(
+            f"source {source.kind.value}", attributes={SOURCE: source.kind.value}
+        ) as span:
+            found, outcome = await self._search_one(source, query, timeout)
+            span.set_attributes(
+                {
+                    SOURCE_STATE: outcome.state.value,
+                    SOURCE_RESULTS: outcome.result_count,
+                    SOURCE_CACHED: outcome.cached,
+                }
+            )
+            if outcome.state in (SourceState.TIMEOUT, SourceState.ERROR):
+                span.set_status(StatusCode.ERROR, outcome.message)
+            return found, outcome
+
+    async def _search_one(
         self, source: Source, query: Query, timeout: float
     ) -> tuple[list[FoundDocument], SourceOutcome]:
         started = time.perf_counter()

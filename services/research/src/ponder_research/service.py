@@ -62,6 +62,7 @@ class ResearchModule:
                 max_entries=settings.source_cache_max_entries,
             ),
             embedding=self._embedding,
+            tracer=telemetry.tracer("ponder_research"),
         )
         self._indexing: asyncio.Task[None] | None = None
 

@@ -1,0 +1,39 @@
+"""The attribute keys Ponder puts on spans and metrics, in one place.
+
+OpenTelemetry's semantic conventions where one exists (`rpc.*` and `http.*` come from the gRPC
+instrumentation and the REST facade, `gen_ai.*` from `opentelemetry-semantic-conventions`);
+Ponder's own keys are prefixed `ponder.`.
+"""
+
+from __future__ import annotations
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+
+
+# --- workflows (gateway) -------------------------------------------------------------------
+WORKFLOW_ID = "ponder.workflow.id"
+WORKFLOW_KIND = "ponder.workflow.kind"  # RESEARCH, REFLECTION, RESEARCH_REFLECTION
+WORKFLOW_OUTCOME = "ponder.workflow.outcome"  # SUCCEEDED, FAILED, CANCELLED, ERROR
+WORKFLOW_STEP = "ponder.workflow.step"  # cache_lookup, research, rank, reflect, cache_store
+STEP_STATE = "ponder.step.state"  # SUCCEEDED, FAILED, SKIPPED
+STEP_MESSAGE = "ponder.step.message"
+CACHE_RESULT = "ponder.cache.result"  # hit, miss, error, replay
+
+# --- research -------------------------------------------------------------------------------
+SOURCE = "ponder.source"  # arxiv, web, library
+SOURCE_STATE = "ponder.source.state"  # ok, timeout, error, disabled
+SOURCE_RESULTS = "ponder.source.results"  # documents the source returned
+SOURCE_CACHED = "ponder.source.cached"  # answered by the research service's source cache
+
+# --- reflection: LLM calls ------------------------------------------------------------------
+LLM_ATTEMPTS = "ponder.llm.attempts"  # 1 + retries
+LLM_OUTCOME = "ponder.llm.outcome"  # ok, or the failure kind (rate_limited, unavailable...)
+GEN_AI_OPERATION_NAME = gen_ai.GEN_AI_OPERATION_NAME
+GEN_AI_PROVIDER_NAME = gen_ai.GEN_AI_PROVIDER_NAME
+GEN_AI_REQUEST_MODEL = gen_ai.GEN_AI_REQUEST_MODEL
+GEN_AI_REQUEST_TEMPERATURE = gen_ai.GEN_AI_REQUEST_TEMPERATURE
+GEN_AI_REQUEST_MAX_TOKENS = gen_ai.GEN_AI_REQUEST_MAX_TOKENS
+GEN_AI_RESPONSE_MODEL = gen_ai.GEN_AI_RESPONSE_MODEL
+GEN_AI_USAGE_INPUT_TOKENS = gen_ai.GEN_AI_USAGE_INPUT_TOKENS
+GEN_AI_USAGE_OUTPUT_TOKENS = gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS
+ERROR_TYPE = "error.type"  # semantic conventions: the class of error, on failed operations
