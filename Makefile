@@ -53,6 +53,7 @@ bench: install bench-deps
 	$(PY) bench/asgi_servers.py
 	$(PY) bench/bench_rest.py
 	$(PY) bench/bench_tracing.py
+	$(PY) bench/bench_span_cost.py
 
 # Benchmark-only tools: granian and uvloop (pinned), and wrk (Debian package).
 bench-deps: install

@@ -1,9 +1,10 @@
 """Tracing overhead on the cache-hit workflow path: spans off (the default without an exporter)
-against spans on at 100% sampling, exported over OTLP to a local receiver.
+against spans on at 100% sampling and at 10% (parent-based trace-id ratio), exported over OTLP
+to a local receiver.
 
 Usage: .venv/bin/python bench/bench_tracing.py [--duration 10] [--rounds 3] [--connections 10]
 
-Two stacks run side by side (four processes each), one per mode; the rounds alternate between
+Three stacks run side by side (four processes each), one per mode; the rounds alternate between
 them so that machine noise falls on both. Each round loads `POST /v1/workflows/reflection` with
 one repeated topic (a cache hit) with wrk, and reports requests/s and latency; the receiver
 counts the spans it was sent, so "on" is known to really export. Target (issue 8): tracing on
@@ -88,6 +89,13 @@ async def bench(args: argparse.Namespace) -> None:
             "OTEL_EXPORTER_OTLP_INSECURE": "true",
             "OTEL_METRICS_EXPORTER": "none",
         },
+        "sampled (parentbased_traceidratio 0.1, OTLP export)": {
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.1",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
+            "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            "OTEL_METRICS_EXPORTER": "none",
+        },
     }
     results: dict[str, list[Any]] = {name: [] for name in modes}
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,7 +125,9 @@ async def bench(args: argparse.Namespace) -> None:
                 stack.stop()
             fake.close()
             server.stop(0)
-    off, on = (statistics.median(r.requests_per_s for r in runs) for runs in results.values())
+    off, on, sampled = (
+        statistics.median(r.requests_per_s for r in runs) for runs in results.values()
+    )
     print(
         f"wrk -t2 -c{args.connections} -d{args.duration:g}s, POST {PONDER_PATH} (cache hit), "
         f"{args.rounds} alternating round(s), medians\n"
@@ -130,6 +140,7 @@ async def bench(args: argparse.Namespace) -> None:
         rps = statistics.median(r.requests_per_s for r in runs)
         print(f"| {name} | {rps:,.0f} | {p50:.2f} | {p99:.2f} |")
     print(f"| **cost of tracing at 100%** (target ≤ 10%) | **{(1 - on / off) * 100:.1f}%** | | |")
+    print(f"| **cost of tracing at 10%** | **{(1 - sampled / off) * 100:.1f}%** | | |")
     print(f"\nspans received by the OTLP stand-in: {receiver.spans:,}")
 
 
