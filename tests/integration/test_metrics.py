@@ -116,6 +116,11 @@ async def test_gateway_metrics_follow_rest_workflows_cache_and_rate_limits(
         )
         assert total(reader, "ponder.cache.lookups", {"ponder.cache.result": "miss"}) == 1
         assert total(reader, "ponder.cache.lookups", {"ponder.cache.result": "hit"}) == 1
+        lookups = {
+            a["ponder.cache.result"]: p for a, p in points(reader, "ponder.cache.lookup.duration")
+        }
+        assert {result: p.count for result, p in lookups.items()} == {"miss": 1, "hit": 1}
+        assert lookups["miss"].sum > 0
         assert total(reader, "ponder.rate_limit.rejections") == 1
     finally:
         await server.stop(0)

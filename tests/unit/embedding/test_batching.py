@@ -117,3 +117,63 @@ async def test_an_encoder_failure_reaches_its_callers_only():
         assert (await batcher.embed(["c"])).tolist() == [[1.0, 1.0, 1.0, 1.0]]
     finally:
         await batcher.close()
+
+
+async def test_a_batch_is_one_span_linked_to_every_request_it_served_and_measured(model):
+    """Requests from three traced callers land in one model batch: its span is a root of its
+    own, linked to each caller's span; BatchObserver records the batch's size, wait and time."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from ponder_embedding.service import BatchObserver
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracer = provider.get_tracer("test")
+    reader = InMemoryMetricReader()
+    batcher = MicroBatcher(
+        model.encode,
+        dimensions=model.dimensions,
+        max_batch_size=16,
+        max_wait_seconds=0.05,
+        on_batch=BatchObserver(MeterProvider(metric_readers=[reader]).get_meter("test")),
+        tracer=tracer,
+    )
+
+    async def caller(name: str, texts: list[str]) -> None:
+        with tracer.start_as_current_span(name):
+            await batcher.embed(texts)
+
+    try:
+        await asyncio.gather(*(caller(f"caller {i}", TEXTS[i * 3 : i * 3 + 3]) for i in range(3)))
+    finally:
+        await batcher.close()
+    finished = spans.get_finished_spans()
+    callers = {s.context.span_id: s for s in finished if s.name.startswith("caller ")}
+    batches = [s for s in finished if s.name == "embed batch"]
+    assert len(batches) == 1
+    batch = batches[0]
+    assert batch.parent is None
+    assert batch.context.trace_id not in {s.context.trace_id for s in callers.values()}
+    assert {link.context.span_id for link in batch.links} == set(callers)
+    assert dict(batch.attributes or {}) == {
+        "ponder.embedding.batch.size": 9,
+        "ponder.embedding.batch.callers": 3,
+    }
+    data = reader.get_metrics_data()
+    assert data is not None
+    recorded = {
+        metric.name: point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        for point in metric.data.data_points
+        if isinstance(point, HistogramDataPoint)
+    }
+    assert recorded["ponder.embedding.batch.texts"].sum == 9
+    assert recorded["ponder.embedding.queue.wait"].count == 1
+    assert recorded["ponder.embedding.encode.duration"].sum > 0

@@ -124,6 +124,65 @@ class TestSourceStates:
         assert outcomes[WEB].message == "ConnectionError: tavily is down"
         assert outcomes[WEB].result_count == 0
 
+    async def test_each_source_is_a_span_and_a_timed_outcome(self, hanging: HangingSource) -> None:
+        """Per source: a span saying how it went (ERROR status on a timeout or a failure)
+        and a `ponder.source.duration` point by source and state."""
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from opentelemetry.trace import StatusCode
+
+        spans = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(spans))
+        reader = InMemoryMetricReader()
+        searcher = Searcher(
+            {
+                LIBRARY: ListSource(LIBRARY, [_doc("library:1", "Attention", 2.0, LIBRARY)]),
+                ARXIV: hanging,
+                WEB: FailingSource(WEB, ConnectionError("tavily is down")),
+            },
+            cache=SourceCache(ttl=0, max_entries=10),
+            embedding=None,
+            tracer=provider.get_tracer("test"),
+            meter=MeterProvider(metric_readers=[reader]).get_meter("test"),
+        )
+        await searcher.search(
+            Query("attention", 5), [LIBRARY, ARXIV, WEB], max_results=5, timeout=0.05
+        )
+        by_name = {s.name: s for s in spans.get_finished_spans()}
+        library, arxiv, web = (by_name[f"source {kind.value}"] for kind in (LIBRARY, ARXIV, WEB))
+        assert dict(library.attributes or {}) == {
+            "ponder.source": "library",
+            "ponder.source.state": "ok",
+            "ponder.source.results": 1,
+            "ponder.source.cached": False,
+        }
+        assert library.status.status_code is StatusCode.UNSET
+        assert (arxiv.attributes or {})["ponder.source.state"] == "timeout"
+        assert arxiv.status.status_code is StatusCode.ERROR
+        assert web.status.description == "ConnectionError: tavily is down"
+        data = reader.get_metrics_data()
+        assert data is not None
+        points = {
+            (p.attributes or {})["ponder.source"]: ((p.attributes or {})["ponder.source.state"], p)
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == "ponder.source.duration"
+            for p in metric.data.data_points
+        }
+        assert {kind: state for kind, (state, _) in points.items()} == {
+            "library": "ok",
+            "arxiv": "timeout",
+            "web": "error",
+        }
+        arxiv_point = points["arxiv"][1]
+        assert isinstance(arxiv_point, HistogramDataPoint)
+        assert arxiv_point.sum >= 0.05
+
     async def test_disabled_source(self) -> None:
         """A SourceDisabledError is reported as DISABLED with its message."""
         sources: dict[SourceKind, Source] = {

@@ -986,3 +986,50 @@ async def test_stale_cancelled_call_does_not_admit_a_second_trial(
     finally:
         b_go.set()
         await cancel_all(a, *([b] if b else []))
+
+
+async def test_calls_retries_and_breaker_state_are_measured(
+    clock: FakeClock, sleeps: Sleeps
+) -> None:
+    """Each call is timed by its final outcome, each retry counted by why, and the breaker's
+    state is a gauge: 0 closed, 2 open (then calls end as breaker_open)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    caller = ResilientCaller(
+        UPSTREAM,
+        classify,
+        limit=ConcurrencyLimit(4),
+        breaker=CircuitBreaker(failure_threshold=3, reset_timeout=30.0, clock=clock),
+        policy=RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=20.0),
+        call_timeout=10.0,
+        clock=clock,
+        rng=random.Random(7),
+        meter=MeterProvider(metric_readers=[reader]).get_meter("test"),
+    )
+
+    def points() -> dict[tuple[str, str], Any]:
+        data = reader.get_metrics_data()
+        assert data is not None
+        return {
+            (metric.name, ",".join(str(v) for k, v in sorted((p.attributes or {}).items()))): p
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            for p in metric.data.data_points
+        }
+
+    assert await caller.call(Upstream(Limited(0.1), "ok"), deadline=None) == "ok"
+    assert points()[("ponder.upstream.breaker.state", f"closed,{UPSTREAM}")].value == 0
+    with pytest.raises(UnavailableError):
+        await caller.call(Upstream(Down("HTTP 503")), deadline=None)  # 3 attempts: opens
+    with pytest.raises(UnavailableError):
+        await caller.call(Upstream("never called"), deadline=None)
+    found = points()
+    assert found[("ponder.upstream.retries", f"rate_limited,{UPSTREAM}")].value == 1
+    assert found[("ponder.upstream.retries", f"unavailable,{UPSTREAM}")].value == 2
+    assert found[("ponder.upstream.duration", f"{UPSTREAM},ok")].count == 1
+    assert found[("ponder.upstream.duration", f"{UPSTREAM},unavailable")].count == 1
+    assert found[("ponder.upstream.duration", f"{UPSTREAM},breaker_open")].count == 1
+    assert found[("ponder.upstream.breaker.state", f"open,{UPSTREAM}")].value == 2

@@ -25,6 +25,15 @@ SOURCE_STATE = "ponder.source.state"  # ok, timeout, error, disabled
 SOURCE_RESULTS = "ponder.source.results"  # documents the source returned
 SOURCE_CACHED = "ponder.source.cached"  # answered by the research service's source cache
 
+# --- upstream calls (ResilientCaller) and embedding batches --------------------------------
+UPSTREAM = "ponder.upstream"  # e.g. "model endpoint http://127.0.0.1:8000/v1"
+UPSTREAM_OUTCOME = "ponder.upstream.outcome"  # ok, rate_limited, unavailable, rejected,
+# breaker_open, deadline_exceeded, error
+FAILURE_KIND = "ponder.failure.kind"  # rate_limited, unavailable, rejected
+BREAKER_STATE = "ponder.breaker.state"  # closed, half_open, open
+BATCH_CALLERS = "ponder.embedding.batch.callers"  # requests a model batch served
+BATCH_SIZE = "ponder.embedding.batch.size"  # texts in a model batch
+
 # --- reflection: LLM calls ------------------------------------------------------------------
 LLM_ATTEMPTS = "ponder.llm.attempts"  # 1 + retries
 LLM_OUTCOME = "ponder.llm.outcome"  # ok, or the failure kind (rate_limited, unavailable...)

@@ -25,6 +25,17 @@ RPC_SERVER_DURATION = "rpc.server.duration"  # histogram, milliseconds
 RPC_METHOD = "rpc.method"  # "/pkg.Service/Method"
 RPC_GRPC_STATUS_CODE = "rpc.grpc.status_code"  # int, 0 = OK
 
+# --- upstream calls (ResilientCaller) -------------------------------------------------------
+UPSTREAM_DURATION = "ponder.upstream.duration"  # histogram, s, by upstream and final outcome
+UPSTREAM_RETRIES = "ponder.upstream.retries"  # counter, by upstream and failure kind
+UPSTREAM_BREAKER_STATE = "ponder.upstream.breaker.state"  # gauge: 0 closed, 1 half-open, 2 open
+
+# --- research sources and embedding batches -------------------------------------------------
+SOURCE_DURATION = "ponder.source.duration"  # histogram, s, by source and state
+EMBEDDING_BATCH_TEXTS = "ponder.embedding.batch.texts"  # histogram: texts per model batch
+EMBEDDING_QUEUE_WAIT = "ponder.embedding.queue.wait"  # histogram, s: oldest text's wait
+EMBEDDING_ENCODE_DURATION = "ponder.embedding.encode.duration"  # histogram, s, per batch
+
 # --- HTTP server (the REST facade) ---------------------------------------------------------
 HTTP_SERVER_REQUEST_DURATION = "http.server.request.duration"  # histogram, seconds
 HTTP_REQUEST_METHOD = "http.request.method"

@@ -13,16 +13,21 @@ import enum
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import grpc
+from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
+
+from ponder_runtime.attributes import BREAKER_STATE, FAILURE_KIND, UPSTREAM, UPSTREAM_OUTCOME
 from ponder_runtime.errors import (
     DeadlineExceededError,
     PonderError,
     ResourceExhaustedError,
     UnavailableError,
 )
+from ponder_runtime.metrics import UPSTREAM_BREAKER_STATE, UPSTREAM_DURATION, UPSTREAM_RETRIES
 
 
 logger = logging.getLogger(__name__)
@@ -95,6 +100,20 @@ class BreakerState(enum.Enum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+
+
+_BREAKER_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+def _outcome(exc: PonderError) -> str:
+    """How a call ended, for UPSTREAM_OUTCOME."""
+    if exc.code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return "rate_limited"
+    if exc.code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return "deadline_exceeded"
+    if exc.code is grpc.StatusCode.UNAVAILABLE:
+        return "breaker_open" if "circuit_breaker" in exc.metadata else "unavailable"
+    return "rejected"
 
 
 class CircuitBreaker:
@@ -211,6 +230,7 @@ class ResilientCaller:
         call_timeout: float,
         clock: Clock = time.monotonic,
         rng: random.Random | None = None,
+        meter: Meter | None = None,
     ) -> None:
         self.upstream = upstream
         self._classify = classify
@@ -221,10 +241,47 @@ class ResilientCaller:
         self._clock = clock
         self._rng = rng or random.Random()
         self.stats = UpstreamStats()
+        meter = meter or NoOpMeter(__name__)
+        self._duration = meter.create_histogram(
+            UPSTREAM_DURATION, unit="s", description="Upstream calls (retries included)."
+        )
+        self._retries = meter.create_counter(
+            UPSTREAM_RETRIES, unit="{retry}", description="Upstream attempts retried."
+        )
+        meter.create_observable_gauge(
+            UPSTREAM_BREAKER_STATE,
+            callbacks=[self._observe_breaker],
+            description="Circuit breaker: 0 closed, 1 half-open, 2 open.",
+        )
+
+    def _observe_breaker(self, _options: CallbackOptions) -> Iterable[Observation]:
+        value = _BREAKER_VALUES[self.breaker.state]
+        yield Observation(value, {UPSTREAM: self.upstream, BREAKER_STATE: self.breaker.state.value})
 
     async def call(self, make: Callable[[float], Awaitable[T]], *, deadline: float | None) -> T:
         """`make(timeout)` starts one attempt with a per-attempt timeout; `deadline` is a
-        clock() time by which everything must be over (None: only call_timeout applies)."""
+        clock() time by which everything must be over (None: only call_timeout applies).
+        Timed by final outcome (UPSTREAM_DURATION)."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await self._call(make, deadline)
+        except PonderError as exc:
+            outcome = _outcome(exc)
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        else:
+            outcome = "ok"
+            return result
+        finally:
+            self._duration.record(
+                time.perf_counter() - started,
+                {UPSTREAM: self.upstream, UPSTREAM_OUTCOME: outcome},
+            )
+
+    async def _call(self, make: Callable[[float], Awaitable[T]], deadline: float | None) -> T:
         attempt = 0
         while True:
             attempt += 1
@@ -270,6 +327,7 @@ class ResilientCaller:
                 if not settled:
                     self.breaker.record_abandoned(trial=trial)
             self.stats.retries += 1
+            self._retries.add(1, {UPSTREAM: self.upstream, FAILURE_KIND: failure.kind.value})
             logger.info(
                 "upstream call retried",
                 extra={

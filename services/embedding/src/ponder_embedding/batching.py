@@ -15,9 +15,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanContext, Tracer
+
+from ponder_runtime.attributes import BATCH_CALLERS, BATCH_SIZE
 
 
 logger = logging.getLogger(__name__)
@@ -39,9 +44,10 @@ class BatchStats:
 class _Request:
     """One caller's texts, how far the worker got, and where the vectors go."""
 
-    __slots__ = ("enqueued", "future", "missing", "next", "rows", "texts")
+    __slots__ = ("enqueued", "future", "missing", "next", "rows", "span", "texts")
 
     def __init__(self, texts: Sequence[str], future: asyncio.Future[Matrix]) -> None:
+        self.span: SpanContext = trace.get_current_span().get_span_context()  # the caller's
         self.texts = texts
         self.future = future
         self.rows: Matrix | None = None
@@ -61,8 +67,10 @@ class MicroBatcher:
         max_batch_size: int = 64,
         max_wait_seconds: float = 0.002,
         on_batch: Callable[[BatchStats], None] | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._encode = encode
+        self._tracer = tracer or trace.NoOpTracer()
         self._dimensions = dimensions
         self._max_batch_size = max_batch_size
         self._max_wait = max_wait_seconds
@@ -136,7 +144,8 @@ class MicroBatcher:
                 continue
             started = time.perf_counter()
             try:
-                vectors = await self._encode([request.texts[pos] for request, pos in batch])
+                with self._batch_span(batch):
+                    vectors = await self._encode([request.texts[pos] for request, pos in batch])
             except Exception as exc:
                 for request, _ in batch:
                     if not request.future.done():
@@ -152,6 +161,20 @@ class MicroBatcher:
                         encode_seconds=time.perf_counter() - started,
                     )
                 )
+
+    def _batch_span(
+        self, batch: list[tuple[_Request, int]]
+    ) -> contextlib.AbstractContextManager[Any]:
+        """A span per model batch, linked to the spans of the requests it served (it belongs
+        to none of their traces alone)."""
+        callers = list({id(request): request for request, _ in batch}.values())
+        links = [Link(r.span) for r in callers if r.span.is_valid]
+        return self._tracer.start_as_current_span(
+            "embed batch",
+            context=trace.set_span_in_context(trace.INVALID_SPAN),  # a root of its own
+            links=links,
+            attributes={BATCH_SIZE: len(batch), BATCH_CALLERS: len(callers)},
+        )
 
     def _deliver(self, batch: list[tuple[_Request, int]], vectors: Matrix) -> None:
         for (request, position), vector in zip(batch, vectors, strict=True):

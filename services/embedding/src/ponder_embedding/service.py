@@ -9,6 +9,7 @@ import logging
 from collections.abc import Sequence
 
 import grpc
+from opentelemetry.metrics import Meter
 
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
@@ -21,21 +22,45 @@ from ponder_embedding.model import EmbeddingModel, ModelOptions
 from ponder_embedding.servicer import EmbeddingServicer
 from ponder_embedding.settings import EmbeddingSettings
 from ponder_runtime import Telemetry
+from ponder_runtime.metrics import (
+    EMBEDDING_BATCH_TEXTS,
+    EMBEDDING_ENCODE_DURATION,
+    EMBEDDING_QUEUE_WAIT,
+)
 
 
 logger = logging.getLogger(__name__)
 
 
-def _log_batch(stats: BatchStats) -> None:
-    logger.debug(
-        "batch encoded",
-        extra={
-            "batch_size": stats.size,
-            "callers": stats.callers,
-            "queue_wait_ms": round(stats.queue_wait_seconds * 1000, 3),
-            "encode_ms": round(stats.encode_seconds * 1000, 3),
-        },
-    )
+class BatchObserver:
+    """Each model batch: a debug log line and the batch metrics (texts per batch, how long
+    the oldest text waited, encode time)."""
+
+    def __init__(self, meter: Meter) -> None:
+        self._texts = meter.create_histogram(
+            EMBEDDING_BATCH_TEXTS, unit="{text}", description="Texts per model batch."
+        )
+        self._wait = meter.create_histogram(
+            EMBEDDING_QUEUE_WAIT, unit="s", description="Queue wait of a batch's oldest text."
+        )
+        self._encode = meter.create_histogram(
+            EMBEDDING_ENCODE_DURATION, unit="s", description="Model time per batch."
+        )
+
+    def __call__(self, stats: BatchStats) -> None:
+        """Record one batch."""
+        self._texts.record(stats.size)
+        self._wait.record(stats.queue_wait_seconds)
+        self._encode.record(stats.encode_seconds)
+        logger.debug(
+            "batch encoded",
+            extra={
+                "batch_size": stats.size,
+                "callers": stats.callers,
+                "queue_wait_ms": round(stats.queue_wait_seconds * 1000, 3),
+                "encode_ms": round(stats.encode_seconds * 1000, 3),
+            },
+        )
 
 
 async def open_backend(settings: EmbeddingSettings) -> CacheBackend:
@@ -54,6 +79,7 @@ class EmbeddingModule:
 
     def __init__(self, settings: EmbeddingSettings, telemetry: Telemetry) -> None:
         self._settings = settings
+        self._telemetry = telemetry
         self._servicer = EmbeddingServicer(settings)
         self._maintenance: asyncio.Task[None] | None = None
 
@@ -83,7 +109,8 @@ class EmbeddingModule:
             dimensions=model.dimensions,
             max_batch_size=settings.batch_max_size,
             max_wait_seconds=settings.batch_max_wait_ms / 1000,
-            on_batch=_log_batch,
+            on_batch=BatchObserver(self._telemetry.meter("ponder_embedding")),
+            tracer=self._telemetry.tracer("ponder_embedding"),
         )
         memo = VectorMemo(settings.memo_entries)
         cache = SemanticCache(

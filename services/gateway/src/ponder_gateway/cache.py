@@ -15,7 +15,12 @@ from opentelemetry.metrics import Meter
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
-from ponder_gateway.metrics import CACHE_LOOKUPS, CACHE_RESULT, no_op_meter
+from ponder_gateway.metrics import (
+    CACHE_LOOKUP_DURATION,
+    CACHE_LOOKUPS,
+    CACHE_RESULT,
+    no_op_meter,
+)
 from ponder_gateway.parameters import RunParameters
 
 
@@ -94,8 +99,12 @@ class WorkflowCache:
         meter: Meter | None = None,
     ) -> None:
         self._stub = stub
-        self._lookups = (meter or no_op_meter()).create_counter(
+        meter = meter or no_op_meter()
+        self._lookups = meter.create_counter(
             CACHE_LOOKUPS, unit="{lookup}", description="Cache lookups by result."
+        )
+        self._lookup_duration = meter.create_histogram(
+            CACHE_LOOKUP_DURATION, unit="s", description="Cache lookup time by result."
         )
         self._threshold = threshold
         self._ttl_seconds = ttl_seconds
@@ -104,20 +113,26 @@ class WorkflowCache:
 
     async def lookup(self, topic: str, params: RunParameters) -> CachedWorkflow | None:
         """The cached workflow for a similar enough topic, or None on a miss."""
+        started = time.perf_counter()
         space = namespace(params)
         recent = self._recent.get(space, topic)
         if recent is not None:
-            self._lookups.add(1, {CACHE_RESULT: "hit"})
+            self._count("hit", started)
             return recent
         try:
             found = await self._lookup(space, topic)
         except CacheUnavailableError:
-            self._lookups.add(1, {CACHE_RESULT: "error"})
+            self._count("error", started)
             raise
-        self._lookups.add(1, {CACHE_RESULT: "miss" if found is None else "hit"})
+        self._count("miss" if found is None else "hit", started)
         if found is not None:
             self._recent.put(space, topic, found)
         return found
+
+    def _count(self, result: str, started: float) -> None:
+        attributes = {CACHE_RESULT: result}
+        self._lookups.add(1, attributes)
+        self._lookup_duration.record(time.perf_counter() - started, attributes)
 
     async def _lookup(self, space: str, topic: str) -> CachedWorkflow | None:
         try:

@@ -11,6 +11,7 @@ from ponder_runtime.attributes import CACHE_RESULT, WORKFLOW_KIND, WORKFLOW_OUTC
 
 __all__ = [
     "CACHE_LOOKUPS",
+    "CACHE_LOOKUP_DURATION",
     "CACHE_RESULT",
     "RATE_LIMIT_REJECTIONS",
     "RPC_METHOD",
@@ -24,7 +25,8 @@ __all__ = [
 
 WORKFLOW_DURATION = "ponder.workflow.duration"  # histogram, seconds (queue wait included)
 WORKFLOW_IN_FLIGHT = "ponder.workflow.in_flight"  # up-down counter: executing or queued
-CACHE_LOOKUPS = "ponder.cache.lookups"  # counter
+CACHE_LOOKUPS = "ponder.cache.lookups"  # counter, by result (the hit ratio)
+CACHE_LOOKUP_DURATION = "ponder.cache.lookup.duration"  # histogram, seconds, by result
 RATE_LIMIT_REJECTIONS = "ponder.rate_limit.rejections"  # counter
 
 RPC_METHOD = "rpc.method"

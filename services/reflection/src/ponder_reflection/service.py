@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import grpc
 from openai import AsyncOpenAI
+from opentelemetry.metrics import Meter
 from opentelemetry.trace import Tracer
 
 from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 
 def build_provider(
-    settings: ReflectionSettings, tracer: Tracer | None = None
+    settings: ReflectionSettings, tracer: Tracer | None = None, meter: Meter | None = None
 ) -> ReflectionProvider:
     """The OpenAI-compatible provider when configured (or forced), else the offline one."""
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
@@ -49,6 +50,7 @@ def build_provider(
             max_delay=settings.retry_max_seconds,
         ),
         call_timeout=settings.call_timeout_seconds,
+        meter=meter,
     )
     client = AsyncOpenAI(
         api_key=key or "unused",  # some local servers take any key
@@ -70,7 +72,9 @@ class ReflectionModule:
     """Serves ReflectionService with the configured provider."""
 
     def __init__(self, settings: ReflectionSettings, telemetry: Telemetry) -> None:
-        self.provider = build_provider(settings, telemetry.tracer("ponder_reflection"))
+        self.provider = build_provider(
+            settings, telemetry.tracer("ponder_reflection"), telemetry.meter("ponder_reflection")
+        )
         logger.info(
             "reflection provider",
             extra={"provider": self.provider.name, "model": self.provider.model},

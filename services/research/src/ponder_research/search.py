@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from opentelemetry import trace
+from opentelemetry.metrics import Meter, NoOpMeter
 from opentelemetry.trace import StatusCode, Tracer
 
 from ponder_research.dedupe import dedupe
@@ -20,6 +21,7 @@ from ponder_research.ranking import Ranking, rerank
 from ponder_research.source_cache import SourceCache
 from ponder_research.sources import Query, Source, SourceDisabledError
 from ponder_runtime.attributes import SOURCE, SOURCE_CACHED, SOURCE_RESULTS, SOURCE_STATE
+from ponder_runtime.metrics import SOURCE_DURATION
 
 
 logger = logging.getLogger(__name__)
@@ -81,11 +83,15 @@ class Searcher:
         cache: SourceCache,
         embedding: EmbeddingClient | None,
         tracer: Tracer | None = None,
+        meter: Meter | None = None,
     ) -> None:
         self.sources = sources
         self._cache = cache
         self._embedding = embedding
         self._tracer = tracer or trace.NoOpTracer()
+        self._duration = (meter or NoOpMeter(__name__)).create_histogram(
+            SOURCE_DURATION, unit="s", description="Source searches by source and outcome."
+        )
 
     async def _one(
         self, source: Source, query: Query, timeout: float
@@ -104,6 +110,10 @@ class Searcher:
             )
             if outcome.state in (SourceState.TIMEOUT, SourceState.ERROR):
                 span.set_status(StatusCode.ERROR, outcome.message)
+            self._duration.record(
+                outcome.latency_s,
+                {SOURCE: source.kind.value, SOURCE_STATE: outcome.state.value},
+            )
             return found, outcome
 
     async def _search_one(

@@ -63,6 +63,7 @@ class ResearchModule:
             ),
             embedding=self._embedding,
             tracer=telemetry.tracer("ponder_research"),
+            meter=telemetry.meter("ponder_research"),
         )
         self._indexing: asyncio.Task[None] | None = None
 
