@@ -172,6 +172,16 @@ def _check_llm_calls(trace: Trace) -> None:
         assert _count(attributes["gen_ai.usage.input_tokens"]) > 0
         assert _count(attributes["gen_ai.usage.output_tokens"]) > 0
         assert chat.status.status_code is not StatusCode.ERROR
+    http_calls = [s for s in trace.spans if trace.parent(s) in chats]
+    assert len(http_calls) == len(chats) + 1  # one HTTP request per attempt: the 500 too
+    assert all(s.kind is SpanKind.CLIENT for s in http_calls)
+    codes = {  # the instrumentation's default (older) HTTP conventions, or the stable ones
+        (s.attributes or {}).get(
+            "http.status_code", (s.attributes or {}).get("http.response.status_code")
+        )
+        for s in http_calls
+    }
+    assert codes == {200, 500}
     attempts = [(c.attributes or {})["ponder.llm.attempts"] for c in chats]
     assert attempts == [2] + [1] * (len(chats) - 1)  # the 500, then the answer
 

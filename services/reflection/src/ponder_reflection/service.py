@@ -6,9 +6,8 @@ import logging
 from collections.abc import Sequence
 
 import grpc
-from openai import AsyncOpenAI
-from opentelemetry.metrics import Meter
-from opentelemetry.trace import Tracer
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
 
 from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
 from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
@@ -30,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 def build_provider(
-    settings: ReflectionSettings, tracer: Tracer | None = None, meter: Meter | None = None
+    settings: ReflectionSettings, telemetry: Telemetry | None = None
 ) -> ReflectionProvider:
     """The OpenAI-compatible provider when configured (or forced), else the offline one."""
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
@@ -50,13 +49,21 @@ def build_provider(
             max_delay=settings.retry_max_seconds,
         ),
         call_timeout=settings.call_timeout_seconds,
-        meter=meter,
+        meter=telemetry.meter("ponder_reflection") if telemetry else None,
     )
+    http_client = DefaultAsyncHttpxClient()  # openai's defaults (limits, redirects)
+    if telemetry is not None:  # each HTTP request to the model: a client span and metrics
+        HTTPX2ClientInstrumentor.instrument_client(
+            http_client,  # type: ignore[arg-type]  # an httpx2 client: its annotation says httpx
+            tracer_provider=telemetry.tracer_provider,
+            meter_provider=telemetry.meter_provider,
+        )
     client = AsyncOpenAI(
         api_key=key or "unused",  # some local servers take any key
         base_url=settings.openai_base_url,
         max_retries=0,  # retries are ours: backoff, Retry-After, breaker, deadline
         timeout=settings.call_timeout_seconds,
+        http_client=http_client,
     )
     return OpenAIProvider(
         client,
@@ -64,7 +71,7 @@ def build_provider(
         model=settings.model,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
-        tracer=tracer,
+        tracer=telemetry.tracer("ponder_reflection") if telemetry else None,
     )
 
 
@@ -72,9 +79,7 @@ class ReflectionModule:
     """Serves ReflectionService with the configured provider."""
 
     def __init__(self, settings: ReflectionSettings, telemetry: Telemetry) -> None:
-        self.provider = build_provider(
-            settings, telemetry.tracer("ponder_reflection"), telemetry.meter("ponder_reflection")
-        )
+        self.provider = build_provider(settings, telemetry)
         logger.info(
             "reflection provider",
             extra={"provider": self.provider.name, "model": self.provider.model},
