@@ -4,6 +4,7 @@ attributes and its attempts), all under the trace id the client sent and the res
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -212,3 +213,30 @@ async def test_a_rest_workflow_is_one_trace_across_all_services(
     _check_gateway(trace, workflow["id"])
     _check_research(trace)
     _check_llm_calls(trace)
+
+
+async def test_a_long_running_workflow_continues_the_trace_of_its_create_call(
+    stack: InProcessStack,
+):
+    """CreateWorkflow returns at once; the workflow then runs in the background, and its
+    workflow and step spans still belong to the trace of the create request."""
+    topic = f"What limits self-correction in language models? ({uuid.uuid4().hex[:8]})"
+    async with httpx.AsyncClient(base_url=stack.http_url, timeout=60) as http:
+        created = await http.post(
+            "/v1/workflows", json={"kind": "WORKFLOW_KIND_REFLECTION", "topic": topic}
+        )
+        assert created.status_code == 200, created.text
+        name = created.json()["workflow"]["name"]
+        watched = await http.get(f"/v1/{name}:watch")  # NDJSON until the workflow ends
+    assert watched.status_code == 200
+    last = json.loads(watched.text.strip().splitlines()[-1])["result"]
+    assert last["workflow"]["state"] == "WORKFLOW_STATE_SUCCEEDED"
+    trace_id = created.headers["x-trace-id"]
+    assert last["workflow"]["traceId"] == trace_id
+    trace = Trace(
+        [s for s in stack.spans.get_finished_spans() if f"{s.context.trace_id:032x}" == trace_id]
+    )
+    run = trace.named["workflow reflection"]
+    assert trace.ancestors(run)[-1] == "POST /v1/workflows"
+    steps = {s.name for s in trace.spans if trace.parent(s) is run}
+    assert {"step research", "step reflect"} <= steps
