@@ -137,6 +137,16 @@ def _check_gateway(trace: Trace, workflow_id: str) -> None:
     for step in steps:
         assert trace.parent(step) is run
         assert (step.attributes or {})["ponder.step.state"] == "SUCCEEDED"
+    assert (steps[0].attributes or {})["ponder.cache.result"] == "miss"
+    lookups = [
+        s
+        for s in trace.spans
+        if s.name == "/ponder.embedding.v1.EmbeddingService/LookupCache"
+        and s.kind is SpanKind.SERVER
+    ]
+    assert len(lookups) == 1
+    assert (lookups[0].attributes or {})["ponder.cache.result"] == "miss"
+    assert "ponder.cache.similarity" in (lookups[0].attributes or {})
 
 
 def _check_research(trace: Trace) -> None:

@@ -18,6 +18,7 @@ WORKFLOW_STEP = "ponder.workflow.step"  # cache_lookup, research, rank, reflect,
 STEP_STATE = "ponder.step.state"  # SUCCEEDED, FAILED, SKIPPED
 STEP_MESSAGE = "ponder.step.message"
 CACHE_RESULT = "ponder.cache.result"  # hit, miss, error, replay
+CACHE_SIMILARITY = "ponder.cache.similarity"  # cosine of the best entry (1.0: exact text)
 
 # --- research -------------------------------------------------------------------------------
 SOURCE = "ponder.source"  # arxiv, web, library

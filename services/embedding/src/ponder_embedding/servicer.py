@@ -6,6 +6,7 @@ import datetime as dt
 
 import grpc
 from google.protobuf import timestamp_pb2
+from opentelemetry import trace
 
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
@@ -13,6 +14,7 @@ from ponder_embedding.cache.entries import CacheEntry
 from ponder_embedding.engine import Engine
 from ponder_embedding.settings import EmbeddingSettings
 from ponder_runtime import RequestValidator, UnavailableError
+from ponder_runtime.attributes import CACHE_RESULT, CACHE_SIMILARITY
 from ponder_runtime.protobuf import timestamp
 
 
@@ -130,6 +132,12 @@ class EmbeddingServicer(embedding_grpc.EmbeddingServiceServicer):
             request.namespace, request.text, request.similarity_threshold or None
         )
         reply = embedding_pb2.LookupCacheResponse(hit=result.hit, similarity=result.similarity)
+        trace.get_current_span().set_attributes(  # the RPC's span
+            {
+                CACHE_RESULT: "hit" if result.hit else "miss",
+                CACHE_SIMILARITY: result.similarity,
+            }
+        )
         if result.entry is not None:
             reply.entry.CopyFrom(entry_to_proto(result.entry))
         return reply

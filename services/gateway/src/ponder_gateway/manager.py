@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
+from opentelemetry import trace
 from opentelemetry.metrics import Meter
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
@@ -33,6 +34,7 @@ from ponder_runtime import (
     PonderError,
     ResourceExhaustedError,
 )
+from ponder_runtime.attributes import CACHE_RESULT, CACHE_SIMILARITY
 from ponder_runtime.protobuf import timestamp
 
 
@@ -198,10 +200,13 @@ class WorkflowManager:
                 step.message = f"embedding service unavailable ({exc}): cache skipped"
                 workflow.warnings.append(f"cache: {step.message}")
                 return False
+            span = trace.get_current_span()  # the step's
             if cached is None:
                 step.message = "miss"
+                span.set_attribute(CACHE_RESULT, "miss")
                 return False
             step.message = f"hit (similarity {cached.similarity:.3f})"
+            span.set_attributes({CACHE_RESULT: "hit", CACHE_SIMILARITY: cached.similarity})
         workflow.result.CopyFrom(cached.workflow.result)
         workflow.cache.CopyFrom(
             workflow_pb2.CacheInfo(
