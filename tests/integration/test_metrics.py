@@ -18,20 +18,25 @@ from tests.integration.test_access import rest_url
 from tests.integration.test_degraded import _ReadyGateway
 
 
-async def gateway(stack: InProcessStack, tmp_path, reader: InMemoryMetricReader) -> ServiceServer:
+async def gateway(
+    stack: InProcessStack, tmp_path, reader: InMemoryMetricReader, **overrides: object
+) -> ServiceServer:
     """A gateway on the stack's services whose metrics go to `reader`; a burst of 3 requests
     with almost no refill, so the fourth call from one caller is rate limited."""
     settings = load_settings(
         GatewaySettings,
-        host="127.0.0.1",
-        port=0,
-        http_port=0,
-        research_addr=stack.address("research"),
-        embedding_addr=stack.address("embedding"),
-        reflection_addr=stack.address("reflection"),
-        store_path=tmp_path / "workflows.sqlite3",
-        rate_limit_per_second=0.001,
-        rate_limit_burst=3,
+        **{
+            "host": "127.0.0.1",
+            "port": 0,
+            "http_port": 0,
+            "research_addr": stack.address("research"),
+            "embedding_addr": stack.address("embedding"),
+            "reflection_addr": stack.address("reflection"),
+            "store_path": tmp_path / "workflows.sqlite3",
+            "rate_limit_per_second": 0.001,
+            "rate_limit_burst": 3,
+            **overrides,
+        },
     )
     telemetry = configure_telemetry(
         settings,
@@ -122,5 +127,28 @@ async def test_gateway_metrics_follow_rest_workflows_cache_and_rate_limits(
         assert {result: p.count for result, p in lookups.items()} == {"miss": 1, "hit": 1}
         assert lookups["miss"].sum > 0
         assert total(reader, "ponder.rate_limit.rejections") == 1
+    finally:
+        await server.stop(0)
+
+
+async def test_a_cache_lookup_that_fails_counts_as_an_error_and_the_workflow_succeeds(
+    stack: InProcessStack, tmp_path
+):
+    """With the embedding service unreachable, the lookup is counted (and timed) as an error,
+    and the workflow still succeeds, which its duration's outcome says."""
+    reader = InMemoryMetricReader()
+    server = await gateway(stack, tmp_path, reader, embedding_addr="127.0.0.1:1")
+    topic = f"Do critics make agents better writers? ({uuid.uuid4().hex[:8]})"
+    try:
+        async with httpx.AsyncClient(base_url=rest_url(server), timeout=60) as http:
+            reply = await http.post("/v1/workflows/reflection", json={"topic": topic})
+        assert reply.status_code == 200, reply.text
+        assert any("cache" in w for w in reply.json()["workflow"]["warnings"])
+        assert total(reader, "ponder.cache.lookups", {"ponder.cache.result": "error"}) == 1
+        assert total(reader, "ponder.cache.lookup.duration", {"ponder.cache.result": "error"}) == 1
+        outcomes = {
+            a["ponder.workflow.outcome"] for a, _ in points(reader, "ponder.workflow.duration")
+        }
+        assert outcomes == {"SUCCEEDED"}
     finally:
         await server.stop(0)
