@@ -36,6 +36,7 @@ lint: install buf
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 	$(VENV)/bin/mypy libs/ponder-runtime/src libs/ponder-rest/src libs/ponder-devstack/src services/*/src scripts tests bench
 	$(PY) scripts/genproto.py --check
+	$(VENV)/bin/hadolint services/*/Dockerfile
 
 # redis-server (Debian package) for the Redis cache backend tests, which fail without it.
 redis:
