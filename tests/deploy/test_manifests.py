@@ -112,7 +112,7 @@ def test_ponder_services_probe_grpc_health_and_drain_before_the_kill(overlay: st
         pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
         assert pod(workload)["terminationGracePeriodSeconds"] > grace + pause, service
         mounts = {m["mountPath"] for m in container["volumeMounts"]}
-        assert "/var/lib/ponder" in mounts, "the image's only writable path"
+        assert {"/var/lib/ponder", "/tmp"} <= mounts, "writable paths on a read-only root"
         assert container["image"].startswith(f"ponder-{service}:"), "a tagged image"
     embedding = pod(named(resources, "Deployment", "embedding"))["containers"][0]
     startup = embedding["startupProbe"]
@@ -151,6 +151,10 @@ def test_the_config_map_holds_only_known_settings_and_every_address(overlay: str
 
 def test_production_requires_keys_and_denies_by_default():
     resources = rendered("overlays/prod")
+    base = rendered("base")
+    for service in ("gateway", "embedding"):  # sized up, not just copied
+        size = pod(named(resources, "Deployment", service))["containers"][0]["resources"]
+        assert size != pod(named(base, "Deployment", service))["containers"][0]["resources"]
     config = named(resources, "ConfigMap", "ponder-config")["data"]
     assert config["PONDER_GATEWAY_ALLOW_ANONYMOUS"] == "false"
     policies = of_kind(resources, "NetworkPolicy")
