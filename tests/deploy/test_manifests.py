@@ -5,11 +5,14 @@ select pods, settings the code knows, default-deny in production."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 from pydantic_settings import BaseSettings
 
 from ponder_devstack.kustomize import render
@@ -197,3 +200,23 @@ def test_the_gpu_component_puts_embedding_on_a_gpu():
     assert "cuda" in EmbeddingSettings.model_fields["device"].annotation.__args__  # type: ignore[union-attr]
     for version in VERSIONS:
         kubernetes_validate.validate(embedding, version, strict=True)
+
+
+@pytest.mark.skipif(
+    shutil.which("kubectl") is None, reason="kubectl is not installed on this machine"
+)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_renderer_agrees_with_kubectl_kustomize(overlay: str):
+    done = subprocess.run(
+        ["kubectl", "kustomize", str(DEPLOY / overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    theirs = [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+    def key(resource: Resource) -> tuple[str, str]:
+        return resource["kind"], resource["metadata"]["name"]
+
+    assert sorted(rendered(overlay), key=key) == sorted(theirs, key=key)

@@ -1,7 +1,7 @@
 """Render a kustomization without kubectl: the subset of kustomize that `deploy/` uses.
 
-`kubectl kustomize` is not on every machine (CI's included), so the deployment tests render
-with this and, where kubectl exists, check that both agree. Supported: `resources` (files and
+`kubectl kustomize` is not on every machine, so the deployment tests render with this and,
+where kubectl exists, check that both give the same resources (tests/deploy). Supported: `resources` (files and
 directories), `components` (kind: Component), `labels` (`pairs`, added to metadata only),
 `images` (`newName`, `newTag`, `digest`), `replicas`, and `patches` given by `path` (strategic
 merge: maps merge, lists of named maps merge by `name`, other lists are replaced) whose target
