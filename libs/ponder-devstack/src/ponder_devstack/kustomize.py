@@ -1,11 +1,11 @@
 """Render a kustomization without kubectl: the subset of kustomize that `deploy/` uses.
 
 `kubectl kustomize` is not on every machine, so the deployment tests render with this and,
-where kubectl exists, check that both give the same resources (tests/deploy). Supported: `resources` (files and
-directories), `components` (kind: Component), `labels` (`pairs`, added to metadata only),
-`images` (`newName`, `newTag`, `digest`), `replicas`, and `patches` given by `path` (strategic
-merge: maps merge, lists of named maps merge by `name`, other lists are replaced) whose target
-is the patch's own kind and name. Anything else is an error, so a manifest never silently
+where kubectl exists, check that both give the same resources (tests/deploy). Supported:
+`resources` (files and directories), `components` (kind: Component), `labels` (`pairs`, added
+to metadata only), `images` (`newName`, `newTag`, `digest`), `replicas`, and `patches` given by
+`path` (strategic merge: maps merge, lists of named maps merge by `name`, other lists are
+replaced) whose target is the patch's own kind and name. Anything else is an error, so a manifest never silently
 renders differently from kustomize.
 """
 
