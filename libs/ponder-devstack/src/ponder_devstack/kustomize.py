@@ -5,8 +5,8 @@ where kubectl exists, check that both give the same resources (tests/deploy). Su
 `resources` (files and directories), `components` (kind: Component), `labels` (`pairs`, added
 to metadata only), `images` (`newName`, `newTag`, `digest`), `replicas`, and `patches` given by
 `path` (strategic merge: maps merge, lists of named maps merge by `name`, other lists are
-replaced) whose target is the patch's own kind and name. Anything else is an error, so a manifest never silently
-renders differently from kustomize.
+replaced) whose target is the patch's own kind and name. Anything else is an error, so a
+manifest never silently renders differently from kustomize.
 """
 
 from __future__ import annotations
