@@ -8,7 +8,7 @@ PACKAGES := -e libs/ponder-protos -e libs/ponder-runtime -e libs/ponder-rest -e 
 	-e services/gateway -e services/research -e services/reflection -e services/embedding
 PY_SOURCES := libs/ponder-runtime/src libs/ponder-rest/src libs/ponder-devstack/src services scripts tests bench
 
-.PHONY: install run test lint proto buf redis bench bench-deps clean
+.PHONY: install run test lint proto buf breaking redis bench bench-deps clean
 
 install: $(STAMP)
 
@@ -31,7 +31,12 @@ proto: install
 buf: install
 	npx --no-install buf lint
 
-lint: install buf
+# The protos may not break what was released: release/protos.binpb is the last release's image
+# (at a release: npx --no-install buf build protos -o release/protos.binpb).
+breaking: install
+	npx --no-install buf breaking protos --against release/protos.binpb
+
+lint: install buf breaking
 	$(VENV)/bin/ruff check $(PY_SOURCES)
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 	$(VENV)/bin/mypy libs/ponder-runtime/src libs/ponder-rest/src libs/ponder-devstack/src services/*/src scripts tests bench
