@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from ponder_devstack import Stack
@@ -99,3 +100,56 @@ def test_internal_services_answer_through_the_gateway(process_stack: Stack):
     reply = json.loads(done.stdout)
     assert reply["source_statuses"][0]["state"] == "SOURCE_STATE_OK"
     assert "arxiv:2005.11401" in {d["id"] for d in reply["documents"]}
+
+
+WORKFLOWS = "ponder.workflow.v1.WorkflowService"
+
+
+def test_health(process_stack: Stack):
+    """The README's health recipe: SERVING."""
+    done = grpcurl(gateway_address(process_stack), "grpc.health.v1.Health/Check")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"status": "SERVING"}
+
+
+def test_create_watch_get_list_and_cancel(process_stack: Stack):
+    """The README's long-running recipes: create with an id, watch it to its end (a snapshot,
+    step events, FINISHED), get it, find it in a filtered list; cancelling it once finished is
+    FAILED_PRECONDITION, saying why."""
+    address = gateway_address(process_stack)
+    workflow_id = f"grpcurl-{uuid.uuid4().hex[:8]}"
+    name = f"workflows/{workflow_id}"
+    spec = {"kind": "WORKFLOW_KIND_RESEARCH", "topic": "dense passage retrieval for QA"}
+    created = grpcurl(
+        "-d",
+        json.dumps({"workflow": spec, "workflow_id": workflow_id}),
+        address,
+        f"{WORKFLOWS}/CreateWorkflow",
+    )
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["workflow"]["name"] == name
+    watched = grpcurl("-d", json.dumps({"name": name}), address, f"{WORKFLOWS}/WatchWorkflow")
+    assert watched.returncode == 0, watched.stderr
+    decoder = json.JSONDecoder()
+    events, text = [], watched.stdout.strip()
+    while text:
+        event, end = decoder.raw_decode(text)
+        events.append(event)
+        text = text[end:].strip()
+    kinds = [e["event_type"] for e in events]
+    assert kinds[0] == "WORKFLOW_EVENT_TYPE_SNAPSHOT"
+    assert kinds[-1] == "WORKFLOW_EVENT_TYPE_FINISHED"
+    assert events[-1]["workflow"]["state"] == "WORKFLOW_STATE_SUCCEEDED"
+    got = grpcurl("-d", json.dumps({"name": name}), address, f"{WORKFLOWS}/GetWorkflow")
+    assert json.loads(got.stdout)["workflow"]["state"] == "WORKFLOW_STATE_SUCCEEDED"
+    listed = grpcurl(
+        "-d",
+        '{"page_size": 50, "filter": "state = SUCCEEDED AND kind = RESEARCH"}',
+        address,
+        f"{WORKFLOWS}/ListWorkflows",
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert name in {w["name"] for w in json.loads(listed.stdout)["workflows"]}
+    cancelled = grpcurl("-d", json.dumps({"name": name}), address, f"{WORKFLOWS}/CancelWorkflow")
+    assert cancelled.returncode == 64 + 9  # FAILED_PRECONDITION
+    assert "only a pending or running workflow can be cancelled" in cancelled.stderr
