@@ -119,7 +119,11 @@ def test_create_watch_get_list_and_cancel(process_stack: Stack):
     address = gateway_address(process_stack)
     workflow_id = f"grpcurl-{uuid.uuid4().hex[:8]}"
     name = f"workflows/{workflow_id}"
-    spec = {"kind": "WORKFLOW_KIND_RESEARCH", "topic": "dense passage retrieval for QA"}
+    spec = {  # BYPASS: it runs (not answered from the cache by another test's topic)
+        "kind": "WORKFLOW_KIND_RESEARCH",
+        "topic": "dense passage retrieval for QA",
+        "parameters": {"cache_policy": "CACHE_POLICY_BYPASS"},
+    }
     created = grpcurl(
         "-d",
         json.dumps({"workflow": spec, "workflow_id": workflow_id}),
@@ -138,8 +142,10 @@ def test_create_watch_get_list_and_cancel(process_stack: Stack):
         text = text[end:].strip()
     kinds = [e["event_type"] for e in events]
     assert kinds[0] == "WORKFLOW_EVENT_TYPE_SNAPSHOT"
-    assert kinds[-1] == "WORKFLOW_EVENT_TYPE_FINISHED"
+    if len(events) > 1:  # it was still running when the watch began (else: the snapshot only)
+        assert kinds[-1] == "WORKFLOW_EVENT_TYPE_FINISHED"
     assert events[-1]["workflow"]["state"] == "WORKFLOW_STATE_SUCCEEDED"
+    assert [s["name"] for s in events[-1]["workflow"]["steps"]][:2] == ["cache_lookup", "research"]
     got = grpcurl("-d", json.dumps({"name": name}), address, f"{WORKFLOWS}/GetWorkflow")
     assert json.loads(got.stdout)["workflow"]["state"] == "WORKFLOW_STATE_SUCCEEDED"
     listed = grpcurl(
