@@ -14,7 +14,7 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
-from ponder_devstack.kustomize import render
+from ponder_devstack.kustomize import apply_component, render
 from ponder_embedding.settings import EmbeddingSettings
 from ponder_gateway.settings import GatewaySettings
 from ponder_reflection.settings import ReflectionSettings
@@ -177,9 +177,7 @@ def test_the_gpu_component_puts_embedding_on_a_gpu():
     resources = render(DEPLOY / "base")
     component = DEPLOY / "components" / "gpu-embedding"
     assert (component / "kustomization.yaml").exists()
-    from ponder_devstack.kustomize import _build  # a component applies to a base
-
-    with_gpu = _build(component, component=True, base=resources)
+    with_gpu = apply_component(component, resources)
     embedding = named(with_gpu, "Deployment", "embedding")
     container = pod(embedding)["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1

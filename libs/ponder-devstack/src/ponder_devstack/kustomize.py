@@ -40,6 +40,11 @@ def render(directory: Path) -> list[Resource]:
     return _build(directory.resolve(), component=False)
 
 
+def apply_component(directory: Path, resources: list[Resource]) -> list[Resource]:
+    """`resources` with the Component in `directory` applied (as an overlay listing it would)."""
+    return _build(directory.resolve(), component=True, base=copy.deepcopy(resources))
+
+
 def _load(path: Path) -> list[Resource]:
     with path.open() as stream:
         return [doc for doc in yaml.safe_load_all(stream) if doc]
