@@ -314,6 +314,21 @@ async def test_watch_relays_reflection_progress(stub):
     assert "iteration 1: draft started" in progress
     assert any(m.startswith("iteration 1: critique done, score") for m in progress)
     assert "iteration 2: refine started" in progress
+    reflect = [
+        e.step
+        for e in events
+        if e.event_type == pb.WORKFLOW_EVENT_TYPE_STEP_UPDATED and e.step.name == "reflect"
+    ]
+    assert [s.iteration for s in reflect] == sorted(s.iteration for s in reflect)
+    assert reflect[-1].iteration == 2
+    final = events[-1].workflow
+    assert len(final.result.iterations) == 2
+    assert list(reflect[-1].iteration_scores) == [
+        pytest.approx(done.critique.score) for done in final.result.iterations
+    ]
+    counts = {s.name: s.document_count for s in final.steps}
+    assert counts["research"] >= counts["rank"] == len(final.result.sources) > 0
+    assert counts["reflect"] == 0
 
 
 async def test_the_callers_deadline_reaches_the_sources(stub, fake_arxiv: FakeApi):

@@ -46,14 +46,19 @@ def _rank_text(doc: document_pb2.Document) -> str:
 StepObserver = Callable[[workflow_pb2.Workflow, workflow_pb2.WorkflowStep], None]
 
 
-def _progress(step: reflection_pb2.ReflectionStep, finished: bool) -> str:
-    """A watcher-friendly line for one reflection step, e.g. "iteration 1: critique done,
-    score 7.5"."""
-    kind = reflection_pb2.ReflectionStepKind.Name(step.kind).removeprefix("REFLECTION_STEP_KIND_")
-    line = f"iteration {step.iteration}: {kind.lower()} {'done' if finished else 'started'}"
-    if finished and step.HasField("critique"):
-        line += f", score {step.critique.score:.1f}"
-    return line
+def _record_progress(
+    step: workflow_pb2.WorkflowStep, event: reflection_pb2.ReflectionStep, finished: bool
+) -> None:
+    """Put one reflection step's progress on the workflow step: a watcher-friendly message,
+    e.g. "iteration 1: critique done, score 7.5", the iteration, and each finished critique's
+    score."""
+    kind = reflection_pb2.ReflectionStepKind.Name(event.kind).removeprefix("REFLECTION_STEP_KIND_")
+    progress = "done" if finished else "started"
+    step.message = f"iteration {event.iteration}: {kind.lower()} {progress}"
+    step.iteration = event.iteration
+    if finished and event.HasField("critique"):
+        step.message += f", score {event.critique.score:.1f}"
+        step.iteration_scores.append(event.critique.score)
 
 
 def record_trace_id(workflow: workflow_pb2.Workflow) -> None:
@@ -227,6 +232,7 @@ class WorkflowRunner:
                     metadata={"workflow": workflow.name},
                 )
             step.message = f"{len(reply.documents)} candidate documents"
+            step.document_count = len(reply.documents)
             ranked = reply.ranking == research_pb2.RANKING_METHOD_EMBEDDING_SIMILARITY
             return list(reply.documents), list(reply.source_statuses), ranked
 
@@ -243,11 +249,13 @@ class WorkflowRunner:
         the research order and note it (the workflow goes on)."""
         with self._step(workflow, "rank") as step:
             if research_ranked:
+                kept = documents[: params.max_sources]
                 step.message = (
-                    f"kept {min(len(documents), params.max_sources)} of {len(documents)}, "
+                    f"kept {len(kept)} of {len(documents)}, "
                     "ranked by embedding similarity in research"
                 )
-                return documents[: params.max_sources]
+                step.document_count = len(kept)
+                return kept
             request = embedding_pb2.RankDocumentsRequest(
                 query=workflow.topic,
                 candidates=[
@@ -264,6 +272,7 @@ class WorkflowRunner:
                 step.state = workflow_pb2.STEP_STATE_FAILED
                 step.message = f"embedding unavailable ({exc.code().name}): research order kept"
                 workflow.warnings.append(f"rank: {step.message}")
+                step.document_count = min(len(documents), params.max_sources)
                 return documents[: params.max_sources]
             ranked = []
             for result in reply.results:
@@ -272,6 +281,7 @@ class WorkflowRunner:
                 doc.score = result.score
                 ranked.append(doc)
             step.message = f"kept {len(ranked)} of {len(documents)} by similarity ({reply.model})"
+            step.document_count = len(ranked)
             return ranked
 
     async def _reflect(
@@ -300,12 +310,15 @@ class WorkflowRunner:
                     if which == "completed":
                         reply = event.completed
                     elif which in ("step_started", "step_finished"):
-                        step.message = _progress(getattr(event, which), which == "step_finished")
+                        _record_progress(step, getattr(event, which), which == "step_finished")
                         self._notify(workflow, step)
             except grpc.aio.AioRpcError as exc:
                 raise upstream_error("reflection", exc) from exc
             if reply is None:
                 raise UnavailableError("the reflection stream ended without a result")
+            step.iteration = len(reply.iterations)
+            del step.iteration_scores[:]
+            step.iteration_scores.extend(done.critique.score for done in reply.iterations)
             step.message = (
                 f"{len(reply.iterations)} iteration(s), score {reply.score:.1f}, "
                 f"{reply.provider}/{reply.model}"

@@ -158,18 +158,24 @@ class WorkflowResult(_message.Message):
     def __init__(self, text: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_document_pb2.Citation, _Mapping]]] = ..., sources: _Optional[_Iterable[_Union[_document_pb2.Document, _Mapping]]] = ..., source_statuses: _Optional[_Iterable[_Union[_research_service_pb2.SourceStatus, _Mapping]]] = ..., iterations: _Optional[_Iterable[_Union[_reflection_service_pb2.ReflectionIteration, _Mapping]]] = ..., score: _Optional[float] = ..., usage: _Optional[_Union[_document_pb2.TokenUsage, _Mapping]] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., offline: _Optional[bool] = ...) -> None: ...
 
 class WorkflowStep(_message.Message):
-    __slots__ = ("name", "state", "start_time", "end_time", "message")
+    __slots__ = ("name", "state", "start_time", "end_time", "message", "document_count", "iteration", "iteration_scores")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_SCORES_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: StepState
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     message: str
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[StepState, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
+    document_count: int
+    iteration: int
+    iteration_scores: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[StepState, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., document_count: _Optional[int] = ..., iteration: _Optional[int] = ..., iteration_scores: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class CacheInfo(_message.Message):
     __slots__ = ("hit", "similarity", "source_workflow", "namespace")
