@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PACKAGES := -e libs/ponder-protos -e libs/ponder-runtime -e libs/ponder-rest -e libs/ponder-devstack \
-	-e services/gateway -e services/research -e services/reflection -e services/embedding
-PY_SOURCES := libs/ponder-runtime/src libs/ponder-rest/src libs/ponder-devstack/src services scripts tests bench
+	-e services/gateway -e services/research -e services/reflection -e services/embedding \
+	-e clients/python
+PY_SOURCES := libs/ponder-runtime/src libs/ponder-rest/src libs/ponder-devstack/src services clients/python scripts tests bench
 
 .PHONY: install run test lint proto buf breaking redis bench bench-deps clean
 
@@ -14,7 +15,7 @@ install: $(STAMP)
 
 # torch comes first and pinned (CPU build from the local store); see requirements/constraints.txt.
 $(STAMP): requirements/constraints.txt requirements/dev.txt package.json package-lock.json \
-		libs/*/pyproject.toml services/*/pyproject.toml
+		libs/*/pyproject.toml services/*/pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt torch==2.13.0
 	$(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt \
@@ -39,7 +40,7 @@ breaking: install
 lint: install buf breaking
 	$(VENV)/bin/ruff check $(PY_SOURCES)
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
-	$(VENV)/bin/mypy libs/ponder-runtime/src libs/ponder-rest/src libs/ponder-devstack/src services/*/src scripts tests bench
+	$(VENV)/bin/mypy libs/ponder-runtime/src libs/ponder-rest/src libs/ponder-devstack/src services/*/src clients/python/src scripts tests bench
 	$(PY) scripts/genproto.py --check
 	$(VENV)/bin/hadolint services/*/Dockerfile
 

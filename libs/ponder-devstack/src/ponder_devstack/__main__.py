@@ -20,7 +20,8 @@ def _examples(gateway: str, http: str) -> str:
         f"    {gateway} ponder.workflow.v1.WorkflowService/RunReflectionWorkflow\n"
         f"  curl -s -H 'Content-Type: application/json' -d '{body}' \\\n"
         f"    http://{http}/v1/workflows/reflection\n"
-        f"  open http://{http}/docs (Swagger UI) or http://{http}/redoc"
+        f"  open http://{http}/docs (Swagger UI) or http://{http}/redoc\n"
+        f"  .venv/bin/ponder run research-reflection --watch -a {gateway} '{SAMPLE_TOPIC}'"
     )
 
 

@@ -1,0 +1,1 @@
+"""Ponder's command-line client (`ponder`)."""
