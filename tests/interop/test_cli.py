@@ -4,11 +4,8 @@ pipe and in a pseudo-terminal, with its exit statuses for the failures users mee
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -20,9 +17,6 @@ from tests.integration.test_access import KEY
 from tests.integration.test_access import gateway as gateway_with
 from tests.integration.test_research import behaving
 from tests.interop.cli import ANSI_ESCAPE, ponder, ponder_async, ponder_in_pty
-
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -222,22 +216,3 @@ async def test_auth_failures_and_rate_limits_have_their_own_statuses(
         assert KEY not in limited.err + limited.out
     finally:
         await server.stop(0)
-
-
-def test_the_readme_quick_start_block_runs_as_written(gateway):
-    """The README's CLI block, pasted into bash (with this stack's address and a fresh id)."""
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("With the `ponder` command-line client")
-    block = readme[readme.index("```sh\n", start) + 6 : readme.index("```\n", start + 1)]
-    assert block.count("$P ") >= 7
-    workflow_id = f"cli-{uuid.uuid4().hex[:8]}"
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block.replace("my-cli", workflow_id)],
-        capture_output=True, text=True, timeout=300, check=False, cwd=ROOT,
-        env={**os.environ, "PONDER_ADDRESS": gateway},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert f"{gateway} (server) SERVING" in done.stdout
-    assert done.stdout.count("References") == 3  # run, run --watch, watch
-    assert f'"name": "workflows/{workflow_id}"' in done.stdout
-    assert "STATE" in done.stdout  # the list's table
