@@ -30,7 +30,10 @@ async def test_embedding_down_keeps_research_order_and_says_so(tmp_path):
     rank step is FAILED with the reason, and warnings tell the caller."""
     spans = InMemorySpanExporter()
     common = {"host": "127.0.0.1", "port": 0}
-    research = await start_service(load_settings(ResearchSettings, **common), ResearchModule, spans)
+    nowhere = "127.0.0.1:1"  # nothing listens there (not the default port: `make run` may)
+    research = await start_service(
+        load_settings(ResearchSettings, **common, embedding_addr=nowhere), ResearchModule, spans
+    )
     reflection = await start_service(
         load_settings(ReflectionSettings, **common), ReflectionModule, spans
     )
@@ -39,7 +42,7 @@ async def test_embedding_down_keeps_research_order_and_says_so(tmp_path):
         **common,
         research_addr=f"127.0.0.1:{research.port}",
         reflection_addr=f"127.0.0.1:{reflection.port}",
-        embedding_addr="127.0.0.1:1",  # nothing listens there
+        embedding_addr=nowhere,
         rank_timeout_seconds=2.0,
         store_path=tmp_path / "workflows.sqlite3",
     )
