@@ -77,7 +77,8 @@ class Behaviour:
     """What the fake does with the next calls; tests change it between (or during) calls.
 
     Failure knobs apply to every call of a known endpoint, in this order: `hang`, `latency`,
-    `fail_next`, `status`, `rate_limit_fraction`. Counters are consumed under a lock.
+    `fail_next` then `error_fraction`, `status`, `rate_limit_fraction`. Counters are consumed
+    under a lock.
     """
 
     latency: float = 0.0  # seconds before each reply
@@ -87,6 +88,7 @@ class Behaviour:
     retry_after: str = "0.1"  # the 429's Retry-After header ("" sends none)
     seed: int = 0  # seeds the rate-limit draws; changing it restarts the sequence
     fail_next: int = 0  # the next N calls answer `status_when_failing`
+    error_fraction: float = 0.0  # this fraction of calls answer `status_when_failing` (seeded)
     status_when_failing: int = 500
     hang: bool = False  # never answer; wait until the client goes away
     malformed_json_next: int = 0  # the next N critique calls reply with non-JSON content
@@ -109,10 +111,12 @@ class Behaviour:
                 setattr(self, name, value)
 
     def take_failure(self) -> int | None:
-        """The status of a `fail_next` failure for this call, consuming one, or None."""
+        """The status of a `fail_next` or `error_fraction` failure for this call, or None."""
         with self._lock:
             if self.fail_next > 0:
                 self.fail_next -= 1
+                return self.status_when_failing
+            if self.error_fraction > 0 and self._draw() < self.error_fraction:
                 return self.status_when_failing
             return None
 
@@ -121,9 +125,13 @@ class Behaviour:
         with self._lock:
             if self.rate_limit_fraction <= 0:
                 return False
-            if self._rng is None or self._rng_seed != self.seed:
-                self._rng, self._rng_seed = random.Random(self.seed), self.seed
-            return self._rng.random() < self.rate_limit_fraction
+            return self._draw() < self.rate_limit_fraction
+
+    def _draw(self) -> float:
+        """The next seeded random number in [0, 1) (the caller holds the lock)."""
+        if self._rng is None or self._rng_seed != self.seed:
+            self._rng, self._rng_seed = random.Random(self.seed), self.seed
+        return self._rng.random()
 
     def take_malformed(self) -> bool:
         """Whether this critique call replies with malformed JSON, consuming one."""

@@ -91,14 +91,50 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = self.environment()
         for service in self.services:
-            with service.log_path.open("wb") as log:
-                service.process = subprocess.Popen(
-                    [sys.executable, "-m", service.module],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
+            self._spawn(service, env, "wb")
+
+    def _spawn(self, service: ServiceProcess, env: Mapping[str, str], mode: str) -> None:
+        with service.log_path.open(mode) as log:
+            service.process = subprocess.Popen(
+                [sys.executable, "-m", service.module],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def service(self, name: str) -> ServiceProcess:
+        """The service called `name` ("gateway", "research", ...)."""
+        return next(s for s in self.services if s.name == name)
+
+    def signal(self, name: str, signum: int = signal.SIGKILL, timeout: float = 60.0) -> int:
+        """Send `signum` to one service (SIGKILL by default: a crash), wait for it to exit and
+        return its exit status (negative: killed by that signal)."""
+        process = self.service(name).process
+        assert process is not None, f"{name} was never started"
+        process.send_signal(signum)
+        return process.wait(timeout=timeout)
+
+    def restart(self, name: str) -> None:
+        """Start one service again (after it exited), on the same port, appending to its log."""
+        service = self.service(name)
+        if service.process is not None and service.process.poll() is None:
+            raise RuntimeError(f"{name} is still running")
+        self._spawn(service, self.environment(), "ab")
+
+    async def wait_serving(self, name: str, timeout: float = 120.0) -> None:
+        """Wait until one service reports SERVING; fail early when it exits."""
+        service = self.service(name)
+        deadline = time.monotonic() + timeout
+        while True:
+            if service.process is not None and service.process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {service.process.returncode}")
+            async with grpc.aio.insecure_channel(service.address) as channel:
+                if await check_health(channel, timeout=1.0) == "SERVING":
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} not SERVING after {timeout:g}s")
+            await asyncio.sleep(0.2)
 
     async def wait_ready(self, timeout: float = 120.0) -> None:
         """Wait until every service reports SERVING; fail early when one exits."""

@@ -24,6 +24,7 @@ from ponder_runtime.interceptors import ErrorMappingInterceptor
 from ponder_runtime.local import HandlerRegistry
 from ponder_runtime.logs import configure_logging
 from ponder_runtime.reflection import enable_reflection
+from ponder_runtime.runtime_metrics import observe_runtime
 from ponder_runtime.settings import ServiceSettings, SettingsError, load_settings
 from ponder_runtime.telemetry import Telemetry, configure_telemetry
 
@@ -91,6 +92,7 @@ class ServiceServer:
 
     async def start(self) -> int:
         """Bind, start serving (health NOT_SERVING), then return the bound port."""
+        observe_runtime(self.telemetry.meter("ponder.runtime"), asyncio.get_running_loop())
         self.service.register(self.handlers)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.handlers)
         if self.settings.server_reflection:
