@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 
 from ponder_runtime.runtime_metrics import (
     PROCESS_MEMORY_USAGE,
@@ -24,6 +24,7 @@ def gauges(reader: InMemoryMetricReader) -> dict[str, float]:
         for scope in resource.scope_metrics
         for metric in scope.metrics
         for point in metric.data.data_points
+        if isinstance(point, NumberDataPoint)
     }
 
 
