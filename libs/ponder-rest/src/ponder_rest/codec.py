@@ -78,6 +78,8 @@ def loads(raw: bytes) -> Any:
         raise BodyError(
             f"malformed JSON at line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}"
         ) from None
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise BodyError("the JSON is nested too deeply") from None
 
 
 def parse_into(obj: Any, message: Message) -> None:
@@ -90,6 +92,8 @@ def parse_into(obj: Any, message: Message) -> None:
         raise BodyError(text) from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise BodyError(f"the body does not fit {message.DESCRIPTOR.full_name}: {exc}") from None
+    except RecursionError:
+        raise BodyError("the JSON is nested too deeply") from None
 
 
 _FLOATS = (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)

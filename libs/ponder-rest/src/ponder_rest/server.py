@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 from collections.abc import Iterator
@@ -52,12 +53,35 @@ class _CoalescingTransport:
         return getattr(self._transport, name)
 
 
+# httptools refuses URLs longer than this (HttpParserInvalidURLError).
+_MAX_URL_BYTES = 65_535
+
+
 class _HttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol writing through a _CoalescingTransport."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Wrap the connection's transport."""
         super().connection_made(cast(asyncio.Transport, _CoalescingTransport(transport, self.loop)))
+
+    def send_400_response(self, msg: str) -> None:
+        """A request HTTP itself cannot parse gets a google.rpc.Status JSON body like every
+        other error (uvicorn sends text/plain), and 414 when its URL is over the parser's
+        limit; the connection is closed."""
+        too_long = len(getattr(self, "url", b"")) > _MAX_URL_BYTES
+        status = b"414 URI Too Long" if too_long else b"400 Bad Request"
+        if too_long:
+            msg = f"the request URL is over {_MAX_URL_BYTES} bytes"
+        body = json.dumps({"code": 3, "message": msg, "details": []}).encode()
+        head = [b"HTTP/1.1 " + status + b"\r\n"]
+        for name, value in self.server_state.default_headers:
+            head.append(name + b": " + value + b"\r\n")
+        head.append(b"content-type: application/json\r\n")
+        head.append(
+            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
 
 
 class _EmbeddedServer(uvicorn.Server):

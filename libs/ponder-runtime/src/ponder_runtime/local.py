@@ -18,6 +18,8 @@ import grpc
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
+from ponder_runtime.decoding import safe_decoding, safe_generic_handlers
+
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 
@@ -162,14 +164,18 @@ class HandlerRegistry:
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
-        """Record and register generic handlers (what generated add_*_to_server calls)."""
-        self._generic.extend(handlers)
+        """Record and register generic handlers (what generated add_*_to_server calls); a
+        request that does not decode ends with INVALID_ARGUMENT (decoding.safe_decoding)."""
+        safe = safe_generic_handlers(handlers)
+        self._generic.extend(safe)
         self._wrapped.clear()
-        self._server.add_generic_rpc_handlers(handlers)
+        self._server.add_generic_rpc_handlers(safe)
 
     def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
-        """Register per-method handlers (newer generated code calls this too)."""
-        self._server.add_registered_method_handlers(service, handlers)
+        """Register per-method handlers (newer generated code calls this too; the server
+        prefers them to generic ones), with the same safe decoding."""
+        safe = {name: safe_decoding(handler) for name, handler in handlers.items()}
+        self._server.add_registered_method_handlers(service, safe)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._server, name)
