@@ -130,15 +130,23 @@ class TestServiceProxy:
         ]
 
     async def test_metadata_reaches_the_backend(self, front_channel, backend_seen) -> None:
-        """Caller metadata, text (x-request-id) and binary (-bin), reaches the backend."""
+        """Caller metadata, text (x-request-id) and binary (-bin), reaches the backend; the
+        caller's credentials, checked by the front server, do not."""
         await research_grpc.ResearchServiceStub(front_channel).SearchSources(
             research_pb2.SearchSourcesRequest(query="rag"),
             timeout=5,
-            metadata=(("x-request-id", "abc"), ("x-trace-bin", b"\x00\x01")),
+            metadata=(
+                ("x-request-id", "abc"),
+                ("x-trace-bin", b"\x00\x01"),
+                ("authorization", "Bearer pk-secret"),
+                ("x-api-key", "pk-secret"),
+            ),
         )
         (seen,) = backend_seen.metadata
         assert seen["x-request-id"] == "abc"
         assert seen["x-trace-bin"] == b"\x00\x01"
+        assert "authorization" not in seen
+        assert "x-api-key" not in seen
 
     async def test_deadline_is_propagated(self, front_channel, backend_seen) -> None:
         """The backend sees (at most) the caller's remaining deadline."""

@@ -72,8 +72,9 @@ def rewrap(
     unary: Callable[[Behavior], Behavior],
     stream: Callable[[Behavior], Behavior],
 ) -> grpc.RpcMethodHandler:
-    """`handler` with its unary or server-streaming behaviour wrapped (serializers kept);
-    other kinds unchanged. The one place interceptors rebuild handlers."""
+    """`handler` with its behaviour wrapped (serializers kept): `unary` wraps the methods with
+    one reply (unary or client-streaming; the first argument is then the request iterator),
+    `stream` those with a reply stream. The one place interceptors rebuild handlers."""
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             unary(handler.unary_unary),
@@ -83,6 +84,18 @@ def rewrap(
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
             stream(handler.unary_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            unary(handler.stream_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(
+            stream(handler.stream_stream),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -101,10 +114,10 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        """Wrap unary-response and server-streaming handlers."""
+        """Wrap every handler but health's."""
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or handler.request_streaming or method.startswith(HEALTH_PREFIX):
+        if handler is None or method.startswith(HEALTH_PREFIX):
             return handler
         return rewrap(
             handler,
@@ -117,9 +130,9 @@ Guard = Callable[[grpc.aio.ServicerContext, str], Awaitable[None]]
 
 
 class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Runs `guard(context, method)` before every unary-request handler except those under
-    `open_prefixes` (health, reflection); a PonderError it raises rejects the call (and is
-    mapped to its status by the ErrorMappingInterceptor outside)."""
+    """Runs `guard(context, method)` before every handler except those under `open_prefixes`
+    (health, reflection), streaming requests included; a PonderError it raises rejects the
+    call (and is mapped to its status by the ErrorMappingInterceptor outside)."""
 
     per_method = True  # the guard reads the metadata when the call runs (see ErrorMapping)
 
@@ -135,7 +148,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """Wrap the handler so that the guard runs first."""
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or handler.request_streaming or method.startswith(self._open):
+        if handler is None or method.startswith(self._open):
             return handler
         return rewrap(
             handler,

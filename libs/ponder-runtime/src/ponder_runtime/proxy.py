@@ -15,7 +15,9 @@ from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import MethodDescriptor
 
 
-# Metadata the transport owns; everything else (traceparent, authorization, ...) is forwarded.
+# Metadata the transport owns; everything else (traceparent, x-request-id, ...) is forwarded
+# but the caller's credentials, which this server checked and the upstream has no use for.
+_CREDENTIALS = frozenset({"authorization", "cookie", "x-api-key"})
 _HOP_BY_HOP = frozenset(
     {
         "grpc-timeout",
@@ -33,7 +35,7 @@ def _forwarded_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, A
     return tuple(
         (key, value)
         for key, value in (context.invocation_metadata() or ())
-        if key not in _HOP_BY_HOP
+        if key not in _HOP_BY_HOP and key not in _CREDENTIALS
     )
 
 

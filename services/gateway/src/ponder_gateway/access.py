@@ -1,6 +1,7 @@
 """Who may call the gateway and how often: API keys (only their SHA-256 hashes are kept) sent
 as `authorization: Bearer <key>`, and a token bucket per caller (per key, or per peer address
-when anonymous access is allowed)."""
+when anonymous access is allowed; calls refused for a missing or wrong key spend their peer's
+bucket too, so guessing keys is rate limited like any call)."""
 
 from __future__ import annotations
 
@@ -120,18 +121,34 @@ class AccessControl:
                 return f"key:{digest[:12]}"
             raise UnauthenticatedError("the API key is not valid")
         if self._anonymous:
-            return f"peer:{(context.peer() or '').rsplit(':', 1)[0]}"
+            return _peer(context)
         raise UnauthenticatedError("an API key is required: send `authorization: Bearer <key>`")
 
     async def __call__(self, context: grpc.aio.ServicerContext, method: str) -> None:
-        """Authenticate, then spend a token of the caller's bucket."""
-        caller = self.caller(context)
-        if self._buckets is not None:
-            wait = await self._buckets.take(caller)
-            if wait > 0:
-                self._rejections.add(1, {RPC_METHOD: method})
-                raise ResourceExhaustedError(
-                    f"rate limit exceeded for {caller}; retry in {wait:.2f}s",
-                    retry_after_seconds=wait,
-                    metadata={"caller": caller},
-                )
+        """Authenticate, then spend a token of the caller's bucket. A call refused for its key
+        spends a token of its peer's bucket first: once that is empty, attempts are
+        RESOURCE_EXHAUSTED, so keys cannot be guessed (nor the gateway flooded) at line rate."""
+        try:
+            caller = self.caller(context)
+        except UnauthenticatedError:
+            await self._spend(_peer(context), method)
+            raise
+        await self._spend(caller, method)
+
+    async def _spend(self, caller: str, method: str) -> None:
+        if self._buckets is None:
+            return
+        wait = await self._buckets.take(caller)
+        if wait > 0:
+            self._rejections.add(1, {RPC_METHOD: method})
+            raise ResourceExhaustedError(
+                f"rate limit exceeded for {caller}; retry in {wait:.2f}s",
+                retry_after_seconds=wait,
+                metadata={"caller": caller},
+            )
+
+
+def _peer(context: grpc.aio.ServicerContext) -> str:
+    """An anonymous caller's identity: its address without the port ("peer:ipv4:10.0.0.7"),
+    the TCP peer's (forwarding headers are not trusted)."""
+    return f"peer:{(context.peer() or '').rsplit(':', 1)[0]}"

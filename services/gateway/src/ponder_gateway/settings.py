@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from ponder_runtime import ServiceSettings
 
@@ -58,7 +58,8 @@ class GatewaySettings(ServiceSettings):
     cors_allow_credentials: bool = Field(
         False,
         validation_alias="PONDER_GATEWAY_CORS_ALLOW_CREDENTIALS",
-        description="Let the listed (not wildcard) origins send credentials.",
+        description="Let the listed (not wildcard) origins send credentials; refused "
+        'together with "*" in PONDER_GATEWAY_CORS_ALLOWED_ORIGINS.',
     )
     json_use_proto_names: bool = Field(
         False,
@@ -164,3 +165,16 @@ class GatewaySettings(ServiceSettings):
     reflection_timeout_seconds: float = Field(
         300.0, gt=0, le=3600, validation_alias="PONDER_GATEWAY_REFLECTION_TIMEOUT_SECONDS"
     )
+
+    @field_validator("cors_allow_credentials")
+    @classmethod
+    def _no_credentials_for_any_origin(cls, value: bool, info: ValidationInfo) -> bool:
+        """A wildcard origin with credentials is refused at start-up: browsers reject
+        `*` with credentials, and a server that echoed the caller's origin instead would let
+        any site make credentialed calls. List the trusted origins instead."""
+        if value and "*" in info.data.get("cors_allowed_origins", ()):
+            raise ValueError(
+                'cannot be true while PONDER_GATEWAY_CORS_ALLOWED_ORIGINS contains "*" (any '
+                "origin): list the origins that may send credentials instead"
+            )
+        return value
