@@ -61,6 +61,7 @@ bench: install bench-deps
 	$(PY) bench/bench_rest.py
 	$(PY) bench/bench_tracing.py
 	$(PY) bench/bench_span_cost.py
+	$(PY) bench/bench_soak.py
 
 # Benchmark-only tools: granian and uvloop (pinned), and wrk (Debian package).
 bench-deps: install

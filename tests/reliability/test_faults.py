@@ -186,9 +186,18 @@ async def test_sigterm_under_load_finishes_in_flight_work_then_exits_zero(
     kind = pb.WORKFLOW_KIND_RESEARCH_REFLECTION
     sources = [document_pb2.SOURCE_KIND_ARXIV, document_pb2.SOURCE_KIND_LIBRARY]
     load = [spec(unique(f"dense retrieval, {service} drain {i}"), kind, sources) for i in range(4)]
+    searches = len(chaos.arxiv.requests)
     with behaving(chaos.arxiv, latency=0.8):
         running = asyncio.ensure_future(run_many(stub, load, timeout=60))
-        await asyncio.sleep(0.5 if service in ("research", "gateway") else 1.2)
+        # Signal once all four are in the service's hands: searching arXiv for research,
+        # waiting on the model for the others (research and ranking are behind them).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if service == "research" and len(chaos.arxiv.requests) >= searches + 4:
+                break
+            if service != "research" and chaos.model.in_flight >= 4:
+                break
+            await asyncio.sleep(0.02)
         started = time.monotonic()
         code = await asyncio.to_thread(chaos.stack.signal, service, signal.SIGTERM, 30.0)
         drained = time.monotonic() - started
