@@ -58,6 +58,7 @@ QUESTIONS = (
     "What does Self-RAG add to retrieval-augmented generation?",
     "How does REALM pre-train with a retriever?",
 )
+BREAKER_RESET = 3  # seconds the model's circuit stays open before it tries again
 FINAL = {pb.WORKFLOW_STATE_SUCCEEDED, pb.WORKFLOW_STATE_FAILED, pb.WORKFLOW_STATE_CANCELLED}
 SERVER_ERRORS = {
     grpc.StatusCode.INTERNAL,
@@ -77,6 +78,7 @@ class Request:
     ended: float
     outcome: str  # "ok", "workflow FAILED", a gRPC code name, or "HTTP <status>"
     server_error: bool
+    detail: str = ""  # the error's message, for failures
 
 
 @dataclass
@@ -87,6 +89,14 @@ class Soak:
     windows: list[tuple[str, float, float]] = field(default_factory=list)
     workflows: set[str] = field(default_factory=set)
     rss: dict[str, list[tuple[float, int]]] = field(default_factory=lambda: defaultdict(list))
+
+    def since_fault(self, request: Request) -> str:
+        """How long after the last fault window ended the request started, and which."""
+        ended = [(end, name) for name, _, end in self.windows if end <= request.started]
+        if not ended:
+            return "before any fault"
+        end, name = max(ended)
+        return f"{request.started - end:.1f}s after {name!r} ended"
 
     def in_fault(self, request: Request) -> str | None:
         """The fault window the request overlapped, if any."""
@@ -112,9 +122,13 @@ async def caller(
     """One loop of the mixed load."""
     rng = random.Random(seed)
 
+    detail = ""
+
     async def rest_run() -> str:
+        nonlocal detail
         reply = await http.post("/v1/workflows/reflection", json={"topic": topic(rng)})
         if reply.status_code != 200:
+            detail = reply.text[:300]
             return f"HTTP {reply.status_code}"
         workflow = reply.json()["workflow"]
         soak.workflows.add(workflow["name"])
@@ -127,6 +141,7 @@ async def caller(
         return "ok" if reply.workflow.state == pb.WORKFLOW_STATE_SUCCEEDED else "workflow FAILED"
 
     async def create_watch() -> str:
+        nonlocal detail
         kind = rng.choice([pb.WORKFLOW_KIND_RESEARCH, pb.WORKFLOW_KIND_RESEARCH_REFLECTION])
         workflow = pb.Workflow(kind=kind, topic=topic(rng))
         created = await stub.CreateWorkflow(
@@ -138,6 +153,7 @@ async def caller(
             pb.WatchWorkflowRequest(name=created.workflow.name), timeout=90
         ):
             last = event.workflow
+        detail = last.error.message
         return "ok" if last.state == pb.WORKFLOW_STATE_SUCCEEDED else "workflow FAILED"
 
     async def get() -> str:
@@ -166,20 +182,24 @@ async def caller(
     while time.monotonic() < until:
         name, op, _ = rng.choices(ops, weights=[w for *_, w in ops])[0]
         started = time.monotonic()
+        detail = ""
         try:
             outcome = await op()
             server_error = outcome.startswith("HTTP 5")
         except grpc.aio.AioRpcError as exc:
             outcome, server_error = exc.code().name, exc.code() in SERVER_ERRORS
+            detail = exc.details() or ""
         except httpx.HTTPError as exc:
-            outcome, server_error = type(exc).__name__, True
-        soak.requests.append(Request(name, started, time.monotonic(), outcome, server_error))
+            outcome, server_error, detail = type(exc).__name__, True, str(exc)
+        ended = time.monotonic()
+        soak.requests.append(Request(name, started, ended, outcome, server_error, detail))
 
 
 async def inject_faults(
-    soak: Soak, stack: Stack, model: FakeOpenAI, until: float, every: float
+    soak: Soak, stack: Stack, model: FakeOpenAI, until: float, every: float, *, settle: float
 ) -> None:
-    """A fault every `every` seconds, in turn; each recorded as a window."""
+    """A fault every `every` seconds, in turn; each recorded as a window that ends `settle`
+    seconds after the fault was undone (longer than the model's breaker reset)."""
 
     async def restart(name: str) -> None:
         stack.restart(name)
@@ -223,7 +243,7 @@ async def inject_faults(
         turn += 1
         start = time.monotonic()
         await fault()
-        await asyncio.sleep(2)  # let breakers and channels settle: still the fault's doing
+        await asyncio.sleep(settle)  # breakers close, channels reconnect: still the fault's
         soak.windows.append((name, start, time.monotonic()))
         await asyncio.sleep(max(0.0, start + every - time.monotonic()))
 
@@ -297,6 +317,8 @@ def report(soak: Soak, lost: list[str], duration: float, callers: int) -> None:
         print(f"  lost {line}")
     print(f"server errors outside fault windows: {len(server_errors)}")
     print(f"failures outside fault windows, by kind: {dict(unexplained) or 'none'}")
+    for request in [r for r in soak.requests if r.outcome != "ok" and not soak.in_fault(r)][:10]:
+        print(f"  {request.op}: {request.outcome}, {soak.since_fault(request)}: {request.detail}")
     print(f"failures inside fault windows, by fault: {dict(excused) or 'none'}")
     print("\n| service | RSS first (MiB) | RSS at 2 min | RSS max | RSS last | samples |")
     print("|---|---|---|---|---|---|")
@@ -325,7 +347,7 @@ async def soak(args: argparse.Namespace) -> None:
                 "OPENAI_API_KEY": "sk-soak",
                 "OPENAI_BASE_URL": model.base_url,
                 "PONDER_REFLECTION_PROVIDER": "openai",
-                "PONDER_REFLECTION_BREAKER_RESET_SECONDS": "3",
+                "PONDER_REFLECTION_BREAKER_RESET_SECONDS": str(BREAKER_RESET),
                 "PONDER_REFLECTION_RETRY_MAX_SECONDS": "1",
                 "PONDER_GATEWAY_RATE_LIMIT_PER_SECOND": "0",
                 "PONDER_GATEWAY_STORE_PATH": str(root / "workflows.sqlite3"),
@@ -352,7 +374,9 @@ async def soak(args: argparse.Namespace) -> None:
                 until = time.monotonic() + args.duration
                 await asyncio.gather(
                     *(caller(result, stub, http, until, seed) for seed in range(args.callers)),
-                    inject_faults(result, stack, model, until, args.fault_every),
+                    inject_faults(
+                        result, stack, model, until, args.fault_every, settle=BREAKER_RESET + 2
+                    ),
                     sample_memory(result, stack, until),
                 )
                 lost = await lost_workflows(stub, result.workflows)

@@ -19,7 +19,16 @@ from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack.fake_apis import FakeApi
 from tests.integration.test_research import behaving
-from tests.reliability.chaos import Chaos, describe, run, run_many, spec, start_chaos, unique
+from tests.reliability.chaos import (
+    Chaos,
+    describe,
+    eventually,
+    run,
+    run_many,
+    spec,
+    start_chaos,
+    unique,
+)
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -191,13 +200,10 @@ async def test_sigterm_under_load_finishes_in_flight_work_then_exits_zero(
         running = asyncio.ensure_future(run_many(stub, load, timeout=60))
         # Signal once all four are in the service's hands: searching arXiv for research,
         # waiting on the model for the others (research and ranking are behind them).
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if service == "research" and len(chaos.arxiv.requests) >= searches + 4:
-                break
-            if service != "research" and chaos.model.in_flight >= 4:
-                break
-            await asyncio.sleep(0.02)
+        if service == "research":
+            assert await eventually(lambda: len(chaos.arxiv.requests) >= searches + 4)
+        else:
+            assert await eventually(lambda: chaos.model.in_flight >= 4)
         started = time.monotonic()
         code = await asyncio.to_thread(chaos.stack.signal, service, signal.SIGTERM, 30.0)
         drained = time.monotonic() - started
@@ -205,3 +211,33 @@ async def test_sigterm_under_load_finishes_in_flight_work_then_exits_zero(
     assert code == 0, f"{service} exited {code}"
     assert drained < 20, f"{service} took {drained:.1f}s to drain"
     assert all(o.succeeded for o in outcomes), describe(outcomes)
+
+
+async def test_a_crashed_gateway_resolves_its_running_workflows_at_restart(chaos, stub):
+    """kill -9 of the gateway while three long-running workflows wait on the model: after the
+    restart a workflow finished before the crash is served as it was, and the three are FAILED
+    saying the gateway stopped (not RUNNING forever); new workflows run."""
+    finished = await run(stub, spec(unique("How do generative agents use memory?")))
+    assert finished.succeeded, describe([finished])
+    assert finished.workflow is not None
+    chaos.model.behaviour.update(latency=30.0)
+    created = [
+        await stub.CreateWorkflow(
+            pb.CreateWorkflowRequest(workflow=spec(unique(f"self-reflection, crash {i}"))),
+            timeout=10,
+        )
+        for i in range(3)
+    ]
+    assert await eventually(lambda: chaos.model.in_flight >= 3)
+    assert chaos.stack.signal("gateway", signal.SIGKILL) == -signal.SIGKILL
+    chaos.model.behaviour.update(latency=0.0)
+    chaos.stack.restart("gateway")
+    await chaos.stack.wait_serving("gateway")
+    kept = await stub.GetWorkflow(pb.GetWorkflowRequest(name=finished.workflow.name), timeout=10)
+    assert kept.workflow == finished.workflow
+    for reply in created:
+        got = await stub.GetWorkflow(pb.GetWorkflowRequest(name=reply.workflow.name), timeout=10)
+        assert got.workflow.state == pb.WORKFLOW_STATE_FAILED
+        assert "stopped before the workflow finished" in got.workflow.error.message
+    after = await run(stub, spec(unique("How do generative agents use memory?")))
+    assert after.succeeded, describe([after])
