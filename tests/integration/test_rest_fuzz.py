@@ -74,8 +74,9 @@ headers = {{ Accept = "application/x-ndjson" }}
 """
 
 # Loaded by the schemathesis process (SCHEMATHESIS_HOOKS): an NDJSON reader for the built-in
-# response_schema_conformance check (which validates the first line), and a check that
-# validates every further line the same way.
+# response_schema_conformance check (which validates the first line), a check that validates
+# every further line the same way, and one that every 400 INVALID_ARGUMENT names the offending
+# field(s) in a google.rpc.BadRequest.
 HOOKS = """
 import json
 
@@ -107,6 +108,24 @@ def ndjson_lines_conformance(ctx, response, case):
                 verify=response.verify,
             )
             case.operation.validate_response(one, case=case)
+    return None
+
+
+@schemathesis.check
+def rejection_names_the_field(ctx, response, case):
+    if response.status_code != 400:
+        return None
+    body = json.loads(response.content)
+    if body.get("code") != 3:  # FAILED_PRECONDITION is 400 too, and about state, not fields
+        return None
+    violations = [
+        violation
+        for detail in body.get("details", [])
+        if detail.get("@type", "").endswith("/google.rpc.BadRequest")
+        for violation in detail.get("fieldViolations", [])
+    ]
+    if not violations or not all(v.get("field") and v.get("description") for v in violations):
+        raise AssertionError(f"a 400 that names no field: {response.content[:300]!r}")
     return None
 """
 
@@ -163,7 +182,8 @@ async def test_schemathesis_finds_no_server_errors_or_schema_violations(
 ) -> None:
     """Every phase (examples, coverage, fuzzing, stateful) with every check but
     positive_data_acceptance: at least 1,000 requests, no 5xx, no response that breaks the
-    document (status, content type, headers, schema), no invalid request accepted."""
+    document (status, content type, headers, schema), no invalid request accepted, and every
+    INVALID_ARGUMENT names the field it rejects."""
     server = await gateway(stack, tmp_path, rate_limit_per_second=0, http_port=0)
     try:
         module = server.service

@@ -401,6 +401,7 @@ QUERY_ERRORS = [
     ("repeatedString.length=1", "repeatedString.length", "unknown query parameter"),
     ("stringValue=a&stringValue=b", "stringValue", "given more than once"),
     ("nested=x", "nested", "set its fields with dotted names"),
+    ("=x", "query", "a query parameter without a name"),
 ]
 
 

@@ -120,6 +120,8 @@ def _apply_query(
     for name, value in query:
         grouped.setdefault(name, []).append(value)
     for name, values in grouped.items():
+        if not name:  # "?=value": nothing to name but the query string itself
+            raise RequestError(bad_request("query", 'a query parameter without a name ("=value")'))
         if route.body == "*":
             raise RequestError(
                 bad_request(name, "query parameters are not accepted: send fields in the body")
