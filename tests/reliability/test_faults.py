@@ -223,7 +223,12 @@ async def test_a_crashed_gateway_resolves_its_running_workflows_at_restart(chaos
     chaos.model.behaviour.update(latency=30.0)
     created = [
         await stub.CreateWorkflow(
-            pb.CreateWorkflowRequest(workflow=spec(unique(f"self-reflection, crash {i}"))),
+            pb.CreateWorkflowRequest(
+                workflow=spec(
+                    unique(f"How do language agents use self-reflection? crash {i}"),
+                    cache=pb.CACHE_POLICY_BYPASS,  # no answer from the cache: all three wait
+                )
+            ),
             timeout=10,
         )
         for i in range(3)

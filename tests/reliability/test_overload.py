@@ -70,7 +70,11 @@ async def rest_run(client: httpx.AsyncClient, topic: str) -> httpx.Response:
     """POST /v1/workflows:run."""
     return await client.post(
         "/v1/workflows:run",
-        json={"kind": "WORKFLOW_KIND_REFLECTION", "topic": topic},
+        json={
+            "kind": "WORKFLOW_KIND_REFLECTION",
+            "topic": topic,
+            "parameters": {"cachePolicy": "CACHE_POLICY_BYPASS"},  # every one really runs
+        },
         timeout=60,
     )
 
@@ -91,7 +95,10 @@ async def test_beyond_capacity_callers_are_told_when_to_retry(small: Chaos, stub
     the other eight get RESOURCE_EXHAUSTED with RetryInfo or 429 with Retry-After; five such
     waves leave the gateway's memory where the first left it."""
     small.model.behaviour.update(latency=0.4)
-    solo = await run(stub, spec(unique("self-reflection baseline")))
+    solo = await run(
+        stub,
+        spec(unique("How do language agents use self-reflection?"), cache=pb.CACHE_POLICY_BYPASS),
+    )
     assert solo.succeeded, describe([solo])
 
     async with httpx.AsyncClient(base_url=small.http) as client:
@@ -102,7 +109,7 @@ async def test_beyond_capacity_callers_are_told_when_to_retry(small: Chaos, stub
 
         async def wave_grpc() -> list[Outcome]:
             topics = [unique(f"How do language agents use self-reflection? {i}") for i in range(6)]
-            calls = [run(stub, spec(topic)) for topic in topics]
+            calls = [run(stub, spec(topic, cache=pb.CACHE_POLICY_BYPASS)) for topic in topics]
             return list(await asyncio.gather(*calls))
 
         async def wave_rest() -> list[httpx.Response]:
