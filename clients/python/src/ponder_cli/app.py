@@ -90,6 +90,7 @@ Json = Annotated[
 Timeout = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for the call.")]
 WorkflowId = Annotated[str, typer.Argument(help="The workflow's id, or its name workflows/<id>.")]
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+PIPE_WIDTH = 160  # columns of tables written to a pipe or a file (rich assumes 80)
 P = ParamSpec("P")
 
 app = typer.Typer(
@@ -162,7 +163,9 @@ def _session(
 ) -> Iterator[tuple[Gateway, Output]]:
     with Gateway(Target(address, key or None, tls)) as gateway:
         console = Console(highlight=False)
-        console.soft_wrap = not console.is_terminal  # pipes and files get whole lines
+        if not console.is_terminal:  # pipes and files get whole lines and roomy tables
+            console.soft_wrap = True
+            console.width = max(console.width, PIPE_WIDTH)
         yield gateway, Output(console, as_json)
 
 

@@ -153,7 +153,7 @@ def workflows_table(workflows: list[pb.Workflow]) -> Table:
     """Workflows as a table, one row each."""
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("ID", "KIND", "STATE", "CREATED (UTC)", "TIME", "TOPIC"):
-        table.add_column(column, overflow="fold" if column == "TOPIC" else "ellipsis")
+        table.add_column(column, overflow="fold")  # never cut an id: it is copied from here
     for workflow in workflows:
         created = workflow.create_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
         took = seconds(workflow)
