@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import uuid
 
 import pytest
@@ -16,7 +17,7 @@ from tests.conftest import InProcessStack
 from tests.integration.test_access import KEY
 from tests.integration.test_access import gateway as gateway_with
 from tests.integration.test_research import behaving
-from tests.interop.cli import ANSI_ESCAPE, ponder, ponder_async, ponder_in_pty
+from tests.interop.cli import ANSI_ESCAPE, PONDER, ponder, ponder_async, ponder_in_pty
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +217,24 @@ async def test_auth_failures_and_rate_limits_have_their_own_statuses(
         assert KEY not in limited.err + limited.out
     finally:
         await server.stop(0)
+
+
+def test_a_reader_that_goes_away_ends_the_watch_quietly(gateway, fake_arxiv: FakeApi):
+    """`ponder ... --watch | head -1`: once the reader has gone, the next line ends ponder with
+    141 (what a shell reports for SIGPIPE) and nothing on stderr, not a traceback or 1."""
+    with behaving(fake_arxiv, latency=1.0):
+        process = subprocess.Popen(
+            [str(PONDER), "run", "research", unique("dense retrieval"), "-s", "arxiv", "--watch",
+             "-a", gateway],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        assert process.stdout is not None
+        assert process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()
+        code = process.wait(timeout=60)
+        errors = process.stderr.read()
+        process.stderr.close()
+    assert b"RUNNING" in first or b"PENDING" in first
+    assert code == 141
+    assert errors == b""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -152,6 +154,9 @@ def _reporting(command: Callable[P, int]) -> Callable[P, None]:
         except KeyboardInterrupt:
             errors.print("ponder: interrupted")
             code = ExitCode.INTERRUPTED
+        except BrokenPipeError:  # `ponder watch ID | head`: stop quietly, as the shell expects
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            code = ExitCode.PIPE_CLOSED
         raise typer.Exit(int(code))
 
     return reported

@@ -23,13 +23,15 @@ class ExitCode(enum.IntEnum):
     TIMEOUT = 7  # the call's deadline passed
     SERVER_ERROR = 8  # any other failure of the gateway
     INTERRUPTED = 130  # Ctrl-C
+    PIPE_CLOSED = 141  # the reader of our output went away (as a shell reports SIGPIPE)
 
 
 EXIT_CODES_HELP = """Exit status: 0 success; 1 the workflow ended FAILED or CANCELLED (or
 health is not SERVING); 2 usage error or request rejected (INVALID_ARGUMENT, FAILED_PRECONDITION,
 ALREADY_EXISTS); 3 not found; 4 authentication failed (UNAUTHENTICATED, PERMISSION_DENIED);
 5 rate limited or over capacity (RESOURCE_EXHAUSTED; the wait is printed); 6 gateway
-unreachable (UNAVAILABLE); 7 deadline exceeded; 8 other server error; 130 interrupted."""
+unreachable (UNAVAILABLE); 7 deadline exceeded; 8 other server error; 130 interrupted; 141
+the output pipe closed."""
 
 _EXIT_BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: ExitCode.BAD_REQUEST,
