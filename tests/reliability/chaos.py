@@ -4,9 +4,10 @@ OpenAI API (so it can rate-limit, fail or go down), and helpers to run workflows
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,37 @@ class Chaos:
                 self.stack.restart(name)
         for name in SERVICES:
             await self.stack.wait_serving(name, timeout=120)
+
+
+@contextlib.asynccontextmanager
+async def running_chaos(
+    log_dir: Path,
+    arxiv: FakeApi,
+    tavily: FakeApi,
+    extra_env: dict[str, str] | None = None,
+    metrics_port: int | None = None,
+) -> AsyncIterator[Chaos]:
+    """The stack (see start_chaos) once every service is SERVING; stopped afterwards."""
+    env = dict(extra_env or {})
+    if metrics_port is not None:
+        env["PONDER_GATEWAY_METRICS_PORT"] = str(metrics_port)
+    chaos = start_chaos(log_dir, arxiv, tavily, env)
+    if metrics_port is not None:
+        chaos.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    try:
+        await chaos.stack.wait_ready(timeout=120)
+        yield chaos
+    finally:
+        chaos.stack.stop()
+        chaos.model.close()
+
+
+@contextlib.asynccontextmanager
+async def healing_stub(chaos: Chaos) -> AsyncIterator[workflow_grpc.WorkflowServiceStub]:
+    """A stub to the gateway; afterwards the stack is healed for the next test."""
+    async with grpc.aio.insecure_channel(chaos.gateway) as channel:
+        yield workflow_grpc.WorkflowServiceStub(channel)
+    await chaos.heal()
 
 
 def start_chaos(

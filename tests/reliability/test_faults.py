@@ -23,10 +23,11 @@ from tests.reliability.chaos import (
     Chaos,
     describe,
     eventually,
+    healing_stub,
     run,
     run_many,
+    running_chaos,
     spec,
-    start_chaos,
     unique,
 )
 
@@ -37,21 +38,15 @@ async def chaos(
 ) -> AsyncIterator[Chaos]:
     """One chaos stack for the module."""
     log_dir: Path = tmp_path_factory.mktemp("chaos")
-    chaos = start_chaos(log_dir, fake_arxiv, fake_tavily)
-    try:
-        await chaos.stack.wait_ready(timeout=120)
-        yield chaos
-    finally:
-        chaos.stack.stop()
-        chaos.model.close()
+    async with running_chaos(log_dir, fake_arxiv, fake_tavily) as started:
+        yield started
 
 
 @pytest_asyncio.fixture
 async def stub(chaos: Chaos) -> AsyncIterator[workflow_grpc.WorkflowServiceStub]:
     """A stub to the gateway; afterwards the stack is healed."""
-    async with grpc.aio.insecure_channel(chaos.gateway) as channel:
-        yield workflow_grpc.WorkflowServiceStub(channel)
-    await chaos.heal()
+    async with healing_stub(chaos) as gateway:
+        yield gateway
 
 
 def step(workflow: pb.Workflow, name: str) -> pb.WorkflowStep:

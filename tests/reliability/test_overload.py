@@ -23,7 +23,16 @@ from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack.fake_apis import FakeApi
 from tests.conftest import free_port
-from tests.reliability.chaos import Chaos, Outcome, describe, run, spec, start_chaos, unique
+from tests.reliability.chaos import (
+    Chaos,
+    Outcome,
+    describe,
+    healing_stub,
+    run,
+    running_chaos,
+    spec,
+    unique,
+)
 
 
 RUNNING, QUEUED = 2, 2
@@ -37,33 +46,20 @@ async def small(
     """A stack whose gateway runs 2 workflows and queues 2, with /metrics, and no rate limit
     in the way."""
     log_dir: Path = tmp_path_factory.mktemp("overload")
-    metrics_port = free_port()
-    chaos = start_chaos(
-        log_dir,
-        fake_arxiv,
-        fake_tavily,
-        {
-            "PONDER_GATEWAY_MAX_RUNNING_WORKFLOWS": str(RUNNING),
-            "PONDER_GATEWAY_MAX_QUEUED_WORKFLOWS": str(QUEUED),
-            "PONDER_GATEWAY_METRICS_PORT": str(metrics_port),
-            "PONDER_GATEWAY_RATE_LIMIT_PER_SECOND": "0",
-        },
-    )
-    chaos.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-    try:
-        await chaos.stack.wait_ready(timeout=120)
-        yield chaos
-    finally:
-        chaos.stack.stop()
-        chaos.model.close()
+    env = {
+        "PONDER_GATEWAY_MAX_RUNNING_WORKFLOWS": str(RUNNING),
+        "PONDER_GATEWAY_MAX_QUEUED_WORKFLOWS": str(QUEUED),
+        "PONDER_GATEWAY_RATE_LIMIT_PER_SECOND": "0",
+    }
+    async with running_chaos(log_dir, fake_arxiv, fake_tavily, env, free_port()) as started:
+        yield started
 
 
 @pytest_asyncio.fixture
 async def stub(small: Chaos) -> AsyncIterator[workflow_grpc.WorkflowServiceStub]:
     """A stub to the gateway; afterwards the stack is healed."""
-    async with grpc.aio.insecure_channel(small.gateway) as channel:
-        yield workflow_grpc.WorkflowServiceStub(channel)
-    await small.heal()
+    async with healing_stub(small) as gateway:
+        yield gateway
 
 
 async def rest_run(client: httpx.AsyncClient, topic: str) -> httpx.Response:

@@ -25,15 +25,11 @@ from ponder_cli.render import FINAL_STATES, headline, result_view, to_json, work
 
 
 class Kind(enum.StrEnum):
-    """Workflow kinds as the CLI spells them."""
+    """Workflow kinds as the CLI spells them (member names are the proto's, unprefixed)."""
 
     REFLECTION = "reflection"
     RESEARCH = "research"
     RESEARCH_REFLECTION = "research-reflection"
-
-    def proto_name(self) -> str:
-        """The proto enum value's name."""
-        return "WORKFLOW_KIND_" + self.name
 
 
 class Source(enum.StrEnum):
@@ -43,10 +39,6 @@ class Source(enum.StrEnum):
     WEB = "web"
     LIBRARY = "library"
 
-    def proto_name(self) -> str:
-        """The proto enum value's name."""
-        return "SOURCE_KIND_" + self.name
-
 
 class Cache(enum.StrEnum):
     """Cache policies."""
@@ -54,10 +46,6 @@ class Cache(enum.StrEnum):
     USE = "use"
     BYPASS = "bypass"
     REFRESH = "refresh"
-
-    def proto_name(self) -> str:
-        """The proto enum value's name."""
-        return "CACHE_POLICY_" + self.name
 
 
 class State(enum.StrEnum):
@@ -250,13 +238,13 @@ def run(
             "--id names a started workflow: add --async or --watch", ExitCode.BAD_REQUEST
         )
     options = RunOptions(
-        kind=kind.proto_name(),
+        kind=f"WORKFLOW_KIND_{kind.name}",
         topic=" ".join(topic),
-        sources=[source.proto_name() for source in sources or ()],
+        sources=[f"SOURCE_KIND_{source.name}" for source in sources or ()],
         max_sources=max_sources,
         max_iterations=max_iterations,
         score_threshold=score_threshold,
-        cache_policy=cache.proto_name(),
+        cache_policy=f"CACHE_POLICY_{cache.name}",
     )
     with _session(address, key, tls, as_json) as (gateway, out):
         if run_async or watch:

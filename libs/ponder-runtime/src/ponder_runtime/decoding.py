@@ -11,8 +11,7 @@ gateway's proxy of the internal services) are left alone: the service behind the
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,7 @@ from google.protobuf import descriptor
 from google.protobuf.message import DecodeError
 
 from ponder_runtime.errors import FieldViolation, InvalidArgumentError
-from ponder_runtime.interceptors import Behavior
+from ponder_runtime.interceptors import checked_stream, checked_unary, rewrap
 
 
 _STRING = descriptor.FieldDescriptor.TYPE_STRING
@@ -66,27 +65,9 @@ def _safe_deserializer(deserializer: Callable[[bytes], Any]) -> Callable[[bytes]
     return deserialize
 
 
-def _checked_unary(inner: Behavior) -> Behavior:
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if isinstance(request, UndecodableRequest):
-            await context.abort_with_status(request.error().to_status())
-        return await inner(request, context)
-
-    return unary
-
-
-def _checked_stream(inner: Behavior) -> Behavior:
-    async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        if isinstance(request, UndecodableRequest):
-            await context.abort_with_status(request.error().to_status())
-        result = inner(request, context)
-        if inspect.isasyncgen(result):
-            async for item in result:
-                yield item
-        else:
-            await result
-
-    return stream
+async def _reject_undecodable(request: Any, context: grpc.aio.ServicerContext) -> None:
+    if isinstance(request, UndecodableRequest):
+        await context.abort_with_status(request.error().to_status())
 
 
 def safe_decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
@@ -95,19 +76,12 @@ def safe_decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     deserializer = handler.request_deserializer
     if deserializer is None or handler.request_streaming:
         return handler
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(
-            _checked_unary(handler.unary_unary),
-            request_deserializer=_safe_deserializer(deserializer),
-            response_serializer=handler.response_serializer,
-        )
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(
-            _checked_stream(handler.unary_stream),
-            request_deserializer=_safe_deserializer(deserializer),
-            response_serializer=handler.response_serializer,
-        )
-    return handler
+    return rewrap(
+        handler,
+        unary=lambda behavior: checked_unary(_reject_undecodable, behavior),
+        stream=lambda behavior: checked_stream(_reject_undecodable, behavior),
+        request_deserializer=_safe_deserializer(deserializer),
+    )
 
 
 class SafeDecodingHandler(grpc.GenericRpcHandler):  # type: ignore[misc]

@@ -71,32 +71,35 @@ def rewrap(
     *,
     unary: Callable[[Behavior], Behavior],
     stream: Callable[[Behavior], Behavior],
+    request_deserializer: Callable[[bytes], Any] | None = None,
 ) -> grpc.RpcMethodHandler:
     """`handler` with its behaviour wrapped (serializers kept): `unary` wraps the methods with
     one reply (unary or client-streaming; the first argument is then the request iterator),
-    `stream` those with a reply stream. The one place interceptors rebuild handlers."""
+    `stream` those with a reply stream; `request_deserializer` replaces the handler's when
+    given. The one place handlers are rebuilt."""
+    deserialize = request_deserializer or handler.request_deserializer
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             unary(handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserialize,
             response_serializer=handler.response_serializer,
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
             stream(handler.unary_stream),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserialize,
             response_serializer=handler.response_serializer,
         )
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(
             unary(handler.stream_unary),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserialize,
             response_serializer=handler.response_serializer,
         )
     if handler.stream_stream is not None:
         return grpc.stream_stream_rpc_method_handler(
             stream(handler.stream_stream),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserialize,
             response_serializer=handler.response_serializer,
         )
     return handler
@@ -150,24 +153,36 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method = handler_call_details.method
         if handler is None or method.startswith(self._open):
             return handler
+        guard = self._guard
+
+        async def check(request: Any, context: grpc.aio.ServicerContext) -> None:
+            await guard(context, method)
+
         return rewrap(
             handler,
-            unary=lambda behavior: _guarded_unary(self._guard, method, behavior),
-            stream=lambda behavior: _guarded_stream(self._guard, method, behavior),
+            unary=lambda behavior: checked_unary(check, behavior),
+            stream=lambda behavior: checked_stream(check, behavior),
         )
 
 
-def _guarded_unary(guard: Guard, method: str, inner: Behavior) -> Behavior:
+Check = Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]
+
+
+def checked_unary(check: Check, inner: Behavior) -> Behavior:
+    """`inner` (one reply) with `check(request, context)` awaited first: it may abort."""
+
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await guard(context, method)
+        await check(request, context)
         return await inner(request, context)
 
     return unary
 
 
-def _guarded_stream(guard: Guard, method: str, inner: Behavior) -> Behavior:
+def checked_stream(check: Check, inner: Behavior) -> Behavior:
+    """`inner` (a reply stream) with `check(request, context)` awaited first: it may abort."""
+
     async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        await guard(context, method)
+        await check(request, context)
         result = inner(request, context)
         if inspect.isasyncgen(result):
             async for item in result:
