@@ -131,7 +131,8 @@ async def test_beyond_capacity_callers_are_told_when_to_retry(small: Chaos, stub
         for response in limited:
             assert int(response.headers["retry-after"]) >= 1
             assert response.json()["code"] == 8  # RESOURCE_EXHAUSTED, google.rpc.Status JSON
-        slowest = max(o.seconds for o in admitted)
+        # Whichever path got the slots (gRPC or REST: the arrival order decides).
+        slowest = max([o.seconds for o in admitted] + [r.elapsed.total_seconds() for r in ok])
         assert slowest < 2.5 * solo.seconds + 1, (slowest, solo.seconds)
 
         memory_after_first = small.rss("gateway")
