@@ -99,3 +99,17 @@ def test_facts_and_lines_say_what_changed():
         == "   2.5s  reflect      RUNNING   iteration 2: critique done, score 8.2"
     )
     assert progress.facts().endswith("iteration 2, scores 6.5 → 8.2")
+
+
+def test_line_stamps_follow_the_events_even_when_the_run_took_less():
+    """The final event comes after the end: its stamp is its own time, not the (shorter)
+    execution time, so a pipe's stamps never go back."""
+    progress = WatchProgress(Clock())
+    workflow = running()
+    progress.update(event(pb.WORKFLOW_EVENT_TYPE_SNAPSHOT, workflow, 1.1))
+    workflow.state = pb.WORKFLOW_STATE_SUCCEEDED
+    workflow.execution_time.CopyFrom(Duration(seconds=1))
+    finished = event(pb.WORKFLOW_EVENT_TYPE_FINISHED, workflow, 1.2)
+    progress.update(finished)
+    assert progress.line(finished).startswith("   1.2s  SUCCEEDED")
+    assert progress.elapsed() == 1.0  # the panel shows the run's own time

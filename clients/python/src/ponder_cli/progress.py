@@ -102,8 +102,9 @@ class WatchProgress:
         return " · ".join(facts)
 
     def line(self, event: pb.WatchWorkflowResponse) -> str:
-        """A plain line for one event (no terminal needed), stamped with the elapsed time."""
-        stamp = f"{self.elapsed():6.1f}s"
+        """A plain line for one event (no terminal needed), stamped with the time from the
+        workflow's creation to the event, on the server's clock (so stamps never go back)."""
+        stamp = f"{self._server_elapsed:6.1f}s"
         workflow = event.workflow
         if event.event_type == pb.WORKFLOW_EVENT_TYPE_STEP_UPDATED:
             step = event.step
