@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from ponder_cli.app import FILTER_EXAMPLES
 from ponder_devstack import Stack
 from ponder_devstack.fake_apis import FakeApi
 from ponder_gateway.access import hash_key
@@ -238,3 +239,38 @@ def test_a_reader_that_goes_away_ends_the_watch_quietly(gateway, fake_arxiv: Fak
     assert b"RUNNING" in first or b"PENDING" in first
     assert code == 141
     assert errors == b""
+
+
+def test_list_filters_combine_with_state_and_kind_and_help_examples_run(gateway):
+    """--filter, --state and --kind combine by AND (the filter keeps its own precedence inside
+    parentheses); each example `ponder list --help` shows runs; a bad filter is exit 2 naming
+    the position."""
+    topic = unique("filters over self-consistency")
+    ran = ponder("run", "reflection", topic, "-a", gateway, "--json")
+    assert ran.code == 0, ran
+    name = json.loads(ran.out)["name"]
+
+    def names(*args: str) -> list[str]:
+        listed = ponder("list", "--limit", "100", "-a", gateway, "--json", *args)
+        assert listed.code == 0, listed
+        return [w["name"] for w in json.loads(listed.out).get("workflows", [])]
+
+    words = topic.split()[-1]
+    assert name in names("--filter", f'topic:"{words}"')
+    assert name in names("--filter", f'topic:"{words}" OR state = FAILED', "--state", "succeeded")
+    assert name in names("--filter", f"topic:{words}", "--kind", "reflection")
+    assert name not in names("--filter", f"topic:{words}", "--kind", "research")
+    assert name not in names("--filter", f"topic:{words}", "--state", "failed")
+    assert name not in names("--filter", f"NOT topic:{words}")
+    assert name in names("--filter", "state != FAILED AND kind != research")
+
+    shown = ponder("list", "--help", env={"COLUMNS": "400", "TERMINAL_WIDTH": "400"})
+    assert shown.code == 0, shown
+    flat = " ".join(shown.out.split())
+    for example in FILTER_EXAMPLES:
+        assert example in flat
+        assert ponder("list", "--filter", example, "-a", gateway).code == 0, example
+
+    bad = ponder("list", "--filter", "state = RUNNING AND", "-a", gateway)
+    assert bad.code == 2, bad
+    assert "at position 20" in bad.err + bad.out

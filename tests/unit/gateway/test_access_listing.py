@@ -1,4 +1,4 @@
-"""Token buckets, API-key files, list filters and page tokens."""
+"""Token buckets, API-key files and page tokens."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder_gateway.access import TokenBuckets, hash_key, read_key_hashes
-from ponder_gateway.listing import make_token, parse_filter, read_token
+from ponder_gateway.listing import make_token, read_token
 from ponder_runtime import InvalidArgumentError
 
 
@@ -53,35 +53,7 @@ def test_key_hashes_from_settings_and_file(tmp_path):
 
 
 class TestListing:
-    """Filters and page tokens of ListWorkflows."""
-
-    @pytest.mark.parametrize(
-        ("text", "states", "kinds"),
-        [
-            ("", (), ()),
-            ("state = RUNNING", (pb.WORKFLOW_STATE_RUNNING,), ()),
-            ("state=WORKFLOW_STATE_FAILED", (pb.WORKFLOW_STATE_FAILED,), ()),
-            (
-                "kind = research AND state = SUCCEEDED OR state = FAILED",
-                (pb.WORKFLOW_STATE_SUCCEEDED, pb.WORKFLOW_STATE_FAILED),
-                (pb.WORKFLOW_KIND_RESEARCH,),
-            ),
-        ],
-        ids=["empty", "state", "prefixed", "and-or"],
-    )
-    def test_filters(self, text, states, kinds):
-        """The supported AIP-160 subset parses into states and kinds."""
-        where = parse_filter(text)
-        assert (where.states, where.kinds) == (states, kinds)
-
-    @pytest.mark.parametrize(
-        "text", ["colour = red", "state = DONE", "state = UNSPECIFIED", "state RUNNING"]
-    )
-    def test_bad_filters(self, text):
-        """Anything else is INVALID_ARGUMENT on `filter`."""
-        with pytest.raises(InvalidArgumentError) as caught:
-            parse_filter(text)
-        assert [v.field for v in caught.value.violations] == ["filter"]
+    """Page tokens of ListWorkflows (filters: test_filters.py)."""
 
     def test_tokens_round_trip_and_are_tied_to_their_filter(self):
         """A token resumes after its workflow; garbage or another filter's token is refused."""

@@ -48,6 +48,14 @@ class Cache(enum.StrEnum):
     REFRESH = "refresh"
 
 
+FILTER_EXAMPLES = (
+    "state != FAILED",
+    "kind = research AND (state = SUCCEEDED OR state = CANCELLED)",
+    'topic:"retrieval" AND NOT kind = reflection',
+    'create_time >= "2026-01-01T00:00:00Z"',
+)
+
+
 class State(enum.StrEnum):
     """Workflow states, for `ponder list --state`."""
 
@@ -313,7 +321,13 @@ def list_command(
     state: Annotated[State | None, typer.Option(help="Only workflows in this state.")] = None,
     kind: Annotated[Kind | None, typer.Option(help="Only workflows of this kind.")] = None,
     filter_: Annotated[
-        str, typer.Option("--filter", help="An AIP-160 filter, e.g. 'state != FAILED'.")
+        str,
+        typer.Option(
+            "--filter",
+            help="A filter (combined with --state and --kind by AND), e.g. "
+            + "; ".join(f"{example}" for example in FILTER_EXAMPLES)
+            + ".",
+        ),
     ] = "",
     limit: Annotated[int, typer.Option(min=1, max=100, help="Most workflows to show.")] = 20,
     page_token: Annotated[str, typer.Option(help="Where the previous page ended.")] = "",
@@ -324,11 +338,11 @@ def list_command(
     as_json: Json = False,
 ) -> int:
     """List workflows, newest first."""
-    clauses = [f"({filter_})"] if filter_ else []
-    if state is not None:
-        clauses.append(f"state = {state.name}")
+    clauses = [f"state = {state.name}"] if state is not None else []
     if kind is not None:
         clauses.append(f"kind = {kind.name}")
+    if filter_:  # alone as typed, so the server's error positions are the user's own
+        clauses.append(f"({filter_})" if clauses else filter_)
     with _session(address, key, tls, as_json) as (gateway, out):
         page = gateway.list(limit, page_token, " AND ".join(clauses), timeout)
         if out.json:

@@ -16,15 +16,24 @@ T = TypeVar("T")
 class SqliteFile:
     """Runs work against one connection on its own thread (the event loop never blocks on
     disk). WAL journal and synchronous=FULL: every commit is durable when it returns, through
-    SIGKILL and power loss. The file and `schema` are created on first use.
+    SIGKILL and power loss. The file and `schema` are created on first use, after `migrate` has
+    brought an older file up to date.
 
     `write` is a group commit: the statements that arrive while a commit is on disk go
     together in the next transaction, one sync for the group, so concurrent writers are not
     serialized behind one fsync each."""
 
-    def __init__(self, path: Path, schema: str, *, thread_name: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        schema: str,
+        *,
+        thread_name: str,
+        migrate: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
         self._path = path
         self._schema = schema
+        self._migrate = migrate
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
         self._db: sqlite3.Connection | None = None
         self._pending: list[tuple[str, Sequence[Any], asyncio.Future[None]]] = []
@@ -93,6 +102,8 @@ class SqliteFile:
             db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            if self._migrate is not None:
+                self._migrate(db)
             db.executescript(self._schema)
             self._db = db
         return self._db

@@ -1,47 +1,12 @@
-"""ListWorkflows: the AIP-160 filter subset it understands, and opaque page tokens."""
+"""ListWorkflows: opaque page tokens, each tied to the filter it was made for."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import re
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
-from ponder_gateway.store import ListFilter
 from ponder_runtime import FieldViolation, InvalidArgumentError
-
-
-_TERM = re.compile(r"^\s*(state|kind)\s*=\s*([A-Za-z_]+)\s*$")
-
-
-def parse_filter(text: str) -> ListFilter:
-    """`state = RUNNING`, `kind = RESEARCH AND state = SUCCEEDED`, or `state = A OR state = B`
-    (OR within one field). Enum values may carry their prefix (WORKFLOW_STATE_RUNNING)."""
-    states: list[int] = []
-    kinds: list[int] = []
-    if not text.strip():
-        return ListFilter()
-    for clause in re.split(r"\bAND\b", text):
-        for term in re.split(r"\bOR\b", clause):
-            match = _TERM.match(term)
-            if match is None:
-                raise InvalidArgumentError(
-                    [
-                        FieldViolation(
-                            "filter",
-                            f"cannot read {term.strip()!r}: use "
-                            "`state = RUNNING` or `kind = RESEARCH`, joined by AND/OR",
-                        )
-                    ]
-                )
-            field, value = match.groups()
-            enum = workflow_pb2.WorkflowState if field == "state" else workflow_pb2.WorkflowKind
-            prefix = "WORKFLOW_STATE_" if field == "state" else "WORKFLOW_KIND_"
-            name = value.upper() if value.upper().startswith(prefix) else prefix + value.upper()
-            if name not in enum.DESCRIPTOR.values_by_name or name.endswith("_UNSPECIFIED"):
-                raise InvalidArgumentError([FieldViolation("filter", f"unknown {field} {value!r}")])
-            (states if field == "state" else kinds).append(enum.Value(name))
-    return ListFilter(tuple(dict.fromkeys(states)), tuple(dict.fromkeys(kinds)))
 
 
 def _digest(filter_text: str) -> str:

@@ -17,6 +17,7 @@ from opentelemetry.metrics import Meter
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.cache import CacheUnavailableError, WorkflowCache
+from ponder_gateway.filters import Filter
 from ponder_gateway.metrics import (
     WORKFLOW_DURATION,
     WORKFLOW_IN_FLIGHT,
@@ -26,7 +27,7 @@ from ponder_gateway.metrics import (
 )
 from ponder_gateway.parameters import RunParameters
 from ponder_gateway.runner import WorkflowRunner, record_trace_id
-from ponder_gateway.store import ListFilter, WorkflowStore
+from ponder_gateway.store import WorkflowStore
 from ponder_runtime import (
     AlreadyExistsError,
     FailedPreconditionError,
@@ -308,7 +309,7 @@ class WorkflowManager:
         return stored
 
     async def list(
-        self, where: ListFilter, *, limit: int, after: tuple[int, str] | None
+        self, where: Filter, *, limit: int, after: tuple[int, str] | None
     ) -> list[workflow_pb2.Workflow]:
         """A page of records, newest first (live ones with their current state)."""
         page = await self._store.list(where, limit=limit, after=after)

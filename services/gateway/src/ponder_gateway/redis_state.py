@@ -9,7 +9,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
-from ponder_gateway.store import UNFINISHED, ListFilter
+from ponder_gateway.filters import Filter, matches
+from ponder_gateway.store import UNFINISHED
 
 
 def _text(value: object) -> str:
@@ -53,7 +54,7 @@ class RedisWorkflowStore:
         return None if data is None else _record(data)
 
     async def list(
-        self, where: ListFilter, *, limit: int, after: tuple[int, str] | None
+        self, where: Filter, *, limit: int, after: tuple[int, str] | None
     ) -> list[workflow_pb2.Workflow]:
         """Up to `limit` records, newest first, after the (create_time ns, name) position."""
         found: list[workflow_pb2.Workflow] = []
@@ -77,9 +78,7 @@ class RedisWorkflowStore:
                 position = (workflow.create_time.ToNanoseconds(), workflow.name)
                 if after is not None and position >= after:
                     continue
-                if where.states and workflow.state not in where.states:
-                    continue
-                if where.kinds and workflow.kind not in where.kinds:
+                if not matches(where, workflow):
                     continue
                 found.append(workflow)
         return found[:limit]

@@ -12,7 +12,8 @@ from google.protobuf.message import Message
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.cache import namespace
-from ponder_gateway.listing import make_token, parse_filter, read_token
+from ponder_gateway.filters import parse as parse_filter
+from ponder_gateway.listing import make_token, read_token
 from ponder_gateway.manager import WorkflowManager
 from ponder_gateway.parameters import resolve_parameters
 from ponder_gateway.replay import REPLAY_AGE_KEY, ReplayMemo

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
+from ponder_gateway.filters import Filter, to_sql
 from ponder_runtime.sqlite import SqliteFile
 
 
@@ -17,19 +18,38 @@ CREATE TABLE IF NOT EXISTS workflows (
     create_time INTEGER NOT NULL,
     state INTEGER NOT NULL,
     kind INTEGER NOT NULL,
-    data BLOB NOT NULL
+    data BLOB NOT NULL,
+    update_time INTEGER NOT NULL DEFAULT 0,
+    topic TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS workflows_order ON workflows(create_time DESC, name DESC);
 """
+_COLUMNS = {
+    "state": "state",
+    "kind": "kind",
+    "create_time": "create_time",
+    "update_time": "update_time",
+    "topic": "topic",
+}
 UNFINISHED = (workflow_pb2.WORKFLOW_STATE_PENDING, workflow_pb2.WORKFLOW_STATE_RUNNING)
 
 
-@dataclass(frozen=True, slots=True)
-class ListFilter:
-    """Which workflows to list: any of these states / kinds (empty = any)."""
-
-    states: tuple[int, ...] = ()
-    kinds: tuple[int, ...] = ()
+def _add_filter_columns(db: sqlite3.Connection) -> None:
+    """Files written before filters on time and topic get those columns, filled from the
+    records."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(workflows)")}
+    if not columns or "topic" in columns:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("ALTER TABLE workflows ADD COLUMN update_time INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE workflows ADD COLUMN topic TEXT NOT NULL DEFAULT ''")
+    for name, data in db.execute("SELECT name, data FROM workflows").fetchall():
+        record = workflow_pb2.Workflow.FromString(data)
+        db.execute(
+            "UPDATE workflows SET update_time = ?, topic = ? WHERE name = ?",
+            (record.update_time.ToNanoseconds(), record.topic.lower(), name),
+        )
+    db.execute("COMMIT")
 
 
 def _nanos(workflow: workflow_pb2.Workflow) -> int:
@@ -48,7 +68,7 @@ class WorkflowStore(Protocol):
         ...
 
     async def list(
-        self, where: ListFilter, *, limit: int, after: tuple[int, str] | None
+        self, where: Filter, *, limit: int, after: tuple[int, str] | None
     ) -> list[workflow_pb2.Workflow]:
         """A page of records, newest first, after a (create_time ns, name) position."""
         ...
@@ -66,15 +86,18 @@ class SqliteWorkflowStore:
     """Workflows by name, newest first; each save is committed before it returns."""
 
     def __init__(self, path: Path) -> None:
-        self._file = SqliteFile(path, _SCHEMA, thread_name="workflow-store")
+        self._file = SqliteFile(
+            path, _SCHEMA, thread_name="workflow-store", migrate=_add_filter_columns
+        )
 
     async def save(self, workflow: workflow_pb2.Workflow) -> None:
         """Insert or replace a workflow record."""
         row = (
             workflow.name, _nanos(workflow), int(workflow.state), int(workflow.kind),
-            workflow.SerializeToString(),
+            workflow.SerializeToString(), int(workflow.update_time.ToNanoseconds()),
+            workflow.topic.lower(),
         )  # fmt: skip
-        await self._file.write("INSERT OR REPLACE INTO workflows VALUES (?,?,?,?,?)", row)
+        await self._file.write("INSERT OR REPLACE INTO workflows VALUES (?,?,?,?,?,?,?)", row)
 
     async def get(self, name: str) -> workflow_pb2.Workflow | None:
         """The workflow called `name`, if any."""
@@ -84,22 +107,16 @@ class SqliteWorkflowStore:
         return None if row is None else workflow_pb2.Workflow.FromString(row[0])
 
     async def list(
-        self, where: ListFilter, *, limit: int, after: tuple[int, str] | None
+        self, where: Filter, *, limit: int, after: tuple[int, str] | None
     ) -> list[workflow_pb2.Workflow]:
         """Up to `limit` workflows, newest first, strictly after the (create_time, name)
         position `after` (the last item of the previous page)."""
-        clauses: list[str] = []
-        args: list[object] = []
-        for column, values in (("state", where.states), ("kind", where.kinds)):
-            if values:
-                clauses.append(f"{column} IN ({','.join('?' * len(values))})")
-                args.extend(values)
+        condition, args = to_sql(where, _COLUMNS)
+        clauses = [condition]
         if after is not None:
             clauses.append("(create_time < ? OR (create_time = ? AND name < ?))")
             args.extend([after[0], after[0], after[1]])
-        sql = "SELECT data FROM workflows"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
+        sql = "SELECT data FROM workflows WHERE " + " AND ".join(clauses)
         sql += " ORDER BY create_time DESC, name DESC LIMIT ?"
         args.append(limit)
         rows = await self._file.run(lambda db: db.execute(sql, args).fetchall())
