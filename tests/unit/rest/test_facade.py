@@ -593,7 +593,7 @@ async def test_custom_verb_with_body_star_and_path_value_wins(http: httpx.AsyncC
 
 
 # raw path -> the path the servicer received (http.proto: a multi-segment variable keeps %2F
-# encoded, a single-segment one is fully decoded)
+# encoded, a single-segment one is fully decoded; an escaped slash there is a 404, below)
 PATH_CASES = [
     ("/v1/files/a", "GetFile", {"path": "files/a"}),
     ("/v1/files/a/b/c.txt", "GetFile", {"path": "files/a/b/c.txt"}),
@@ -602,7 +602,7 @@ PATH_CASES = [
     ("/v1/files/a/b:stat", "StatFile", {"path": "files/a/b"}),
     ("/v1/files/a%2Fb:stat", "StatFile", {"path": "files/a%2Fb"}),
     ("/v1/shelves/s%201/books/b%2F1", "GetBook", {"name": "shelves/s 1/books/b%2F1"}),
-    ("/v1/echoes/a%2Fb%20c", "Echo", {"name": "a/b c"}),
+    ("/v1/echoes/a%3Ab%20c", "Echo", {"name": "a:b c"}),
     ("/v1/echoes/a:b", "Echo", {"name": "a:b"}),
 ]
 
@@ -617,6 +617,25 @@ async def test_path_variables_are_decoded_per_http_proto(
     assert reply.status_code == 200, reply.text
     assert {key: reply.json()[key] for key in expected} == expected
     assert backend.near.calls[-1].method == f"/{SERVICE.full_name}/{method}"
+
+
+async def test_escaped_slash_in_one_segment_is_404_and_a_bad_escape_is_400(
+    http: httpx.AsyncClient, backend: Backend
+):
+    """`/v1/echoes/a%2Fb` is two segments (404, as grpc-gateway answers); `%zz` is a 400 whose
+    BadRequest names the path; neither reaches the servicer."""
+    calls = len(backend.near.calls)
+    missing = await http.get("/v1/echoes/a%2Fb")
+    assert missing.status_code == 404, missing.text
+    bad = await http.get("/v1/echoes/a%zz")
+    assert bad.status_code == 400, bad.text
+    assert bad.json()["code"] == 3
+    [details] = bad.json()["details"]
+    [violation] = details["fieldViolations"]
+    assert violation["field"] == "path"
+    assert "/v1/echoes/a%zz" in violation["description"]
+    assert "malformed percent escape '%zz'" in violation["description"]
+    assert len(backend.near.calls) == calls
 
 
 async def test_stat_after_double_wildcard_is_the_custom_verb_route(http: httpx.AsyncClient):

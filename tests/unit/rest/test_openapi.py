@@ -501,7 +501,7 @@ def test_query_parameters_have_types_and_comments(document: dict[str, Any]) -> N
         "Most workflows to return. 0 means 20; at most 100."
     )
     assert listing["filter"]["schema"] == {"type": "string"}
-    assert listing["filter"]["description"].startswith("AIP-160 filter over `state` and `kind`")
+    assert listing["filter"]["description"].startswith("Filter (an AIP-160 subset).")
     create = parameters(operations(document)["WorkflowService_CreateWorkflow"][2], "query")
     assert create["requestId"]["description"].startswith("Idempotency key (a UUID).")
     stats = parameters(operations(document)["EmbeddingService_GetCacheStats"][2], "query")

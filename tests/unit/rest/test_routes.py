@@ -8,6 +8,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
 
 from ponder_rest.routes import (
+    BadPathError,
     MethodNotAllowedError,
     NoRouteError,
     Route,
@@ -147,7 +148,7 @@ def test_operation_ids_are_unique():
 # HTTP method, raw path, operation id, path bindings
 MATCHED = [
     ("GET", "/v1/echoes/hello", "TranscodingService_Echo", {"name": "hello"}),
-    ("GET", "/v1/echoes/a%2Fb", "TranscodingService_Echo", {"name": "a/b"}),
+    ("GET", "/v1/echoes/a%20b", "TranscodingService_Echo", {"name": "a b"}),
     ("GET", "/v1/echoes:stream", "TranscodingService_StreamEchoes", {}),
     ("GET", "/v1/query", "TranscodingService_EchoQuery", {}),
     ("POST", "/v1/query", "TranscodingService_EchoQuery_1", {}),
@@ -234,6 +235,8 @@ NOT_FOUND = [
     "/v1/shelves/s1/books/b1/pages",
     "/v1/files",
     "/v1/shelves%2Fs1/books/b1",
+    "/v1/echoes/a%2Fb",  # an escaped slash in a one-segment variable is two segments
+    "/v1/echoes/a%2fb%20c",
     "/v1/errors",
 ]
 
@@ -554,3 +557,11 @@ def test_405_lists_each_allowed_method_once():
     with pytest.raises(MethodNotAllowedError) as caught:
         Router(routes).match("POST", "/v1/things/x")
     assert caught.value.allowed == ["GET"]
+
+
+@pytest.mark.parametrize("raw_path", ["/v1/echoes/%zz", "/v1/echoes/a%2", "/v1/files/a/%G1/b"])
+def test_a_malformed_escape_is_a_bad_path(raw_path: str):
+    """`%` not followed by two hex digits is BadPathError (HTTP 400), never passed through."""
+    with pytest.raises(BadPathError) as caught:
+        ROUTER.match("GET", raw_path)
+    assert "malformed percent escape" in str(caught.value)

@@ -36,6 +36,7 @@ from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 
 from ponder_rest.codec import (
     JsonOptions,
+    bad_request,
     dumps,
     http_status,
     make_status,
@@ -45,7 +46,7 @@ from ponder_rest.codec import (
 )
 from ponder_rest.docs import DocsAssets, redoc_html, swagger_html
 from ponder_rest.encoder import MessageEncoder
-from ponder_rest.routes import MethodNotAllowedError, NoRouteError, Route, Router
+from ponder_rest.routes import BadPathError, MethodNotAllowedError, NoRouteError, Route, Router
 from ponder_rest.transcoder import BodyMemo, RequestError, build_request, parse_query
 from ponder_runtime.local import LocalCallError, LocalContext
 from ponder_runtime.metrics import (
@@ -272,6 +273,8 @@ class RestFacade:
             route, bindings = self._router.match(exchange.method, raw.decode("latin-1"))
         except NoRouteError:
             raise _error(grpc.StatusCode.NOT_FOUND, f"no route for {path}") from None
+        except BadPathError as exc:
+            raise HttpError(400, bad_request("path", f"{raw.decode('latin-1')}: {exc}")) from None
         except MethodNotAllowedError as exc:
             raise self._not_allowed(exc.allowed) from None
         exchange.route = route.template.source

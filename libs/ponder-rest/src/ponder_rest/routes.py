@@ -7,6 +7,7 @@ process with a message naming the method, instead of failing a request later.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -158,6 +159,13 @@ class NoRouteError(LookupError):
     """No route matches the path (HTTP 404)."""
 
 
+class BadPathError(ValueError):
+    """The path has a malformed percent escape such as `%zz` (HTTP 400)."""
+
+
+_MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
 class MethodNotAllowedError(LookupError):
     """Routes match the path, but not with this HTTP method (HTTP 405)."""
 
@@ -196,11 +204,16 @@ class Router:
         return out
 
     def match(self, http_method: str, raw_path: str) -> tuple[Route, dict[str, str]]:
-        """The route and its path bindings; raises NoRouteError or MethodNotAllowedError."""
+        """The route and its path bindings; raises NoRouteError, MethodNotAllowedError or
+        BadPathError."""
         key = (http_method, raw_path)
         found = self._memo.get(key)
         if found is not None:
             return found[0], dict(found[1])
+        malformed = _MALFORMED_ESCAPE.search(raw_path)
+        if malformed is not None:
+            escape = raw_path[malformed.start() : malformed.start() + 3]
+            raise BadPathError(f"malformed percent escape {escape!r} at {malformed.start() + 1}")
         route, bindings = self._match(http_method, raw_path)
         if self._memo_entries > 0 and len(raw_path) <= _MEMO_MAX_PATH:
             self._memo[key] = (route, dict(bindings))

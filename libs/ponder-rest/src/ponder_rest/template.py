@@ -9,10 +9,11 @@ Grammar (google/api/http.proto):
     FieldPath = IDENT { "." IDENT } ;
     Verb     = ":" LITERAL ;
 
-Matching works on the raw (still percent-encoded) path, so an encoded slash never splits a
-segment. A variable of one segment is fully percent-decoded; a multi-segment variable (`**` or
-several segments) is decoded except for `%2F`, as the spec asks. `**` matches one or more
-segments and must be the last segment of the template.
+Matching works on the raw (still percent-encoded) path. A variable of one segment is fully
+percent-decoded, and one whose capture holds an encoded slash (`%2F`) does not match (as in
+grpc-gateway, which unescapes before matching: `workflows/a%2Fb` is two segments, so 404); a
+multi-segment variable (`**` or several segments) is decoded except for `%2F`, as the spec
+asks. `**` matches one or more segments and must be the last segment of the template.
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ class PathTemplate:
         if found is None:
             return None
         groups = found.groups()
+        if any(
+            not v.multi_segment and _SLASH_KEPT.search(g)
+            for v, g in zip(self.variables, groups, strict=True)
+        ):
+            return None  # an escaped slash is a slash: it cannot sit inside one segment
         return {v.field_path: v.decode(g) for v, g in zip(self.variables, groups, strict=True)}
 
     @property
