@@ -41,6 +41,7 @@ lint: install buf breaking
 	$(VENV)/bin/ruff check $(PY_SOURCES)
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 	$(VENV)/bin/mypy libs/ponder-runtime/src libs/ponder-rest/src libs/ponder-devstack/src services/*/src clients/python/src scripts tests bench
+	$(VENV)/bin/lint-imports
 	$(PY) scripts/genproto.py --check
 	$(VENV)/bin/hadolint services/*/Dockerfile
 

@@ -13,7 +13,8 @@ import grpc
 import pytest
 
 from ponder_devstack.fake_apis import Behaviour, FakeApi, serve_fake_arxiv, serve_fake_tavily
-from ponder_research.embedding_client import EmbeddingClient, Matrix
+from ponder_research.embedder import Matrix
+from ponder_research.embedding_client import EmbeddingClient
 from ponder_research.service import ResearchModule
 from ponder_research.settings import ResearchSettings
 from ponder_runtime import ServiceServer, configure_telemetry, load_settings

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from ponder_research.documents import FoundDocument, SourceKind
-from ponder_research.embedding_client import EmbeddingClient, EmbeddingUnavailableError
+from ponder_research.embedder import EmbeddingUnavailableError
+from ponder_research.embedding_client import EmbeddingClient
 from ponder_research.library import load_library
 from ponder_research.library_index import LibraryIndex, LibrarySource, VectorStore, document_text
 from ponder_research.sources import Query

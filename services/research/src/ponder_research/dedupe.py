@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from ponder_research.documents import FoundDocument, SourceKind
-from ponder_research.embedding_client import EmbeddingClient, EmbeddingUnavailableError
+from ponder_research.embedder import Embedder, EmbeddingUnavailableError
 from ponder_research.urls import normalize_url
 
 
@@ -84,7 +84,7 @@ def merge(group: Sequence[FoundDocument]) -> FoundDocument:
 
 
 async def dedupe(
-    documents: Sequence[FoundDocument], client: EmbeddingClient | None
+    documents: Sequence[FoundDocument], client: Embedder | None
 ) -> tuple[list[FoundDocument], int]:
     """Merged documents in first-seen order, and how many results were merged away."""
     links = _UnionFind(len(documents))
@@ -105,7 +105,7 @@ async def dedupe(
 
 
 async def _link_similar_titles(
-    documents: Sequence[FoundDocument], links: _UnionFind, client: EmbeddingClient
+    documents: Sequence[FoundDocument], links: _UnionFind, client: Embedder
 ) -> None:
     """Union results whose titles are near-identical in meaning (cosine ≥ 0.95)."""
     try:

@@ -6,22 +6,18 @@ from collections.abc import Sequence
 
 import grpc
 import numpy as np
-import numpy.typing as npt
 
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
+from ponder_research.embedder import EmbeddingUnavailableError, Matrix
 
 
-Matrix = npt.NDArray[np.float32]
 CHUNK = 64
 
 
-class EmbeddingUnavailableError(Exception):
-    """The embedding service could not answer; the message says how it failed."""
-
-
 class EmbeddingClient:
-    """Unit vectors and rankings from EmbeddingService, with a per-call timeout."""
+    """The Embedder over gRPC: unit vectors and rankings from EmbeddingService, with a
+    per-call timeout."""
 
     def __init__(self, channel: grpc.aio.Channel, *, timeout: float) -> None:
         self._stub = embedding_grpc.EmbeddingServiceStub(channel)

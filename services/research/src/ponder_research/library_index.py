@@ -15,7 +15,7 @@ import numpy as np
 
 from ponder_research.bm25 import BM25Index
 from ponder_research.documents import FoundDocument, SourceKind
-from ponder_research.embedding_client import EmbeddingClient, EmbeddingUnavailableError, Matrix
+from ponder_research.embedder import Embedder, EmbeddingUnavailableError, Matrix
 from ponder_research.sources import Query
 
 
@@ -90,7 +90,7 @@ class LibraryIndex:
         """Whether searches go by meaning."""
         return self._vectors is not None
 
-    async def build(self, client: EmbeddingClient, store: VectorStore, *, chunk: int = 256) -> None:
+    async def build(self, client: Embedder, store: VectorStore, *, chunk: int = 256) -> None:
         """Embed every document not in `store` yet (logging progress), then switch to vector
         search. Raises EmbeddingUnavailableError when the embedding service fails."""
         texts = [document_text(doc) for doc in self.documents]
@@ -145,7 +145,7 @@ class LibrarySource:
     kind = SourceKind.LIBRARY
 
     def __init__(
-        self, index: LibraryIndex, client: EmbeddingClient | None, *, min_similarity: float = 0.0
+        self, index: LibraryIndex, client: Embedder | None, *, min_similarity: float = 0.0
     ) -> None:
         self.index = index
         self._client = client

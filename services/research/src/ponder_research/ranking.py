@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ponder_research.documents import FoundDocument, SourceKind
-from ponder_research.embedding_client import EmbeddingClient, EmbeddingUnavailableError
+from ponder_research.embedder import Embedder, EmbeddingUnavailableError
 from ponder_research.library_index import document_text
 
 
@@ -44,7 +44,7 @@ def source_order(
 async def rerank(
     query: str,
     documents: Sequence[FoundDocument],
-    client: EmbeddingClient | None,
+    client: Embedder | None,
     *,
     kinds: Sequence[SourceKind],
 ) -> Ranked:

@@ -16,7 +16,7 @@ from opentelemetry.trace import StatusCode, Tracer
 
 from ponder_research.dedupe import dedupe
 from ponder_research.documents import FoundDocument, SourceKind
-from ponder_research.embedding_client import EmbeddingClient
+from ponder_research.embedder import Embedder
 from ponder_research.ranking import Ranking, rerank
 from ponder_research.source_cache import SourceCache
 from ponder_research.sources import Query, Source, SourceDisabledError
@@ -81,7 +81,7 @@ class Searcher:
         sources: Mapping[SourceKind, Source],
         *,
         cache: SourceCache,
-        embedding: EmbeddingClient | None,
+        embedding: Embedder | None,
         tracer: Tracer | None = None,
         meter: Meter | None = None,
     ) -> None:

@@ -13,7 +13,8 @@ from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.research.v1 import research_service_pb2_grpc as research_grpc
 from ponder_research.arxiv_source import ArxivSource, RequestSpacing
 from ponder_research.documents import SourceKind
-from ponder_research.embedding_client import EmbeddingClient, EmbeddingUnavailableError
+from ponder_research.embedder import EmbeddingUnavailableError
+from ponder_research.embedding_client import EmbeddingClient
 from ponder_research.library import load_library
 from ponder_research.library_index import LibraryIndex, LibrarySource, VectorStore
 from ponder_research.search import Searcher
