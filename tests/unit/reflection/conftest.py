@@ -2,7 +2,7 @@
 
 import pytest
 
-from ponder_reflection.offline_provider import OfflineProvider
+from ponder_reflection.offline import OfflineProvider
 from ponder_reflection.types import SourceDocument
 
 

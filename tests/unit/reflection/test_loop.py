@@ -12,7 +12,7 @@ from ponder_reflection.loop import (
     reflect,
     run_reflection,
 )
-from ponder_reflection.offline_provider import OfflineProvider
+from ponder_reflection.offline import OfflineProvider
 from ponder_reflection.provider import Critiqued, DeltaSink, Drafted
 from ponder_reflection.types import (
     Citation,

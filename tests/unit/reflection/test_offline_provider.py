@@ -12,9 +12,10 @@ import pytest
 
 import ponder_reflection
 from ponder_reflection.citations import cited_indices, find_markers
-from ponder_reflection.offline_provider import OfflineProvider
+from ponder_reflection.loop import reflect
+from ponder_reflection.offline import OfflineProvider
 from ponder_reflection.text_analysis import split_blocks, split_sentences, word_count
-from ponder_reflection.types import Critique, SourceDocument
+from ponder_reflection.types import Critique, ReflectionSpec, SourceDocument
 
 
 pytestmark = pytest.mark.asyncio
@@ -403,12 +404,25 @@ async def test_provider_identity() -> None:
     assert (provider.name, provider.model, provider.offline) == ("offline", "extractive-v1", True)
 
 
+async def test_one_reflection_builds_its_corpus_once(
+    provider: OfflineProvider, documents: tuple[SourceDocument, ...]
+) -> None:
+    """Every draft, critique and refine call of one reflection reads the same prepared corpus;
+    another topic gets its own."""
+    outcome = await reflect(provider, ReflectionSpec(RAG_TOPIC, documents, 3, 10.0))
+    info = provider._corpus.cache_info()
+    assert len(outcome.steps) >= 3
+    assert (info.misses, info.hits) == (1, len(outcome.steps) - 1)
+    await provider.draft(TRANSFORMER_TOPIC, documents)
+    assert provider._corpus.cache_info().misses == 2
+
+
 DRAFT_SCRIPT = """
 import asyncio, sys
 sys.path.insert(0, sys.argv[1])
 from conftest import DOCS
 from ponder_reflection.loop import reflect
-from ponder_reflection.offline_provider import OfflineProvider
+from ponder_reflection.offline import OfflineProvider
 from ponder_reflection.types import ReflectionSpec
 spec = ReflectionSpec(sys.argv[2], DOCS, 3, 10.0)
 outcome = asyncio.run(reflect(OfflineProvider(), spec))

@@ -12,6 +12,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
+from ponder_rest.wkt import Form, form_of
+
 
 # grpc-gateway v2 runtime/errors.go (CANCELLED is 499, as in Envoy).
 HTTP_STATUS = {
@@ -97,16 +99,6 @@ def parse_into(obj: Any, message: Message) -> None:
 
 
 _FLOATS = (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
-_FLOAT_WRAPPERS = ("google.protobuf.DoubleValue", "google.protobuf.FloatValue")
-# Well-known types json_format reads in their own JSON forms (checking those itself).
-_OWN_FORMS = frozenset(
-    f"google.protobuf.{name}"
-    for name in (
-        *("DoubleValue", "FloatValue", "Int64Value", "UInt64Value", "Int32Value"),
-        *("UInt32Value", "BoolValue", "StringValue", "BytesValue"),
-        *("Any", "Duration", "FieldMask", "ListValue", "Struct", "Timestamp", "Value"),
-    )
-)
 
 
 def _refuse_misfits(obj: Any, descriptor: Any) -> None:
@@ -128,8 +120,10 @@ def _refuse_misfits(obj: Any, descriptor: Any) -> None:
         else:
             values = value if found.is_repeated and isinstance(value, list) else [value]
         kind = found.message_type
-        floating = found.type in _FLOATS or (kind is not None and kind.full_name in _FLOAT_WRAPPERS)
-        plain = kind is not None and kind.full_name not in _OWN_FORMS
+        form = form_of(kind.full_name) if kind is not None else None
+        value_type = kind.fields_by_name["value"].type if form is Form.WRAPPER else found.type
+        floating = value_type in _FLOATS
+        plain = kind is not None and form in (None, Form.EMPTY)  # json_format checks the rest
         for item in values:
             if floating and isinstance(item, bool):
                 raise BodyError(f"cannot parse {key} field: {str(item).lower()} is not a number")

@@ -18,9 +18,20 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from ponder_rest.wkt import Form, form_of
+
 
 class FieldValueError(ValueError):
     """A value that does not fit its field (the message says why)."""
+
+
+class FieldPathError(FieldValueError):
+    """A dotted path whose `part` names no field, or (`repeated`) a repeated field it crosses."""
+
+    def __init__(self, message: str, part: str, *, repeated: bool = False) -> None:
+        super().__init__(message)
+        self.part = part
+        self.repeated = repeated
 
 
 T = FieldDescriptor
@@ -35,17 +46,6 @@ _INT_RANGES = {
     T.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
     T.TYPE_UINT64: (0, 2**64 - 1),
     T.TYPE_FIXED64: (0, 2**64 - 1),
-}
-_WRAPPERS = {
-    "google.protobuf.DoubleValue",
-    "google.protobuf.FloatValue",
-    "google.protobuf.Int64Value",
-    "google.protobuf.UInt64Value",
-    "google.protobuf.Int32Value",
-    "google.protobuf.UInt32Value",
-    "google.protobuf.BoolValue",
-    "google.protobuf.StringValue",
-    "google.protobuf.BytesValue",
 }
 _GO_DURATION = re.compile(r"(-?)((?:\d+(?:\.\d*)?|\.\d+)(?:h|m|s|ms|us|µs|ns))+")
 _GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s|us|µs|ns)")
@@ -144,6 +144,7 @@ def _snake_path(path: str) -> str:
 
 def _set_well_known(message: Message, text: str) -> None:
     name = message.DESCRIPTOR.full_name
+    form = form_of(name)
     try:
         if name == "google.protobuf.Timestamp":
             message.FromJsonString(text)  # type: ignore[attr-defined]
@@ -152,14 +153,10 @@ def _set_well_known(message: Message, text: str) -> None:
         elif name == "google.protobuf.FieldMask":
             paths = (_snake_path(p.strip()) for p in text.split(",") if p.strip())
             message.paths.extend(paths)  # type: ignore[attr-defined]
-        elif name in _WRAPPERS:
+        elif form is Form.WRAPPER:
             inner: Any = message.DESCRIPTOR.fields_by_name["value"]
             message.value = _SCALARS[inner.type](inner, text)  # type: ignore[attr-defined]
-        elif name in (
-            "google.protobuf.Struct",
-            "google.protobuf.Value",
-            "google.protobuf.ListValue",
-        ):
+        elif form is Form.JSON:
             json_format.ParseDict(json.loads(text), message)
         else:
             raise FieldValueError(f"a {name} cannot be set from a query parameter")
@@ -171,38 +168,32 @@ def _set_well_known(message: Message, text: str) -> None:
 
 def is_leaf_message(descriptor: Descriptor) -> bool:
     """Well-known types a single query value can set."""
-    return descriptor.full_name in _WRAPPERS or descriptor.full_name in {
-        "google.protobuf.Timestamp",
-        "google.protobuf.Duration",
-        "google.protobuf.FieldMask",
-        "google.protobuf.Struct",
-        "google.protobuf.Value",
-        "google.protobuf.ListValue",
-    }
+    return form_of(descriptor.full_name) in (Form.WRAPPER, Form.STRING, Form.JSON)
 
 
 @lru_cache(maxsize=4096)
-def _field_named(descriptor: Descriptor, name: str) -> FieldDescriptor | None:
-    """A field by proto name or JSON name."""
+def _field_named(descriptor: Descriptor, name: str, json_names: bool) -> FieldDescriptor | None:
+    """A field by proto name, or else (with `json_names`) by JSON name."""
     found = descriptor.fields_by_name.get(name)
-    if found is not None:
+    if found is not None or not json_names:
         return found
-    for candidate in descriptor.fields:
-        if candidate.json_name == name:
-            return candidate
-    return None
+    return next((f for f in descriptor.fields if f.json_name == name), None)
 
 
-def resolve(descriptor: Any, dotted: str) -> list[FieldDescriptor]:
-    """The fields along `dotted` (proto or JSON names); raises FieldValueError."""
+def resolve(descriptor: Any, dotted: str, *, json_names: bool = True) -> list[FieldDescriptor]:
+    """The fields along `dotted`, by proto names (and JSON names unless `json_names` is False);
+    the one field-path resolver of the library. Raises FieldPathError."""
     chain: list[FieldDescriptor] = []
     current: Descriptor | None = descriptor
     for part in dotted.split("."):
-        found = _field_named(current, part) if current is not None else None
+        found = _field_named(current, part, json_names) if current is not None else None
         if found is None:
-            raise FieldValueError("no such field")
+            raise FieldPathError("no such field", part)
         if chain and chain[-1].is_repeated:
-            raise FieldValueError(f"{chain[-1].name!r} is repeated and cannot hold a field")
+            parent = chain[-1].name
+            raise FieldPathError(
+                f"{parent!r} is repeated and cannot hold a field", parent, repeated=True
+            )
         chain.append(found)
         current = found.message_type
     return chain

@@ -18,6 +18,7 @@ from google.protobuf.internal import type_checkers
 from google.protobuf.message import Message
 
 from ponder_rest.codec import JsonOptions, message_to_obj
+from ponder_rest.wkt import Form, form_of
 
 
 Convert = Callable[[Any], Any]
@@ -84,9 +85,10 @@ class JsonWriter:
         cpp = field.cpp_type
         if cpp == _F.CPPTYPE_MESSAGE:
             message: Any = field.message_type
-            if message.full_name in _AS_JSON_STRING:  # json_format's conversion, directly
+            form = form_of(message.full_name)
+            if form is Form.STRING:  # json_format's conversion, directly
                 return _json_string
-            if message.full_name in _WRAPPERS:
+            if form is Form.WRAPPER:
                 inner = self._value_converter(message.fields_by_name["value"])
                 return lambda value: inner(value.value)
             return self.to_obj
@@ -121,17 +123,6 @@ class _Plan:
         self.converters = converters or {}
         self.defaults = defaults or []
         self.delegate = delegate
-
-
-_AS_JSON_STRING = {
-    "google.protobuf.Timestamp",
-    "google.protobuf.Duration",
-    "google.protobuf.FieldMask",
-}
-_WRAPPERS = {
-    f"google.protobuf.{name}Value"
-    for name in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool", "String", "Bytes")
-}
 
 
 def _json_string(value: Any) -> str:

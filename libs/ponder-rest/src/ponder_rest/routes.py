@@ -16,9 +16,10 @@ from typing import Any
 
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import message_factory
-from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
+from google.protobuf.descriptor import Descriptor, MethodDescriptor
 from google.protobuf.message import Message
 
+from ponder_rest.fields import FieldPathError, resolve
 from ponder_rest.template import PathTemplate, TemplateError, parse_template
 
 
@@ -66,38 +67,16 @@ def _message_class(descriptor: Descriptor) -> type[Message]:
     return cls
 
 
-def resolve_field_path(message: Descriptor, path: str) -> list[FieldDescriptor]:
-    """The fields along a dotted path; raises KeyError naming the first unknown part."""
-    fields = []
-    current: Descriptor | None = message
-    for part in path.split("."):
-        if current is None or part not in current.fields_by_name:
-            raise KeyError(part)
-        found = current.fields_by_name[part]
-        fields.append(found)
-        current = found.message_type
-    return fields
-
-
 def _check_path_variable(method: MethodDescriptor, field_path: str) -> None:
     where = f"{method.full_name}: path variable {{{field_path}}}"
     try:
-        chain = resolve_field_path(method.input_type, field_path)
-    except KeyError as exc:
-        raise TemplateError(f"{where}: no field {exc.args[0]!r} in the request") from None
-    for step in chain[:-1]:
-        if _is_repeated(step):
-            raise TemplateError(f"{where}: {step.name!r} is repeated")
-    leaf = chain[-1]
-    if _is_repeated(leaf) or leaf.type in (
-        FieldDescriptor.TYPE_MESSAGE,
-        FieldDescriptor.TYPE_GROUP,
-    ):
+        leaf = resolve(method.input_type, field_path, json_names=False)[-1]
+    except FieldPathError as exc:
+        name = repr(exc.part)
+        problem = f"{name} is repeated" if exc.repeated else f"no field {name} in the request"
+        raise TemplateError(f"{where}: {problem}") from None
+    if leaf.is_repeated or leaf.message_type is not None:
         raise TemplateError(f"{where}: must name a non-repeated primitive field")
-
-
-def _is_repeated(descriptor: FieldDescriptor) -> bool:
-    return bool(descriptor.is_repeated)
 
 
 def _route(method: MethodDescriptor, rule: http_pb2.HttpRule, binding: int) -> Route:

@@ -30,6 +30,8 @@ class TemplateError(ValueError):
 _LITERAL = re.compile(r"[A-Za-z0-9\-._~%!$&'()+,;@]+")
 _FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _SLASH_KEPT = re.compile(r"%2[Ff]")
+# A variable in a template's source: its field path, and its segments if it names them.
+VARIABLE = re.compile(r"\{([^}=]+)(?:=([^}]*))?\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,7 @@ class PathTemplate:
     @property
     def openapi_path(self) -> str:
         """The template as an OpenAPI path: `{name=workflows/*}` becomes `{name}`."""
-        return re.sub(r"\{([^}=]+)(?:=[^}]*)?\}", r"{\1}", self.source)
+        return VARIABLE.sub(r"{\1}", self.source)
 
 
 class _Parser:

@@ -11,7 +11,7 @@ from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
 
 from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
 from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
-from ponder_reflection.offline_provider import OfflineProvider
+from ponder_reflection.offline import OfflineProvider
 from ponder_reflection.openai_provider import OpenAIProvider, classify
 from ponder_reflection.provider import ReflectionProvider
 from ponder_reflection.servicer import ReflectionServicer
