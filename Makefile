@@ -24,7 +24,7 @@ $(STAMP): requirements/constraints.txt requirements/dev.txt package.json package
 	touch $@
 
 run: install proto
-	$(PY) -m ponder_devstack
+	$(PY) -m ponder_devstack $(if $(RESTART),--restart)
 
 proto: install
 	$(PY) scripts/genproto.py
