@@ -125,8 +125,8 @@ async def scenario(
 ) -> Result:
     """Restart reflection with the plan's settings, set the model's behaviour, run the load."""
     await restart_reflection(stack, base, plan.settings)
+    model.reset()  # forgets the counts and the behaviour
     model.behaviour = Behaviour(**plan.behaviour)  # type: ignore[arg-type]
-    model.reset()
     gateway = stack.service("gateway").address
     result = await run_load(gateway, plan.workflows, args.concurrency, args.deadline)
     result.model_calls = sum(model.calls_by_status.values())
