@@ -66,8 +66,8 @@ class _CoalescingTransport:
         return getattr(self._transport, name)
 
 
-# How long a connection answered with an error and half-closed still swallows input.
-_LINGER_SECONDS = 2.0
+# How long a connection answered with an error stays half-closed before it is closed.
+_LINGER_SECONDS = 1.0
 
 # httptools refuses URLs longer than this (HttpParserInvalidURLError).
 _MAX_URL_BYTES = 65_535
@@ -205,9 +205,11 @@ class _HttpProtocol(HttpToolsProtocol):
             b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
         )
         self.transport.write(b"".join(head) + body)
-        # Lingering close: end our side, discard what the client still sends, close a moment
-        # later (closing with unread input sends a reset that can destroy the answer).
+        # Lingering close: end our side and stop reading (what the client still sends waits
+        # in the kernel, and TCP flow control stops a flood), close a moment later (closing at
+        # once with unread input sends a reset that can destroy the answer).
         self.transport.write_eof()
+        self.transport.pause_reading()
         self.loop.call_later(_LINGER_SECONDS, self.transport.close)
 
     def send_400_response(self, msg: str) -> None:
