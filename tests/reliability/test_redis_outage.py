@@ -5,8 +5,6 @@ are refused with UNAVAILABLE while Redis is away, and everything recovers withou
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,42 +18,11 @@ import redis
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack.fake_apis import FakeApi
-from tests.conftest import _wait_for_ping, free_port
+from ponder_devstack.redis_server import RedisServer
 from tests.reliability.chaos import eventually, running_chaos, spec, unique
 
 
 FINAL = (pb.WORKFLOW_STATE_SUCCEEDED, pb.WORKFLOW_STATE_FAILED, pb.WORKFLOW_STATE_CANCELLED)
-
-
-class RedisProcess:
-    """A redis-server that can be stopped and started again on the same port and files
-    (append-only file, fsync on every write: what it acknowledged survives a stop)."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start (or start again) and wait until it answers PING."""
-        executable = shutil.which("redis-server")
-        assert executable is not None, "redis-server is not installed: run `make redis`"
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        log = self.workdir / "redis.log"
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.workdir)],
-                cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        _wait_for_ping(self.url, self.process, log)
-
-    def stop(self) -> None:
-        """Stop it (SIGTERM, as a service manager does) and wait for the exit."""
-        assert self.process is not None
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 @dataclass
@@ -129,7 +96,7 @@ async def test_a_redis_outage_loses_no_acknowledged_workflow(
     synchronous runs still succeed (the cache skipped, with a warning), rate limits fall back
     to local buckets, and once Redis is back creations succeed again without restarting
     anything; every workflow acknowledged as created is then found, finished, in Redis."""
-    server = RedisProcess(tmp_path / "redis")
+    server = RedisServer(tmp_path / "redis")
     server.start()
     env = {
         "PONDER_GATEWAY_REDIS_URL": server.url,
@@ -183,8 +150,7 @@ async def test_a_redis_outage_loses_no_acknowledged_workflow(
                 assert pb.Workflow.FromString(data).state in FINAL, name
         gateway_log = (tmp_path / "stack" / "gateway.log").read_text()
     finally:
-        if server.process is not None and server.process.poll() is None:
-            server.stop()
+        server.stop()
 
     print(f"creations succeeded again {recovered_after:.2f}s after Redis was back; {traffic}")
     refusals = {reason for reason in traffic.refused if reason.endswith("down=True")}
