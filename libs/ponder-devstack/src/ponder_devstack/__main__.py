@@ -87,17 +87,19 @@ async def _main(stack: Stack, *, restart: bool = False, sample: bool = True) -> 
         loop.add_signal_handler(signum, stop.set)
     serving = asyncio.create_task(_serve(stack, supervisor, sample=sample))
     stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait([watcher, stopping], return_when=asyncio.FIRST_COMPLETED)
-    if not serving.done():
-        serving.cancel()
-    elif serving.exception() is not None:
-        print(f"error: the sample workflow failed: {serving.exception()}", file=sys.stderr)
+    done, _ = await asyncio.wait([watcher, stopping, serving], return_when=asyncio.FIRST_COMPLETED)
+    if done == {serving} and serving.exception() is None:  # started: serve until ^C or an exit
+        await asyncio.wait([watcher, stopping], return_when=asyncio.FIRST_COMPLETED)
+    serving.cancel()
+    stopping.cancel()
     if watcher.done():
         print(f"error: {watcher.result().report()}", file=sys.stderr)
         print("stopping the other services", file=sys.stderr)
-        stopping.cancel()
         return 1
     watcher.cancel()
+    if serving.done() and not serving.cancelled() and serving.exception() is not None:
+        print(f"error: the sample workflow failed: {serving.exception()}", file=sys.stderr)
+        return 1
     return 0
 
 
