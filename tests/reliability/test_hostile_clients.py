@@ -80,3 +80,18 @@ async def test_many_idle_and_trickling_rest_connections_are_closed(stack: InProc
         await writer.wait_closed()
     assert all(r.startswith(b"HTTP/1.1 408 Request Timeout") for r in replies)
     await _health(stack)
+
+
+async def test_silent_grpc_connections_are_closed(stack: InProcessStack) -> None:
+    """Fifty TCP connections to the gRPC port that never send the HTTP/2 preface are closed
+    by the server (PONDER_GRPC_HANDSHAKE_TIMEOUT_SECONDS), not held; health answers meanwhile."""
+    host, port = stack.address("gateway").split(":")
+    connections = [await asyncio.open_connection(host, int(port)) for _ in range(50)]
+    await _health(stack)
+    async with asyncio.timeout(120):  # the default timeout is 10 s: a hang guard
+        await asyncio.gather(*(reader.read() for reader, _ in connections))
+    assert all(reader.at_eof() for reader, _ in connections)
+    for _, writer in connections:
+        writer.close()
+        await writer.wait_closed()
+    await _health(stack)
