@@ -25,7 +25,7 @@ $(STAMP): requirements/constraints.txt requirements/dev.txt requirements/kubectl
 	touch $@
 
 run: install proto
-	$(PY) -m ponder_devstack
+	$(PY) -m ponder_devstack $(if $(RESTART),--restart)
 
 proto: install
 	$(PY) scripts/genproto.py

@@ -2,6 +2,7 @@
 injected every minute, counting what completed, what failed and why, and what was lost.
 
 Usage: .venv/bin/python bench/bench_soak.py [--duration 600] [--callers 8] [--fault-every 60]
+       [--redis]
 
 Load: `--callers` concurrent loops, each picking at random: a synchronous workflow over REST
 (POST /v1/workflows/reflection) or gRPC (RunWorkflow), a long-running workflow created over gRPC
@@ -13,7 +14,11 @@ the model runs), half repeat (the semantic cache answers). The model is the fake
 Faults, in turn (each one a window; a failure that overlaps a window is "caused by the fault"):
 kill -9 of the embedding service (restarted after 10 s), the model answering 500 for 15 s,
 SIGTERM to research (restarted at once), the model answering 429 to 30% of calls for 20 s,
-kill -9 of reflection (restarted after 5 s). The gateway is never touched: its memory over the
+kill -9 of reflection (restarted after 5 s). With `--redis`, workflow records, rate limits and
+the embedding cache live on a local redis-server (append-only) and the first fault of each
+round is Redis stopped for 10 s and started again (creations refused with UNAVAILABLE in the
+window count as caused by it; the gateway and the embedding service are not restarted). The
+gateway is never touched: its memory over the
 whole run is the flatness measure (restarted processes start afresh).
 
 At the end every workflow the load created or ran is looked up: one that is missing, or not in
@@ -45,6 +50,7 @@ from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_apis import serve_fake_arxiv, serve_fake_tavily
 from ponder_devstack.fake_openai import Behaviour, FakeOpenAI, serve_fake_openai
+from ponder_devstack.redis_server import RedisServer
 from ponder_runtime.runtime_metrics import resident_bytes
 
 
@@ -196,7 +202,14 @@ async def caller(
 
 
 async def inject_faults(
-    soak: Soak, stack: Stack, model: FakeOpenAI, until: float, every: float, *, settle: float
+    soak: Soak,
+    stack: Stack,
+    model: FakeOpenAI,
+    until: float,
+    every: float,
+    *,
+    settle: float,
+    redis: RedisServer | None = None,
 ) -> None:
     """A fault every `every` seconds, in turn; each recorded as a window that ends `settle`
     seconds after the fault was undone (longer than the model's breaker reset)."""
@@ -229,7 +242,14 @@ async def inject_faults(
         await asyncio.sleep(5)
         await restart("reflection")
 
-    faults = [
+    async def redis_restart() -> None:
+        assert redis is not None
+        await asyncio.to_thread(redis.stop)
+        await asyncio.sleep(10)
+        await asyncio.to_thread(redis.start)
+
+    faults = [("Redis stopped 10 s", redis_restart)] if redis is not None else []
+    faults += [
         ("kill -9 embedding", kill_embedding),
         ("model 500s", model_down),
         ("SIGTERM research", sigterm_research),
@@ -339,6 +359,15 @@ async def soak(args: argparse.Namespace) -> None:
     arxiv, tavily = serve_fake_arxiv(), serve_fake_tavily()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        redis = RedisServer(root / "redis") if args.redis else None
+        redis_env = {}
+        if redis is not None:
+            redis.start()
+            redis_env = {
+                "PONDER_GATEWAY_REDIS_URL": redis.url,
+                "PONDER_CACHE_REDIS_URL": redis.url,
+                "PONDER_GATEWAY_RATE_LIMIT_PER_SECOND": "1000",  # on: shared buckets in Redis
+            }
         stack = Stack(
             ports=StackPorts.free(),
             log_dir=root,
@@ -357,6 +386,7 @@ async def soak(args: argparse.Namespace) -> None:
                 "PONDER_RESEARCH_ARXIV_MIN_INTERVAL_SECONDS": "0",
                 "PONDER_RESEARCH_TAVILY_API_URL": tavily.base_url,
                 "TAVILY_API_KEY": "tvly-soak",
+                **redis_env,
             },
         )
         stack.start()
@@ -375,13 +405,21 @@ async def soak(args: argparse.Namespace) -> None:
                 await asyncio.gather(
                     *(caller(result, stub, http, until, seed) for seed in range(args.callers)),
                     inject_faults(
-                        result, stack, model, until, args.fault_every, settle=BREAKER_RESET + 2
+                        result,
+                        stack,
+                        model,
+                        until,
+                        args.fault_every,
+                        settle=BREAKER_RESET + 2,
+                        redis=redis,
                     ),
                     sample_memory(result, stack, until),
                 )
                 lost = await lost_workflows(stub, result.workflows)
         finally:
             codes = stack.stop()
+            if redis is not None:
+                redis.stop()
             model.close()
             arxiv.close()
             tavily.close()
@@ -394,6 +432,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=600.0)
     parser.add_argument("--callers", type=int, default=8)
     parser.add_argument("--fault-every", type=float, default=60.0)
+    parser.add_argument(
+        "--redis", action="store_true", help="records, rate limits and cache on Redis, restarted"
+    )
     asyncio.run(soak(parser.parse_args()))
 
 

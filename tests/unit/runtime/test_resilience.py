@@ -26,6 +26,7 @@ from ponder_runtime.resilience import (
     Failure,
     FailureKind,
     ResilientCaller,
+    RetryBudget,
     RetryPolicy,
 )
 
@@ -66,10 +67,16 @@ class Bad(Exception):
     """The upstream rejected the request (4xx other than 429)."""
 
 
+class Slow(Down):
+    """The attempt ran out of time (classified as timed out by type, not by its text)."""
+
+
 def classify(exc: Exception) -> Failure | None:
     """The test upstream's classifier: Limited/Down/Bad, anything else unclassified."""
     if isinstance(exc, Limited):
         return Failure(FailureKind.RATE_LIMITED, str(exc), exc.retry_after)
+    if isinstance(exc, Slow):
+        return Failure(FailureKind.UNAVAILABLE, str(exc), timed_out=True)
     if isinstance(exc, Down):
         return Failure(FailureKind.UNAVAILABLE, str(exc))
     if isinstance(exc, Bad):
@@ -615,9 +622,10 @@ async def test_retry_after_waits_in_real_time() -> None:
         (Limited(None), (ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED), [1.0]),
         (Down("HTTP 503"), (UnavailableError, grpc.StatusCode.UNAVAILABLE), []),
         (Down("connection refused"), (UnavailableError, grpc.StatusCode.UNAVAILABLE), []),
-        (Down("read Timed Out"), (DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED), []),
+        (Slow("read"), (DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED), []),
+        (Down("HTTP 503: upstream timed out"), (UnavailableError, grpc.StatusCode.UNAVAILABLE), []),
     ],
-    ids=["429-retry-after", "429-bare", "503", "refused", "timed-out"],
+    ids=["429-retry-after", "429-bare", "503", "refused", "timed-out", "text-says-timed-out"],
 )
 async def test_gives_up_after_max_attempts_with_mapped_error(
     clock: FakeClock,
@@ -626,7 +634,8 @@ async def test_gives_up_after_max_attempts_with_mapped_error(
     expected: tuple[type[PonderError], grpc.StatusCode],
     retry_delays: list[float],
 ) -> None:
-    """After max_attempts the last failure becomes the PonderError with the right gRPC code."""
+    """After max_attempts the last failure becomes the PonderError with the right gRPC code
+    (DEADLINE_EXCEEDED by the failure's type, never by words in its message)."""
     error_type, code = expected
     caller = make_caller(clock, max_attempts=3)
     upstream = Upstream(failure)
@@ -1033,3 +1042,97 @@ async def test_calls_retries_and_breaker_state_are_measured(
     assert found[("ponder.upstream.duration", f"{UPSTREAM},unavailable")].count == 1
     assert found[("ponder.upstream.duration", f"{UPSTREAM},breaker_open")].count == 1
     assert found[("ponder.upstream.breaker.state", f"open,{UPSTREAM}")].value == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Retries bounded by the deadline, and the retry budget
+
+
+def budget_caller(clock: FakeClock, budget: RetryBudget, **kwargs: Any) -> ResilientCaller:
+    """A caller like make_caller's with the given retry budget and a large attempt cap."""
+    policy = RetryPolicy(max_attempts=kwargs.pop("max_attempts", 1000), base_delay=0.5)
+    return ResilientCaller(
+        UPSTREAM,
+        classify,
+        limit=ConcurrencyLimit(4),
+        breaker=CircuitBreaker(failure_threshold=1000, reset_timeout=30.0, clock=clock),
+        policy=policy,
+        call_timeout=10.0,
+        budget=budget,
+        clock=clock,
+        rng=random.Random(5),
+    )
+
+
+async def test_retries_go_on_while_the_deadline_allows_another_attempt(
+    clock: FakeClock, sleeps: Sleeps
+) -> None:
+    """Twenty 429s in a row (Retry-After 1 s) do not fail a call whose deadline is 60 s away:
+    the count of failures is no reason to stop, only the time left."""
+    caller = budget_caller(clock, RetryBudget(ratio=0.0, min_retries=100, clock=clock))
+    upstream = Upstream(*[Limited(1.0) for _ in range(20)], "answer")
+    assert await caller.call(upstream, deadline=clock() + 60.0) == "answer"
+    assert upstream.calls == 21
+    assert sleeps.delays == [1.0] * 20
+
+
+async def test_retries_stop_when_the_deadline_leaves_too_little_for_an_attempt(
+    clock: FakeClock, sleeps: Sleeps
+) -> None:
+    """With 429s forever, the caller retries until the wait plus min_attempt_seconds would
+    pass the deadline, then fails saying so (before the deadline, not after it)."""
+    caller = budget_caller(clock, RetryBudget(ratio=0.0, min_retries=100, clock=clock))
+    deadline = clock() + 10.2
+    upstream = Upstream(*[Limited(1.0) for _ in range(50)])
+    with pytest.raises(ResourceExhaustedError) as caught:
+        await caller.call(upstream, deadline=deadline)
+    # t=0..9: ten attempts with 1 s waits; at t=9, 1.2 s left: a 1 s wait leaves 0.2 < 0.5.
+    assert upstream.calls == 10
+    assert "the deadline leaves 1.2s, too little for another attempt" in caught.value.message
+    assert clock() < deadline
+
+
+async def test_the_attempt_cap_is_a_safety_net(clock: FakeClock, sleeps: Sleeps) -> None:
+    """Without a deadline the cap ends the retries, and the error says it was the cap."""
+    caller = budget_caller(
+        clock, RetryBudget(ratio=0.0, min_retries=100, clock=clock), max_attempts=7
+    )
+    upstream = Upstream(*[Limited(0.1) for _ in range(50)])
+    with pytest.raises(ResourceExhaustedError) as caught:
+        await caller.call(upstream, deadline=None)
+    assert upstream.calls == 7
+    assert "the attempt cap (7) was reached" in caught.value.message
+
+
+def test_the_budget_allows_a_fraction_of_recent_attempts() -> None:
+    """Retries are allowed up to ratio x attempts of the window plus the minimum; old seconds
+    leave the window, giving the budget back."""
+    clock = FakeClock()
+    budget = RetryBudget(ratio=0.5, min_retries=2, window=10, clock=clock)
+    for _ in range(10):
+        budget.record_attempt()
+    granted = [budget.try_retry() for _ in range(10)]
+    assert granted == [True] * 7 + [False] * 3  # 0.5 x 10 + 2
+    assert budget.totals() == (10, 7)
+    clock.advance(10.0)
+    assert budget.totals() == (0, 0)
+    assert [budget.try_retry() for _ in range(3)] == [True, True, False]
+
+
+async def test_a_spent_budget_stops_a_retry_storm(clock: FakeClock, sleeps: Sleeps) -> None:
+    """Against an upstream that only answers 429, many callers together retry at most
+    ratio x their attempts (plus the minimum); each failed call says the budget was spent."""
+    budget = RetryBudget(ratio=0.2, min_retries=5, window=1000, clock=clock)
+    caller = budget_caller(clock, budget)
+    upstreams = [Upstream(*[Limited(0.5) for _ in range(100)]) for _ in range(50)]
+    messages = []
+    for upstream in upstreams:
+        with pytest.raises(ResourceExhaustedError) as caught:
+            await caller.call(upstream, deadline=clock() + 1000.0)
+        messages.append(caught.value.message)
+    attempts = sum(u.calls for u in upstreams)
+    assert caller.stats.retries == attempts - 50
+    assert caller.stats.retries <= 0.2 * attempts + 5
+    assert attempts <= 50 + 18  # R <= 0.2 (50 + R) + 5; without the budget: 100 attempts each
+    assert caller.stats.budget_denied == 50
+    assert all("the retry budget is spent" in m for m in messages)

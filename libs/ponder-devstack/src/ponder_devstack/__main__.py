@@ -1,15 +1,22 @@
-"""`make run`: start the stack, run the sample workflow, print how to call it, serve until ^C."""
+"""`make run`: start the stack, run the sample workflow, print how to call it, then supervise
+the services until ^C (a service that exits is reported and stops the stack, or with
+`--restart` is started again with backoff)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import dataclasses
 import json
 import signal
 import sys
 import time
+from pathlib import Path
 
 from ponder_devstack.demo import SAMPLE_TOPIC, format_workflow, run_sample
-from ponder_devstack.stack import Stack
+from ponder_devstack.ports import taken_ports
+from ponder_devstack.stack import Stack, StackPorts
+from ponder_devstack.supervisor import Exited, Supervisor
 
 
 def _examples(gateway: str, http: str) -> str:
@@ -25,42 +32,110 @@ def _examples(gateway: str, http: str) -> str:
     )
 
 
-async def _main(stack: Stack) -> int:
-    started = time.monotonic()
-    stack.start()
-    print("starting embedding, research, reflection and gateway (logs in var/log/) ...")
-    await stack.wait_ready()
-    print(f"all four services SERVING after {time.monotonic() - started:.1f}s\n")
-    gateway = next(s.address for s in stack.services if s.name == "gateway")
-    workflow = await run_sample(gateway)
-    print(format_workflow(workflow))
+class StackExited(RuntimeError):
+    """A service exited while `make run` was supervising it."""
+
+    def __init__(self, exited: Exited) -> None:
+        super().__init__(exited.report())
+        self.exited = exited
+
+
+async def _serve(stack: Stack, supervisor: Supervisor, *, sample: bool) -> None:
+    """Run the sample workflow and print the addresses (a service exit interrupts that)."""
+    gateway = stack.service("gateway").address
+    if sample:
+        workflow = await run_sample(gateway)
+        print(format_workflow(workflow))
     print("\nservices:")
     for service in stack.services:
         print(f"  {service.name:<10} grpc://{service.address}")
     http = f"127.0.0.1:{stack.ports.gateway_http}"
     print(f"  {'rest':<10} http://{http} (OpenAPI at /openapi.json)")
     print("\ntry it:\n" + _examples(gateway, http))
-    print("\nserving; press Ctrl-C to drain and stop.")
+    restart = " (a service that exits is restarted)" if supervisor.respawn else ""
+    print(f"\nserving{restart}; press Ctrl-C to drain and stop.", flush=True)
+
+
+async def _main(stack: Stack, *, restart: bool = False, sample: bool = True) -> int:
+    taken = taken_ports(stack.port_map())
+    if taken:
+        print("error: cannot start the stack:", file=sys.stderr)
+        for line in taken:
+            print(f"  {line}", file=sys.stderr)
+        print("stop that process, or choose other ports (see --help)", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    stack.start()
+    names = ", ".join(s.name for s in stack.services)
+    print(f"starting {names} (logs in {stack.log_dir}/) ...", flush=True)
+    supervisor = Supervisor(stack.services, respawn=stack.restart if restart else None)
+    watcher = asyncio.create_task(supervisor.watch())
+    ready = asyncio.create_task(stack.wait_ready())
+    await asyncio.wait([watcher, ready], return_when=asyncio.FIRST_COMPLETED)
+    if not ready.done() or ready.exception() is not None or supervisor.exited():
+        ready.cancel()
+        gone = watcher.result() if watcher.done() else supervisor.exited()
+        watcher.cancel()
+        if gone is not None:
+            print(f"error: {gone.report()}", file=sys.stderr)
+            return 1
+        await ready  # raises why the stack is not ready
+    print(f"all {len(stack.services)} services SERVING after {time.monotonic() - started:.1f}s\n")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    serving = asyncio.create_task(_serve(stack, supervisor, sample=sample))
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([watcher, stopping, serving], return_when=asyncio.FIRST_COMPLETED)
+    if done == {serving} and serving.exception() is None:  # started: serve until ^C or an exit
+        await asyncio.wait([watcher, stopping], return_when=asyncio.FIRST_COMPLETED)
+    serving.cancel()
+    stopping.cancel()
+    if watcher.done():
+        print(f"error: {watcher.result().report()}", file=sys.stderr)
+        print("stopping the other services", file=sys.stderr)
+        return 1
+    watcher.cancel()
+    if serving.done() and not serving.cancelled() and serving.exception() is not None:
+        print(f"error: the sample workflow failed: {serving.exception()}", file=sys.stderr)
+        return 1
     return 0
 
 
-def main() -> None:
-    """Run the stack in the foreground until Ctrl-C, then drain every service."""
-    stack = Stack()
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ponder-devstack", description=__doc__)
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="restart a service that exits (with backoff) instead of stopping the stack",
+    )
+    parser.add_argument("--no-sample", action="store_true", help="skip the sample workflow")
+    parser.add_argument("--log-dir", type=Path, default=Path("var/log"))
+    for port in dataclasses.fields(StackPorts):
+        parser.add_argument(
+            f"--{port.name.replace('_', '-')}-port", type=int, default=port.default, metavar="N"
+        )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the stack in the foreground until Ctrl-C or a service exits, then drain it."""
+    args = _arguments(argv)
+    ports = StackPorts(
+        **{p.name: getattr(args, f"{p.name}_port") for p in dataclasses.fields(StackPorts)}
+    )
+    stack = Stack(ports=ports, log_dir=args.log_dir)
     try:
-        status = asyncio.run(_main(stack))
+        status = asyncio.run(_main(stack, restart=args.restart, sample=not args.no_sample))
     except Exception as exc:
         print(f"error: {exc}", file=sys.stderr)
         status = 1
     finally:
-        print("stopping ...")
-        codes = stack.stop()
-        print("stopped: " + ", ".join(f"{name} exit {code}" for name, code in codes.items()))
+        if any(s.process is not None for s in stack.services):
+            print("stopping ...")
+            codes = stack.stop()
+            print("stopped: " + ", ".join(f"{name} exit {code}" for name, code in codes.items()))
     raise SystemExit(status)
 
 

@@ -86,6 +86,12 @@ class Stack:
         env.update(self.extra_env)
         return env
 
+    def port_map(self) -> dict[str, int]:
+        """What each port is for ("gateway gRPC", "gateway HTTP", ...) -> its number."""
+        ports = {f"{s.name} gRPC": s.port for s in self.services}
+        ports["gateway HTTP"] = self.ports.gateway_http
+        return ports
+
     def start(self) -> None:
         """Spawn every service; each logs JSON lines to its file under log_dir."""
         self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,14 @@
 """Calling a flaky, rate-limited upstream politely: a concurrency limit whose queue respects
-deadlines, retries with exponential backoff and full jitter (honouring Retry-After), and a
+deadlines, retries with exponential backoff and full jitter (honouring Retry-After) for as long
+as the caller's deadline leaves time for another attempt (a large attempt cap is only a safety
+net), a per-process retry budget (retries at most a fraction of recent attempts, as in gRPC
+retry throttling and Envoy's retry budgets) so a dead upstream gets no retry storm, and a
 circuit breaker that fails fast while the upstream is down.
+
+Why not `stamina`: its jitter is added to the exponential delay (not full jitter), its
+`timeout` stops after the elapsed time instead of before a wait that would overrun the
+caller's deadline, and the breaker, the budget and the slot released during each backoff sit
+between attempts; this loop is about forty lines.
 
 The policies know nothing about HTTP: a classifier turns the upstream's exceptions into
 `Failure`s (retryable or not, rate limit or outage, the delay the upstream asked for).
@@ -54,6 +62,7 @@ class Failure:
     kind: FailureKind
     message: str
     retry_after: float | None = None
+    timed_out: bool = False  # the attempt ran out of time (DEADLINE_EXCEEDED if final)
 
     @property
     def retryable(self) -> bool:
@@ -192,17 +201,65 @@ class CircuitBreaker:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, capped; Retry-After wins when given."""
+    """Exponential backoff with full jitter, capped at `max_delay`; the upstream's Retry-After
+    (capped the same way) when it gives one. Retries go on while the deadline leaves
+    `min_attempt_seconds` for another attempt after the wait; `max_attempts` is a safety net,
+    not the usual stop."""
 
-    max_attempts: int = 4
+    max_attempts: int = 100
     base_delay: float = 0.5
     max_delay: float = 20.0
+    min_attempt_seconds: float = 0.5
 
     def delay(self, attempt: int, failure: Failure, rng: random.Random) -> float:
         """Seconds to wait before attempt number `attempt + 1` (attempt counts from 1)."""
         if failure.retry_after is not None:
             return min(failure.retry_after, self.max_delay)
         return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+class RetryBudget:
+    """Retries allowed per process: at most `ratio` of the attempts of the last `window`
+    seconds (plus `min_retries` per window, so a quiet process can still retry). Counted in
+    one-second buckets: memory does not grow with traffic."""
+
+    def __init__(
+        self,
+        *,
+        ratio: float = 0.5,
+        min_retries: int = 10,
+        window: int = 10,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.ratio = ratio
+        self.min_retries = min_retries
+        self._window = window
+        self._clock = clock
+        self._buckets: dict[int, list[int]] = {}  # second -> [attempts, retries]
+
+    def _bucket(self) -> list[int]:
+        now = int(self._clock())
+        for second in [s for s in self._buckets if s <= now - self._window]:
+            del self._buckets[second]
+        return self._buckets.setdefault(now, [0, 0])
+
+    def totals(self) -> tuple[int, int]:
+        """(attempts, retries) in the window."""
+        self._bucket()
+        values = list(self._buckets.values())
+        return sum(v[0] for v in values), sum(v[1] for v in values)
+
+    def record_attempt(self) -> None:
+        """Count one upstream attempt (first or retry)."""
+        self._bucket()[0] += 1
+
+    def try_retry(self) -> bool:
+        """Take one retry from the budget; False when it is spent."""
+        attempts, retries = self.totals()
+        if retries + 1 > self.ratio * attempts + self.min_retries:
+            return False
+        self._bucket()[1] += 1
+        return True
 
 
 @dataclass(slots=True)
@@ -213,6 +270,7 @@ class UpstreamStats:
     retries: int = 0
     failures: int = 0
     rejected_by_breaker: int = 0
+    budget_denied: int = 0
 
 
 class ResilientCaller:
@@ -228,6 +286,7 @@ class ResilientCaller:
         breaker: CircuitBreaker,
         policy: RetryPolicy,
         call_timeout: float,
+        budget: RetryBudget | None = None,
         clock: Clock = time.monotonic,
         rng: random.Random | None = None,
         meter: Meter | None = None,
@@ -238,6 +297,7 @@ class ResilientCaller:
         self.breaker = breaker
         self._policy = policy
         self._call_timeout = call_timeout
+        self.budget = budget or RetryBudget(clock=clock)
         self._clock = clock
         self._rng = rng or random.Random()
         self.stats = UpstreamStats()
@@ -298,6 +358,7 @@ class ResilientCaller:
                 await self.limit.acquire(remaining)
                 try:
                     self.stats.calls += 1
+                    self.budget.record_attempt()
                     timeout = self._call_timeout
                     if deadline is not None:
                         timeout = min(timeout, max(0.001, deadline - self._clock()))
@@ -310,13 +371,9 @@ class ResilientCaller:
                     settled = True
                     self.stats.failures += 1
                     delay = self._policy.delay(attempt, failure, self._rng)
-                    left = None if deadline is None else deadline - self._clock()
-                    if (
-                        not failure.retryable
-                        or attempt >= self._policy.max_attempts
-                        or (left is not None and delay >= left)
-                    ):
-                        raise self._final(failure, attempt) from exc
+                    stop = self._stop(failure, attempt, delay, deadline)
+                    if stop is not None:
+                        raise self._final(failure, attempt, stop) from exc
                 else:
                     self.breaker.record_success(trial=trial)
                     settled = True
@@ -339,12 +396,29 @@ class ResilientCaller:
             )
             await asyncio.sleep(delay)
 
-    def _final(self, failure: Failure, attempts: int) -> PonderError:
-        message = f"{self.upstream} failed after {attempts} attempt(s): {failure.message}"
+    def _stop(
+        self, failure: Failure, attempt: int, delay: float, deadline: float | None
+    ) -> str | None:
+        """Why not to retry (None: retry after `delay`); the budget is spent last."""
+        if not failure.retryable:
+            return "not retryable"
+        if attempt >= self._policy.max_attempts:
+            return f"the attempt cap ({self._policy.max_attempts}) was reached"
+        if deadline is not None:
+            left = deadline - self._clock()
+            if left - delay < self._policy.min_attempt_seconds:
+                return f"the deadline leaves {max(left, 0.0):.1f}s, too little for another attempt"
+        if not self.budget.try_retry():
+            self.stats.budget_denied += 1
+            return "the retry budget is spent (too many retries lately)"
+        return None
+
+    def _final(self, failure: Failure, attempts: int, why: str) -> PonderError:
+        message = f"{self.upstream} failed after {attempts} attempt(s) ({why}): {failure.message}"
+        if failure.timed_out:
+            return DeadlineExceededError(message)
         if failure.kind is FailureKind.RATE_LIMITED:
             return ResourceExhaustedError(message, retry_after_seconds=failure.retry_after or 1.0)
         if failure.kind is FailureKind.UNAVAILABLE:
-            if "timed out" in failure.message.lower():
-                return DeadlineExceededError(message)
             return UnavailableError(message, retry_after_seconds=failure.retry_after)
         return PonderError(message, metadata={"upstream": self.upstream})

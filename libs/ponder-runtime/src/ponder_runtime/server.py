@@ -82,6 +82,16 @@ class ServiceServer:
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),
                 ("grpc.so_reuseport", 0),
+                ("grpc.max_metadata_size", settings.max_metadata_bytes),
+                ("grpc.absolute_max_metadata_size", settings.max_metadata_bytes),
+                (
+                    "grpc.server_handshake_timeout_ms",
+                    round(settings.grpc_handshake_timeout_seconds * 1000),
+                ),
+                (
+                    "grpc.max_connection_idle_ms",
+                    round(settings.grpc_max_connection_idle_seconds * 1000),
+                ),
             ],
         )
         # Records what is registered so that the same handlers, behind the same guard and

@@ -41,6 +41,26 @@ class ServiceSettings(BaseSettings):
     )
     server_reflection: bool = Field(True, description="Serve gRPC server reflection (grpcurl).")
     max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    max_metadata_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="gRPC request metadata (headers) larger than this is refused with "
+        "RESOURCE_EXHAUSTED.",
+    )
+    grpc_handshake_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="A gRPC connection that has not finished its HTTP/2 handshake by then is "
+        "closed (slow or idle clients).",
+    )
+    grpc_max_connection_idle_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=86400,
+        description="A gRPC connection with no RPC for this long is closed (GOAWAY).",
+    )
     metrics_port: int = Field(
         -1,
         ge=-1,

@@ -20,6 +20,7 @@ from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.access import AccessControl, Buckets, TokenBuckets, read_key_hashes
 from ponder_gateway.cache import RecentAnswers, WorkflowCache
 from ponder_gateway.manager import WorkflowManager
+from ponder_gateway.redis_outage import FallbackBuckets, OutageTolerantStore, open_redis
 from ponder_gateway.redis_state import RedisTokenBuckets, RedisWorkflowStore
 from ponder_gateway.replay import ReplayMemo
 from ponder_gateway.rest import build_facade
@@ -28,7 +29,7 @@ from ponder_gateway.servicer import WorkflowServicer
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.store import SqliteWorkflowStore, WorkflowStore
 from ponder_gateway.upstream import Upstreams
-from ponder_rest.server import HttpServer
+from ponder_rest.server import HttpLimits, HttpServer
 from ponder_runtime import ChannelFactory, Telemetry, wait_until_serving
 from ponder_runtime.interceptors import GuardInterceptor
 from ponder_runtime.local import HandlerRegistry
@@ -53,11 +54,13 @@ def _buckets(settings: GatewaySettings, client: aioredis.Redis | None) -> Bucket
     """Per-caller rate limits: shared through Redis when configured, else in memory."""
     if settings.rate_limit_per_second <= 0:
         return None
-    if client is not None:
-        return RedisTokenBuckets(
+    local = TokenBuckets(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
+    if client is not None:  # this replica's own buckets while Redis is away
+        shared = RedisTokenBuckets(
             client, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
         )
-    return TokenBuckets(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
+        return FallbackBuckets(shared, local)
+    return local
 
 
 class GatewayModule:
@@ -83,12 +86,10 @@ class GatewayModule:
             embedding=embedding_grpc.EmbeddingServiceStub(channels[1]),
             reflection=reflection_grpc.ReflectionServiceStub(channels[2]),
         )
-        redis_client = (
-            aioredis.from_url(settings.redis_url, socket_timeout=10) if settings.redis_url else None
-        )
+        redis_client = open_redis(settings.redis_url) if settings.redis_url else None
         self._redis = redis_client
         store: WorkflowStore = (
-            RedisWorkflowStore(redis_client)
+            OutageTolerantStore(RedisWorkflowStore(redis_client))
             if redis_client is not None
             else SqliteWorkflowStore(settings.store_path)
         )
@@ -149,8 +150,15 @@ class GatewayModule:
         if self._settings.http_port < 0:
             return
         app = build_facade(self._settings, self.service_names, handlers, self._telemetry)
+        settings = self._settings
+        limits = HttpLimits(
+            header_timeout_seconds=settings.http_header_timeout_seconds,
+            max_header_bytes=settings.http_max_header_bytes,
+            max_connections=settings.http_max_connections,
+            keep_alive_seconds=settings.http_keep_alive_seconds,
+        )
         self.http = HttpServer(
-            app, self._settings.host, self._settings.http_port, grace_seconds=self._grace
+            app, settings.host, settings.http_port, grace_seconds=self._grace, limits=limits
         )
         await self.http.start()
 

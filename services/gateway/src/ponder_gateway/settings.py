@@ -36,6 +36,36 @@ class GatewaySettings(ServiceSettings):
         validation_alias="PONDER_GATEWAY_HTTP_MAX_BODY_BYTES",
         description="Larger request bodies are refused with 413.",
     )
+    http_header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        validation_alias="PONDER_GATEWAY_HTTP_HEADER_TIMEOUT_SECONDS",
+        description="A request's headers must arrive within this (from its first byte, or "
+        "from the connection's opening), else 408 and the connection is closed (slow-loris).",
+    )
+    http_max_header_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        validation_alias="PONDER_GATEWAY_HTTP_MAX_HEADER_BYTES",
+        description="Larger request headers are refused with 431 and the connection closed.",
+    )
+    http_max_connections: int = Field(
+        2048,
+        ge=1,
+        le=1_000_000,
+        validation_alias="PONDER_GATEWAY_HTTP_MAX_CONNECTIONS",
+        description="Past this many open connections, the one waiting longest for its "
+        "headers is closed to make room (503 to the newcomer if none is waiting).",
+    )
+    http_keep_alive_seconds: float = Field(
+        75.0,
+        ge=1,
+        le=3600,
+        validation_alias="PONDER_GATEWAY_HTTP_KEEP_ALIVE_SECONDS",
+        description="An idle keep-alive connection is closed after this long.",
+    )
     http_default_timeout_seconds: float = Field(
         0.0,
         ge=0,

@@ -96,7 +96,7 @@ def classify(exc: Exception) -> Failure | None:
             FailureKind.RATE_LIMITED, f"HTTP 429: {exc.message}", _retry_after(exc.response)
         )
     if isinstance(exc, openai.APITimeoutError):
-        return Failure(FailureKind.UNAVAILABLE, "the model call timed out")
+        return Failure(FailureKind.UNAVAILABLE, "the model call timed out", timed_out=True)
     if isinstance(exc, openai.APIConnectionError):
         return Failure(FailureKind.UNAVAILABLE, f"cannot reach the model endpoint: {exc.message}")
     if isinstance(exc, openai.APIStatusError):

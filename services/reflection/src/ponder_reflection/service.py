@@ -21,6 +21,7 @@ from ponder_runtime.resilience import (
     CircuitBreaker,
     ConcurrencyLimit,
     ResilientCaller,
+    RetryBudget,
     RetryPolicy,
 )
 
@@ -47,6 +48,10 @@ def build_provider(
             max_attempts=settings.max_attempts,
             base_delay=settings.retry_base_seconds,
             max_delay=settings.retry_max_seconds,
+            min_attempt_seconds=settings.min_attempt_seconds,
+        ),
+        budget=RetryBudget(
+            ratio=settings.retry_budget_ratio, min_retries=settings.retry_budget_min_retries
         ),
         call_timeout=settings.call_timeout_seconds,
         meter=telemetry.meter("ponder_reflection") if telemetry else None,

@@ -47,7 +47,33 @@ class ReflectionSettings(ServiceSettings):
     call_timeout_seconds: float = Field(
         60.0, gt=0, le=600, validation_alias="PONDER_REFLECTION_CALL_TIMEOUT_SECONDS"
     )
-    max_attempts: int = Field(5, ge=1, le=20, validation_alias="PONDER_REFLECTION_MAX_ATTEMPTS")
+    max_attempts: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        validation_alias="PONDER_REFLECTION_MAX_ATTEMPTS",
+        description="Safety net on attempts per model call; retries normally stop when the "
+        "caller's deadline leaves too little time for another attempt.",
+    )
+    min_attempt_seconds: float = Field(
+        0.5,
+        ge=0,
+        le=600,
+        validation_alias="PONDER_REFLECTION_MIN_ATTEMPT_SECONDS",
+        description="No retry unless the deadline leaves this long for the attempt after "
+        "the backoff.",
+    )
+    retry_budget_ratio: float = Field(
+        0.5,
+        ge=0,
+        le=10,
+        validation_alias="PONDER_REFLECTION_RETRY_BUDGET_RATIO",
+        description="Retries per process at most this fraction of the model calls of the "
+        "last 10 s (plus PONDER_REFLECTION_RETRY_BUDGET_MIN_RETRIES).",
+    )
+    retry_budget_min_retries: int = Field(
+        10, ge=0, le=1_000_000, validation_alias="PONDER_REFLECTION_RETRY_BUDGET_MIN_RETRIES"
+    )
     retry_base_seconds: float = Field(
         0.5, gt=0, le=60, validation_alias="PONDER_REFLECTION_RETRY_BASE_SECONDS"
     )
