@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -67,6 +68,11 @@ class Stack:
     log_dir: Path = Path("var/log")
     extra_env: Mapping[str, str] = field(default_factory=dict)
     services: list[ServiceProcess] = field(default_factory=list)
+    # Secrets made for this stack (kept across restarts of one service), used unless the
+    # environment or extra_env sets them: the internal token every service-to-service call
+    # carries, and the key the gateway signs cached results with.
+    internal_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    cache_signing_key: str = field(default_factory=lambda: f"devstack:{secrets.token_urlsafe(32)}")
 
     def __post_init__(self) -> None:
         self.services = [
@@ -83,6 +89,8 @@ class Stack:
             env[f"PONDER_{service.name.upper()}_PORT"] = str(service.port)
             env[f"PONDER_{service.name.upper()}_ADDR"] = service.address
         env["PONDER_GATEWAY_HTTP_PORT"] = str(self.ports.gateway_http)
+        env.setdefault("PONDER_INTERNAL_TOKEN", self.internal_token)
+        env.setdefault("PONDER_GATEWAY_CACHE_SIGNING_KEY", self.cache_signing_key)
         env.update(self.extra_env)
         return env
 

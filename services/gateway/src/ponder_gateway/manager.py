@@ -267,14 +267,15 @@ class WorkflowManager:
     # -- long-running workflows -----------------------------------------------------------
 
     async def create(
-        self, topic: str, params: RunParameters, workflow_id: str = ""
+        self, topic: str, params: RunParameters, workflow_id: str = "", *, tenant: str = ""
     ) -> workflow_pb2.Workflow:
-        """Record a PENDING workflow and start it in the background."""
+        """Record a PENDING workflow of `tenant` and start it in the background."""
         name = f"workflows/{workflow_id}"
         if workflow_id and (name in self._tasks or await self._store.get(name)):
             raise AlreadyExistsError(f"{name} already exists", metadata={"name": name})
         self.admit()
         workflow = self.new(topic, params, workflow_id or str(uuid.uuid4()))
+        workflow.tenant = tenant  # access: its owner (ownership.py)
         try:
             await self._store.save(workflow)
         except BaseException:

@@ -9,7 +9,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
-from ponder_gateway.store import UNFINISHED, ListFilter
+from ponder_gateway.store import UNFINISHED, ListFilter, tenant_of
 
 
 def _text(value: object) -> str:
@@ -81,6 +81,8 @@ class RedisWorkflowStore:
                     continue
                 if where.kinds and workflow.kind not in where.kinds:
                     continue
+                if where.tenant is not None and tenant_of(workflow) != where.tenant:
+                    continue  # access: another tenant's record
                 found.append(workflow)
         return found[:limit]
 

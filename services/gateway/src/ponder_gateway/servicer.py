@@ -14,7 +14,9 @@ from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.cache import namespace
 from ponder_gateway.listing import make_token, parse_filter, read_token
 from ponder_gateway.manager import WorkflowManager
+from ponder_gateway.ownership import owned, replay_key, scoped, stamp
 from ponder_gateway.parameters import resolve_parameters
+from ponder_gateway.principals import current
 from ponder_gateway.replay import REPLAY_AGE_KEY, ReplayMemo
 from ponder_runtime import RequestValidator
 
@@ -56,7 +58,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         prefix: str = "",
     ) -> Message:
         """Run to completion, or replay the answer to the same request (replay.py)."""
-        key = self._replay.key(request)
+        key = replay_key(self._replay.key(request), current())  # access: per tenant
         replayed = self._replay.get(key)
         if replayed is not None:
             reply, age = replayed
@@ -65,7 +67,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix=prefix)
         self._manager.admit()
         try:
-            workflow = self._manager.new(spec.topic.strip(), params)
+            workflow = stamp(self._manager.new(spec.topic.strip(), params), current())
             reply = answer(await self._manager.execute(workflow, params, context))
         finally:
             self._manager.release()
@@ -130,7 +132,9 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             check.check()
         spec = request.workflow
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix="workflow.")
-        workflow = await self._manager.create(spec.topic.strip(), params, request.workflow_id)
+        workflow = await self._manager.create(
+            spec.topic.strip(), params, request.workflow_id, tenant=current().tenant
+        )
         return workflow_pb2.CreateWorkflowResponse(workflow=workflow)
 
     async def GetWorkflow(
@@ -138,7 +142,8 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
     ) -> workflow_pb2.GetWorkflowResponse:
         """A workflow by name."""
         _check_name(request.name)
-        return workflow_pb2.GetWorkflowResponse(workflow=await self._manager.get(request.name))
+        workflow = await owned(self._manager.get, request.name, current())  # access
+        return workflow_pb2.GetWorkflowResponse(workflow=workflow)
 
     async def ListWorkflows(
         self, request: workflow_pb2.ListWorkflowsRequest, context: grpc.aio.ServicerContext
@@ -150,7 +155,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         )
         check.text("filter", request.filter, max_length=1000, required=False)
         check.check()
-        where = parse_filter(request.filter)
+        where = scoped(parse_filter(request.filter), current())  # access: the caller's tenant
         after = read_token(request.page_token, request.filter)
         size = request.page_size or DEFAULT_PAGE_SIZE
         page = await self._manager.list(where, limit=size + 1, after=after)
@@ -164,6 +169,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
     ) -> workflow_pb2.CancelWorkflowResponse:
         """Stop a pending or running workflow."""
         _check_name(request.name)
+        await owned(self._manager.get, request.name, current())  # access
         return workflow_pb2.CancelWorkflowResponse(
             workflow=await self._manager.cancel(request.name)
         )
@@ -173,5 +179,6 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
     ) -> AsyncIterator[workflow_pb2.WatchWorkflowResponse]:
         """The current state, then live events until the workflow ends."""
         _check_name(request.name)
+        await owned(self._manager.get, request.name, current())  # access
         async for event in self._manager.watch(request.name):
             yield event

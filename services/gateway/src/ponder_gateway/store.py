@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
+from ponder_gateway.principals import DEFAULT_TENANT
 from ponder_runtime.sqlite import SqliteFile
 
 
@@ -24,12 +26,33 @@ CREATE INDEX IF NOT EXISTS workflows_order ON workflows(create_time DESC, name D
 UNFINISHED = (workflow_pb2.WORKFLOW_STATE_PENDING, workflow_pb2.WORKFLOW_STATE_RUNNING)
 
 
+def _add_tenant_column(db: sqlite3.Connection) -> None:
+    """access: the owning tenant, added to files made before tenants existed (their rows
+    belong to the default tenant)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(workflows)")}
+    if "tenant" not in columns:
+        db.execute(
+            f"ALTER TABLE workflows ADD COLUMN tenant TEXT NOT NULL DEFAULT '{DEFAULT_TENANT}'"
+        )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS workflows_tenant_order "
+        "ON workflows(tenant, create_time DESC, name DESC)"
+    )
+
+
+def tenant_of(workflow: workflow_pb2.Workflow) -> str:
+    """The tenant owning a record (the default tenant for records older than tenants)."""
+    return workflow.tenant or DEFAULT_TENANT
+
+
 @dataclass(frozen=True, slots=True)
 class ListFilter:
-    """Which workflows to list: any of these states / kinds (empty = any)."""
+    """Which workflows to list: any of these states / kinds (empty = any), of this tenant
+    (None = every tenant's)."""
 
     states: tuple[int, ...] = ()
     kinds: tuple[int, ...] = ()
+    tenant: str | None = None
 
 
 def _nanos(workflow: workflow_pb2.Workflow) -> int:
@@ -67,14 +90,25 @@ class SqliteWorkflowStore:
 
     def __init__(self, path: Path) -> None:
         self._file = SqliteFile(path, _SCHEMA, thread_name="workflow-store")
+        self._migrated = False
+
+    async def _ready(self) -> None:
+        if not self._migrated:
+            await self._file.run(_add_tenant_column)
+            self._migrated = True
 
     async def save(self, workflow: workflow_pb2.Workflow) -> None:
         """Insert or replace a workflow record."""
+        await self._ready()
         row = (
             workflow.name, _nanos(workflow), int(workflow.state), int(workflow.kind),
-            workflow.SerializeToString(),
+            workflow.SerializeToString(), tenant_of(workflow),
         )  # fmt: skip
-        await self._file.write("INSERT OR REPLACE INTO workflows VALUES (?,?,?,?,?)", row)
+        await self._file.write(
+            "INSERT OR REPLACE INTO workflows (name, create_time, state, kind, data, tenant) "
+            "VALUES (?,?,?,?,?,?)",
+            row,
+        )
 
     async def get(self, name: str) -> workflow_pb2.Workflow | None:
         """The workflow called `name`, if any."""
@@ -88,8 +122,12 @@ class SqliteWorkflowStore:
     ) -> list[workflow_pb2.Workflow]:
         """Up to `limit` workflows, newest first, strictly after the (create_time, name)
         position `after` (the last item of the previous page)."""
+        await self._ready()
         clauses: list[str] = []
         args: list[object] = []
+        if where.tenant is not None:
+            clauses.append("tenant = ?")
+            args.append(where.tenant)
         for column, values in (("state", where.states), ("kind", where.kinds)):
             if values:
                 clauses.append(f"{column} IN ({','.join('?' * len(values))})")
