@@ -296,3 +296,53 @@ async def test_a_refused_call_writes_one_audit_line_without_the_key(
     text = caplog.text + json.dumps([str(vars(r)) for r in lines])
     for secret in (OPS, wrong, OPS[:9], wrong[:9]):
         assert secret not in text
+
+
+async def test_workflow_budgets_hold_per_tenant(stack: InProcessStack, tmp_path: Path) -> None:
+    """With a budget of one workflow per tenant: while alice's workflow runs (held in
+    research), her second one, from another key of her tenant, is RESOURCE_EXHAUSTED naming
+    the tenant budget; bob's starts; once alice's is cancelled she can start again."""
+    extra = "pk-alice-second-0123456789"
+    keys = keys_file(
+        tmp_path / "keys",
+        key_line(ALICE, key_id="alice", tenant="a", scopes=DEFAULT_SCOPES),
+        key_line(extra, key_id="alice-2", tenant="a", scopes=DEFAULT_SCOPES),
+        key_line(BOB, key_id="bob", tenant="b", scopes=DEFAULT_SCOPES),
+    )
+    held = HeldResearch()
+    research = grpc.aio.server()
+    research_grpc.add_ResearchServiceServicer_to_server(held, research)
+    research_port = research.add_insecure_port("127.0.0.1:0")
+    await research.start()
+    server = await gateway(
+        stack, tmp_path, allow_anonymous=False, api_keys_file=keys, max_workflows_per_tenant=1,
+        research_addr=f"127.0.0.1:{research_port}", research_timeout_seconds=300,
+    )  # fmt: skip
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = workflow_grpc.WorkflowServiceStub(channel)
+
+            async def create(key: str) -> pb.Workflow:
+                request = pb.CreateWorkflowRequest(workflow=_reflection("budgets"))
+                reply = await stub.CreateWorkflow(request, metadata=bearer(key), timeout=10)
+                return reply.workflow
+
+            first = await create(ALICE)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await create(extra)
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "this tenant" in (caught.value.details() or "")
+            bobs = await create(BOB)
+            for name, key in ((first.name, ALICE), (bobs.name, BOB)):
+                await stub.CancelWorkflow(
+                    pb.CancelWorkflowRequest(name=name), metadata=bearer(key), timeout=10
+                )
+            again = await create(extra)
+            assert again.tenant == "a"
+            await stub.CancelWorkflow(
+                pb.CancelWorkflowRequest(name=again.name), metadata=bearer(ALICE), timeout=10
+            )
+    finally:
+        held.release.set()
+        await server.stop(0)
+        await research.stop(0)

@@ -12,7 +12,10 @@ What stays open without a key, on purpose:
   `/docs/assets/*` (the API description and the static pages that render it); CORS preflights
   (`OPTIONS`), which browsers send without credentials by design.
 Every other gRPC method and every REST route of the OpenAPI document needs a key when
-`PONDER_GATEWAY_ALLOW_ANONYMOUS=false`: the internal services the gateway forwards included.
+`PONDER_GATEWAY_ALLOW_ANONYMOUS=false`, and the scopes principals.METHOD_SCOPES names; the
+internal services are forwarded only with PONDER_GATEWAY_EXPOSE_INTERNAL_SERVICES=true (then
+they need the `internal` scope). On their own ports research, reflection and embedding need
+the internal token (PONDER_INTERNAL_TOKEN) on every method but health and reflection.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from ponder_gateway.service import GatewayModule
 from ponder_gateway.settings import GatewaySettings
 from ponder_rest.server import HttpServer
 from ponder_runtime import SettingsError, load_settings
+from ponder_runtime.internal_auth import INTERNAL_TOKEN_HEADER
 from tests.conftest import InProcessStack
 from tests.integration.test_access import (
     KEY,
@@ -295,6 +299,35 @@ async def test_every_rest_route_needs_a_key_but_the_open_pages(
             assert passed["GET /v1/workflows"] == 200
     finally:
         await server.stop(0)
+
+
+async def test_internal_services_refuse_calls_without_the_internal_token(
+    process_stack: Stack,
+) -> None:
+    """Real processes: on research, reflection and embedding, every method their own
+    reflection lists (health and reflection aside) is UNAUTHENTICATED without the internal
+    token, with a wrong one and with an API key instead, and passes the guard with the
+    stack's token; health and reflection answer without it (probes, grpcurl list)."""
+    expected = {
+        "research": "ponder.research.v1.ResearchService",
+        "reflection": "ponder.reflection.v1.ReflectionService",
+        "embedding": "ponder.embedding.v1.EmbeddingService",
+    }
+    refused = ((), ((INTERNAL_TOKEN_HEADER, "x" * 43),), bearer(KEY))
+    for name, service in expected.items():
+        async with grpc.aio.insecure_channel(process_stack.service(name).address) as channel:
+            methods = await served_methods(channel)  # reflection needs no token
+            guarded = [m for m in methods if m.service not in OPEN_SERVICES]
+            assert {m.service for m in guarded} == {service}
+            for method in guarded:
+                for metadata in refused:
+                    error = await call_raw(channel, method, metadata)
+                    assert error is not None, (method.path, metadata)
+                    assert error.code() == grpc.StatusCode.UNAUTHENTICATED, method.path
+                error = await call_raw(channel, method, process_stack.internal_metadata())
+                assert error is None or error.code() != grpc.StatusCode.UNAUTHENTICATED
+            check = next(m for m in methods if m.service == HEALTH and m.name == "Check")
+            assert await call_raw(channel, check, ()) is None
 
 
 # --- 2. keys never logged ----------------------------------------------------------------------

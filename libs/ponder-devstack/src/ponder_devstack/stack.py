@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 
 from ponder_runtime.health import check_health
+from ponder_runtime.internal_auth import INTERNAL_TOKEN_HEADER
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,11 @@ class Stack:
         env.setdefault("PONDER_GATEWAY_CACHE_SIGNING_KEY", self.cache_signing_key)
         env.update(self.extra_env)
         return env
+
+    def internal_metadata(self) -> tuple[tuple[str, str]]:
+        """Call metadata that authenticates a direct call to research, reflection or
+        embedding (the token the services were given)."""
+        return ((INTERNAL_TOKEN_HEADER, self.environment()["PONDER_INTERNAL_TOKEN"]),)
 
     def start(self) -> None:
         """Spawn every service; each logs JSON lines to its file under log_dir."""

@@ -18,6 +18,7 @@ from ponder.research.v1 import research_service_pb2_grpc as research_grpc
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.access import AccessControl, Anonymous, Buckets, TokenBuckets
+from ponder_gateway.budgets import WorkflowBudgets
 from ponder_gateway.cache import RecentAnswers, WorkflowCache
 from ponder_gateway.cache_signing import PayloadSigner, SigningKey
 from ponder_gateway.manager import WorkflowManager
@@ -151,6 +152,10 @@ class GatewayModule:
             self.manager,
             ReplayMemo(
                 seconds=settings.replay_seconds, max_entries=settings.replay_entries, meter=meter
+            ),
+            WorkflowBudgets(
+                per_tenant=settings.max_workflows_per_tenant,
+                per_key=settings.max_workflows_per_key,
             ),
         )
         self._proxied = dict(self._targets) if settings.expose_internal_services else {}

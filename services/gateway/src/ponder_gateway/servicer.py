@@ -11,6 +11,7 @@ from google.protobuf.message import Message
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
+from ponder_gateway.budgets import WorkflowBudgets
 from ponder_gateway.cache import namespace
 from ponder_gateway.listing import make_token, parse_filter, read_token
 from ponder_gateway.manager import WorkflowManager
@@ -45,9 +46,15 @@ def _check_name(name: str) -> None:
 class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
     """Validates workflow requests and hands them to the WorkflowManager."""
 
-    def __init__(self, manager: WorkflowManager, replay: ReplayMemo[Message] | None = None) -> None:
+    def __init__(
+        self,
+        manager: WorkflowManager,
+        replay: ReplayMemo[Message] | None = None,
+        budgets: WorkflowBudgets | None = None,
+    ) -> None:
         self._manager = manager
         self._replay: ReplayMemo[Message] = replay or ReplayMemo(seconds=0, max_entries=0)
+        self._budgets = budgets or WorkflowBudgets(per_tenant=0, per_key=0)
 
     async def _run(
         self,
@@ -65,12 +72,16 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             await context.send_initial_metadata(((REPLAY_AGE_KEY, f"{age:.3f}"),))
             return reply
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix=prefix)
-        self._manager.admit()
+        spend = self._budgets.acquire(current())  # access: per tenant and per key
         try:
-            workflow = stamp(self._manager.new(spec.topic.strip(), params), current())
-            reply = answer(await self._manager.execute(workflow, params, context))
+            self._manager.admit()
+            try:
+                workflow = stamp(self._manager.new(spec.topic.strip(), params), current())
+                reply = answer(await self._manager.execute(workflow, params, context))
+            finally:
+                self._manager.release()
         finally:
-            self._manager.release()
+            spend()
         question = f"{namespace(params)}\n{workflow.topic}"
         if params.cache_policy == workflow_pb2.CACHE_POLICY_USE:
             self._replay.put(key, reply, question)
@@ -132,9 +143,15 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             check.check()
         spec = request.workflow
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix="workflow.")
-        workflow = await self._manager.create(
-            spec.topic.strip(), params, request.workflow_id, tenant=current().tenant
-        )
+        spend = self._budgets.acquire(current())  # access: per tenant and per key
+        try:
+            workflow = await self._manager.create(
+                spec.topic.strip(), params, request.workflow_id, tenant=current().tenant,
+                on_done=spend,
+            )  # fmt: skip
+        except BaseException:
+            spend()
+            raise
         return workflow_pb2.CreateWorkflowResponse(workflow=workflow)
 
     async def GetWorkflow(

@@ -197,6 +197,21 @@ class GatewaySettings(ServiceSettings):
         validation_alias="PONDER_GATEWAY_MAX_QUEUED_WORKFLOWS",
         description="Workflows waiting for a running slot; beyond it RESOURCE_EXHAUSTED.",
     )
+    max_workflows_per_tenant: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        validation_alias="PONDER_GATEWAY_MAX_WORKFLOWS_PER_TENANT",
+        description="Workflows one tenant (all its keys) may have running or queued on a "
+        "gateway at once; beyond it RESOURCE_EXHAUSTED. 0: only the gateway's capacity.",
+    )
+    max_workflows_per_key: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        validation_alias="PONDER_GATEWAY_MAX_WORKFLOWS_PER_KEY",
+        description="The same budget per API key (per address for anonymous callers); 0: none.",
+    )
     research_timeout_seconds: float = Field(
         30.0, gt=0, le=600, validation_alias="PONDER_GATEWAY_RESEARCH_TIMEOUT_SECONDS"
     )
