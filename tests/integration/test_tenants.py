@@ -324,7 +324,9 @@ async def test_workflow_budgets_hold_per_tenant(stack: InProcessStack, tmp_path:
 
             async def create(key: str) -> pb.Workflow:
                 request = pb.CreateWorkflowRequest(workflow=_reflection("budgets"))
-                reply = await stub.CreateWorkflow(request, metadata=bearer(key), timeout=10)
+                reply: pb.CreateWorkflowResponse = await stub.CreateWorkflow(
+                    request, metadata=bearer(key), timeout=10
+                )
                 return reply.workflow
 
             first = await create(ALICE)
