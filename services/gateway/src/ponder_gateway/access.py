@@ -142,7 +142,9 @@ class AccessControl:
             raise UnauthenticatedError("the API key is not valid")
         if self._anonymous is not None:
             anonymous = self._anonymous
-            return Principal(anonymous.tenant, "anonymous", anonymous.scopes, _peer(context))
+            return Principal(
+                anonymous.tenant, "anonymous", anonymous.scopes, _peer(context), anonymous=True
+            )
         raise UnauthenticatedError("an API key is required: send `authorization: Bearer <key>`")
 
     def _find(self, digest: str) -> KeyEntry | None:
@@ -166,11 +168,11 @@ class AccessControl:
             principal = self.principal(context)
         except UnauthenticatedError as exc:
             _audit(None, _peer(context), method, exc.message)
-            await self._spend(_peer(context), method)
+            await self._take(self._buckets, _peer(context), method)
             raise
-        await self._spend(principal.caller, method)
-        if principal.key_id != "anonymous":  # anonymous callers are limited per peer only
-            await self._spend(f"tenant:{principal.tenant}", method, self._tenant_buckets)
+        await self._take(self._buckets, principal.caller, method)
+        if not principal.anonymous:  # anonymous callers are limited per peer address only
+            await self._take(self._tenant_buckets, f"tenant:{principal.tenant}", method)
         missing = principal.missing(method)
         if missing is None or missing:
             reason = (
@@ -184,9 +186,9 @@ class AccessControl:
             )
         set_current(principal)
 
-    async def _spend(self, caller: str, method: str, buckets: Buckets | None = None) -> None:
-        buckets = buckets if buckets is not None else self._buckets
-        if buckets is None or (caller.startswith("tenant:") and self._tenant_buckets is None):
+    async def _take(self, buckets: Buckets | None, caller: str, method: str) -> None:
+        """Spend a token of `caller`'s bucket (nothing when that limit is off)."""
+        if buckets is None:
             return
         wait = await buckets.take(caller)
         if wait > 0:

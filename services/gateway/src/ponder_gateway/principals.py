@@ -35,7 +35,7 @@ class Scope(StrEnum):
     WORKFLOWS_DELETE = "workflows.delete"  # delete the tenant's workflows (no method yet)
     CACHE_ADMIN = "cache.admin"  # the embedding service's cache methods (with `internal`)
     INTERNAL = "internal"  # the forwarded internal services (when exposed)
-    ADMIN = "admin"  # every tenant's workflows (read, cancel) instead of the caller's own
+    ADMIN = "admin"  # with read / cancel: every tenant's workflows, not only the caller's own
 
 
 DEFAULT_TENANT = "default"
@@ -85,6 +85,7 @@ class Principal:
     key_id: str
     scopes: frozenset[Scope]
     caller: str = ""
+    anonymous: bool = False
 
     @property
     def admin(self) -> bool:
