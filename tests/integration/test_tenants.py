@@ -120,7 +120,7 @@ async def test_a_tenant_never_sees_another_tenants_workflows(
     """alice's running workflow: bob gets NOT_FOUND from Get, Watch and Cancel over gRPC (the
     same as a name that does not exist), 404 over REST, exit 3 from `ponder get/watch/cancel`,
     and never finds it in a list (gRPC, REST, `ponder list`); the admin key lists and gets it;
-    alice gets, lists and cancels it; its record names tenant a."""
+    alice gets and lists it (gRPC, REST) and cancels it (`ponder`); its record names tenant a."""
     held = HeldResearch()
     research = grpc.aio.server()
     research_grpc.add_ResearchServiceServicer_to_server(held, research)
@@ -145,7 +145,6 @@ async def test_a_tenant_never_sees_another_tenants_workflows(
             )
             name = created.workflow.name
             assert created.workflow.tenant == "a"
-            workflow_id = name.removeprefix("workflows/")
             for call in (
                 lambda: stub.GetWorkflow(pb.GetWorkflowRequest(name=name), metadata=bearer(BOB)),
                 lambda: stub.CancelWorkflow(
@@ -161,32 +160,16 @@ async def test_a_tenant_never_sees_another_tenants_workflows(
                 assert caught.value.details() == f"{name} does not exist"
             listed = await stub.ListWorkflows(pb.ListWorkflowsRequest(), metadata=bearer(BOB))
             assert name not in [w.name for w in listed.workflows]
-            bob = {"authorization": f"Bearer {BOB}"}
-            for verb, path in (
-                ("GET", f"/v1/{name}"),
-                ("GET", f"/v1/{name}:watch"),
-                ("POST", f"/v1/{name}:cancel"),
-            ):
-                reply = await http.request(verb, path, headers=bob, json={})
-                assert reply.status_code == 404, (verb, path, reply.text)
-            rest_list = (await http.get("/v1/workflows", headers=bob)).json()
-            assert name not in [w["name"] for w in rest_list["workflows"]]
-            as_bob = {"PONDER_API_KEY": BOB}
-            for command in ("get", "watch", "cancel"):
-                ran = await ponder_async(command, workflow_id, "-a", address, env=as_bob)
-                assert ran.code == 3, (command, ran)
-            ran = await ponder_async("list", "--json", "-a", address, env=as_bob)
-            assert ran.code == 0, ran
-            assert name not in ran.out
-            ran = await ponder_async("list", "--json", "-a", address, env={"PONDER_API_KEY": OPS})
-            assert name in ran.out
+            await _over_rest(http, name)
+            await _over_cli(address, name)
             admin = await stub.GetWorkflow(pb.GetWorkflowRequest(name=name), metadata=bearer(OPS))
             assert admin.workflow.tenant == "a"
             mine = await stub.ListWorkflows(pb.ListWorkflowsRequest(), metadata=bearer(ALICE))
             assert name in [w.name for w in mine.workflows]
             ran = await ponder_async(
-                "cancel", workflow_id, "-a", address, env={"PONDER_API_KEY": ALICE}
-            )
+                "cancel", name.removeprefix("workflows/"), "-a", address,
+                env={"PONDER_API_KEY": ALICE},
+            )  # fmt: skip
             assert ran.code == 0, ran
             got = await stub.GetWorkflow(pb.GetWorkflowRequest(name=name), metadata=bearer(ALICE))
             assert got.workflow.state == pb.WORKFLOW_STATE_CANCELLED
@@ -194,6 +177,43 @@ async def test_a_tenant_never_sees_another_tenants_workflows(
         held.release.set()
         await server.stop(0)
         await research.stop(0)
+
+
+async def _over_rest(http: httpx.AsyncClient, name: str) -> None:
+    """Over REST bob gets 404 for alice's workflow (get, watch, cancel) and does not list it;
+    alice gets and lists it."""
+    bob = {"authorization": f"Bearer {BOB}"}
+    for verb, path in (
+        ("GET", f"/v1/{name}"),
+        ("GET", f"/v1/{name}:watch"),
+        ("POST", f"/v1/{name}:cancel"),
+    ):
+        reply = await http.request(verb, path, headers=bob, json={})
+        assert reply.status_code == 404, (verb, path, reply.text)
+    listed = (await http.get("/v1/workflows", headers=bob)).json()
+    assert name not in [w["name"] for w in listed["workflows"]]
+    alice = {"authorization": f"Bearer {ALICE}"}
+    mine = await http.get(f"/v1/{name}", headers=alice)
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["workflow"]["tenant"] == "a"
+    listed = (await http.get("/v1/workflows", headers=alice)).json()
+    assert name in [w["name"] for w in listed["workflows"]]
+
+
+async def _over_cli(address: str, name: str) -> None:
+    """With `ponder`, bob's get, watch and cancel of alice's workflow exit 3 (not found) and
+    his list lacks it; the admin's list has it."""
+    as_bob = {"PONDER_API_KEY": BOB}
+    for command in ("get", "watch", "cancel"):
+        ran = await ponder_async(
+            command, name.removeprefix("workflows/"), "-a", address, env=as_bob
+        )
+        assert ran.code == 3, (command, ran)
+    ran = await ponder_async("list", "--json", "-a", address, env=as_bob)
+    assert ran.code == 0, ran
+    assert name not in ran.out
+    ran = await ponder_async("list", "--json", "-a", address, env={"PONDER_API_KEY": OPS})
+    assert name in ran.out
 
 
 async def _drain(call: grpc.aio.UnaryStreamCall) -> None:
