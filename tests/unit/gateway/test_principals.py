@@ -22,6 +22,8 @@ from ponder_gateway.principals import (
     hash_key,
     read_keys,
 )
+from ponder_gateway.settings import GatewaySettings
+from ponder_runtime import SettingsError, load_settings
 
 
 def test_json_lines_and_plain_hashes_are_both_read(tmp_path: Path) -> None:
@@ -108,3 +110,16 @@ def test_the_table_covers_every_method_of_every_ponder_service() -> None:
     assert not reader.owns("")
     assert Principal(DEFAULT_TENANT, "k", frozenset()).owns("")  # records older than tenants
     assert Principal("ops", "k", frozenset({Scope.ADMIN})).owns("b")
+
+
+def test_a_bad_keys_file_is_a_settings_error_naming_the_variable(tmp_path: Path) -> None:
+    """PONDER_GATEWAY_API_KEYS_FILE with a malformed line, or missing, stops the gateway at
+    start-up like any bad setting: the message names the variable and the line."""
+    path = tmp_path / "keys"
+    path.write_text('{"key_id": "x", "sha256": "abc"}\n')
+    for keys_file in (path, tmp_path / "missing"):
+        with pytest.raises(SettingsError) as caught:
+            load_settings(GatewaySettings, api_keys_file=keys_file)
+        assert "PONDER_GATEWAY_API_KEYS_FILE" in str(caught.value)
+    with pytest.raises(SettingsError, match=f"{path}:1: sha256"):
+        load_settings(GatewaySettings, api_keys_file=path)

@@ -6,7 +6,7 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from ponder_gateway.cache_signing import SigningKey
-from ponder_gateway.principals import DEFAULT_SCOPES, Scope
+from ponder_gateway.principals import DEFAULT_SCOPES, Scope, read_keys
 from ponder_runtime import ServiceSettings
 
 
@@ -221,6 +221,18 @@ class GatewaySettings(ServiceSettings):
     reflection_timeout_seconds: float = Field(
         300.0, gt=0, le=3600, validation_alias="PONDER_GATEWAY_REFLECTION_TIMEOUT_SECONDS"
     )
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _keys_file_reads(cls, value: Path | None) -> Path | None:
+        """The keys file is read once at start-up, so a malformed line stops the gateway
+        with the file and line number (never a key)."""
+        if value is not None:
+            try:
+                read_keys(value, [])
+            except OSError as exc:
+                raise ValueError(f"cannot read the keys file: {exc.strerror}") from None
+        return value
 
     @field_validator("cache_signing_key", "cache_verification_keys")
     @classmethod
