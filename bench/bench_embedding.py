@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import statistics
 import tempfile
 import time
@@ -28,6 +29,12 @@ from ponder_devstack import Stack, StackPorts
 from ponder_embedding.cache.entries import CacheEntry, entry_key
 from ponder_embedding.cache.sqlite_backend import SqliteBackend
 from ponder_embedding.model import EmbeddingModel, ModelOptions, normalize
+from ponder_runtime.internal_auth import token_client_interceptors
+
+
+# The services check a shared token on direct calls (ponder_runtime.internal_auth).
+INTERNAL_TOKEN = secrets.token_urlsafe(32)
+TOKEN_SENDERS = token_client_interceptors(INTERNAL_TOKEN)
 
 
 TOPICS = [
@@ -91,7 +98,7 @@ async def raw_throughput(model: EmbeddingModel, texts: list[str]) -> float:
 
 async def service_throughput(address: str, texts: list[str]) -> float:
     """Texts per second through the service: rounds of 64 concurrent single-text calls."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with grpc.aio.insecure_channel(address, interceptors=TOKEN_SENDERS) as channel:
         stub = embedding_grpc.EmbeddingServiceStub(channel)
         await stub.EmbedTexts(pb.EmbedTextsRequest(texts=["warm up"]))
         started = time.perf_counter()
@@ -189,7 +196,7 @@ async def bench_lookups(address: str) -> dict[str, list[float]]:
     results: dict[str, list[float]] = {"exact": [], "paraphrase": []}
     hits = {"exact": 0, "paraphrase": 0}
     similarities: list[float] = []
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with grpc.aio.insecure_channel(address, interceptors=TOKEN_SENDERS) as channel:
         stub = embedding_grpc.EmbeddingServiceStub(channel)
         await stub.LookupCache(pb.LookupCacheRequest(namespace=NAMESPACE, text="warm up"))
         for kind, texts in (("exact", QUESTIONS), ("paraphrase", PARAPHRASES)):
@@ -247,6 +254,7 @@ async def run_service(cache_path: Path, max_entries: int, work):
         ports=StackPorts.free(),
         log_dir=cache_path.parent / "logs",
         extra_env={
+            "PONDER_INTERNAL_TOKEN": INTERNAL_TOKEN,  # what the gateway sends in production
             "PONDER_CACHE_PATH": str(cache_path),
             "PONDER_CACHE_MAX_ENTRIES": str(max_entries),
             "PONDER_LOG_LEVEL": "WARNING",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import tempfile
 import time
 from collections import Counter
@@ -28,6 +29,12 @@ from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
 from ponder.type.v1 import document_pb2
 from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_openai import Behaviour, FakeOpenAI, serve_fake_openai
+from ponder_runtime.internal_auth import token_client_interceptors
+
+
+# The services check a shared token on direct calls (ponder_runtime.internal_auth).
+INTERNAL_TOKEN = secrets.token_urlsafe(32)
+TOKEN_SENDERS = token_client_interceptors(INTERNAL_TOKEN)
 
 
 DOCUMENTS = [
@@ -54,7 +61,7 @@ async def run_batch(address: str, count: int, deadline: float) -> tuple[float, C
         topic="How do agents use self-reflection?", documents=DOCUMENTS, max_iterations=1
     )
     outcomes: Counter[str] = Counter()
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with grpc.aio.insecure_channel(address, interceptors=TOKEN_SENDERS) as channel:
         stub = reflection_grpc.ReflectionServiceStub(channel)
 
         async def one() -> None:
@@ -79,6 +86,7 @@ async def scenario(
         ports=StackPorts.free(),
         log_dir=root / f"logs-{limit}",
         extra_env={
+            "PONDER_INTERNAL_TOKEN": INTERNAL_TOKEN,  # what the gateway sends in production
             "OPENAI_API_KEY": "sk-bench",
             "OPENAI_BASE_URL": fake.base_url,
             "PONDER_REFLECTION_MODEL": "bench-model",

@@ -22,6 +22,7 @@ from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_apis import FakeApi, serve_fake_arxiv, serve_fake_tavily
 from ponder_embedding.service import EmbeddingModule
 from ponder_embedding.settings import EmbeddingSettings
+from ponder_gateway.principals import Scope
 from ponder_gateway.service import GatewayModule
 from ponder_gateway.settings import GatewaySettings
 from ponder_reflection.service import ReflectionModule
@@ -140,6 +141,12 @@ async def stack(
         reflection_addr=f"127.0.0.1:{servers['reflection'].port}",
         store_path=cache_path.parent / "workflows.sqlite3",
         http_port=0,
+        # The shared stack's gateway forwards the internal services (off by default) and its
+        # anonymous callers hold every scope, so tests can drive research, reflection and
+        # embedding through one address; tests/integration/test_tenants.py and
+        # tests/reliability/test_security.py check the defaults on gateways of their own.
+        expose_internal_services=True,
+        anonymous_scopes=frozenset(Scope),
     )
     servers["gateway"] = await start_service(gateway_settings, GatewayModule, spans)
     research = servers["research"].service

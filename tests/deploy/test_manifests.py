@@ -188,3 +188,66 @@ def test_the_gpu_component_puts_embedding_on_a_gpu():
     assert "cuda" in EmbeddingSettings.model_fields["device"].annotation.__args__  # type: ignore[union-attr]
     for version in VERSIONS:
         kubernetes_validate.validate(embedding, version, strict=True)
+
+
+INTERNAL_CALLERS = {
+    "research": {"gateway"},
+    "reflection": {"gateway"},
+    "embedding": {"gateway", "research"},
+}
+
+
+def _reachers(resources: list[Resource], target: Resource) -> set[str] | None:
+    """The workloads whose pods the ingress policies selecting `target` admit on its gRPC
+    port; None when no policy selects it (everything may reach it)."""
+    labels = pod_labels(target)
+    policies = [
+        p
+        for p in of_kind(resources, "NetworkPolicy")
+        if "Ingress" in p["spec"]["policyTypes"]
+        and p["spec"]["podSelector"].get("matchLabels", {}).items() <= labels.items()
+        and p["spec"]["podSelector"]
+    ]
+    if not policies:
+        return None
+    found: set[str] = set()
+    for policy in policies:
+        for rule in policy["spec"].get("ingress", []):
+            assert "from" in rule, f"{policy['metadata']['name']} admits every pod"
+            for peer in rule["from"]:
+                assert set(peer) == {"podSelector"}, peer  # no namespaces, no address blocks
+                wanted = peer["podSelector"]["matchLabels"].items()
+                found |= {
+                    w["metadata"]["name"]
+                    for w in of_kind(resources, *WORKLOADS)
+                    if wanted <= pod_labels(w).items()
+                }
+    return found
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_gateway_reaches_the_internal_services(overlay: str):
+    """In every overlay, the base included: NetworkPolicies admit only the gateway (pods
+    labelled ponder.dev/internal-client=true, the label a Temporal worker carries too) to
+    research and reflection, and the gateway and research to embedding; every Ponder
+    container reads PONDER_INTERNAL_TOKEN from a required key of the Secret ponder-internal,
+    and the gateway reads its cache signing key from it too."""
+    resources = rendered(overlay)
+    gateway = named(resources, "Deployment", "gateway")
+    assert pod_labels(gateway)["ponder.dev/internal-client"] == "true"
+    for service, callers in INTERNAL_CALLERS.items():
+        assert _reachers(resources, named(resources, "Deployment", service)) == callers, service
+    for service in GRPC_PORTS:
+        container = pod(named(resources, "Deployment", service))["containers"][0]
+        secrets = {
+            e["name"]: e["valueFrom"]["secretKeyRef"]
+            for e in container.get("env", [])
+            if "secretKeyRef" in e.get("valueFrom", {})
+        }
+        wanted = {"PONDER_INTERNAL_TOKEN": "internal-token"}
+        if service == "gateway":
+            wanted["PONDER_GATEWAY_CACHE_SIGNING_KEY"] = "cache-signing-key"
+        for variable, key in wanted.items():
+            ref = secrets[variable]
+            assert (ref["name"], ref["key"]) == ("ponder-internal", key), service
+            assert not ref.get("optional", False), service  # no token, no pod

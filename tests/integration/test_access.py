@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterable
+from pathlib import Path
 
 import grpc
 import httpx
@@ -17,6 +20,7 @@ from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_apis import FakeApi
 from ponder_gateway.access import hash_key
+from ponder_gateway.principals import Scope
 from ponder_gateway.settings import GatewaySettings
 from ponder_runtime import ServiceServer, load_settings
 from tests.conftest import InProcessStack, start_service
@@ -31,15 +35,34 @@ async def gateway(stack: InProcessStack, tmp_path, **overrides: object) -> Servi
     """A gateway on the in-process stack's services with its own access settings."""
     settings = load_settings(
         GatewaySettings,
-        host="127.0.0.1",
-        port=0,
-        research_addr=stack.address("research"),
-        embedding_addr=stack.address("embedding"),
-        reflection_addr=stack.address("reflection"),
-        store_path=tmp_path / "workflows.sqlite3",
-        **overrides,
+        **{
+            "host": "127.0.0.1",
+            "port": 0,
+            "research_addr": stack.address("research"),
+            "embedding_addr": stack.address("embedding"),
+            "reflection_addr": stack.address("reflection"),
+            "store_path": tmp_path / "workflows.sqlite3",
+            **overrides,
+        },
     )
     return await start_service(settings, _ReadyGateway, InMemorySpanExporter())
+
+
+def key_line(key: str, *, key_id: str, tenant: str = "default", scopes: Iterable[str] = ()) -> str:
+    """One JSON line of a keys file (principals.py)."""
+    entry = {"key_id": key_id, "sha256": hash_key(key), "tenant": tenant, "scopes": sorted(scopes)}
+    return json.dumps(entry)
+
+
+def keys_file(path: Path, *lines: str) -> Path:
+    """A keys file with these lines."""
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return path
+
+
+def all_scopes_key(tmp_path: Path, key: str = KEY) -> Path:
+    """A keys file giving `key` every scope (tenant `default`)."""
+    return keys_file(tmp_path / "all-scopes.keys", key_line(key, key_id="all", scopes=Scope))
 
 
 def bearer(key: str) -> tuple[tuple[str, str]]:

@@ -145,16 +145,19 @@ class TestLookupAndStore:
         assert bad_request_fields(caught.value) == fields
 
 
-async def _store_and_lookup(address: str, *, store: bool) -> pb.LookupCacheResponse:
-    async with grpc.aio.insecure_channel(address) as channel:
+async def _store_and_lookup(stack: Stack, *, store: bool) -> pb.LookupCacheResponse:
+    async with grpc.aio.insecure_channel(stack.service("embedding").address) as channel:
         stub = embedding_grpc.EmbeddingServiceStub(channel)
+        token = stack.internal_metadata()
         if store:
             await stub.StoreCache(
                 pb.StoreCacheRequest(namespace="durable", text=QUESTION, payload=b"kept"),
+                metadata=token,
                 timeout=30,
             )
         reply: pb.LookupCacheResponse = await stub.LookupCache(
             pb.LookupCacheRequest(namespace="durable", text=PARAPHRASE, similarity_threshold=0.8),
+            metadata=token,
             timeout=30,
         )
         return reply
@@ -173,7 +176,7 @@ async def test_entries_survive_a_restart_of_the_process(tmp_path, stop_signal):
         embedding = stack.services[0]
         try:
             await stack.wait_ready(timeout=120)
-            reply = await _store_and_lookup(embedding.address, store=store)
+            reply = await _store_and_lookup(stack, store=store)
             assert reply.hit, f"attempt {attempt}"
             assert reply.entry.payload == b"kept"
             if store:

@@ -244,6 +244,7 @@ async def test_restart_serves_finished_workflows_and_resolves_running_ones(
         **research_env(fake_arxiv, fake_tavily, tmp_path),
         "PONDER_GATEWAY_STORE_PATH": str(tmp_path / "workflows.sqlite3"),
         "PONDER_SHUTDOWN_GRACE_SECONDS": "0.5",
+        "PONDER_INTERNAL_TOKEN": process_stack.internal_token,  # the services' token
     }
     for service in process_stack.services:
         if service.name != "gateway":

@@ -93,7 +93,11 @@ async def test_sigterm_lets_the_in_flight_call_finish_then_exits_zero(tmp_path):
             ]
             stub = embedding_grpc.EmbeddingServiceStub(channel)
             started = time.monotonic()
-            call = stub.EmbedTexts(embedding_pb2.EmbedTextsRequest(texts=texts), timeout=120)
+            call = stub.EmbedTexts(
+                embedding_pb2.EmbedTextsRequest(texts=texts),
+                metadata=stack.internal_metadata(),
+                timeout=120,
+            )
             await asyncio.sleep(0.5)  # the batch is now being encoded (takes seconds on CPU)
             embedding.process.send_signal(signal.SIGTERM)
             update = await watch.read()
@@ -139,7 +143,11 @@ async def test_health_answers_within_100ms_during_a_2000_text_batch(process_stac
         stub = embedding_grpc.EmbeddingServiceStub(channel)
         health = health_pb2_grpc.HealthStub(channel)
         call = asyncio.ensure_future(
-            stub.EmbedTexts(embedding_pb2.EmbedTextsRequest(texts=texts), timeout=600)
+            stub.EmbedTexts(
+                embedding_pb2.EmbedTextsRequest(texts=texts),
+                metadata=process_stack.internal_metadata(),
+                timeout=600,
+            )
         )
         latencies = []
         while not call.done():

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ponder_gateway.principals import Scope
 from ponder_gateway.service import GatewayModule
 from tests.conftest import InProcessStack
 from tests.integration.test_access import gateway
@@ -184,7 +185,10 @@ async def test_schemathesis_finds_no_server_errors_or_schema_violations(
     positive_data_acceptance: at least 1,000 requests, no 5xx, no response that breaks the
     document (status, content type, headers, schema), no invalid request accepted, and every
     INVALID_ARGUMENT names the field it rejects."""
-    server = await gateway(stack, tmp_path, rate_limit_per_second=0, http_port=0)
+    server = await gateway(
+        stack, tmp_path, rate_limit_per_second=0, http_port=0,
+        expose_internal_services=True, anonymous_scopes=frozenset(Scope),
+    )  # fmt: skip
     try:
         module = server.service
         assert isinstance(module, GatewayModule)

@@ -27,18 +27,25 @@ def gateway_address(stack: Stack) -> str:
     return next(s.address for s in stack.services if s.name == "gateway")
 
 
-def test_list_shows_the_four_services_health_and_reflection(process_stack: Stack):
-    """`grpcurl list` on the gateway shows every Ponder service plus health and reflection."""
+def test_list_shows_the_public_service_health_and_reflection(process_stack: Stack):
+    """`grpcurl list` on the gateway shows WorkflowService plus health and reflection (the
+    internal services are not forwarded by default); each internal service lists itself on
+    its own port without the internal token (reflection stays open)."""
     done = grpcurl(gateway_address(process_stack), "list")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
-        "ponder.embedding.v1.EmbeddingService",
-        "ponder.reflection.v1.ReflectionService",
-        "ponder.research.v1.ResearchService",
         "ponder.workflow.v1.WorkflowService",
     ]
+    for name, service in (
+        ("research", "ponder.research.v1.ResearchService"),
+        ("reflection", "ponder.reflection.v1.ReflectionService"),
+        ("embedding", "ponder.embedding.v1.EmbeddingService"),
+    ):
+        done = grpcurl(process_stack.service(name).address, "list")
+        assert done.returncode == 0, done.stderr
+        assert service in done.stdout.split()
 
 
 def test_describe_a_method(process_stack: Stack):
@@ -88,14 +95,19 @@ def test_invalid_input_is_invalid_argument_with_field_violations(process_stack: 
     assert '"field":"topic"' in done.stderr.replace(" ", "")
 
 
-def test_internal_services_answer_through_the_gateway(process_stack: Stack):
-    """The gateway forwards the internal services: a library search works on its port."""
-    done = grpcurl(
-        "-d",
-        '{"query": "retrieval augmented generation", "sources": ["SOURCE_KIND_LIBRARY"]}',
-        gateway_address(process_stack),
-        "ponder.research.v1.ResearchService/SearchSources",
-    )
+def test_internal_services_need_the_internal_token(process_stack: Stack):
+    """The gateway does not forward research by default (UNIMPLEMENTED, 64+12); on its own
+    port research refuses a call without the internal token (UNAUTHENTICATED, 64+16) and
+    answers a library search with it."""
+    body = '{"query": "retrieval augmented generation", "sources": ["SOURCE_KIND_LIBRARY"]}'
+    method = "ponder.research.v1.ResearchService/SearchSources"
+    done = grpcurl("-d", body, gateway_address(process_stack), method)
+    assert done.returncode == 64 + 12, done.stderr
+    research = process_stack.service("research").address
+    done = grpcurl("-d", body, research, method)
+    assert done.returncode == 64 + 16, done.stderr
+    token = f"x-ponder-internal-token: {process_stack.internal_token}"
+    done = grpcurl("-H", token, "-d", body, research, method)
     assert done.returncode == 0, done.stderr
     reply = json.loads(done.stdout)
     assert reply["source_statuses"][0]["state"] == "SOURCE_STATE_OK"

@@ -29,6 +29,7 @@ from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb
 from ponder.research.v1 import research_service_pb2 as research_pb
 from ponder.type.v1 import document_pb2
 from ponder.workflow.v1 import workflow_service_pb2 as pb
+from ponder_gateway.principals import Scope
 from ponder_gateway.service import GatewayModule
 from ponder_runtime import ServiceServer
 from tests.conftest import InProcessStack
@@ -71,10 +72,12 @@ FUZZ = settings(
 async def own_gateway(
     stack: InProcessStack, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ServiceServer]:
-    """A gateway on the stack's services with rate limiting off and default body limits."""
+    """A gateway on the stack's services with rate limiting off and default body limits,
+    forwarding the internal services to anonymous callers holding every scope."""
     server = await gateway(
-        stack, tmp_path_factory.mktemp("bad-input"), rate_limit_per_second=0, http_port=0
-    )
+        stack, tmp_path_factory.mktemp("bad-input"), rate_limit_per_second=0, http_port=0,
+        expose_internal_services=True, anonymous_scopes=frozenset(Scope),
+    )  # fmt: skip
     yield server
     await server.stop(0)
 

@@ -12,7 +12,10 @@ What stays open without a key, on purpose:
   `/docs/assets/*` (the API description and the static pages that render it); CORS preflights
   (`OPTIONS`), which browsers send without credentials by design.
 Every other gRPC method and every REST route of the OpenAPI document needs a key when
-`PONDER_GATEWAY_ALLOW_ANONYMOUS=false`: the internal services the gateway forwards included.
+`PONDER_GATEWAY_ALLOW_ANONYMOUS=false`, and the scopes principals.METHOD_SCOPES names; the
+internal services are forwarded only with PONDER_GATEWAY_EXPOSE_INTERNAL_SERVICES=true (then
+they need the `internal` scope). On their own ports research, reflection and embedding need
+the internal token (PONDER_INTERNAL_TOKEN) on every method but health and reflection.
 """
 
 from __future__ import annotations
@@ -40,13 +43,23 @@ from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack import Stack, StackPorts
 from ponder_gateway.access import hash_key
+from ponder_gateway.principals import Scope
 from ponder_gateway.rest import build_facade
 from ponder_gateway.service import GatewayModule
 from ponder_gateway.settings import GatewaySettings
 from ponder_rest.server import HttpServer
 from ponder_runtime import SettingsError, load_settings
+from ponder_runtime.internal_auth import INTERNAL_TOKEN_HEADER
 from tests.conftest import InProcessStack
-from tests.integration.test_access import KEY, bearer, gateway, rest_url
+from tests.integration.test_access import (
+    KEY,
+    all_scopes_key,
+    bearer,
+    gateway,
+    key_line,
+    keys_file,
+    rest_url,
+)
 
 
 HEALTH = "grpc.health.v1.Health"
@@ -64,13 +77,18 @@ WRONG_KEY = "pk-wrong-fedcba9876543210"
 # Authorization values that must all be refused: a wrong key, the right key without the
 # scheme, under another scheme, with nothing after the scheme, or glued to it.
 BAD_AUTHORIZATIONS = (f"Bearer {WRONG_KEY}", KEY, f"Basic {KEY}", "Bearer", f"Bearer{KEY}")
-# Keys required; a burst large enough for every refused attempt of an enumeration (refused
-# attempts spend their peer's bucket).
-ENUMERATION_ACCESS: dict[str, object] = {
-    "allow_anonymous": False,
-    "api_key_hashes": [hash_key(KEY)],
-    "rate_limit_burst": 1000,
-}
+
+
+def enumeration_access(tmp_path: Path) -> dict[str, object]:
+    """Keys required, the internal services forwarded, KEY holding every scope; a burst large
+    enough for every refused attempt of an enumeration (refused attempts spend their peer's
+    bucket)."""
+    return {
+        "allow_anonymous": False,
+        "api_keys_file": all_scopes_key(tmp_path),
+        "expose_internal_services": True,
+        "rate_limit_burst": 1000,
+    }
 
 
 @dataclass(frozen=True)
@@ -173,7 +191,7 @@ async def test_every_grpc_method_needs_a_key_but_health_and_reflection(
     key and with each malformed or wrong one (the message never echoes the key), and passes
     the guard with the right key; only health and reflection answer without a key; no guarded
     method takes a client stream (the guard wraps unary-request handlers only)."""
-    server = await gateway(stack, tmp_path, **ENUMERATION_ACCESS)
+    server = await gateway(stack, tmp_path, **enumeration_access(tmp_path))
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             methods = await served_methods(channel)  # reflection itself needs no key
@@ -230,7 +248,7 @@ async def test_every_rest_route_needs_a_key_but_the_open_pages(
     body (code 16) without a key and with each wrong or malformed one, never echoing the key,
     and passes the guard with the right key; /healthz, /openapi.json, /docs, /redoc and their
     assets answer 200 without a key."""
-    server = await gateway(stack, tmp_path, **ENUMERATION_ACCESS)
+    server = await gateway(stack, tmp_path, **enumeration_access(tmp_path))
     try:
         async with httpx.AsyncClient(base_url=rest_url(server), timeout=10) as http:
             for page in OPEN_PAGES:
@@ -281,6 +299,35 @@ async def test_every_rest_route_needs_a_key_but_the_open_pages(
             assert passed["GET /v1/workflows"] == 200
     finally:
         await server.stop(0)
+
+
+async def test_internal_services_refuse_calls_without_the_internal_token(
+    process_stack: Stack,
+) -> None:
+    """Real processes: on research, reflection and embedding, every method their own
+    reflection lists (health and reflection aside) is UNAUTHENTICATED without the internal
+    token, with a wrong one and with an API key instead, and passes the guard with the
+    stack's token; health and reflection answer without it (probes, grpcurl list)."""
+    expected = {
+        "research": "ponder.research.v1.ResearchService",
+        "reflection": "ponder.reflection.v1.ReflectionService",
+        "embedding": "ponder.embedding.v1.EmbeddingService",
+    }
+    refused = ((), ((INTERNAL_TOKEN_HEADER, "x" * 43),), bearer(KEY))
+    for name, service in expected.items():
+        async with grpc.aio.insecure_channel(process_stack.service(name).address) as channel:
+            methods = await served_methods(channel)  # reflection needs no token
+            guarded = [m for m in methods if m.service not in OPEN_SERVICES]
+            assert {m.service for m in guarded} == {service}
+            for method in guarded:
+                for metadata in refused:
+                    error = await call_raw(channel, method, metadata)
+                    assert error is not None, (method.path, metadata)
+                    assert error.code() == grpc.StatusCode.UNAUTHENTICATED, method.path
+                error = await call_raw(channel, method, process_stack.internal_metadata())
+                assert error is None or error.code() != grpc.StatusCode.UNAUTHENTICATED
+            check = next(m for m in methods if m.service == HEALTH and m.name == "Check")
+            assert await call_raw(channel, check, ()) is None
 
 
 # --- 2. keys never logged ----------------------------------------------------------------------
@@ -362,7 +409,10 @@ async def test_keys_never_reach_logs_spans_or_error_messages(
             "OTEL_TRACES_EXPORTER": "console",  # every span, attributes included, in the log
             "OTEL_TRACES_SAMPLER": "always_on",
             "PONDER_GATEWAY_ALLOW_ANONYMOUS": "false",
-            "PONDER_GATEWAY_API_KEY_HASHES": json.dumps([hash_key(key)]),
+            "PONDER_GATEWAY_API_KEYS_FILE": str(
+                keys_file(tmp_path / "keys", key_line(key, key_id="all", scopes=Scope))
+            ),
+            "PONDER_GATEWAY_EXPOSE_INTERNAL_SERVICES": "true",
             "PONDER_GATEWAY_RATE_LIMIT_PER_SECOND": "0.001",  # no refill within the test
             "PONDER_GATEWAY_RATE_LIMIT_BURST": "6",  # the successful calls of _call_with_keys
             "PONDER_GATEWAY_STORE_PATH": str(tmp_path / "workflows.sqlite3"),
@@ -464,8 +514,8 @@ async def test_rest_and_grpc_and_forwarded_services_share_one_bucket(
     key spends one budget: after the burst both paths refuse, naming the same caller."""
     burst = 4
     server = await gateway(
-        stack, tmp_path, allow_anonymous=False, api_key_hashes=[hash_key(KEY)],
-        rate_limit_per_second=0.001, rate_limit_burst=burst,
+        stack, tmp_path, allow_anonymous=False, api_keys_file=all_scopes_key(tmp_path),
+        expose_internal_services=True, rate_limit_per_second=0.001, rate_limit_burst=burst,
     )  # fmt: skip
     auth = {"Authorization": f"Bearer {KEY}"}
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import grpc
 
 from ponder_runtime.health import check_health
+from ponder_runtime.internal_auth import INTERNAL_TOKEN_HEADER
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,11 @@ class Stack:
     log_dir: Path = Path("var/log")
     extra_env: Mapping[str, str] = field(default_factory=dict)
     services: list[ServiceProcess] = field(default_factory=list)
+    # Secrets made for this stack (kept across restarts of one service), used unless the
+    # environment or extra_env sets them: the internal token every service-to-service call
+    # carries, and the key the gateway signs cached results with.
+    internal_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    cache_signing_key: str = field(default_factory=lambda: f"devstack:{secrets.token_urlsafe(32)}")
 
     def __post_init__(self) -> None:
         self.services = [
@@ -83,6 +90,8 @@ class Stack:
             env[f"PONDER_{service.name.upper()}_PORT"] = str(service.port)
             env[f"PONDER_{service.name.upper()}_ADDR"] = service.address
         env["PONDER_GATEWAY_HTTP_PORT"] = str(self.ports.gateway_http)
+        env.setdefault("PONDER_INTERNAL_TOKEN", self.internal_token)
+        env.setdefault("PONDER_GATEWAY_CACHE_SIGNING_KEY", self.cache_signing_key)
         env.update(self.extra_env)
         return env
 
@@ -91,6 +100,11 @@ class Stack:
         ports = {f"{s.name} gRPC": s.port for s in self.services}
         ports["gateway HTTP"] = self.ports.gateway_http
         return ports
+
+    def internal_metadata(self) -> tuple[tuple[str, str]]:
+        """Call metadata that authenticates a direct call to research, reflection or
+        embedding (the token the services were given)."""
+        return ((INTERNAL_TOKEN_HEADER, self.environment()["PONDER_INTERNAL_TOKEN"]),)
 
     def start(self) -> None:
         """Spawn every service; each logs JSON lines to its file under log_dir."""

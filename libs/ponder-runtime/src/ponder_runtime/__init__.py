@@ -8,8 +8,10 @@ from ponder_runtime.errors import (
     FieldViolation,
     InvalidArgumentError,
     NotFoundError,
+    PermissionDeniedError,
     PonderError,
     ResourceExhaustedError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from ponder_runtime.health import wait_until_serving
@@ -27,6 +29,7 @@ __all__ = [
     "FieldViolation",
     "InvalidArgumentError",
     "NotFoundError",
+    "PermissionDeniedError",
     "PonderError",
     "RequestValidator",
     "ResourceExhaustedError",
@@ -35,6 +38,7 @@ __all__ = [
     "ServiceSettings",
     "SettingsError",
     "Telemetry",
+    "UnauthenticatedError",
     "UnavailableError",
     "call_timeout",
     "configure_telemetry",

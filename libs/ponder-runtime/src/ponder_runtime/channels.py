@@ -6,6 +6,7 @@ import json
 
 import grpc
 
+from ponder_runtime.internal_auth import token_client_interceptors
 from ponder_runtime.telemetry import Telemetry
 
 
@@ -44,8 +45,19 @@ def call_timeout(context: grpc.aio.ServicerContext | None, default: float) -> fl
 class ChannelFactory:
     """Creates (and later closes) traced aio channels to other services."""
 
-    def __init__(self, telemetry: Telemetry, *, max_message_bytes: int = 8 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        *,
+        max_message_bytes: int = 8 * 1024 * 1024,
+        internal_token: str | None = None,
+    ) -> None:
         self._telemetry = telemetry
+        # access: every call carries the internal token (internal_auth.py) when one is set.
+        self._interceptors = [
+            *telemetry.client_interceptors(),
+            *token_client_interceptors(internal_token),
+        ]
         self._options = [
             ("grpc.service_config", _SERVICE_CONFIG),
             ("grpc.enable_retries", 1),
@@ -59,7 +71,7 @@ class ChannelFactory:
     def channel(self, target: str) -> grpc.aio.Channel:
         """An insecure channel to `target` ("host:port"), closed by `close()`."""
         channel = grpc.aio.insecure_channel(
-            target, options=self._options, interceptors=self._telemetry.client_interceptors()
+            target, options=self._options, interceptors=self._interceptors
         )
         self._channels.append(channel)
         return channel

@@ -3,6 +3,8 @@
     PonderError (INTERNAL)
     ├── InvalidArgumentError (INVALID_ARGUMENT, google.rpc.BadRequest)
     ├── NotFoundError (NOT_FOUND)
+    ├── UnauthenticatedError (UNAUTHENTICATED)
+    ├── PermissionDeniedError (PERMISSION_DENIED)
     ├── AlreadyExistsError (ALREADY_EXISTS)
     ├── FailedPreconditionError (FAILED_PRECONDITION)
     ├── ResourceExhaustedError (RESOURCE_EXHAUSTED, google.rpc.RetryInfo)
@@ -99,6 +101,20 @@ class NotFoundError(PonderError):
 
     code = grpc.StatusCode.NOT_FOUND
     reason = "NOT_FOUND"
+
+
+class UnauthenticatedError(PonderError):
+    """No valid credential (API key, or the internal token between services)."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDeniedError(PonderError):
+    """A valid credential without the scope the method needs."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
 
 
 class AlreadyExistsError(PonderError):

@@ -14,10 +14,13 @@ import grpc
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import MethodDescriptor
 
+from ponder_runtime.internal_auth import INTERNAL_TOKEN_HEADER
+
 
 # Metadata the transport owns; everything else (traceparent, x-request-id, ...) is forwarded
-# but the caller's credentials, which this server checked and the upstream has no use for.
-_CREDENTIALS = frozenset({"authorization", "cookie", "x-api-key"})
+# but the caller's credentials, which this server checked and the upstream has no use for, and
+# any internal token a caller sent (the channel adds the deployment's own, internal_auth.py).
+_CREDENTIALS = frozenset({"authorization", "cookie", "x-api-key", INTERNAL_TOKEN_HEADER})
 _HOP_BY_HOP = frozenset(
     {
         "grpc-timeout",

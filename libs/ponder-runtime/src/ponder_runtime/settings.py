@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -68,6 +68,15 @@ class ServiceSettings(BaseSettings):
         description="Port of the Prometheus text endpoint (GET /metrics) on `host`: -1 turns "
         "it off, 0 picks a free one. Each service reads its own PONDER_<SERVICE>_METRICS_PORT.",
     )
+    internal_token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        validation_alias="PONDER_INTERNAL_TOKEN",
+        description="Shared token of service-to-service calls (from a Secret): sent by the "
+        "gateway and research on every internal call, required by research, reflection and "
+        "embedding on every method but health and reflection (internal_auth.py). Unset: "
+        "internal calls are not authenticated (local use only).",
+    )
     otel_service_name: str | None = Field(None, validation_alias="OTEL_SERVICE_NAME")
     otel_exporter_otlp_endpoint: str | None = Field(
         None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -82,6 +91,11 @@ class ServiceSettings(BaseSettings):
     otel_traces_sampler: str | None = Field(None, validation_alias="OTEL_TRACES_SAMPLER")
     otel_metrics_exporter: str = Field("otlp", validation_alias="OTEL_METRICS_EXPORTER")
     otel_sdk_disabled: bool = Field(False, validation_alias="OTEL_SDK_DISABLED")
+
+    @property
+    def internal_token_value(self) -> str | None:
+        """The internal token in clear (for the channel factory and the guard), or None."""
+        return self.internal_token.get_secret_value() if self.internal_token else None
 
     @property
     def address(self) -> str:

@@ -22,6 +22,7 @@ from ponder_embedding.model import EmbeddingModel, ModelOptions
 from ponder_embedding.servicer import EmbeddingServicer
 from ponder_embedding.settings import EmbeddingSettings
 from ponder_runtime import Telemetry
+from ponder_runtime.internal_auth import internal_interceptors
 from ponder_runtime.metrics import (
     EMBEDDING_BATCH_TEXTS,
     EMBEDDING_ENCODE_DURATION,
@@ -87,6 +88,10 @@ class EmbeddingModule:
     def service_names(self) -> Sequence[str]:
         """EmbeddingService's full name."""
         return [embedding_pb2.DESCRIPTOR.services_by_name["EmbeddingService"].full_name]
+
+    def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        """access: every method but health and reflection needs the internal token."""
+        return internal_interceptors(self._settings.internal_token_value, "embedding")
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the servicer."""

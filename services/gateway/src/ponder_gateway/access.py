@@ -1,48 +1,57 @@
-"""Who may call the gateway and how often: API keys (only their SHA-256 hashes are kept) sent
-as `authorization: Bearer <key>`, and a token bucket per caller (per key, or per peer address
-when anonymous access is allowed; calls refused for a missing or wrong key spend their peer's
-bucket too, so guessing keys is rate limited like any call)."""
+"""Who may call the gateway, what they may do and how often: API keys (only their SHA-256
+hashes are kept) sent as `authorization: Bearer <key>` map to principals with scopes
+(principals.py); each method needs its scopes (METHOD_SCOPES); token buckets per caller (per
+key, or per peer address for anonymous calls) and per tenant (all keys of a tenant together).
+Calls refused for a missing or wrong key spend their peer's bucket too, so guessing keys is
+rate limited like any call. Every refused call writes one audit log line (logger
+`ponder_gateway.audit`: principal, tenant, method, reason, trace id; never the key)."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import grpc
+from opentelemetry import trace
 from opentelemetry.metrics import Meter
 
 from ponder_gateway.metrics import RATE_LIMIT_REJECTIONS, RPC_METHOD, no_op_meter
-from ponder_runtime import PonderError, ResourceExhaustedError
+from ponder_gateway.principals import (
+    KeyEntry,
+    Principal,
+    Scope,
+    hash_key,
+    read_keys,
+    set_current,
+)
+from ponder_runtime import (
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+)
 
 
-class UnauthenticatedError(PonderError):
-    """No valid API key."""
+__all__ = [
+    "AccessControl",
+    "Buckets",
+    "TokenBuckets",
+    "UnauthenticatedError",
+    "hash_key",
+    "read_key_hashes",
+]
 
-    code = grpc.StatusCode.UNAUTHENTICATED
-    reason = "UNAUTHENTICATED"
-
-
-def hash_key(key: str) -> str:
-    """The stored form of an API key."""
-    return hashlib.sha256(key.encode()).hexdigest()
+audit = logging.getLogger("ponder_gateway.audit")
 
 
 def read_key_hashes(path: Path | None, inline: Iterable[str]) -> frozenset[str]:
-    """Hashes from a file (one per line; `#` comments and an optional `name:` prefix allowed)
-    and from settings."""
-    hashes = {h.strip().lower() for h in inline if h.strip()}
-    if path is not None:
-        for raw in path.read_text().splitlines():
-            entry = raw.split("#", 1)[0].strip()
-            if entry:
-                hashes.add(entry.rsplit(":", 1)[-1].strip().lower())
-    return frozenset(hashes)
+    """The accepted key hashes, from settings and the keys file (principals.read_keys)."""
+    return frozenset(read_keys(path, inline))
 
 
 @dataclass(slots=True)
@@ -89,27 +98,37 @@ class Buckets(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Anonymous:
+    """Calls without a key: refused (None) or this tenant with these scopes."""
+
+    tenant: str
+    scopes: frozenset[Scope]
+
+
 class AccessControl:
     """The guard run before every gateway RPC (health and reflection stay open)."""
 
     def __init__(
         self,
-        key_hashes: frozenset[str],
+        keys: Mapping[str, KeyEntry],
         *,
-        allow_anonymous: bool,
+        anonymous: Anonymous | None,
         buckets: Buckets | None,
+        tenant_buckets: Buckets | None = None,
         meter: Meter | None = None,
     ) -> None:
-        self._hashes = key_hashes
-        self._anonymous = allow_anonymous
+        self._keys = dict(keys)
+        self._anonymous = anonymous
         self._buckets = buckets
+        self._tenant_buckets = tenant_buckets
         self._rejections = (meter or no_op_meter()).create_counter(
             RATE_LIMIT_REJECTIONS, unit="{request}", description="Calls refused by rate limits."
         )
 
-    def caller(self, context: grpc.aio.ServicerContext) -> str:
-        """The caller's identity ("key:<hash prefix>" or "peer:<address>"); raises
-        UnauthenticatedError for a missing or unknown key (the key is never logged)."""
+    def principal(self, context: grpc.aio.ServicerContext) -> Principal:
+        """The caller's principal; raises UnauthenticatedError for a missing or unknown key
+        (the key is never logged)."""
         header = ""
         for key, value in context.invocation_metadata() or ():
             if key == "authorization":
@@ -117,28 +136,61 @@ class AccessControl:
         if header:
             scheme, _, token = header.partition(" ")
             digest = hash_key(token.strip()) if scheme.lower() == "bearer" else ""
-            if digest and any(hmac.compare_digest(digest, known) for known in self._hashes):
-                return f"key:{digest[:12]}"
+            entry = self._find(digest) if digest else None
+            if entry is not None:
+                return Principal(entry.tenant, entry.key_id, entry.scopes, f"key:{digest[:12]}")
             raise UnauthenticatedError("the API key is not valid")
-        if self._anonymous:
-            return _peer(context)
+        if self._anonymous is not None:
+            anonymous = self._anonymous
+            return Principal(
+                anonymous.tenant, "anonymous", anonymous.scopes, _peer(context), anonymous=True
+            )
         raise UnauthenticatedError("an API key is required: send `authorization: Bearer <key>`")
 
-    async def __call__(self, context: grpc.aio.ServicerContext, method: str) -> None:
-        """Authenticate, then spend a token of the caller's bucket. A call refused for its key
-        spends a token of its peer's bucket first: once that is empty, attempts are
-        RESOURCE_EXHAUSTED, so keys cannot be guessed (nor the gateway flooded) at line rate."""
-        try:
-            caller = self.caller(context)
-        except UnauthenticatedError:
-            await self._spend(_peer(context), method)
-            raise
-        await self._spend(caller, method)
+    def _find(self, digest: str) -> KeyEntry | None:
+        """The entry of `digest`, compared in constant time with every known hash."""
+        found = None
+        for known, entry in self._keys.items():
+            if hmac.compare_digest(digest, known):
+                found = entry
+        return found
 
-    async def _spend(self, caller: str, method: str) -> None:
-        if self._buckets is None:
+    def caller(self, context: grpc.aio.ServicerContext) -> str:
+        """The caller's rate-limit identity ("key:<hash prefix>" or "peer:<address>")."""
+        return self.principal(context).caller
+
+    async def __call__(self, context: grpc.aio.ServicerContext, method: str) -> None:
+        """Authenticate, spend a token of the caller's bucket and of its tenant's, then check
+        the method's scopes. A call refused for its key spends a token of its peer's bucket
+        first: once that is empty, attempts are RESOURCE_EXHAUSTED, so keys cannot be guessed
+        (nor the gateway flooded) at line rate."""
+        try:
+            principal = self.principal(context)
+        except UnauthenticatedError as exc:
+            _audit(None, _peer(context), method, exc.message)
+            await self._take(self._buckets, _peer(context), method)
+            raise
+        await self._take(self._buckets, principal.caller, method)
+        if not principal.anonymous:  # anonymous callers are limited per peer address only
+            await self._take(self._tenant_buckets, f"tenant:{principal.tenant}", method)
+        missing = principal.missing(method)
+        if missing is None or missing:
+            reason = (
+                "no scope is defined for this method"
+                if missing is None
+                else "missing scope " + ", ".join(sorted(missing))
+            )
+            _audit(principal, _peer(context), method, reason)
+            raise PermissionDeniedError(
+                f"{method}: {reason}", metadata={"principal": principal.key_id}
+            )
+        set_current(principal)
+
+    async def _take(self, buckets: Buckets | None, caller: str, method: str) -> None:
+        """Spend a token of `caller`'s bucket (nothing when that limit is off)."""
+        if buckets is None:
             return
-        wait = await self._buckets.take(caller)
+        wait = await buckets.take(caller)
         if wait > 0:
             self._rejections.add(1, {RPC_METHOD: method})
             raise ResourceExhaustedError(
@@ -146,6 +198,22 @@ class AccessControl:
                 retry_after_seconds=wait,
                 metadata={"caller": caller},
             )
+
+
+def _audit(principal: Principal | None, peer: str, method: str, reason: str) -> None:
+    """One line per refused call: who, what, why, and the trace to find it by."""
+    span = trace.get_current_span().get_span_context()
+    audit.warning(
+        "access denied",
+        extra={
+            "principal": principal.key_id if principal else "unauthenticated",
+            "tenant": principal.tenant if principal else "",
+            "peer": peer,
+            "rpc_method": method,
+            "reason": reason,
+            "trace_id": format(span.trace_id, "032x") if span.is_valid else "",
+        },
+    )
 
 
 def _peer(context: grpc.aio.ServicerContext) -> str:

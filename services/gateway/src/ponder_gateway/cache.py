@@ -15,9 +15,11 @@ from opentelemetry.metrics import Meter
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
+from ponder_gateway.cache_signing import PayloadSigner, SignatureError, SigningKey
 from ponder_gateway.metrics import (
     CACHE_LOOKUP_DURATION,
     CACHE_LOOKUPS,
+    CACHE_REJECTED,
     CACHE_RESULT,
     no_op_meter,
 )
@@ -97,9 +99,17 @@ class WorkflowCache:
         timeout: float,
         recent: RecentAnswers | None = None,
         meter: Meter | None = None,
+        signer: PayloadSigner | None = None,
     ) -> None:
         self._stub = stub
         meter = meter or no_op_meter()
+        # access: results are signed on store and verified on lookup (cache_signing.py).
+        self._signer = signer or PayloadSigner(SigningKey.ephemeral())
+        self._rejected = meter.create_counter(
+            CACHE_REJECTED,
+            unit="{entry}",
+            description="Cached results refused (a miss) because their signature did not verify.",
+        )
         self._lookups = meter.create_counter(
             CACHE_LOOKUPS, unit="{lookup}", description="Cache lookups by result."
         )
@@ -146,9 +156,17 @@ class WorkflowCache:
             raise CacheUnavailableError(f"{exc.code().name}: {exc.details()}") from exc
         if not reply.hit or reply.entry.payload_type != PAYLOAD_TYPE:
             return None
-        return CachedWorkflow(
-            workflow_pb2.Workflow.FromString(reply.entry.payload), reply.similarity
-        )
+        entry = reply.entry
+        try:
+            body = self._signer.open(space, entry.text, entry.payload_type, entry.payload)
+        except SignatureError as exc:
+            self._rejected.add(1)
+            logger.warning(
+                "cached result rejected: served as a miss",
+                extra={"namespace": space, "cache_key": entry.key, "reason": str(exc)},
+            )
+            return None
+        return CachedWorkflow(workflow_pb2.Workflow.FromString(body), reply.similarity)
 
     async def store(self, workflow: workflow_pb2.Workflow, params: RunParameters) -> None:
         """Keep a finished workflow under its topic."""
@@ -159,7 +177,12 @@ class WorkflowCache:
                 embedding_pb2.StoreCacheRequest(
                     namespace=namespace(params),
                     text=workflow.topic,
-                    payload=workflow.SerializeToString(),
+                    payload=self._signer.seal(
+                        namespace(params),
+                        workflow.topic,
+                        PAYLOAD_TYPE,
+                        workflow.SerializeToString(),
+                    ),
                     payload_type=PAYLOAD_TYPE,
                     ttl=ttl,
                 ),

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import TypeAlias
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
+from ponder_gateway.principals import DEFAULT_TENANT
 from ponder_runtime import FieldViolation, InvalidArgumentError
 
 
@@ -66,6 +67,13 @@ class Contains:
 
 
 @dataclass(frozen=True, slots=True)
+class Owner:
+    """The record belongs to `tenant` (added by the server, never parsed from a filter)."""
+
+    tenant: str
+
+
+@dataclass(frozen=True, slots=True)
 class Not:
     """The negation of `operand`."""
 
@@ -86,7 +94,7 @@ class Any:
     operands: tuple[Filter, ...]
 
 
-Filter: TypeAlias = Compare | Contains | Not | All | Any
+Filter: TypeAlias = Compare | Contains | Owner | Not | All | Any
 EVERYTHING: Filter = All(())
 
 
@@ -264,6 +272,8 @@ def matches(tree: Filter, workflow: workflow_pb2.Workflow) -> bool:
             return _COMPARE[op](actual, value)
         case Contains(words):
             return words in workflow.topic.lower()
+        case Owner(tenant):
+            return (workflow.tenant or DEFAULT_TENANT) == tenant
         case Not(operand):
             return not matches(operand, workflow)
         case All(operands):
@@ -275,13 +285,15 @@ def matches(tree: Filter, workflow: workflow_pb2.Workflow) -> bool:
 
 def to_sql(tree: Filter, columns: dict[str, str]) -> tuple[str, list[object]]:
     """A SQL condition, parenthesised so it can be ANDed with others, and its arguments;
-    `columns` maps state, kind, create_time, update_time (integer nanoseconds) and topic
-    (lower-cased text) to column names."""
+    `columns` maps state, kind, create_time, update_time (integer nanoseconds), topic
+    (lower-cased text) and tenant to column names."""
     match tree:
         case Compare(field, op, value):
             return f"{columns[field]} {_SQL_OPERATORS[op]} ?", [value]
         case Contains(words):
             return f"instr({columns['topic']}, ?) > 0", [words]
+        case Owner(tenant):
+            return f"{columns['tenant']} = ?", [tenant]
         case Not(operand):
             sql, args = to_sql(operand, columns)
             return f"NOT ({sql})", args

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -268,25 +268,38 @@ class WorkflowManager:
     # -- long-running workflows -----------------------------------------------------------
 
     async def create(
-        self, topic: str, params: RunParameters, workflow_id: str = ""
+        self,
+        topic: str,
+        params: RunParameters,
+        workflow_id: str = "",
+        *,
+        tenant: str = "",
+        on_done: Callable[[], None] | None = None,
     ) -> workflow_pb2.Workflow:
-        """Record a PENDING workflow and start it in the background."""
+        """Record a PENDING workflow of `tenant` and start it in the background; `on_done`
+        runs when it ends (access: the caller's workflow budget)."""
         name = f"workflows/{workflow_id}"
         if workflow_id and (name in self._tasks or await self._store.get(name)):
             raise AlreadyExistsError(f"{name} already exists", metadata={"name": name})
         self.admit()
         workflow = self.new(topic, params, workflow_id or str(uuid.uuid4()))
+        workflow.tenant = tenant  # access: its owner (ownership.py)
         try:
             await self._store.save(workflow)
         except BaseException:
             self.release()
             raise
         self._feeds[workflow.name] = _Feed()
-        task = asyncio.create_task(self._background(workflow, params), name=workflow.name)
+        task = asyncio.create_task(self._background(workflow, params, on_done), name=workflow.name)
         self._tasks[workflow.name] = task
         return workflow
 
-    async def _background(self, workflow: workflow_pb2.Workflow, params: RunParameters) -> None:
+    async def _background(
+        self,
+        workflow: workflow_pb2.Workflow,
+        params: RunParameters,
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
         try:
             await self.execute(workflow, params, None)
         except PonderError:
@@ -295,6 +308,8 @@ class WorkflowManager:
             self._tasks.pop(workflow.name, None)
             self._feeds.pop(workflow.name, None)  # watchers keep the feed object they hold
             self.release()
+            if on_done is not None:
+                on_done()
 
     async def get(self, name: str) -> workflow_pb2.Workflow:
         """A workflow by name (its live state while it runs)."""

@@ -12,6 +12,7 @@ from ponder_runtime.attributes import CACHE_RESULT, WORKFLOW_KIND, WORKFLOW_OUTC
 __all__ = [
     "CACHE_LOOKUPS",
     "CACHE_LOOKUP_DURATION",
+    "CACHE_REJECTED",
     "CACHE_RESULT",
     "RATE_LIMIT_REJECTIONS",
     "RPC_METHOD",
@@ -28,6 +29,7 @@ WORKFLOW_IN_FLIGHT = "ponder.workflow.in_flight"  # up-down counter: executing o
 CACHE_LOOKUPS = "ponder.cache.lookups"  # counter, by result (the hit ratio)
 CACHE_LOOKUP_DURATION = "ponder.cache.lookup.duration"  # histogram, seconds, by result
 RATE_LIMIT_REJECTIONS = "ponder.rate_limit.rejections"  # counter
+CACHE_REJECTED = "ponder.cache.rejected"  # counter: cached results whose signature failed
 
 RPC_METHOD = "rpc.method"
 

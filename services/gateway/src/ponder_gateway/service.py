@@ -17,9 +17,12 @@ from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.research.v1 import research_service_pb2_grpc as research_grpc
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-from ponder_gateway.access import AccessControl, Buckets, TokenBuckets, read_key_hashes
+from ponder_gateway.access import AccessControl, Anonymous, Buckets, TokenBuckets
+from ponder_gateway.budgets import WorkflowBudgets
 from ponder_gateway.cache import RecentAnswers, WorkflowCache
+from ponder_gateway.cache_signing import PayloadSigner, SigningKey
 from ponder_gateway.manager import WorkflowManager
+from ponder_gateway.principals import read_keys
 from ponder_gateway.redis_outage import FallbackBuckets, OutageTolerantStore, open_redis
 from ponder_gateway.redis_state import RedisTokenBuckets, RedisWorkflowStore
 from ponder_gateway.replay import ReplayMemo
@@ -50,17 +53,29 @@ _READINESS_LOG_INTERVAL_SECONDS = 10.0
 _STALE_SECONDS = 900.0
 
 
-def _buckets(settings: GatewaySettings, client: aioredis.Redis | None) -> Buckets | None:
-    """Per-caller rate limits: shared through Redis when configured, else in memory."""
-    if settings.rate_limit_per_second <= 0:
+def _buckets(rate: float, burst: int, client: aioredis.Redis | None) -> Buckets | None:
+    """Rate limits (per caller, or per tenant): shared through Redis when configured, else in
+    memory; None when `rate` is 0."""
+    if rate <= 0:
         return None
-    local = TokenBuckets(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
+    local = TokenBuckets(rate=rate, burst=burst)
     if client is not None:  # this replica's own buckets while Redis is away
-        shared = RedisTokenBuckets(
-            client, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
-        )
-        return FallbackBuckets(shared, local)
+        return FallbackBuckets(RedisTokenBuckets(client, rate=rate, burst=burst), local)
     return local
+
+
+def _signer(settings: GatewaySettings) -> PayloadSigner:
+    """access: the cache signing key and the older keys still accepted (cache_signing.py)."""
+    if settings.cache_signing_key is None:
+        logger.warning(
+            "PONDER_GATEWAY_CACHE_SIGNING_KEY is not set: cached results are signed with a key "
+            "of this process only (not shared by replicas, lost on restart)"
+        )
+        return PayloadSigner(SigningKey.ephemeral())
+    return PayloadSigner(
+        SigningKey.parse(settings.cache_signing_key.get_secret_value()),
+        [SigningKey.parse(key.get_secret_value()) for key in settings.cache_verification_keys],
+    )
 
 
 class GatewayModule:
@@ -68,7 +83,11 @@ class GatewayModule:
 
     def __init__(self, settings: GatewaySettings, telemetry: Telemetry) -> None:
         self._settings = settings
-        self._channels = ChannelFactory(telemetry, max_message_bytes=settings.max_message_bytes)
+        self._channels = ChannelFactory(
+            telemetry,
+            max_message_bytes=settings.max_message_bytes,
+            internal_token=settings.internal_token_value,  # access: internal calls
+        )
         self._targets = {
             research_pb2.DESCRIPTOR.services_by_name[
                 "ResearchService"
@@ -106,6 +125,7 @@ class GatewayModule:
                     max_entries=settings.cache_recent_entries,
                 ),
                 meter=meter,
+                signer=_signer(settings),
             ),
             store,
             max_running=settings.max_running_workflows,
@@ -114,9 +134,18 @@ class GatewayModule:
         )
         self._grace = settings.shutdown_grace_seconds
         self._access = AccessControl(
-            read_key_hashes(settings.api_keys_file, settings.api_key_hashes),
-            allow_anonymous=settings.allow_anonymous,
-            buckets=_buckets(settings, redis_client),
+            read_keys(settings.api_keys_file, settings.api_key_hashes),
+            anonymous=Anonymous(settings.anonymous_tenant, settings.anonymous_scopes)
+            if settings.allow_anonymous
+            else None,
+            buckets=_buckets(
+                settings.rate_limit_per_second, settings.rate_limit_burst, redis_client
+            ),
+            tenant_buckets=_buckets(
+                settings.tenant_rate_limit_per_second,
+                settings.tenant_rate_limit_burst,
+                redis_client,
+            ),
             meter=meter,
         )
         self._servicer = WorkflowServicer(
@@ -124,13 +153,17 @@ class GatewayModule:
             ReplayMemo(
                 seconds=settings.replay_seconds, max_entries=settings.replay_entries, meter=meter
             ),
+            WorkflowBudgets(
+                per_tenant=settings.max_workflows_per_tenant,
+                per_key=settings.max_workflows_per_key,
+            ),
         )
         self._proxied = dict(self._targets) if settings.expose_internal_services else {}
         self._telemetry = telemetry
         self.http: HttpServer | None = None
 
     def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
-        """API keys and rate limits on every RPC but health and reflection."""
+        """API keys, scopes and rate limits on every RPC but health and reflection."""
         return [GuardInterceptor(self._access, open_prefixes=OPEN_SERVICES)]
 
     @property

@@ -11,11 +11,14 @@ from google.protobuf.message import Message
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
+from ponder_gateway.budgets import WorkflowBudgets
 from ponder_gateway.cache import namespace
 from ponder_gateway.filters import parse as parse_filter
 from ponder_gateway.listing import make_token, read_token
 from ponder_gateway.manager import WorkflowManager
+from ponder_gateway.ownership import owned, replay_key, scoped, stamp
 from ponder_gateway.parameters import resolve_parameters
+from ponder_gateway.principals import current
 from ponder_gateway.replay import REPLAY_AGE_KEY, ReplayMemo
 from ponder_runtime import RequestValidator
 
@@ -44,9 +47,15 @@ def _check_name(name: str) -> None:
 class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
     """Validates workflow requests and hands them to the WorkflowManager."""
 
-    def __init__(self, manager: WorkflowManager, replay: ReplayMemo[Message] | None = None) -> None:
+    def __init__(
+        self,
+        manager: WorkflowManager,
+        replay: ReplayMemo[Message] | None = None,
+        budgets: WorkflowBudgets | None = None,
+    ) -> None:
         self._manager = manager
         self._replay: ReplayMemo[Message] = replay or ReplayMemo(seconds=0, max_entries=0)
+        self._budgets = budgets or WorkflowBudgets(per_tenant=0, per_key=0)
 
     async def _run(
         self,
@@ -57,19 +66,23 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         prefix: str = "",
     ) -> Message:
         """Run to completion, or replay the answer to the same request (replay.py)."""
-        key = self._replay.key(request)
+        key = replay_key(self._replay.key(request), current())  # access: per tenant
         replayed = self._replay.get(key)
         if replayed is not None:
             reply, age = replayed
             await context.send_initial_metadata(((REPLAY_AGE_KEY, f"{age:.3f}"),))
             return reply
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix=prefix)
-        self._manager.admit()
+        spend = self._budgets.acquire(current())  # access: per tenant and per key
         try:
-            workflow = self._manager.new(spec.topic.strip(), params)
-            reply = answer(await self._manager.execute(workflow, params, context))
+            self._manager.admit()
+            try:
+                workflow = stamp(self._manager.new(spec.topic.strip(), params), current())
+                reply = answer(await self._manager.execute(workflow, params, context))
+            finally:
+                self._manager.release()
         finally:
-            self._manager.release()
+            spend()
         question = f"{namespace(params)}\n{workflow.topic}"
         if params.cache_policy == workflow_pb2.CACHE_POLICY_USE:
             self._replay.put(key, reply, question)
@@ -131,7 +144,15 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             check.check()
         spec = request.workflow
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix="workflow.")
-        workflow = await self._manager.create(spec.topic.strip(), params, request.workflow_id)
+        spend = self._budgets.acquire(current())  # access: per tenant and per key
+        try:
+            workflow = await self._manager.create(
+                spec.topic.strip(), params, request.workflow_id, tenant=current().tenant,
+                on_done=spend,
+            )  # fmt: skip
+        except BaseException:
+            spend()
+            raise
         return workflow_pb2.CreateWorkflowResponse(workflow=workflow)
 
     async def GetWorkflow(
@@ -139,7 +160,8 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
     ) -> workflow_pb2.GetWorkflowResponse:
         """A workflow by name."""
         _check_name(request.name)
-        return workflow_pb2.GetWorkflowResponse(workflow=await self._manager.get(request.name))
+        workflow = await owned(self._manager.get, request.name, current())  # access
+        return workflow_pb2.GetWorkflowResponse(workflow=workflow)
 
     async def ListWorkflows(
         self, request: workflow_pb2.ListWorkflowsRequest, context: grpc.aio.ServicerContext
@@ -151,7 +173,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         )
         check.text("filter", request.filter, max_length=1000, required=False)
         check.check()
-        where = parse_filter(request.filter)
+        where = scoped(parse_filter(request.filter), current())  # access: the caller's tenant
         after = read_token(request.page_token, request.filter)
         size = request.page_size or DEFAULT_PAGE_SIZE
         page = await self._manager.list(where, limit=size + 1, after=after)
@@ -165,6 +187,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
     ) -> workflow_pb2.CancelWorkflowResponse:
         """Stop a pending or running workflow."""
         _check_name(request.name)
+        await owned(self._manager.get, request.name, current())  # access
         return workflow_pb2.CancelWorkflowResponse(
             workflow=await self._manager.cancel(request.name)
         )
@@ -174,5 +197,6 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
     ) -> AsyncIterator[workflow_pb2.WatchWorkflowResponse]:
         """The current state, then live events until the workflow ends."""
         _check_name(request.name)
+        await owned(self._manager.get, request.name, current())  # access
         async for event in self._manager.watch(request.name):
             yield event

@@ -3,8 +3,10 @@
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
+from ponder_gateway.cache_signing import SigningKey
+from ponder_gateway.principals import DEFAULT_SCOPES, Scope, read_keys
 from ponder_runtime import ServiceSettings
 
 
@@ -105,10 +107,11 @@ class GatewaySettings(ServiceSettings):
     reflection_addr: str = Field("127.0.0.1:50053", validation_alias="PONDER_REFLECTION_ADDR")
     embedding_addr: str = Field("127.0.0.1:50054", validation_alias="PONDER_EMBEDDING_ADDR")
     expose_internal_services: bool = Field(
-        True,
+        False,
         validation_alias="PONDER_GATEWAY_EXPOSE_INTERNAL_SERVICES",
         description="Forward research, embedding and reflection on the gateway's port "
-        "(debugging with one address); turn off where only WorkflowService may be public.",
+        "(debugging with one address); their methods then need the `internal` scope (and "
+        "the cache methods `cache.admin` too). Off by default: only WorkflowService is public.",
     )
     store_path: Path = Field(
         Path("var/data/gateway-workflows.sqlite3"),
@@ -156,6 +159,17 @@ class GatewaySettings(ServiceSettings):
         validation_alias="PONDER_GATEWAY_ALLOW_ANONYMOUS",
         description="Accept calls without an API key (local use); a wrong key is always refused.",
     )
+    anonymous_tenant: str = Field(
+        "anonymous",
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$",
+        validation_alias="PONDER_GATEWAY_ANONYMOUS_TENANT",
+        description="The tenant of calls without a key (when anonymous access is allowed).",
+    )
+    anonymous_scopes: frozenset[Scope] = Field(
+        DEFAULT_SCOPES,
+        validation_alias="PONDER_GATEWAY_ANONYMOUS_SCOPES",
+        description="Scopes of calls without a key, as a JSON list (principals.Scope).",
+    )
     api_key_hashes: list[str] = Field(
         default_factory=list,
         validation_alias="PONDER_GATEWAY_API_KEY_HASHES",
@@ -164,7 +178,9 @@ class GatewaySettings(ServiceSettings):
     api_keys_file: Path | None = Field(
         None,
         validation_alias="PONDER_GATEWAY_API_KEYS_FILE",
-        description="A file of SHA-256 digests of API keys, one per line (a mounted secret).",
+        description="The keys file (a mounted secret): one key per line, a JSON object "
+        '{"key_id", "sha256", "tenant", "scopes"} or a bare SHA-256 digest (tenant `default`, '
+        "default scopes); see principals.py.",
     )
     rate_limit_per_second: float = Field(
         20.0,
@@ -176,6 +192,31 @@ class GatewaySettings(ServiceSettings):
     rate_limit_burst: int = Field(
         40, ge=1, le=1_000_000, validation_alias="PONDER_GATEWAY_RATE_LIMIT_BURST"
     )
+    tenant_rate_limit_per_second: float = Field(
+        100.0,
+        ge=0,
+        le=1e6,
+        validation_alias="PONDER_GATEWAY_TENANT_RATE_LIMIT_PER_SECOND",
+        description="Requests per second of all of a tenant's keys together (on top of each "
+        "key's own limit); 0 turns it off. Anonymous calls are limited per address only.",
+    )
+    tenant_rate_limit_burst: int = Field(
+        200, ge=1, le=1_000_000, validation_alias="PONDER_GATEWAY_TENANT_RATE_LIMIT_BURST"
+    )
+    cache_signing_key: SecretStr | None = Field(
+        None,
+        validation_alias="PONDER_GATEWAY_CACHE_SIGNING_KEY",
+        description="`<key id>:<secret>` (from a Secret): workflow results put in the semantic "
+        "cache are signed with it (HMAC-SHA256), and a cached result that does not verify is "
+        "a miss. Unset: a random key per process (nothing survives a restart or is shared by "
+        "replicas).",
+    )
+    cache_verification_keys: list[SecretStr] = Field(
+        default_factory=list,
+        validation_alias="PONDER_GATEWAY_CACHE_VERIFICATION_KEYS",
+        description="Earlier signing keys still accepted when reading the cache, as a JSON list "
+        "of `<key id>:<secret>` (key rotation).",
+    )
     max_running_workflows: int = Field(
         64, ge=1, le=100_000, validation_alias="PONDER_GATEWAY_MAX_RUNNING_WORKFLOWS"
     )
@@ -186,6 +227,21 @@ class GatewaySettings(ServiceSettings):
         validation_alias="PONDER_GATEWAY_MAX_QUEUED_WORKFLOWS",
         description="Workflows waiting for a running slot; beyond it RESOURCE_EXHAUSTED.",
     )
+    max_workflows_per_tenant: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        validation_alias="PONDER_GATEWAY_MAX_WORKFLOWS_PER_TENANT",
+        description="Workflows one tenant (all its keys) may have running or queued on a "
+        "gateway at once; beyond it RESOURCE_EXHAUSTED. 0: only the gateway's capacity.",
+    )
+    max_workflows_per_key: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        validation_alias="PONDER_GATEWAY_MAX_WORKFLOWS_PER_KEY",
+        description="The same budget per API key (per address for anonymous callers); 0: none.",
+    )
     research_timeout_seconds: float = Field(
         30.0, gt=0, le=600, validation_alias="PONDER_GATEWAY_RESEARCH_TIMEOUT_SECONDS"
     )
@@ -195,6 +251,28 @@ class GatewaySettings(ServiceSettings):
     reflection_timeout_seconds: float = Field(
         300.0, gt=0, le=3600, validation_alias="PONDER_GATEWAY_REFLECTION_TIMEOUT_SECONDS"
     )
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _keys_file_reads(cls, value: Path | None) -> Path | None:
+        """The keys file is read once at start-up, so a malformed line stops the gateway
+        with the file and line number (never a key)."""
+        if value is not None:
+            try:
+                read_keys(value, [])
+            except OSError as exc:
+                raise ValueError(f"cannot read the keys file: {exc.strerror}") from None
+        return value
+
+    @field_validator("cache_signing_key", "cache_verification_keys")
+    @classmethod
+    def _signing_keys_parse(cls, value: object) -> object:
+        """Each cache signing key is `<key id>:<secret>` with a long enough secret; refused
+        at start-up otherwise (the message names the key id, never the secret)."""
+        for key in value if isinstance(value, list) else [value]:
+            if isinstance(key, SecretStr):
+                SigningKey.parse(key.get_secret_value())
+        return value
 
     @field_validator("cors_allow_credentials")
     @classmethod

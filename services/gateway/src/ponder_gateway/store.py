@@ -9,6 +9,7 @@ from typing import Protocol
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.filters import Filter, to_sql
+from ponder_gateway.principals import DEFAULT_TENANT
 from ponder_runtime.sqlite import SqliteFile
 
 
@@ -20,9 +21,11 @@ CREATE TABLE IF NOT EXISTS workflows (
     kind INTEGER NOT NULL,
     data BLOB NOT NULL,
     update_time INTEGER NOT NULL DEFAULT 0,
-    topic TEXT NOT NULL DEFAULT ''
+    topic TEXT NOT NULL DEFAULT '',
+    tenant TEXT NOT NULL DEFAULT 'default'
 );
 CREATE INDEX IF NOT EXISTS workflows_order ON workflows(create_time DESC, name DESC);
+CREATE INDEX IF NOT EXISTS workflows_tenant_order ON workflows(tenant, create_time DESC, name DESC);
 """
 _COLUMNS = {
     "state": "state",
@@ -30,26 +33,38 @@ _COLUMNS = {
     "create_time": "create_time",
     "update_time": "update_time",
     "topic": "topic",
+    "tenant": "tenant",
 }
 UNFINISHED = (workflow_pb2.WORKFLOW_STATE_PENDING, workflow_pb2.WORKFLOW_STATE_RUNNING)
 
 
-def _add_filter_columns(db: sqlite3.Connection) -> None:
-    """Files written before filters on time and topic get those columns, filled from the
-    records."""
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a file written by an older version up to date: the filter columns (time and
+    topic, filled from the records) and the owning tenant (older rows belong to the default
+    tenant)."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(workflows)")}
-    if not columns or "topic" in columns:
-        return
+    if not columns:
+        return  # a new file: the schema creates everything
     db.execute("BEGIN IMMEDIATE")
-    db.execute("ALTER TABLE workflows ADD COLUMN update_time INTEGER NOT NULL DEFAULT 0")
-    db.execute("ALTER TABLE workflows ADD COLUMN topic TEXT NOT NULL DEFAULT ''")
-    for name, data in db.execute("SELECT name, data FROM workflows").fetchall():
-        record = workflow_pb2.Workflow.FromString(data)
+    if "tenant" not in columns:
         db.execute(
-            "UPDATE workflows SET update_time = ?, topic = ? WHERE name = ?",
-            (record.update_time.ToNanoseconds(), record.topic.lower(), name),
+            f"ALTER TABLE workflows ADD COLUMN tenant TEXT NOT NULL DEFAULT '{DEFAULT_TENANT}'"
         )
+    if "topic" not in columns:
+        db.execute("ALTER TABLE workflows ADD COLUMN update_time INTEGER NOT NULL DEFAULT 0")
+        db.execute("ALTER TABLE workflows ADD COLUMN topic TEXT NOT NULL DEFAULT ''")
+        for name, data in db.execute("SELECT name, data FROM workflows").fetchall():
+            record = workflow_pb2.Workflow.FromString(data)
+            db.execute(
+                "UPDATE workflows SET update_time = ?, topic = ? WHERE name = ?",
+                (record.update_time.ToNanoseconds(), record.topic.lower(), name),
+            )
     db.execute("COMMIT")
+
+
+def tenant_of(workflow: workflow_pb2.Workflow) -> str:
+    """The tenant owning a record (the default tenant for records older than tenants)."""
+    return workflow.tenant or DEFAULT_TENANT
 
 
 def _nanos(workflow: workflow_pb2.Workflow) -> int:
@@ -86,18 +101,20 @@ class SqliteWorkflowStore:
     """Workflows by name, newest first; each save is committed before it returns."""
 
     def __init__(self, path: Path) -> None:
-        self._file = SqliteFile(
-            path, _SCHEMA, thread_name="workflow-store", migrate=_add_filter_columns
-        )
+        self._file = SqliteFile(path, _SCHEMA, thread_name="workflow-store", migrate=_migrate)
 
     async def save(self, workflow: workflow_pb2.Workflow) -> None:
         """Insert or replace a workflow record."""
         row = (
             workflow.name, _nanos(workflow), int(workflow.state), int(workflow.kind),
             workflow.SerializeToString(), int(workflow.update_time.ToNanoseconds()),
-            workflow.topic.lower(),
+            workflow.topic.lower(), tenant_of(workflow),
         )  # fmt: skip
-        await self._file.write("INSERT OR REPLACE INTO workflows VALUES (?,?,?,?,?,?,?)", row)
+        await self._file.write(
+            "INSERT OR REPLACE INTO workflows (name, create_time, state, kind, data, update_time,"
+            " topic, tenant) VALUES (?,?,?,?,?,?,?,?)",
+            row,
+        )
 
     async def get(self, name: str) -> workflow_pb2.Workflow | None:
         """The workflow called `name`, if any."""

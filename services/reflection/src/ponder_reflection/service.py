@@ -17,6 +17,7 @@ from ponder_reflection.provider import ReflectionProvider
 from ponder_reflection.servicer import ReflectionServicer
 from ponder_reflection.settings import ReflectionSettings
 from ponder_runtime import Telemetry
+from ponder_runtime.internal_auth import internal_interceptors
 from ponder_runtime.resilience import (
     CircuitBreaker,
     ConcurrencyLimit,
@@ -84,6 +85,7 @@ class ReflectionModule:
     """Serves ReflectionService with the configured provider."""
 
     def __init__(self, settings: ReflectionSettings, telemetry: Telemetry) -> None:
+        self._settings = settings
         self.provider = build_provider(settings, telemetry)
         logger.info(
             "reflection provider",
@@ -100,6 +102,10 @@ class ReflectionModule:
     def service_names(self) -> Sequence[str]:
         """ReflectionService's full name."""
         return [reflection_pb2.DESCRIPTOR.services_by_name["ReflectionService"].full_name]
+
+    def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        """access: every method but health and reflection needs the internal token."""
+        return internal_interceptors(self._settings.internal_token_value, "reflection")
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the servicer."""

@@ -24,6 +24,7 @@ from ponder_research.source_cache import SourceCache
 from ponder_research.sources import Source
 from ponder_research.web_source import WebSource
 from ponder_runtime import ChannelFactory, Telemetry
+from ponder_runtime.internal_auth import internal_interceptors
 
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,11 @@ class ResearchModule:
 
     def __init__(self, settings: ResearchSettings, telemetry: Telemetry) -> None:
         self._settings = settings
-        self._channels = ChannelFactory(telemetry, max_message_bytes=settings.max_message_bytes)
+        self._channels = ChannelFactory(
+            telemetry,
+            max_message_bytes=settings.max_message_bytes,
+            internal_token=settings.internal_token_value,
+        )
         self._embedding = EmbeddingClient(
             self._channels.channel(settings.embedding_addr),
             timeout=settings.embedding_timeout_seconds,
@@ -77,6 +82,10 @@ class ResearchModule:
     def library(self) -> LibraryIndex:
         """The library index in use."""
         return self._library.index
+
+    def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        """access: every method but health and reflection needs the internal token."""
+        return internal_interceptors(self._settings.internal_token_value, "research")
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the servicer."""

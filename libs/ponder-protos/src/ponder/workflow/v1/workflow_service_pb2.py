@@ -33,7 +33,7 @@ from ponder.research.v1 import research_service_pb2 as ponder_dot_research_dot_v
 from ponder.type.v1 import document_pb2 as ponder_dot_type_dot_v1_dot_document__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)ponder/workflow/v1/workflow_service.proto\x12\x12ponder.workflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a-ponder/reflection/v1/reflection_service.proto\x1a)ponder/research/v1/research_service.proto\x1a\x1dponder/type/v1/document.proto\"\x94\x06\n\x08Workflow\x12\x13\n\x04name\x18\x01 \x01(\tB\x05\xe2\x41\x02\x08\x03\x12\x10\n\x02id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\x04kind\x18\x03 \x01(\x0e\x32 .ponder.workflow.v1.WorkflowKindB\x04\xe2\x41\x01\x02\x12\x13\n\x05topic\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12@\n\nparameters\x18\x05 \x01(\x0b\x32&.ponder.workflow.v1.WorkflowParametersB\x04\xe2\x41\x01\x01\x12\x36\n\x05state\x18\x06 \x01(\x0e\x32!.ponder.workflow.v1.WorkflowStateB\x04\xe2\x41\x01\x03\x12\x38\n\x06result\x18\x07 \x01(\x0b\x32\".ponder.workflow.v1.WorkflowResultB\x04\xe2\x41\x01\x03\x12\'\n\x05\x65rror\x18\x08 \x01(\x0b\x32\x12.google.rpc.StatusB\x04\xe2\x41\x01\x03\x12\x35\n\x05steps\x18\t \x03(\x0b\x32 .ponder.workflow.v1.WorkflowStepB\x04\xe2\x41\x01\x03\x12\x32\n\x05\x63\x61\x63he\x18\n \x01(\x0b\x32\x1d.ponder.workflow.v1.CacheInfoB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x65nd_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x37\n\x0e\x65xecution_time\x18\x0e \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x03\x12\x16\n\x08trace_id\x18\x0f \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08warnings\x18\x10 \x03(\tB\x04\xe2\x41\x01\x03:C\xea\x41@\n\x13ponder.dev/Workflow\x12\x14workflows/{workflow}*\tworkflows2\x08workflow\"\xdc\x01\n\x12WorkflowParameters\x12\x31\n\x07sources\x18\x01 \x03(\x0e\x32\x1a.ponder.type.v1.SourceKindB\x04\xe2\x41\x01\x01\x12\x19\n\x0bmax_sources\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x1c\n\x0emax_iterations\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x1d\n\x0fscore_threshold\x18\x04 \x01(\x02\x42\x04\xe2\x41\x01\x01\x12;\n\x0c\x63\x61\x63he_policy\x18\x05 \x01(\x0e\x32\x1f.ponder.workflow.v1.CachePolicyB\x04\xe2\x41\x01\x01\"\xdc\x02\n\x0eWorkflowResult\x12\x0c\n\x04text\x18\x01 \x01(\t\x12+\n\tcitations\x18\x02 \x03(\x0b\x32\x18.ponder.type.v1.Citation\x12)\n\x07sources\x18\x03 \x03(\x0b\x32\x18.ponder.type.v1.Document\x12\x39\n\x0fsource_statuses\x18\x04 \x03(\x0b\x32 .ponder.research.v1.SourceStatus\x12=\n\niterations\x18\x05 \x03(\x0b\x32).ponder.reflection.v1.ReflectionIteration\x12\r\n\x05score\x18\x06 \x01(\x02\x12)\n\x05usage\x18\x07 \x01(\x0b\x32\x1a.ponder.type.v1.TokenUsage\x12\x10\n\x08provider\x18\x08 \x01(\t\x12\r\n\x05model\x18\t \x01(\t\x12\x0f\n\x07offline\x18\n \x01(\x08\"\xfe\x01\n\x0cWorkflowStep\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.ponder.workflow.v1.StepState\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x16\n\x0e\x64ocument_count\x18\x06 \x01(\x05\x12\x11\n\titeration\x18\x07 \x01(\x05\x12\x18\n\x10iteration_scores\x18\x08 \x03(\x02\"r\n\tCacheInfo\x12\x0b\n\x03hit\x18\x01 \x01(\x08\x12\x12\n\nsimilarity\x18\x02 \x01(\x02\x12\x31\n\x0fsource_workflow\x18\x03 \x01(\tB\x18\xfa\x41\x15\n\x13ponder.dev/Workflow\x12\x11\n\tnamespace\x18\x04 \x01(\t\"u\n\x1cRunReflectionWorkflowRequest\x12\x13\n\x05topic\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12@\n\nparameters\x18\x02 \x01(\x0b\x32&.ponder.workflow.v1.WorkflowParametersB\x04\xe2\x41\x01\x01\"O\n\x1dRunReflectionWorkflowResponse\x12.\n\x08workflow\x18\x01 \x01(\x0b\x32\x1c.ponder.workflow.v1.Workflow\"s\n\x1aRunResearchWorkflowRequest\x12\x13\n\x05topic\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12@\n\nparameters\x18\x02 \x01(\x0b\x32&.ponder.workflow.v1.WorkflowParametersB\x04\xe2\x41\x01\x01\"M\n\x1bRunResearchWorkflowResponse\x12.\n\x08workflow\x18\x01 \x01(\x0b\x32\x1c.ponder.workflow.v1.Workflow\"J\n\x12RunWorkflowRequest\x12\x34\n\x08workflow\x18\x01 \x01(\x0b\x32\x1c.ponder.workflow.v1.WorkflowB\x04\xe2\x41\x01\x02\"E\n\x13RunWorkflowResponse\x12.\n\x08workflow\x18\x01 \x01(\x0b\x32\x1c.ponder.workflow.v1.Workflow\"\x82\x01\n\x15\x43reateWorkflowRequest\x12\x34\n\x08workflow\x18\x01 \x01(\x0b\x32\x1c.ponder.workflow.v1.WorkflowB\x04\xe2\x41\x01\x02\x12\x19\n\x0bworkflow_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x18\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"H\n\x16\x43reateWorkflowResponse\x12.\n\x08workflow\x18\x01 \x01(\x0b\x32\x1c.ponder.workflow.v1.Workflow\"@\n\x12GetWorkflowRequest\x12*\n\x04name\x18\x01 \x01(\tB\x1c\xe2\x41\x01\x02\xfa\x41\x15\n\x13ponder.dev/Workflow\"E\n\x13GetWorkflowResponse\x12.\n\x08workflow\x18\x01 \x01(\x0b\x32\x1c.ponder.workflow.v1.Workflow\"_\n\x14ListWorkflowsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"a\n\x15ListWorkflowsResponse\x12/\n\tworkflows\x18\x01 \x03(\x0b\x32\x1c.ponder.workflow.v1.Workflow\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"C\n\x15\x43\x61ncelWorkflowRequest\x12*\n\x04name\x18\x01 \x01(\tB\x1c\xe2\x41\x01\x02\xfa\x41\x15\n\x13ponder.dev/Workflow\"H\n\x16\x43\x61ncelWorkflowResponse\x12.\n\x08workflow\x18\x01 \x01(\x0b\x32\x1c.ponder.workflow.v1.Workflow\"B\n\x14WatchWorkflowRequest\x12*\n\x04name\x18\x01 \x01(\tB\x1c\xe2\x41\x01\x02\xfa\x41\x15\n\x13ponder.dev/Workflow\"\xf4\x01\n\x15WatchWorkflowResponse\x12\x39\n\nevent_type\x18\x01 \x01(\x0e\x32%.ponder.workflow.v1.WorkflowEventType\x12.\n\x08workflow\x18\x02 \x01(\x0b\x32\x1c.ponder.workflow.v1.Workflow\x12.\n\x04step\x18\x03 \x01(\x0b\x32 .ponder.workflow.v1.WorkflowStep\x12.\n\nevent_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x05 \x01(\x03*\x8e\x01\n\x0cWorkflowKind\x12\x1d\n\x19WORKFLOW_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18WORKFLOW_KIND_REFLECTION\x10\x01\x12\x1a\n\x16WORKFLOW_KIND_RESEARCH\x10\x02\x12%\n!WORKFLOW_KIND_RESEARCH_REFLECTION\x10\x03*\xbe\x01\n\rWorkflowState\x12\x1e\n\x1aWORKFLOW_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16WORKFLOW_STATE_PENDING\x10\x01\x12\x1a\n\x16WORKFLOW_STATE_RUNNING\x10\x02\x12\x1c\n\x18WORKFLOW_STATE_SUCCEEDED\x10\x03\x12\x19\n\x15WORKFLOW_STATE_FAILED\x10\x04\x12\x1c\n\x18WORKFLOW_STATE_CANCELLED\x10\x05*t\n\x0b\x43\x61\x63hePolicy\x12\x1c\n\x18\x43\x41\x43HE_POLICY_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43\x41\x43HE_POLICY_USE\x10\x01\x12\x17\n\x13\x43\x41\x43HE_POLICY_BYPASS\x10\x02\x12\x18\n\x14\x43\x41\x43HE_POLICY_REFRESH\x10\x03*\xa0\x01\n\tStepState\x12\x1a\n\x16STEP_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12STEP_STATE_PENDING\x10\x01\x12\x16\n\x12STEP_STATE_RUNNING\x10\x02\x12\x18\n\x14STEP_STATE_SUCCEEDED\x10\x03\x12\x15\n\x11STEP_STATE_FAILED\x10\x04\x12\x16\n\x12STEP_STATE_SKIPPED\x10\x05*\xc9\x01\n\x11WorkflowEventType\x12#\n\x1fWORKFLOW_EVENT_TYPE_UNSPECIFIED\x10\x00\x12 \n\x1cWORKFLOW_EVENT_TYPE_SNAPSHOT\x10\x01\x12%\n!WORKFLOW_EVENT_TYPE_STATE_CHANGED\x10\x02\x12$\n WORKFLOW_EVENT_TYPE_STEP_UPDATED\x10\x03\x12 \n\x1cWORKFLOW_EVENT_TYPE_FINISHED\x10\x04\x32\x82\t\n\x0fWorkflowService\x12\xa1\x01\n\x15RunReflectionWorkflow\x12\x30.ponder.workflow.v1.RunReflectionWorkflowRequest\x1a\x31.ponder.workflow.v1.RunReflectionWorkflowResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/workflows/reflection:\x01*\x12\x99\x01\n\x13RunResearchWorkflow\x12..ponder.workflow.v1.RunResearchWorkflowRequest\x1a/.ponder.workflow.v1.RunResearchWorkflowResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/workflows/research:\x01*\x12\x83\x01\n\x0bRunWorkflow\x12&.ponder.workflow.v1.RunWorkflowRequest\x1a\'.ponder.workflow.v1.RunWorkflowResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x11/v1/workflows:run:\x08workflow\x12\x88\x01\n\x0e\x43reateWorkflow\x12).ponder.workflow.v1.CreateWorkflowRequest\x1a*.ponder.workflow.v1.CreateWorkflowResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\r/v1/workflows:\x08workflow\x12~\n\x0bGetWorkflow\x12&.ponder.workflow.v1.GetWorkflowRequest\x1a\'.ponder.workflow.v1.GetWorkflowResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/{name=workflows/*}\x12{\n\rListWorkflows\x12(.ponder.workflow.v1.ListWorkflowsRequest\x1a).ponder.workflow.v1.ListWorkflowsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/workflows\x12\x91\x01\n\x0e\x43\x61ncelWorkflow\x12).ponder.workflow.v1.CancelWorkflowRequest\x1a*.ponder.workflow.v1.CancelWorkflowResponse\"(\x82\xd3\xe4\x93\x02\"\"\x1d/v1/{name=workflows/*}:cancel:\x01*\x12\x8c\x01\n\rWatchWorkflow\x12(.ponder.workflow.v1.WatchWorkflowRequest\x1a).ponder.workflow.v1.WatchWorkflowResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{name=workflows/*}:watch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)ponder/workflow/v1/workflow_service.proto\x12\x12ponder.workflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a-ponder/reflection/v1/reflection_service.proto\x1a)ponder/research/v1/research_service.proto\x1a\x1dponder/type/v1/document.proto\"\xaa\x06\n\x08Workflow\x12\x13\n\x04name\x18\x01 \x01(\tB\x05\xe2\x41\x02\x08\x03\x12\x10\n\x02id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\x04kind\x18\x03 \x01(\x0e\x32 .ponder.workflow.v1.WorkflowKindB\x04\xe2\x41\x01\x02\x12\x13\n\x05topic\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12@\n\nparameters\x18\x05 \x01(\x0b\x32&.ponder.workflow.v1.WorkflowParametersB\x04\xe2\x41\x01\x01\x12\x36\n\x05state\x18\x06 \x01(\x0e\x32!.ponder.workflow.v1.WorkflowStateB\x04\xe2\x41\x01\x03\x12\x38\n\x06result\x18\x07 \x01(\x0b\x32\".ponder.workflow.v1.WorkflowResultB\x04\xe2\x41\x01\x03\x12\'\n\x05\x65rror\x18\x08 \x01(\x0b\x32\x12.google.rpc.StatusB\x04\xe2\x41\x01\x03\x12\x35\n\x05steps\x18\t \x03(\x0b\x32 .ponder.workflow.v1.WorkflowStepB\x04\xe2\x41\x01\x03\x12\x32\n\x05\x63\x61\x63he\x18\n \x01(\x0b\x32\x1d.ponder.workflow.v1.CacheInfoB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x65nd_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x37\n\x0e\x65xecution_time\x18\x0e \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x03\x12\x16\n\x08trace_id\x18\x0f \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08warnings\x18\x10 \x03(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06tenant\x18\x14 \x01(\tB\x04\xe2\x41\x01\x03:C\xea\x41@\n\x13ponder.dev/Workflow\x12\x14workflows/{workflow}*\tworkflows2\x08workflow\"\xdc\x01\n\x12WorkflowParameters\x12\x31\n\x07sources\x18\x01 \x03(\x0e\x32\x1a.ponder.type.v1.SourceKindB\x04\xe2\x41\x01\x01\x12\x19\n\x0bmax_sources\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x1c\n\x0emax_iterations\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x1d\n\x0fscore_threshold\x18\x04 \x01(\x02\x42\x04\xe2\x41\x01\x01\x12;\n\x0c\x63\x61\x63he_policy\x18\x05 \x01(\x0e\x32\x1f.ponder.workflow.v1.CachePolicyB\x04\xe2\x41\x01\x01\"\xdc\x02\n\x0eWorkflowResult\x12\x0c\n\x04text\x18\x01 \x01(\t\x12+\n\tcitations\x18\x02 \x03(\x0b\x32\x18.ponder.type.v1.Citation\x12)\n\x07sources\x18\x03 \x03(\x0b\x32\x18.ponder.type.v1.Document\x12\x39\n\x0fsource_statuses\x18\x04 \x03(\x0b\x32 .ponder.research.v1.SourceStatus\x12=\n\niterations\x18\x05 \x03(\x0b\x32).ponder.reflection.v1.ReflectionIteration\x12\r\n\x05score\x18\x06 \x01(\x02\x12)\n\x05usage\x18\x07 \x01(\x0b\x32\x1a.ponder.type.v1.TokenUsage\x12\x10\n\x08provider\x18\x08 \x01(\t\x12\r\n\x05model\x18\t \x01(\t\x12\x0f\n\x07offline\x18\n \x01(\x08\"\xfe\x01\n\x0cWorkflowStep\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.ponder.workflow.v1.StepState\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x16\n\x0e\x64ocument_count\x18\x06 \x01(\x05\x12\x11\n\titeration\x18\x07 \x01(\x05\x12\x18\n\x10iteration_scores\x18\x08 \x03(\x02\"r\n\tCacheInfo\x12\x0b\n\x03hit\x18\x01 \x01(\x08\x12\x12\n\nsimilarity\x18\x02 \x01(\x02\x12\x31\n\x0fsource_workflow\x18\x03 \x01(\tB\x18\xfa\x41\x15\n\x13ponder.dev/Workflow\x12\x11\n\tnamespace\x18\x04 \x01(\t\"u\n\x1cRunReflectionWorkflowRequest\x12\x13\n\x05topic\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12@\n\nparameters\x18\x02 \x01(\x0b\x32&.ponder.workflow.v1.WorkflowParametersB\x04\xe2\x41\x01\x01\"O\n\x1dRunReflectionWorkflowResponse\x12.\n\x08workflow\x18\x01 \x01(\x0b\x32\x1c.ponder.workflow.v1.Workflow\"s\n\x1aRunResearchWorkflowRequest\x12\x13\n\x05topic\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12@\n\nparameters\x18\x02 \x01(\x0b\x32&.ponder.workflow.v1.WorkflowParametersB\x04\xe2\x41\x01\x01\"M\n\x1bRunResearchWorkflowResponse\x12.\n\x08workflow\x18\x01 \x01(\x0b\x32\x1c.ponder.workflow.v1.Workflow\"J\n\x12RunWorkflowRequest\x12\x34\n\x08workflow\x18\x01 \x01(\x0b\x32\x1c.ponder.workflow.v1.WorkflowB\x04\xe2\x41\x01\x02\"E\n\x13RunWorkflowResponse\x12.\n\x08workflow\x18\x01 \x01(\x0b\x32\x1c.ponder.workflow.v1.Workflow\"\x82\x01\n\x15\x43reateWorkflowRequest\x12\x34\n\x08workflow\x18\x01 \x01(\x0b\x32\x1c.ponder.workflow.v1.WorkflowB\x04\xe2\x41\x01\x02\x12\x19\n\x0bworkflow_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x18\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"H\n\x16\x43reateWorkflowResponse\x12.\n\x08workflow\x18\x01 \x01(\x0b\x32\x1c.ponder.workflow.v1.Workflow\"@\n\x12GetWorkflowRequest\x12*\n\x04name\x18\x01 \x01(\tB\x1c\xe2\x41\x01\x02\xfa\x41\x15\n\x13ponder.dev/Workflow\"E\n\x13GetWorkflowResponse\x12.\n\x08workflow\x18\x01 \x01(\x0b\x32\x1c.ponder.workflow.v1.Workflow\"_\n\x14ListWorkflowsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"a\n\x15ListWorkflowsResponse\x12/\n\tworkflows\x18\x01 \x03(\x0b\x32\x1c.ponder.workflow.v1.Workflow\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"C\n\x15\x43\x61ncelWorkflowRequest\x12*\n\x04name\x18\x01 \x01(\tB\x1c\xe2\x41\x01\x02\xfa\x41\x15\n\x13ponder.dev/Workflow\"H\n\x16\x43\x61ncelWorkflowResponse\x12.\n\x08workflow\x18\x01 \x01(\x0b\x32\x1c.ponder.workflow.v1.Workflow\"B\n\x14WatchWorkflowRequest\x12*\n\x04name\x18\x01 \x01(\tB\x1c\xe2\x41\x01\x02\xfa\x41\x15\n\x13ponder.dev/Workflow\"\xf4\x01\n\x15WatchWorkflowResponse\x12\x39\n\nevent_type\x18\x01 \x01(\x0e\x32%.ponder.workflow.v1.WorkflowEventType\x12.\n\x08workflow\x18\x02 \x01(\x0b\x32\x1c.ponder.workflow.v1.Workflow\x12.\n\x04step\x18\x03 \x01(\x0b\x32 .ponder.workflow.v1.WorkflowStep\x12.\n\nevent_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x05 \x01(\x03*\x8e\x01\n\x0cWorkflowKind\x12\x1d\n\x19WORKFLOW_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18WORKFLOW_KIND_REFLECTION\x10\x01\x12\x1a\n\x16WORKFLOW_KIND_RESEARCH\x10\x02\x12%\n!WORKFLOW_KIND_RESEARCH_REFLECTION\x10\x03*\xbe\x01\n\rWorkflowState\x12\x1e\n\x1aWORKFLOW_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16WORKFLOW_STATE_PENDING\x10\x01\x12\x1a\n\x16WORKFLOW_STATE_RUNNING\x10\x02\x12\x1c\n\x18WORKFLOW_STATE_SUCCEEDED\x10\x03\x12\x19\n\x15WORKFLOW_STATE_FAILED\x10\x04\x12\x1c\n\x18WORKFLOW_STATE_CANCELLED\x10\x05*t\n\x0b\x43\x61\x63hePolicy\x12\x1c\n\x18\x43\x41\x43HE_POLICY_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43\x41\x43HE_POLICY_USE\x10\x01\x12\x17\n\x13\x43\x41\x43HE_POLICY_BYPASS\x10\x02\x12\x18\n\x14\x43\x41\x43HE_POLICY_REFRESH\x10\x03*\xa0\x01\n\tStepState\x12\x1a\n\x16STEP_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12STEP_STATE_PENDING\x10\x01\x12\x16\n\x12STEP_STATE_RUNNING\x10\x02\x12\x18\n\x14STEP_STATE_SUCCEEDED\x10\x03\x12\x15\n\x11STEP_STATE_FAILED\x10\x04\x12\x16\n\x12STEP_STATE_SKIPPED\x10\x05*\xc9\x01\n\x11WorkflowEventType\x12#\n\x1fWORKFLOW_EVENT_TYPE_UNSPECIFIED\x10\x00\x12 \n\x1cWORKFLOW_EVENT_TYPE_SNAPSHOT\x10\x01\x12%\n!WORKFLOW_EVENT_TYPE_STATE_CHANGED\x10\x02\x12$\n WORKFLOW_EVENT_TYPE_STEP_UPDATED\x10\x03\x12 \n\x1cWORKFLOW_EVENT_TYPE_FINISHED\x10\x04\x32\x82\t\n\x0fWorkflowService\x12\xa1\x01\n\x15RunReflectionWorkflow\x12\x30.ponder.workflow.v1.RunReflectionWorkflowRequest\x1a\x31.ponder.workflow.v1.RunReflectionWorkflowResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/workflows/reflection:\x01*\x12\x99\x01\n\x13RunResearchWorkflow\x12..ponder.workflow.v1.RunResearchWorkflowRequest\x1a/.ponder.workflow.v1.RunResearchWorkflowResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/workflows/research:\x01*\x12\x83\x01\n\x0bRunWorkflow\x12&.ponder.workflow.v1.RunWorkflowRequest\x1a\'.ponder.workflow.v1.RunWorkflowResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x11/v1/workflows:run:\x08workflow\x12\x88\x01\n\x0e\x43reateWorkflow\x12).ponder.workflow.v1.CreateWorkflowRequest\x1a*.ponder.workflow.v1.CreateWorkflowResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\r/v1/workflows:\x08workflow\x12~\n\x0bGetWorkflow\x12&.ponder.workflow.v1.GetWorkflowRequest\x1a\'.ponder.workflow.v1.GetWorkflowResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/{name=workflows/*}\x12{\n\rListWorkflows\x12(.ponder.workflow.v1.ListWorkflowsRequest\x1a).ponder.workflow.v1.ListWorkflowsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/workflows\x12\x91\x01\n\x0e\x43\x61ncelWorkflow\x12).ponder.workflow.v1.CancelWorkflowRequest\x1a*.ponder.workflow.v1.CancelWorkflowResponse\"(\x82\xd3\xe4\x93\x02\"\"\x1d/v1/{name=workflows/*}:cancel:\x01*\x12\x8c\x01\n\rWatchWorkflow\x12(.ponder.workflow.v1.WatchWorkflowRequest\x1a).ponder.workflow.v1.WatchWorkflowResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{name=workflows/*}:watch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -72,6 +72,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKFLOW'].fields_by_name['trace_id']._serialized_options = b'\342A\001\003'
   _globals['_WORKFLOW'].fields_by_name['warnings']._loaded_options = None
   _globals['_WORKFLOW'].fields_by_name['warnings']._serialized_options = b'\342A\001\003'
+  _globals['_WORKFLOW'].fields_by_name['tenant']._loaded_options = None
+  _globals['_WORKFLOW'].fields_by_name['tenant']._serialized_options = b'\342A\001\003'
   _globals['_WORKFLOW']._loaded_options = None
   _globals['_WORKFLOW']._serialized_options = b'\352A@\n\023ponder.dev/Workflow\022\024workflows/{workflow}*\tworkflows2\010workflow'
   _globals['_WORKFLOWPARAMETERS'].fields_by_name['sources']._loaded_options = None
@@ -130,58 +132,58 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKFLOWSERVICE'].methods_by_name['CancelWorkflow']._serialized_options = b'\202\323\344\223\002\"\"\035/v1/{name=workflows/*}:cancel:\001*'
   _globals['_WORKFLOWSERVICE'].methods_by_name['WatchWorkflow']._loaded_options = None
   _globals['_WORKFLOWSERVICE'].methods_by_name['WatchWorkflow']._serialized_options = b'\202\323\344\223\002\036\022\034/v1/{name=workflows/*}:watch'
-  _globals['_WORKFLOWKIND']._serialized_start=3646
-  _globals['_WORKFLOWKIND']._serialized_end=3788
-  _globals['_WORKFLOWSTATE']._serialized_start=3791
-  _globals['_WORKFLOWSTATE']._serialized_end=3981
-  _globals['_CACHEPOLICY']._serialized_start=3983
-  _globals['_CACHEPOLICY']._serialized_end=4099
-  _globals['_STEPSTATE']._serialized_start=4102
-  _globals['_STEPSTATE']._serialized_end=4262
-  _globals['_WORKFLOWEVENTTYPE']._serialized_start=4265
-  _globals['_WORKFLOWEVENTTYPE']._serialized_end=4466
+  _globals['_WORKFLOWKIND']._serialized_start=3668
+  _globals['_WORKFLOWKIND']._serialized_end=3810
+  _globals['_WORKFLOWSTATE']._serialized_start=3813
+  _globals['_WORKFLOWSTATE']._serialized_end=4003
+  _globals['_CACHEPOLICY']._serialized_start=4005
+  _globals['_CACHEPOLICY']._serialized_end=4121
+  _globals['_STEPSTATE']._serialized_start=4124
+  _globals['_STEPSTATE']._serialized_end=4284
+  _globals['_WORKFLOWEVENTTYPE']._serialized_start=4287
+  _globals['_WORKFLOWEVENTTYPE']._serialized_end=4488
   _globals['_WORKFLOW']._serialized_start=367
-  _globals['_WORKFLOW']._serialized_end=1155
-  _globals['_WORKFLOWPARAMETERS']._serialized_start=1158
-  _globals['_WORKFLOWPARAMETERS']._serialized_end=1378
-  _globals['_WORKFLOWRESULT']._serialized_start=1381
-  _globals['_WORKFLOWRESULT']._serialized_end=1729
-  _globals['_WORKFLOWSTEP']._serialized_start=1732
-  _globals['_WORKFLOWSTEP']._serialized_end=1986
-  _globals['_CACHEINFO']._serialized_start=1988
-  _globals['_CACHEINFO']._serialized_end=2102
-  _globals['_RUNREFLECTIONWORKFLOWREQUEST']._serialized_start=2104
-  _globals['_RUNREFLECTIONWORKFLOWREQUEST']._serialized_end=2221
-  _globals['_RUNREFLECTIONWORKFLOWRESPONSE']._serialized_start=2223
-  _globals['_RUNREFLECTIONWORKFLOWRESPONSE']._serialized_end=2302
-  _globals['_RUNRESEARCHWORKFLOWREQUEST']._serialized_start=2304
-  _globals['_RUNRESEARCHWORKFLOWREQUEST']._serialized_end=2419
-  _globals['_RUNRESEARCHWORKFLOWRESPONSE']._serialized_start=2421
-  _globals['_RUNRESEARCHWORKFLOWRESPONSE']._serialized_end=2498
-  _globals['_RUNWORKFLOWREQUEST']._serialized_start=2500
-  _globals['_RUNWORKFLOWREQUEST']._serialized_end=2574
-  _globals['_RUNWORKFLOWRESPONSE']._serialized_start=2576
-  _globals['_RUNWORKFLOWRESPONSE']._serialized_end=2645
-  _globals['_CREATEWORKFLOWREQUEST']._serialized_start=2648
-  _globals['_CREATEWORKFLOWREQUEST']._serialized_end=2778
-  _globals['_CREATEWORKFLOWRESPONSE']._serialized_start=2780
-  _globals['_CREATEWORKFLOWRESPONSE']._serialized_end=2852
-  _globals['_GETWORKFLOWREQUEST']._serialized_start=2854
-  _globals['_GETWORKFLOWREQUEST']._serialized_end=2918
-  _globals['_GETWORKFLOWRESPONSE']._serialized_start=2920
-  _globals['_GETWORKFLOWRESPONSE']._serialized_end=2989
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=2991
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=3086
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=3088
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=3185
-  _globals['_CANCELWORKFLOWREQUEST']._serialized_start=3187
-  _globals['_CANCELWORKFLOWREQUEST']._serialized_end=3254
-  _globals['_CANCELWORKFLOWRESPONSE']._serialized_start=3256
-  _globals['_CANCELWORKFLOWRESPONSE']._serialized_end=3328
-  _globals['_WATCHWORKFLOWREQUEST']._serialized_start=3330
-  _globals['_WATCHWORKFLOWREQUEST']._serialized_end=3396
-  _globals['_WATCHWORKFLOWRESPONSE']._serialized_start=3399
-  _globals['_WATCHWORKFLOWRESPONSE']._serialized_end=3643
-  _globals['_WORKFLOWSERVICE']._serialized_start=4469
-  _globals['_WORKFLOWSERVICE']._serialized_end=5623
+  _globals['_WORKFLOW']._serialized_end=1177
+  _globals['_WORKFLOWPARAMETERS']._serialized_start=1180
+  _globals['_WORKFLOWPARAMETERS']._serialized_end=1400
+  _globals['_WORKFLOWRESULT']._serialized_start=1403
+  _globals['_WORKFLOWRESULT']._serialized_end=1751
+  _globals['_WORKFLOWSTEP']._serialized_start=1754
+  _globals['_WORKFLOWSTEP']._serialized_end=2008
+  _globals['_CACHEINFO']._serialized_start=2010
+  _globals['_CACHEINFO']._serialized_end=2124
+  _globals['_RUNREFLECTIONWORKFLOWREQUEST']._serialized_start=2126
+  _globals['_RUNREFLECTIONWORKFLOWREQUEST']._serialized_end=2243
+  _globals['_RUNREFLECTIONWORKFLOWRESPONSE']._serialized_start=2245
+  _globals['_RUNREFLECTIONWORKFLOWRESPONSE']._serialized_end=2324
+  _globals['_RUNRESEARCHWORKFLOWREQUEST']._serialized_start=2326
+  _globals['_RUNRESEARCHWORKFLOWREQUEST']._serialized_end=2441
+  _globals['_RUNRESEARCHWORKFLOWRESPONSE']._serialized_start=2443
+  _globals['_RUNRESEARCHWORKFLOWRESPONSE']._serialized_end=2520
+  _globals['_RUNWORKFLOWREQUEST']._serialized_start=2522
+  _globals['_RUNWORKFLOWREQUEST']._serialized_end=2596
+  _globals['_RUNWORKFLOWRESPONSE']._serialized_start=2598
+  _globals['_RUNWORKFLOWRESPONSE']._serialized_end=2667
+  _globals['_CREATEWORKFLOWREQUEST']._serialized_start=2670
+  _globals['_CREATEWORKFLOWREQUEST']._serialized_end=2800
+  _globals['_CREATEWORKFLOWRESPONSE']._serialized_start=2802
+  _globals['_CREATEWORKFLOWRESPONSE']._serialized_end=2874
+  _globals['_GETWORKFLOWREQUEST']._serialized_start=2876
+  _globals['_GETWORKFLOWREQUEST']._serialized_end=2940
+  _globals['_GETWORKFLOWRESPONSE']._serialized_start=2942
+  _globals['_GETWORKFLOWRESPONSE']._serialized_end=3011
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=3013
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=3108
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=3110
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=3207
+  _globals['_CANCELWORKFLOWREQUEST']._serialized_start=3209
+  _globals['_CANCELWORKFLOWREQUEST']._serialized_end=3276
+  _globals['_CANCELWORKFLOWRESPONSE']._serialized_start=3278
+  _globals['_CANCELWORKFLOWRESPONSE']._serialized_end=3350
+  _globals['_WATCHWORKFLOWREQUEST']._serialized_start=3352
+  _globals['_WATCHWORKFLOWREQUEST']._serialized_end=3418
+  _globals['_WATCHWORKFLOWRESPONSE']._serialized_start=3421
+  _globals['_WATCHWORKFLOWRESPONSE']._serialized_end=3665
+  _globals['_WORKFLOWSERVICE']._serialized_start=4491
+  _globals['_WORKFLOWSERVICE']._serialized_end=5645
 # @@protoc_insertion_point(module_scope)

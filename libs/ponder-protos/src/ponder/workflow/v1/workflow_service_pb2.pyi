@@ -84,7 +84,7 @@ WORKFLOW_EVENT_TYPE_STEP_UPDATED: WorkflowEventType
 WORKFLOW_EVENT_TYPE_FINISHED: WorkflowEventType
 
 class Workflow(_message.Message):
-    __slots__ = ("name", "id", "kind", "topic", "parameters", "state", "result", "error", "steps", "cache", "create_time", "update_time", "end_time", "execution_time", "trace_id", "warnings")
+    __slots__ = ("name", "id", "kind", "topic", "parameters", "state", "result", "error", "steps", "cache", "create_time", "update_time", "end_time", "execution_time", "trace_id", "warnings", "tenant")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +101,7 @@ class Workflow(_message.Message):
     EXECUTION_TIME_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     kind: WorkflowKind
@@ -117,7 +118,8 @@ class Workflow(_message.Message):
     execution_time: _duration_pb2.Duration
     trace_id: str
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., kind: _Optional[_Union[WorkflowKind, str]] = ..., topic: _Optional[str] = ..., parameters: _Optional[_Union[WorkflowParameters, _Mapping]] = ..., state: _Optional[_Union[WorkflowState, str]] = ..., result: _Optional[_Union[WorkflowResult, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[WorkflowStep, _Mapping]]] = ..., cache: _Optional[_Union[CacheInfo, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., trace_id: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    tenant: str
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., kind: _Optional[_Union[WorkflowKind, str]] = ..., topic: _Optional[str] = ..., parameters: _Optional[_Union[WorkflowParameters, _Mapping]] = ..., state: _Optional[_Union[WorkflowState, str]] = ..., result: _Optional[_Union[WorkflowResult, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[WorkflowStep, _Mapping]]] = ..., cache: _Optional[_Union[CacheInfo, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., trace_id: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class WorkflowParameters(_message.Message):
     __slots__ = ("sources", "max_sources", "max_iterations", "score_threshold", "cache_policy")
