@@ -17,6 +17,7 @@ from ponder_embedding.batching import BatchStats, MicroBatcher
 from ponder_embedding.cache.backend import CacheBackend
 from ponder_embedding.cache.core import SemanticCache
 from ponder_embedding.cache.sqlite_backend import SqliteBackend
+from ponder_embedding.cache.verifier import Verifier
 from ponder_embedding.engine import Engine, VectorMemo, embed_texts
 from ponder_embedding.model import EmbeddingModel, ModelOptions
 from ponder_embedding.servicer import EmbeddingServicer
@@ -80,7 +81,7 @@ class EmbeddingModule:
     def __init__(self, settings: EmbeddingSettings, telemetry: Telemetry) -> None:
         self._settings = settings
         self._telemetry = telemetry
-        self._servicer = EmbeddingServicer(settings)
+        self._servicer = EmbeddingServicer(settings, telemetry.meter("ponder_embedding"))
         self._maintenance: asyncio.Task[None] | None = None
 
     @property
@@ -120,6 +121,7 @@ class EmbeddingModule:
             max_entries=settings.cache_max_entries,
             default_ttl_seconds=settings.cache_default_ttl_seconds,
             default_threshold=settings.cache_similarity_threshold,
+            verifier=Verifier() if settings.cache_verify else None,
         )
         await cache.start()
         self._maintenance = asyncio.create_task(

@@ -84,7 +84,20 @@ class EmbeddingSettings(ServiceSettings):
         365 * 24 * 3600, gt=0, validation_alias="PONDER_CACHE_MAX_TTL_SECONDS"
     )
     cache_similarity_threshold: float = Field(
-        0.9, gt=0, le=1, validation_alias="PONDER_CACHE_SIMILARITY_THRESHOLD"
+        0.6,
+        gt=0,
+        le=1,
+        validation_alias="PONDER_CACHE_SIMILARITY_THRESHOLD",
+        description="Recall threshold: least cosine similarity for a stored entry to be a "
+        "candidate that the verifier then checks (chosen on tests/data/cache_pairs.jsonl, "
+        "see BENCHMARKS.md).",
+    )
+    cache_verify: bool = Field(
+        True,
+        validation_alias="PONDER_CACHE_VERIFY",
+        description="Serve a candidate only when the equivalence verifier accepts it; false "
+        "serves the most similar entry at or above the threshold (the earlier single-threshold "
+        "cache, unsafe at low thresholds).",
     )
     cache_maintenance_seconds: float = Field(
         30.0, gt=0, validation_alias="PONDER_CACHE_MAINTENANCE_SECONDS"

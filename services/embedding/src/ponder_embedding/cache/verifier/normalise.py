@@ -115,9 +115,11 @@ def analyse(lexicon: Lexicon, text: str) -> Analysis:
             index += length
             continue
         surface, lower = written[index], lowered[index]
+        spoken = lower
         if lower in JOINING_PREFIXES and index + 1 < len(written):
             index += 1
             surface, lower = f"{surface}-{written[index]}", lower + lowered[index]
+            spoken = f"{spoken} {lowered[index]}"
         lower = NUMBER_WORDS.get(lower, lower)
         number = any(c.isdigit() for c in lower)
         canon = lexicon.canon(lower)
@@ -133,6 +135,6 @@ def analyse(lexicon: Lexicon, text: str) -> Analysis:
                 stop=lower in lexicon.stopwords or canon in lexicon.stop_stems,
             )
         )
-        embedded.append(lower)
+        embedded.append(spoken)
         index += 1
     return Analysis(tuple(tokens), " ".join(embedded))
