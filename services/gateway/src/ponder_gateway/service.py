@@ -19,6 +19,7 @@ from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.access import AccessControl, Buckets, TokenBuckets, read_key_hashes
 from ponder_gateway.cache import RecentAnswers, WorkflowCache
+from ponder_gateway.library_version import LibraryVersions
 from ponder_gateway.manager import WorkflowManager
 from ponder_gateway.redis_state import RedisTokenBuckets, RedisWorkflowStore
 from ponder_gateway.replay import ReplayMemo
@@ -105,6 +106,11 @@ class GatewayModule:
                     max_entries=settings.cache_recent_entries,
                 ),
                 meter=meter,
+                library=LibraryVersions(
+                    upstreams.research,
+                    seconds=settings.cache_library_version_seconds,
+                    timeout=settings.rank_timeout_seconds,
+                ),
             ),
             store,
             max_running=settings.max_running_workflows,
@@ -123,6 +129,7 @@ class GatewayModule:
             ReplayMemo(
                 seconds=settings.replay_seconds, max_entries=settings.replay_entries, meter=meter
             ),
+            scope_mode=settings.cache_scope,
         )
         self._proxied = dict(self._targets) if settings.expose_internal_services else {}
         self._telemetry = telemetry

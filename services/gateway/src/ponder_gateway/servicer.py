@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple, cast
@@ -12,6 +13,7 @@ from google.protobuf.message import Message
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.cache import namespace
+from ponder_gateway.cache_scope import GLOBAL, CacheScopeMode, cache_scope
 from ponder_gateway.listing import make_token, parse_filter, read_token
 from ponder_gateway.manager import WorkflowManager
 from ponder_gateway.parameters import resolve_parameters
@@ -43,9 +45,16 @@ def _check_name(name: str) -> None:
 class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
     """Validates workflow requests and hands them to the WorkflowManager."""
 
-    def __init__(self, manager: WorkflowManager, replay: ReplayMemo[Message] | None = None) -> None:
+    def __init__(
+        self,
+        manager: WorkflowManager,
+        replay: ReplayMemo[Message] | None = None,
+        *,
+        scope_mode: CacheScopeMode = "global",
+    ) -> None:
         self._manager = manager
         self._replay: ReplayMemo[Message] = replay or ReplayMemo(seconds=0, max_entries=0)
+        self._scope_mode: CacheScopeMode = scope_mode
 
     async def _run(
         self,
@@ -55,14 +64,18 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         context: grpc.aio.ServicerContext,
         prefix: str = "",
     ) -> Message:
-        """Run to completion, or replay the answer to the same request (replay.py)."""
-        key = self._replay.key(request)
+        """Run to completion, or replay the answer to the same request (replay.py) from the
+        same cache scope."""
+        scope = cache_scope(self._scope_mode, context)
+        method, body = self._replay.key(request)
+        key = (method if scope == GLOBAL else f"{method}@{scope}", body)
         replayed = self._replay.get(key)
         if replayed is not None:
             reply, age = replayed
             await context.send_initial_metadata(((REPLAY_AGE_KEY, f"{age:.3f}"),))
             return reply
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix=prefix)
+        params = dataclasses.replace(params, cache_scope=scope)
         self._manager.admit()
         try:
             workflow = self._manager.new(spec.topic.strip(), params)
@@ -130,6 +143,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             check.check()
         spec = request.workflow
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix="workflow.")
+        params = dataclasses.replace(params, cache_scope=cache_scope(self._scope_mode, context))
         workflow = await self._manager.create(spec.topic.strip(), params, request.workflow_id)
         return workflow_pb2.CreateWorkflowResponse(workflow=workflow)
 
