@@ -22,9 +22,9 @@ _CONTRACTIONS = (
     (re.compile(r"n['\u2019]t\b", re.IGNORECASE), " not"),
     (re.compile(r"['\u2019](s|re|ve|ll|d|m)\b", re.IGNORECASE), ""),
 )
-_LETTER_DIGIT_HYPHEN = re.compile(r"(?<=[A-Za-z])[-\u2010\u2013](?=\d)")
 _SEPARATORS = re.compile(r"[-\u2010\u2013\u2014/_]")
 _WORD = re.compile(r"[A-Za-z0-9]+(?:\.[0-9]+)*")
+_PARTS = re.compile(r"[0-9]+(?:\.[0-9]+)*|[A-Za-z]+")  # letters apart from digits
 # Prefixes written joined, hyphenated or apart ("re-ranker", "reranker", "re ranker").
 JOINING_PREFIXES = frozenset(["re", "pre", "co", "non", "multi", "sub", "semi", "self", "cross"])
 
@@ -57,14 +57,19 @@ class Analysis:
         return tuple(t for t in self.tokens if not t.stop and not t.negation)
 
 
-def words(text: str) -> list[str]:
-    """The words of a text as written, after contractions and hyphens are resolved."""
+def words(text: str) -> list[tuple[str, str]]:
+    """The words of a text with what each was written as, after contractions and hyphens are
+    resolved and letters are split from digits, so "GPT-4", "GPT 4" and "GPT4" are all
+    ("GPT", "4"): (word, as written) pairs."""
     text = unicodedata.normalize("NFKC", text)
     for pattern, replacement in _CONTRACTIONS:
         text = pattern.sub(replacement, text)
-    text = _LETTER_DIGIT_HYPHEN.sub("", text)  # GPT-4 -> GPT4, Llama-2 -> Llama2
     text = _SEPARATORS.sub(" ", text)  # chain-of-thought -> chain of thought
-    return _WORD.findall(text)
+    found = []
+    for word in _WORD.findall(text):
+        parts = _PARTS.findall(word)
+        found.extend((part, word) for part in parts)
+    return found
 
 
 def _entity_like(surface: str, first: bool) -> bool:
@@ -90,7 +95,9 @@ def _match(lexicon: Lexicon, lowered: list[str], start: int) -> tuple[int, Phras
 
 def analyse(lexicon: Lexicon, text: str) -> Analysis:
     """Tokens of `text` and the text to embed (aliases expanded, synonyms unified)."""
-    written = words(text)
+    pairs = words(text)
+    written = [word for word, _ in pairs]
+    as_written = [original for _, original in pairs]
     lowered = [w.lower() for w in written]
     tokens: list[Token] = []
     embedded: list[str] = []
@@ -114,7 +121,7 @@ def analyse(lexicon: Lexicon, text: str) -> Analysis:
             embedded.append(phrase.words)
             index += length
             continue
-        surface, lower = written[index], lowered[index]
+        surface, lower = as_written[index], lowered[index]
         spoken = lower
         if lower in JOINING_PREFIXES and index + 1 < len(written):
             index += 1
@@ -129,7 +136,7 @@ def analyse(lexicon: Lexicon, text: str) -> Analysis:
                 lexicon.stem(lower),
                 canon,
                 lower,
-                entity=_entity_like(surface.replace("-", ""), first=index == 0),
+                entity=_entity_like(surface.replace("-", ""), first=index == 0) and not number,
                 number=number,
                 negation=lower in NEGATIONS,
                 stop=lower in lexicon.stopwords or canon in lexicon.stop_stems,
