@@ -65,7 +65,7 @@ def words(text: str) -> list[tuple[str, str]]:
     for pattern, replacement in _CONTRACTIONS:
         text = pattern.sub(replacement, text)
     text = _SEPARATORS.sub(" ", text)  # chain-of-thought -> chain of thought
-    found = []
+    found: list[tuple[str, str]] = []
     for word in _WORD.findall(text):
         parts = _PARTS.findall(word)
         found.extend((part, word) for part in parts)
