@@ -109,7 +109,7 @@ class GatewayModule:
                 library=LibraryVersions(
                     upstreams.research,
                     seconds=settings.cache_library_version_seconds,
-                    timeout=settings.rank_timeout_seconds,
+                    timeout=min(2.0, settings.rank_timeout_seconds),  # a lookup stays quick
                 ),
             ),
             store,
