@@ -99,10 +99,10 @@ class TestLookupAndStore:
         stats = await cache_stub.GetCacheStats(pb.GetCacheStatsRequest(namespace=ns))
         assert stats.expiration_count == 1
 
-    async def test_two_stage_lookup_refuses_the_opposite_question(self, cache_stub):
+    async def test_two_stage_lookup_refuses_the_opposite_question(self, cache_stub, stack):
         """A negated question is a candidate (high cosine) but the verifier refuses it: a miss
-        naming the candidate and the reason, counted by category; an acronym paraphrase far
-        below today's threshold in raw cosine is served."""
+        naming the candidate and the reason, counted by category and on the lookup's span; an
+        acronym paraphrase far below today's threshold in raw cosine is served."""
         ns = "test/two-stage"
         stored = "Why does self-consistency improve reasoning?"
         await cache_stub.StoreCache(pb.StoreCacheRequest(namespace=ns, text=stored, payload=b"A"))
@@ -133,6 +133,14 @@ class TestLookupAndStore:
         assert paraphrase.reason == "same content words after normalisation"
         stats = await cache_stub.GetCacheStats(pb.GetCacheStatsRequest(namespace=ns))
         assert dict(stats.rejection_counts) == {"polarity": 1}
+        refused = [
+            span.attributes
+            for span in stack.spans.get_finished_spans()
+            if (span.attributes or {}).get("ponder.cache.candidate") == stored
+        ]
+        assert refused
+        assert refused[-1]["ponder.cache.verdict"] == "rejected"
+        assert refused[-1]["ponder.cache.reason"] == 'polarity differs ("fail")'
         assert (stats.hit_count, stats.miss_count) == (1, 1)
 
     async def test_miss_reasons_empty_and_below_threshold(self, cache_stub):
