@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from ponder_runtime import ServiceSettings
 
@@ -99,6 +99,17 @@ class EmbeddingSettings(ServiceSettings):
         "serves the most similar entry at or above the threshold (the earlier single-threshold "
         "cache, unsafe at low thresholds).",
     )
+    cache_llm_verifier_model: str = Field(
+        "",
+        validation_alias="PONDER_CACHE_LLM_VERIFIER_MODEL",
+        description="A chat model (OpenAI-compatible API) asked about the pairs the "
+        "deterministic verifier cannot settle; empty: no LLM verifier (never needed offline).",
+    )
+    cache_llm_verifier_timeout_seconds: float = Field(
+        2.0, gt=0, le=60, validation_alias="PONDER_CACHE_LLM_VERIFIER_TIMEOUT_SECONDS"
+    )
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
     cache_maintenance_seconds: float = Field(
         30.0, gt=0, validation_alias="PONDER_CACHE_MAINTENANCE_SECONDS"
     )

@@ -23,6 +23,8 @@ from ponder_embedding.cache.entries import (
 )
 from ponder_embedding.cache.index import NamespaceIndex
 from ponder_embedding.cache.verifier import Verdict, Verifier
+from ponder_embedding.cache.verifier.llm import LlmJudge
+from ponder_embedding.cache.verifier.verdict import LLM
 
 
 logger = logging.getLogger(__name__)
@@ -118,6 +120,7 @@ class SemanticCache:
         default_ttl_seconds: float,
         default_threshold: float,
         verifier: Verifier | None = None,
+        judge: LlmJudge | None = None,
         clock: Clock = time.time,
     ) -> None:
         self._backend = backend
@@ -127,6 +130,7 @@ class SemanticCache:
         self.default_ttl_seconds = default_ttl_seconds
         self.default_threshold = default_threshold
         self._verifier = verifier
+        self._judge = judge
         self._clock = clock
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()  # LRU order, oldest first
         self._indexes: dict[str, NamespaceIndex] = {}
@@ -212,7 +216,7 @@ class SemanticCache:
             if similarity < minimum:
                 best = best or (entry, similarity, None)
                 break
-            verdict = self._verifier.verify(text, entry.text) if self._verifier else None
+            verdict = await self._verify(text, entry.text)
             best = best or (entry, similarity, verdict)
             if verdict is None or verdict.accepted:
                 result = await self._hit(entry, similarity, now)
@@ -256,6 +260,19 @@ class SemanticCache:
             reason=verdict.reason,
             category=verdict.category,
         )
+
+    async def _verify(self, query: str, candidate: str) -> Verdict | None:
+        """The verifier's verdict (None without one); an undecided rejection goes to the LLM
+        verifier when one is configured."""
+        if self._verifier is None:
+            return None
+        verdict = self._verifier.verify(query, candidate)
+        if verdict.accepted or not verdict.undecided or self._judge is None:
+            return verdict
+        same = await self._judge.same(query, candidate)
+        if same:
+            return Verdict(True, LLM, f"the LLM verifier judged them the same ({verdict.reason})")
+        return verdict
 
     def _embedding_text(self, text: str) -> str:
         """What is embedded for `text`: its normalised form when verifying (paraphrases come

@@ -23,7 +23,9 @@ def check_content(a: Analysis, b: Analysis) -> Verdict | None:
         return Verdict.reject(ENTITY, f"entity only in one {quoted((entities_a or entities_b)[0])}")
     if only_a and only_b:
         return Verdict.reject(
-            CONTENT, f"content words differ {quoted(only_a[0].surface, only_b[0].surface)}"
+            CONTENT,
+            f"content words differ {quoted(only_a[0].surface, only_b[0].surface)}",
+            undecided=len(only_a) == len(only_b) == 1,  # perhaps synonyms the tables lack
         )
     return Verdict.reject(
         CONTENT, f"content word only in one {quoted((only_a or only_b)[0].surface)}"

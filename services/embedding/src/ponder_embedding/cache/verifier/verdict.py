@@ -13,6 +13,7 @@ NUMBER = "number"
 ENTITY = "entity"
 CONTENT = "content"
 EQUIVALENT = "equivalent"
+LLM = "llm"  # accepted by the LLM verifier
 CATEGORIES = (POLARITY, ANTONYM, ROLE_ORDER, NUMBER, ENTITY, CONTENT)
 
 
@@ -24,11 +25,12 @@ class Verdict:
     accepted: bool
     category: str
     reason: str
+    undecided: bool = False  # a rejection an LLM verifier may overturn (one word each side)
 
     @classmethod
-    def reject(cls, category: str, reason: str) -> Verdict:
+    def reject(cls, category: str, reason: str, *, undecided: bool = False) -> Verdict:
         """A rejection."""
-        return cls(False, category, reason)
+        return cls(False, category, reason, undecided)
 
     def __str__(self) -> str:
         return f"{'accepted' if self.accepted else 'rejected'}: {self.reason}"
