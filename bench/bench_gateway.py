@@ -33,7 +33,7 @@ SUBJECTS = (
     "self-reflection", "retrieval", "chain-of-thought", "tool use", "self-consistency",
     "verbal feedback", "dense retrieval", "reranking", "memory", "critique",
 )  # fmt: skip
-# Rewordings the model scores >= 0.95 against the topic (checked once, see BENCHMARKS.md):
+# Rewordings the cache serves for the topic (the verifier accepts them; cosine >= 0.9):
 # each is asked once, so every paraphrase lookup really embeds a new text.
 REWORDINGS = (
     "How can language agents use {t} to improve their answers?",
@@ -41,7 +41,7 @@ REWORDINGS = (
     "In what way do language agents use {t} to improve their answers?",
     "How do language agents employ {t} to improve their answers?",
     "how do language agents use {t} to improve answers",
-    "How do language model agents use {t} to improve their answers?",
+    "How do language agents utilize {t} to improve their answers?",
 )
 TOPICS = [f"How do language agents use {t} to improve their answers?" for t in SUBJECTS]
 PARAPHRASES = [r.format(t=t) for r in REWORDINGS for t in SUBJECTS]

@@ -1,5 +1,7 @@
 """The semantic cache through EmbeddingService over gRPC, with the real model: lookups by
-meaning, bad input, persistence across restarts of a real process, replicas sharing Redis."""
+meaning in two stages (candidates by cosine, then the verifier), the reasons a lookup reports,
+invalidation by key, topic prefix and namespace prefix, bad input, persistence across restarts
+of a real process, replicas sharing Redis."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from tests.integration.test_workflow import bad_request_fields
 
 
 QUESTION = "How do transformers use attention to model long sequences?"
-PARAPHRASE = "How does the transformer architecture use attention for long sequences?"
+PARAPHRASE = "Why do Transformers use attention for modelling long sequences?"
 
 
 @pytest.fixture
@@ -97,6 +99,89 @@ class TestLookupAndStore:
         stats = await cache_stub.GetCacheStats(pb.GetCacheStatsRequest(namespace=ns))
         assert stats.expiration_count == 1
 
+    async def test_two_stage_lookup_refuses_the_opposite_question(self, cache_stub, stack):
+        """A negated question is a candidate (high cosine) but the verifier refuses it: a miss
+        naming the candidate and the reason, counted by category and on the lookup's span; an
+        acronym paraphrase far below today's threshold in raw cosine is served."""
+        ns = "test/two-stage"
+        stored = "Why does self-consistency improve reasoning?"
+        await cache_stub.StoreCache(pb.StoreCacheRequest(namespace=ns, text=stored, payload=b"A"))
+        await cache_stub.StoreCache(
+            pb.StoreCacheRequest(
+                namespace=ns, text="DPR for open domain question answering", payload=b"B"
+            )
+        )
+        opposite = await cache_stub.LookupCache(
+            pb.LookupCacheRequest(
+                namespace=ns, text="Why does self-consistency fail to improve reasoning?"
+            )
+        )
+        assert not opposite.hit
+        assert opposite.similarity > 0.9
+        assert opposite.candidate_text == stored
+        assert opposite.verdict == pb.CACHE_VERDICT_REJECTED
+        assert (opposite.reason, opposite.reason_category) == (
+            'polarity differs ("fail")',
+            "polarity",
+        )
+        paraphrase = await cache_stub.LookupCache(
+            pb.LookupCacheRequest(namespace=ns, text="dense passage retrieval for open-domain QA")
+        )
+        assert paraphrase.hit
+        assert paraphrase.entry.payload == b"B"
+        assert paraphrase.verdict == pb.CACHE_VERDICT_ACCEPTED
+        assert paraphrase.reason == "same content words after normalisation"
+        stats = await cache_stub.GetCacheStats(pb.GetCacheStatsRequest(namespace=ns))
+        assert dict(stats.rejection_counts) == {"polarity": 1}
+        refused = [
+            span.attributes
+            for span in stack.spans.get_finished_spans()
+            if (span.attributes or {}).get("ponder.cache.candidate") == stored
+        ]
+        assert refused
+        assert refused[-1]["ponder.cache.verdict"] == "rejected"
+        assert refused[-1]["ponder.cache.reason"] == 'polarity differs ("fail")'
+        assert (stats.hit_count, stats.miss_count) == (1, 1)
+
+    async def test_miss_reasons_empty_and_below_threshold(self, cache_stub):
+        """An empty namespace and an unrelated question are misses that say which."""
+        ns = "test/miss-reasons"
+        empty = await cache_stub.LookupCache(pb.LookupCacheRequest(namespace=ns, text=QUESTION))
+        assert (empty.verdict, empty.reason) == (
+            pb.CACHE_VERDICT_EMPTY,
+            "no entry in the namespace",
+        )
+        await cache_stub.StoreCache(pb.StoreCacheRequest(namespace=ns, text=QUESTION, payload=b"a"))
+        far = await cache_stub.LookupCache(
+            pb.LookupCacheRequest(namespace=ns, text="What is a good sourdough starter?")
+        )
+        assert far.verdict == pb.CACHE_VERDICT_BELOW_THRESHOLD
+        assert far.candidate_text == QUESTION
+        assert far.reason.startswith("best similarity ")
+
+    async def test_invalidate_by_topic_prefix_and_namespace_prefix(self, cache_stub):
+        """A topic prefix removes the entries it starts (case ignored) and nothing else; a
+        namespace prefix removes every namespace under it."""
+        for ns in ("test/prefix/a", "test/prefix/b"):
+            for text in ("How does LoRA work?", "How does LoRA scale?", "What is RAG?"):
+                await cache_stub.StoreCache(
+                    pb.StoreCacheRequest(namespace=ns, text=text, payload=b"x")
+                )
+        by_topic = await cache_stub.InvalidateCache(
+            pb.InvalidateCacheRequest(namespace="test/prefix/a", topic_prefix="how does lora")
+        )
+        assert by_topic.removed_count == 2
+        kept = await cache_stub.LookupCache(
+            pb.LookupCacheRequest(namespace="test/prefix/a", text="What is RAG?")
+        )
+        assert kept.hit
+        by_namespace = await cache_stub.InvalidateCache(
+            pb.InvalidateCacheRequest(namespace="test/prefix/", namespace_prefix=True)
+        )
+        assert by_namespace.removed_count == 4
+        stats = await cache_stub.GetCacheStats(pb.GetCacheStatsRequest(namespace="test/prefix/b"))
+        assert stats.entry_count == 0
+
     async def test_invalidate_by_key_and_namespace(self, cache_stub):
         """InvalidateCache removes one entry by key, then the rest of the namespace."""
         ns = "test/invalidate"
@@ -134,8 +219,20 @@ class TestLookupAndStore:
                 {"ttl"},
             ),
             ("InvalidateCache", pb.InvalidateCacheRequest(namespace=" "), {"namespace"}),
+            (
+                "InvalidateCache",
+                pb.InvalidateCacheRequest(namespace="n", topic_prefix="x" * 2001),
+                {"topic_prefix"},
+            ),
         ],
-        ids=["no-namespace", "no-text-bad-threshold", "no-payload", "negative-ttl", "blank-ns"],
+        ids=[
+            "no-namespace",
+            "no-text-bad-threshold",
+            "no-payload",
+            "negative-ttl",
+            "blank-ns",
+            "long-prefix",
+        ],
     )
     async def test_bad_input(self, cache_stub, method, request_message, fields):
         """Malformed cache requests are INVALID_ARGUMENT naming each bad field."""

@@ -95,6 +95,7 @@ class Behaviour:
     critique_scores: list[float] = field(default_factory=list)  # consumed one per critique
     default_score: float = 9.0  # the critique score once `critique_scores` is exhausted
     cite_missing: bool = False  # drafts add one sentence citing [99], a document not supplied
+    same_question: bool = True  # the answer to equivalence questions (the cache's LLM verifier)
     models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o")  # what GET /v1/models lists
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _rng: random.Random | None = field(default=None, init=False, repr=False)
@@ -504,6 +505,12 @@ def critique_json(body: dict[str, Any], score: float) -> str:
     return json.dumps({"score": score, "issues": issues, "suggestions": suggestions})
 
 
+def is_equivalence_question(body: dict[str, Any]) -> bool:
+    """Whether the request asks whether two questions are the same (a JSON reply with a
+    "same_question" field, as the embedding service's LLM verifier asks)."""
+    return any('"same_question"' in _text_of(m.get("content")) for m in _messages(body))
+
+
 def is_critique(body: dict[str, Any]) -> bool:
     """Whether the request asks for JSON output (`response_format` json_object/json_schema)."""
     response_format = body.get("response_format")
@@ -745,7 +752,10 @@ class FakeOpenAI:
         return {"object": "list", "data": data}
 
     def _content(self, body: dict[str, Any], behaviour: Behaviour) -> str:
-        """The reply's text: a critique (maybe malformed) or a cited draft."""
+        """The reply's text: an equivalence verdict, a critique (maybe malformed) or a cited
+        draft."""
+        if is_equivalence_question(body):
+            return json.dumps({"same_question": behaviour.same_question})
         if is_critique(body):
             if behaviour.take_malformed():
                 return _MALFORMED_CRITIQUE

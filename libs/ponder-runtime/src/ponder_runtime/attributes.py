@@ -19,6 +19,10 @@ STEP_STATE = "ponder.step.state"  # SUCCEEDED, FAILED, SKIPPED
 STEP_MESSAGE = "ponder.step.message"
 CACHE_RESULT = "ponder.cache.result"  # hit, miss, error, replay
 CACHE_SIMILARITY = "ponder.cache.similarity"  # cosine of the best entry (1.0: exact text)
+CACHE_VERDICT = "ponder.cache.verdict"  # exact, accepted, rejected, below_threshold, empty
+CACHE_REASON = "ponder.cache.reason"  # e.g. 'polarity differs ("fail")'
+CACHE_REASON_CATEGORY = "ponder.cache.reason_category"  # polarity, antonym, role_order, ...
+CACHE_CANDIDATE = "ponder.cache.candidate"  # text of the best candidate considered
 
 # --- research -------------------------------------------------------------------------------
 SOURCE = "ponder.source"  # arxiv, web, library

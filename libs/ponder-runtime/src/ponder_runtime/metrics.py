@@ -35,6 +35,9 @@ SOURCE_DURATION = "ponder.source.duration"  # histogram, s, by source and state
 EMBEDDING_BATCH_TEXTS = "ponder.embedding.batch.texts"  # histogram: texts per model batch
 EMBEDDING_QUEUE_WAIT = "ponder.embedding.queue.wait"  # histogram, s: oldest text's wait
 EMBEDDING_ENCODE_DURATION = "ponder.embedding.encode.duration"  # histogram, s, per batch
+# counter: semantic-cache lookups by verdict (exact, accepted, rejected, below_threshold, empty)
+# and, for rejections, reason category (polarity, antonym, role_order, number, entity, content)
+EMBEDDING_CACHE_LOOKUPS = "ponder.embedding.cache.lookups"
 
 # --- HTTP server (the REST facade) ---------------------------------------------------------
 HTTP_SERVER_REQUEST_DURATION = "http.server.request.duration"  # histogram, seconds

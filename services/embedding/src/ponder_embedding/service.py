@@ -9,6 +9,7 @@ import logging
 from collections.abc import Sequence
 
 import grpc
+from openai import AsyncOpenAI
 from opentelemetry.metrics import Meter
 
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
@@ -17,6 +18,8 @@ from ponder_embedding.batching import BatchStats, MicroBatcher
 from ponder_embedding.cache.backend import CacheBackend
 from ponder_embedding.cache.core import SemanticCache
 from ponder_embedding.cache.sqlite_backend import SqliteBackend
+from ponder_embedding.cache.verifier import Verifier
+from ponder_embedding.cache.verifier.llm import LlmJudge
 from ponder_embedding.engine import Engine, VectorMemo, embed_texts
 from ponder_embedding.model import EmbeddingModel, ModelOptions
 from ponder_embedding.servicer import EmbeddingServicer
@@ -75,13 +78,31 @@ async def open_backend(settings: EmbeddingSettings) -> CacheBackend:
     return SqliteBackend(settings.cache_path)
 
 
+def llm_judge(settings: EmbeddingSettings) -> LlmJudge | None:
+    """The LLM verifier when PONDER_CACHE_LLM_VERIFIER_MODEL names a model, else None."""
+    if not settings.cache_llm_verifier_model or not settings.cache_verify:
+        return None
+    key = settings.openai_api_key
+    client = AsyncOpenAI(
+        api_key=key.get_secret_value() if key else "unset",
+        base_url=settings.openai_base_url,
+        max_retries=0,
+        timeout=settings.cache_llm_verifier_timeout_seconds,
+    )
+    return LlmJudge(
+        client,
+        settings.cache_llm_verifier_model,
+        timeout=settings.cache_llm_verifier_timeout_seconds,
+    )
+
+
 class EmbeddingModule:
     """Serves EmbeddingService; NOT_SERVING until the model and the cache are loaded."""
 
     def __init__(self, settings: EmbeddingSettings, telemetry: Telemetry) -> None:
         self._settings = settings
         self._telemetry = telemetry
-        self._servicer = EmbeddingServicer(settings)
+        self._servicer = EmbeddingServicer(settings, telemetry.meter("ponder_embedding"))
         self._maintenance: asyncio.Task[None] | None = None
 
     @property
@@ -125,6 +146,8 @@ class EmbeddingModule:
             max_entries=settings.cache_max_entries,
             default_ttl_seconds=settings.cache_default_ttl_seconds,
             default_threshold=settings.cache_similarity_threshold,
+            verifier=Verifier() if settings.cache_verify else None,
+            judge=llm_judge(settings),
         )
         await cache.start()
         self._maintenance = asyncio.create_task(

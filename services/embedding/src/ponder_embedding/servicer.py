@@ -7,19 +7,37 @@ import datetime as dt
 import grpc
 from google.protobuf import timestamp_pb2
 from opentelemetry import trace
+from opentelemetry.metrics import Meter, NoOpMeter
 
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
+from ponder_embedding.cache.core import LookupResult
 from ponder_embedding.cache.entries import CacheEntry
 from ponder_embedding.engine import Engine
 from ponder_embedding.settings import EmbeddingSettings
 from ponder_runtime import RequestValidator, UnavailableError
-from ponder_runtime.attributes import CACHE_RESULT, CACHE_SIMILARITY
+from ponder_runtime.attributes import (
+    CACHE_CANDIDATE,
+    CACHE_REASON,
+    CACHE_REASON_CATEGORY,
+    CACHE_RESULT,
+    CACHE_SIMILARITY,
+    CACHE_VERDICT,
+)
+from ponder_runtime.metrics import EMBEDDING_CACHE_LOOKUPS
 from ponder_runtime.protobuf import timestamp
 
 
 MAX_NAMESPACE_LENGTH = 256
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
+MAX_TOPIC_PREFIX_LENGTH = 2000
+VERDICTS = {
+    "exact": embedding_pb2.CACHE_VERDICT_EXACT,
+    "accepted": embedding_pb2.CACHE_VERDICT_ACCEPTED,
+    "rejected": embedding_pb2.CACHE_VERDICT_REJECTED,
+    "below_threshold": embedding_pb2.CACHE_VERDICT_BELOW_THRESHOLD,
+    "empty": embedding_pb2.CACHE_VERDICT_EMPTY,
+}
 
 
 def entry_to_proto(entry: CacheEntry, *, with_payload: bool = True) -> embedding_pb2.CacheEntry:
@@ -44,9 +62,15 @@ def timestamp_from_unix(seconds: float) -> timestamp_pb2.Timestamp:
 class EmbeddingServicer(embedding_grpc.EmbeddingServiceServicer):
     """Embeds, ranks and caches; UNAVAILABLE until the model is loaded."""
 
-    def __init__(self, settings: EmbeddingSettings) -> None:
+    def __init__(self, settings: EmbeddingSettings, meter: Meter | None = None) -> None:
         self._settings = settings
         self.engine: Engine | None = None
+        meter = meter or NoOpMeter("ponder_embedding")
+        self._lookups = meter.create_counter(
+            EMBEDDING_CACHE_LOOKUPS,
+            unit="{lookup}",
+            description="Semantic-cache lookups by verdict and rejection reason category.",
+        )
 
     def _ready(self) -> Engine:
         if self.engine is None:
@@ -131,16 +155,35 @@ class EmbeddingServicer(embedding_grpc.EmbeddingServiceServicer):
         result = await cache.lookup(
             request.namespace, request.text, request.similarity_threshold or None
         )
-        reply = embedding_pb2.LookupCacheResponse(hit=result.hit, similarity=result.similarity)
-        trace.get_current_span().set_attributes(  # the RPC's span
-            {
-                CACHE_RESULT: "hit" if result.hit else "miss",
-                CACHE_SIMILARITY: result.similarity,
-            }
+        self._observe(result)
+        reply = embedding_pb2.LookupCacheResponse(
+            hit=result.hit,
+            similarity=result.similarity,
+            candidate_text=result.candidate_text,
+            candidate_key=result.candidate_key,
+            verdict=VERDICTS[result.verdict],
+            reason=result.reason,
+            reason_category=result.category,
         )
         if result.entry is not None:
             reply.entry.CopyFrom(entry_to_proto(result.entry))
         return reply
+
+    def _observe(self, result: LookupResult) -> None:
+        """The lookup's verdict on the RPC's span and in the lookup counter."""
+        trace.get_current_span().set_attributes(
+            {
+                CACHE_RESULT: "hit" if result.hit else "miss",
+                CACHE_SIMILARITY: result.similarity,
+                CACHE_VERDICT: result.verdict,
+                CACHE_REASON: result.reason,
+                CACHE_REASON_CATEGORY: result.category,
+                CACHE_CANDIDATE: result.candidate_text,
+            }
+        )
+        self._lookups.add(
+            1, {CACHE_VERDICT: result.verdict, CACHE_REASON_CATEGORY: result.category}
+        )
 
     async def StoreCache(
         self, request: embedding_pb2.StoreCacheRequest, context: grpc.aio.ServicerContext
@@ -177,12 +220,23 @@ class EmbeddingServicer(embedding_grpc.EmbeddingServiceServicer):
     async def InvalidateCache(
         self, request: embedding_pb2.InvalidateCacheRequest, context: grpc.aio.ServicerContext
     ) -> embedding_pb2.InvalidateCacheResponse:
-        """Remove one entry, or a whole namespace."""
+        """Remove one entry, the entries under a topic prefix, or whole namespaces."""
         check = RequestValidator()
         self._check_namespace(check, request.namespace)
         check.text("key", request.key, max_length=128, required=False)
+        check.text(
+            "topic_prefix",
+            request.topic_prefix,
+            max_length=MAX_TOPIC_PREFIX_LENGTH,
+            required=False,
+        )
         check.check()
-        removed = await self._ready().cache.invalidate(request.namespace, request.key)
+        removed = await self._ready().cache.invalidate(
+            request.namespace,
+            request.key,
+            topic_prefix=request.topic_prefix,
+            namespace_prefix=request.namespace_prefix,
+        )
         return embedding_pb2.InvalidateCacheResponse(removed_count=removed)
 
     async def GetCacheStats(
@@ -200,4 +254,5 @@ class EmbeddingServicer(embedding_grpc.EmbeddingServiceServicer):
             hit_ratio=stats.hit_ratio,
             eviction_count=stats.evictions,
             expiration_count=stats.expirations,
+            rejection_counts=stats.rejections,
         )

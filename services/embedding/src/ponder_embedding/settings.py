@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from ponder_runtime import ServiceSettings
 
@@ -84,8 +84,32 @@ class EmbeddingSettings(ServiceSettings):
         365 * 24 * 3600, gt=0, validation_alias="PONDER_CACHE_MAX_TTL_SECONDS"
     )
     cache_similarity_threshold: float = Field(
-        0.9, gt=0, le=1, validation_alias="PONDER_CACHE_SIMILARITY_THRESHOLD"
+        0.6,
+        gt=0,
+        le=1,
+        validation_alias="PONDER_CACHE_SIMILARITY_THRESHOLD",
+        description="Recall threshold: least cosine similarity for a stored entry to be a "
+        "candidate that the verifier then checks (chosen on tests/data/cache_pairs.jsonl, "
+        "see BENCHMARKS.md).",
     )
+    cache_verify: bool = Field(
+        True,
+        validation_alias="PONDER_CACHE_VERIFY",
+        description="Serve a candidate only when the equivalence verifier accepts it; false "
+        "serves the most similar entry at or above the threshold (the earlier single-threshold "
+        "cache, unsafe at low thresholds).",
+    )
+    cache_llm_verifier_model: str = Field(
+        "",
+        validation_alias="PONDER_CACHE_LLM_VERIFIER_MODEL",
+        description="A chat model (OpenAI-compatible API) asked about the pairs the "
+        "deterministic verifier cannot settle; empty: no LLM verifier (never needed offline).",
+    )
+    cache_llm_verifier_timeout_seconds: float = Field(
+        2.0, gt=0, le=60, validation_alias="PONDER_CACHE_LLM_VERIFIER_TIMEOUT_SECONDS"
+    )
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
     cache_maintenance_seconds: float = Field(
         30.0, gt=0, validation_alias="PONDER_CACHE_MAINTENANCE_SECONDS"
     )

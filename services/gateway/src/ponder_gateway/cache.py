@@ -1,4 +1,5 @@
-"""The semantic cache in front of workflows, kept by the embedding service."""
+"""The semantic cache in front of workflows, kept by the embedding service: namespaces by
+workflow shape, scope and library version; every lookup says what it decided and why."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
 from google.protobuf import duration_pb2
@@ -14,13 +15,17 @@ from opentelemetry.metrics import Meter
 
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
+from ponder.type.v1 import document_pb2
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.cache_signing import PayloadSigner, SignatureError, SigningKey
+from ponder_gateway.library_version import LibraryVersionError, LibraryVersions
 from ponder_gateway.metrics import (
     CACHE_LOOKUP_DURATION,
     CACHE_LOOKUPS,
+    CACHE_REASON_CATEGORY,
     CACHE_REJECTED,
     CACHE_RESULT,
+    CACHE_VERDICT,
     no_op_meter,
 )
 from ponder_gateway.parameters import RunParameters
@@ -37,23 +42,81 @@ class CachedWorkflow:
 
     workflow: workflow_pb2.Workflow
     similarity: float
+    verdict: workflow_pb2.CacheVerdict = workflow_pb2.CACHE_VERDICT_EXACT
+    reason: str = "the same text"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheLookup:
+    """What a lookup decided: the cached workflow on a hit (None on a miss), the best candidate
+    considered and the verdict with its reason."""
+
+    workflow: workflow_pb2.Workflow | None
+    similarity: float
+    namespace: str
+    candidate_topic: str = ""
+    verdict: workflow_pb2.CacheVerdict = workflow_pb2.CACHE_VERDICT_EMPTY
+    reason: str = ""
+    category: str = ""
+
+    @property
+    def hit(self) -> bool:
+        """Whether a cached workflow answers."""
+        return self.workflow is not None
+
+    def verdict_name(self) -> str:
+        """ "rejected", "accepted", ... (the enum name's tail, lower case)."""
+        return workflow_pb2.CacheVerdict.Name(self.verdict).removeprefix("CACHE_VERDICT_").lower()
+
+    def explain(self) -> str:
+        """The verdict and its reason, e.g. 'rejected: polarity differs ("fail")'."""
+        return f"{self.verdict_name()}: {self.reason}" if self.reason else self.verdict_name()
+
+    def info(self) -> workflow_pb2.CacheInfo:
+        """The workflow's `cache` field."""
+        return workflow_pb2.CacheInfo(
+            hit=self.hit,
+            similarity=self.similarity,
+            source_workflow=self.workflow.name if self.workflow is not None else "",
+            namespace=self.namespace,
+            candidate_topic=self.candidate_topic,
+            verdict=self.verdict,
+            reason=self.reason,
+            reason_category=self.category,
+        )
 
 
 class CacheUnavailableError(Exception):
     """The embedding service could not answer; the message says how."""
 
 
-def namespace(params: RunParameters) -> str:
-    """One namespace per workflow kind and result-shaping parameters (not the cache policy):
-    a cached answer is only reused for a request that would have produced the same kind of
-    answer."""
+def namespace(params: RunParameters, library_version: str = "") -> str:
+    """One namespace per workflow kind and result-shaping parameters (not the cache policy),
+    scope (`global` or the caller's key hash) and, for workflows that search the local library,
+    its version: a cached answer is only reused for a request that would have produced the
+    same answer, for the same tenant when scoped, from the same library."""
     shape = (
         f"{sorted(params.sources)}|{params.max_sources}|{params.max_iterations}|"
         f"{params.score_threshold:g}"
     )
     digest = hashlib.sha256(shape.encode()).hexdigest()[:12]
     kind = workflow_pb2.WorkflowKind.Name(params.kind).removeprefix("WORKFLOW_KIND_").lower()
-    return f"workflow/{kind}/v1/{digest}"
+    space = f"workflow/{kind}/v1/{digest}/{params.cache_scope}"
+    return f"{space}/library-{library_version}" if library_version else space
+
+
+def uses_library(params: RunParameters) -> bool:
+    """Whether the workflow searches the local library (its answers depend on its version)."""
+    return document_pb2.SOURCE_KIND_LIBRARY in params.sources
+
+
+VERDICTS: dict[int, workflow_pb2.CacheVerdict] = {
+    embedding_pb2.CACHE_VERDICT_EXACT: workflow_pb2.CACHE_VERDICT_EXACT,
+    embedding_pb2.CACHE_VERDICT_ACCEPTED: workflow_pb2.CACHE_VERDICT_ACCEPTED,
+    embedding_pb2.CACHE_VERDICT_REJECTED: workflow_pb2.CACHE_VERDICT_REJECTED,
+    embedding_pb2.CACHE_VERDICT_BELOW_THRESHOLD: workflow_pb2.CACHE_VERDICT_BELOW_THRESHOLD,
+    embedding_pb2.CACHE_VERDICT_EMPTY: workflow_pb2.CACHE_VERDICT_EMPTY,
+}
 
 
 class RecentAnswers:
@@ -100,8 +163,10 @@ class WorkflowCache:
         recent: RecentAnswers | None = None,
         meter: Meter | None = None,
         signer: PayloadSigner | None = None,
+        library: LibraryVersions | None = None,
     ) -> None:
         self._stub = stub
+        self._library = library
         meter = meter or no_op_meter()
         # access: results are signed on store and verified on lookup (cache_signing.py).
         self._signer = signer or PayloadSigner(SigningKey.ephemeral())
@@ -121,30 +186,56 @@ class WorkflowCache:
         self._timeout = timeout
         self._recent = recent or RecentAnswers(seconds=0, max_entries=0)
 
-    async def lookup(self, topic: str, params: RunParameters) -> CachedWorkflow | None:
-        """The cached workflow for a similar enough topic, or None on a miss."""
-        started = time.perf_counter()
-        space = namespace(params)
-        recent = self._recent.get(space, topic)
-        if recent is not None:
-            self._count("hit", started)
-            return recent
+    async def namespace(self, params: RunParameters) -> str:
+        """The namespace of a workflow, with the library's version when it searches the
+        library; raises CacheUnavailableError when that version cannot be learnt."""
+        if self._library is None or not uses_library(params):
+            return namespace(params)
         try:
-            found = await self._lookup(space, topic)
+            return namespace(params, await self._library.current())
+        except LibraryVersionError as exc:
+            raise CacheUnavailableError(f"library version unknown ({exc})") from exc
+
+    async def lookup(self, topic: str, params: RunParameters) -> CacheLookup:
+        """The cached workflow for an equivalent topic, or a miss that says why."""
+        started = time.perf_counter()
+        try:
+            space = await self.namespace(params)
+            recent = self._recent.get(space, topic)
+            if recent is not None:
+                found = CacheLookup(
+                    recent.workflow,
+                    recent.similarity,
+                    space,
+                    recent.workflow.topic,
+                    recent.verdict,
+                    recent.reason,
+                )
+            else:
+                found = await self._lookup(space, topic)
         except CacheUnavailableError:
             self._count("error", started)
             raise
-        self._count("miss" if found is None else "hit", started)
-        if found is not None:
-            self._recent.put(space, topic, found)
+        self._count("hit" if found.hit else "miss", started, found)
+        if found.workflow is not None and recent is None:
+            self._recent.put(
+                space,
+                topic,
+                CachedWorkflow(found.workflow, found.similarity, found.verdict, found.reason),
+            )
         return found
 
-    def _count(self, result: str, started: float) -> None:
+    def _count(self, result: str, started: float, found: CacheLookup | None = None) -> None:
         attributes = {CACHE_RESULT: result}
-        self._lookups.add(1, attributes)
         self._lookup_duration.record(time.perf_counter() - started, attributes)
+        if found is not None:
+            attributes |= {
+                CACHE_VERDICT: found.verdict_name(),
+                CACHE_REASON_CATEGORY: found.category,
+            }
+        self._lookups.add(1, attributes)
 
-    async def _lookup(self, space: str, topic: str) -> CachedWorkflow | None:
+    async def _lookup(self, space: str, topic: str) -> CacheLookup:
         try:
             reply = await self._stub.LookupCache(
                 embedding_pb2.LookupCacheRequest(
@@ -154,8 +245,17 @@ class WorkflowCache:
             )
         except grpc.aio.AioRpcError as exc:
             raise CacheUnavailableError(f"{exc.code().name}: {exc.details()}") from exc
+        found = CacheLookup(
+            None,
+            reply.similarity,
+            space,
+            reply.candidate_text,
+            VERDICTS.get(reply.verdict, workflow_pb2.CACHE_VERDICT_UNSPECIFIED),
+            reply.reason,
+            reply.reason_category,
+        )
         if not reply.hit or reply.entry.payload_type != PAYLOAD_TYPE:
-            return None
+            return found
         entry = reply.entry
         try:
             body = self._signer.open(space, entry.text, entry.payload_type, entry.payload)
@@ -165,23 +265,26 @@ class WorkflowCache:
                 "cached result rejected: served as a miss",
                 extra={"namespace": space, "cache_key": entry.key, "reason": str(exc)},
             )
-            return None
-        return CachedWorkflow(workflow_pb2.Workflow.FromString(body), reply.similarity)
+            return replace(
+                found,
+                verdict=workflow_pb2.CACHE_VERDICT_REJECTED,
+                reason=f"signature does not verify ({exc})",
+                category="signature",
+            )
+        return replace(found, workflow=workflow_pb2.Workflow.FromString(body))
 
     async def store(self, workflow: workflow_pb2.Workflow, params: RunParameters) -> None:
         """Keep a finished workflow under its topic."""
         ttl = duration_pb2.Duration()
         ttl.FromNanoseconds(int(self._ttl_seconds * 1e9))
+        space = await self.namespace(params)
         try:
             await self._stub.StoreCache(
                 embedding_pb2.StoreCacheRequest(
-                    namespace=namespace(params),
+                    namespace=space,
                     text=workflow.topic,
                     payload=self._signer.seal(
-                        namespace(params),
-                        workflow.topic,
-                        PAYLOAD_TYPE,
-                        workflow.SerializeToString(),
+                        space, workflow.topic, PAYLOAD_TYPE, workflow.SerializeToString()
                     ),
                     payload_type=PAYLOAD_TYPE,
                     ttl=ttl,
@@ -192,4 +295,4 @@ class WorkflowCache:
             raise CacheUnavailableError(f"{exc.code().name}: {exc.details()}") from exc
         kept = workflow_pb2.Workflow()
         kept.CopyFrom(workflow)
-        self._recent.put(namespace(params), workflow.topic, CachedWorkflow(kept, 1.0))
+        self._recent.put(space, workflow.topic, CachedWorkflow(kept, 1.0))

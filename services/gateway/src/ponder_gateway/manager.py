@@ -35,7 +35,14 @@ from ponder_runtime import (
     PonderError,
     ResourceExhaustedError,
 )
-from ponder_runtime.attributes import CACHE_RESULT, CACHE_SIMILARITY
+from ponder_runtime.attributes import (
+    CACHE_CANDIDATE,
+    CACHE_REASON,
+    CACHE_REASON_CATEGORY,
+    CACHE_RESULT,
+    CACHE_SIMILARITY,
+    CACHE_VERDICT,
+)
 from ponder_runtime.protobuf import timestamp
 
 
@@ -201,21 +208,24 @@ class WorkflowManager:
                 step.message = f"embedding service unavailable ({exc}): cache skipped"
                 workflow.warnings.append(f"cache: {step.message}")
                 return False
+            workflow.cache.CopyFrom(cached.info())  # a miss says why too
             span = trace.get_current_span()  # the step's
-            if cached is None:
-                step.message = "miss"
+            span.set_attributes(
+                {
+                    CACHE_VERDICT: cached.verdict_name(),
+                    CACHE_REASON: cached.reason,
+                    CACHE_REASON_CATEGORY: cached.category,
+                    CACHE_CANDIDATE: cached.candidate_topic,
+                    CACHE_SIMILARITY: cached.similarity,
+                }
+            )
+            if cached.workflow is None:
+                step.message = f"miss ({cached.explain()})"
                 span.set_attribute(CACHE_RESULT, "miss")
                 return False
-            step.message = f"hit (similarity {cached.similarity:.3f})"
-            span.set_attributes({CACHE_RESULT: "hit", CACHE_SIMILARITY: cached.similarity})
+            step.message = f"hit (similarity {cached.similarity:.3f}; {cached.explain()})"
+            span.set_attribute(CACHE_RESULT, "hit")
         workflow.result.CopyFrom(cached.workflow.result)
-        workflow.cache.CopyFrom(
-            workflow_pb2.CacheInfo(
-                hit=True,
-                similarity=cached.similarity,
-                source_workflow=cached.workflow.name,
-            )
-        )
         workflow.state = workflow_pb2.WORKFLOW_STATE_SUCCEEDED
         workflow.end_time.CopyFrom(timestamp())
         started = workflow.create_time.ToNanoseconds()

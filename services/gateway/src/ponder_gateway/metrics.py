@@ -6,14 +6,22 @@ from __future__ import annotations
 
 from opentelemetry.metrics import Meter, NoOpMeter
 
-from ponder_runtime.attributes import CACHE_RESULT, WORKFLOW_KIND, WORKFLOW_OUTCOME
+from ponder_runtime.attributes import (
+    CACHE_REASON_CATEGORY,
+    CACHE_RESULT,
+    CACHE_VERDICT,
+    WORKFLOW_KIND,
+    WORKFLOW_OUTCOME,
+)
 
 
 __all__ = [
     "CACHE_LOOKUPS",
     "CACHE_LOOKUP_DURATION",
+    "CACHE_REASON_CATEGORY",
     "CACHE_REJECTED",
     "CACHE_RESULT",
+    "CACHE_VERDICT",
     "RATE_LIMIT_REJECTIONS",
     "RPC_METHOD",
     "WORKFLOW_DURATION",
@@ -26,7 +34,8 @@ __all__ = [
 
 WORKFLOW_DURATION = "ponder.workflow.duration"  # histogram, seconds (queue wait included)
 WORKFLOW_IN_FLIGHT = "ponder.workflow.in_flight"  # up-down counter: executing or queued
-CACHE_LOOKUPS = "ponder.cache.lookups"  # counter, by result (the hit ratio)
+CACHE_LOOKUPS = "ponder.cache.lookups"  # counter, by result (the hit ratio), verdict, reason
+# category
 CACHE_LOOKUP_DURATION = "ponder.cache.lookup.duration"  # histogram, seconds, by result
 RATE_LIMIT_REJECTIONS = "ponder.rate_limit.rejections"  # counter
 CACHE_REJECTED = "ponder.cache.rejected"  # counter: cached results whose signature failed

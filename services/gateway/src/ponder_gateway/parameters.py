@@ -27,6 +27,7 @@ class RunParameters:
     max_iterations: int
     score_threshold: float
     cache_policy: workflow_pb2.CachePolicy
+    cache_scope: str = "global"  # or the caller's key hash (cache_scope.py)
 
 
 def resolve_parameters(

@@ -65,6 +65,7 @@ METHOD_SCOPES: Mapping[str, frozenset[Scope]] = {
     f"{_WORKFLOW}CancelWorkflow": frozenset({Scope.WORKFLOWS_CANCEL}),
     # Forwarded only with PONDER_GATEWAY_EXPOSE_INTERNAL_SERVICES=true.
     f"{_RESEARCH}SearchSources": frozenset({Scope.INTERNAL}),
+    f"{_RESEARCH}GetLibrary": frozenset({Scope.INTERNAL}),
     f"{_REFLECTION}Reflect": frozenset({Scope.INTERNAL}),
     f"{_REFLECTION}StreamReflect": frozenset({Scope.INTERNAL}),
     f"{_EMBEDDING}EmbedTexts": frozenset({Scope.INTERNAL}),

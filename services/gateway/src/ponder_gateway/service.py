@@ -21,6 +21,7 @@ from ponder_gateway.access import AccessControl, Anonymous, Buckets, TokenBucket
 from ponder_gateway.budgets import WorkflowBudgets
 from ponder_gateway.cache import RecentAnswers, WorkflowCache
 from ponder_gateway.cache_signing import PayloadSigner, SigningKey
+from ponder_gateway.library_version import LibraryVersions
 from ponder_gateway.manager import WorkflowManager
 from ponder_gateway.principals import read_keys
 from ponder_gateway.redis_outage import FallbackBuckets, OutageTolerantStore, open_redis
@@ -126,6 +127,11 @@ class GatewayModule:
                 ),
                 meter=meter,
                 signer=_signer(settings),
+                library=LibraryVersions(
+                    upstreams.research,
+                    seconds=settings.cache_library_version_seconds,
+                    timeout=min(2.0, settings.rank_timeout_seconds),  # a lookup stays quick
+                ),
             ),
             store,
             max_running=settings.max_running_workflows,
@@ -157,6 +163,7 @@ class GatewayModule:
                 per_tenant=settings.max_workflows_per_tenant,
                 per_key=settings.max_workflows_per_key,
             ),
+            scope_mode=settings.cache_scope,
         )
         self._proxied = dict(self._targets) if settings.expose_internal_services else {}
         self._telemetry = telemetry

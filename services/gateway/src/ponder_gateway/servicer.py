@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple, cast
@@ -13,6 +14,7 @@ from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.budgets import WorkflowBudgets
 from ponder_gateway.cache import namespace
+from ponder_gateway.cache_scope import GLOBAL, CacheScopeMode, cache_scope
 from ponder_gateway.filters import parse as parse_filter
 from ponder_gateway.listing import make_token, read_token
 from ponder_gateway.manager import WorkflowManager
@@ -52,10 +54,13 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         manager: WorkflowManager,
         replay: ReplayMemo[Message] | None = None,
         budgets: WorkflowBudgets | None = None,
+        *,
+        scope_mode: CacheScopeMode = "global",
     ) -> None:
         self._manager = manager
         self._replay: ReplayMemo[Message] = replay or ReplayMemo(seconds=0, max_entries=0)
         self._budgets = budgets or WorkflowBudgets(per_tenant=0, per_key=0)
+        self._scope_mode: CacheScopeMode = scope_mode
 
     async def _run(
         self,
@@ -65,14 +70,18 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         context: grpc.aio.ServicerContext,
         prefix: str = "",
     ) -> Message:
-        """Run to completion, or replay the answer to the same request (replay.py)."""
-        key = replay_key(self._replay.key(request), current())  # access: per tenant
+        """Run to completion, or replay the answer to the same request (replay.py) from the
+        same tenant and cache scope."""
+        scope = cache_scope(self._scope_mode, context)
+        method, body = replay_key(self._replay.key(request), current())  # access: per tenant
+        key = (method if scope == GLOBAL else f"{method}@{scope}", body)
         replayed = self._replay.get(key)
         if replayed is not None:
             reply, age = replayed
             await context.send_initial_metadata(((REPLAY_AGE_KEY, f"{age:.3f}"),))
             return reply
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix=prefix)
+        params = dataclasses.replace(params, cache_scope=scope)
         spend = self._budgets.acquire(current())  # access: per tenant and per key
         try:
             self._manager.admit()
@@ -144,6 +153,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             check.check()
         spec = request.workflow
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix="workflow.")
+        params = dataclasses.replace(params, cache_scope=cache_scope(self._scope_mode, context))
         spend = self._budgets.acquire(current())  # access: per tenant and per key
         try:
             workflow = await self._manager.create(

@@ -1,7 +1,7 @@
 """Settings of the gateway."""
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
@@ -119,7 +119,28 @@ class GatewaySettings(ServiceSettings):
         description="SQLite file of workflow records.",
     )
     cache_similarity_threshold: float = Field(
-        0.95, gt=0, le=1, validation_alias="PONDER_GATEWAY_CACHE_SIMILARITY_THRESHOLD"
+        0.0,
+        ge=0,
+        le=1,
+        validation_alias="PONDER_GATEWAY_CACHE_SIMILARITY_THRESHOLD",
+        description="Recall threshold of cache lookups (candidates the embedding service's "
+        "verifier then checks); 0 means the embedding service's default.",
+    )
+    cache_scope: Literal["global", "per-tenant", "per-key"] = Field(
+        "global",
+        validation_alias="PONDER_GATEWAY_CACHE_SCOPE",
+        description="global: every caller shares cached answers (public sources); per-tenant: "
+        "cached answers are kept per tenant of the keys file; per-key: per API key (its hash is "
+        "in the namespace); so one tenant never receives another's.",
+    )
+    cache_library_version_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        validation_alias="PONDER_GATEWAY_CACHE_LIBRARY_VERSION_SECONDS",
+        description="How long the library version (from research's GetLibrary, part of the "
+        "cache namespace of library workflows) is reused before asking again; 0 asks on "
+        "every lookup.",
     )
     cache_ttl_seconds: float = Field(
         7 * 24 * 3600, gt=0, validation_alias="PONDER_GATEWAY_CACHE_TTL_SECONDS"

@@ -72,6 +72,17 @@ class VectorStore:
             )
 
 
+def library_version(documents: Sequence[FoundDocument]) -> str:
+    """A content hash of the documents (16 hex digits), independent of their order."""
+    digest = hashlib.sha256()
+    for line in sorted(
+        "\x1f".join((d.id, d.title, "\x1e".join(d.authors), d.summary)) for d in documents
+    ):
+        digest.update(line.encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()[:16]
+
+
 class LibraryIndex:
     """The library's documents with a BM25 index and, once built, a matrix of unit vectors."""
 
@@ -81,6 +92,7 @@ class LibraryIndex:
             [f"{d.title} {d.title} {' '.join(d.authors)} {d.summary}" for d in self.documents]
         )
         self._vectors: Matrix | None = None
+        self.version = library_version(self.documents)
 
     def __len__(self) -> int:
         return len(self.documents)

@@ -90,7 +90,9 @@ class ResearchModule:
     def register(self, server: grpc.aio.Server) -> None:
         """Add the servicer."""
         servicer = ResearchServicer(
-            self.searcher, source_timeout=self._settings.source_timeout_seconds
+            self.searcher,
+            source_timeout=self._settings.source_timeout_seconds,
+            library=lambda: self._library.index,
         )
         research_grpc.add_ResearchServiceServicer_to_server(servicer, server)
 

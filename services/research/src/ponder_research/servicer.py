@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 
 from ponder.research.v1 import research_service_pb2 as research_pb2
@@ -12,6 +14,7 @@ from ponder_research.convert import (
     document_to_proto,
     outcome_to_proto,
 )
+from ponder_research.library_index import LibraryIndex
 from ponder_research.search import AllSourcesFailedError, Searcher
 from ponder_research.sources import Query
 from ponder_runtime import RequestValidator, UnavailableError
@@ -35,9 +38,23 @@ def source_budget(context: grpc.aio.ServicerContext, timeout: float) -> float:
 class ResearchServicer(research_grpc.ResearchServiceServicer):
     """Validates requests, runs the search and reports per-source statuses."""
 
-    def __init__(self, searcher: Searcher, *, source_timeout: float) -> None:
+    def __init__(
+        self,
+        searcher: Searcher,
+        *,
+        source_timeout: float,
+        library: Callable[[], LibraryIndex] | None = None,
+    ) -> None:
         self._searcher = searcher
         self._source_timeout = source_timeout
+        self._library = library or (lambda: LibraryIndex([]))
+
+    async def GetLibrary(
+        self, request: research_pb2.GetLibraryRequest, context: grpc.aio.ServicerContext
+    ) -> research_pb2.GetLibraryResponse:
+        """The library's version (content hash) and size."""
+        library = self._library()
+        return research_pb2.GetLibraryResponse(version=library.version, document_count=len(library))
 
     async def SearchSources(
         self, request: research_pb2.SearchSourcesRequest, context: grpc.aio.ServicerContext

@@ -1,4 +1,6 @@
-"""The semantic cache: exact-text fast path, cosine search, TTL, LRU size bound, statistics."""
+"""The semantic cache: exact-text fast path, then two stages: candidates by cosine at a recall
+threshold, served only when the equivalence verifier accepts one; TTL fixed at store time, LRU
+size bound, statistics with rejections by reason."""
 
 from __future__ import annotations
 
@@ -17,8 +19,12 @@ from ponder_embedding.cache.entries import (
     CacheEntry,
     Vector,
     entry_key,
+    normalize_text,
 )
 from ponder_embedding.cache.index import NamespaceIndex
+from ponder_embedding.cache.verifier import Verdict, Verifier
+from ponder_embedding.cache.verifier.llm import LlmJudge
+from ponder_embedding.cache.verifier.verdict import LLM
 
 
 logger = logging.getLogger(__name__)
@@ -27,18 +33,37 @@ Embed = Callable[[Sequence[str]], Awaitable[Vector]]
 Clock = Callable[[], float]
 
 
+# What a lookup decided (LookupResult.verdict).
+EXACT = "exact"  # the same text (after whitespace and case): served
+ACCEPTED = "accepted"  # a candidate the verifier accepted: served
+REJECTED = "rejected"  # candidates at or above the threshold, none accepted: a miss
+BELOW_THRESHOLD = "below_threshold"  # no candidate similar enough to verify: a miss
+EMPTY = "empty"  # nothing stored in the namespace: a miss
+CANDIDATES = 8  # candidates taken from the index and verified, best first
+
+
 @dataclass(frozen=True, slots=True)
 class LookupResult:
-    """A hit (entry and similarity) or a miss (entry None, similarity of the best candidate)."""
+    """A hit (entry and similarity) or a miss (entry None), with the best candidate considered
+    (its text and key), the verdict and its reason."""
 
     entry: CacheEntry | None
     similarity: float
     exact: bool = False
+    candidate_text: str = ""
+    candidate_key: str = ""
+    verdict: str = EMPTY
+    reason: str = ""
+    category: str = ""  # the verifier's reason category (polarity, antonym, ...) when rejected
 
     @property
     def hit(self) -> bool:
         """Whether an entry answered."""
         return self.entry is not None
+
+    def explain(self) -> str:
+        """The verdict and its reason in one line, e.g. 'rejected: polarity differs ("fail")'."""
+        return f"{self.verdict}: {self.reason}" if self.reason else self.verdict
 
 
 @dataclass(slots=True)
@@ -50,6 +75,7 @@ class CacheStats:
     misses: int = 0
     evictions: int = 0
     expirations: int = 0
+    rejections: dict[str, int] = field(default_factory=dict)  # by reason category
 
     @property
     def hit_ratio(self) -> float:
@@ -64,6 +90,11 @@ class _Counters:
     misses: Counter[str] = field(default_factory=Counter)
     evictions: Counter[str] = field(default_factory=Counter)
     expirations: Counter[str] = field(default_factory=Counter)
+    rejections: dict[str, Counter[str]] = field(default_factory=dict)  # namespace -> category
+
+    def reject(self, namespace: str, category: str) -> None:
+        """Count a rejection of `namespace` by reason category."""
+        self.rejections.setdefault(namespace, Counter())[category] += 1
 
 
 class SemanticCache:
@@ -71,8 +102,12 @@ class SemanticCache:
     the memory copy is rebuilt from the backend at start.
 
     A lookup first tries the exact text (a hash lookup: no embedding, sub-millisecond), then
-    embeds the text once and takes the most similar entry of the namespace. Entries expire at
-    their TTL and the least recently used ones are evicted beyond `max_entries`.
+    embeds the text once (its normalised form: aliases expanded, hyphens resolved) and takes the
+    most similar entries of the namespace at or above the recall threshold; the best one the
+    verifier accepts answers. Without a verifier the best candidate at or above the threshold
+    answers (the single-threshold cache of earlier versions, kept for comparison). Entries
+    expire at the TTL fixed when they were stored (a hit never extends it) and the least
+    recently used ones are evicted beyond `max_entries`.
     """
 
     def __init__(
@@ -84,6 +119,8 @@ class SemanticCache:
         max_entries: int,
         default_ttl_seconds: float,
         default_threshold: float,
+        verifier: Verifier | None = None,
+        judge: LlmJudge | None = None,
         clock: Clock = time.time,
     ) -> None:
         self._backend = backend
@@ -92,6 +129,8 @@ class SemanticCache:
         self.max_entries = max_entries
         self.default_ttl_seconds = default_ttl_seconds
         self.default_threshold = default_threshold
+        self._verifier = verifier
+        self._judge = judge
         self._clock = clock
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()  # LRU order, oldest first
         self._indexes: dict[str, NamespaceIndex] = {}
@@ -144,37 +183,101 @@ class SemanticCache:
     async def lookup(
         self, namespace: str, text: str, threshold: float | None = None
     ) -> LookupResult:
-        """The best entry at or above `threshold` (default: the cache's), or a miss."""
+        """The best verified entry among the candidates at or above `threshold` (the recall
+        threshold; default: the cache's), or a miss that says why."""
         await self._apply(await self._backend.changes())
         now = self._clock()
         exact = await self._exact(namespace, text, now)
         if exact is not None:
             result = await self._hit(exact, 1.0, now, exact=True)
             if result is not None:
-                return result
+                return replace(
+                    result,
+                    candidate_text=exact.text,
+                    candidate_key=exact.key,
+                    verdict=EXACT,
+                    reason="the same text",
+                )
         index = self._indexes.get(namespace)
         if index is None or len(index) == 0:
             self._counters.misses[namespace] += 1
-            return LookupResult(None, 0.0)
-        query = (await self._embed([text]))[0]
+            return LookupResult(None, 0.0, reason="no entry in the namespace")
+        query = (await self._embed([self._embedding_text(text)]))[0]
         minimum = self.default_threshold if threshold is None else threshold
-        best_similarity = 0.0
-        for key, similarity in index.search(query, k=4):
+        best: tuple[CacheEntry, float, Verdict | None] | None = None
+        for key, cosine in index.search(query, k=CANDIDATES):
+            similarity = min(cosine, 1.0)  # float rounding of unit vectors
             entry = self._entries.get(key)
             if entry is None:
                 continue
             if entry.expired(now):
                 self._expire(entry)
                 continue
-            best_similarity = max(best_similarity, similarity)
-            if similarity >= minimum:
+            if similarity < minimum:
+                best = best or (entry, similarity, None)
+                break
+            verdict = await self._verify(text, entry.text)
+            best = best or (entry, similarity, verdict)
+            if verdict is None or verdict.accepted:
                 result = await self._hit(entry, similarity, now)
                 if result is not None:
-                    return result
-                continue
-            break
+                    return replace(
+                        result,
+                        candidate_text=entry.text,
+                        candidate_key=entry.key,
+                        verdict=ACCEPTED,
+                        reason=verdict.reason if verdict else f"similarity >= {minimum:g}",
+                    )
         self._counters.misses[namespace] += 1
-        return LookupResult(None, best_similarity)
+        return self._miss(namespace, best, minimum)
+
+    def _miss(
+        self,
+        namespace: str,
+        best: tuple[CacheEntry, float, Verdict | None] | None,
+        minimum: float,
+    ) -> LookupResult:
+        """A miss naming the best candidate and why it was not served."""
+        if best is None:
+            return LookupResult(None, 0.0, reason="no entry in the namespace")
+        entry, similarity, verdict = best
+        if verdict is None:
+            return LookupResult(
+                None,
+                similarity,
+                candidate_text=entry.text,
+                candidate_key=entry.key,
+                verdict=BELOW_THRESHOLD,
+                reason=f"best similarity {similarity:.3f} is below {minimum:g}",
+            )
+        self._counters.reject(namespace, verdict.category)
+        return LookupResult(
+            None,
+            similarity,
+            candidate_text=entry.text,
+            candidate_key=entry.key,
+            verdict=REJECTED,
+            reason=verdict.reason,
+            category=verdict.category,
+        )
+
+    async def _verify(self, query: str, candidate: str) -> Verdict | None:
+        """The verifier's verdict (None without one); an undecided rejection goes to the LLM
+        verifier when one is configured."""
+        if self._verifier is None:
+            return None
+        verdict = self._verifier.verify(query, candidate)
+        if verdict.accepted or not verdict.undecided or self._judge is None:
+            return verdict
+        same = await self._judge.same(query, candidate)
+        if same:
+            return Verdict(True, LLM, f"the LLM verifier judged them the same ({verdict.reason})")
+        return verdict
+
+    def _embedding_text(self, text: str) -> str:
+        """What is embedded for `text`: its normalised form when verifying (paraphrases come
+        closer), else the text itself."""
+        return self._verifier.embedding_text(text) if self._verifier else text
 
     async def store(
         self,
@@ -185,8 +288,9 @@ class SemanticCache:
         payload_type: str = "",
         ttl_seconds: float | None = None,
     ) -> CacheEntry:
-        """Store `payload` under `text`, replacing the entry of the same text; durable on return."""
-        vector = (await self._embed([text]))[0]
+        """Store `payload` under `text`, replacing the entry of the same text; durable on return.
+        The entry expires `ttl_seconds` from now, whatever hits it gets."""
+        vector = (await self._embed([self._embedding_text(text)]))[0]
         now = self._clock()
         entry = CacheEntry(
             key=entry_key(namespace, text),
@@ -205,8 +309,18 @@ class SemanticCache:
             await self._evict_beyond_bound()
         return entry
 
-    async def invalidate(self, namespace: str, key: str = "") -> int:
-        """Remove one entry by key, or the whole namespace; return how many were removed."""
+    async def invalidate(
+        self,
+        namespace: str,
+        key: str = "",
+        *,
+        topic_prefix: str = "",
+        namespace_prefix: bool = False,
+    ) -> int:
+        """Remove one entry by key, the entries whose text starts with `topic_prefix` (case and
+        whitespace ignored), or whole namespaces; `namespace_prefix` takes `namespace` as a
+        prefix (every scope and library version of a workflow kind). Returns how many."""
+        await self._apply(await self._backend.changes())
         async with self._lock:
             if key:
                 entry = self._entries.get(key)
@@ -216,8 +330,26 @@ class SemanticCache:
                 await self._backend.delete([key])
                 self._drop(key)
                 return 1 if stored else 0
-            removed = set(await self._backend.delete_namespace(namespace))
-            removed.update(k for k, e in self._entries.items() if e.namespace == namespace)
+            spaces = (
+                {e.namespace for e in self._entries.values() if e.namespace.startswith(namespace)}
+                if namespace_prefix
+                else {namespace}
+            )
+            if topic_prefix:
+                prefix = normalize_text(topic_prefix)
+                keys = [
+                    k
+                    for k, e in self._entries.items()
+                    if e.namespace in spaces and normalize_text(e.text).startswith(prefix)
+                ]
+                await self._backend.delete(keys)
+                for removed_key in keys:
+                    self._drop(removed_key)
+                return len(keys)
+            removed: set[str] = set()
+            for space in spaces:
+                removed.update(await self._backend.delete_namespace(space))
+                removed.update(k for k, e in self._entries.items() if e.namespace == space)
             for removed_key in removed:
                 self._drop(removed_key)
             return len(removed)
@@ -233,13 +365,18 @@ class SemanticCache:
                 misses=counters.misses[namespace],
                 evictions=counters.evictions[namespace],
                 expirations=counters.expirations[namespace],
+                rejections=dict(counters.rejections.get(namespace, {})),
             )
+        rejections: Counter[str] = Counter()
+        for by_category in counters.rejections.values():
+            rejections.update(by_category)
         return CacheStats(
             entries=len(self._entries),
             hits=counters.hits.total(),
             misses=counters.misses.total(),
             evictions=counters.evictions.total(),
             expirations=counters.expirations.total(),
+            rejections=dict(rejections),
         )
 
     def __len__(self) -> int:

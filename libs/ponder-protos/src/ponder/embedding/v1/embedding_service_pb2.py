@@ -28,7 +28,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+ponder/embedding/v1/embedding_service.proto\x12\x13ponder.embedding.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"A\n\x11\x45mbedTextsRequest\x12\x13\n\x05texts\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tnormalize\x18\x02 \x01(\x08\x42\x04\xe2\x41\x01\x01\"k\n\x12\x45mbedTextsResponse\x12\x32\n\nembeddings\x18\x01 \x03(\x0b\x32\x1e.ponder.embedding.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\ndimensions\x18\x03 \x01(\x05\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"~\n\x14RankDocumentsRequest\x12\x13\n\x05query\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12<\n\ncandidates\x18\x02 \x03(\x0b\x32\".ponder.embedding.v1.RankCandidateB\x04\xe2\x41\x01\x02\x12\x13\n\x05top_k\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\"5\n\rRankCandidate\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04text\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"]\n\x15RankDocumentsResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32$.ponder.embedding.v1.RankedCandidate\x12\r\n\x05model\x18\x02 \x01(\t\";\n\x0fRankedCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\r\n\x05score\x18\x03 \x01(\x02\"e\n\x12LookupCacheRequest\x12\x17\n\tnamespace\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04text\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\"\n\x14similarity_threshold\x18\x03 \x01(\x02\x42\x04\xe2\x41\x01\x01\"f\n\x13LookupCacheResponse\x12\x0b\n\x03hit\x18\x01 \x01(\x08\x12.\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\x1f.ponder.embedding.v1.CacheEntry\x12\x12\n\nsimilarity\x18\x03 \x01(\x02\"\xa1\x01\n\x11StoreCacheRequest\x12\x17\n\tnamespace\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04text\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07payload\x18\x03 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x1a\n\x0cpayload_type\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12,\n\x03ttl\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\"D\n\x12StoreCacheResponse\x12.\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1f.ponder.embedding.v1.CacheEntry\"\xee\x01\n\nCacheEntry\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x14\n\x0cpayload_type\x18\x05 \x01(\t\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x17\n\thit_count\x18\x08 \x01(\x03\x42\x04\xe2\x41\x01\x03\"D\n\x16InvalidateCacheRequest\x12\x17\n\tnamespace\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\x03key\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"0\n\x17InvalidateCacheResponse\x12\x15\n\rremoved_count\x18\x01 \x01(\x03\"/\n\x14GetCacheStatsRequest\x12\x17\n\tnamespace\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\"\x98\x01\n\x15GetCacheStatsResponse\x12\x13\n\x0b\x65ntry_count\x18\x01 \x01(\x03\x12\x11\n\thit_count\x18\x02 \x01(\x03\x12\x12\n\nmiss_count\x18\x03 \x01(\x03\x12\x11\n\thit_ratio\x18\x04 \x01(\x01\x12\x16\n\x0e\x65viction_count\x18\x05 \x01(\x03\x12\x18\n\x10\x65xpiration_count\x18\x06 \x01(\x03\x32\xa6\x06\n\x10\x45mbeddingService\x12~\n\nEmbedTexts\x12&.ponder.embedding.v1.EmbedTextsRequest\x1a\'.ponder.embedding.v1.EmbedTextsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/embeddings:embed:\x01*\x12\x86\x01\n\rRankDocuments\x12).ponder.embedding.v1.RankDocumentsRequest\x1a*.ponder.embedding.v1.RankDocumentsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/v1/embeddings:rank:\x01*\x12}\n\x0bLookupCache\x12\'.ponder.embedding.v1.LookupCacheRequest\x1a(.ponder.embedding.v1.LookupCacheResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/cache:lookup:\x01*\x12y\n\nStoreCache\x12&.ponder.embedding.v1.StoreCacheRequest\x1a\'.ponder.embedding.v1.StoreCacheResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/cache:store:\x01*\x12\x8d\x01\n\x0fInvalidateCache\x12+.ponder.embedding.v1.InvalidateCacheRequest\x1a,.ponder.embedding.v1.InvalidateCacheResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/cache:invalidate:\x01*\x12\x7f\n\rGetCacheStats\x12).ponder.embedding.v1.GetCacheStatsRequest\x1a*.ponder.embedding.v1.GetCacheStatsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/cache/statsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+ponder/embedding/v1/embedding_service.proto\x12\x13ponder.embedding.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"A\n\x11\x45mbedTextsRequest\x12\x13\n\x05texts\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tnormalize\x18\x02 \x01(\x08\x42\x04\xe2\x41\x01\x01\"k\n\x12\x45mbedTextsResponse\x12\x32\n\nembeddings\x18\x01 \x03(\x0b\x32\x1e.ponder.embedding.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\ndimensions\x18\x03 \x01(\x05\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"~\n\x14RankDocumentsRequest\x12\x13\n\x05query\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12<\n\ncandidates\x18\x02 \x03(\x0b\x32\".ponder.embedding.v1.RankCandidateB\x04\xe2\x41\x01\x02\x12\x13\n\x05top_k\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\"5\n\rRankCandidate\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04text\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"]\n\x15RankDocumentsResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32$.ponder.embedding.v1.RankedCandidate\x12\r\n\x05model\x18\x02 \x01(\t\";\n\x0fRankedCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\r\n\x05score\x18\x03 \x01(\x02\"e\n\x12LookupCacheRequest\x12\x17\n\tnamespace\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04text\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\"\n\x14similarity_threshold\x18\x03 \x01(\x02\x42\x04\xe2\x41\x01\x01\"\xf2\x01\n\x13LookupCacheResponse\x12\x0b\n\x03hit\x18\x01 \x01(\x08\x12.\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\x1f.ponder.embedding.v1.CacheEntry\x12\x12\n\nsimilarity\x18\x03 \x01(\x02\x12\x16\n\x0e\x63\x61ndidate_text\x18\x04 \x01(\t\x12\x15\n\rcandidate_key\x18\x05 \x01(\t\x12\x32\n\x07verdict\x18\x06 \x01(\x0e\x32!.ponder.embedding.v1.CacheVerdict\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x17\n\x0freason_category\x18\x08 \x01(\t\"\xa1\x01\n\x11StoreCacheRequest\x12\x17\n\tnamespace\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04text\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07payload\x18\x03 \x01(\x0c\x42\x04\xe2\x41\x01\x02\x12\x1a\n\x0cpayload_type\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12,\n\x03ttl\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\"D\n\x12StoreCacheResponse\x12.\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1f.ponder.embedding.v1.CacheEntry\"\xee\x01\n\nCacheEntry\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x14\n\x0cpayload_type\x18\x05 \x01(\t\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x17\n\thit_count\x18\x08 \x01(\x03\x42\x04\xe2\x41\x01\x03\"\x80\x01\n\x16InvalidateCacheRequest\x12\x17\n\tnamespace\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\x03key\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x1a\n\x0ctopic_prefix\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x1e\n\x10namespace_prefix\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x01\"0\n\x17InvalidateCacheResponse\x12\x15\n\rremoved_count\x18\x01 \x01(\x03\"/\n\x14GetCacheStatsRequest\x12\x17\n\tnamespace\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\"\xab\x02\n\x15GetCacheStatsResponse\x12\x13\n\x0b\x65ntry_count\x18\x01 \x01(\x03\x12\x11\n\thit_count\x18\x02 \x01(\x03\x12\x12\n\nmiss_count\x18\x03 \x01(\x03\x12\x11\n\thit_ratio\x18\x04 \x01(\x01\x12\x16\n\x0e\x65viction_count\x18\x05 \x01(\x03\x12\x18\n\x10\x65xpiration_count\x18\x06 \x01(\x03\x12Y\n\x10rejection_counts\x18\x07 \x03(\x0b\x32?.ponder.embedding.v1.GetCacheStatsResponse.RejectionCountsEntry\x1a\x36\n\x14RejectionCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01*\xba\x01\n\x0c\x43\x61\x63heVerdict\x12\x1d\n\x19\x43\x41\x43HE_VERDICT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41\x43HE_VERDICT_EXACT\x10\x01\x12\x1a\n\x16\x43\x41\x43HE_VERDICT_ACCEPTED\x10\x02\x12\x1a\n\x16\x43\x41\x43HE_VERDICT_REJECTED\x10\x03\x12!\n\x1d\x43\x41\x43HE_VERDICT_BELOW_THRESHOLD\x10\x04\x12\x17\n\x13\x43\x41\x43HE_VERDICT_EMPTY\x10\x05\x32\xa6\x06\n\x10\x45mbeddingService\x12~\n\nEmbedTexts\x12&.ponder.embedding.v1.EmbedTextsRequest\x1a\'.ponder.embedding.v1.EmbedTextsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/embeddings:embed:\x01*\x12\x86\x01\n\rRankDocuments\x12).ponder.embedding.v1.RankDocumentsRequest\x1a*.ponder.embedding.v1.RankDocumentsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/v1/embeddings:rank:\x01*\x12}\n\x0bLookupCache\x12\'.ponder.embedding.v1.LookupCacheRequest\x1a(.ponder.embedding.v1.LookupCacheResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/cache:lookup:\x01*\x12y\n\nStoreCache\x12&.ponder.embedding.v1.StoreCacheRequest\x1a\'.ponder.embedding.v1.StoreCacheResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/cache:store:\x01*\x12\x8d\x01\n\x0fInvalidateCache\x12+.ponder.embedding.v1.InvalidateCacheRequest\x1a,.ponder.embedding.v1.InvalidateCacheResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/cache:invalidate:\x01*\x12\x7f\n\rGetCacheStats\x12).ponder.embedding.v1.GetCacheStatsRequest\x1a*.ponder.embedding.v1.GetCacheStatsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/cache/statsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -77,8 +77,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INVALIDATECACHEREQUEST'].fields_by_name['namespace']._serialized_options = b'\342A\001\002'
   _globals['_INVALIDATECACHEREQUEST'].fields_by_name['key']._loaded_options = None
   _globals['_INVALIDATECACHEREQUEST'].fields_by_name['key']._serialized_options = b'\342A\001\001'
+  _globals['_INVALIDATECACHEREQUEST'].fields_by_name['topic_prefix']._loaded_options = None
+  _globals['_INVALIDATECACHEREQUEST'].fields_by_name['topic_prefix']._serialized_options = b'\342A\001\001'
+  _globals['_INVALIDATECACHEREQUEST'].fields_by_name['namespace_prefix']._loaded_options = None
+  _globals['_INVALIDATECACHEREQUEST'].fields_by_name['namespace_prefix']._serialized_options = b'\342A\001\001'
   _globals['_GETCACHESTATSREQUEST'].fields_by_name['namespace']._loaded_options = None
   _globals['_GETCACHESTATSREQUEST'].fields_by_name['namespace']._serialized_options = b'\342A\001\001'
+  _globals['_GETCACHESTATSRESPONSE_REJECTIONCOUNTSENTRY']._loaded_options = None
+  _globals['_GETCACHESTATSRESPONSE_REJECTIONCOUNTSENTRY']._serialized_options = b'8\001'
   _globals['_EMBEDDINGSERVICE'].methods_by_name['EmbedTexts']._loaded_options = None
   _globals['_EMBEDDINGSERVICE'].methods_by_name['EmbedTexts']._serialized_options = b'\202\323\344\223\002\031\"\024/v1/embeddings:embed:\001*'
   _globals['_EMBEDDINGSERVICE'].methods_by_name['RankDocuments']._loaded_options = None
@@ -91,6 +97,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMBEDDINGSERVICE'].methods_by_name['InvalidateCache']._serialized_options = b'\202\323\344\223\002\031\"\024/v1/cache:invalidate:\001*'
   _globals['_EMBEDDINGSERVICE'].methods_by_name['GetCacheStats']._loaded_options = None
   _globals['_EMBEDDINGSERVICE'].methods_by_name['GetCacheStats']._serialized_options = b'\202\323\344\223\002\021\022\017/v1/cache/stats'
+  _globals['_CACHEVERDICT']._serialized_start=2096
+  _globals['_CACHEVERDICT']._serialized_end=2282
   _globals['_EMBEDTEXTSREQUEST']._serialized_start=196
   _globals['_EMBEDTEXTSREQUEST']._serialized_end=261
   _globals['_EMBEDTEXTSRESPONSE']._serialized_start=263
@@ -107,22 +115,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RANKEDCANDIDATE']._serialized_end=738
   _globals['_LOOKUPCACHEREQUEST']._serialized_start=740
   _globals['_LOOKUPCACHEREQUEST']._serialized_end=841
-  _globals['_LOOKUPCACHERESPONSE']._serialized_start=843
-  _globals['_LOOKUPCACHERESPONSE']._serialized_end=945
-  _globals['_STORECACHEREQUEST']._serialized_start=948
-  _globals['_STORECACHEREQUEST']._serialized_end=1109
-  _globals['_STORECACHERESPONSE']._serialized_start=1111
-  _globals['_STORECACHERESPONSE']._serialized_end=1179
-  _globals['_CACHEENTRY']._serialized_start=1182
-  _globals['_CACHEENTRY']._serialized_end=1420
-  _globals['_INVALIDATECACHEREQUEST']._serialized_start=1422
-  _globals['_INVALIDATECACHEREQUEST']._serialized_end=1490
-  _globals['_INVALIDATECACHERESPONSE']._serialized_start=1492
-  _globals['_INVALIDATECACHERESPONSE']._serialized_end=1540
-  _globals['_GETCACHESTATSREQUEST']._serialized_start=1542
-  _globals['_GETCACHESTATSREQUEST']._serialized_end=1589
-  _globals['_GETCACHESTATSRESPONSE']._serialized_start=1592
-  _globals['_GETCACHESTATSRESPONSE']._serialized_end=1744
-  _globals['_EMBEDDINGSERVICE']._serialized_start=1747
-  _globals['_EMBEDDINGSERVICE']._serialized_end=2553
+  _globals['_LOOKUPCACHERESPONSE']._serialized_start=844
+  _globals['_LOOKUPCACHERESPONSE']._serialized_end=1086
+  _globals['_STORECACHEREQUEST']._serialized_start=1089
+  _globals['_STORECACHEREQUEST']._serialized_end=1250
+  _globals['_STORECACHERESPONSE']._serialized_start=1252
+  _globals['_STORECACHERESPONSE']._serialized_end=1320
+  _globals['_CACHEENTRY']._serialized_start=1323
+  _globals['_CACHEENTRY']._serialized_end=1561
+  _globals['_INVALIDATECACHEREQUEST']._serialized_start=1564
+  _globals['_INVALIDATECACHEREQUEST']._serialized_end=1692
+  _globals['_INVALIDATECACHERESPONSE']._serialized_start=1694
+  _globals['_INVALIDATECACHERESPONSE']._serialized_end=1742
+  _globals['_GETCACHESTATSREQUEST']._serialized_start=1744
+  _globals['_GETCACHESTATSREQUEST']._serialized_end=1791
+  _globals['_GETCACHESTATSRESPONSE']._serialized_start=1794
+  _globals['_GETCACHESTATSRESPONSE']._serialized_end=2093
+  _globals['_GETCACHESTATSRESPONSE_REJECTIONCOUNTSENTRY']._serialized_start=2039
+  _globals['_GETCACHESTATSRESPONSE_REJECTIONCOUNTSENTRY']._serialized_end=2093
+  _globals['_EMBEDDINGSERVICE']._serialized_start=2285
+  _globals['_EMBEDDINGSERVICE']._serialized_end=3091
 # @@protoc_insertion_point(module_scope)

@@ -5,12 +5,28 @@ from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class CacheVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CACHE_VERDICT_UNSPECIFIED: _ClassVar[CacheVerdict]
+    CACHE_VERDICT_EXACT: _ClassVar[CacheVerdict]
+    CACHE_VERDICT_ACCEPTED: _ClassVar[CacheVerdict]
+    CACHE_VERDICT_REJECTED: _ClassVar[CacheVerdict]
+    CACHE_VERDICT_BELOW_THRESHOLD: _ClassVar[CacheVerdict]
+    CACHE_VERDICT_EMPTY: _ClassVar[CacheVerdict]
+CACHE_VERDICT_UNSPECIFIED: CacheVerdict
+CACHE_VERDICT_EXACT: CacheVerdict
+CACHE_VERDICT_ACCEPTED: CacheVerdict
+CACHE_VERDICT_REJECTED: CacheVerdict
+CACHE_VERDICT_BELOW_THRESHOLD: CacheVerdict
+CACHE_VERDICT_EMPTY: CacheVerdict
 
 class EmbedTextsRequest(_message.Message):
     __slots__ = ("texts", "normalize")
@@ -83,14 +99,24 @@ class LookupCacheRequest(_message.Message):
     def __init__(self, namespace: _Optional[str] = ..., text: _Optional[str] = ..., similarity_threshold: _Optional[float] = ...) -> None: ...
 
 class LookupCacheResponse(_message.Message):
-    __slots__ = ("hit", "entry", "similarity")
+    __slots__ = ("hit", "entry", "similarity", "candidate_text", "candidate_key", "verdict", "reason", "reason_category")
     HIT_FIELD_NUMBER: _ClassVar[int]
     ENTRY_FIELD_NUMBER: _ClassVar[int]
     SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_TEXT_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_KEY_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REASON_CATEGORY_FIELD_NUMBER: _ClassVar[int]
     hit: bool
     entry: CacheEntry
     similarity: float
-    def __init__(self, hit: _Optional[bool] = ..., entry: _Optional[_Union[CacheEntry, _Mapping]] = ..., similarity: _Optional[float] = ...) -> None: ...
+    candidate_text: str
+    candidate_key: str
+    verdict: CacheVerdict
+    reason: str
+    reason_category: str
+    def __init__(self, hit: _Optional[bool] = ..., entry: _Optional[_Union[CacheEntry, _Mapping]] = ..., similarity: _Optional[float] = ..., candidate_text: _Optional[str] = ..., candidate_key: _Optional[str] = ..., verdict: _Optional[_Union[CacheVerdict, str]] = ..., reason: _Optional[str] = ..., reason_category: _Optional[str] = ...) -> None: ...
 
 class StoreCacheRequest(_message.Message):
     __slots__ = ("namespace", "text", "payload", "payload_type", "ttl")
@@ -133,12 +159,16 @@ class CacheEntry(_message.Message):
     def __init__(self, key: _Optional[str] = ..., namespace: _Optional[str] = ..., text: _Optional[str] = ..., payload: _Optional[bytes] = ..., payload_type: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hit_count: _Optional[int] = ...) -> None: ...
 
 class InvalidateCacheRequest(_message.Message):
-    __slots__ = ("namespace", "key")
+    __slots__ = ("namespace", "key", "topic_prefix", "namespace_prefix")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_PREFIX_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     key: str
-    def __init__(self, namespace: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+    topic_prefix: str
+    namespace_prefix: bool
+    def __init__(self, namespace: _Optional[str] = ..., key: _Optional[str] = ..., topic_prefix: _Optional[str] = ..., namespace_prefix: _Optional[bool] = ...) -> None: ...
 
 class InvalidateCacheResponse(_message.Message):
     __slots__ = ("removed_count",)
@@ -153,17 +183,26 @@ class GetCacheStatsRequest(_message.Message):
     def __init__(self, namespace: _Optional[str] = ...) -> None: ...
 
 class GetCacheStatsResponse(_message.Message):
-    __slots__ = ("entry_count", "hit_count", "miss_count", "hit_ratio", "eviction_count", "expiration_count")
+    __slots__ = ("entry_count", "hit_count", "miss_count", "hit_ratio", "eviction_count", "expiration_count", "rejection_counts")
+    class RejectionCountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     ENTRY_COUNT_FIELD_NUMBER: _ClassVar[int]
     HIT_COUNT_FIELD_NUMBER: _ClassVar[int]
     MISS_COUNT_FIELD_NUMBER: _ClassVar[int]
     HIT_RATIO_FIELD_NUMBER: _ClassVar[int]
     EVICTION_COUNT_FIELD_NUMBER: _ClassVar[int]
     EXPIRATION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REJECTION_COUNTS_FIELD_NUMBER: _ClassVar[int]
     entry_count: int
     hit_count: int
     miss_count: int
     hit_ratio: float
     eviction_count: int
     expiration_count: int
-    def __init__(self, entry_count: _Optional[int] = ..., hit_count: _Optional[int] = ..., miss_count: _Optional[int] = ..., hit_ratio: _Optional[float] = ..., eviction_count: _Optional[int] = ..., expiration_count: _Optional[int] = ...) -> None: ...
+    rejection_counts: _containers.ScalarMap[str, int]
+    def __init__(self, entry_count: _Optional[int] = ..., hit_count: _Optional[int] = ..., miss_count: _Optional[int] = ..., hit_ratio: _Optional[float] = ..., eviction_count: _Optional[int] = ..., expiration_count: _Optional[int] = ..., rejection_counts: _Optional[_Mapping[str, int]] = ...) -> None: ...

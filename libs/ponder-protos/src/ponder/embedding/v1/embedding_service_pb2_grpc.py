@@ -92,8 +92,11 @@ class EmbeddingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def LookupCache(self, request, context):
-        """Finds the stored entry whose text is most similar to the given text, if it is similar
-        enough.
+        """Finds a stored entry that answers the given text, in two stages: candidates by cosine
+        similarity at or above the recall threshold, then an equivalence verifier (negation,
+        antonyms, the order of compared things, numbers, entities, content words); the best
+        candidate the verifier accepts is the hit. The reply names the best candidate and the
+        verdict with its reason either way.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -107,7 +110,8 @@ class EmbeddingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def InvalidateCache(self, request, context):
-        """Removes one entry by key, or every entry of a namespace.
+        """Removes one entry by key, the entries whose text starts with a prefix, or every entry of
+        a namespace (or of every namespace under a prefix).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

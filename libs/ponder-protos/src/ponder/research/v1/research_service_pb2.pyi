@@ -35,6 +35,18 @@ RANKING_METHOD_UNSPECIFIED: RankingMethod
 RANKING_METHOD_EMBEDDING_SIMILARITY: RankingMethod
 RANKING_METHOD_SOURCE_ORDER: RankingMethod
 
+class GetLibraryRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetLibraryResponse(_message.Message):
+    __slots__ = ("version", "document_count")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    document_count: int
+    def __init__(self, version: _Optional[str] = ..., document_count: _Optional[int] = ...) -> None: ...
+
 class SearchSourcesRequest(_message.Message):
     __slots__ = ("query", "sources", "max_results", "source_timeout", "include_domains", "exclude_domains")
     QUERY_FIELD_NUMBER: _ClassVar[int]

@@ -43,6 +43,11 @@ class ResearchServiceStub:
                 request_serializer=ponder_dot_research_dot_v1_dot_research__service__pb2.SearchSourcesRequest.SerializeToString,
                 response_deserializer=ponder_dot_research_dot_v1_dot_research__service__pb2.SearchSourcesResponse.FromString,
                 _registered_method=True)
+        self.GetLibrary = channel.unary_unary(
+                '/ponder.research.v1.ResearchService/GetLibrary',
+                request_serializer=ponder_dot_research_dot_v1_dot_research__service__pb2.GetLibraryRequest.SerializeToString,
+                response_deserializer=ponder_dot_research_dot_v1_dot_research__service__pb2.GetLibraryResponse.FromString,
+                _registered_method=True)
 
 
 class ResearchServiceServicer:
@@ -60,6 +65,15 @@ class ResearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLibrary(self, request, context):
+        """Describes the local library as loaded: its version (a content hash) and size. The gateway
+        puts the version in the cache namespace of workflows that search the library, so their
+        cached answers are not served once the library changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ResearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -67,6 +81,11 @@ def add_ResearchServiceServicer_to_server(servicer, server):
                     servicer.SearchSources,
                     request_deserializer=ponder_dot_research_dot_v1_dot_research__service__pb2.SearchSourcesRequest.FromString,
                     response_serializer=ponder_dot_research_dot_v1_dot_research__service__pb2.SearchSourcesResponse.SerializeToString,
+            ),
+            'GetLibrary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLibrary,
+                    request_deserializer=ponder_dot_research_dot_v1_dot_research__service__pb2.GetLibraryRequest.FromString,
+                    response_serializer=ponder_dot_research_dot_v1_dot_research__service__pb2.GetLibraryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -100,6 +119,33 @@ class ResearchService:
             '/ponder.research.v1.ResearchService/SearchSources',
             ponder_dot_research_dot_v1_dot_research__service__pb2.SearchSourcesRequest.SerializeToString,
             ponder_dot_research_dot_v1_dot_research__service__pb2.SearchSourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLibrary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ponder.research.v1.ResearchService/GetLibrary',
+            ponder_dot_research_dot_v1_dot_research__service__pb2.GetLibraryRequest.SerializeToString,
+            ponder_dot_research_dot_v1_dot_research__service__pb2.GetLibraryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,15 @@ class WorkflowEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WORKFLOW_EVENT_TYPE_STATE_CHANGED: _ClassVar[WorkflowEventType]
     WORKFLOW_EVENT_TYPE_STEP_UPDATED: _ClassVar[WorkflowEventType]
     WORKFLOW_EVENT_TYPE_FINISHED: _ClassVar[WorkflowEventType]
+
+class CacheVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CACHE_VERDICT_UNSPECIFIED: _ClassVar[CacheVerdict]
+    CACHE_VERDICT_EXACT: _ClassVar[CacheVerdict]
+    CACHE_VERDICT_ACCEPTED: _ClassVar[CacheVerdict]
+    CACHE_VERDICT_REJECTED: _ClassVar[CacheVerdict]
+    CACHE_VERDICT_BELOW_THRESHOLD: _ClassVar[CacheVerdict]
+    CACHE_VERDICT_EMPTY: _ClassVar[CacheVerdict]
 WORKFLOW_KIND_UNSPECIFIED: WorkflowKind
 WORKFLOW_KIND_REFLECTION: WorkflowKind
 WORKFLOW_KIND_RESEARCH: WorkflowKind
@@ -82,6 +91,12 @@ WORKFLOW_EVENT_TYPE_SNAPSHOT: WorkflowEventType
 WORKFLOW_EVENT_TYPE_STATE_CHANGED: WorkflowEventType
 WORKFLOW_EVENT_TYPE_STEP_UPDATED: WorkflowEventType
 WORKFLOW_EVENT_TYPE_FINISHED: WorkflowEventType
+CACHE_VERDICT_UNSPECIFIED: CacheVerdict
+CACHE_VERDICT_EXACT: CacheVerdict
+CACHE_VERDICT_ACCEPTED: CacheVerdict
+CACHE_VERDICT_REJECTED: CacheVerdict
+CACHE_VERDICT_BELOW_THRESHOLD: CacheVerdict
+CACHE_VERDICT_EMPTY: CacheVerdict
 
 class Workflow(_message.Message):
     __slots__ = ("name", "id", "kind", "topic", "parameters", "state", "result", "error", "steps", "cache", "create_time", "update_time", "end_time", "execution_time", "trace_id", "warnings", "tenant")
@@ -180,16 +195,24 @@ class WorkflowStep(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[StepState, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., document_count: _Optional[int] = ..., iteration: _Optional[int] = ..., iteration_scores: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class CacheInfo(_message.Message):
-    __slots__ = ("hit", "similarity", "source_workflow", "namespace")
+    __slots__ = ("hit", "similarity", "source_workflow", "namespace", "candidate_topic", "verdict", "reason", "reason_category")
     HIT_FIELD_NUMBER: _ClassVar[int]
     SIMILARITY_FIELD_NUMBER: _ClassVar[int]
     SOURCE_WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_TOPIC_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REASON_CATEGORY_FIELD_NUMBER: _ClassVar[int]
     hit: bool
     similarity: float
     source_workflow: str
     namespace: str
-    def __init__(self, hit: _Optional[bool] = ..., similarity: _Optional[float] = ..., source_workflow: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
+    candidate_topic: str
+    verdict: CacheVerdict
+    reason: str
+    reason_category: str
+    def __init__(self, hit: _Optional[bool] = ..., similarity: _Optional[float] = ..., source_workflow: _Optional[str] = ..., namespace: _Optional[str] = ..., candidate_topic: _Optional[str] = ..., verdict: _Optional[_Union[CacheVerdict, str]] = ..., reason: _Optional[str] = ..., reason_category: _Optional[str] = ...) -> None: ...
 
 class RunReflectionWorkflowRequest(_message.Message):
     __slots__ = ("topic", "parameters")
