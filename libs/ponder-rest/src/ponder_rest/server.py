@@ -194,6 +194,7 @@ class _HttpProtocol(HttpToolsProtocol):
         """Send a google.rpc.Status JSON error and close the connection."""
         self._answered = True
         self._stop_header_clock()
+        self.connections.discard(self)  # no longer counts towards max_connections
         if self.transport.is_closing():
             return
         body = json.dumps({"code": code, "message": message, "details": []}).encode()
