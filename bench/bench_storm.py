@@ -12,7 +12,8 @@ reflection restarted between them:
 2. `deadline-bounded`: the default policy (retry while the deadline allows another attempt,
    a 100-attempt safety cap, the retry budget);
 3. `all-429`: every call 429 (the budget stops a retry storm; calls per workflow stay small);
-4. `down`: every call 500 (the breaker opens: workflows fail fast, not after their deadline).
+4. `down`: every call 500 (the breaker opens: workflows fail fast, not after their deadline);
+5. `gone`: the model server shut, every connection refused (the same, from the breaker).
 
 Reports per scenario: succeeded / failed, p50 / p99 workflow latency, upstream calls per
 workflow (every HTTP request the model server saw, retries included). Markdown.
@@ -52,6 +53,7 @@ class Scenario:
     behaviour: Mapping[str, object]
     settings: Mapping[str, str]
     workflows: int
+    gone: bool = False  # the model server is shut: connections refused (run it last)
 
 
 @dataclass
@@ -127,6 +129,8 @@ async def scenario(
     await restart_reflection(stack, base, plan.settings)
     model.reset()  # forgets the counts and the behaviour
     model.behaviour = Behaviour(**plan.behaviour)  # type: ignore[arg-type]
+    if plan.gone:
+        model.close()
     gateway = stack.service("gateway").address
     result = await run_load(gateway, plan.workflows, args.concurrency, args.deadline)
     result.model_calls = sum(model.calls_by_status.values())
@@ -165,6 +169,7 @@ async def main(args: argparse.Namespace) -> None:
         Scenario("deadline-bounded (new default)", STORM, {}, args.workflows),
         Scenario("all-429 (budget)", {**STORM, "rate_limit_fraction": 1.0}, {}, args.concurrency),
         Scenario("down: every call 500 (breaker)", {"status": 500}, {}, args.concurrency),
+        Scenario("gone: connection refused (breaker)", {}, {}, args.concurrency, gone=True),
     ]
     if args.only:
         plans = [p for p in plans if p.name.startswith(args.only)]

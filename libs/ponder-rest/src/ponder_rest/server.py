@@ -91,6 +91,7 @@ class _HttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol writing through a _CoalescingTransport, with HttpLimits."""
 
     limits: ClassVar[HttpLimits] = HttpLimits()
+    lingering: ClassVar[set[asyncio.BaseTransport]] = set()  # answered, closing soon
     _answered = False
     _awaiting_headers = True
     _header_bytes = 0
@@ -143,6 +144,7 @@ class _HttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the header clock too."""
         self._stop_header_clock()
+        self.lingering.discard(self.transport)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -194,6 +196,11 @@ class _HttpProtocol(HttpToolsProtocol):
         """Send a google.rpc.Status JSON error and close the connection."""
         self._answered = True
         self._stop_header_clock()
+        self.connections.discard(self)  # no longer counts towards max_connections
+        # Drop the parser and what it gathered (up to a read's worth of header bytes) now,
+        # not when the lingering connection closes.
+        self.parser = None  # type: ignore[assignment]
+        self.headers = []
         if self.transport.is_closing():
             return
         body = json.dumps({"code": code, "message": message, "details": []}).encode()
@@ -210,6 +217,7 @@ class _HttpProtocol(HttpToolsProtocol):
         # once with unread input sends a reset that can destroy the answer).
         self.transport.write_eof()
         self.transport.pause_reading()
+        self.lingering.add(self.transport)
         self.loop.call_later(_LINGER_SECONDS, self.transport.close)
 
     def send_400_response(self, msg: str) -> None:
@@ -256,12 +264,15 @@ class HttpServer:
         limits: HttpLimits | None = None,
     ) -> None:
         limits = limits or HttpLimits()
+        self._protocol: type[_HttpProtocol] = type(
+            "HttpProtocol", (_HttpProtocol,), {"limits": limits, "lingering": set()}
+        )
         self._socket = _bind(host, port)
         self.port: int = self._socket.getsockname()[1]
         self.host = host
         config = uvicorn.Config(
             app,
-            http=type("HttpProtocol", (_HttpProtocol,), {"limits": limits}),
+            http=self._protocol,
             loop="none",
             lifespan="off",
             log_config=None,
@@ -292,6 +303,8 @@ class HttpServer:
             return
         self._server.should_exit = True
         await self._task
+        for transport in list(self._protocol.lingering):  # answered with an error, lingering
+            transport.close()
         self._socket.close()
         logger.info("http stopped")
 

@@ -4,7 +4,9 @@
   Redis; if Redis cannot take it, the create is refused with UNAVAILABLE (nothing to lose,
   the caller retries). Later writes of an acknowledged workflow (RUNNING, the result) are kept
   in memory, served from there, and written in order once Redis answers again (a background
-  writer tries every `retry_seconds`). Reads that need Redis answer UNAVAILABLE.
+  writer tries every `retry_seconds`). Reads that need Redis answer UNAVAILABLE. At most
+  `max_pending` records wait: past that, a workflow about to run (RUNNING) is refused with
+  UNAVAILABLE before any work; a final state is always kept.
 - Rate limits: each replica falls back to its own in-memory bucket (same rate and burst, so
   N replicas allow up to N times the rate while Redis is away); Redis is tried again after
   `retry_seconds`.
@@ -63,8 +65,10 @@ class OutageTolerantStore:
         *,
         retry_seconds: float = 0.5,
         close_wait_seconds: float = 5.0,
+        max_pending: int = 10_000,
     ) -> None:
         self._inner = inner
+        self._max_pending = max_pending
         self._retry = retry_seconds
         self._close_wait = close_wait_seconds
         self._pending: dict[str, workflow_pb2.Workflow] = {}  # insertion order = write order
@@ -84,13 +88,20 @@ class OutageTolerantStore:
         try:
             await self._inner.save(workflow)
         except REDIS_DOWN as exc:
-            if workflow.state == workflow_pb2.WORKFLOW_STATE_PENDING:
+            if workflow.state == workflow_pb2.WORKFLOW_STATE_PENDING:  # not acknowledged yet
                 raise UnavailableError(
                     f"the workflow store (Redis) cannot be reached ({type(exc).__name__}); "
                     f"{workflow.name} was not created: retry",
                     retry_after_seconds=1.0,
                 ) from exc
-            self._keep(workflow, exc)
+            full = len(self._pending) >= self._max_pending
+            if full and workflow.state == workflow_pb2.WORKFLOW_STATE_RUNNING:  # before any work
+                raise UnavailableError(
+                    f"the workflow store (Redis) cannot be reached and {self._max_pending} "
+                    "records already wait for it; retry",
+                    retry_after_seconds=1.0,
+                ) from exc
+            self._keep(workflow, exc)  # a final state is always kept
 
     def _keep(self, workflow: workflow_pb2.Workflow, exc: BaseException) -> None:
         if not self._pending:
