@@ -120,6 +120,7 @@ class EmbeddingModule:
             max_entries=settings.cache_max_entries,
             default_ttl_seconds=settings.cache_default_ttl_seconds,
             default_threshold=settings.cache_similarity_threshold,
+            index_dir=settings.cache_index_folder(),
         )
         await cache.start()
         self._maintenance = asyncio.create_task(
