@@ -9,7 +9,7 @@ PACKAGES := -e libs/ponder-protos -e libs/ponder-runtime -e libs/ponder-rest -e 
 	-e clients/python
 PY_SOURCES := libs/ponder-runtime/src libs/ponder-rest/src libs/ponder-devstack/src services clients/python scripts tests bench
 
-.PHONY: install run test lint proto buf breaking redis bench bench-deps clean
+.PHONY: install run test lint proto buf breaking redis client-deps bench bench-deps clean
 
 install: $(STAMP)
 
@@ -48,7 +48,18 @@ lint: install buf breaking
 redis:
 	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 
-test: install redis lint
+# Debian packages for the Go and Java clients that tests/interop generates, builds and runs
+# offline (clients/go/build.sh, clients/java/build.sh): toolchains, protoc plugins, libraries.
+CLIENT_DEBS := golang-go protobuf-compiler protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
+	golang-google-protobuf-dev golang-google-genproto-dev golang-github-golang-protobuf-1-5-dev \
+	default-jdk-headless protobuf-compiler-grpc-java-plugin libgrpc-java libprotobuf-java \
+	libnetty-java libperfmark-java libgoogle-gson-java
+client-deps:
+	[ "$$(dpkg-query -W -f='$${db:Status-Status}\n' $(CLIENT_DEBS) 2>/dev/null | grep -c '^installed$$')" \
+		= "$(words $(CLIENT_DEBS))" ] || (apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CLIENT_DEBS))
+
+test: install redis client-deps lint
 	$(VENV)/bin/pytest
 
 # Benchmarks (not tests): results go to BENCHMARKS.md by hand, with the command line.
