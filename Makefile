@@ -120,4 +120,4 @@ bench-deps: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 
 clean:
-	rm -rf $(VENV) node_modules
+	rm -rf $(VENV) node_modules build/images clients/gen $(WHEELHOUSE)/*.whl
