@@ -80,10 +80,13 @@ docker:
 
 # torch pinned first as everywhere; async-timeout is what redis needs below Python 3.11.3 (the
 # stand-in base has Debian's 3.11.2); the ponder packages are built in the images, from source.
+# --no-build-isolation: the local packages build with the venv's setuptools (pinned), not each in
+# a fresh environment (47 s instead of 181 s here).
 wheelhouse: build/images/wheelhouse.stamp
 build/images/wheelhouse.stamp: requirements/constraints.txt libs/*/pyproject.toml services/*/pyproject.toml \
 		| $(STAMP)
-	$(PIP) wheel --quiet --disable-pip-version-check --wheel-dir $(WHEELHOUSE) \
+	$(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt setuptools
+	$(PIP) wheel --quiet --disable-pip-version-check --no-build-isolation --wheel-dir $(WHEELHOUSE) \
 		-c requirements/constraints.txt torch==2.13.0 setuptools async-timeout $(IMAGE_PACKAGES)
 	rm -f $(WHEELHOUSE)/ponder_*.whl
 	mkdir -p $(@D) && touch $@
@@ -98,7 +101,7 @@ images: docker wheelhouse
 		echo "ponder-$$s:$(IMAGE_TAG)"; \
 	done
 
-test: install redis client-deps lint
+test: install redis client-deps lint images
 	$(VENV)/bin/pytest
 
 # Benchmarks (not tests): results go to BENCHMARKS.md by hand, with the command line.
