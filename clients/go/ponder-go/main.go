@@ -85,7 +85,9 @@ func run(address, key, topic string) error {
 		return err
 	}
 	fmt.Printf("created %s: %s\n", created.GetWorkflow().GetName(), created.GetWorkflow().GetState())
-	stream, err := client.WatchWorkflow(callCtx, &workflowv1.WatchWorkflowRequest{Name: created.GetWorkflow().GetName()})
+	watchCtx, cancelWatch := context.WithTimeout(ctx, 300*time.Second)
+	defer cancelWatch()
+	stream, err := client.WatchWorkflow(watchCtx, &workflowv1.WatchWorkflowRequest{Name: created.GetWorkflow().GetName()})
 	if err != nil {
 		return err
 	}
