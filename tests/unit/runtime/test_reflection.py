@@ -96,8 +96,7 @@ class TestServerReflection:
         file = descriptor_pb2.FileDescriptorProto.FromString(raw)
         (service,) = file.service
         assert service.name == "ResearchService"
-        (method,) = service.method
-        assert method.name == "SearchSources"
+        method = next(m for m in service.method if m.name == "SearchSources")
         assert method.input_type == ".ponder.research.v1.SearchSourcesRequest"
         assert method.output_type == ".ponder.research.v1.SearchSourcesResponse"
 
