@@ -9,9 +9,10 @@ Usage: nice .venv/bin/python bench/bench_cache_scale.py [--entries 1000000] [--q
    from [0.5, 1.2], normalised: cosine 0.64-0.89 to their centre), half random unit vectors.
    Queries are paraphrases of real questions, embedded by the real model.
 2. Index candidates in this process, on the same (first --compare-entries) vectors, with 2
-   threads to build and 1 to search, then the cache's index alone on all N: usearch (the cache's own NamespaceIndex, HNSW f16) and faiss-cpu (IndexHNSWFlat,
-   same M / efConstruction / efSearch): build time, memory per entry, single-query search
-   p50/p99, recall@1 against exact search (a float32 matrix product).
+   threads to build and 1 to search, then the cache's index alone on all N: usearch (the
+   cache's own NamespaceIndex, HNSW f16) and faiss-cpu (IndexHNSWFlat, same M /
+   efConstruction / efSearch): build time, memory per entry, single-query search p50/p99,
+   recall@1 against exact search (a float32 matrix product).
 3. The embedding service (its own process, over gRPC) on a SQLite file holding the N entries
    and the saved index: restart time to SERVING, RSS, LookupCache paraphrase p50/p99 against
    the raw single-query ONNX encode measured in the same run; optionally (--rebuild-restart)

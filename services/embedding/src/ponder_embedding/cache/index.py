@@ -67,6 +67,15 @@ class NamespaceIndex:
         return len(self._keys)
 
     @property
+    def expansion_search(self) -> int:
+        """Candidates the graph search keeps (efSearch): higher is slower and more exact."""
+        return int(self._graph.expansion_search)
+
+    @expansion_search.setter
+    def expansion_search(self, value: int) -> None:
+        self._graph.expansion_search = value  # type: ignore[misc]
+
+    @property
     def memory_bytes(self) -> int:
         """Bytes the graph and its vectors take (usearch's own count; excludes the key map)."""
         return int(self._graph.memory_usage)
