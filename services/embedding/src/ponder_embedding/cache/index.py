@@ -10,6 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+
+# onnxruntime must be loaded before usearch: the other order segfaults when onnxruntime is
+# imported (usearch 2.26.6, onnxruntime 1.32.0; see tests/unit/embedding/test_cache_index.py).
+import onnxruntime  # noqa: F401
 from usearch.compiled import ScalarKind
 from usearch.index import Index
 
