@@ -26,8 +26,10 @@ logger = logging.getLogger(__name__)
 # 20k x 384 on these cores); from it on, the HNSW graph answers (see BENCHMARKS.md, "Semantic
 # cache at a million entries", for recall and latency at 1M).
 EXACT_SEARCH_BELOW = 20_000
-# HNSW parameters, chosen by bench/bench_cache_scale.py: recall@1 >= 0.99 at 1M entries.
-CONNECTIVITY = 16
+# HNSW parameters. With connectivity 16 recall@1 fell to 0.92 at 100k and 0.84 at 1M entries
+# of crowded near-duplicates (bench/bench_cache_scale.py); 32 gave 1.0 on the same 100k
+# (BENCHMARKS.md, "Semantic cache at a million entries"; not yet rerun at 1M).
+CONNECTIVITY = 32
 EXPANSION_ADD = 128
 EXPANSION_SEARCH = 64
 # Vectors are stored as float16: half the memory of float32, cosine within ~1e-3.
