@@ -4,6 +4,8 @@ saved index reloaded after a restart without embedding anything again."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -234,3 +236,11 @@ class TestRestart:
         gone = await again.lookup("ns", "what is speculative decoding today")
         assert gone.entry is None or gone.entry.payload != b"spec"
         await again.close()
+
+
+def test_index_module_then_onnxruntime_imports_cleanly():
+    """Importing the index (usearch) and then onnxruntime does not crash the interpreter
+    (usearch first, then onnxruntime, segfaults unless the index module orders them)."""
+    code = "import ponder_embedding.cache.index, onnxruntime, numpy; print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr[-2000:]

@@ -10,6 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+
+# onnxruntime must be loaded before usearch: the other order segfaults when onnxruntime is
+# imported (usearch 2.26.6, onnxruntime 1.32.0; see tests/unit/embedding/test_cache_index.py).
+import onnxruntime  # noqa: F401
 from usearch.compiled import ScalarKind
 from usearch.index import Index
 
@@ -22,8 +26,10 @@ logger = logging.getLogger(__name__)
 # 20k x 384 on these cores); from it on, the HNSW graph answers (see BENCHMARKS.md, "Semantic
 # cache at a million entries", for recall and latency at 1M).
 EXACT_SEARCH_BELOW = 20_000
-# HNSW parameters, chosen by bench/bench_cache_scale.py: recall@1 >= 0.99 at 1M entries.
-CONNECTIVITY = 16
+# HNSW parameters. With connectivity 16 recall@1 fell to 0.92 at 100k and 0.84 at 1M entries
+# of crowded near-duplicates (bench/bench_cache_scale.py); 32 gave 1.0 on the same 100k
+# (BENCHMARKS.md, "Semantic cache at a million entries"; not yet rerun at 1M).
+CONNECTIVITY = 32
 EXPANSION_ADD = 128
 EXPANSION_SEARCH = 64
 # Vectors are stored as float16: half the memory of float32, cosine within ~1e-3.
@@ -65,6 +71,15 @@ class NamespaceIndex:
 
     def __len__(self) -> int:
         return len(self._keys)
+
+    @property
+    def expansion_search(self) -> int:
+        """Candidates the graph search keeps (efSearch): higher is slower and more exact."""
+        return int(self._graph.expansion_search)
+
+    @expansion_search.setter
+    def expansion_search(self, value: int) -> None:
+        self._graph.expansion_search = value  # type: ignore[misc]
 
     @property
     def memory_bytes(self) -> int:
