@@ -69,10 +69,12 @@ def test_ponder_cli_block(process_stack: Stack):
 
 
 def test_node_block(process_stack: Stack):
+    """The clients block: Node (proto-loader and generated code), Go and Java, each runs and
+    watches a workflow to its end."""
     done = paste(quick_start_blocks()["node"], process_stack)
     assert done.returncode == 0, done.stdout + done.stderr
     summaries = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert len(summaries) == 2  # the proto-loader client and the generated-code one
+    assert len(summaries) == 4  # Node proto-loader, Node generated code, Go, Java
     for summary in summaries:
         assert summary["run"]["state"] == summary["watched"]["state"] == "WORKFLOW_STATE_SUCCEEDED"
 
