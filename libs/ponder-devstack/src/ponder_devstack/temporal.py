@@ -142,3 +142,46 @@ class Workers:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@dataclass(slots=True)
+class TemporalSide:
+    """What `make run ENGINE=temporal` adds to the stack: the dev server (Web UI on), its
+    state kept under `data_dir`, and `worker_count` workers."""
+
+    server: TemporalDevServer
+    log_dir: Path
+    worker_count: int = 2
+    workers: Workers | None = None
+
+    @classmethod
+    def for_run(cls, data_dir: Path, log_dir: Path, port: int = 7233) -> TemporalSide:
+        """The dev server on `port` (UI on port + 1000), state in data_dir/temporal.db."""
+        server = TemporalDevServer(
+            db_file=data_dir / "temporal.db",
+            log_path=log_dir / "temporal.log",
+            port=port,
+            ui_port=port + 1000,
+        )
+        return cls(server, log_dir)
+
+    def gateway_env(self) -> dict[str, str]:
+        """What puts the gateway (and the workers) on the temporal engine."""
+        return {"PONDER_GATEWAY_ENGINE": "temporal", "PONDER_TEMPORAL_ADDRESS": self.server.address}
+
+    async def start_server(self) -> None:
+        """Start the dev server and wait until it serves."""
+        self.server.start()
+        await self.server.wait_ready()
+
+    def start_workers(self, env: Mapping[str, str]) -> None:
+        """Start the workers with the stack's environment (service addresses)."""
+        self.workers = Workers({**env, **self.gateway_env()}, self.log_dir)
+        for _ in range(self.worker_count):
+            self.workers.start_one()
+
+    def stop(self) -> None:
+        """Stop the workers, then the server."""
+        if self.workers is not None:
+            self.workers.stop()
+        self.server.stop()

@@ -8,6 +8,7 @@ the worker refuses a larger result as a non-retryable error (see temporal_activi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import TypeVar
 from temporalio import workflow as tw
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import CancelledError as TemporalCancelled
 from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 
@@ -134,8 +136,11 @@ def _retry(attempts: int) -> RetryPolicy:
 
 
 def _failure(exc: ActivityError, step: str) -> PonderError:
-    """The PonderError an activity's failure stands for."""
+    """The PonderError an activity's failure stands for; an activity cancelled with its
+    workflow cancels the pipeline (CancelledError)."""
     cause = exc.cause
+    if isinstance(cause, TemporalCancelled):
+        raise asyncio.CancelledError(str(cause)) from exc
     if isinstance(cause, ApplicationError) and cause.details:
         return relayed_error(unpack(status_pb2.Status, str(cause.details[0])))
     if isinstance(cause, TemporalTimeout):
