@@ -64,6 +64,8 @@ bench: install bench-deps
 	$(PY) bench/bench_tracing.py
 	$(PY) bench/bench_span_cost.py
 	$(PY) bench/bench_soak.py
+	$(PY) bench/bench_temporal.py
+	$(PY) bench/bench_durability.py
 
 # Benchmark-only tools: granian and uvloop (pinned), and wrk (Debian package).
 bench-deps: install

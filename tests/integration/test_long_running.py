@@ -39,9 +39,7 @@ async def stub(engine_address: str):
 
 
 # The same API test against both engines.
-on_both_engines = pytest.mark.parametrize(
-    "engine_address", ["local", "temporal"], indirect=True
-)
+on_both_engines = pytest.mark.parametrize("engine_address", ["local", "temporal"], indirect=True)
 
 
 def spec(topic: str, kind: int = pb.WORKFLOW_KIND_REFLECTION, **params: object) -> pb.Workflow:

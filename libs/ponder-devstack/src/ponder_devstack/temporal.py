@@ -120,7 +120,8 @@ class Workers:
         with path.open("wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "ponder_gateway.worker"],
-                env=dict(self.env),
+                # Health on a free port unless one is given: several workers on one machine.
+                env={"PONDER_WORKER_HEALTH_PORT": "0", **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

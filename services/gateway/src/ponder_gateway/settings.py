@@ -195,6 +195,14 @@ class GatewaySettings(ServiceSettings):
         description="A long activity (research, reflection) whose worker has not "
         "heartbeated for this long is retried on another worker.",
     )
+    worker_health_port: int = Field(
+        50055,
+        ge=-1,
+        le=65535,
+        validation_alias="PONDER_WORKER_HEALTH_PORT",
+        description="The worker's grpc.health.v1 port (SERVING while it polls Temporal; "
+        "for probes); 0 picks a free port, -1 turns it off.",
+    )
     worker_max_concurrent_activities: int = Field(
         200,
         ge=1,

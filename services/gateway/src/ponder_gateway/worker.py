@@ -9,7 +9,10 @@ import asyncio
 import logging
 import signal
 import sys
+from dataclasses import dataclass
 
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -50,7 +53,10 @@ async def run_worker(settings: GatewaySettings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    health = await _health_server(settings)
     async with worker:
+        if health is not None:
+            await health.servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         logger.info(
             "worker polling",
             extra={
@@ -60,8 +66,31 @@ async def run_worker(settings: GatewaySettings) -> None:
         )
         await stop.wait()
         logger.info("shutdown signal received")
+        if health is not None:
+            await health.servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    if health is not None:
+        await health.server.stop(0)
     await records.close()
     await channels.close()
+
+
+@dataclass
+class _Health:
+    server: grpc.aio.Server
+    servicer: health.aio.HealthServicer
+
+
+async def _health_server(settings: GatewaySettings) -> _Health | None:
+    """grpc.health.v1 on the worker's health port (NOT_SERVING until it polls)."""
+    if settings.worker_health_port < 0:
+        return None
+    server = grpc.aio.server()
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    server.add_insecure_port(f"{settings.host}:{settings.worker_health_port}")
+    await servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.start()
+    return _Health(server, servicer)
 
 
 def main() -> None:

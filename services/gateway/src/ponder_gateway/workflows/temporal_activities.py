@@ -50,18 +50,22 @@ from ponder_runtime import PonderError
 MAX_RESULT_BYTES = 1024 * 1024
 # Status codes retrying cannot fix: INVALID_ARGUMENT, FAILED_PRECONDITION.
 NOT_RETRYABLE = (3, 9)
+# Attempts of an activity whose call fails (UNAVAILABLE, DEADLINE_EXCEEDED, ...).
+ERROR_ATTEMPTS = 3
 HEARTBEAT_SECONDS = 1.0
 # The streamed text a heartbeat carries (its tail).
 HEARTBEAT_TEXT_CHARS = 2000
 
 
 def _application_error(exc: PonderError) -> ApplicationError:
+    """The failure for Temporal: retried (a crash's retries are not limited this way) while
+    the code allows and fewer than ERROR_ATTEMPTS attempts were made."""
     status = exc.to_rpc_status()
     return ApplicationError(
         exc.message,
         pack(status),
         type=type(exc).__name__,
-        non_retryable=status.code in NOT_RETRYABLE,
+        non_retryable=status.code in NOT_RETRYABLE or activity.info().attempt >= ERROR_ATTEMPTS,
     )
 
 
@@ -127,7 +131,7 @@ class WorkerActivities:
             self._up,
             self._cache,
             self._settings,
-            timeout=lambda seconds: seconds,
+            timeout=lambda seconds: seconds,  # the activity's timeout adds a margin
             progress=progress or nothing,
             **extra,
         )

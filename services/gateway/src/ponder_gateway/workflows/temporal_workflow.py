@@ -124,15 +124,30 @@ def _now() -> timestamp_pb2.Timestamp:
     return stamp
 
 
-def _retry(attempts: int) -> RetryPolicy:
-    """Retries of a failed activity; errors raised non-retryable (INVALID_ARGUMENT,
-    FAILED_PRECONDITION, too large) are never retried."""
-    return RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=10),
-        maximum_attempts=attempts,
-    )
+# How long an activity may keep being retried after a worker crash (heartbeat or start-to-
+# close timeout), as a multiple of its own timeout. Errors it raises are retried a few times
+# only (temporal_activities.ERROR_ATTEMPTS), or not at all when retrying cannot help.
+RETRY_WINDOW = 6
+# An activity's start-to-close timeout is its call's timeout plus this: the call's own
+# deadline fires first and is reported as the call's error.
+MARGIN_SECONDS = 5.0
+
+_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=0,  # bounded by the schedule-to-close timeout instead
+)
+
+
+def _run_limit(seconds: float) -> timedelta:
+    """Start-to-close timeout of one attempt of an activity whose call may take `seconds`."""
+    return timedelta(seconds=seconds + MARGIN_SECONDS)
+
+
+def _retry_limit(seconds: float) -> timedelta:
+    """Schedule-to-close timeout: all attempts together."""
+    return _run_limit(seconds) * RETRY_WINDOW
 
 
 def _failure(exc: ActivityError, step: str) -> PonderError:
@@ -156,7 +171,11 @@ class TemporalSink:
 
     async def _record(self, given: RecordInput) -> None:
         await tw.execute_local_activity(
-            RECORD, given, start_to_close_timeout=timedelta(seconds=30), retry_policy=_retry(10)
+            RECORD,
+            given,
+            retry_policy=_RETRY,
+            start_to_close_timeout=_run_limit(25),
+            schedule_to_close_timeout=_retry_limit(25),
         )
 
     async def event(
@@ -205,8 +224,9 @@ class TemporalActivities:
                 LOOKUP_CACHE,
                 self._input(workflow),
                 result_type=CacheOutput,
-                start_to_close_timeout=timedelta(seconds=self._timeouts.rank),
-                retry_policy=_retry(2),
+                start_to_close_timeout=_run_limit(self._timeouts.rank),
+                schedule_to_close_timeout=_retry_limit(self._timeouts.rank),
+                retry_policy=_RETRY,
             )
         except ActivityError as exc:
             return CacheLookup(unavailable=str(_failure(exc, "cache_lookup")))
@@ -225,9 +245,10 @@ class TemporalActivities:
                 RESEARCH,
                 self._input(workflow),
                 result_type=str,
-                start_to_close_timeout=timedelta(seconds=self._timeouts.research),
+                start_to_close_timeout=_run_limit(self._timeouts.research),
+                schedule_to_close_timeout=_retry_limit(self._timeouts.research),
                 heartbeat_timeout=timedelta(seconds=self._timeouts.heartbeat),
-                retry_policy=_retry(3),
+                retry_policy=_RETRY,
             )
         except ActivityError as exc:
             raise _failure(exc, "research") from None
@@ -245,8 +266,9 @@ class TemporalActivities:
                 RANK,
                 self._input(workflow, documents),
                 result_type=RankOutput,
-                start_to_close_timeout=timedelta(seconds=self._timeouts.rank),
-                retry_policy=_retry(2),
+                start_to_close_timeout=_run_limit(self._timeouts.rank),
+                schedule_to_close_timeout=_retry_limit(self._timeouts.rank),
+                retry_policy=_RETRY,
             )
         except ActivityError as exc:
             return Ranked(unavailable=_failure(exc, "rank").code.name)
@@ -267,9 +289,10 @@ class TemporalActivities:
                 REFLECT,
                 self._input(workflow, documents, step),
                 result_type=str,
-                start_to_close_timeout=timedelta(seconds=self._timeouts.reflection),
+                start_to_close_timeout=_run_limit(self._timeouts.reflection),
+                schedule_to_close_timeout=_retry_limit(self._timeouts.reflection),
                 heartbeat_timeout=timedelta(seconds=self._timeouts.heartbeat),
-                retry_policy=_retry(5),
+                retry_policy=_RETRY,
             )
         except ActivityError as exc:
             raise _failure(exc, "reflection") from None
@@ -282,8 +305,9 @@ class TemporalActivities:
                 STORE_CACHE,
                 self._input(workflow),
                 result_type=str,
-                start_to_close_timeout=timedelta(seconds=self._timeouts.rank),
-                retry_policy=_retry(2),
+                start_to_close_timeout=_run_limit(self._timeouts.rank),
+                schedule_to_close_timeout=_retry_limit(self._timeouts.rank),
+                retry_policy=_RETRY,
             )
         except ActivityError as exc:
             return str(_failure(exc, "cache_store"))
