@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -70,6 +71,9 @@ async def concurrent(
     )
     final = await wait_all(stub, [r.workflow.name for r in created], timeout=900)
     wall = time.perf_counter() - started
+    for workflow in final.values():
+        if workflow.state != pb.WORKFLOW_STATE_SUCCEEDED:
+            print(f"  {tag}: {workflow.name} {workflow.error.message[:160]}", file=sys.stderr)
     return sum(w.state == pb.WORKFLOW_STATE_SUCCEEDED for w in final.values()), wall
 
 

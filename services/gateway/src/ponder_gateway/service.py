@@ -27,7 +27,7 @@ from ponder_gateway.servicer import WorkflowServicer
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.store import SqliteWorkflowStore, WorkflowStore
 from ponder_gateway.upstream import Upstreams
-from ponder_gateway.wiring import workflow_cache
+from ponder_gateway.wiring import beside, workflow_cache
 from ponder_gateway.workflows.admission import Admission
 from ponder_gateway.workflows.engine import Engine
 from ponder_gateway.workflows.engine_local import LocalEngine
@@ -100,7 +100,7 @@ class GatewayModule:
         log: EventLog = (
             RedisEventLog(redis_client)
             if redis_client is not None
-            else SqliteEventLog(settings.store_path)
+            else SqliteEventLog(beside(settings.store_path, "events"))
         )
         meter = telemetry.meter("ponder_gateway")
         cache = workflow_cache(upstreams, settings, meter)

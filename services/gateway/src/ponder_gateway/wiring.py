@@ -4,6 +4,7 @@ workflow records, events and checkpoints live, the service stubs, the semantic c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis.asyncio as aioredis
 from opentelemetry.metrics import Meter
@@ -48,7 +49,18 @@ def open_records(settings: GatewaySettings) -> Records:
             client, RedisWorkflowStore(client), RedisEventLog(client), RedisCheckpoints(client)
         )
     path = settings.store_path
-    return Records(None, SqliteWorkflowStore(path), SqliteEventLog(path), SqliteCheckpoints(path))
+    return Records(
+        None,
+        SqliteWorkflowStore(path),
+        SqliteEventLog(beside(path, "events")),
+        SqliteCheckpoints(beside(path, "checkpoints")),
+    )
+
+
+def beside(path: Path, part: str) -> Path:
+    """A SQLite file next to the records' one (its own file: its own writer thread, so the
+    record and event writes of one process never wait on each other's lock)."""
+    return path.with_name(f"{path.stem}-{part}{path.suffix}")
 
 
 def upstreams(channels: ChannelFactory, settings: GatewaySettings) -> Upstreams:

@@ -37,7 +37,7 @@ class Checkpoints(Protocol):
 
 
 class SqliteCheckpoints:
-    """Checkpoints in a table of the records' SQLite file."""
+    """Checkpoints in a SQLite file beside the records'."""
 
     def __init__(self, path: Path) -> None:
         self._file = SqliteFile(path, _SCHEMA, thread_name="workflow-checkpoints")

@@ -117,6 +117,8 @@ class TemporalEngine:
             failed.state = workflow_pb2.WORKFLOW_STATE_FAILED
             failed.error.code = grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
             failed.error.message = f"the workflow did not finish: {exc.cause or exc}"
+            if stored is not None:  # timed out: it cannot record its own end
+                await self._store.save(failed)
             return failed
 
     async def create(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -77,7 +77,7 @@ class EventLog(Protocol):
 
 
 class SqliteEventLog:
-    """Events in a table of the records' SQLite file (WAL: a worker process may append)."""
+    """Events in a SQLite file beside the records' (WAL: a worker process may append)."""
 
     def __init__(self, path: Path) -> None:
         self._file = SqliteFile(path, _SCHEMA, thread_name="workflow-events")
@@ -191,7 +191,7 @@ async def follow(
     *,
     after_sequence: int = 0,
     poll_seconds: float = 0.25,
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """A watch: without `after_sequence`, a SNAPSHOT first (numbered like the last event it
     includes, 0 before any); then every event numbered above it, until FINISHED.
 
