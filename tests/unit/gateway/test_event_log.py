@@ -71,7 +71,10 @@ async def test_a_watch_resumes_after_a_number_and_ends_with_finished(log: EventL
     async def current(_: str) -> pb.Workflow:
         return workflow()
 
-    first = follow(log, wakeups, name, current)
+    async def recorded(_: str) -> pb.Workflow | None:
+        return workflow()
+
+    first = follow(log, wakeups, name, current, recorded=recorded)
     snapshot = await anext(first)
     assert (snapshot.event_type, snapshot.sequence) == (pb.WORKFLOW_EVENT_TYPE_SNAPSHOT, 2)
     await first.aclose()
@@ -80,10 +83,13 @@ async def test_a_watch_resumes_after_a_number_and_ends_with_finished(log: EventL
         await asyncio.sleep(0.1)
         done = workflow(pb.WORKFLOW_STATE_SUCCEEDED)
         await log.append(name, make_event(done, pb.WORKFLOW_EVENT_TYPE_FINISHED))
-        wakeups.notify(name)
+        wakeups.notify(name, last=True)
 
     finishing = asyncio.create_task(finish())
-    resumed = [event async for event in follow(log, wakeups, name, current, after_sequence=1)]
+    resumed = [
+        event
+        async for event in follow(log, wakeups, name, current, recorded=recorded, after_sequence=1)
+    ]
     await finishing
     assert [(e.sequence, e.event_type) for e in resumed] == [
         (2, pb.WORKFLOW_EVENT_TYPE_STEP_UPDATED),

@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -48,6 +49,8 @@ async def run_worker(settings: GatewaySettings) -> None:
         workflows=[PonderWorkflow],
         activities=activities.all(),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
+        # On SIGTERM running activities get the grace period; the rest retry elsewhere.
+        graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -32,6 +32,43 @@ from ponder_runtime.protobuf import timestamp
 
 logger = logging.getLogger(__name__)
 
+# How often a watcher re-reads the event log of a workflow running elsewhere (another
+# replica), and, as a safety net only, of one running here (its appends wake the watchers).
+_POLL_SECONDS = 0.25
+_LIVE_POLL_SECONDS = 5.0
+
+
+class _FinishedLast:
+    """A sink that holds the FINISHED event until `flush`: the engine appends it after the
+    workflow's span has ended, so a watcher that sees the end finds the whole trace."""
+
+    def __init__(self, sink: StoreSink) -> None:
+        self._sink = sink
+        self._finished: workflow_pb2.Workflow | None = None
+
+    async def event(
+        self,
+        workflow: workflow_pb2.Workflow,
+        event_type: workflow_pb2.WorkflowEventType,
+        step: workflow_pb2.WorkflowStep | None = None,
+    ) -> None:
+        """Append now, or keep the FINISHED event for `flush`."""
+        if event_type == workflow_pb2.WORKFLOW_EVENT_TYPE_FINISHED:
+            self._finished = workflow_pb2.Workflow()
+            self._finished.CopyFrom(workflow)
+            return
+        await self._sink.event(workflow, event_type, step)
+
+    async def save(self, workflow: workflow_pb2.Workflow) -> None:
+        """Save the record."""
+        await self._sink.save(workflow)
+
+    async def flush(self) -> None:
+        """Append the FINISHED event, if the workflow ended."""
+        if self._finished is not None:
+            finished, self._finished = self._finished, None
+            await self._sink.event(finished, workflow_pb2.WORKFLOW_EVENT_TYPE_FINISHED)
+
 
 class LocalEngine:
     """Runs workflows in this process and serves their records and events."""
@@ -77,11 +114,8 @@ class LocalEngine:
         watched: bool,
     ) -> workflow_pb2.Workflow:
         self._live[workflow.name] = workflow
-        recorder = Recorder(
-            StoreSink(self._store, self._log, self._wakeups, watched=watched),
-            timestamp,
-            self._tracer,
-        )
+        sink = _FinishedLast(StoreSink(self._store, self._log, self._wakeups, watched=watched))
+        recorder = Recorder(sink, timestamp, self._tracer)
         activities = GrpcActivities(
             self._up,
             self._cache,
@@ -95,8 +129,18 @@ class LocalEngine:
                 with traced(self._tracer, workflow):
                     async with self._admission.slot():
                         record_trace_id(workflow)  # cache hits too
-                        return await pipeline.run(workflow, params)
+                        await pipeline.run(workflow, params)
+                        logger.info(
+                            "workflow succeeded",
+                            extra={
+                                "workflow": workflow.name,
+                                "sources": len(workflow.result.sources),
+                                "seconds": workflow.execution_time.ToNanoseconds() / 1e9,
+                            },
+                        )
+                        return workflow
         finally:
+            await asyncio.shield(sink.flush())
             self._live.pop(workflow.name, None)
 
     def _on_cancel(self, workflow: workflow_pb2.Workflow) -> None:
@@ -153,7 +197,26 @@ class LocalEngine:
 
     def watch(self, name: str, after_sequence: int = 0) -> AsyncIterator[Event]:
         """The workflow now (unless resuming), then its events until it ends."""
-        return follow(self._log, self._wakeups, name, self.get, after_sequence=after_sequence)
+        return follow(
+            self._log,
+            self._wakeups,
+            name,
+            self.get,
+            recorded=self._recorded,
+            after_sequence=after_sequence,
+            poll_seconds=self._poll_seconds,
+        )
+
+    async def _recorded(self, name: str) -> workflow_pb2.Workflow | None:
+        """The durable record, for watchers; none while the workflow runs here (its FINISHED
+        event comes from this process, after its span)."""
+        if name in self._tasks:
+            return None
+        return await self._store.get(name)
+
+    def _poll_seconds(self, name: str) -> float:
+        """A workflow running here wakes its watchers itself; others are polled."""
+        return _LIVE_POLL_SECONDS if name in self._tasks else _POLL_SECONDS
 
     # -- control --------------------------------------------------------------------------
 

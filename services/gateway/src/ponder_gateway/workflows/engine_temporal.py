@@ -164,7 +164,14 @@ class TemporalEngine:
 
     def watch(self, name: str, after_sequence: int = 0) -> AsyncIterator[Event]:
         """Follow the event log the workers append to."""
-        return follow(self._log, self._wakeups, name, self.get, after_sequence=after_sequence)
+        return follow(
+            self._log,
+            self._wakeups,
+            name,
+            self.get,
+            recorded=self._store.get,
+            after_sequence=after_sequence,
+        )
 
     async def cancel(self, name: str) -> workflow_pb2.Workflow:
         """Cancel the Temporal workflow (and its in-flight call); wait for its record."""

@@ -165,19 +165,32 @@ def _numbered(data: object, sequence: int) -> Event:
 
 
 class Wakeups:
-    """Wakes this process's watchers of a workflow when this process appends to its log."""
+    """Wakes this process's watchers of a workflow when this process appends to its log. A
+    watcher takes `version(name)` before it reads the log and passes it to `wait`, so an
+    append in between is never missed."""
 
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}
+        self._versions: dict[str, int] = {}
 
-    def notify(self, name: str) -> None:
-        """Something was appended for `name`."""
+    def version(self, name: str) -> int:
+        """How many appends for `name` were notified (0 once it finished)."""
+        return self._versions.get(name, 0)
+
+    def notify(self, name: str, *, last: bool = False) -> None:
+        """Something was appended for `name` (`last`: its FINISHED event)."""
+        if last:
+            self._versions.pop(name, None)
+        else:
+            self._versions[name] = self.version(name) + 1
         event = self._events.pop(name, None)
         if event is not None:
             event.set()
 
-    async def wait(self, name: str, timeout: float) -> None:
-        """Until the next append here for `name`, or `timeout` (appends elsewhere)."""
+    async def wait(self, name: str, since: int, timeout: float) -> None:
+        """Until an append here for `name` after `since`, or `timeout` (appends elsewhere)."""
+        if self.version(name) != since:
+            return
         event = self._events.setdefault(name, asyncio.Event())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
@@ -189,13 +202,16 @@ async def follow(
     name: str,
     current: Callable[[str], Awaitable[workflow_pb2.Workflow]],
     *,
+    recorded: Callable[[str], Awaitable[workflow_pb2.Workflow | None]],
     after_sequence: int = 0,
-    poll_seconds: float = 0.25,
+    poll_seconds: Callable[[str], float] = lambda _: 0.25,
 ) -> AsyncGenerator[Event, None]:
     """A watch: without `after_sequence`, a SNAPSHOT first (numbered like the last event it
     includes, 0 before any); then every event numbered above it, until FINISHED.
 
-    `current(name)` reads the workflow (NotFoundError when there is none). A workflow that
+    `current(name)` reads the workflow (NotFoundError when there is none), `recorded(name)` its
+    durable record (a live workflow may look final before its end is recorded); `poll_seconds(name)`
+    is how long to wait for an append here before reading the log again. A workflow that
     reached a final state without a FINISHED event (a synchronous run, or one resolved after
     its process stopped) ends the watch with a FINISHED event made from its record."""
     workflow = await current(name)
@@ -217,6 +233,7 @@ async def follow(
             return
         after_sequence = snapshot.sequence
     while True:
+        seen = wakeups.version(name)
         events = await log.after(name, after_sequence)
         for event in events:
             after_sequence = event.sequence
@@ -224,11 +241,17 @@ async def follow(
             if event.event_type == workflow_pb2.WORKFLOW_EVENT_TYPE_FINISHED:
                 return
         if not events:
-            workflow = await current(name)
-            if workflow.state in FINAL_STATES and not await log.after(name, after_sequence):
-                # Final without a FINISHED event (the event is appended before the record).
+            stored = await recorded(name)
+            if (
+                stored is not None
+                and stored.state in FINAL_STATES
+                and not await log.after(name, after_sequence)
+            ):
+                workflow = stored
+                # Final without a FINISHED event (yet: it follows the final record, as the
+                # last event, so it gets this very number).
                 ended = make_event(workflow, workflow_pb2.WORKFLOW_EVENT_TYPE_FINISHED)
                 ended.sequence = after_sequence + 1
                 yield ended
                 return
-            await wakeups.wait(name, poll_seconds)
+            await wakeups.wait(name, seen, poll_seconds(name))

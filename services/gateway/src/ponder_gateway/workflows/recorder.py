@@ -62,7 +62,8 @@ class StoreSink:
         if not self._watched:
             return
         await self._log.append(workflow.name, make_event(workflow, event_type, step))
-        self._wakeups.notify(workflow.name)
+        last = event_type == workflow_pb2.WORKFLOW_EVENT_TYPE_FINISHED
+        self._wakeups.notify(workflow.name, last=last)
 
     async def save(self, workflow: workflow_pb2.Workflow) -> None:
         """Save the record."""
@@ -119,10 +120,11 @@ class Recorder:
             await self._sink.save(workflow)
 
     async def finished(self, workflow: workflow_pb2.Workflow) -> None:
-        """The workflow ended: its FINISHED event, then its final record (a watcher that sees
-        the final record will find the event)."""
+        """The workflow ended: its final record, then its FINISHED event, the last thing a
+        watcher waits for (one that sees the final record first makes the same FINISHED
+        event from it, with the same number: see events.follow)."""
         workflow.update_time.CopyFrom(self.now())
         if not workflow.HasField("end_time"):
             workflow.end_time.CopyFrom(workflow.update_time)
-        await self._sink.event(workflow, workflow_pb2.WORKFLOW_EVENT_TYPE_FINISHED)
         await self._sink.save(workflow)
+        await self._sink.event(workflow, workflow_pb2.WORKFLOW_EVENT_TYPE_FINISHED)
