@@ -32,7 +32,7 @@ from tests.deploy.policies import (
 
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-OVERLAYS = ["base", "overlays/dev", "overlays/prod"]
+OVERLAYS = ["base", "overlays/dev", "overlays/dev-temporal", "overlays/prod"]
 SETTINGS: dict[str, type[BaseSettings]] = {
     "gateway": GatewaySettings,
     "research": ResearchSettings,
@@ -188,6 +188,31 @@ def test_the_gpu_component_puts_embedding_on_a_gpu():
     assert "cuda" in EmbeddingSettings.model_fields["device"].annotation.__args__  # type: ignore[union-attr]
     for version in VERSIONS:
         kubernetes_validate.validate(embedding, version, strict=True)
+
+
+def test_the_temporal_component_runs_workers_and_the_dev_server():
+    """deploy/components/temporal: workers run `python -m ponder_gateway.worker` from the
+    gateway image, an HPA and a PDB hold them, the config switches the engine and points at
+    the dev server's Service (dev-temporal overlay), with settings the gateway knows."""
+    resources = rendered("overlays/dev-temporal")
+    worker = pod(named(resources, "Deployment", "worker"))["containers"][0]
+    assert worker["command"] == ["python", "-m", "ponder_gateway.worker"]
+    assert worker["image"].startswith("ponder-gateway")
+    assert named(resources, "HorizontalPodAutoscaler", "worker")["spec"]["minReplicas"] >= 2
+    assert named(resources, "PodDisruptionBudget", "worker")["spec"]["minAvailable"] >= 1
+    config = named(resources, "ConfigMap", "ponder-config")["data"]
+    assert config["PONDER_GATEWAY_ENGINE"] == "temporal"
+    settings = GatewaySettings.model_validate(
+        {k: v for k, v in config.items() if k.startswith("PONDER_TEMPORAL_")}
+    )
+    host, port = settings.temporal_address.split(":")
+    frontend = named(resources, "Service", host)
+    assert int(port) in [p["port"] for p in frontend["spec"]["ports"]]
+    assert named(resources, "Deployment", "temporal")["spec"]["replicas"] == 1
+    assert (
+        "PONDER_GATEWAY_ENGINE"
+        not in named(rendered("overlays/dev"), "ConfigMap", "ponder-config")["data"]
+    )
 
 
 INTERNAL_CALLERS = {
