@@ -256,13 +256,16 @@ def test_only_the_gateway_reaches_the_internal_services(overlay: str):
     labelled ponder.dev/internal-client=true, the label a Temporal worker carries too) to
     research and reflection, and the gateway and research to embedding; every Ponder
     container reads PONDER_INTERNAL_TOKEN from a required key of the Secret ponder-internal,
-    and the gateway reads its cache signing key from it too."""
+    and the gateway (and a Temporal worker) reads its cache signing key from it too."""
     resources = rendered(overlay)
     gateway = named(resources, "Deployment", "gateway")
     assert pod_labels(gateway)["ponder.dev/internal-client"] == "true"
+    # Temporal workers (dev-temporal) make the gateway's calls, so they are admitted with it.
+    workers = {w["metadata"]["name"] for w in of_kind(resources, "Deployment")} & {"worker"}
     for service, callers in INTERNAL_CALLERS.items():
-        assert _reachers(resources, named(resources, "Deployment", service)) == callers, service
-    for service in GRPC_PORTS:
+        admitted = callers | workers if "gateway" in callers else callers
+        assert _reachers(resources, named(resources, "Deployment", service)) == admitted, service
+    for service in [*GRPC_PORTS, *workers]:
         container = pod(named(resources, "Deployment", service))["containers"][0]
         secrets = {
             e["name"]: e["valueFrom"]["secretKeyRef"]
@@ -270,7 +273,7 @@ def test_only_the_gateway_reaches_the_internal_services(overlay: str):
             if "secretKeyRef" in e.get("valueFrom", {})
         }
         wanted = {"PONDER_INTERNAL_TOKEN": "internal-token"}
-        if service == "gateway":
+        if service in ("gateway", "worker"):
             wanted["PONDER_GATEWAY_CACHE_SIGNING_KEY"] = "cache-signing-key"
         for variable, key in wanted.items():
             ref = secrets[variable]

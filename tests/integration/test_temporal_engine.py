@@ -59,3 +59,35 @@ async def test_a_watch_resumes_on_the_temporal_engine(temporal_stack: TemporalSt
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
     assert resumed[-1].event_type == pb.WORKFLOW_EVENT_TYPE_FINISHED
     assert resumed[-1].workflow.state == pb.WORKFLOW_STATE_SUCCEEDED
+
+
+async def test_the_tenant_and_the_cache_verdict_survive_the_worker(temporal_stack: TemporalStack):
+    """On the temporal engine the worker's records keep the creator's tenant (so the creator
+    still owns the finished workflow) and the cache step says why it missed."""
+    async with grpc.aio.insecure_channel(temporal_stack.address) as channel:
+        stub = workflow_grpc.WorkflowServiceStub(channel)
+        created = await stub.CreateWorkflow(
+            pb.CreateWorkflowRequest(
+                workflow=pb.Workflow(
+                    kind=pb.WORKFLOW_KIND_REFLECTION,
+                    topic="tenant-owned temporal workflow about speculative decoding",
+                )
+            ),
+            timeout=10,
+        )
+        assert created.workflow.tenant
+        events = [
+            event
+            async for event in stub.WatchWorkflow(
+                pb.WatchWorkflowRequest(name=created.workflow.name), timeout=60
+            )
+        ]
+        final = (
+            await stub.GetWorkflow(pb.GetWorkflowRequest(name=created.workflow.name), timeout=10)
+        ).workflow
+    assert events[-1].event_type == pb.WORKFLOW_EVENT_TYPE_FINISHED
+    assert final.state == pb.WORKFLOW_STATE_SUCCEEDED
+    assert final.tenant == created.workflow.tenant
+    lookup = next(s for s in final.steps if s.name == "cache_lookup")
+    assert lookup.message.startswith("miss ("), lookup.message
+    assert final.cache.verdict != pb.CACHE_VERDICT_UNSPECIFIED

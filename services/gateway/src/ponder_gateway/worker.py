@@ -31,7 +31,11 @@ logger = logging.getLogger("ponder_gateway.worker")
 async def run_worker(settings: GatewaySettings) -> None:
     """Poll the task queue until SIGTERM/SIGINT, then finish or hand back what runs."""
     telemetry = configure_telemetry(settings)
-    channels = ChannelFactory(telemetry, max_message_bytes=settings.max_message_bytes)
+    channels = ChannelFactory(
+        telemetry,
+        max_message_bytes=settings.max_message_bytes,
+        internal_token=settings.internal_token_value,  # access: internal calls
+    )
     up = upstreams(channels, settings)
     records = open_records(settings)
     activities = WorkerActivities(
