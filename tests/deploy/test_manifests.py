@@ -32,7 +32,7 @@ from tests.deploy.policies import (
 
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-OVERLAYS = ["base", "overlays/dev", "overlays/prod"]
+OVERLAYS = ["base", "overlays/dev", "overlays/dev-temporal", "overlays/prod"]
 SETTINGS: dict[str, type[BaseSettings]] = {
     "gateway": GatewaySettings,
     "research": ResearchSettings,
@@ -190,6 +190,31 @@ def test_the_gpu_component_puts_embedding_on_a_gpu():
         kubernetes_validate.validate(embedding, version, strict=True)
 
 
+def test_the_temporal_component_runs_workers_and_the_dev_server():
+    """deploy/components/temporal: workers run `python -m ponder_gateway.worker` from the
+    gateway image, an HPA and a PDB hold them, the config switches the engine and points at
+    the dev server's Service (dev-temporal overlay), with settings the gateway knows."""
+    resources = rendered("overlays/dev-temporal")
+    worker = pod(named(resources, "Deployment", "worker"))["containers"][0]
+    assert worker["command"] == ["python", "-m", "ponder_gateway.worker"]
+    assert worker["image"].startswith("ponder-gateway")
+    assert named(resources, "HorizontalPodAutoscaler", "worker")["spec"]["minReplicas"] >= 2
+    assert named(resources, "PodDisruptionBudget", "worker")["spec"]["minAvailable"] >= 1
+    config = named(resources, "ConfigMap", "ponder-config")["data"]
+    assert config["PONDER_GATEWAY_ENGINE"] == "temporal"
+    settings = GatewaySettings.model_validate(
+        {k: v for k, v in config.items() if k.startswith("PONDER_TEMPORAL_")}
+    )
+    host, port = settings.temporal_address.split(":")
+    frontend = named(resources, "Service", host)
+    assert int(port) in [p["port"] for p in frontend["spec"]["ports"]]
+    assert named(resources, "Deployment", "temporal")["spec"]["replicas"] == 1
+    assert (
+        "PONDER_GATEWAY_ENGINE"
+        not in named(rendered("overlays/dev"), "ConfigMap", "ponder-config")["data"]
+    )
+
+
 INTERNAL_CALLERS = {
     "research": {"gateway"},
     "reflection": {"gateway"},
@@ -231,13 +256,16 @@ def test_only_the_gateway_reaches_the_internal_services(overlay: str):
     labelled ponder.dev/internal-client=true, the label a Temporal worker carries too) to
     research and reflection, and the gateway and research to embedding; every Ponder
     container reads PONDER_INTERNAL_TOKEN from a required key of the Secret ponder-internal,
-    and the gateway reads its cache signing key from it too."""
+    and the gateway (and a Temporal worker) reads its cache signing key from it too."""
     resources = rendered(overlay)
     gateway = named(resources, "Deployment", "gateway")
     assert pod_labels(gateway)["ponder.dev/internal-client"] == "true"
+    # Temporal workers (dev-temporal) make the gateway's calls, so they are admitted with it.
+    workers = {w["metadata"]["name"] for w in of_kind(resources, "Deployment")} & {"worker"}
     for service, callers in INTERNAL_CALLERS.items():
-        assert _reachers(resources, named(resources, "Deployment", service)) == callers, service
-    for service in GRPC_PORTS:
+        admitted = callers | workers if "gateway" in callers else callers
+        assert _reachers(resources, named(resources, "Deployment", service)) == admitted, service
+    for service in [*GRPC_PORTS, *workers]:
         container = pod(named(resources, "Deployment", service))["containers"][0]
         secrets = {
             e["name"]: e["valueFrom"]["secretKeyRef"]
@@ -245,7 +273,7 @@ def test_only_the_gateway_reaches_the_internal_services(overlay: str):
             if "secretKeyRef" in e.get("valueFrom", {})
         }
         wanted = {"PONDER_INTERNAL_TOKEN": "internal-token"}
-        if service == "gateway":
+        if service in ("gateway", "worker"):
             wanted["PONDER_GATEWAY_CACHE_SIGNING_KEY"] = "cache-signing-key"
         for variable, key in wanted.items():
             ref = secrets[variable]

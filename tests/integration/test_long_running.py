@@ -23,9 +23,23 @@ BYPASS = pb.WorkflowParameters(cache_policy=pb.CACHE_POLICY_BYPASS)
 
 
 @pytest.fixture
-def stub(gateway_channel):
-    """A WorkflowService stub on the in-process gateway."""
-    return workflow_grpc.WorkflowServiceStub(gateway_channel)
+def engine_address(request: pytest.FixtureRequest, stack) -> str:
+    """The in-process gateway (local engine), or with `@on_both_engines` also a gateway on
+    the temporal engine (worker processes, the real Temporal dev server)."""
+    if getattr(request, "param", "local") == "local":
+        return str(stack.address("gateway"))
+    return str(request.getfixturevalue("temporal_stack").address)
+
+
+@pytest.fixture
+async def stub(engine_address: str):
+    """A WorkflowService stub on the gateway of the engine under test."""
+    async with grpc.aio.insecure_channel(engine_address) as channel:
+        yield workflow_grpc.WorkflowServiceStub(channel)
+
+
+# The same API test against both engines.
+on_both_engines = pytest.mark.parametrize("engine_address", ["local", "temporal"], indirect=True)
 
 
 def spec(topic: str, kind: int = pb.WORKFLOW_KIND_REFLECTION, **params: object) -> pb.Workflow:
@@ -41,6 +55,7 @@ async def watch_all(stub, name: str) -> list[pb.WatchWorkflowResponse]:
     ]
 
 
+@on_both_engines
 async def test_create_then_watch_to_the_result(stub, fake_arxiv: FakeApi):
     """Create returns at once (PENDING); watch starts with a snapshot, reports each step, and
     ends with FINISHED carrying the result; Get then returns the same record."""
@@ -88,6 +103,7 @@ async def test_a_reconnecting_watch_gets_the_current_state_first(stub, fake_arxi
     assert events[-1].workflow.state == pb.WORKFLOW_STATE_SUCCEEDED
 
 
+@on_both_engines
 async def test_cancel_stops_a_running_workflow(stub, fake_arxiv: FakeApi):
     """Cancelling during research: CANCELLED at once, no reflection step ever runs, and a
     second cancel is FAILED_PRECONDITION."""
@@ -109,6 +125,7 @@ async def test_cancel_stops_a_running_workflow(stub, fake_arxiv: FakeApi):
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
+@on_both_engines
 async def test_list_pages_newest_first_with_a_filter(stub):
     """Five new workflows list newest first, two per page, with working page tokens and a
     state filter; a token from another filter is refused."""
@@ -173,6 +190,7 @@ async def test_bad_requests(stub, request_message, method, fields):
     assert bad_request_fields(caught.value) == fields
 
 
+@on_both_engines
 async def test_unknown_and_duplicate_workflows(stub):
     """Get of an unknown workflow is NOT_FOUND; creating an existing id is ALREADY_EXISTS."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -302,6 +320,7 @@ async def test_restart_serves_finished_workflows_and_resolves_running_ones(
     assert "shut down" in resolved.workflow.error.message
 
 
+@on_both_engines
 async def test_watch_relays_reflection_progress(stub):
     """Watchers see the reflection's own draft/critique/refine steps as they happen."""
     created = await stub.CreateWorkflow(

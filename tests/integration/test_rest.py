@@ -108,10 +108,22 @@ async def test_watch_as_server_sent_events(http: httpx.AsyncClient):
         text = "".join([chunk async for chunk in stream.aiter_text()])
     frames = [f for f in text.split("\n\n") if f]
     assert frames[-1] == "event: end\ndata: {}"
-    first = json.loads(frames[0].removeprefix("data: "))
+    events = [sse_fields(frame) for frame in frames[:-1]]
+    first = json.loads(events[0]["data"])
     assert first["eventType"] == "WORKFLOW_EVENT_TYPE_SNAPSHOT"
-    last = json.loads(frames[-2].removeprefix("data: "))
+    last = json.loads(events[-1]["data"])
     assert last["eventType"] == "WORKFLOW_EVENT_TYPE_FINISHED"
+    # Each event after the snapshot carries its sequence as the SSE id.
+    assert all(e["id"] == json.loads(e["data"])["sequence"] for e in events[1:])
+
+
+def sse_fields(frame: str) -> dict[str, str]:
+    """The fields of one SSE frame ("id", "event", "data")."""
+    fields: dict[str, str] = {}
+    for line in frame.split("\n"):
+        key, _, value = line.partition(": ")
+        fields[key] = value
+    return fields
 
 
 async def test_cancel_with_a_custom_verb(http: httpx.AsyncClient):

@@ -323,3 +323,27 @@ async def test_streamed_text_arrives_between_start_and_finish_of_its_step() -> N
     assert "".join(pieces).strip() == "Claim one [1]. Claim two [1]."
     assert kinds[-1] == "Completed"
     assert "TextDelta" not in kinds[finish:]
+
+
+async def test_a_resumed_run_pays_no_finished_step_again() -> None:
+    """Given the steps an interrupted run finished (draft, critique), a resumed run calls the
+    provider only for what is left and ends with the same outcome as an uninterrupted run."""
+    texts = ["Draft [1].", "Refined [1].", "Final [1]."]
+    critiques = [needs_work(4.0), needs_work(6.0), needs_work(7.0)]
+    whole = ScriptedProvider(texts, critiques)
+    full = outcome_of(await collect(whole, spec(()))).steps
+    resumed = ScriptedProvider(texts, critiques[1:])
+    events = [
+        event
+        async for event in run_reflection(
+            resumed, ReflectionSpec(RAG_TOPIC, (), 3, 8.0, completed=full[:2])
+        )
+    ]
+    assert [kind for kind, _ in resumed.calls] == ["refine", "critique", "refine", "critique"]
+    outcome = outcome_of(events)
+    assert [(s.kind, s.iteration, s.text) for s in outcome.steps] == [
+        (s.kind, s.iteration, s.text) for s in full
+    ]
+    assert outcome.score == 7.0
+    finished = [e for e in events if isinstance(e, StepFinished)]
+    assert finished[0].step == full[0]

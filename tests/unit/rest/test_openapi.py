@@ -77,7 +77,7 @@ OPERATIONS = {
         "",
     ),
     "WorkflowService_CancelWorkflow": ("post", "/v1/{name}:cancel", ["name"], [], "*"),
-    "WorkflowService_WatchWorkflow": ("get", "/v1/{name}:watch", ["name"], [], ""),
+    "WorkflowService_WatchWorkflow": ("get", "/v1/{name}:watch", ["name"], ["afterSequence"], ""),
     "ResearchService_SearchSources": ("post", "/v1/research:search", [], [], "*"),
     "ResearchService_GetLibrary": ("get", "/v1/library", [], [], ""),
     "ReflectionService_Reflect": ("post", "/v1/reflection:reflect", [], [], "*"),

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 from grpc_health.v1 import health_pb2
@@ -69,10 +70,16 @@ _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1
 _GRPC_TIMEOUT = re.compile(r"(\d{1,8})([HMSmun])")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _JSON_TYPES = ("application/json", "application/x-ndjson")
+_INTEGER_TYPES = (
+    FieldDescriptor.CPPTYPE_INT32,
+    FieldDescriptor.CPPTYPE_INT64,
+    FieldDescriptor.CPPTYPE_UINT32,
+    FieldDescriptor.CPPTYPE_UINT64,
+)
 # Headers a browser may send cross-origin, and the ones it may read back.
 _CORS_ALLOW_HEADERS = (
     "authorization, content-type, x-request-id, grpc-timeout, x-request-timeout, "
-    "traceparent, tracestate"
+    "traceparent, tracestate, last-event-id"
 )
 _CORS_EXPOSE_HEADERS = b"x-request-id, x-trace-id, retry-after, grpc-status, grpc-message"
 # Request headers that are not forwarded as metadata (hop-by-hop or handled here).
@@ -108,6 +115,12 @@ class FacadeConfig:
     access_log: bool = True
     health_service: str = ""
     sse_keepalive_seconds: float = 15.0  # a comment frame when an SSE stream is idle this long
+    # SSE resumption, by naming convention (no annotation needed): a stream reply's integer
+    # field called `sse_id_field` becomes each event's `id:` (when not 0), and a reconnecting
+    # client's `Last-Event-ID` header fills the request's integer field called
+    # `sse_resume_field` (when the method's request has one and the query left it 0).
+    sse_id_field: str = ""
+    sse_resume_field: str = ""
 
 
 class HttpError(Exception):
@@ -520,6 +533,8 @@ class RestFacade:
         context: LocalContext,
     ) -> None:
         sse = "text/event-stream" in exchange.header(b"accept")
+        if sse:
+            self._resume(exchange, request)
         replies = self._invoker.stream(route.grpc_path, request, context)
         pump = self._pump(exchange, send, route, replies, context=context, sse=sse)
         await _until_disconnect(pump, receive)
@@ -589,9 +604,44 @@ class RestFacade:
                 )
         await send({"type": "http.response.body", "body": b""})
 
+    def _resume(self, exchange: _Exchange, request: Message) -> None:
+        """Last-Event-ID -> the request's resume field (see FacadeConfig.sse_resume_field)."""
+        name = self._config.sse_resume_field
+        last = exchange.header(b"last-event-id").strip()
+        target = request.DESCRIPTOR.fields_by_name.get(name) if name and last else None
+        if target is None or target.cpp_type not in _INTEGER_TYPES or getattr(request, name):
+            return
+        try:
+            value = int(last)
+        except ValueError:
+            raise _error(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Last-Event-ID must be an event id sent by this stream (an integer), not {last!r}",
+            ) from None
+        try:
+            setattr(request, name, value)
+        except ValueError:
+            raise _error(
+                grpc.StatusCode.INVALID_ARGUMENT, f"Last-Event-ID {last!r} is out of range"
+            ) from None
+
+    def _event_id(self, reply: Any) -> bytes:
+        """`id: N` for an SSE frame (see FacadeConfig.sse_id_field), or nothing."""
+        name = self._config.sse_id_field
+        if not name or not isinstance(reply, Message):
+            return b""
+        source = reply.DESCRIPTOR.fields_by_name.get(name)
+        if source is None or source.cpp_type not in _INTEGER_TYPES:
+            return b""
+        value = getattr(reply, name)
+        return b"id: %d\n" % value if value else b""
+
     async def _frame(self, send: Send, route: Route, reply: Any, sse: bool) -> None:
         text = self._encode(route, reply)
-        body = b"data: " + text + b"\n\n" if sse else b'{"result":' + text + b"}\n"
+        if sse:
+            body = self._event_id(reply) + b"data: " + text + b"\n\n"
+        else:
+            body = b'{"result":' + text + b"}\n"
         await send({"type": "http.response.body", "body": body, "more_body": True})
 
     # --- pages -----------------------------------------------------------------------------

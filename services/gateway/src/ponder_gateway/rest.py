@@ -66,6 +66,8 @@ def build_facade(
         cors_allow_credentials=settings.cors_allow_credentials,
         default_timeout_seconds=settings.http_default_timeout_seconds or None,
         access_log=settings.http_access_log,
+        sse_id_field="sequence",  # WatchWorkflowResponse.sequence
+        sse_resume_field="after_sequence",  # WatchWorkflowRequest.after_sequence
     )
     return RestFacade(
         routes,

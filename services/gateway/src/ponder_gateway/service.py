@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 
 import grpc
 import redis.asyncio as aioredis
+from temporalio.client import Client
 
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
@@ -19,20 +21,21 @@ from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.access import AccessControl, Anonymous, Buckets, TokenBuckets
 from ponder_gateway.budgets import WorkflowBudgets
-from ponder_gateway.cache import RecentAnswers, WorkflowCache
-from ponder_gateway.cache_signing import PayloadSigner, SigningKey
-from ponder_gateway.library_version import LibraryVersions
-from ponder_gateway.manager import WorkflowManager
 from ponder_gateway.principals import read_keys
 from ponder_gateway.redis_outage import FallbackBuckets, OutageTolerantStore, open_redis
 from ponder_gateway.redis_state import RedisTokenBuckets, RedisWorkflowStore
 from ponder_gateway.replay import ReplayMemo
 from ponder_gateway.rest import build_facade
-from ponder_gateway.runner import WorkflowRunner
 from ponder_gateway.servicer import WorkflowServicer
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.store import SqliteWorkflowStore, WorkflowStore
 from ponder_gateway.upstream import Upstreams
+from ponder_gateway.wiring import beside, workflow_cache
+from ponder_gateway.workflows.admission import Admission
+from ponder_gateway.workflows.engine import Engine
+from ponder_gateway.workflows.engine_local import LocalEngine
+from ponder_gateway.workflows.engine_temporal import TemporalEngine
+from ponder_gateway.workflows.events import EventLog, RedisEventLog, SqliteEventLog
 from ponder_rest.server import HttpLimits, HttpServer
 from ponder_runtime import ChannelFactory, Telemetry, wait_until_serving
 from ponder_runtime.interceptors import GuardInterceptor
@@ -63,20 +66,6 @@ def _buckets(rate: float, burst: int, client: aioredis.Redis | None) -> Buckets 
     if client is not None:  # this replica's own buckets while Redis is away
         return FallbackBuckets(RedisTokenBuckets(client, rate=rate, burst=burst), local)
     return local
-
-
-def _signer(settings: GatewaySettings) -> PayloadSigner:
-    """access: the cache signing key and the older keys still accepted (cache_signing.py)."""
-    if settings.cache_signing_key is None:
-        logger.warning(
-            "PONDER_GATEWAY_CACHE_SIGNING_KEY is not set: cached results are signed with a key "
-            "of this process only (not shared by replicas, lost on restart)"
-        )
-        return PayloadSigner(SigningKey.ephemeral())
-    return PayloadSigner(
-        SigningKey.parse(settings.cache_signing_key.get_secret_value()),
-        [SigningKey.parse(key.get_secret_value()) for key in settings.cache_verification_keys],
-    )
 
 
 class GatewayModule:
@@ -113,31 +102,41 @@ class GatewayModule:
             if redis_client is not None
             else SqliteWorkflowStore(settings.store_path)
         )
+        log: EventLog = (
+            RedisEventLog(redis_client)
+            if redis_client is not None
+            else SqliteEventLog(beside(settings.store_path, "events"))
+        )
         meter = telemetry.meter("ponder_gateway")
-        self.manager = WorkflowManager(
-            WorkflowRunner(upstreams, settings, telemetry.tracer("ponder_gateway")),
-            WorkflowCache(
-                upstreams.embedding,
-                threshold=settings.cache_similarity_threshold,
-                ttl_seconds=settings.cache_ttl_seconds,
-                timeout=settings.rank_timeout_seconds,
-                recent=RecentAnswers(
-                    seconds=min(settings.cache_recent_seconds, settings.cache_ttl_seconds),
-                    max_entries=settings.cache_recent_entries,
-                ),
-                meter=meter,
-                signer=_signer(settings),
-                library=LibraryVersions(
-                    upstreams.research,
-                    seconds=settings.cache_library_version_seconds,
-                    timeout=min(2.0, settings.rank_timeout_seconds),  # a lookup stays quick
-                ),
-            ),
-            store,
+        cache = workflow_cache(upstreams, settings, meter)
+        admission = Admission(
             max_running=settings.max_running_workflows,
             max_queued=settings.max_queued_workflows,
             meter=meter,
         )
+        self.engine: Engine
+        if settings.engine == "temporal":
+            self.engine = TemporalEngine(
+                functools.partial(
+                    Client.connect,
+                    settings.temporal_address,
+                    namespace=settings.temporal_namespace,
+                ),
+                store,
+                log,
+                settings,
+                admission=admission,
+            )
+        else:
+            self.engine = LocalEngine(
+                upstreams,
+                cache,
+                store,
+                log,
+                settings,
+                admission=admission,
+                tracer=telemetry.tracer("ponder_gateway"),
+            )
         self._grace = settings.shutdown_grace_seconds
         self._access = AccessControl(
             read_keys(settings.api_keys_file, settings.api_key_hashes),
@@ -155,7 +154,7 @@ class GatewayModule:
             meter=meter,
         )
         self._servicer = WorkflowServicer(
-            self.manager,
+            self.engine,
             ReplayMemo(
                 seconds=settings.replay_seconds, max_entries=settings.replay_entries, meter=meter
             ),
@@ -210,7 +209,7 @@ class GatewayModule:
     async def start(self) -> None:
         """Resolve workflows a previous process left unfinished, then wait until every
         downstream service reports SERVING."""
-        await self.manager.recover(stale_after=_STALE_SECONDS if self._redis else 0.0)
+        await self.engine.start(stale_after=_STALE_SECONDS if self._redis else 0.0)
         await asyncio.gather(
             *(self._wait_for(name, channel) for name, channel in self._targets.items())
         )
@@ -227,7 +226,7 @@ class GatewayModule:
 
     async def close(self) -> None:
         """Drain running workflows (recording the ones cut short), then close the channels."""
-        await self.manager.drain(self._grace)
+        await self.engine.drain(self._grace)
         if self._redis is not None:
             await self._redis.aclose()
         await self._channels.close()

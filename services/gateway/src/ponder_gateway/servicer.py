@@ -17,11 +17,11 @@ from ponder_gateway.cache import namespace
 from ponder_gateway.cache_scope import GLOBAL, CacheScopeMode, cache_scope
 from ponder_gateway.filters import parse as parse_filter
 from ponder_gateway.listing import make_token, read_token
-from ponder_gateway.manager import WorkflowManager
-from ponder_gateway.ownership import owned, replay_key, scoped, stamp
+from ponder_gateway.ownership import owned, replay_key, scoped
 from ponder_gateway.parameters import resolve_parameters
 from ponder_gateway.principals import current
 from ponder_gateway.replay import REPLAY_AGE_KEY, ReplayMemo
+from ponder_gateway.workflows.engine import Engine
 from ponder_runtime import RequestValidator
 
 
@@ -47,17 +47,17 @@ def _check_name(name: str) -> None:
 
 
 class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
-    """Validates workflow requests and hands them to the WorkflowManager."""
+    """Validates workflow requests and hands them to the workflow engine."""
 
     def __init__(
         self,
-        manager: WorkflowManager,
+        engine: Engine,
         replay: ReplayMemo[Message] | None = None,
         budgets: WorkflowBudgets | None = None,
         *,
         scope_mode: CacheScopeMode = "global",
     ) -> None:
-        self._manager = manager
+        self._engine = engine
         self._replay: ReplayMemo[Message] = replay or ReplayMemo(seconds=0, max_entries=0)
         self._budgets = budgets or WorkflowBudgets(per_tenant=0, per_key=0)
         self._scope_mode: CacheScopeMode = scope_mode
@@ -84,14 +84,12 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         params = dataclasses.replace(params, cache_scope=scope)
         spend = self._budgets.acquire(current())  # access: per tenant and per key
         try:
-            self._manager.admit()
-            try:
-                workflow = stamp(self._manager.new(spec.topic.strip(), params), current())
-                reply = answer(await self._manager.execute(workflow, params, context))
-            finally:
-                self._manager.release()
+            workflow = await self._engine.run(
+                spec.topic.strip(), params, context, tenant=current().tenant
+            )
         finally:
             spend()
+        reply = answer(workflow)
         question = f"{namespace(params)}\n{workflow.topic}"
         if params.cache_policy == workflow_pb2.CACHE_POLICY_USE:
             self._replay.put(key, reply, question)
@@ -156,7 +154,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         params = dataclasses.replace(params, cache_scope=cache_scope(self._scope_mode, context))
         spend = self._budgets.acquire(current())  # access: per tenant and per key
         try:
-            workflow = await self._manager.create(
+            workflow = await self._engine.create(
                 spec.topic.strip(), params, request.workflow_id, tenant=current().tenant,
                 on_done=spend,
             )  # fmt: skip
@@ -170,7 +168,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
     ) -> workflow_pb2.GetWorkflowResponse:
         """A workflow by name."""
         _check_name(request.name)
-        workflow = await owned(self._manager.get, request.name, current())  # access
+        workflow = await owned(self._engine.get, request.name, current())  # access
         return workflow_pb2.GetWorkflowResponse(workflow=workflow)
 
     async def ListWorkflows(
@@ -186,7 +184,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         where = scoped(parse_filter(request.filter), current())  # access: the caller's tenant
         after = read_token(request.page_token, request.filter)
         size = request.page_size or DEFAULT_PAGE_SIZE
-        page = await self._manager.list(where, limit=size + 1, after=after)
+        page = await self._engine.list(where, limit=size + 1, after=after)
         reply = workflow_pb2.ListWorkflowsResponse(workflows=page[:size])
         if len(page) > size:
             reply.next_page_token = make_token(page[size - 1], request.filter)
@@ -197,16 +195,20 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
     ) -> workflow_pb2.CancelWorkflowResponse:
         """Stop a pending or running workflow."""
         _check_name(request.name)
-        await owned(self._manager.get, request.name, current())  # access
-        return workflow_pb2.CancelWorkflowResponse(
-            workflow=await self._manager.cancel(request.name)
-        )
+        await owned(self._engine.get, request.name, current())  # access
+        return workflow_pb2.CancelWorkflowResponse(workflow=await self._engine.cancel(request.name))
 
     async def WatchWorkflow(
         self, request: workflow_pb2.WatchWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[workflow_pb2.WatchWorkflowResponse]:
-        """The current state, then live events until the workflow ends."""
-        _check_name(request.name)
-        await owned(self._manager.get, request.name, current())  # access
-        async for event in self._manager.watch(request.name):
+        """The current state (or, resuming, the events after `after_sequence`), then live
+        events until the workflow ends."""
+        check = RequestValidator()
+        if not _NAME.match(request.name):
+            check.add("name", "must be workflows/{workflow}")
+        if request.after_sequence < 0:
+            check.add("after_sequence", "must be 0 or more")
+        check.check()
+        await owned(self._engine.get, request.name, current())  # access
+        async for event in self._engine.watch(request.name, request.after_sequence):
             yield event

@@ -295,6 +295,51 @@ class GatewaySettings(ServiceSettings):
                 SigningKey.parse(key.get_secret_value())
         return value
 
+    engine: Literal["local", "temporal"] = Field(
+        "local",
+        validation_alias="PONDER_GATEWAY_ENGINE",
+        description="What runs workflows: `local` (asyncio tasks in this gateway) or "
+        "`temporal` (durable Temporal workflows run by `python -m ponder_gateway.worker`; "
+        "records and events shared through PONDER_GATEWAY_REDIS_URL or the SQLite file).",
+    )
+    temporal_address: str = Field(
+        "127.0.0.1:7233",
+        validation_alias="PONDER_TEMPORAL_ADDRESS",
+        description="host:port of the Temporal frontend (engine `temporal`).",
+    )
+    temporal_namespace: str = Field(
+        "default", min_length=1, validation_alias="PONDER_TEMPORAL_NAMESPACE"
+    )
+    temporal_task_queue: str = Field(
+        "ponder-workflows",
+        min_length=1,
+        validation_alias="PONDER_TEMPORAL_TASK_QUEUE",
+        description="The task queue the gateway starts workflows on and workers poll.",
+    )
+    temporal_heartbeat_timeout_seconds: float = Field(
+        10.0,
+        gt=1,
+        le=600,
+        validation_alias="PONDER_TEMPORAL_HEARTBEAT_TIMEOUT_SECONDS",
+        description="A long activity (research, reflection) whose worker has not "
+        "heartbeated for this long is retried on another worker.",
+    )
+    worker_health_port: int = Field(
+        50055,
+        ge=-1,
+        le=65535,
+        validation_alias="PONDER_WORKER_HEALTH_PORT",
+        description="The worker's grpc.health.v1 port (SERVING while it polls Temporal; "
+        "for probes); 0 picks a free port, -1 turns it off.",
+    )
+    worker_max_concurrent_activities: int = Field(
+        200,
+        ge=1,
+        le=100_000,
+        validation_alias="PONDER_WORKER_MAX_CONCURRENT_ACTIVITIES",
+        description="Activities one worker process runs at once.",
+    )
+
     @field_validator("cors_allow_credentials")
     @classmethod
     def _no_credentials_for_any_origin(cls, value: bool, info: ValidationInfo) -> bool:

@@ -65,6 +65,31 @@ def step_to_proto(step: Step) -> reflection_pb2.ReflectionStep:
     return message
 
 
+STEP_KIND_FROM_PROTO = {value: key for key, value in STEP_KIND_TO_PROTO.items()}
+
+
+def step_from_proto(message: reflection_pb2.ReflectionStep) -> Step:
+    """The domain step of a finished ponder.reflection.v1.ReflectionStep (a resumed run's)."""
+    critique = None
+    if message.HasField("critique"):
+        critique = Critique(
+            score=message.critique.score,
+            issues=tuple(message.critique.issues),
+            suggestions=tuple(message.critique.suggestions),
+        )
+    return Step(
+        kind=STEP_KIND_FROM_PROTO.get(message.kind, StepKind.DRAFT),
+        iteration=message.iteration,
+        text=message.text,
+        critique=critique,
+        usage=TokenUsage(
+            prompt_tokens=message.usage.prompt_tokens,
+            completion_tokens=message.usage.completion_tokens,
+        ),
+        latency_s=message.latency.ToNanoseconds() / 1e9,
+    )
+
+
 def outcome_to_proto(outcome: ReflectionOutcome) -> reflection_pb2.ReflectResponse:
     """ponder.reflection.v1.ReflectResponse for a finished loop."""
     return reflection_pb2.ReflectResponse(

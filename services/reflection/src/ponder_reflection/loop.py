@@ -78,6 +78,19 @@ def validate_spec(spec: ReflectionSpec) -> list[tuple[str, str]]:
         for i, document in enumerate(spec.documents)
         if not document.id.strip()
     )
+    if len(spec.completed) > 2 * spec.max_iterations:
+        violations.append(
+            (
+                "completed_steps",
+                f"must hold at most {2 * spec.max_iterations} steps (one whole run), "
+                f"got {len(spec.completed)}",
+            )
+        )
+    violations.extend(
+        (f"completed_steps[{i}].critique", "must be set on a CRITIQUE step")
+        for i, step in enumerate(spec.completed)
+        if step.kind == StepKind.CRITIQUE and step.critique is None
+    )
     return violations
 
 
@@ -104,6 +117,45 @@ async def _deltas(
             yield item
         else:
             written.append(item)
+
+
+class _Replay:
+    """The steps an interrupted run already finished (ReflectionSpec.completed), taken in
+    order while they match the loop's own steps."""
+
+    def __init__(self, steps: Sequence[Step]) -> None:
+        self._steps = list(steps)
+
+    def take(self, kind: StepKind, iteration: int) -> Step | None:
+        """The finished step for (kind, iteration), when it is the next one recorded."""
+        if self._steps and (self._steps[0].kind, self._steps[0].iteration) == (kind, iteration):
+            return self._steps.pop(0)
+        return None
+
+
+async def _text_step(
+    prior: Step | None,
+    call: Callable[..., Awaitable[Drafted]],
+    where: tuple[StepKind, int],
+    stream: bool,
+    *,
+    steps: list[Step],
+    warnings: list[str],
+) -> AsyncIterator[TextDelta]:
+    """A DRAFT/REFINE step: `prior` (finished by an interrupted run) or the call, whose text
+    pieces are yielded; the step goes on `steps`."""
+    if prior is not None:
+        steps.append(prior)
+        return
+    kind, iteration = where
+    clock = time.perf_counter()
+    written: list[Drafted] = []
+    async for delta in _deltas(call, kind, iteration, stream, written):
+        yield delta
+    drafted = written.pop()
+    latency = time.perf_counter() - clock
+    steps.append(Step(kind, iteration, drafted.text, None, drafted.usage, latency))
+    warnings.extend(drafted.warnings)
 
 
 async def _write(
@@ -146,8 +198,9 @@ async def run_reflection(
     critiques the result. After every critique the loop stops when the score reaches
     `spec.score_threshold`, when the critique lists no issues, or after
     `spec.max_iterations` critiques. Every step yields `StepStarted` then `StepFinished`;
-    the last event is `Completed`. Raises `InvalidSpecError` before any event when `spec`
-    breaks its bounds; provider errors propagate.
+    the last event is `Completed`. Steps in `spec.completed` (those an interrupted run
+    finished) are streamed again without calling the provider. Raises `InvalidSpecError`
+    before any event when `spec` breaks its bounds; provider errors propagate.
     """
     violations = validate_spec(spec)
     if violations:
@@ -158,28 +211,32 @@ async def run_reflection(
     iterations: list[Iteration] = []
     warnings: list[str] = []
 
+    replay = _Replay(spec.completed)
+
     yield StepStarted(StepKind.DRAFT, 1)
-    clock = time.perf_counter()
-    written: list[Drafted] = []
     draft = functools.partial(provider.draft, topic, documents)
-    async for delta in _deltas(draft, StepKind.DRAFT, 1, stream_text, written):
+    prior = replay.take(StepKind.DRAFT, 1)
+    where = (StepKind.DRAFT, 1)
+    async for delta in _text_step(prior, draft, where, stream_text, steps=steps, warnings=warnings):
         yield delta
-    drafted = written.pop()
-    steps.append(
-        Step(StepKind.DRAFT, 1, drafted.text, None, drafted.usage, time.perf_counter() - clock)
-    )
-    warnings.extend(drafted.warnings)
     yield StepFinished(steps[-1])
 
-    text, iteration = drafted.text, 1
+    text, iteration = steps[-1].text, 1
     while True:
         yield StepStarted(StepKind.CRITIQUE, iteration)
-        clock = time.perf_counter()
-        critiqued = await provider.critique(topic, documents, text)
-        critique = critiqued.critique
-        latency = time.perf_counter() - clock
-        steps.append(Step(StepKind.CRITIQUE, iteration, "", critique, critiqued.usage, latency))
-        warnings.extend(critiqued.warnings)
+        prior = replay.take(StepKind.CRITIQUE, iteration)
+        if prior is not None and prior.critique is not None:
+            steps.append(prior)
+        else:
+            clock = time.perf_counter()
+            critiqued = await provider.critique(topic, documents, text)
+            latency = time.perf_counter() - clock
+            steps.append(
+                Step(StepKind.CRITIQUE, iteration, "", critiqued.critique, critiqued.usage, latency)
+            )
+            warnings.extend(critiqued.warnings)
+        critique = steps[-1].critique
+        assert critique is not None  # a CRITIQUE step always has one
         iterations.append(Iteration(iteration, text, critique))
         yield StepFinished(steps[-1])
         stop_reason = _stop_reason(critique, iteration, spec)
@@ -188,16 +245,15 @@ async def run_reflection(
 
         iteration += 1
         yield StepStarted(StepKind.REFINE, iteration)
-        clock = time.perf_counter()
         refine = functools.partial(provider.refine, topic, documents, text, critique)
-        async for delta in _deltas(refine, StepKind.REFINE, iteration, stream_text, written):
+        prior = replay.take(StepKind.REFINE, iteration)
+        where = (StepKind.REFINE, iteration)
+        async for delta in _text_step(
+            prior, refine, where, stream_text, steps=steps, warnings=warnings
+        ):
             yield delta
-        refined = written.pop()
-        latency = time.perf_counter() - clock
-        steps.append(Step(StepKind.REFINE, iteration, refined.text, None, refined.usage, latency))
-        warnings.extend(refined.warnings)
         yield StepFinished(steps[-1])
-        text = refined.text
+        text = steps[-1].text
 
     final_text, removed = strip_invalid_citations(text, len(documents))
     if not documents:

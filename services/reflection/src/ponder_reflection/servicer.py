@@ -12,6 +12,7 @@ from ponder_reflection.convert import (
     STEP_KIND_TO_PROTO,
     outcome_to_proto,
     source_document,
+    step_from_proto,
     step_to_proto,
 )
 from ponder_reflection.deadlines import set_deadline
@@ -56,6 +57,9 @@ class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
             documents=tuple(source_document(doc) for doc in request.documents),
             max_iterations=request.max_iterations or self._default_max_iterations,
             score_threshold=request.score_threshold or self._default_score_threshold,
+            completed=tuple(
+                step_from_proto(step) for step in getattr(request, "completed_steps", ())
+            ),
         )
         violations = validate_spec(spec)
         for index, doc in enumerate(request.documents):

@@ -104,6 +104,7 @@ class ReflectionSpec:
     documents: tuple[SourceDocument, ...]
     max_iterations: int
     score_threshold: float
+    completed: tuple[Step, ...] = ()  # steps an interrupted run already did (resumed)
 
 
 @dataclass(frozen=True, slots=True)

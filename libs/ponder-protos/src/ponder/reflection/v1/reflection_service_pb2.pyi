@@ -76,16 +76,18 @@ class ReflectResponse(_message.Message):
     def __init__(self, text: _Optional[str] = ..., iterations: _Optional[_Iterable[_Union[ReflectionIteration, _Mapping]]] = ..., steps: _Optional[_Iterable[_Union[ReflectionStep, _Mapping]]] = ..., citations: _Optional[_Iterable[_Union[_document_pb2.Citation, _Mapping]]] = ..., usage: _Optional[_Union[_document_pb2.TokenUsage, _Mapping]] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., offline: _Optional[bool] = ..., score: _Optional[float] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., warnings: _Optional[_Iterable[str]] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class StreamReflectRequest(_message.Message):
-    __slots__ = ("topic", "documents", "max_iterations", "score_threshold")
+    __slots__ = ("topic", "documents", "max_iterations", "score_threshold", "completed_steps")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     MAX_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_STEPS_FIELD_NUMBER: _ClassVar[int]
     topic: str
     documents: _containers.RepeatedCompositeFieldContainer[_document_pb2.Document]
     max_iterations: int
     score_threshold: float
-    def __init__(self, topic: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[_document_pb2.Document, _Mapping]]] = ..., max_iterations: _Optional[int] = ..., score_threshold: _Optional[float] = ...) -> None: ...
+    completed_steps: _containers.RepeatedCompositeFieldContainer[ReflectionStep]
+    def __init__(self, topic: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[_document_pb2.Document, _Mapping]]] = ..., max_iterations: _Optional[int] = ..., score_threshold: _Optional[float] = ..., completed_steps: _Optional[_Iterable[_Union[ReflectionStep, _Mapping]]] = ...) -> None: ...
 
 class StreamReflectResponse(_message.Message):
     __slots__ = ("step_started", "step_finished", "text_delta", "completed")

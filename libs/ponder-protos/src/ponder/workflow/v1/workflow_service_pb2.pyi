@@ -313,10 +313,12 @@ class CancelWorkflowResponse(_message.Message):
     def __init__(self, workflow: _Optional[_Union[Workflow, _Mapping]] = ...) -> None: ...
 
 class WatchWorkflowRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "after_sequence")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    after_sequence: int
+    def __init__(self, name: _Optional[str] = ..., after_sequence: _Optional[int] = ...) -> None: ...
 
 class WatchWorkflowResponse(_message.Message):
     __slots__ = ("event_type", "workflow", "step", "event_time", "sequence")

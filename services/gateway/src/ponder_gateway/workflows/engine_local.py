@@ -1,0 +1,294 @@
+"""The local engine: each workflow runs as an asyncio task in this gateway; records in SQLite
+or Redis, events in the log beside them. A workflow dies with its process (recover() marks
+what a stopped process left behind FAILED)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
+
+from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
+from ponder_gateway.cache import WorkflowCache
+from ponder_gateway.filters import Filter
+from ponder_gateway.parameters import RunParameters
+from ponder_gateway.settings import GatewaySettings
+from ponder_gateway.store import WorkflowStore
+from ponder_gateway.upstream import Upstreams
+from ponder_gateway.workflows.activities import GrpcActivities
+from ponder_gateway.workflows.admission import Admission
+from ponder_gateway.workflows.events import FINAL_STATES, Event, EventLog, Wakeups, follow
+from ponder_gateway.workflows.pipeline import Pipeline, cancelled, interrupted
+from ponder_gateway.workflows.recorder import Recorder, StoreSink
+from ponder_gateway.workflows.resource import new_workflow, record_trace_id, traced
+from ponder_runtime import AlreadyExistsError, FailedPreconditionError, NotFoundError, PonderError
+from ponder_runtime.channels import call_timeout
+from ponder_runtime.protobuf import timestamp
+
+
+logger = logging.getLogger(__name__)
+
+# How often a watcher re-reads the event log of a workflow running elsewhere (another
+# replica), and, as a safety net only, of one running here (its appends wake the watchers).
+_POLL_SECONDS = 0.25
+_LIVE_POLL_SECONDS = 5.0
+
+
+class _FinishedLast:
+    """A sink that holds the FINISHED event until `flush`: the engine appends it after the
+    workflow's span has ended, so a watcher that sees the end finds the whole trace."""
+
+    def __init__(self, sink: StoreSink) -> None:
+        self._sink = sink
+        self._finished: workflow_pb2.Workflow | None = None
+
+    async def event(
+        self,
+        workflow: workflow_pb2.Workflow,
+        event_type: workflow_pb2.WorkflowEventType,
+        step: workflow_pb2.WorkflowStep | None = None,
+    ) -> None:
+        """Append now, or keep the FINISHED event for `flush`."""
+        if event_type == workflow_pb2.WORKFLOW_EVENT_TYPE_FINISHED:
+            self._finished = workflow_pb2.Workflow()
+            self._finished.CopyFrom(workflow)
+            return
+        await self._sink.event(workflow, event_type, step)
+
+    async def save(self, workflow: workflow_pb2.Workflow) -> None:
+        """Save the record."""
+        await self._sink.save(workflow)
+
+    async def flush(self) -> None:
+        """Append the FINISHED event, if the workflow ended."""
+        if self._finished is not None:
+            finished, self._finished = self._finished, None
+            await self._sink.event(finished, workflow_pb2.WORKFLOW_EVENT_TYPE_FINISHED)
+
+
+class LocalEngine:
+    """Runs workflows in this process and serves their records and events."""
+
+    def __init__(
+        self,
+        upstreams: Upstreams,
+        cache: WorkflowCache,
+        store: WorkflowStore,
+        log: EventLog,
+        settings: GatewaySettings,
+        *,
+        admission: Admission,
+        tracer: Tracer | None = None,
+    ) -> None:
+        self._up = upstreams
+        self._cache = cache
+        self._store = store
+        self._log = log
+        self._settings = settings
+        self._admission = admission
+        self._tracer = tracer or trace.NoOpTracer()
+        self._wakeups = Wakeups()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._live: dict[str, workflow_pb2.Workflow] = {}
+        self._shutting_down = False
+
+    # -- running --------------------------------------------------------------------------
+
+    async def run(
+        self,
+        topic: str,
+        params: RunParameters,
+        context: grpc.aio.ServicerContext | None,
+        *,
+        tenant: str = "",
+    ) -> workflow_pb2.Workflow:
+        """Run a workflow of `tenant` to its end and return it; PonderError when it fails."""
+        async with self._admission.admitted():
+            workflow = new_workflow(topic, params, tenant=tenant)
+            return await self._execute(workflow, params, context, watched=False)
+
+    async def _execute(
+        self,
+        workflow: workflow_pb2.Workflow,
+        params: RunParameters,
+        context: grpc.aio.ServicerContext | None,
+        *,
+        watched: bool,
+    ) -> workflow_pb2.Workflow:
+        self._live[workflow.name] = workflow
+        sink = _FinishedLast(StoreSink(self._store, self._log, self._wakeups, watched=watched))
+        recorder = Recorder(sink, timestamp, self._tracer)
+        activities = GrpcActivities(
+            self._up,
+            self._cache,
+            self._settings,
+            timeout=lambda seconds: call_timeout(context, seconds),
+            progress=recorder.progress,
+        )
+        pipeline = Pipeline(activities, recorder, on_cancel=self._on_cancel)
+        try:
+            async with self._admission.measured(workflow):
+                with traced(self._tracer, workflow):
+                    async with self._admission.slot():
+                        record_trace_id(workflow)  # cache hits too
+                        await pipeline.run(workflow, params)
+                        logger.info(
+                            "workflow succeeded",
+                            extra={
+                                "workflow": workflow.name,
+                                "sources": len(workflow.result.sources),
+                                "seconds": workflow.execution_time.ToNanoseconds() / 1e9,
+                            },
+                        )
+                        return workflow
+        finally:
+            await asyncio.shield(sink.flush())
+            self._live.pop(workflow.name, None)
+
+    def _on_cancel(self, workflow: workflow_pb2.Workflow) -> None:
+        # Not the caller's doing when the gateway is stopping.
+        (interrupted if self._shutting_down else cancelled)(workflow)
+
+    async def create(
+        self,
+        topic: str,
+        params: RunParameters,
+        workflow_id: str = "",
+        *,
+        tenant: str = "",
+        on_done: Callable[[], None] | None = None,
+    ) -> workflow_pb2.Workflow:
+        """Record a PENDING workflow of `tenant` and start it in the background; `on_done`
+        runs when it ends (access: the caller's workflow budget)."""
+        name = f"workflows/{workflow_id}"
+        if workflow_id and (name in self._tasks or await self._store.get(name)):
+            raise AlreadyExistsError(f"{name} already exists", metadata={"name": name})
+        self._admission.admit()
+        workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
+        try:
+            await self._store.save(workflow)
+        except BaseException:
+            self._admission.release()
+            raise
+        task = asyncio.create_task(self._background(workflow, params, on_done), name=workflow.name)
+        self._tasks[workflow.name] = task
+        return workflow
+
+    async def _background(
+        self,
+        workflow: workflow_pb2.Workflow,
+        params: RunParameters,
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
+        try:
+            await self._execute(workflow, params, None, watched=True)
+        except PonderError:
+            pass  # recorded as FAILED
+        finally:
+            self._tasks.pop(workflow.name, None)
+            self._admission.release()
+            if on_done is not None:
+                on_done()
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def get(self, name: str) -> workflow_pb2.Workflow:
+        """A workflow by name (its live state while it runs here)."""
+        live = self._live.get(name)
+        if live is not None:
+            copy = workflow_pb2.Workflow()
+            copy.CopyFrom(live)
+            return copy
+        stored = await self._store.get(name)
+        if stored is None:
+            raise NotFoundError(f"{name} does not exist", metadata={"name": name})
+        return stored
+
+    async def list(
+        self, where: Filter, *, limit: int, after: tuple[int, str] | None
+    ) -> list[workflow_pb2.Workflow]:
+        """A page of records, newest first (live ones with their current state)."""
+        page = await self._store.list(where, limit=limit, after=after)
+        return [self._live.get(w.name, w) for w in page]
+
+    def watch(self, name: str, after_sequence: int = 0) -> AsyncIterator[Event]:
+        """The workflow now (unless resuming), then its events until it ends."""
+        return follow(
+            self._log,
+            self._wakeups,
+            name,
+            self.get,
+            recorded=self._recorded,
+            after_sequence=after_sequence,
+            poll_seconds=self._poll_seconds,
+        )
+
+    async def _recorded(self, name: str) -> workflow_pb2.Workflow | None:
+        """The durable record, for watchers; none while the workflow runs here (its FINISHED
+        event comes from this process, after its span)."""
+        if name in self._tasks:
+            return None
+        return await self._store.get(name)
+
+    def _poll_seconds(self, name: str) -> float:
+        """A workflow running here wakes its watchers itself; others are polled."""
+        return _LIVE_POLL_SECONDS if name in self._tasks else _POLL_SECONDS
+
+    # -- control --------------------------------------------------------------------------
+
+    async def cancel(self, name: str) -> workflow_pb2.Workflow:
+        """Stop a pending or running workflow (its downstream calls are cancelled too)."""
+        workflow = await self.get(name)
+        task = self._tasks.get(name)
+        if workflow.state in FINAL_STATES or task is None:
+            raise FailedPreconditionError(
+                f"{name} is {workflow_pb2.WorkflowState.Name(workflow.state)}: only a pending "
+                "or running workflow can be cancelled",
+                metadata={"name": name},
+            )
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return await self.get(name)
+
+    async def start(self, *, stale_after: float = 0.0) -> None:
+        """Resolve the workflows a stopped process left unfinished."""
+        await self.recover(stale_after=stale_after)
+
+    async def recover(self, *, stale_after: float = 0.0) -> int:
+        """At start: workflows a stopped process left unfinished are marked FAILED. With
+        records shared by replicas, only those not updated for `stale_after` seconds (longer
+        than any workflow can run) count as left behind."""
+        count = 0
+        cutoff = timestamp().ToNanoseconds() - int(stale_after * 1e9)
+        recorder = Recorder(
+            StoreSink(self._store, self._log, self._wakeups, watched=True), timestamp
+        )
+        for workflow in await self._store.unfinished():
+            if workflow.update_time.ToNanoseconds() > cutoff:
+                continue
+            workflow.state = workflow_pb2.WORKFLOW_STATE_FAILED
+            workflow.error.code = grpc.StatusCode.ABORTED.value[0]
+            workflow.error.message = "the gateway stopped before the workflow finished"
+            await recorder.finished(workflow)
+            count += 1
+        if count:
+            logger.warning("unfinished workflows marked failed", extra={"count": count})
+        return count
+
+    async def drain(self, grace: float) -> None:
+        """Let running workflows finish within `grace`, then cancel (and record) the rest."""
+        self._shutting_down = True
+        tasks = list(self._tasks.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self._log.close()
+        await self._store.close()

@@ -1,0 +1,244 @@
+"""The Temporal engine: the gateway is a thin client. Each Ponder workflow is a Temporal
+workflow with the same id (so a create is idempotent), run by `python -m
+ponder_gateway.worker` processes; any of them may die and the workflow goes on.
+
+Reads come from the records read model (the store and event log the workers write, SQLite
+or Redis): Get, List and Watch behave exactly as on the local engine (same filters, page
+tokens and event numbers), are consistent at once (Temporal visibility is eventually
+consistent and needs search attributes registered), and cost Temporal nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+
+import grpc
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
+from ponder_gateway.filters import Filter
+from ponder_gateway.parameters import RunParameters
+from ponder_gateway.settings import GatewaySettings
+from ponder_gateway.store import WorkflowStore
+from ponder_gateway.workflows.admission import Admission
+from ponder_gateway.workflows.events import FINAL_STATES, Event, EventLog, Wakeups, follow
+from ponder_gateway.workflows.relayed import relayed_error
+from ponder_gateway.workflows.resource import new_workflow
+from ponder_gateway.workflows.temporal_workflow import (
+    WORKFLOW,
+    StartInput,
+    StepTimeouts,
+    pack,
+    unpack,
+)
+from ponder_runtime import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    NotFoundError,
+    UnavailableError,
+)
+
+
+def step_timeouts(settings: GatewaySettings) -> StepTimeouts:
+    """The activities' timeouts from the gateway's per-step timeouts."""
+    return StepTimeouts(
+        research=settings.research_timeout_seconds,
+        rank=settings.rank_timeout_seconds,
+        reflection=settings.reflection_timeout_seconds,
+        heartbeat=settings.temporal_heartbeat_timeout_seconds,
+    )
+
+
+class TemporalEngine:
+    """Starts, cancels and follows workflows that Temporal workers run."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[Client]],
+        store: WorkflowStore,
+        log: EventLog,
+        settings: GatewaySettings,
+        *,
+        admission: Admission,
+    ) -> None:
+        self._connect = connect
+        self._connected: Client | None = None
+        self._store = store
+        self._log = log
+        self._settings = settings
+        self._admission = admission
+        self._wakeups = Wakeups()
+        # Tasks that release a created workflow's budget when it ends.
+        self._followers: set[asyncio.Task[None]] = set()
+
+    def _start(
+        self, workflow: workflow_pb2.Workflow, params: RunParameters, watched: bool
+    ) -> StartInput:
+        # The tenant travels in the packed record; the cache scope beside it.
+        return StartInput(
+            pack(workflow), watched, step_timeouts(self._settings), params.cache_scope
+        )
+
+    async def run(
+        self,
+        topic: str,
+        params: RunParameters,
+        context: grpc.aio.ServicerContext | None,
+        *,
+        tenant: str = "",
+    ) -> workflow_pb2.Workflow:
+        """Start the workflow of `tenant` and wait for its end; the caller's deadline is the
+        workflow's timeout, and a caller that goes away cancels it."""
+        remaining = context.time_remaining() if context is not None else None
+        async with self._admission.admitted():
+            workflow = new_workflow(topic, params, tenant=tenant)
+            async with self._admission.measured(workflow):
+                handle = await self._client.start_workflow(
+                    WORKFLOW,
+                    self._start(workflow, params, watched=False),
+                    id=workflow.id,
+                    task_queue=self._settings.temporal_task_queue,
+                    result_type=str,
+                    execution_timeout=timedelta(seconds=remaining) if remaining else None,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                )
+                try:
+                    final = await self._result(handle, workflow.name)
+                except asyncio.CancelledError:
+                    await asyncio.shield(handle.cancel())
+                    raise
+                workflow.CopyFrom(final)
+        if workflow.state != workflow_pb2.WORKFLOW_STATE_SUCCEEDED:
+            raise relayed_error(workflow.error)
+        return workflow
+
+    async def _result(
+        self, handle: WorkflowHandle[object, str], name: str
+    ) -> workflow_pb2.Workflow:
+        """The final record, whether the Temporal workflow returned it or was cancelled or
+        timed out (then the record says so, or says FAILED here)."""
+        try:
+            return unpack(workflow_pb2.Workflow, await handle.result())
+        except WorkflowFailureError as exc:
+            stored = await self._store.get(name)
+            if stored is not None and stored.state in FINAL_STATES:
+                return stored
+            failed = stored or workflow_pb2.Workflow(name=name)
+            failed.state = workflow_pb2.WORKFLOW_STATE_FAILED
+            failed.error.code = grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+            failed.error.message = f"the workflow did not finish: {exc.cause or exc}"
+            if stored is not None:  # timed out: it cannot record its own end
+                await self._store.save(failed)
+            return failed
+
+    async def create(
+        self,
+        topic: str,
+        params: RunParameters,
+        workflow_id: str = "",
+        *,
+        tenant: str = "",
+        on_done: Callable[[], None] | None = None,
+    ) -> workflow_pb2.Workflow:
+        """Record a PENDING workflow of `tenant` and start its Temporal workflow (same id);
+        `on_done` runs when it ends, or when this gateway stops following it."""
+        name = f"workflows/{workflow_id}"
+        if workflow_id and await self._store.get(name):
+            raise AlreadyExistsError(f"{name} already exists", metadata={"name": name})
+        workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
+        await self._store.save(workflow)
+        try:
+            handle = await self._client.start_workflow(
+                WORKFLOW,
+                self._start(workflow, params, watched=True),
+                id=workflow.id,
+                task_queue=self._settings.temporal_task_queue,
+                result_type=str,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            raise AlreadyExistsError(f"{name} already exists", metadata={"name": name}) from None
+        if on_done is not None:
+            task = asyncio.create_task(self._when_done(handle, on_done), name=name)
+            self._followers.add(task)
+            task.add_done_callback(self._followers.discard)
+        return workflow
+
+    async def _when_done(
+        self, handle: WorkflowHandle[object, str], on_done: Callable[[], None]
+    ) -> None:
+        """Call `on_done` once the Temporal workflow has ended (however it ended)."""
+        try:
+            with contextlib.suppress(Exception):
+                await handle.result()
+        finally:
+            on_done()
+
+    async def get(self, name: str) -> workflow_pb2.Workflow:
+        """The record, or the workflow in its latest event when that is newer."""
+        stored = await self._store.get(name)
+        latest = await self._log.last(name)
+        if latest is not None and (
+            stored is None
+            or latest.workflow.update_time.ToNanoseconds() >= stored.update_time.ToNanoseconds()
+        ):
+            return latest.workflow
+        if stored is None:
+            raise NotFoundError(f"{name} does not exist", metadata={"name": name})
+        return stored
+
+    async def list(
+        self, where: Filter, *, limit: int, after: tuple[int, str] | None
+    ) -> list[workflow_pb2.Workflow]:
+        """A page of records, newest first."""
+        return await self._store.list(where, limit=limit, after=after)
+
+    def watch(self, name: str, after_sequence: int = 0) -> AsyncIterator[Event]:
+        """Follow the event log the workers append to."""
+        return follow(
+            self._log,
+            self._wakeups,
+            name,
+            self.get,
+            recorded=self._store.get,
+            after_sequence=after_sequence,
+        )
+
+    async def cancel(self, name: str) -> workflow_pb2.Workflow:
+        """Cancel the Temporal workflow (and its in-flight call); wait for its record."""
+        workflow = await self.get(name)
+        if workflow.state in FINAL_STATES:
+            raise FailedPreconditionError(
+                f"{name} is {workflow_pb2.WorkflowState.Name(workflow.state)}: only a pending "
+                "or running workflow can be cancelled",
+                metadata={"name": name},
+            )
+        handle: WorkflowHandle[object, str] = self._client.get_workflow_handle(
+            workflow.id, result_type=str
+        )
+        await handle.cancel()
+        await self._result(handle, name)
+        return await self.get(name)
+
+    @property
+    def _client(self) -> Client:
+        if self._connected is None:
+            raise UnavailableError("the gateway is not connected to Temporal yet")
+        return self._connected
+
+    async def start(self, *, stale_after: float = 0.0) -> None:
+        """Connect to Temporal (nothing to resolve: Temporal resumes unfinished workflows on
+        the workers)."""
+        self._connected = await self._connect()
+
+    async def drain(self, grace: float) -> None:
+        """Close the reads; running workflows go on on the workers."""
+        for task in list(self._followers):
+            task.cancel()
+        await asyncio.gather(*self._followers, return_exceptions=True)
+        await self._log.close()
+        await self._store.close()

@@ -1,0 +1,130 @@
+"""The one recorder of steps: a step is RUNNING while its body runs, then SUCCEEDED (or what
+the body set), or FAILED on an error; every change is an event, and records are saved.
+
+`Recorder` is pure bookkeeping (deterministic given its clock, so a Temporal workflow can use
+it); the I/O goes through a `Sink`: `StoreSink` writes the records and the event log."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from google.protobuf import timestamp_pb2
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode, Tracer
+
+from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
+from ponder_gateway.store import WorkflowStore
+from ponder_gateway.workflows.events import EventLog, Wakeups, make_event
+from ponder_runtime.attributes import STEP_MESSAGE, STEP_STATE, WORKFLOW_STEP
+
+
+Clock = Callable[[], timestamp_pb2.Timestamp]
+
+
+class Sink(Protocol):
+    """Where a workflow's events and records go."""
+
+    async def event(
+        self,
+        workflow: workflow_pb2.Workflow,
+        event_type: workflow_pb2.WorkflowEventType,
+        step: workflow_pb2.WorkflowStep | None = None,
+    ) -> None:
+        """Append an event carrying the workflow (and the step that changed)."""
+        ...
+
+    async def save(self, workflow: workflow_pb2.Workflow) -> None:
+        """Save the workflow's record (durable on return)."""
+        ...
+
+
+class StoreSink:
+    """Records in the WorkflowStore, events in the EventLog (only for `watched` workflows:
+    a synchronous run has no watchers and pays no event writes)."""
+
+    def __init__(
+        self, store: WorkflowStore, log: EventLog, wakeups: Wakeups, *, watched: bool
+    ) -> None:
+        self._store = store
+        self._log = log
+        self._wakeups = wakeups
+        self._watched = watched
+
+    async def event(
+        self,
+        workflow: workflow_pb2.Workflow,
+        event_type: workflow_pb2.WorkflowEventType,
+        step: workflow_pb2.WorkflowStep | None = None,
+    ) -> None:
+        """Append to the log and wake this process's watchers."""
+        if not self._watched:
+            return
+        await self._log.append(workflow.name, make_event(workflow, event_type, step))
+        last = event_type == workflow_pb2.WORKFLOW_EVENT_TYPE_FINISHED
+        self._wakeups.notify(workflow.name, last=last)
+
+    async def save(self, workflow: workflow_pb2.Workflow) -> None:
+        """Save the record."""
+        await self._store.save(workflow)
+
+
+class Recorder:
+    """Steps, state changes and the end of one workflow, as records and events."""
+
+    def __init__(self, sink: Sink, now: Clock, tracer: Tracer | None = None) -> None:
+        self._sink = sink
+        self.now = now
+        self._tracer = tracer or trace.NoOpTracer()
+
+    @contextlib.asynccontextmanager
+    async def step(
+        self, workflow: workflow_pb2.Workflow, name: str
+    ) -> AsyncIterator[workflow_pb2.WorkflowStep]:
+        """Record a step of `workflow` around the body (traced as a child span)."""
+        workflow.steps.add(name=name, state=workflow_pb2.STEP_STATE_RUNNING, start_time=self.now())
+        step = workflow.steps[-1]
+        await self.progress(workflow, step)
+        with self._tracer.start_as_current_span(
+            f"step {name}", attributes={WORKFLOW_STEP: name}, set_status_on_exception=False
+        ) as span:
+            try:
+                yield step
+            except BaseException as exc:
+                step.state = workflow_pb2.STEP_STATE_FAILED
+                step.message = step.message or str(exc) or type(exc).__name__
+                raise
+            finally:
+                step.end_time.CopyFrom(self.now())
+                if step.state == workflow_pb2.STEP_STATE_RUNNING:
+                    step.state = workflow_pb2.STEP_STATE_SUCCEEDED
+                state = workflow_pb2.StepState.Name(step.state).removeprefix("STEP_STATE_")
+                span.set_attributes({STEP_STATE: state, STEP_MESSAGE: step.message})
+                if step.state == workflow_pb2.STEP_STATE_FAILED:
+                    span.set_status(StatusCode.ERROR, step.message)
+                await self.progress(workflow, step)
+
+    async def progress(
+        self, workflow: workflow_pb2.Workflow, step: workflow_pb2.WorkflowStep
+    ) -> None:
+        """A step changed (started, progressed, ended)."""
+        await self._sink.event(workflow, workflow_pb2.WORKFLOW_EVENT_TYPE_STEP_UPDATED, step)
+
+    async def running(self, workflow: workflow_pb2.Workflow, *, save: bool) -> None:
+        """The workflow is RUNNING (saved when other readers should see it so)."""
+        workflow.state = workflow_pb2.WORKFLOW_STATE_RUNNING
+        workflow.update_time.CopyFrom(self.now())
+        await self._sink.event(workflow, workflow_pb2.WORKFLOW_EVENT_TYPE_STATE_CHANGED)
+        if save:
+            await self._sink.save(workflow)
+
+    async def finished(self, workflow: workflow_pb2.Workflow) -> None:
+        """The workflow ended: its final record, then its FINISHED event, the last thing a
+        watcher waits for (one that sees the final record first makes the same FINISHED
+        event from it, with the same number: see events.follow)."""
+        workflow.update_time.CopyFrom(self.now())
+        if not workflow.HasField("end_time"):
+            workflow.end_time.CopyFrom(workflow.update_time)
+        await self._sink.save(workflow)
+        await self._sink.event(workflow, workflow_pb2.WORKFLOW_EVENT_TYPE_FINISHED)
