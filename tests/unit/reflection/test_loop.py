@@ -310,6 +310,16 @@ async def test_invalid_spec_raises_before_any_event() -> None:
     assert provider.calls == []
 
 
+@pytest.mark.parametrize("iterations", [-1, 0])
+async def test_a_bad_iteration_count_names_only_that_field(iterations: int) -> None:
+    """max_iterations out of range, with no completed steps, is a violation of max_iterations
+    alone (Reflect has no completed_steps field to blame; found by the fuzz suite)."""
+    bad = ReflectionSpec("self-reflection", (), iterations, 8.0)
+    with pytest.raises(InvalidSpecError) as raised:
+        await collect(ScriptedProvider(["a."], [needs_work(9.0)]), bad)
+    assert [name for name, _ in raised.value.violations] == ["max_iterations"]
+
+
 async def test_streamed_text_arrives_between_start_and_finish_of_its_step() -> None:
     """With stream_text, the draft's pieces come after its StepStarted and before its
     StepFinished, and add up to its text."""

@@ -78,7 +78,7 @@ def validate_spec(spec: ReflectionSpec) -> list[tuple[str, str]]:
         for i, document in enumerate(spec.documents)
         if not document.id.strip()
     )
-    if len(spec.completed) > 2 * spec.max_iterations:
+    if spec.completed and len(spec.completed) > 2 * max(spec.max_iterations, 0):
         violations.append(
             (
                 "completed_steps",
