@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
+from ponder_gateway.store import SqliteWorkflowStore
 from ponder_gateway.workflows.events import (
     EventLog,
     RedisEventLog,
@@ -19,6 +20,7 @@ from ponder_gateway.workflows.events import (
     follow,
     make_event,
 )
+from ponder_gateway.workflows.recorder import StoreSink
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -95,3 +97,26 @@ async def test_a_watch_resumes_after_a_number_and_ends_with_finished(log: EventL
         (2, pb.WORKFLOW_EVENT_TYPE_STEP_UPDATED),
         (3, pb.WORKFLOW_EVENT_TYPE_FINISHED),
     ]
+
+
+async def test_an_event_log_outage_does_not_fail_the_workflow(tmp_path: Path, caplog):
+    """A log that cannot take an event (Redis away) is logged and skipped: the recorder goes
+    on, and this process's watchers are still woken to read the record."""
+
+    class DownLog:
+        async def append(self, name: str, event: pb.WatchWorkflowResponse) -> None:
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    store = SqliteWorkflowStore(tmp_path / "records.sqlite3")
+    wakeups = Wakeups()
+    sink = StoreSink(store, DownLog(), wakeups, watched=True)  # type: ignore[arg-type]
+    workflow = pb.Workflow(name="workflows/outage", state=pb.WORKFLOW_STATE_RUNNING)
+    before = wakeups.version(workflow.name)
+    try:
+        await sink.event(workflow, pb.WORKFLOW_EVENT_TYPE_STATE_CHANGED)
+        await sink.save(workflow)
+        assert (await store.get(workflow.name)) == workflow
+    finally:
+        await store.close()
+    assert wakeups.version(workflow.name) > before
+    assert "workflow event not recorded" in caplog.text

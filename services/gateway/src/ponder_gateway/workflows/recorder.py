@@ -7,6 +7,7 @@ it); the I/O goes through a `Sink`: `StoreSink` writes the records and the event
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
@@ -20,6 +21,7 @@ from ponder_gateway.workflows.events import EventLog, Wakeups, make_event
 from ponder_runtime.attributes import STEP_MESSAGE, STEP_STATE, WORKFLOW_STEP
 
 
+logger = logging.getLogger(__name__)
 Clock = Callable[[], timestamp_pb2.Timestamp]
 
 
@@ -58,10 +60,18 @@ class StoreSink:
         event_type: workflow_pb2.WorkflowEventType,
         step: workflow_pb2.WorkflowStep | None = None,
     ) -> None:
-        """Append to the log and wake this process's watchers."""
+        """Append to the log and wake this process's watchers. The log is best effort: when
+        its store cannot take the event (Redis away), the workflow goes on and says so in the
+        log; watchers still get its end from the record (events.follow)."""
         if not self._watched:
             return
-        await self._log.append(workflow.name, make_event(workflow, event_type, step))
+        try:
+            await self._log.append(workflow.name, make_event(workflow, event_type, step))
+        except Exception as exc:  # any store failure: the workflow must not die of it
+            logger.warning(
+                "workflow event not recorded: the event log is unavailable",
+                extra={"workflow": workflow.name, "error": f"{type(exc).__name__}: {exc}"},
+            )
         last = event_type == workflow_pb2.WORKFLOW_EVENT_TYPE_FINISHED
         self._wakeups.notify(workflow.name, last=last)
 
