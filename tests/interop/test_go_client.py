@@ -3,8 +3,6 @@ protoc-gen-go-grpc, built offline in GOPATH mode, run against the stack of real 
 
 from __future__ import annotations
 
-import json
-import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -12,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ponder_devstack import Stack
+from tests.interop.client_summary import check_run_and_watch
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,20 +44,7 @@ def test_the_go_client_runs_and_watches_workflows(process_stack: Stack, ponder_g
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert not done.stderr
-    lines = done.stdout.strip().splitlines()
-    result = json.loads(lines[-1])
-    assert result["run"]["state"] == "WORKFLOW_STATE_SUCCEEDED"
-    assert result["run"]["citations"]
-    assert all(url.startswith("http") for url in result["run"]["citations"])
-    assert len(result["run"]["traceId"]) == 32
-    assert result["watched"]["state"] == "WORKFLOW_STATE_SUCCEEDED"
-    assert result["watched"]["name"] != result["run"]["name"]
-    events = [line.split() for line in lines if line.startswith("  ")]
-    assert events[0][0] == "SNAPSHOT"
-    if len(events) > 1:  # it was still running when the watch began
-        assert events[-1][:2] == ["FINISHED", "SUCCEEDED"]
-        steps = " ".join(" ".join(e) for e in events)
-        assert re.search(r"research SUCCEEDED \(\d+ documents\)", steps)
+    check_run_and_watch(done.stdout)
 
 
 def test_the_go_client_reports_an_unreachable_gateway(ponder_go: Path):
