@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -189,5 +190,48 @@ def checked_stream(check: Check, inner: Behavior) -> Behavior:
                 yield item
         else:
             await result
+
+    return stream
+
+
+# Called once an RPC ended: (context, the exception it ended with or None, perf_counter start).
+Done = Callable[[grpc.aio.ServicerContext, BaseException | None, float], None]
+
+
+def finished_unary(done: Done, inner: Behavior) -> Behavior:
+    """`inner` (one reply) with `done(...)` called when it ended, however it ended."""
+
+    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        failure: BaseException | None = None
+        try:
+            return await inner(request, context)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            done(context, failure, started)
+
+    return unary
+
+
+def finished_stream(done: Done, inner: Behavior) -> Behavior:
+    """`inner` (a reply stream) with `done(...)` called when it ended, however it ended."""
+
+    async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        started = time.perf_counter()
+        failure: BaseException | None = None
+        try:
+            result = inner(request, context)
+            if inspect.isasyncgen(result):
+                async for item in result:
+                    yield item
+            else:
+                await result
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            done(context, failure, started)
 
     return stream

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import grpc
@@ -84,6 +85,10 @@ class CacheLookup:
             reason=self.reason,
             reason_category=self.category,
         )
+
+
+def _as_is(timeout: float) -> float:
+    return timeout
 
 
 class CacheUnavailableError(Exception):
@@ -196,8 +201,11 @@ class WorkflowCache:
         except LibraryVersionError as exc:
             raise CacheUnavailableError(f"library version unknown ({exc})") from exc
 
-    async def lookup(self, topic: str, params: RunParameters) -> CacheLookup:
-        """The cached workflow for an equivalent topic, or a miss that says why."""
+    async def lookup(
+        self, topic: str, params: RunParameters, *, cap: Callable[[float], float] = _as_is
+    ) -> CacheLookup:
+        """The cached workflow for an equivalent topic, or a miss that says why; `cap`
+        shortens the configured timeout (to what the caller's deadline leaves)."""
         started = time.perf_counter()
         try:
             space = await self.namespace(params)
@@ -212,7 +220,7 @@ class WorkflowCache:
                     recent.reason,
                 )
             else:
-                found = await self._lookup(space, topic)
+                found = await self._lookup(space, topic, cap(self._timeout))
         except CacheUnavailableError:
             self._count("error", started)
             raise
@@ -235,13 +243,13 @@ class WorkflowCache:
             }
         self._lookups.add(1, attributes)
 
-    async def _lookup(self, space: str, topic: str) -> CacheLookup:
+    async def _lookup(self, space: str, topic: str, timeout: float) -> CacheLookup:
         try:
             reply = await self._stub.LookupCache(
                 embedding_pb2.LookupCacheRequest(
                     namespace=space, text=topic, similarity_threshold=self._threshold
                 ),
-                timeout=self._timeout,
+                timeout=timeout,
             )
         except grpc.aio.AioRpcError as exc:
             raise CacheUnavailableError(f"{exc.code().name}: {exc.details()}") from exc
@@ -273,8 +281,14 @@ class WorkflowCache:
             )
         return replace(found, workflow=workflow_pb2.Workflow.FromString(body))
 
-    async def store(self, workflow: workflow_pb2.Workflow, params: RunParameters) -> None:
-        """Keep a finished workflow under its topic."""
+    async def store(
+        self,
+        workflow: workflow_pb2.Workflow,
+        params: RunParameters,
+        *,
+        cap: Callable[[float], float] = _as_is,
+    ) -> None:
+        """Keep a finished workflow under its topic (`cap` as for lookup)."""
         ttl = duration_pb2.Duration()
         ttl.FromNanoseconds(int(self._ttl_seconds * 1e9))
         space = await self.namespace(params)
@@ -289,7 +303,7 @@ class WorkflowCache:
                     payload_type=PAYLOAD_TYPE,
                     ttl=ttl,
                 ),
-                timeout=self._timeout,
+                timeout=cap(self._timeout),
             )
         except grpc.aio.AioRpcError as exc:
             raise CacheUnavailableError(f"{exc.code().name}: {exc.details()}") from exc

@@ -88,7 +88,7 @@ class GrpcActivities:
         """The semantic cache's answer for the topic, with what it decided and why (a miss
         says why too); embedding down is a result."""
         try:
-            cached = await self._cache.lookup(workflow.topic, params)
+            cached = await self._cache.lookup(workflow.topic, params, cap=self._timeout)
         except CacheUnavailableError as exc:
             return CacheLookup(unavailable=str(exc))
         trace.get_current_span().set_attributes(  # the step's
@@ -200,7 +200,7 @@ class GrpcActivities:
     async def store_cache(self, workflow: workflow_pb2.Workflow, params: RunParameters) -> str:
         """StoreCache of the finished workflow; "" or why not."""
         try:
-            await self._cache.store(workflow, params)
+            await self._cache.store(workflow, params, cap=self._timeout)
         except CacheUnavailableError as exc:
             return str(exc)
         return ""
