@@ -32,7 +32,7 @@ class _RecordingEmbedding(embedding_grpc.EmbeddingServiceServicer):
         self.remaining: list[tuple[str, float | None]] = []
 
     async def EmbedTexts(
-        self, request: embedding_pb2.EmbedTextsRequest, context: grpc.aio.ServicerContext
+        self, request: embedding_pb2.EmbedTextsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> embedding_pb2.EmbedTextsResponse:
         """One unit vector per text."""
         self.remaining.append(("EmbedTexts", context.time_remaining()))
@@ -40,7 +40,7 @@ class _RecordingEmbedding(embedding_grpc.EmbeddingServiceServicer):
         return embedding_pb2.EmbedTextsResponse(embeddings=vectors, model="recorder")
 
     async def LookupCache(
-        self, request: embedding_pb2.LookupCacheRequest, context: grpc.aio.ServicerContext
+        self, request: embedding_pb2.LookupCacheRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> embedding_pb2.LookupCacheResponse:
         """Always a miss."""
         self.remaining.append(("LookupCache", context.time_remaining()))
@@ -54,7 +54,7 @@ class _ProxyEmbedding(embedding_grpc.EmbeddingServiceServicer):
         self._client = client
 
     async def EmbedTexts(
-        self, request: embedding_pb2.EmbedTextsRequest, context: grpc.aio.ServicerContext
+        self, request: embedding_pb2.EmbedTextsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> embedding_pb2.EmbedTextsResponse:
         """Embed through the client; answer how many vectors came back."""
         rows = await self._client.embed(list(request.texts))

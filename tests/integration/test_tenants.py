@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -107,7 +108,9 @@ class HeldResearch(research_grpc.ResearchServiceServicer):
         self.release = asyncio.Event()
 
     async def SearchSources(
-        self, request: research_pb2.SearchSourcesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: research_pb2.SearchSourcesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> research_pb2.SearchSourcesResponse:
         """Answer nothing until released."""
         await self.release.wait()
@@ -216,7 +219,7 @@ async def _over_cli(address: str, name: str) -> None:
     assert name in ran.out
 
 
-async def _drain(call: grpc.aio.UnaryStreamCall) -> None:
+async def _drain(call: grpc.aio.UnaryStreamCall[Any, Any]) -> None:
     async for _ in call:
         pass
 

@@ -150,12 +150,16 @@ async def call_raw(
     assert not method.client_streaming, method.path
     try:
         if method.server_streaming:
-            stream = channel.unary_stream(method.path)(b"", metadata=metadata, timeout=10)
+            streaming: grpc.aio.UnaryStreamMultiCallable[bytes, bytes]
+            streaming = channel.unary_stream(method.path)
+            stream = streaming(b"", metadata=metadata, timeout=10)
             async for _ in stream:
                 break
             stream.cancel()
         else:
-            await channel.unary_unary(method.path)(b"", metadata=metadata, timeout=10)
+            unary: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]
+            unary = channel.unary_unary(method.path)
+            await unary(b"", metadata=metadata, timeout=10)
     except grpc.aio.AioRpcError as exc:
         return exc
     return None

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 
 from ponder_runtime.interceptors import (
     HEALTH_PREFIX,
+    Continuation,
     Done,
+    Handler,
     finished_stream,
     finished_unary,
     rewrap,
@@ -24,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 def _line(method: str) -> Done:
     def write(
-        context: grpc.aio.ServicerContext, failure: BaseException | None, started: float
+        context: grpc.aio.ServicerContext[Any, Any], failure: BaseException | None, started: float
     ) -> None:
         logger.info(
             "rpc",
@@ -39,16 +41,16 @@ def _line(method: str) -> Done:
     return write
 
 
-class AccessLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class AccessLogInterceptor(grpc.aio.ServerInterceptor):
     """Writes the access line of every RPC but health checks once it ended. Runs inside the
     tracing interceptor (the line carries the trace id) and outside the error mapping (it
     sees the status the client gets)."""
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler:
         """Wrap the handler's behaviour with the line."""
         handler = await continuation(handler_call_details)
         method = handler_call_details.method

@@ -27,8 +27,8 @@ Continuation = Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]]
 
 
 class BreakerInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[misc]
+    grpc.aio.UnaryUnaryClientInterceptor,
+    grpc.aio.UnaryStreamClientInterceptor,
 ):
     """Guards the unary and server-streaming calls of one channel to `target`."""
 

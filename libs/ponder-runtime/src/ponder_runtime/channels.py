@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 
@@ -35,7 +36,7 @@ _SERVICE_CONFIG = json.dumps(
 )
 
 
-def call_timeout(context: grpc.aio.ServicerContext | None, default: float) -> float:
+def call_timeout(context: grpc.aio.ServicerContext[Any, Any] | None, default: float) -> float:
     """Timeout for a downstream call: `default`, shortened to the caller's remaining deadline."""
     return cap(default, None if context is None else context.time_remaining())
 

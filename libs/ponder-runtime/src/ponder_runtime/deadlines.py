@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 
-from ponder_runtime.interceptors import HEALTH_PREFIX, checked_stream, checked_unary, rewrap
+from ponder_runtime.interceptors import (
+    HEALTH_PREFIX,
+    Continuation,
+    Handler,
+    checked_stream,
+    checked_unary,
+    rewrap,
+)
 
 
 # Leave this much of the caller's deadline for our own reply.
@@ -35,20 +41,20 @@ def timeout_within_deadline(default: float) -> float:
     return cap(default, None if deadline is None else deadline - time.monotonic())
 
 
-async def _enter(request: Any, context: grpc.aio.ServicerContext) -> None:
+async def _enter(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     remaining = context.time_remaining()
     _DEADLINE.set(None if remaining is None else time.monotonic() + remaining)
 
 
-class DeadlineInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class DeadlineInterceptor(grpc.aio.ServerInterceptor):
     """Keeps each RPC's deadline where `timeout_within_deadline` finds it. Each gRPC call runs
     in a task of its own, so the value never leaks from one call into another."""
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler:
         """Wrap every handler but health's."""
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(HEALTH_PREFIX):

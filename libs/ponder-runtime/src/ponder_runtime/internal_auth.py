@@ -35,7 +35,7 @@ class InternalTokenGuard:
     def __init__(self, token: str) -> None:
         self._token = token.encode()
 
-    async def __call__(self, context: grpc.aio.ServicerContext, method: str) -> None:
+    async def __call__(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
         """Pass, or raise UnauthenticatedError."""
         sent = b""
         for key, value in context.invocation_metadata() or ():
@@ -78,7 +78,7 @@ def _with_token(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.Cli
     )
 
 
-class _TokenUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _TokenUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
     def __init__(self, token: str) -> None:
         self._token = token
 
@@ -89,7 +89,7 @@ class _TokenUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[mi
         return await continuation(_with_token(details, self._token), request)
 
 
-class _TokenUnaryStream(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+class _TokenUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
     def __init__(self, token: str) -> None:
         self._token = token
 

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 from opentelemetry.metrics import Counter, Histogram, Meter
 
-from ponder_runtime.interceptors import HEALTH_PREFIX, finished_stream, finished_unary, rewrap
+from ponder_runtime.interceptors import (
+    HEALTH_PREFIX,
+    Continuation,
+    Handler,
+    finished_stream,
+    finished_unary,
+    rewrap,
+)
 
 
 # --- gRPC server (every service) -----------------------------------------------------------
@@ -61,12 +68,14 @@ class RpcMetrics:
 
     def record(self, method: str, code: grpc.StatusCode, started: float) -> None:
         """One finished RPC."""
-        attributes = {RPC_METHOD: method, RPC_GRPC_STATUS_CODE: code.value[0]}
+        attributes: dict[str, str | int] = {RPC_METHOD: method, RPC_GRPC_STATUS_CODE: code.value[0]}
         self.requests.add(1, attributes)
         self.duration.record((time.perf_counter() - started) * 1000, attributes)
 
 
-def final_status(context: grpc.aio.ServicerContext, exc: BaseException | None) -> grpc.StatusCode:
+def final_status(
+    context: grpc.aio.ServicerContext[Any, Any], exc: BaseException | None
+) -> grpc.StatusCode:
     """The status the RPC ended with: what the handler set or aborted with, else what grpc
     makes of the exception (UNKNOWN; CANCELLED when the call was cancelled)."""
     code = context.code()
@@ -83,7 +92,7 @@ def final_status(context: grpc.aio.ServicerContext, exc: BaseException | None) -
     return grpc.StatusCode.UNKNOWN
 
 
-class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
     """Counts and times unary and server-streaming RPCs (health checks excluded) by method and
     final status code. Runs outside the error mapping, so it sees the status the client gets."""
 
@@ -92,9 +101,9 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler:
         """Wrap the handler's behaviour with the measurement."""
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
@@ -102,7 +111,9 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return handler
 
         def done(
-            context: grpc.aio.ServicerContext, failure: BaseException | None, started: float
+            context: grpc.aio.ServicerContext[Any, Any],
+            failure: BaseException | None,
+            started: float,
         ) -> None:
             self._metrics.record(method, final_status(context, failure), started)
 

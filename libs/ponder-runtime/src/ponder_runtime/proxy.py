@@ -34,7 +34,7 @@ _HOP_BY_HOP = frozenset(
 )
 
 
-def _forwarded_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, Any], ...]:
+def _forwarded_metadata(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(
         (key, value)
         for key, value in (context.invocation_metadata() or ())
@@ -51,7 +51,7 @@ def _plain(metadata: Any) -> tuple[tuple[str, Any], ...]:
     )
 
 
-async def _pass_metadata(upstream: Any, context: grpc.aio.ServicerContext) -> None:
+async def _pass_metadata(upstream: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     """Hand the upstream's header and trailer metadata to our caller."""
     initial = await upstream.initial_metadata()
     if initial:
@@ -61,11 +61,13 @@ async def _pass_metadata(upstream: Any, context: grpc.aio.ServicerContext) -> No
         context.set_trailing_metadata(_plain(trailing))
 
 
-async def _abort_like(context: grpc.aio.ServicerContext, exc: grpc.aio.AioRpcError) -> None:
+async def _abort_like(
+    context: grpc.aio.ServicerContext[Any, Any], exc: grpc.aio.AioRpcError
+) -> None:
     await context.abort(exc.code(), exc.details() or "", tuple(exc.trailing_metadata() or ()))
 
 
-class ServiceProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
+class ServiceProxy(grpc.GenericRpcHandler):
     """Forwards every method of the given services to the channel serving them."""
 
     def __init__(self, channels: Mapping[str, grpc.aio.Channel]) -> None:
@@ -79,7 +81,7 @@ class ServiceProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         """The forwarding handler for a proxied method, or None for anything else."""
         path = handler_call_details.method
         method = self._methods.get(path)
@@ -92,9 +94,9 @@ class ServiceProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
 
     @staticmethod
     def _forward_unary(channel: grpc.aio.Channel, path: str) -> Any:
-        call = channel.unary_unary(path)
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(path)
 
-        async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        async def forward(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
             upstream = call(
                 request, timeout=context.time_remaining(), metadata=_forwarded_metadata(context)
             )
@@ -110,10 +112,10 @@ class ServiceProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
 
     @staticmethod
     def _forward_stream(channel: grpc.aio.Channel, path: str) -> Any:
-        call = channel.unary_stream(path)
+        call: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(path)
 
         async def forward(
-            request: bytes, context: grpc.aio.ServicerContext
+            request: bytes, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[bytes]:
             upstream = call(
                 request, timeout=context.time_remaining(), metadata=_forwarded_metadata(context)

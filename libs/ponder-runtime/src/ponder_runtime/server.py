@@ -15,7 +15,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -108,7 +108,8 @@ class ServiceServer:
     async def start(self) -> int:
         """Bind, start serving (health NOT_SERVING), then return the bound port."""
         observe_runtime(self.telemetry.meter("ponder.runtime"), asyncio.get_running_loop())
-        self.service.register(self.handlers)
+        # The registry stands in for the server (it registers there too).
+        self.service.register(cast(grpc.aio.Server, self.handlers))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.handlers)
         if self.settings.server_reflection:
             enable_reflection([*self.service.service_names, health.SERVICE_NAME], self.server)

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from opentelemetry import trace
@@ -126,7 +126,7 @@ class AccessControl:
             RATE_LIMIT_REJECTIONS, unit="{request}", description="Calls refused by rate limits."
         )
 
-    def principal(self, context: grpc.aio.ServicerContext) -> Principal:
+    def principal(self, context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
         """The caller's principal; raises UnauthenticatedError for a missing or unknown key
         (the key is never logged)."""
         header = ""
@@ -155,11 +155,11 @@ class AccessControl:
                 found = entry
         return found
 
-    def caller(self, context: grpc.aio.ServicerContext) -> str:
+    def caller(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
         """The caller's rate-limit identity ("key:<hash prefix>" or "peer:<address>")."""
         return self.principal(context).caller
 
-    async def __call__(self, context: grpc.aio.ServicerContext, method: str) -> None:
+    async def __call__(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
         """Authenticate, spend a token of the caller's bucket and of its tenant's, then check
         the method's scopes. A call refused for its key spends a token of its peer's bucket
         first: once that is empty, attempts are RESOURCE_EXHAUSTED, so keys cannot be guessed
@@ -216,7 +216,7 @@ def _audit(principal: Principal | None, peer: str, method: str, reason: str) -> 
     )
 
 
-def _peer(context: grpc.aio.ServicerContext) -> str:
+def _peer(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     """An anonymous caller's identity: its address without the port ("peer:ipv4:10.0.0.7"),
     the TCP peer's (forwarding headers are not trusted)."""
     return f"peer:{(context.peer() or '').rsplit(':', 1)[0]}"

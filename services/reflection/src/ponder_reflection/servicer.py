@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -75,7 +76,7 @@ class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
         return spec
 
     async def Reflect(
-        self, request: reflection_pb2.ReflectRequest, context: grpc.aio.ServicerContext
+        self, request: reflection_pb2.ReflectRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> reflection_pb2.ReflectResponse:
         """Run the loop to completion."""
         spec = self._spec(request)
@@ -84,7 +85,9 @@ class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
         return outcome_to_proto(outcome)
 
     async def StreamReflect(
-        self, request: reflection_pb2.StreamReflectRequest, context: grpc.aio.ServicerContext
+        self,
+        request: reflection_pb2.StreamReflectRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[reflection_pb2.StreamReflectResponse]:
         """Run the loop, streaming each step, the model's text as it comes, and the result."""
         spec = self._spec(request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 
@@ -26,7 +27,7 @@ MAX_RESULTS = 50
 MAX_DOMAINS = 50
 
 
-def source_budget(context: grpc.aio.ServicerContext, timeout: float) -> float:
+def source_budget(context: grpc.aio.ServicerContext[Any, Any], timeout: float) -> float:
     """Each source's time: its timeout, cut to 80% of the caller's remaining deadline so that
     merging and reranking still fit in it."""
     remaining: float | None = context.time_remaining()
@@ -50,14 +51,16 @@ class ResearchServicer(research_grpc.ResearchServiceServicer):
         self._library = library or (lambda: LibraryIndex([]))
 
     async def GetLibrary(
-        self, request: research_pb2.GetLibraryRequest, context: grpc.aio.ServicerContext
+        self, request: research_pb2.GetLibraryRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> research_pb2.GetLibraryResponse:
         """The library's version (content hash) and size."""
         library = self._library()
         return research_pb2.GetLibraryResponse(version=library.version, document_count=len(library))
 
     async def SearchSources(
-        self, request: research_pb2.SearchSourcesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: research_pb2.SearchSourcesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> research_pb2.SearchSourcesResponse:
         """Search the requested sources concurrently."""
         check = RequestValidator()
