@@ -11,13 +11,13 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
+from cachetools import LRUCache
 from opentelemetry import trace
 from opentelemetry.metrics import Meter
 
@@ -61,7 +61,8 @@ class _Bucket:
 
 
 class TokenBuckets:
-    """`rate` requests per second with bursts of `burst`, per caller (LRU-bounded)."""
+    """`rate` requests per second with bursts of `burst`, per caller; at most `max_callers`
+    buckets (cachetools LRU: the least recently used goes first)."""
 
     def __init__(
         self, *, rate: float, burst: int, max_callers: int = 100_000,
@@ -69,9 +70,8 @@ class TokenBuckets:
     ) -> None:  # fmt: skip
         self._rate = rate
         self._burst = burst
-        self._max = max_callers
         self._clock = clock
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._buckets: LRUCache[str, _Bucket] = LRUCache(max_callers)
 
     async def take(self, caller: str) -> float:
         """Spend one token; return 0, or the seconds until a token is free (rejected)."""
@@ -79,9 +79,6 @@ class TokenBuckets:
         bucket = self._buckets.get(caller)
         if bucket is None:
             bucket = self._buckets[caller] = _Bucket(float(self._burst), now)
-            while len(self._buckets) > self._max:
-                self._buckets.popitem(last=False)
-        self._buckets.move_to_end(caller)
         bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.stamp) * self._rate)
         bucket.stamp = now
         if bucket.tokens >= 1:

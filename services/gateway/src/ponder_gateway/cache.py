@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import grpc
+from cachetools import TTLCache
 from google.protobuf import duration_pb2
 from opentelemetry.metrics import Meter
 
@@ -127,31 +127,26 @@ VERDICTS: dict[int, workflow_pb2.CacheVerdict] = {
 class RecentAnswers:
     """First-level cache in the gateway process: exact repeats of a topic (same namespace)
     answered without the round trip to the embedding service. Bounded in size and age, so an
-    entry another replica refreshed or that was invalidated is served at most `seconds` late."""
+    entry another replica refreshed or that was invalidated is served at most `seconds` late
+    (a cachetools TTLCache: an entry goes `seconds` after it was kept, or earlier when it is
+    the least recently used of a full cache)."""
 
-    def __init__(self, *, seconds: float, max_entries: int) -> None:
-        self._seconds = seconds
-        self._max = max_entries
-        self._entries: OrderedDict[tuple[str, str], tuple[float, CachedWorkflow]] = OrderedDict()
+    def __init__(
+        self, *, seconds: float, max_entries: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._on = seconds > 0 and max_entries > 0
+        self._entries: TTLCache[tuple[str, str], CachedWorkflow] = TTLCache(
+            max(max_entries, 1), ttl=max(seconds, 1e-9), timer=clock
+        )
 
     def get(self, space: str, topic: str) -> CachedWorkflow | None:
         """The answer kept for exactly this topic, if still fresh."""
-        found = self._entries.get((space, topic))
-        if found is None:
-            return None
-        if found[0] < time.monotonic():
-            del self._entries[(space, topic)]
-            return None
-        return found[1]
+        return self._entries.get((space, topic))
 
     def put(self, space: str, topic: str, answer: CachedWorkflow) -> None:
-        """Keep an answer (the oldest goes when full); nothing when turned off."""
-        if self._seconds <= 0 or self._max <= 0:
-            return
-        self._entries[(space, topic)] = (time.monotonic() + self._seconds, answer)
-        self._entries.move_to_end((space, topic))
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        """Keep an answer; nothing when turned off."""
+        if self._on:
+            self._entries[(space, topic)] = answer
 
 
 class WorkflowCache:
