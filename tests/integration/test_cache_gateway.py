@@ -22,8 +22,8 @@ from ponder_research.service import ResearchModule
 from ponder_research.settings import ResearchSettings
 from ponder_runtime import ServiceServer, load_settings
 from tests.conftest import InProcessStack, start_service
-from tests.integration.test_access import bearer, gateway, key_line, keys_file
-from tests.integration.test_degraded import _ReadyGateway
+from tests.support.gateways import UnwaitingGateway, gateway
+from tests.support.keys import bearer, key_line, keys_file
 
 
 USE = pb.WorkflowParameters(cache_policy=pb.CACHE_POLICY_USE)
@@ -179,7 +179,7 @@ async def test_a_library_change_invalidates_library_answers(stack: InProcessStac
         expose_internal_services=True,  # the test reads GetLibrary through the gateway
         anonymous_scopes=["workflows.run", "workflows.read", "internal"],
     )
-    server = await start_service(settings, _ReadyGateway, InMemorySpanExporter())
+    server = await start_service(settings, UnwaitingGateway, InMemorySpanExporter())
     topic = f"How do language agents reflect, library case {uuid.uuid4().hex[:6]}?"
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:

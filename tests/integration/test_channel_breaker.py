@@ -9,17 +9,8 @@ import grpc
 from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
 from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
 from ponder_runtime import ChannelFactory, ServiceSettings, configure_telemetry, load_settings
+from tests.support.clock import Clock
 from tests.support.processes import service_process
-
-
-class _Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def _outcome(stub: reflection_grpc.ReflectionServiceStub) -> str:
@@ -41,7 +32,7 @@ async def test_a_hung_peer_costs_three_waits_then_calls_fail_fast_until_it_answe
     """With the reflection process stopped (SIGSTOP), the first three calls wait out their
     timeout and the next ones are refused at once; after the reset time one trial call goes
     through, and once the process continues (SIGCONT) calls work again."""
-    clock = _Clock()
+    clock = Clock()
     settings = load_settings(ServiceSettings, service_name="test")
     factory = ChannelFactory(
         configure_telemetry(settings),

@@ -13,10 +13,10 @@ from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
 from ponder.type.v1 import document_pb2
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-from ponder_gateway.service import GatewayModule
 from ponder_gateway.settings import GatewaySettings
 from ponder_research.embedding_client import EmbeddingClient
 from ponder_runtime import ServiceServer, configure_telemetry, load_settings
+from tests.support.gateways import UnwaitingGateway
 from tests.support.ports import free_port
 from tests.support.servers import serving
 
@@ -94,13 +94,6 @@ async def test_research_embedding_client_passes_on_the_callers_deadline():
     assert 30.0 < left <= 61.0  # gRPC rounds the timeout it sends up
 
 
-class _UnwaitingGateway(GatewayModule):
-    """The gateway without its wait for downstream readiness (research is not there)."""
-
-    async def start(self) -> None:
-        """Skip waiting."""
-
-
 async def test_gateway_cache_lookup_gets_the_callers_deadline_not_its_own(tmp_path):
     """A workflow run with 4 s left: the gateway's cache lookup (configured for 30 s) reaches
     the embedding service with at most those 4 s."""
@@ -119,7 +112,7 @@ async def test_gateway_cache_lookup_gets_the_callers_deadline_not_its_own(tmp_pa
             store_path=tmp_path / "workflows.sqlite3",
         )
         telemetry = configure_telemetry(settings)
-        gateway = ServiceServer(settings, _UnwaitingGateway(settings, telemetry), telemetry)
+        gateway = ServiceServer(settings, UnwaitingGateway(settings, telemetry), telemetry)
         await gateway.start()
         await gateway.mark_ready()
         try:

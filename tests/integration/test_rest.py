@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import InProcessStack
+from tests.support.sse import sse_fields
 
 
 TOPIC = "How do language model agents use self-reflection to improve their answers?"
@@ -115,15 +116,6 @@ async def test_watch_as_server_sent_events(http: httpx.AsyncClient):
     assert last["eventType"] == "WORKFLOW_EVENT_TYPE_FINISHED"
     # Each event after the snapshot carries its sequence as the SSE id.
     assert all(e["id"] == json.loads(e["data"])["sequence"] for e in events[1:])
-
-
-def sse_fields(frame: str) -> dict[str, str]:
-    """The fields of one SSE frame ("id", "event", "data")."""
-    fields: dict[str, str] = {}
-    for line in frame.split("\n"):
-        key, _, value = line.partition(": ")
-        fields[key] = value
-    return fields
 
 
 async def test_cancel_with_a_custom_verb(http: httpx.AsyncClient):

@@ -20,9 +20,10 @@ from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.principals import DEFAULT_SCOPES, METHOD_SCOPES, Scope
 from tests.conftest import InProcessStack
-from tests.integration.test_access import bearer, gateway, key_line, keys_file, rest_url
 from tests.interop.cli import ponder_async
-from tests.reliability.test_security import OPEN_SERVICES, call_raw, served_methods
+from tests.support.gateways import gateway, rest_url
+from tests.support.keys import bearer, key_line, keys_file
+from tests.support.methods import OPEN_SERVICES, call_raw, served_methods
 
 
 ALICE, BOB, OPS = "pk-alice-0123456789abcdef", "pk-bob-0123456789abcdef", "pk-ops-0123456789abc"

@@ -34,7 +34,6 @@ from ponder_gateway.principals import Scope
 from ponder_gateway.service import GatewayModule
 from ponder_runtime import ServiceServer
 from tests.conftest import InProcessStack
-from tests.integration.test_access import gateway
 from tests.reliability.protofuzz import (
     Method,
     bad_request_paths,
@@ -43,6 +42,7 @@ from tests.reliability.protofuzz import (
     methods_of,
     mutants,
 )
+from tests.support.gateways import gateway
 
 
 # Which server answers each service: the public API on a gateway of this module's own (no rate

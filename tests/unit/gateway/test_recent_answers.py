@@ -6,21 +6,12 @@ import pytest
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder_gateway.cache import CachedWorkflow, RecentAnswers
+from tests.support.clock import Clock
 
 
 def answer(name: str) -> CachedWorkflow:
     """A cached workflow called `name`."""
     return CachedWorkflow(pb.Workflow(name=name), 1.0)
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_exact_topic_and_namespace_only():

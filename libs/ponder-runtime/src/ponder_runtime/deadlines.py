@@ -34,6 +34,17 @@ def cap(default: float, remaining: float | None) -> float:
     return max(0.0, min(default, remaining - MARGIN_SECONDS))
 
 
+def set_deadline(remaining_seconds: float | None) -> None:
+    """Start the current RPC's clock: it must be done within `remaining_seconds` (a service may
+    set a default when its caller set no deadline)."""
+    _DEADLINE.set(None if remaining_seconds is None else time.monotonic() + remaining_seconds)
+
+
+def current_deadline() -> float | None:
+    """time.monotonic() value by which the current RPC must be done (None: no deadline)."""
+    return _DEADLINE.get()
+
+
 def timeout_within_deadline(default: float) -> float:
     """Timeout for a downstream call made while serving an RPC: `default`, capped by the
     time the RPC's caller has left (just `default` outside an RPC or without a deadline)."""
@@ -42,8 +53,7 @@ def timeout_within_deadline(default: float) -> float:
 
 
 async def _enter(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-    remaining = context.time_remaining()
-    _DEADLINE.set(None if remaining is None else time.monotonic() + remaining)
+    set_deadline(context.time_remaining())
 
 
 class DeadlineInterceptor(grpc.aio.ServerInterceptor):

@@ -16,7 +16,6 @@ from ponder_reflection.convert import (
     step_from_proto,
     step_to_proto,
 )
-from ponder_reflection.deadlines import set_deadline
 from ponder_reflection.loop import reflect, run_reflection, validate_spec
 from ponder_reflection.provider import ReflectionProvider
 from ponder_reflection.types import (
@@ -27,6 +26,7 @@ from ponder_reflection.types import (
     TextDelta,
 )
 from ponder_runtime import FieldViolation, InvalidArgumentError
+from ponder_runtime.deadlines import set_deadline
 
 
 # One source's text; beyond it a summary is a whole paper, which belongs in a library instead.
