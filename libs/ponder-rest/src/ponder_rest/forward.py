@@ -141,6 +141,7 @@ class Forwarder:
                     else:
                         await self._frame(send, route, reply, sse)
         except LocalCallError as exc:
+            exchange.rpc_code = exc.status.code
             await send(
                 {
                     "type": "http.response.body",
@@ -151,6 +152,7 @@ class Forwarder:
         except Exception:
             logger.exception("stream %s failed", route.grpc_path)
             status = make_status(grpc.StatusCode.INTERNAL, "the stream failed")
+            exchange.rpc_code = status.code
             await send(
                 {"type": "http.response.body", "body": _error_frame(status, sse), "more_body": True}
             )
