@@ -101,7 +101,6 @@ class Call:
         self.path: str = scope["path"]
         query = scope.get("query_string", b"").decode("latin-1")
         self.target = f"{self.path}?{query}" if query else self.path  # as the client sent it
-        self.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         self.gone = asyncio.Event()
         self._receive = receive
         self._send = send
