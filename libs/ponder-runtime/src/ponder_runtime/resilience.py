@@ -288,8 +288,10 @@ class ResilientCaller:
         clock: Clock = time.monotonic,
         rng: random.Random | None = None,
         meter: Meter | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.upstream = upstream
+        self._sleep = sleep
         self._classify = classify
         self.limit = limit
         self.breaker = breaker
@@ -392,7 +394,7 @@ class ResilientCaller:
                     "delay_s": round(delay, 3),
                 },
             )
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
 
     def _stop(
         self, failure: Failure, attempt: int, delay: float, deadline: float | None
