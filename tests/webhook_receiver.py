@@ -67,6 +67,8 @@ class Receiver:
                 status = receiver.fail_status if failing else (204 if verified else 401)
                 receiver.deliveries.append(Delivery(dict(self.headers), body, verified, status))
                 self.send_response(status)
+                if 300 <= status < 400:  # a redirect the gateway must not follow
+                    self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

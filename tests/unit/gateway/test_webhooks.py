@@ -12,10 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
+from opentelemetry.metrics import Meter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Tracer
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
+from ponder_gateway.redis_state import RedisWorkflowStore
 from ponder_gateway.settings import GatewaySettings
-from ponder_gateway.store import SqliteWorkflowStore
+from ponder_gateway.store import SqliteWorkflowStore, WorkflowStore
 from ponder_gateway.webhooks.delivery import Deliverer, RetryPolicy
 from ponder_gateway.webhooks.destinations import DestinationPolicy, RefusedDestination
 from ponder_gateway.webhooks.notifier import Notifier
@@ -137,7 +146,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteWorkflowStore]:
     await records.close()
 
 
-async def _ended(store: SqliteWorkflowStore, url: str, name: str = "workflows/hooked") -> str:
+async def _ended(store: WorkflowStore, url: str, name: str = "workflows/hooked") -> str:
     """Save a SUCCEEDED workflow whose webhook to `url` is due (as the recorder leaves it)."""
     workflow = pb.Workflow(
         name=name, id=name.split("/")[1], kind=pb.WORKFLOW_KIND_RESEARCH, topic="webhooks"
@@ -155,11 +164,18 @@ async def _ended(store: SqliteWorkflowStore, url: str, name: str = "workflows/ho
 
 
 def _deliverer(
-    store: SqliteWorkflowStore, fake: FakeTime, sender: HttpxSender, **retry: float
+    store: WorkflowStore,
+    fake: FakeTime,
+    sender: HttpxSender,
+    *,
+    policy: DestinationPolicy | None = None,
+    meter: Meter | None = None,
+    tracer: Tracer | None = None,
+    **retry: float,
 ) -> Deliverer:
     return Deliverer(
         store,
-        DestinationPolicy(hosts=["*"], networks=["127.0.0.1/32"]),
+        policy or DestinationPolicy(hosts=["*"], networks=["127.0.0.1/32"]),
         WebhookSecrets(parse_secrets({"hooks": SECRET})),
         sender,
         retry=RetryPolicy(**{"initial_seconds": 1.0, "total_seconds": 3600.0, **retry}),
@@ -167,6 +183,8 @@ def _deliverer(
         clock=fake.clock,
         sleep=fake.sleep,
         jitter=lambda: 0.0,
+        meter=meter,
+        tracer=tracer,
     )
 
 
@@ -176,9 +194,13 @@ async def test_retried_until_delivered_exactly_once(store: SqliteWorkflowStore) 
     again sends nothing (no duplicate after success)."""
     receiver = Receiver(SECRET, fail_first=3).start()
     fake, sender = FakeTime(), HttpxSender()
+    readings, spans = InMemoryMetricReader(), InMemorySpanExporter()
+    tracing = TracerProvider()
+    tracing.add_span_processor(SimpleSpanProcessor(spans))
+    meter = MeterProvider(metric_readers=[readings]).get_meter("test")
     try:
         name = await _ended(store, receiver.url)
-        deliverer = _deliverer(store, fake, sender)
+        deliverer = _deliverer(store, fake, sender, meter=meter, tracer=tracing.get_tracer("t"))
         await deliverer.deliver(name)
         await deliverer.deliver(name)
     finally:
@@ -201,6 +223,81 @@ async def test_retried_until_delivered_exactly_once(store: SqliteWorkflowStore) 
     assert delivery.state == pb.NOTIFICATION_DELIVERY_STATE_DELIVERED
     assert (delivery.attempts, delivery.last_status_code, delivery.last_error) == (4, 204, "")
     assert delivery.deliver_time.ToSeconds() == int(ENDED_AT + 3.5)
+    attempts = [span for span in spans.get_finished_spans() if span.name == "webhook deliver"]
+    assert [span.attributes["ponder.webhook.outcome"] for span in attempts] == [
+        *["http_error"] * 3,
+        "delivered",
+    ]
+    assert attempts[-1].attributes["http.response.status_code"] == 204
+    assert _counts(readings) == {
+        ("ponder.webhook.attempts", "http_error"): 3,
+        ("ponder.webhook.attempts", "delivered"): 1,
+        ("ponder.webhook.deliveries", "delivered"): 1,
+    }
+
+
+def _counts(readings: InMemoryMetricReader) -> dict[tuple[str, str], int]:
+    """(instrument, outcome) -> count, from a metric reader."""
+    counts: dict[tuple[str, str], int] = {}
+    data = readings.get_metrics_data()
+    assert data is not None
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    outcome = str(point.attributes["ponder.webhook.outcome"])
+                    counts[(metric.name, outcome)] = int(point.value)  # type: ignore[union-attr]
+    return counts
+
+
+async def test_the_connection_goes_to_the_checked_address(store: SqliteWorkflowStore) -> None:
+    """A host name resolved once to an allowed address is connected to at that address (the
+    name itself resolves nowhere: no second lookup), with the name in the Host header; a name
+    whose addresses include a non-public one is refused (FAILED, no request)."""
+    receiver = Receiver(SECRET).start()
+    fake, sender = FakeTime(), HttpxSender()
+    looked_up: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        looked_up.append(host)
+        return {"hooks.test": ["127.0.0.1"], "mixed.test": ["93.184.216.34", "10.0.0.7"]}[host]
+
+    policy = DestinationPolicy(
+        hosts=["hooks.test", "mixed.test"], networks=["127.0.0.1/32"], resolver=resolver
+    )
+    try:
+        good = await _ended(store, f"http://hooks.test:{receiver.port}/in", "workflows/good")
+        bad = await _ended(store, f"http://mixed.test:{receiver.port}/in", "workflows/bad")
+        for name in (good, bad):
+            await _deliverer(store, fake, sender, policy=policy).deliver(name)
+    finally:
+        receiver.close()
+        await sender.close()
+    assert looked_up == ["hooks.test", "mixed.test"]
+    (only,) = receiver.deliveries
+    assert only.headers["Host"] == f"hooks.test:{receiver.port}"
+    assert only.verified
+    record = await store.get(bad)
+    assert record is not None
+    assert record.notification_delivery.state == pb.NOTIFICATION_DELIVERY_STATE_FAILED
+    assert "10.0.0.7, a non-public address" in record.notification_delivery.last_error
+
+
+async def test_redirects_are_not_followed(store: SqliteWorkflowStore) -> None:
+    """A 302 pointing at the metadata address is a failed attempt ("HTTP 302"), retried at
+    the receiver itself; the redirect is never followed."""
+    receiver = Receiver(SECRET, fail_first=1, fail_status=302).start()
+    fake, sender = FakeTime(), HttpxSender()
+    try:
+        name = await _ended(store, receiver.url)
+        await _deliverer(store, fake, sender).deliver(name)
+    finally:
+        receiver.close()
+        await sender.close()
+    assert [d.status for d in receiver.deliveries] == [302, 204]
+    record = await store.get(name)
+    assert record is not None
+    assert record.notification_delivery.attempts == 2
 
 
 async def test_gives_up_after_the_retry_time(store: SqliteWorkflowStore) -> None:
@@ -302,6 +399,37 @@ async def test_a_delivery_left_by_a_stopped_gateway_is_resumed(tmp_path: Path) -
     assert record is not None
     assert record.notification_delivery.state == pb.NOTIFICATION_DELIVERY_STATE_DELIVERED
     assert record.notification_delivery.attempts == 2
+
+
+async def test_a_replica_takes_over_on_redis(redis_url: str) -> None:
+    """With records in Redis, a sweep leaves a delivery alone until its due time is the
+    takeover time past (another replica may be making it), then takes it over and delivers."""
+    receiver = Receiver(SECRET).start()
+    client = aioredis.Redis.from_url(redis_url)
+    store = RedisWorkflowStore(client)
+    fake, sender = FakeTime(), HttpxSender()
+    try:
+        name = await _ended(store, receiver.url)
+        notifier = Notifier(
+            _deliverer(store, fake, sender),
+            store,
+            window_seconds=3600,
+            sweep_seconds=None,
+            takeover_seconds=40,
+            clock=fake.clock,
+        )
+        assert await notifier.sweep() == 0  # due now: its own gateway is on it
+        fake.now += 41
+        assert await notifier.sweep() == 1
+        await notifier.idle()
+        record = await store.get(name)
+    finally:
+        receiver.close()
+        await sender.close()
+        await client.aclose()
+    assert [d.status for d in receiver.deliveries] == [204]
+    assert record is not None
+    assert record.notification_delivery.state == pb.NOTIFICATION_DELIVERY_STATE_DELIVERED
 
 
 def test_the_readme_verification_snippet_verifies() -> None:

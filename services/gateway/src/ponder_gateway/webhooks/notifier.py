@@ -21,6 +21,11 @@ from ponder_gateway.webhooks.state import OPEN_DELIVERY_STATES
 
 logger = logging.getLogger(__name__)
 _PAGE = 200
+DAY = 86400.0
+
+
+def _rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Listing(Protocol):
@@ -111,10 +116,14 @@ class Notifier:
         """Start the deliveries of recently ended workflows that are due and that no one
         has attempted for the takeover time; how many were started."""
         now = self._clock()
-        since = datetime.fromtimestamp(now - 2 * self._window, UTC).strftime(
-            "%Y-%m-%dT%H:%M:%S.%fZ"
+        # Ended within twice the retry time (update_time is the end: delivery saves keep it),
+        # so created at most a day before that (no workflow runs that long): the create_time
+        # bound lets SQLite use its index.
+        ended, created = _rfc3339(now - 2 * self._window), _rfc3339(now - 2 * self._window - DAY)
+        where = parse(
+            f'create_time >= "{created}" AND update_time >= "{ended}" '
+            "AND NOT (state = PENDING OR state = RUNNING)"
         )
-        where = parse(f'update_time >= "{since}" AND NOT (state = PENDING OR state = RUNNING)')
         started = 0
         after: tuple[int, str] | None = None
         while True:
