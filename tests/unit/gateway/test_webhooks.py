@@ -224,11 +224,11 @@ async def test_retried_until_delivered_exactly_once(store: SqliteWorkflowStore) 
     assert (delivery.attempts, delivery.last_status_code, delivery.last_error) == (4, 204, "")
     assert delivery.deliver_time.ToSeconds() == int(ENDED_AT + 3.5)
     attempts = [span for span in spans.get_finished_spans() if span.name == "webhook deliver"]
-    assert [span.attributes["ponder.webhook.outcome"] for span in attempts] == [
+    assert [dict(span.attributes or {})["ponder.webhook.outcome"] for span in attempts] == [
         *["http_error"] * 3,
         "delivered",
     ]
-    assert attempts[-1].attributes["http.response.status_code"] == 204
+    assert dict(attempts[-1].attributes or {})["http.response.status_code"] == 204
     assert _counts(readings) == {
         ("ponder.webhook.attempts", "http_error"): 3,
         ("ponder.webhook.attempts", "delivered"): 1,
@@ -245,7 +245,7 @@ def _counts(readings: InMemoryMetricReader) -> dict[tuple[str, str], int]:
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
                 for point in metric.data.data_points:
-                    outcome = str(point.attributes["ponder.webhook.outcome"])
+                    outcome = str(dict(point.attributes or {})["ponder.webhook.outcome"])
                     counts[(metric.name, outcome)] = int(point.value)  # type: ignore[union-attr]
     return counts
 
