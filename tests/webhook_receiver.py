@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -52,6 +53,8 @@ class Receiver:
     fail_status: int = 500
     deliveries: list[Delivery] = field(default_factory=list)
     port: int = 0
+    tls: ssl.SSLContext | None = None  # serve https with this context
+    server_names: list[str | None] = field(default_factory=list)  # SNI of each TLS handshake
     _server: ThreadingHTTPServer | None = None
 
     def start(self) -> Receiver:
@@ -77,6 +80,9 @@ class Receiver:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.port = self._server.server_address[1]
+        if self.tls is not None:
+            self.tls.sni_callback = lambda sock, name, ctx: self.server_names.append(name)
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

@@ -6,6 +6,8 @@ connection refused, and a delivery taken over after a restart."""
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -281,6 +283,54 @@ async def test_the_connection_goes_to_the_checked_address(store: SqliteWorkflowS
     assert record is not None
     assert record.notification_delivery.state == pb.NOTIFICATION_DELIVERY_STATE_FAILED
     assert "10.0.0.7, a non-public address" in record.notification_delivery.last_error
+
+
+def _certificate(folder: Path, name: str) -> Path:
+    """A self-signed certificate (and key, beside it) for `name`, made by openssl."""
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}",
+         "-addext", f"subjectAltName=DNS:{name}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert
+
+
+async def test_https_pinned_to_the_address_still_checks_the_name(
+    store: SqliteWorkflowStore, tmp_path: Path
+) -> None:
+    """Over https to a name resolved to 127.0.0.1: the TLS handshake carries the name (SNI)
+    and the certificate is checked against it, so a certificate for hooks.test is accepted for
+    hooks.test and refused for other.test (a retried error, then FAILED)."""
+    cert = _certificate(tmp_path, "hooks.test")
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(cert, cert.with_suffix(".key"))
+    receiver = Receiver(SECRET, tls=served).start()
+    fake, sender = FakeTime(), HttpxSender(verify=ssl.create_default_context(cafile=str(cert)))
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    policy = DestinationPolicy(hosts=["*"], networks=["127.0.0.1/32"], resolver=resolver)
+    try:
+        good = await _ended(store, f"https://hooks.test:{receiver.port}/in", "workflows/good")
+        bad = await _ended(store, f"https://other.test:{receiver.port}/in", "workflows/bad")
+        for name in (good, bad):
+            await _deliverer(store, fake, sender, policy=policy, total_seconds=2).deliver(name)
+    finally:
+        receiver.close()
+        await sender.close()
+    (only,) = receiver.deliveries
+    assert only.headers["Host"] == f"hooks.test:{receiver.port}"
+    assert "hooks.test" in receiver.server_names
+    record = await store.get(good)
+    assert record is not None
+    assert record.notification_delivery.state == pb.NOTIFICATION_DELIVERY_STATE_DELIVERED
+    record = await store.get(bad)
+    assert record is not None
+    assert record.notification_delivery.state == pb.NOTIFICATION_DELIVERY_STATE_FAILED
+    assert "certificate" in record.notification_delivery.last_error.lower()
 
 
 async def test_redirects_are_not_followed(store: SqliteWorkflowStore) -> None:

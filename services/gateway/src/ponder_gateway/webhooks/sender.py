@@ -4,6 +4,7 @@ from the environment, no redirects followed."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -31,9 +32,12 @@ class Sender(Protocol):
 
 
 class HttpxSender:
-    """A Sender over one httpx.AsyncClient (connections reused per address)."""
+    """A Sender over httpx: plain-HTTP connections reused per address, a fresh TLS connection
+    per https attempt (its certificate checked against the URL's host name, with the system's
+    CAs or `verify`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, verify: ssl.SSLContext | None = None) -> None:
+        self._verify: ssl.SSLContext | bool = verify if verify is not None else True
         self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
 
     async def post(
@@ -47,7 +51,30 @@ class HttpxSender:
     ) -> int:
         """POST; the answer's status code (its body is never read: a receiver cannot make
         the gateway download anything)."""
-        request = self._client.build_request(
+        if url.startswith("https:"):
+            # A pooled TLS connection is keyed by address only: it would carry the next host's
+            # request over a connection whose certificate was checked for another name.
+            async with httpx.AsyncClient(
+                follow_redirects=False, trust_env=False, verify=self._verify
+            ) as client:
+                return await self._send(
+                    client, url, headers, body, server_name=server_name, timeout=timeout
+                )
+        return await self._send(
+            self._client, url, headers, body, server_name=server_name, timeout=timeout
+        )
+
+    @staticmethod
+    async def _send(
+        client: httpx.AsyncClient,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        server_name: str,
+        timeout: float,
+    ) -> int:
+        request = client.build_request(
             "POST",
             url,
             headers=headers,
@@ -55,7 +82,7 @@ class HttpxSender:
             timeout=timeout,
             extensions={"sni_hostname": server_name},
         )
-        response = await self._client.send(request, stream=True)
+        response = await client.send(request, stream=True)
         await response.aclose()
         return response.status_code
 
