@@ -209,8 +209,8 @@ async def test_a_cancelled_workflow_notifies(hooked: ServiceServer, receiver: Re
 
 async def test_cli_and_node_client_send_targets(hooked: ServiceServer, receiver: Receiver) -> None:
     """`ponder run --notify-url --notify-secret` (a synchronous run) and the Node client's
-    --notify-url each get exactly one accepted delivery; a refused one exits 2 naming the
-    field."""
+    --notify-url each get exactly one accepted delivery, `ponder get` shows it; a refused one
+    exits 2 naming the field."""
     address = f"127.0.0.1:{hooked.port}"
     ran = await ponder_async(
         "run", "research", "dense retrieval", "--cache", "bypass", "--json",
@@ -221,6 +221,9 @@ async def test_cli_and_node_client_send_targets(hooked: ServiceServer, receiver:
     async with grpc.aio.insecure_channel(address) as channel:
         final = await delivered(workflow_grpc.WorkflowServiceStub(channel), name)
     assert final.notification_delivery.state == pb.NOTIFICATION_DELIVERY_STATE_DELIVERED
+    shown = await ponder_async("get", name, "--address", address)
+    assert shown.code == 0, shown.err
+    assert f"webhook to {receiver.url}: delivered after 3 attempts" in shown.out
     refused = await ponder_async(
         "run", "research", "dense retrieval", "--notify-url", "http://10.0.0.1/",
         "--notify-secret", "hooks", "--address", address,
