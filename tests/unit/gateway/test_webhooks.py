@@ -28,7 +28,11 @@ from ponder_gateway.redis_state import RedisWorkflowStore
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.store import SqliteWorkflowStore, WorkflowStore
 from ponder_gateway.webhooks.delivery import Deliverer, RetryPolicy
-from ponder_gateway.webhooks.destinations import DestinationPolicy, RefusedDestination
+from ponder_gateway.webhooks.destinations import (
+    DestinationPolicy,
+    RefusedDestination,
+    UnresolvedDestination,
+)
 from ponder_gateway.webhooks.notifier import Notifier
 from ponder_gateway.webhooks.secrets import WebhookSecrets, parse_secrets
 from ponder_gateway.webhooks.sender import HttpxSender
@@ -80,7 +84,8 @@ async def test_non_public_destinations_are_refused(url: str) -> None:
 
 async def test_allowed_networks_hosts_and_url_forms() -> None:
     """A network allows its addresses only; a host allowlist refuses other hosts; a public
-    address passes; bad URL forms and a turned-off policy are refused with the reason."""
+    address passes; bad URL forms and a turned-off policy are refused with the reason; a name
+    that does not resolve (or not within RESOLVE_SECONDS) is refused as unresolved."""
     loopback = DestinationPolicy(hosts=["*"], networks=["127.0.0.1/32"])
     assert await _refusal(loopback, "http://127.0.0.1:9/x") == ""
     assert "non-public" in await _refusal(loopback, "http://127.0.0.2:9/x")
@@ -101,6 +106,20 @@ async def test_allowed_networks_hosts_and_url_forms() -> None:
     assert "turned off" in await _refusal(DestinationPolicy(hosts=[], networks=[]), "https://a/")
     with pytest.raises(ValueError, match="not a CIDR"):
         DestinationPolicy(hosts=["*"], networks=["10.0.0.0/33"])
+
+    async def unanswered(host: str, port: int) -> list[str]:
+        await asyncio.Event().wait()  # a resolver that never answers
+        return []
+
+    async def unknown(host: str, port: int) -> list[str]:
+        raise OSError(-2, "Name or service not known")
+
+    for resolver, reason in ((unanswered, "did not resolve within"), (unknown, "not known")):
+        policy = DestinationPolicy(
+            hosts=["*"], networks=[], resolver=resolver, resolve_seconds=0.05
+        )
+        with pytest.raises(UnresolvedDestination, match=reason):
+            await policy.addresses(policy.parse("https://hooks.test/"))
 
 
 def test_secrets_settings_are_checked_at_start(tmp_path: Path) -> None:

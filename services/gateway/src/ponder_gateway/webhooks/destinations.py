@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 
 MAX_URL_LENGTH = 2048
+RESOLVE_SECONDS = 5.0  # a create or an attempt waits no longer for DNS
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -87,7 +88,9 @@ class DestinationPolicy:
         hosts: Sequence[str],
         networks: Sequence[str],
         resolver: Resolver | None = None,
+        resolve_seconds: float = RESOLVE_SECONDS,
     ) -> None:
+        self._resolve_seconds = resolve_seconds
         self._any = "*" in hosts
         self._names: set[str] = set()
         self._suffixes: list[str] = []
@@ -160,7 +163,12 @@ class DestinationPolicy:
             found = [literal]
         else:
             try:
-                texts = await self._resolve(destination.host, destination.port)
+                async with asyncio.timeout(self._resolve_seconds):
+                    texts = await self._resolve(destination.host, destination.port)
+            except TimeoutError:
+                raise UnresolvedDestination(
+                    f"host {destination.host} did not resolve within {self._resolve_seconds:g} s"
+                ) from None
             except OSError as exc:
                 raise UnresolvedDestination(
                     f"host {destination.host} does not resolve ({exc.strerror or exc})"
