@@ -124,8 +124,8 @@ async def test_refused_targets_name_the_field(
 ) -> None:
     """Loopback (when not allowed), link-local metadata, private, IPv6 loopback and a name
     resolving to loopback are INVALID_ARGUMENT naming workflow.notification.url (Create and
-    Run); unknown secrets and another tenant's secret name workflow.notification.secret_name;
-    nothing is created or sent."""
+    RunWorkflow; `notification.url` for RunResearchWorkflow); unknown secrets and another
+    tenant's secret name workflow.notification.secret_name; nothing is created or sent."""
     refused = {
         stack.address("gateway"): [receiver.url, "http://localhost:9/hook"],  # defaults
         f"127.0.0.1:{hooked.port}": [
@@ -142,14 +142,18 @@ async def test_refused_targets_name_the_field(
             for url in urls:
                 workflow = spec(receiver)
                 workflow.notification.url = url
-                for call in (
-                    stub.CreateWorkflow(pb.CreateWorkflowRequest(workflow=workflow)),
-                    stub.RunWorkflow(pb.RunWorkflowRequest(workflow=workflow)),
+                legacy = pb.RunResearchWorkflowRequest(
+                    topic=workflow.topic, notification=workflow.notification
+                )
+                for call, field in (
+                    (stub.CreateWorkflow(pb.CreateWorkflowRequest(workflow=workflow)), "workflow."),
+                    (stub.RunWorkflow(pb.RunWorkflowRequest(workflow=workflow)), "workflow."),
+                    (stub.RunResearchWorkflow(legacy), ""),
                 ):
                     with pytest.raises(grpc.aio.AioRpcError) as error:
                         await call
                     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, url
-                    assert "workflow.notification.url" in bad_request_fields(error.value), url
+                    assert f"{field}notification.url" in bad_request_fields(error.value), url
     async with grpc.aio.insecure_channel(f"127.0.0.1:{hooked.port}") as channel:
         stub = workflow_grpc.WorkflowServiceStub(channel)
         for secret in ("nope", "theirs", "someone-else:theirs", ""):

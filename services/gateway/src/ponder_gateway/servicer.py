@@ -127,7 +127,12 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> workflow_pb2.RunReflectionWorkflowResponse:
         """Topic -> library sources -> ranked -> reflection, returned finished."""
-        spec = _Spec(workflow_pb2.WORKFLOW_KIND_REFLECTION, request.topic, request.parameters)
+        spec = _Spec(
+            workflow_pb2.WORKFLOW_KIND_REFLECTION,
+            request.topic,
+            request.parameters,
+            request.notification if request.HasField("notification") else None,
+        )
         reply = await self._run(
             request,
             lambda workflow: workflow_pb2.RunReflectionWorkflowResponse(workflow=workflow),
@@ -142,7 +147,12 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> workflow_pb2.RunResearchWorkflowResponse:
         """Topic -> sources -> ranked -> cited summary, returned finished."""
-        spec = _Spec(workflow_pb2.WORKFLOW_KIND_RESEARCH, request.topic, request.parameters)
+        spec = _Spec(
+            workflow_pb2.WORKFLOW_KIND_RESEARCH,
+            request.topic,
+            request.parameters,
+            request.notification if request.HasField("notification") else None,
+        )
         reply = await self._run(
             request,
             lambda workflow: workflow_pb2.RunResearchWorkflowResponse(workflow=workflow),

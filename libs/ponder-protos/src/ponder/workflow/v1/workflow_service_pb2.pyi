@@ -260,12 +260,14 @@ class CacheInfo(_message.Message):
     def __init__(self, hit: _Optional[bool] = ..., similarity: _Optional[float] = ..., source_workflow: _Optional[str] = ..., namespace: _Optional[str] = ..., candidate_topic: _Optional[str] = ..., verdict: _Optional[_Union[CacheVerdict, str]] = ..., reason: _Optional[str] = ..., reason_category: _Optional[str] = ...) -> None: ...
 
 class RunReflectionWorkflowRequest(_message.Message):
-    __slots__ = ("topic", "parameters")
+    __slots__ = ("topic", "parameters", "notification")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
     topic: str
     parameters: WorkflowParameters
-    def __init__(self, topic: _Optional[str] = ..., parameters: _Optional[_Union[WorkflowParameters, _Mapping]] = ...) -> None: ...
+    notification: NotificationTarget
+    def __init__(self, topic: _Optional[str] = ..., parameters: _Optional[_Union[WorkflowParameters, _Mapping]] = ..., notification: _Optional[_Union[NotificationTarget, _Mapping]] = ...) -> None: ...
 
 class RunReflectionWorkflowResponse(_message.Message):
     __slots__ = ("workflow",)
@@ -274,12 +276,14 @@ class RunReflectionWorkflowResponse(_message.Message):
     def __init__(self, workflow: _Optional[_Union[Workflow, _Mapping]] = ...) -> None: ...
 
 class RunResearchWorkflowRequest(_message.Message):
-    __slots__ = ("topic", "parameters")
+    __slots__ = ("topic", "parameters", "notification")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
     topic: str
     parameters: WorkflowParameters
-    def __init__(self, topic: _Optional[str] = ..., parameters: _Optional[_Union[WorkflowParameters, _Mapping]] = ...) -> None: ...
+    notification: NotificationTarget
+    def __init__(self, topic: _Optional[str] = ..., parameters: _Optional[_Union[WorkflowParameters, _Mapping]] = ..., notification: _Optional[_Union[NotificationTarget, _Mapping]] = ...) -> None: ...
 
 class RunResearchWorkflowResponse(_message.Message):
     __slots__ = ("workflow",)
