@@ -6,12 +6,12 @@ import asyncio
 import json
 import subprocess
 import uuid
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import InProcessStack
+from tests.support.grpc_errors import violations
 from tests.support.sse import sse_fields
 
 
@@ -24,15 +24,6 @@ async def http(stack: InProcessStack):
     """An HTTP client on the in-process gateway's REST port."""
     async with httpx.AsyncClient(base_url=stack.http_url, timeout=60) as client:
         yield client
-
-
-def violations(body: dict[str, Any]) -> dict[str, str]:
-    """field -> description of the google.rpc.BadRequest in an error body."""
-    out = {}
-    for detail in body["details"]:
-        if detail["@type"].endswith("google.rpc.BadRequest"):
-            out.update({v["field"]: v["description"] for v in detail["fieldViolations"]})
-    return out
 
 
 async def test_reflection_workflow_over_rest(http: httpx.AsyncClient):

@@ -1,6 +1,8 @@
-"""What a failed gRPC call says in its google.rpc details."""
+"""What a failed call says in its google.rpc details (a gRPC error or a REST error body)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import grpc
 from google.rpc import error_details_pb2
@@ -18,3 +20,12 @@ def bad_request_fields(exc: grpc.aio.AioRpcError) -> set[str]:
             detail.Unpack(bad_request)
             fields.update(v.field for v in bad_request.field_violations)
     return fields
+
+
+def violations(body: dict[str, Any]) -> dict[str, str]:
+    """field -> description of the google.rpc.BadRequest in an error body."""
+    out = {}
+    for detail in body["details"]:
+        if detail["@type"].endswith("google.rpc.BadRequest"):
+            out.update({v["field"]: v["description"] for v in detail["fieldViolations"]})
+    return out
