@@ -67,6 +67,7 @@ REFLECTION = "grpc.reflection.v1alpha.ServerReflection"
 OPEN_SERVICES = {HEALTH, REFLECTION}
 PRODUCT_SERVICES = {
     "ponder.workflow.v1.WorkflowService",
+    "ponder.library.v1.LibraryService",
     "ponder.research.v1.ResearchService",
     "ponder.reflection.v1.ReflectionService",
     "ponder.embedding.v1.EmbeddingService",

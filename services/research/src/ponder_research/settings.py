@@ -34,6 +34,27 @@ class ResearchSettings(ServiceSettings):
         validation_alias="PONDER_RESEARCH_INDEX_PATH",
         description="Where library embeddings are kept, so restarts embed only new documents.",
     )
+    library_uploads_path: Path = Field(
+        Path("var/data/research-library-uploads.sqlite3"),
+        validation_alias="PONDER_RESEARCH_LIBRARY_UPLOADS_PATH",
+        description="Where uploaded documents (LibraryService) and their indexing states are "
+        "kept: they are indexed again after a restart.",
+    )
+    library_max_document_bytes: int = Field(
+        6 * 1024 * 1024,
+        ge=1,
+        le=256 * 1024 * 1024,
+        validation_alias="PONDER_RESEARCH_LIBRARY_MAX_DOCUMENT_BYTES",
+        description="Largest uploaded file (INVALID_ARGUMENT beyond); keep it below "
+        "PONDER_MAX_MESSAGE_BYTES, which bounds every gRPC message.",
+    )
+    library_max_documents: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        validation_alias="PONDER_RESEARCH_LIBRARY_MAX_DOCUMENTS",
+        description="Most documents one library holds (RESOURCE_EXHAUSTED beyond).",
+    )
     library_min_similarity: float = Field(
         0.3, ge=-1, le=1, validation_alias="PONDER_RESEARCH_LIBRARY_MIN_SIMILARITY"
     )
