@@ -15,8 +15,7 @@ from ponder_research.arxiv_source import ArxivSource, RequestSpacing
 from ponder_research.documents import SourceKind
 from ponder_research.embedder import EmbeddingUnavailableError
 from ponder_research.embedding_client import EmbeddingClient
-from ponder_research.library import load_library
-from ponder_research.library_index import LibraryIndex, LibrarySource, VectorStore
+from ponder_research.library import LibraryIndex, LibrarySource, VectorStore, load_library
 from ponder_research.search import Searcher
 from ponder_research.servicer import ResearchServicer
 from ponder_research.settings import ResearchSettings
@@ -46,7 +45,11 @@ class ResearchModule:
             timeout=settings.embedding_timeout_seconds,
         )
         self._library = LibrarySource(
-            LibraryIndex([]), self._embedding, min_similarity=settings.library_min_similarity
+            LibraryIndex(
+                self._embedding,
+                VectorStore(settings.index_path),
+                min_similarity=settings.library_min_similarity,
+            )
         )
         sources: dict[SourceKind, Source] = {
             SourceKind.ARXIV: ArxivSource(
@@ -98,19 +101,19 @@ class ResearchModule:
 
     async def start(self) -> None:
         """Read the library (keyword search works at once); embed it in the background."""
-        documents = await asyncio.to_thread(
+        files = await asyncio.to_thread(
             load_library,
             self._settings.library_dirs,
             include_sample=self._settings.include_sample_library,
         )
-        self._library.index = LibraryIndex(documents)
+        for file in files:
+            file.add_to(self._library.index)
         self._indexing = asyncio.create_task(self._index_library(self._library.index))
 
     async def _index_library(self, index: LibraryIndex) -> None:
-        store = VectorStore(self._settings.index_path)
         while True:
             try:
-                await index.build(self._embedding, store)
+                await index.embed_pending()
             except EmbeddingUnavailableError as exc:
                 logger.info(
                     "library indexing waits for the embedding service",

@@ -14,7 +14,7 @@ from ponder_research.convert import (
     document_to_proto,
     outcome_to_proto,
 )
-from ponder_research.library_index import LibraryIndex
+from ponder_research.library import LibraryIndex
 from ponder_research.search import AllSourcesFailedError, Searcher
 from ponder_research.sources import Query
 from ponder_runtime import RequestValidator, UnavailableError
@@ -47,7 +47,7 @@ class ResearchServicer(research_grpc.ResearchServiceServicer):
     ) -> None:
         self._searcher = searcher
         self._source_timeout = source_timeout
-        self._library = library or (lambda: LibraryIndex([]))
+        self._library = library or LibraryIndex
 
     async def GetLibrary(
         self, request: research_pb2.GetLibraryRequest, context: grpc.aio.ServicerContext
