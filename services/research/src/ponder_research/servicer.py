@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import grpc
 
@@ -35,6 +36,18 @@ def source_budget(context: grpc.aio.ServicerContext, timeout: float) -> float:
     return max(0.01, min(timeout, remaining * 0.8 - 0.05))
 
 
+class TenantVersions(Protocol):
+    """What the tenants' uploaded libraries tell GetLibrary and the source cache."""
+
+    def version(self, tenant: str) -> str:
+        """The version of what `tenant` searches in the library."""
+        ...
+
+    def count(self, tenant: str) -> int:
+        """How many of the tenant's uploads are indexed."""
+        ...
+
+
 class ResearchServicer(research_grpc.ResearchServiceServicer):
     """Validates requests, runs the search and reports per-source statuses."""
 
@@ -44,17 +57,26 @@ class ResearchServicer(research_grpc.ResearchServiceServicer):
         *,
         source_timeout: float,
         library: Callable[[], LibraryIndex] | None = None,
+        uploads: TenantVersions | None = None,
     ) -> None:
         self._searcher = searcher
         self._source_timeout = source_timeout
         self._library = library or LibraryIndex
+        self._uploads = uploads
 
     async def GetLibrary(
         self, request: research_pb2.GetLibraryRequest, context: grpc.aio.ServicerContext
     ) -> research_pb2.GetLibraryResponse:
-        """The library's version (content hash) and size."""
+        """The library's version (content hash) and size; with a tenant, counting its uploads."""
         library = self._library()
-        return research_pb2.GetLibraryResponse(version=library.version, document_count=len(library))
+        if self._uploads is None or not request.tenant:
+            return research_pb2.GetLibraryResponse(
+                version=library.version, document_count=len(library)
+            )
+        return research_pb2.GetLibraryResponse(
+            version=self._uploads.version(request.tenant),
+            document_count=len(library) + self._uploads.count(request.tenant),
+        )
 
     async def SearchSources(
         self, request: research_pb2.SearchSourcesRequest, context: grpc.aio.ServicerContext
@@ -84,6 +106,8 @@ class ResearchServicer(research_grpc.ResearchServiceServicer):
             limit=max_results,
             include_domains=tuple(request.include_domains),
             exclude_domains=tuple(request.exclude_domains),
+            tenant=request.tenant,
+            library_version=self._uploads.version(request.tenant) if self._uploads else "",
         )
         try:
             result = await self._searcher.search(

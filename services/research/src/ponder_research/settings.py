@@ -34,11 +34,12 @@ class ResearchSettings(ServiceSettings):
         validation_alias="PONDER_RESEARCH_INDEX_PATH",
         description="Where library embeddings are kept, so restarts embed only new documents.",
     )
-    library_uploads_path: Path = Field(
-        Path("var/data/research-library-uploads.sqlite3"),
+    library_uploads_path: Path | None = Field(
+        None,
         validation_alias="PONDER_RESEARCH_LIBRARY_UPLOADS_PATH",
         description="Where uploaded documents (LibraryService) and their indexing states are "
-        "kept: they are indexed again after a restart.",
+        "kept (they are indexed again after a restart); unset: research-library-uploads.sqlite3 "
+        "beside PONDER_RESEARCH_INDEX_PATH.",
     )
     library_max_document_bytes: int = Field(
         6 * 1024 * 1024,
@@ -55,6 +56,7 @@ class ResearchSettings(ServiceSettings):
         validation_alias="PONDER_RESEARCH_LIBRARY_MAX_DOCUMENTS",
         description="Most documents one library holds (RESOURCE_EXHAUSTED beyond).",
     )
+
     library_min_similarity: float = Field(
         0.3, ge=-1, le=1, validation_alias="PONDER_RESEARCH_LIBRARY_MIN_SIMILARITY"
     )
@@ -91,3 +93,10 @@ class ResearchSettings(ServiceSettings):
     index_retry_seconds: float = Field(
         5.0, gt=0, le=3600, validation_alias="PONDER_RESEARCH_INDEX_RETRY_SECONDS"
     )
+
+    @property
+    def uploads_path(self) -> Path:
+        """The uploads' SQLite file (the setting, or beside the vector index)."""
+        return self.library_uploads_path or self.index_path.with_name(
+            "research-library-uploads.sqlite3"
+        )
