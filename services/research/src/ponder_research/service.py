@@ -143,9 +143,11 @@ class ResearchModule:
                 return
 
     async def wait_indexed(self) -> None:
-        """Return once the library is searched by meaning (tests, benchmarks)."""
+        """Return once the library is searched by meaning and the stored uploads are indexed
+        again (tests, benchmarks)."""
         if self._indexing is not None:
             await asyncio.shield(self._indexing)
+        await self.uploads.restored()
 
     async def close(self) -> None:
         """Stop indexing, close the uploads' store and the channel to the embedding service."""

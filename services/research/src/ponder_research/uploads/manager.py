@@ -113,20 +113,35 @@ class Uploads:
         self._queue: asyncio.Queue[StoredDocument] = asyncio.Queue()
         self._changed = asyncio.Condition()
         self._worker: asyncio.Task[None] | None = None
+        self._restoring: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # create/delete of one process at a time (dedupe, count)
 
     async def start(self) -> None:
-        """Index again what the store holds (the index lives in memory), then serve the queue."""
-        for doc in await self._store.everything():
-            if doc.state != DocumentState.FAILED:
-                self._queue.put_nowait(doc)
+        """Serve the queue, and index again in the background what the store holds (the index
+        lives in memory; vectors come back from the vector store): until `restored()`, a
+        document INDEXED before a restart may be missing from searches."""
+        stored = [
+            doc for doc in await self._store.everything() if doc.state != DocumentState.FAILED
+        ]
+        self._restoring = asyncio.create_task(self._restore(stored), name="library-restore")
         self._worker = asyncio.create_task(self._work(), name="library-indexing")
+
+    async def _restore(self, documents: list[StoredDocument]) -> None:
+        for doc in documents:
+            await self._index(doc)
+        logger.info("library uploads restored", extra={"documents": len(documents)})
+
+    async def restored(self) -> None:
+        """Return once the documents stored before the start are indexed again."""
+        if self._restoring is not None:
+            await asyncio.shield(self._restoring)
 
     async def close(self) -> None:
         """Stop indexing and close the store."""
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
+        for task in (self._worker, self._restoring):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self._store.close()
 
     async def create(
@@ -248,6 +263,12 @@ class Uploads:
             done = current.with_state(DocumentState.FAILED, reason=f"{doc.display_name}: {exc}")
         else:
             done = current.with_state(DocumentState.INDEXED, passages=passages)
+        if (done.state, done.failure_reason, done.passage_count) == (
+            current.state,
+            current.failure_reason,
+            current.passage_count,
+        ):
+            return  # indexed again after a restart, as before: nothing to record
         async with self._lock:
             if await self._store.get(doc.tenant, doc.library, doc.id) is None:
                 await self._indexer.remove(current)  # deleted while indexing

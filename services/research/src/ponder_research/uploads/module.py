@@ -52,6 +52,10 @@ class UploadedLibraries:
         """Index the stored uploads again (in the background) and take new ones."""
         await self.uploads.start()
 
+    async def restored(self) -> None:
+        """Return once the uploads stored before the start are indexed again."""
+        await self.uploads.restored()
+
     async def close(self) -> None:
         """Stop indexing; close the store."""
         await self.uploads.close()
