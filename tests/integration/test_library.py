@@ -378,7 +378,8 @@ async def test_a_tenant_never_sees_another_tenants_library(
     keyed_gateway: ServiceServer, channel: grpc.aio.Channel
 ) -> None:
     """bob gets NOT_FOUND for alice's document (Get, Watch, Delete; 404 over REST), an empty
-    list for her library, and his research never cites her passages."""
+    list for her library, and his research finds his own library of the same id, never her
+    passages."""
     fact = "The Kestrel choir tunes its bells with a tuning fork forged from meteorite iron."
     body = markdown("Kestrel choir", [(f"Part {n}", p) for n, p in enumerate(_filler("choir", 4))])
     body += f"\n## Bells\n\n{fact}\n"
@@ -405,8 +406,13 @@ async def test_a_tenant_never_sees_another_tenants_library(
     async with httpx.AsyncClient(base_url=rest_url(keyed_gateway), timeout=30) as http:
         got = await http.get(f"/v1/{doc.name}", headers=dict(bearer(BOB)))
     assert got.status_code == 404
+    own = markdown("Kestrel choir visits", [("Guests", "The Kestrel choir welcomes visitors.")])
+    bobs = await upload_grpc(channel, BOB, "private", own.encode(), "text/markdown", name="v.md")
+    assert bobs.name != doc.name  # the same library id, another tenant: another library
+    assert (await indexed(channel, BOB, bobs.name)).state == pb.DOCUMENT_STATE_INDEXED
     question = "How does the Kestrel choir tune its bells?"
     theirs = await research(channel, BOB, question, workflow_pb2.CACHE_POLICY_BYPASS)
+    assert cited(theirs, bobs.name)
     assert not cited(theirs, doc.name)
     mine = await research(channel, ALICE, question, workflow_pb2.CACHE_POLICY_BYPASS)
     assert cited(mine, doc.name)
