@@ -133,6 +133,10 @@ class ResearchModule:
         while True:
             try:
                 await index.embed_pending()
+                logger.info(
+                    "library indexed",
+                    extra={"documents": len(index), "passages": index.passage_count},
+                )
             except EmbeddingUnavailableError as exc:
                 logger.info(
                     "library indexing waits for the embedding service",

@@ -274,7 +274,7 @@ class LibraryIndex:
         if installed:
             self._matrix = None
             self.changes += 1
-            logger.info("library indexed", extra={"documents": installed})
+            logger.info("library passages embedded", extra={"documents": installed})
 
     def _rows(self) -> tuple[Matrix, list[tuple[str, int]]]:
         """Every embedded passage's vector, and which (document, passage) each row is."""
