@@ -38,6 +38,7 @@ from ponder_rest.observe import Observer
 from ponder_rest.pages import Pages
 from ponder_rest.routes import BadPathError, MethodNotAllowedError, NoRouteError, Route, Router
 from ponder_rest.transcoder import BodyMemo, RequestError, build_request, parse_query
+from ponder_runtime.metrics import RpcMetrics
 
 
 __all__ = ["FacadeConfig", "Invoker", "RestFacade"]
@@ -58,6 +59,7 @@ class RestFacade:
         assets: DocsAssets | None = None,
         tracer: Tracer | None = None,
         meter: metrics.Meter | None = None,
+        rpc_metrics: RpcMetrics | None = None,
         title: str = "Ponder API",
     ) -> None:
         self._router = Router(list(routes))
@@ -76,6 +78,7 @@ class RestFacade:
             tracer or trace.get_tracer(__name__),
             meter or metrics.NoOpMeter(__name__),
             access_log=config.access_log,
+            rpc_metrics=rpc_metrics,  # none: rpc.server.* instruments of `meter`
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -90,11 +93,14 @@ class RestFacade:
             try:
                 await self._handle(exchange, receive, send, span)
             except HttpError as exc:
+                exchange.rpc_code = exc.status.code
                 await send_error(exchange, send, exc)
             except ClientGoneError:
+                exchange.rpc_code = grpc.StatusCode.CANCELLED.value[0]
                 exchange.status = exchange.status or 499
             except Exception:
                 logger.exception("unexpected error in the REST facade")
+                exchange.rpc_code = grpc.StatusCode.INTERNAL.value[0]
                 await send_error(exchange, send, error(grpc.StatusCode.INTERNAL, "internal error"))
 
     async def _handle(self, exchange: Exchange, receive: Receive, send: Send, span: Span) -> None:
@@ -119,8 +125,7 @@ class RestFacade:
             raise HttpError(400, bad_request("path", f"{raw.decode('latin-1')}: {exc}")) from None
         except MethodNotAllowedError as exc:
             raise not_allowed(exc.allowed) from None
-        exchange.route = route.template.source
-        self._observer.routed(span, route)
+        self._observer.routed(exchange, span, route)
         upload = takes_http_body(route)
         limit = self._config.max_upload_bytes if upload else self._config.max_body_bytes
         body = await read_body(exchange, receive, route, limit, raw=upload)

@@ -27,6 +27,8 @@ class Exchange:
         "request_id",
         "response_headers",
         "route",
+        "rpc_code",
+        "rpc_method",
         "scope",
         "started",
         "status",
@@ -47,6 +49,8 @@ class Exchange:
         self.status = 0
         self.cors = False
         self.route = ""  # the matched path template (or fixed page), for the metrics
+        self.rpc_method = ""  # the method a matched route calls ("/pkg.Service/Method")
+        self.rpc_code = 0  # the gRPC status code of the answer (0: OK), for the rpc metrics
 
     def header(self, name: bytes) -> str:
         """A request header (repeated ones joined with commas), "" when absent."""

@@ -131,38 +131,20 @@ class Forwarder:
                 interval = self._config.sse_keepalive_seconds if sse else None
                 async for reply in _with_heartbeats(replies, interval):
                     if reply is _HEARTBEAT:  # an SSE comment keeps idle proxies from closing
-                        await send(
-                            {
-                                "type": "http.response.body",
-                                "body": b": keepalive\n\n",
-                                "more_body": True,
-                            }
-                        )
+                        await _more(send, b": keepalive\n\n")
                     else:
                         await self._frame(send, route, reply, sse)
         except LocalCallError as exc:
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": _error_frame(exc.status, sse),
-                    "more_body": True,
-                }
-            )
+            exchange.rpc_code = exc.status.code
+            await _more(send, _error_frame(exc.status, sse))
         except Exception:
             logger.exception("stream %s failed", route.grpc_path)
             status = make_status(grpc.StatusCode.INTERNAL, "the stream failed")
-            await send(
-                {"type": "http.response.body", "body": _error_frame(status, sse), "more_body": True}
-            )
+            exchange.rpc_code = status.code
+            await _more(send, _error_frame(status, sse))
         else:
             if sse:  # an explicit end, so a dropped connection never looks like success
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": b"event: end\ndata: {}\n\n",
-                        "more_body": True,
-                    }
-                )
+                await _more(send, b"event: end\ndata: {}\n\n")
         await send({"type": "http.response.body", "body": b""})
 
     def _resume(self, exchange: Exchange, request: Message) -> None:
@@ -203,7 +185,7 @@ class Forwarder:
             body = self._event_id(reply) + b"data: " + text + b"\n\n"
         else:
             body = b'{"result":' + text + b"}\n"
-        await send({"type": "http.response.body", "body": body, "more_body": True})
+        await _more(send, body)
 
 
 async def _with_heartbeats(
@@ -235,6 +217,11 @@ async def _with_heartbeats(
             pending.cancel()
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
                 await pending
+
+
+async def _more(send: Send, body: bytes) -> None:
+    """A piece of a streamed body (more follows)."""
+    await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
 def _json_key(route: Route, options: JsonOptions) -> str:

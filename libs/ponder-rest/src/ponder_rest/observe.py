@@ -17,6 +17,8 @@ from ponder_runtime.metrics import (
     HTTP_RESPONSE_STATUS_CODE,
     HTTP_ROUTE,
     HTTP_SERVER_REQUEST_DURATION,
+    TRANSPORT_REST,
+    RpcMetrics,
 )
 
 
@@ -29,9 +31,17 @@ _TRACE_HEADERS = (b"traceparent", b"tracestate", b"baggage")
 class Observer:
     """The facade's tracer, meter and access-log switch."""
 
-    def __init__(self, tracer: Tracer, meter: metrics.Meter, *, access_log: bool) -> None:
+    def __init__(
+        self,
+        tracer: Tracer,
+        meter: metrics.Meter,
+        *,
+        access_log: bool,
+        rpc_metrics: RpcMetrics | None = None,
+    ) -> None:
         self._tracer = tracer
         self._access_log = access_log
+        self._rpc = rpc_metrics or RpcMetrics(meter)
         # Its count is the number of requests (Prometheus: `..._count`): no separate counter.
         self._duration = meter.create_histogram(
             HTTP_SERVER_REQUEST_DURATION,
@@ -76,8 +86,10 @@ class Observer:
                 self._measure(exchange)
 
     @staticmethod
-    def routed(span: Span, route: Route) -> None:
+    def routed(exchange: Exchange, span: Span, route: Route) -> None:
         """Name the span after the matched route and say which method it calls."""
+        exchange.route = route.template.source
+        exchange.rpc_method = route.grpc_path
         span.update_name(f"{route.http_method} {route.template.source}")
         span.set_attributes(
             {
@@ -89,13 +101,18 @@ class Observer:
         )
 
     def _measure(self, exchange: Exchange) -> None:
-        """Count and time the request by method, route template and status."""
+        """Count and time the request by method, route template and status; a request that
+        matched a route is also one RPC of its method in rpc.server.* (transport "rest")."""
         attributes: dict[str, str | int] = {
             HTTP_REQUEST_METHOD: exchange.method,
             HTTP_ROUTE: exchange.route,
             HTTP_RESPONSE_STATUS_CODE: exchange.status,
         }
         self._duration.record(time.perf_counter() - exchange.started, attributes)
+        if exchange.rpc_method:
+            self._rpc.record(
+                exchange.rpc_method, exchange.rpc_code, exchange.started, TRANSPORT_REST
+            )
 
     def _log(self, exchange: Exchange) -> None:
         """The access-log line (inside the request's span, so it carries its trace id)."""
