@@ -39,12 +39,13 @@ class GatewaySettings(ServiceSettings):
         description="Larger request bodies are refused with 413.",
     )
     http_max_upload_bytes: int = Field(
-        8 * 1024 * 1024,
+        6 * 1024 * 1024,
         ge=1024,
         le=256 * 1024 * 1024,
         validation_alias="PONDER_GATEWAY_HTTP_MAX_UPLOAD_BYTES",
         description="Larger file uploads over REST (routes whose body is a google.api.HttpBody, "
-        "raw or multipart) are refused with 413; research has its own per-file limit.",
+        "raw or multipart) are refused with 413; keep it equal to research's "
+        "PONDER_RESEARCH_LIBRARY_MAX_DOCUMENT_BYTES (both 6 MiB by default).",
     )
     http_header_timeout_seconds: float = Field(
         10.0,
