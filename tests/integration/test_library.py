@@ -460,6 +460,20 @@ async def test_limits_and_bad_uploads_are_clear_errors(
     assert big.json()["code"] == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
 
 
+async def test_the_openapi_document_describes_raw_and_multipart_uploads(
+    keyed_gateway: ServiceServer,
+) -> None:
+    """The gateway's /openapi.json: the upload takes any media type or a form whose `file`
+    part is binary and whose `displayName` part is a field."""
+    async with httpx.AsyncClient(base_url=rest_url(keyed_gateway), timeout=30) as http:
+        document = (await http.get("/openapi.json")).json()
+    upload = document["paths"]["/v1/libraries/{library}/documents"]["post"]["requestBody"]
+    assert upload["content"]["*/*"]["schema"]["format"] == "binary"
+    form = upload["content"]["multipart/form-data"]["schema"]
+    assert form["properties"]["file"]["format"] == "binary"
+    assert set(form["properties"]) == {"file", "displayName"}
+
+
 def _bad_request(detail: object) -> error_details_pb2.BadRequest:
     found = error_details_pb2.BadRequest()
     detail.Unpack(found)  # type: ignore[attr-defined]
