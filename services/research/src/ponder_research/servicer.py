@@ -25,6 +25,7 @@ MAX_QUERY_LENGTH = 2000
 DEFAULT_MAX_RESULTS = 10
 MAX_RESULTS = 50
 MAX_DOMAINS = 50
+MAX_TENANT_LENGTH = 63  # the gateway's tenant names (principals.py)
 
 
 def source_budget(context: grpc.aio.ServicerContext, timeout: float) -> float:
@@ -84,6 +85,7 @@ class ResearchServicer(research_grpc.ResearchServiceServicer):
         """Search the requested sources concurrently."""
         check = RequestValidator()
         check.text("query", request.query, max_length=MAX_QUERY_LENGTH)
+        check.text("tenant", request.tenant, max_length=MAX_TENANT_LENGTH, required=False)
         check.number(
             "max_results", request.max_results, low=1, high=MAX_RESULTS, zero_means_default=True
         )
