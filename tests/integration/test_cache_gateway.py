@@ -185,13 +185,16 @@ async def test_a_library_change_invalidates_library_answers(stack: InProcessStac
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = workflow_grpc.WorkflowServiceStub(channel)
             research_stub = research_grpc.ResearchServiceStub(channel)  # forwarded by the gateway
-            before = await research_stub.GetLibrary(research_pb2.GetLibraryRequest(), timeout=10)
+            # The version the gateway keys on: what the caller's tenant ("anonymous" here)
+            # searches, the shared library and its uploads.
+            mine = research_pb2.GetLibraryRequest(tenant="anonymous")
+            before = await research_stub.GetLibrary(mine, timeout=10)
             first = await _reflect(stub, topic)
             repeat = await _reflect(stub, f" {topic}")
             await research.stop(0)
             _document(library, "two", "Memory in language agents")
             research = await _research(stack, library, port)
-            after = await research_stub.GetLibrary(research_pb2.GetLibraryRequest(), timeout=10)
+            after = await research_stub.GetLibrary(mine, timeout=10)
             changed = await _reflect(stub, f"  {topic}")
     finally:
         await server.stop(0)

@@ -61,6 +61,7 @@ from tests.support.methods import (
 
 PRODUCT_SERVICES = {
     "ponder.workflow.v1.WorkflowService",
+    "ponder.library.v1.LibraryService",
     "ponder.research.v1.ResearchService",
     "ponder.reflection.v1.ReflectionService",
     "ponder.embedding.v1.EmbeddingService",
@@ -233,16 +234,17 @@ async def test_internal_services_refuse_calls_without_the_internal_token(
     token, with a wrong one and with an API key instead, and passes the guard with the
     stack's token; health and reflection answer without it (probes, grpcurl list)."""
     expected = {
-        "research": "ponder.research.v1.ResearchService",
-        "reflection": "ponder.reflection.v1.ReflectionService",
-        "embedding": "ponder.embedding.v1.EmbeddingService",
+        # research also serves LibraryService (the gateway forwards it with the caller's tenant)
+        "research": {"ponder.research.v1.ResearchService", "ponder.library.v1.LibraryService"},
+        "reflection": {"ponder.reflection.v1.ReflectionService"},
+        "embedding": {"ponder.embedding.v1.EmbeddingService"},
     }
     refused = ((), ((INTERNAL_TOKEN_HEADER, "x" * 43),), bearer(KEY))
-    for name, service in expected.items():
+    for name, services in expected.items():
         async with grpc.aio.insecure_channel(process_stack.service(name).address) as channel:
             methods = await served_methods(channel)  # reflection needs no token
             guarded = [m for m in methods if m.service not in OPEN_SERVICES]
-            assert {m.service for m in guarded} == {service}
+            assert {m.service for m in guarded} == services
             for method in guarded:
                 for metadata in refused:
                     error = await call_raw(channel, method, metadata)

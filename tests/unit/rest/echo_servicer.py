@@ -100,6 +100,18 @@ class EchoServicer(pb_grpc.TranscodingServiceServicer):
         """The path back, and its UTF-8 bytes as the content."""
         return pb.GetFileResponse(path=request.path, content=request.path.encode())
 
+    async def UploadFile(
+        self, request: pb.UploadFileRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UploadFileResponse:
+        """What the upload carried."""
+        return pb.UploadFileResponse(
+            shelf=request.shelf,
+            content_type=request.file.content_type,
+            data=request.file.data,
+            title=request.title,
+            copies=request.copies,
+        )
+
     async def StatFile(
         self, request: pb.StatFileRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.StatFileResponse:

@@ -24,6 +24,9 @@ from ponder_runtime.interceptors import GuardInterceptor
 logger = logging.getLogger(__name__)
 
 INTERNAL_TOKEN_HEADER = "x-ponder-internal-token"
+# The caller's tenant, as the gateway states it on internal calls made for that caller (the
+# token vouches for it); the gateway drops any value a caller sends.
+TENANT_HEADER = "x-ponder-tenant"
 # Open without the token: load balancers and kubelets probe health; reflection describes the
 # API only (the same contract the stubs ship).
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")

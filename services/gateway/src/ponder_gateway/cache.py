@@ -30,6 +30,7 @@ from ponder_gateway.metrics import (
     no_op_meter,
 )
 from ponder_gateway.parameters import RunParameters
+from ponder_gateway.principals import DEFAULT_TENANT
 
 
 logger = logging.getLogger(__name__)
@@ -186,24 +187,30 @@ class WorkflowCache:
         self._timeout = timeout
         self._recent = recent or RecentAnswers(seconds=0, max_entries=0)
 
-    async def namespace(self, params: RunParameters) -> str:
+    async def namespace(self, params: RunParameters, tenant: str = "") -> str:
         """The namespace of a workflow, with the library's version when it searches the
-        library; raises CacheUnavailableError when that version cannot be learnt."""
+        library (for `tenant`: with its uploaded libraries, and never shared with another
+        tenant's); raises CacheUnavailableError when that version cannot be learnt."""
         if self._library is None or not uses_library(params):
             return namespace(params)
         try:
-            return namespace(params, await self._library.current())
+            return namespace(params, await self._library.current(tenant or DEFAULT_TENANT))
         except LibraryVersionError as exc:
             raise CacheUnavailableError(f"library version unknown ({exc})") from exc
 
     async def lookup(
-        self, topic: str, params: RunParameters, *, cap: Callable[[float], float] = _as_is
+        self,
+        topic: str,
+        params: RunParameters,
+        tenant: str = "",
+        *,
+        cap: Callable[[float], float] = _as_is,
     ) -> CacheLookup:
-        """The cached workflow for an equivalent topic, or a miss that says why; `cap`
-        shortens the configured timeout (to what the caller's deadline leaves)."""
+        """The cached workflow for an equivalent topic (for `tenant`), or a miss that says why;
+        `cap` shortens the configured timeout (to what the caller's deadline leaves)."""
         started = time.perf_counter()
         try:
-            space = await self.namespace(params)
+            space = await self.namespace(params, tenant)
             recent = self._recent.get(space, topic)
             if recent is not None:
                 found = CacheLookup(
@@ -286,7 +293,7 @@ class WorkflowCache:
         """Keep a finished workflow under its topic (`cap` as for lookup)."""
         ttl = duration_pb2.Duration()
         ttl.FromNanoseconds(int(self._ttl_seconds * 1e9))
-        space = await self.namespace(params)
+        space = await self.namespace(params, workflow.tenant)
         try:
             await self._stub.StoreCache(
                 embedding_pb2.StoreCacheRequest(

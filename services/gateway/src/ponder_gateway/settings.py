@@ -34,6 +34,15 @@ class GatewaySettings(ServiceSettings):
         le=64 * 1024 * 1024,
         description="Larger request bodies are refused with 413.",
     )
+    http_max_upload_bytes: int = Field(
+        6 * 1024 * 1024,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        validation_alias="PONDER_GATEWAY_HTTP_MAX_UPLOAD_BYTES",
+        description="Larger file uploads over REST (routes whose body is a google.api.HttpBody, "
+        "raw or multipart) are refused with 413; keep it equal to research's "
+        "PONDER_RESEARCH_LIBRARY_MAX_DOCUMENT_BYTES (both 6 MiB by default).",
+    )
     http_header_timeout_seconds: float = Field(
         10.0,
         gt=0,

@@ -68,11 +68,21 @@ class CritiqueReply(BaseModel):
     suggestions: list[str] = Field(default_factory=list)
 
 
+def _where(doc: SourceDocument) -> str:
+    """Which part of its document a passage source is: " (section: ...)" or " (page n)"."""
+    if doc.passage is None:
+        return ""
+    if doc.passage.heading:
+        return f" (section: {doc.passage.heading})"
+    return f" (page {doc.passage.page})" if doc.passage.page else ""
+
+
 def sources_block(documents: Sequence[SourceDocument]) -> str:
     """The numbered sources as the prompts show them."""
     return (
         "\n\n".join(
-            f"[{n}] Title: {doc.title}\n{doc.text}" for n, doc in enumerate(documents, start=1)
+            f"[{n}] Title: {doc.title}{_where(doc)}\n{doc.text}"
+            for n, doc in enumerate(documents, start=1)
         )
         or "(no sources were supplied)"
     )

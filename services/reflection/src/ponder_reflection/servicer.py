@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -13,6 +14,7 @@ from ponder_reflection.convert import (
     STEP_KIND_TO_PROTO,
     outcome_to_proto,
     source_document,
+    source_documents,
     step_from_proto,
     step_to_proto,
 )
@@ -73,7 +75,8 @@ class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
                 )
         if violations:
             raise InvalidArgumentError([FieldViolation(f, d) for f, d in violations])
-        return spec
+        # Validated per document (field paths match the request); read per passage.
+        return replace(spec, documents=source_documents(request.documents))
 
     async def Reflect(
         self, request: reflection_pb2.ReflectRequest, context: grpc.aio.ServicerContext[Any, Any]

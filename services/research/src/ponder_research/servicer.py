@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
@@ -15,7 +15,7 @@ from ponder_research.convert import (
     document_to_proto,
     outcome_to_proto,
 )
-from ponder_research.library_index import LibraryIndex
+from ponder_research.library import LibraryIndex
 from ponder_research.search import AllSourcesFailedError, Searcher
 from ponder_research.sources import Query
 from ponder_runtime import RequestValidator, UnavailableError
@@ -25,6 +25,7 @@ MAX_QUERY_LENGTH = 2000
 DEFAULT_MAX_RESULTS = 10
 MAX_RESULTS = 50
 MAX_DOMAINS = 50
+MAX_TENANT_LENGTH = 63  # the gateway's tenant names (principals.py)
 
 
 def source_budget(context: grpc.aio.ServicerContext[Any, Any], timeout: float) -> float:
@@ -36,6 +37,18 @@ def source_budget(context: grpc.aio.ServicerContext[Any, Any], timeout: float) -
     return max(0.01, min(timeout, remaining * 0.8 - 0.05))
 
 
+class TenantVersions(Protocol):
+    """What the tenants' uploaded libraries tell GetLibrary and the source cache."""
+
+    def version(self, tenant: str) -> str:
+        """The version of what `tenant` searches in the library."""
+        ...
+
+    def count(self, tenant: str) -> int:
+        """How many of the tenant's uploads are indexed."""
+        ...
+
+
 class ResearchServicer(research_grpc.ResearchServiceServicer):
     """Validates requests, runs the search and reports per-source statuses."""
 
@@ -45,17 +58,26 @@ class ResearchServicer(research_grpc.ResearchServiceServicer):
         *,
         source_timeout: float,
         library: Callable[[], LibraryIndex] | None = None,
+        uploads: TenantVersions | None = None,
     ) -> None:
         self._searcher = searcher
         self._source_timeout = source_timeout
-        self._library = library or (lambda: LibraryIndex([]))
+        self._library = library or LibraryIndex
+        self._uploads = uploads
 
     async def GetLibrary(
         self, request: research_pb2.GetLibraryRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> research_pb2.GetLibraryResponse:
-        """The library's version (content hash) and size."""
+        """The library's version (content hash) and size; with a tenant, counting its uploads."""
         library = self._library()
-        return research_pb2.GetLibraryResponse(version=library.version, document_count=len(library))
+        if self._uploads is None or not request.tenant:
+            return research_pb2.GetLibraryResponse(
+                version=library.version, document_count=len(library)
+            )
+        return research_pb2.GetLibraryResponse(
+            version=self._uploads.version(request.tenant),
+            document_count=len(library) + self._uploads.count(request.tenant),
+        )
 
     async def SearchSources(
         self,
@@ -65,6 +87,7 @@ class ResearchServicer(research_grpc.ResearchServiceServicer):
         """Search the requested sources concurrently."""
         check = RequestValidator()
         check.text("query", request.query, max_length=MAX_QUERY_LENGTH)
+        check.text("tenant", request.tenant, max_length=MAX_TENANT_LENGTH, required=False)
         check.number(
             "max_results", request.max_results, low=1, high=MAX_RESULTS, zero_means_default=True
         )
@@ -87,6 +110,8 @@ class ResearchServicer(research_grpc.ResearchServiceServicer):
             limit=max_results,
             include_domains=tuple(request.include_domains),
             exclude_domains=tuple(request.exclude_domains),
+            tenant=request.tenant,
+            library_version=self._uploads.version(request.tenant) if self._uploads else "",
         )
         try:
             result = await self._searcher.search(

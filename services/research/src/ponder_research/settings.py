@@ -26,6 +26,26 @@ class ResearchSettings(ServiceSettings):
         Path("var/cache/research-library-vectors.sqlite3"),
         description="Where library embeddings are kept, so restarts embed only new documents.",
     )
+    library_uploads_path: Path | None = Field(
+        None,
+        description="Where uploaded documents (LibraryService) and their indexing states are "
+        "kept (they are indexed again after a restart); unset: research-library-uploads.sqlite3 "
+        "beside PONDER_RESEARCH_INDEX_PATH.",
+    )
+    library_max_document_bytes: int = Field(
+        6 * 1024 * 1024,
+        ge=1,
+        le=256 * 1024 * 1024,
+        description="Largest uploaded file (INVALID_ARGUMENT beyond); keep it below "
+        "PONDER_MAX_MESSAGE_BYTES, which bounds every gRPC message.",
+    )
+    library_max_documents: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Most documents one library holds (RESOURCE_EXHAUSTED beyond).",
+    )
+
     library_min_similarity: float = Field(0.3, ge=-1, le=1)
     source_timeout_seconds: float = Field(10.0, gt=0, le=120)
     arxiv_api_url: str = Field("https://export.arxiv.org/api/query")
@@ -43,3 +63,10 @@ class ResearchSettings(ServiceSettings):
     source_cache_ttl_seconds: float = Field(300.0, ge=0, le=86400)
     source_cache_max_entries: int = Field(1024, ge=1, le=1_000_000)
     index_retry_seconds: float = Field(5.0, gt=0, le=3600)
+
+    @property
+    def uploads_path(self) -> Path:
+        """The uploads' SQLite file (the setting, or beside the vector index)."""
+        return self.library_uploads_path or self.index_path.with_name(
+            "research-library-uploads.sqlite3"
+        )
