@@ -38,9 +38,9 @@ from ponder_gateway.service import GatewayModule
 from ponder_gateway.settings import GatewaySettings
 from ponder_runtime import ServiceServer, load_settings
 from tests.conftest import start_service
-from tests.integration.test_access import bearer, key_line, keys_file
 from tests.interop.cli import ponder_async
 from tests.library_files import html_page, markdown, pdf_bytes
+from tests.support.keys import bearer, key_line, keys_file
 
 
 ROOT = Path(__file__).resolve().parents[2]

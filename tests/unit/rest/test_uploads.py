@@ -14,10 +14,8 @@ import pytest
 
 from ponder_rest.app import FacadeConfig
 from ponder_rest.multipart import MultipartError, parse_form_data
-from tests.unit.rest.test_facade import OPENAPI, Backend, error_of, local, serve, violation
+from tests.unit.rest.facade_rig import OPENAPI, Backend, error_of, serve, violation
 
-
-__all__ = ["local"]  # the fixture, imported for these tests
 
 PDF = b"%PDF-1.4\n\x00\xff binary bytes \r\n--not-a-boundary\n%%EOF\n"
 
