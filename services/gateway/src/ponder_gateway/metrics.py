@@ -16,6 +16,7 @@ from ponder_runtime.attributes import (
 
 
 __all__ = [
+    "BUDGET_REJECTIONS",
     "CACHE_LOOKUPS",
     "CACHE_LOOKUP_DURATION",
     "CACHE_REASON_CATEGORY",
@@ -24,10 +25,12 @@ __all__ = [
     "CACHE_VERDICT",
     "RATE_LIMIT_REJECTIONS",
     "RPC_METHOD",
+    "WORKFLOW_COST",
     "WORKFLOW_DURATION",
     "WORKFLOW_IN_FLIGHT",
     "WORKFLOW_KIND",
     "WORKFLOW_OUTCOME",
+    "WORKFLOW_TOKENS",
     "no_op_meter",
 ]
 
@@ -39,6 +42,10 @@ CACHE_LOOKUPS = "ponder.cache.lookups"  # counter, by result (the hit ratio), ve
 CACHE_LOOKUP_DURATION = "ponder.cache.lookup.duration"  # histogram, seconds, by result
 RATE_LIMIT_REJECTIONS = "ponder.rate_limit.rejections"  # counter
 CACHE_REJECTED = "ponder.cache.rejected"  # counter: cached results whose signature failed
+
+WORKFLOW_TOKENS = "ponder.workflow.tokens"  # counter, by kind and gen_ai.token.type
+WORKFLOW_COST = "ponder.workflow.cost"  # counter, USD, by kind
+BUDGET_REJECTIONS = "ponder.budget.rejections"  # counter: workflows refused by a daily budget
 
 RPC_METHOD = "rpc.method"
 

@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple, cast
 
 import grpc
 from google.protobuf.message import Message
+from opentelemetry import trace
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-from ponder_gateway.budgets import WorkflowBudgets
+from ponder_gateway.budgets import DailyBudgets, MemoryLedger, WorkflowBudgets, capped
 from ponder_gateway.cache import namespace
 from ponder_gateway.cache_scope import GLOBAL, CacheScopeMode, cache_scope
+from ponder_gateway.coalescing import Coalescer, MemoryRunningIndex, RunningIndex, identity
 from ponder_gateway.filters import parse as parse_filter
 from ponder_gateway.listing import make_token, read_token
 from ponder_gateway.ownership import owned, replay_key, scoped
-from ponder_gateway.parameters import resolve_parameters
-from ponder_gateway.principals import current
+from ponder_gateway.parameters import RunParameters, resolve_parameters
+from ponder_gateway.principals import Principal, current
 from ponder_gateway.replay import REPLAY_AGE_KEY, ReplayMemo
 from ponder_gateway.workflows.engine import Engine
-from ponder_runtime import RequestValidator
+from ponder_gateway.workflows.relayed import relayed_error
+from ponder_gateway.workflows.resource import usage_attributes
+from ponder_runtime import AlreadyExistsError, RequestValidator
 
 
 DEFAULT_PAGE_SIZE = 20
@@ -56,11 +62,40 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         budgets: WorkflowBudgets | None = None,
         *,
         scope_mode: CacheScopeMode = "global",
+        daily: DailyBudgets | None = None,
+        running: RunningIndex | None = None,
     ) -> None:
         self._engine = engine
         self._replay: ReplayMemo[Message] = replay or ReplayMemo(seconds=0, max_entries=0)
         self._budgets = budgets or WorkflowBudgets(per_tenant=0, per_key=0)
         self._scope_mode: CacheScopeMode = scope_mode
+        self._daily = daily or DailyBudgets(MemoryLedger())
+        self._twins = Coalescer(running or MemoryRunningIndex(), engine.get, engine.watch)
+
+    async def _admit(
+        self, topic: str, params: RunParameters, principal: Principal
+    ) -> tuple[RunParameters, str]:
+        """The parameters capped by the key's daily budget (QuotaExceededError once it is
+        spent), and the request's coalescing identity (coalescing.py)."""
+        key = identity(principal.tenant, topic, params)
+        return capped(params, await self._daily.check(principal)), key
+
+    async def _twin(
+        self, key: str, name: str, params: RunParameters
+    ) -> workflow_pb2.Workflow | None:
+        """None when the request leads (`name` claims `key`); else the identical workflow
+        still running, unless the strategy is REJECT (ALREADY_EXISTS naming it)."""
+        running = await self._twins.lead_or_join(key, name)
+        if (
+            running is not None
+            and params.multitask_strategy == workflow_pb2.MULTITASK_STRATEGY_REJECT
+        ):
+            raise AlreadyExistsError(
+                f"an identical workflow is still running: {running.name} "
+                "(multitask_strategy REJECT)",
+                metadata={"running": running.name},
+            )
+        return running
 
     async def _run(
         self,
@@ -82,13 +117,30 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             return reply
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix=prefix)
         params = dataclasses.replace(params, cache_scope=scope)
-        spend = self._budgets.acquire(current())  # access: per tenant and per key
+        principal = current()  # access: per tenant and per key
+        topic = spec.topic.strip()
+        params, twin_key = await self._admit(topic, params, principal)
+        while True:
+            workflow_id = str(uuid.uuid4())
+            running = await self._twin(twin_key, f"workflows/{workflow_id}", params)
+            if running is None:
+                break
+            final = await self._twins.ended(running.name)
+            if params.multitask_strategy == workflow_pb2.MULTITASK_STRATEGY_ENQUEUE:
+                continue  # its turn now (perhaps answered from the cache)
+            if final.state != workflow_pb2.WORKFLOW_STATE_SUCCEEDED:
+                raise relayed_error(final.error)
+            return answer(final)  # joined: one execution for both
+        spend = self._budgets.acquire(principal)
         try:
             workflow = await self._engine.run(
-                spec.topic.strip(), params, context, tenant=current().tenant
+                topic, params, context, tenant=principal.tenant, workflow_id=workflow_id
             )
+            trace.get_current_span().set_attributes(usage_attributes(workflow))
+            await self._daily.charge(principal, workflow)
         finally:
             spend()
+            await asyncio.shield(self._twins.release(twin_key, f"workflows/{workflow_id}"))
         reply = answer(workflow)
         question = f"{namespace(params)}\n{workflow.topic}"
         if params.cache_policy == workflow_pb2.CACHE_POLICY_USE:
@@ -152,14 +204,34 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         spec = request.workflow
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix="workflow.")
         params = dataclasses.replace(params, cache_scope=cache_scope(self._scope_mode, context))
-        spend = self._budgets.acquire(current())  # access: per tenant and per key
+        principal = current()  # access: per tenant and per key
+        topic = spec.topic.strip()
+        params, twin_key = await self._admit(topic, params, principal)
+        workflow_id = request.workflow_id or str(uuid.uuid4())
+        name = f"workflows/{workflow_id}"
+        running = await self._twin(twin_key, name, params)
+        if running is not None and params.multitask_strategy != (
+            workflow_pb2.MULTITASK_STRATEGY_ENQUEUE
+        ):
+            return workflow_pb2.CreateWorkflowResponse(workflow=running)  # joined
+        after = running.name if running is not None else ""  # enqueued behind it
+        release = self._budgets.acquire(principal)
+
+        async def done(final: workflow_pb2.Workflow | None) -> None:
+            release()
+            if not after:
+                await self._twins.release(twin_key, name)
+            if final is not None:
+                await self._daily.charge(principal, final)
+
         try:
             workflow = await self._engine.create(
-                spec.topic.strip(), params, request.workflow_id, tenant=current().tenant,
-                on_done=spend,
-            )  # fmt: skip
+                topic, params, workflow_id, tenant=principal.tenant, on_done=done, after=after
+            )
         except BaseException:
-            spend()
+            release()
+            if not after:
+                await asyncio.shield(self._twins.release(twin_key, name))
             raise
         return workflow_pb2.CreateWorkflowResponse(workflow=workflow)
 

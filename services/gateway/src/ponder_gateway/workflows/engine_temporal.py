@@ -10,7 +10,6 @@ consistent and needs search attributes registered), and cost Temporal nothing.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
@@ -25,6 +24,7 @@ from ponder_gateway.parameters import RunParameters
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.store import WorkflowStore
 from ponder_gateway.workflows.admission import Admission
+from ponder_gateway.workflows.engine import OnDone
 from ponder_gateway.workflows.events import FINAL_STATES, Event, EventLog, Wakeups, follow
 from ponder_gateway.workflows.relayed import relayed_error
 from ponder_gateway.workflows.resource import new_workflow
@@ -76,11 +76,15 @@ class TemporalEngine:
         self._followers: set[asyncio.Task[None]] = set()
 
     def _start(
-        self, workflow: workflow_pb2.Workflow, params: RunParameters, watched: bool
+        self,
+        workflow: workflow_pb2.Workflow,
+        params: RunParameters,
+        watched: bool,
+        after: str = "",
     ) -> StartInput:
         # The tenant travels in the packed record; the cache scope beside it.
         return StartInput(
-            pack(workflow), watched, step_timeouts(self._settings), params.cache_scope
+            pack(workflow), watched, step_timeouts(self._settings), params.cache_scope, after
         )
 
     async def run(
@@ -90,12 +94,13 @@ class TemporalEngine:
         context: grpc.aio.ServicerContext | None,
         *,
         tenant: str = "",
+        workflow_id: str = "",
     ) -> workflow_pb2.Workflow:
         """Start the workflow of `tenant` and wait for its end; the caller's deadline is the
         workflow's timeout, and a caller that goes away cancels it."""
         remaining = context.time_remaining() if context is not None else None
         async with self._admission.admitted():
-            workflow = new_workflow(topic, params, tenant=tenant)
+            workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
             async with self._admission.measured(workflow):
                 handle = await self._client.start_workflow(
                     WORKFLOW,
@@ -142,10 +147,12 @@ class TemporalEngine:
         workflow_id: str = "",
         *,
         tenant: str = "",
-        on_done: Callable[[], None] | None = None,
+        on_done: OnDone | None = None,
+        after: str = "",
     ) -> workflow_pb2.Workflow:
-        """Record a PENDING workflow of `tenant` and start its Temporal workflow (same id);
-        `on_done` runs when it ends, or when this gateway stops following it."""
+        """Record a PENDING workflow of `tenant` and start its Temporal workflow (same id),
+        which first waits for the workflow `after` to end, if given; `on_done` runs when it
+        ends (None when this gateway stops following it first)."""
         name = f"workflows/{workflow_id}"
         if workflow_id and await self._store.get(name):
             raise AlreadyExistsError(f"{name} already exists", metadata={"name": name})
@@ -154,7 +161,7 @@ class TemporalEngine:
         try:
             handle = await self._client.start_workflow(
                 WORKFLOW,
-                self._start(workflow, params, watched=True),
+                self._start(workflow, params, watched=True, after=after),
                 id=workflow.id,
                 task_queue=self._settings.temporal_task_queue,
                 result_type=str,
@@ -168,15 +175,16 @@ class TemporalEngine:
             task.add_done_callback(self._followers.discard)
         return workflow
 
-    async def _when_done(
-        self, handle: WorkflowHandle[object, str], on_done: Callable[[], None]
-    ) -> None:
-        """Call `on_done` once the Temporal workflow has ended (however it ended)."""
+    async def _when_done(self, handle: WorkflowHandle[object, str], on_done: OnDone) -> None:
+        """Call `on_done` with the final record once the Temporal workflow has ended
+        (however it ended; None when this gateway stops first)."""
+        final: workflow_pb2.Workflow | None = None
         try:
-            with contextlib.suppress(Exception):
-                await handle.result()
+            final = await self._result(handle, f"workflows/{handle.id}")
+        except Exception:
+            final = await self._store.get(f"workflows/{handle.id}")
         finally:
-            on_done()
+            await asyncio.shield(on_done(final))
 
     async def get(self, name: str) -> workflow_pb2.Workflow:
         """The record, or the workflow in its latest event when that is newer."""
