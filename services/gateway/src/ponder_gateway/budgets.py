@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import logging
 from collections import Counter
@@ -30,7 +29,6 @@ from ponder_gateway.metrics import (
     WORKFLOW_TOKENS,
     no_op_meter,
 )
-from ponder_gateway.parameters import RunParameters
 from ponder_gateway.principals import Principal
 from ponder_runtime import QuotaExceededError, ResourceExhaustedError
 from ponder_runtime.attributes import TOKEN_TYPE
@@ -137,8 +135,10 @@ def _utc_now() -> datetime.datetime:
 class DailyBudgets:
     """Per-key daily budgets (tokens and/or USD per UTC day, from the keys file): checked when
     a workflow is admitted (RESOURCE_EXHAUSTED with QuotaFailure once spent), charged with
-    the workflow's usage when it ends. Also counts every workflow's tokens and cost in the
-    `ponder.workflow.tokens` and `ponder.workflow.cost` metrics.
+    the workflow's usage when it ends. A key can go over by what its workflows already in
+    flight spend; `max_tokens` / `max_cost_usd` on each workflow make that a hard bound.
+    Also counts every workflow's tokens and cost in the `ponder.workflow.tokens` and
+    `ponder.workflow.cost` metrics.
 
     A ledger outage (Redis away) lets workflows through (logged): budgets degrade, the
     gateway does not."""
@@ -172,7 +172,7 @@ class DailyBudgets:
         return now.strftime("%Y-%m-%d"), (tomorrow - now).total_seconds()
 
     async def check(self, principal: Principal) -> Allowance:
-        """What the caller's key may still spend today; QuotaExceededError when spent."""
+        """What the caller's key may still spend today; QuotaExceededError once spent."""
         if not (principal.daily_tokens or principal.daily_cost_usd):
             return Allowance()
         day, until_tomorrow = self._day()
@@ -236,13 +236,3 @@ class DailyBudgets:
 def _holder(principal: Principal) -> str:
     """Whose budget: the key (its id, within its tenant)."""
     return f"{principal.tenant}/{principal.key_id}"
-
-
-def capped(params: RunParameters, allowance: Allowance) -> RunParameters:
-    """The workflow's own budget, at most what its key may still spend today."""
-    tokens, usd = params.max_tokens, params.max_cost_usd
-    if allowance.tokens is not None:
-        tokens = min(tokens, allowance.tokens) if tokens else allowance.tokens
-    if allowance.usd is not None:
-        usd = min(usd, allowance.usd) if usd else allowance.usd
-    return dataclasses.replace(params, max_tokens=max(tokens, 0), max_cost_usd=max(usd, 0.0))

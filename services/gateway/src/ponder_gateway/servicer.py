@@ -15,7 +15,7 @@ from opentelemetry import trace
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-from ponder_gateway.budgets import DailyBudgets, MemoryLedger, WorkflowBudgets, capped
+from ponder_gateway.budgets import DailyBudgets, MemoryLedger, WorkflowBudgets
 from ponder_gateway.cache import namespace
 from ponder_gateway.cache_scope import GLOBAL, CacheScopeMode, cache_scope
 from ponder_gateway.coalescing import Coalescer, MemoryRunningIndex, RunningIndex, identity
@@ -72,13 +72,11 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         self._daily = daily or DailyBudgets(MemoryLedger())
         self._twins = Coalescer(running or MemoryRunningIndex(), engine.get, engine.watch)
 
-    async def _admit(
-        self, topic: str, params: RunParameters, principal: Principal
-    ) -> tuple[RunParameters, str]:
-        """The parameters capped by the key's daily budget (QuotaExceededError once it is
-        spent), and the request's coalescing identity (coalescing.py)."""
-        key = identity(principal.tenant, topic, params)
-        return capped(params, await self._daily.check(principal)), key
+    async def _admit(self, topic: str, params: RunParameters, principal: Principal) -> str:
+        """The request's coalescing identity (coalescing.py), once the key's daily budget
+        allows another workflow (QuotaExceededError when it is spent)."""
+        await self._daily.check(principal)
+        return identity(principal.tenant, topic, params)
 
     async def _twin(
         self, key: str, name: str, params: RunParameters
@@ -119,7 +117,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         params = dataclasses.replace(params, cache_scope=scope)
         principal = current()  # access: per tenant and per key
         topic = spec.topic.strip()
-        params, twin_key = await self._admit(topic, params, principal)
+        twin_key = await self._admit(topic, params, principal)
         while True:
             workflow_id = str(uuid.uuid4())
             running = await self._twin(twin_key, f"workflows/{workflow_id}", params)
@@ -206,7 +204,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         params = dataclasses.replace(params, cache_scope=cache_scope(self._scope_mode, context))
         principal = current()  # access: per tenant and per key
         topic = spec.topic.strip()
-        params, twin_key = await self._admit(topic, params, principal)
+        twin_key = await self._admit(topic, params, principal)
         workflow_id = request.workflow_id or str(uuid.uuid4())
         name = f"workflows/{workflow_id}"
         running = await self._twin(twin_key, name, params)
