@@ -2,7 +2,12 @@
 // @grpc/proto-loader (no generated code). Runs a reflection workflow to completion, then
 // creates a long-running one and follows it with WatchWorkflow until it ends.
 //
-//   node clients/node/ponder-client.mjs [--address 127.0.0.1:50051] [--key API_KEY] "topic"
+//   node clients/node/ponder-client.mjs [--address 127.0.0.1:50051] [--key API_KEY]
+//     [--max-tokens N] [--max-cost USD] [--if-running join|reject|enqueue] "topic"
+//
+// --max-tokens / --max-cost: the workflow's budget (it stops with the best text so far before
+// a model call that could go over); --if-running: what to do when an identical workflow is
+// still running (WorkflowParameters.multitask_strategy).
 //
 // Prints what happens, then one JSON line: {"run": {...}, "watched": {...}} for scripts.
 import path from "node:path";
@@ -53,6 +58,12 @@ function summary(workflow) {
     state: workflow.state,
     citations: (workflow.result?.citations ?? []).map((c) => c.url),
     traceId: workflow.traceId,
+    maxTokens: workflow.parameters?.maxTokens ?? "0",
+    usage: {
+      tokens: Number(workflow.usage?.totalTokens ?? 0),
+      costUsd: workflow.usage?.costUsd ?? 0,
+    },
+    stopReason: workflow.result?.stopReason ?? "STOP_REASON_UNSPECIFIED",
   };
 }
 
@@ -61,6 +72,9 @@ async function main() {
     options: {
       address: { type: "string", default: "127.0.0.1:50051" },
       key: { type: "string" },
+      "max-tokens": { type: "string", default: "0" },
+      "max-cost": { type: "string", default: "0" },
+      "if-running": { type: "string", default: "join" },
     },
     allowPositionals: true,
   });
@@ -70,13 +84,26 @@ async function main() {
   const metadata = new grpc.Metadata();
   if (values.key) metadata.set("authorization", `Bearer ${values.key}`);
 
-  const { workflow: ran } = await unary(client, "RunReflectionWorkflow", { topic }, metadata);
-  console.log(`ran ${ran.name}: ${ran.state}, ${ran.result.citations.length} citations`);
+  const parameters = {
+    maxTokens: values["max-tokens"],
+    maxCostUsd: Number(values["max-cost"]),
+    multitaskStrategy: `MULTITASK_STRATEGY_${values["if-running"].toUpperCase()}`,
+  };
+  const { workflow: ran } = await unary(
+    client,
+    "RunReflectionWorkflow",
+    { topic, parameters },
+    metadata,
+  );
+  console.log(
+    `ran ${ran.name}: ${ran.state}, ${ran.result.citations.length} citations, ` +
+      `${ran.usage.totalTokens} tokens ($${ran.usage.costUsd})`,
+  );
 
   const { workflow: created } = await unary(
     client,
     "CreateWorkflow",
-    { workflow: { kind: "WORKFLOW_KIND_RESEARCH", topic } },
+    { workflow: { kind: "WORKFLOW_KIND_RESEARCH", topic, parameters } },
     metadata,
   );
   console.log(`created ${created.name}: ${created.state}`);
