@@ -211,6 +211,40 @@ async def test_a_hundred_identical_requests_cause_one_execution(
     assert [w.name for w in listed.workflows] == [names[0]]
 
 
+async def test_identical_requests_to_two_gateways_join_through_redis(
+    stack: InProcessStack,
+    tmp_path: Path,
+    fake: FakeOpenAI,
+    reflection: ServiceServer,
+    redis_url: str,
+) -> None:
+    """Two replicas sharing Redis: 20 identical creates spread over both start one workflow
+    (one draft and one critique at the model), which both replicas serve."""
+    fake.behaviour.update(default_score=9.0, latency=0.3)
+    shared = {"reflection_addr": f"127.0.0.1:{reflection.port}", "rate_limit_per_second": 0}
+    one = await gateway(stack, tmp_path / "a", redis_url=redis_url, **shared)
+    two = await gateway(stack, tmp_path / "b", redis_url=redis_url, **shared)
+    topic = f"retrieval augmented generation across replicas {uuid.uuid4().hex[:8]}"
+    request = _create(topic, cache_policy=pb.CACHE_POLICY_BYPASS)
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{one.port}") as a,
+            grpc.aio.insecure_channel(f"127.0.0.1:{two.port}") as b,
+        ):
+            stubs = [workflow_grpc.WorkflowServiceStub(a), workflow_grpc.WorkflowServiceStub(b)]
+            replies = await asyncio.gather(
+                *(stubs[i % 2].CreateWorkflow(request, timeout=30) for i in range(20))
+            )
+            names = {reply.workflow.name for reply in replies}
+            assert len(names) == 1
+            final = await _ended(stubs[1], names.pop())
+    finally:
+        await one.stop(0)
+        await two.stop(0)
+    assert final.state == pb.WORKFLOW_STATE_SUCCEEDED
+    assert len(fake.requests) == 2
+
+
 async def test_reject_and_enqueue(
     stack: InProcessStack, tmp_path: Path, fake: FakeOpenAI, reflection: ServiceServer
 ) -> None:
