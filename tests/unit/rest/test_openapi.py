@@ -514,7 +514,9 @@ def test_nested_repeated_and_enum_query_parameters(ponder_comments: DescriptorCo
     method = SERVICES[0].methods_by_name["RunReflectionWorkflow"]
     route = Route(method, "GET", parse_template("/v1/reflect"), "", "", 0)
     names = ["sources", "max_sources", "max_iterations", "score_threshold", "cache_policy"]
+    names += ["max_tokens", "max_cost_usd", "multitask_strategy"]
     camel = ["sources", "maxSources", "maxIterations", "scoreThreshold", "cachePolicy"]
+    camel += ["maxTokens", "maxCostUsd", "multitaskStrategy"]
     for proto_names, leaves in [(False, camel), (True, names)]:
         prefix = "parameters."
         max_sources = prefix + leaves[1]
