@@ -13,16 +13,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.parameters import RunParameters
 from ponder_gateway.workflows.events import FINAL_STATES, Event
 from ponder_runtime import NotFoundError
 
+
+logger = logging.getLogger(__name__)
+
+# What a call to Redis raises while it is unreachable.
+_REDIS_DOWN = (RedisError, OSError, TimeoutError)
 
 # How long a follower waits for the record of a workflow whose claim it saw (the leader
 # claims, then saves the record).
@@ -111,6 +118,42 @@ class RedisRunningIndex:
     async def release(self, key: str, name: str) -> None:
         """Delete the claim if `name` holds it."""
         await self._release(keys=[self._key(key)], args=[name])
+
+
+class FallbackRunningIndex:
+    """The shared index, or this replica's own while Redis is unreachable (requests then join
+    only twins on the same replica); logged once per outage."""
+
+    def __init__(self, shared: RunningIndex, local: RunningIndex) -> None:
+        self._shared = shared
+        self._local = local
+        self._down = False
+
+    def _outage(self, exc: Exception) -> None:
+        if not self._down:
+            logger.warning(
+                "coalescing uses this replica's own index: Redis is unreachable",
+                extra={"error": str(exc)},
+            )
+        self._down = True
+
+    async def claim(self, key: str, name: str) -> str | None:
+        """Claim in Redis, or locally while it is away."""
+        try:
+            holder = await self._shared.claim(key, name)
+        except _REDIS_DOWN as exc:
+            self._outage(exc)
+            return await self._local.claim(key, name)
+        self._down = False
+        return holder
+
+    async def release(self, key: str, name: str) -> None:
+        """Release wherever the claim may be."""
+        await self._local.release(key, name)
+        try:
+            await self._shared.release(key, name)
+        except _REDIS_DOWN as exc:
+            self._outage(exc)  # the claim expires on its own
 
 
 Get = Callable[[str], Awaitable[workflow_pb2.Workflow]]

@@ -21,7 +21,11 @@ from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.access import AccessControl, Anonymous, Buckets, TokenBuckets
 from ponder_gateway.budgets import DailyBudgets, MemoryLedger, WorkflowBudgets
-from ponder_gateway.coalescing import MemoryRunningIndex, RedisRunningIndex
+from ponder_gateway.coalescing import (
+    FallbackRunningIndex,
+    MemoryRunningIndex,
+    RedisRunningIndex,
+)
 from ponder_gateway.principals import read_keys
 from ponder_gateway.redis_outage import FallbackBuckets, OutageTolerantStore, open_redis
 from ponder_gateway.redis_state import RedisTokenBuckets, RedisWorkflowStore
@@ -169,7 +173,9 @@ class GatewayModule:
                 RedisLedger(redis_client) if redis_client is not None else MemoryLedger(),
                 meter=meter,
             ),
-            running=RedisRunningIndex(redis_client, ttl_seconds=_STALE_SECONDS)
+            running=FallbackRunningIndex(
+                RedisRunningIndex(redis_client, ttl_seconds=_STALE_SECONDS), MemoryRunningIndex()
+            )
             if redis_client is not None
             else MemoryRunningIndex(),
         )
