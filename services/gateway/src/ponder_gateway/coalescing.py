@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.parameters import RunParameters
-from ponder_gateway.workflows.events import FINAL_STATES, Event
+from ponder_gateway.workflows.events import FINAL_STATES
 from ponder_runtime import NotFoundError
 
 
@@ -35,6 +35,9 @@ _REDIS_DOWN = (RedisError, OSError, TimeoutError)
 # claims, then saves the record).
 APPEAR_SECONDS = 5.0
 _APPEAR_POLL_SECONDS = 0.05
+# How often a joined run reads the workflow it waits for: from the first to the last pause.
+_FIRST_PAUSE_SECONDS = 0.02
+_LAST_PAUSE_SECONDS = 0.5
 
 
 def identity(tenant: str, topic: str, params: RunParameters) -> str:
@@ -157,16 +160,14 @@ class FallbackRunningIndex:
 
 
 Get = Callable[[str], Awaitable[workflow_pb2.Workflow]]
-Watch = Callable[[str], AsyncIterator[Event]]
 
 
 class Coalescer:
     """Finds the running twin of a request, and waits for a workflow's end."""
 
-    def __init__(self, index: RunningIndex, get: Get, watch: Watch) -> None:
+    def __init__(self, index: RunningIndex, get: Get) -> None:
         self._index = index
         self._get = get
-        self._watch = watch
 
     async def lead_or_join(self, key: str, name: str) -> workflow_pb2.Workflow | None:
         """None when `name` now holds `key` (run it, then `release`); else the running
@@ -200,10 +201,12 @@ class Coalescer:
             return None if workflow.state in FINAL_STATES else workflow
 
     async def ended(self, name: str) -> workflow_pb2.Workflow:
-        """The workflow `name` once it has ended (watched to its FINISHED event)."""
-        final: workflow_pb2.Workflow | None = None
-        async for event in self._watch(name):
-            final = event.workflow
-        if final is None or final.state not in FINAL_STATES:
-            return await self._get(name)
-        return final
+        """The workflow `name` once it has ended: read again and again, from every 20 ms
+        (a live workflow of this replica is read from memory) to every half second."""
+        pause = _FIRST_PAUSE_SECONDS
+        while True:
+            workflow = await self._get(name)
+            if workflow.state in FINAL_STATES:
+                return workflow
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, _LAST_PAUSE_SECONDS)

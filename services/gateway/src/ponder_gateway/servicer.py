@@ -70,7 +70,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         self._budgets = budgets or WorkflowBudgets(per_tenant=0, per_key=0)
         self._scope_mode: CacheScopeMode = scope_mode
         self._daily = daily or DailyBudgets(MemoryLedger())
-        self._twins = Coalescer(running or MemoryRunningIndex(), engine.get, engine.watch)
+        self._twins = Coalescer(running or MemoryRunningIndex(), engine.get)
 
     async def _admit(self, topic: str, params: RunParameters, principal: Principal) -> str:
         """The request's coalescing identity (coalescing.py), once the key's daily budget
