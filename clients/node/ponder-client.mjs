@@ -97,7 +97,7 @@ async function main() {
   );
   console.log(
     `ran ${ran.name}: ${ran.state}, ${ran.result.citations.length} citations, ` +
-      `${ran.usage.totalTokens} tokens ($${ran.usage.costUsd})`,
+      `${ran.usage?.totalTokens ?? 0} tokens ($${ran.usage?.costUsd ?? 0})`,
   );
 
   const { workflow: created } = await unary(
