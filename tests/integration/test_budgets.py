@@ -24,14 +24,22 @@ from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack.fake_openai import FakeOpenAI, serve_fake_openai
+from ponder_gateway.settings import GatewaySettings
 from ponder_reflection.budget import DEFAULT_PRICES
 from ponder_reflection.openai_provider import prompt_tokens
 from ponder_reflection.service import ReflectionModule
 from ponder_reflection.settings import ReflectionSettings
 from ponder_reflection.types import TokenUsage
 from ponder_runtime import ServiceServer, load_settings
+from ponder_runtime.attributes import (
+    WORKFLOW_COST_USD,
+    WORKFLOW_ID,
+    WORKFLOW_INPUT_TOKENS,
+    WORKFLOW_OUTPUT_TOKENS,
+)
 from tests.conftest import InProcessStack, start_service
 from tests.integration.test_access import bearer, gateway, key_line, keys_file, rest_url
+from tests.integration.test_degraded import _ReadyGateway
 from tests.integration.test_reflection_openai import DOCUMENTS
 from tests.temporal_stack import TemporalStack
 
@@ -142,9 +150,19 @@ async def test_a_workflow_budget_ends_with_usage_cost_and_a_warning(
     stack: InProcessStack, tmp_path: Path, fake: FakeOpenAI, reflection: ServiceServer
 ) -> None:
     """Through the gateway: the budget travels to the reflection, the workflow succeeds with
-    the best text so far, its usage and cost, stop_reason BUDGET_EXHAUSTED, a warning, and a
-    budget-stopped result is not cached."""
-    server = await _gateway_on(stack, tmp_path, reflection)
+    the best text so far, its usage and cost (also on its span), stop_reason BUDGET_EXHAUSTED,
+    a warning, and a budget-stopped result is not cached."""
+    spans = InMemorySpanExporter()
+    settings = load_settings(
+        GatewaySettings,
+        host="127.0.0.1",
+        port=0,
+        research_addr=stack.address("research"),
+        embedding_addr=stack.address("embedding"),
+        reflection_addr=f"127.0.0.1:{reflection.port}",
+        store_path=tmp_path / "workflows.sqlite3",
+    )
+    server = await start_service(settings, _ReadyGateway, spans)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = workflow_grpc.WorkflowServiceStub(channel)
@@ -167,6 +185,15 @@ async def test_a_workflow_budget_ends_with_usage_cost_and_a_warning(
     assert any("Budget reached" in warning for warning in workflow.warnings)
     store = next(step for step in workflow.steps if step.name == "cache_store")
     assert store.state == pb.STEP_STATE_SKIPPED
+    span = next(
+        span
+        for span in spans.get_finished_spans()
+        if (span.attributes or {}).get(WORKFLOW_ID) == workflow.id
+    )
+    attributes = span.attributes or {}
+    assert attributes[WORKFLOW_INPUT_TOKENS] == workflow.usage.prompt_tokens
+    assert attributes[WORKFLOW_OUTPUT_TOKENS] == workflow.usage.completion_tokens
+    assert attributes[WORKFLOW_COST_USD] == pytest.approx(workflow.usage.cost_usd)
 
 
 async def test_a_hundred_identical_requests_cause_one_execution(
