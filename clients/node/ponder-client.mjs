@@ -2,13 +2,16 @@
 // @grpc/proto-loader (no generated code). Runs a reflection workflow to completion, then
 // creates a long-running one and follows it with WatchWorkflow until it ends.
 //
-//   node clients/node/ponder-client.mjs [--address 127.0.0.1:50051] [--key API_KEY]
-//     [--max-tokens N] [--max-cost USD] [--if-running join|reject|enqueue] "topic"
+//   node clients/node/ponder-client.mjs [--address 127.0.0.1:50051] [--key API_KEY] \
+//     [--max-tokens N] [--max-cost USD] [--if-running join|reject|enqueue] \
+//     [--notify-url URL --notify-secret NAME] "topic"
 //
-// --max-tokens / --max-cost: the workflow's budget (it stops with the best text so far before
+// --max-tokens / --max-cost: the workflows' budget (they stop with the best text so far before
 // a model call that could go over); --if-running: what to do when an identical workflow is
 // still running (WorkflowParameters.multitask_strategy).
 //
+// With --notify-url the created workflow carries a completion webhook (the URL, and the name of
+// a webhook secret configured on the gateway); the client then waits for its delivery to end.
 // Prints what happens, then one JSON line: {"run": {...}, "watched": {...}} for scripts.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -53,6 +56,7 @@ function watch(client, name, metadata, onEvent) {
 }
 
 function summary(workflow) {
+  const delivery = workflow.notificationDelivery;
   return {
     name: workflow.name,
     state: workflow.state,
@@ -64,7 +68,24 @@ function summary(workflow) {
       costUsd: workflow.usage?.costUsd ?? 0,
     },
     stopReason: workflow.result?.stopReason ?? "STOP_REASON_UNSPECIFIED",
+    ...(workflow.notification
+      ? { webhook: { state: delivery.state, attempts: delivery.attempts, eventId: delivery.eventId } }
+      : {}),
   };
+}
+
+const DELIVERY_OVER = ["NOTIFICATION_DELIVERY_STATE_DELIVERED", "NOTIFICATION_DELIVERY_STATE_FAILED"];
+
+// GetWorkflow until the completion webhook is delivered or given up (or `seconds` pass).
+async function delivered(client, name, metadata, seconds = 60) {
+  const until = Date.now() + seconds * 1000;
+  for (;;) {
+    const { workflow } = await unary(client, "GetWorkflow", { name }, metadata);
+    if (DELIVERY_OVER.includes(workflow.notificationDelivery.state) || Date.now() > until) {
+      return workflow;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 async function main() {
@@ -75,6 +96,8 @@ async function main() {
       "max-tokens": { type: "string", default: "0" },
       "max-cost": { type: "string", default: "0" },
       "if-running": { type: "string", default: "join" },
+      "notify-url": { type: "string" },
+      "notify-secret": { type: "string" },
     },
     allowPositionals: true,
   });
@@ -100,17 +123,25 @@ async function main() {
       `${ran.usage?.totalTokens ?? 0} tokens ($${ran.usage?.costUsd ?? 0})`,
   );
 
-  const { workflow: created } = await unary(
-    client,
-    "CreateWorkflow",
-    { workflow: { kind: "WORKFLOW_KIND_RESEARCH", topic, parameters } },
-    metadata,
-  );
+  const workflow = { kind: "WORKFLOW_KIND_RESEARCH", topic, parameters };
+  if (values["notify-url"]) {
+    workflow.notification = {
+      url: values["notify-url"],
+      secretName: values["notify-secret"] ?? "",
+    };
+  }
+  const { workflow: created } = await unary(client, "CreateWorkflow", { workflow }, metadata);
   console.log(`created ${created.name}: ${created.state}`);
   const last = await watch(client, created.name, metadata, (event) =>
     console.log(`  ${event.eventType} ${event.step?.name ?? ""} ${event.workflow.state}`),
   );
-  console.log(JSON.stringify({ run: summary(ran), watched: summary(last.workflow) }));
+  let watched = last.workflow;
+  if (watched.notification) {
+    watched = await delivered(client, created.name, metadata);
+    const delivery = watched.notificationDelivery;
+    console.log(`webhook ${delivery.state} after ${delivery.attempts} attempt(s)`);
+  }
+  console.log(JSON.stringify({ run: summary(ran), watched: summary(watched) }));
   client.close();
 }
 

@@ -524,7 +524,13 @@ def test_nested_repeated_and_enum_query_parameters(ponder_comments: DescriptorCo
             [route], ponder_comments, title="t", version="1", use_proto_names=proto_names
         )
         query = parameters(document["paths"]["/v1/reflect"]["get"], "query")
-        assert list(query) == ["topic", *(prefix + leaf for leaf in leaves)]
+        secret = "notification.secret_name" if proto_names else "notification.secretName"
+        assert list(query) == [
+            "topic",
+            *(prefix + leaf for leaf in leaves),
+            "notification.url",
+            secret,
+        ]
         assert query["topic"]["required"] is True
         assert query[max_sources]["schema"] == {"type": "integer", "format": "int32"}
         assert query[max_sources]["required"] is False

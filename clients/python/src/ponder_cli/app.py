@@ -269,6 +269,21 @@ def run(
             "reject (fail, naming it) or enqueue (run after it; may hit the cache).",
         ),
     ] = Multitask.JOIN,
+    notify_url: Annotated[
+        str,
+        typer.Option(
+            "--notify-url",
+            help="POST the workflow's JSON here when it ends (a signed completion webhook; "
+            "the gateway must allow the destination). Needs --notify-secret.",
+        ),
+    ] = "",
+    notify_secret: Annotated[
+        str,
+        typer.Option(
+            "--notify-secret",
+            help="Name of the gateway's webhook secret that signs it (never the secret).",
+        ),
+    ] = "",
     timeout: Timeout = 600.0,
     address: Address = DEFAULT_ADDRESS,
     key: ApiKey = None,
@@ -291,6 +306,8 @@ def run(
         max_tokens=max_tokens,
         max_cost_usd=max_cost,
         multitask_strategy=f"MULTITASK_STRATEGY_{if_running.name}",
+        notify_url=notify_url,
+        notify_secret=notify_secret,
     )
     with _session(address, key, tls, as_json) as (gateway, out):
         if run_async or watch:

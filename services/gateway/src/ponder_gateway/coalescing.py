@@ -2,11 +2,11 @@
 rejected, or waits behind it: WorkflowParameters.multitask_strategy).
 
 Identical means: the same tenant and cache scope, kind, topic (trimmed, lower-cased, runs of
-whitespace made one space) and resolved parameters (defaults applied, sources in order,
-budgets included; the strategy itself aside). The running workflow of each identity is kept
-in an index: in this process, or in Redis (SET NX with an expiry) so that every replica
-sees it. A claim outlives a crashed replica by at most its expiry; a claim whose workflow is
-gone or finished is taken over."""
+whitespace made one space) and resolved parameters (defaults applied, sources in any order,
+budgets and the completion webhook's target included; the strategy itself aside). The
+running workflow of each identity is kept in an index: in this process, or in Redis (SET NX
+with an expiry) so that every replica sees it. A claim outlives a crashed replica by at most
+its expiry; a claim whose workflow is gone or finished is taken over."""
 
 from __future__ import annotations
 
@@ -54,6 +54,10 @@ def identity(tenant: str, topic: str, params: RunParameters) -> str:
         int(params.cache_policy),
         params.max_tokens,
         round(params.max_cost_usd, 9),
+        # A caller who asks for a webhook is told by it: twins must notify the same target.
+        [params.notification.url, params.notification.secret_name]
+        if params.notification is not None
+        else None,
     ]
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 

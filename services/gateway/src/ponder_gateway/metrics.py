@@ -25,6 +25,9 @@ __all__ = [
     "CACHE_VERDICT",
     "RATE_LIMIT_REJECTIONS",
     "RPC_METHOD",
+    "WEBHOOK_ATTEMPTS",
+    "WEBHOOK_DELIVERIES",
+    "WEBHOOK_OUTCOME",
     "WORKFLOW_COST",
     "WORKFLOW_DURATION",
     "WORKFLOW_IN_FLIGHT",
@@ -42,6 +45,10 @@ CACHE_LOOKUPS = "ponder.cache.lookups"  # counter, by result (the hit ratio), ve
 CACHE_LOOKUP_DURATION = "ponder.cache.lookup.duration"  # histogram, seconds, by result
 RATE_LIMIT_REJECTIONS = "ponder.rate_limit.rejections"  # counter
 CACHE_REJECTED = "ponder.cache.rejected"  # counter: cached results whose signature failed
+WEBHOOK_DELIVERIES = "ponder.webhook.deliveries"  # counter: ended deliveries, by outcome
+WEBHOOK_ATTEMPTS = "ponder.webhook.attempts"  # counter: POSTs, by outcome
+# delivered, failed (deliveries); delivered, http_error, connection_error, refused (attempts)
+WEBHOOK_OUTCOME = "ponder.webhook.outcome"
 
 WORKFLOW_TOKENS = "ponder.workflow.tokens"  # counter, by kind and gen_ai.token.type
 WORKFLOW_COST = "ponder.workflow.cost"  # counter, USD, by kind

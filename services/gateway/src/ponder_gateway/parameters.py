@@ -21,6 +21,14 @@ MAX_BUDGET_USD = 1000.0
 
 
 @dataclass(frozen=True, slots=True)
+class Notification:
+    """A checked completion-webhook target (webhooks/targets.py): URL and secret name."""
+
+    url: str
+    secret_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunParameters:
     """A workflow's parameters with the defaults filled in."""
 
@@ -34,6 +42,7 @@ class RunParameters:
     max_tokens: int = 0  # model tokens of the workflow; 0: no limit
     max_cost_usd: float = 0.0  # model cost of the workflow in USD; 0: no limit
     multitask_strategy: workflow_pb2.MultitaskStrategy = workflow_pb2.MULTITASK_STRATEGY_JOIN
+    notification: Notification | None = None  # the completion webhook's target, if any
 
 
 def resolve_parameters(
