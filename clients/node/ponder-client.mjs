@@ -3,7 +3,12 @@
 // creates a long-running one and follows it with WatchWorkflow until it ends.
 //
 //   node clients/node/ponder-client.mjs [--address 127.0.0.1:50051] [--key API_KEY] \
+//     [--max-tokens N] [--max-cost USD] [--if-running join|reject|enqueue] \
 //     [--notify-url URL --notify-secret NAME] "topic"
+//
+// --max-tokens / --max-cost: the workflows' budget (they stop with the best text so far before
+// a model call that could go over); --if-running: what to do when an identical workflow is
+// still running (WorkflowParameters.multitask_strategy).
 //
 // With --notify-url the created workflow carries a completion webhook (the URL, and the name of
 // a webhook secret configured on the gateway); the client then waits for its delivery to end.
@@ -57,6 +62,12 @@ function summary(workflow) {
     state: workflow.state,
     citations: (workflow.result?.citations ?? []).map((c) => c.url),
     traceId: workflow.traceId,
+    maxTokens: workflow.parameters?.maxTokens ?? "0",
+    usage: {
+      tokens: Number(workflow.usage?.totalTokens ?? 0),
+      costUsd: workflow.usage?.costUsd ?? 0,
+    },
+    stopReason: workflow.result?.stopReason ?? "STOP_REASON_UNSPECIFIED",
     ...(workflow.notification
       ? { webhook: { state: delivery.state, attempts: delivery.attempts, eventId: delivery.eventId } }
       : {}),
@@ -82,6 +93,9 @@ async function main() {
     options: {
       address: { type: "string", default: "127.0.0.1:50051" },
       key: { type: "string" },
+      "max-tokens": { type: "string", default: "0" },
+      "max-cost": { type: "string", default: "0" },
+      "if-running": { type: "string", default: "join" },
       "notify-url": { type: "string" },
       "notify-secret": { type: "string" },
     },
@@ -93,10 +107,23 @@ async function main() {
   const metadata = new grpc.Metadata();
   if (values.key) metadata.set("authorization", `Bearer ${values.key}`);
 
-  const { workflow: ran } = await unary(client, "RunReflectionWorkflow", { topic }, metadata);
-  console.log(`ran ${ran.name}: ${ran.state}, ${ran.result.citations.length} citations`);
+  const parameters = {
+    maxTokens: values["max-tokens"],
+    maxCostUsd: Number(values["max-cost"]),
+    multitaskStrategy: `MULTITASK_STRATEGY_${values["if-running"].toUpperCase()}`,
+  };
+  const { workflow: ran } = await unary(
+    client,
+    "RunReflectionWorkflow",
+    { topic, parameters },
+    metadata,
+  );
+  console.log(
+    `ran ${ran.name}: ${ran.state}, ${ran.result.citations.length} citations, ` +
+      `${ran.usage?.totalTokens ?? 0} tokens ($${ran.usage?.costUsd ?? 0})`,
+  );
 
-  const workflow = { kind: "WORKFLOW_KIND_RESEARCH", topic };
+  const workflow = { kind: "WORKFLOW_KIND_RESEARCH", topic, parameters };
   if (values["notify-url"]) {
     workflow.notification = {
       url: values["notify-url"],

@@ -116,10 +116,11 @@ async def test_workflows_beyond_capacity_are_refused(stack, tmp_path, fake_arxiv
                 first = await stub.CreateWorkflow(
                     pb.CreateWorkflowRequest(workflow=workflow), timeout=10
                 )
+                other = pb.Workflow()  # another topic: an identical one would join the first
+                other.CopyFrom(workflow)
+                other.topic = "speculative decoding capacity, a second question"
                 with pytest.raises(grpc.aio.AioRpcError) as caught:
-                    await stub.CreateWorkflow(
-                        pb.CreateWorkflowRequest(workflow=workflow), timeout=10
-                    )
+                    await stub.CreateWorkflow(pb.CreateWorkflowRequest(workflow=other), timeout=10)
                 assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
                 events = [
                     e

@@ -351,7 +351,8 @@ async def test_workflow_budgets_hold_per_tenant(stack: InProcessStack, tmp_path:
             stub = workflow_grpc.WorkflowServiceStub(channel)
 
             async def create(key: str) -> pb.Workflow:
-                request = pb.CreateWorkflowRequest(workflow=_reflection("budgets"))
+                # A topic per key: identical requests of a tenant would join (coalescing.py).
+                request = pb.CreateWorkflowRequest(workflow=_reflection(f"budgets {key[-6:]}"))
                 reply: pb.CreateWorkflowResponse = await stub.CreateWorkflow(
                     request, metadata=bearer(key), timeout=10
                 )

@@ -48,6 +48,28 @@ def test_the_node_client_runs_and_watches_workflows(process_stack: Stack):
         assert all(" WORKFLOW_STATE_" in line for line in events)
 
 
+def test_the_node_client_sets_a_budget_and_reads_the_usage(process_stack: Stack):
+    """--max-tokens, --max-cost and --if-running reach the gateway: the workflows carry the
+    budget and report their tokens (the offline provider counts words) within it."""
+    gateway = next(s.address for s in process_stack.services if s.name == "gateway")
+    node = shutil.which("node")
+    assert node is not None
+    topic = f"self-reflection in language agents ({uuid.uuid4().hex[:8]})"
+    options = ["--max-tokens", "200000", "--max-cost", "1.5", "--if-running", "reject"]
+    done = subprocess.run(
+        [node, str(ROOT / "clients" / "node" / "ponder-client.mjs"), "--address", gateway,
+         *options, topic],
+        capture_output=True, text=True, timeout=180, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    for summary in (result["run"], result["watched"]):
+        assert summary["state"] == "WORKFLOW_STATE_SUCCEEDED"
+        assert summary["maxTokens"] == "200000"
+        assert 0 < summary["usage"]["tokens"] <= 200_000
+        assert summary["usage"]["costUsd"] == 0  # offline: free
+
+
 def test_the_node_client_reports_an_unreachable_gateway():
     node = shutil.which("node")
     assert node is not None

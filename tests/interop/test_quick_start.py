@@ -63,7 +63,8 @@ def test_ponder_cli_block(process_stack: Stack):
     done = paste(quick_start_blocks()["ponder"], process_stack)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "(server) SERVING" in done.stdout
-    assert done.stdout.count("References") == 3  # run, run --watch, watch
+    assert done.stdout.count("References") == 4  # run, run --watch, watch, run --max-tokens
+    assert "tokens, $0.0000" in done.stdout  # the budgeted run's usage (offline: free)
     assert '"state": "WORKFLOW_STATE_SUCCEEDED"' in done.stdout  # get --json
     assert "CREATED (UTC)" in done.stdout  # list
 

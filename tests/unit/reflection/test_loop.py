@@ -57,6 +57,21 @@ class ScriptedProvider:
     calls: list[tuple[str, str]] = field(default_factory=list)
     refined_with: list[Critique] = field(default_factory=list)
 
+    def estimate(
+        self,
+        kind: StepKind,
+        topic: str,
+        documents: Sequence[SourceDocument],
+        text: str = "",
+        critique: Critique | None = None,
+    ) -> TokenUsage:
+        """Exactly what the scripted call will use."""
+        return {
+            StepKind.DRAFT: TokenUsage(10, 5),
+            StepKind.CRITIQUE: TokenUsage(20, 3),
+            StepKind.REFINE: TokenUsage(30, 7),
+        }[kind]
+
     async def draft(
         self,
         topic: str,

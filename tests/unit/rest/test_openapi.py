@@ -514,7 +514,9 @@ def test_nested_repeated_and_enum_query_parameters(ponder_comments: DescriptorCo
     method = SERVICES[0].methods_by_name["RunReflectionWorkflow"]
     route = Route(method, "GET", parse_template("/v1/reflect"), "", "", 0)
     names = ["sources", "max_sources", "max_iterations", "score_threshold", "cache_policy"]
+    names += ["max_tokens", "max_cost_usd", "multitask_strategy"]
     camel = ["sources", "maxSources", "maxIterations", "scoreThreshold", "cachePolicy"]
+    camel += ["maxTokens", "maxCostUsd", "multitaskStrategy"]
     for proto_names, leaves in [(False, camel), (True, names)]:
         prefix = "parameters."
         max_sources = prefix + leaves[1]
@@ -522,7 +524,13 @@ def test_nested_repeated_and_enum_query_parameters(ponder_comments: DescriptorCo
             [route], ponder_comments, title="t", version="1", use_proto_names=proto_names
         )
         query = parameters(document["paths"]["/v1/reflect"]["get"], "query")
-        assert list(query) == ["topic", *(prefix + leaf for leaf in leaves)]
+        secret = "notification.secret_name" if proto_names else "notification.secretName"
+        assert list(query) == [
+            "topic",
+            *(prefix + leaf for leaf in leaves),
+            "notification.url",
+            secret,
+        ]
         assert query["topic"]["required"] is True
         assert query[max_sources]["schema"] == {"type": "integer", "format": "int32"}
         assert query[max_sources]["required"] is False

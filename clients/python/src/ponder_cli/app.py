@@ -49,6 +49,14 @@ class Cache(enum.StrEnum):
     REFRESH = "refresh"
 
 
+class Multitask(enum.StrEnum):
+    """What to do when an identical workflow is still running."""
+
+    JOIN = "join"
+    REJECT = "reject"
+    ENQUEUE = "enqueue"
+
+
 FILTER_EXAMPLES = (
     "state != FAILED",
     "kind = research AND (state = SUCCEEDED OR state = CANCELLED)",
@@ -236,6 +244,33 @@ def run(
         float, typer.Option(min=0, max=10, help="Stop reflecting at this score; 0: 8.0.")
     ] = 0.0,
     cache: Annotated[Cache, typer.Option(help="Semantic cache policy.")] = Cache.USE,
+    max_tokens: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=10_000_000,
+            help="Most model tokens the workflow may use; it stops with the best text so far "
+            "before a call that could go over. 0: no limit.",
+        ),
+    ] = 0,
+    max_cost: Annotated[
+        float,
+        typer.Option(
+            "--max-cost",
+            min=0,
+            max=1000,
+            help="Most US dollars of model calls (the reflection service's price table), "
+            "enforced like --max-tokens. 0: no limit.",
+        ),
+    ] = 0.0,
+    if_running: Annotated[
+        Multitask,
+        typer.Option(
+            "--if-running",
+            help="When an identical workflow is still running: join it (no second run), "
+            "reject (fail, naming it) or enqueue (run after it; may hit the cache).",
+        ),
+    ] = Multitask.JOIN,
     notify_url: Annotated[
         str,
         typer.Option(
@@ -270,6 +305,9 @@ def run(
         max_iterations=max_iterations,
         score_threshold=score_threshold,
         cache_policy=f"CACHE_POLICY_{cache.name}",
+        max_tokens=max_tokens,
+        max_cost_usd=max_cost,
+        multitask_strategy=f"MULTITASK_STRATEGY_{if_running.name}",
         notify_url=notify_url,
         notify_secret=notify_secret,
     )

@@ -49,6 +49,9 @@ class RunOptions:
     max_iterations: int = 0
     score_threshold: float = 0.0
     cache_policy: str = "CACHE_POLICY_UNSPECIFIED"
+    max_tokens: int = 0
+    max_cost_usd: float = 0.0
+    multitask_strategy: str = "MULTITASK_STRATEGY_UNSPECIFIED"  # a MultitaskStrategy name
     notify_url: str = ""  # completion webhook: URL and the name of a gateway secret
     notify_secret: str = ""
 
@@ -69,6 +72,9 @@ class RunOptions:
                 max_iterations=self.max_iterations,
                 score_threshold=self.score_threshold,
                 cache_policy=self.cache_policy,
+                max_tokens=self.max_tokens,
+                max_cost_usd=self.max_cost_usd,
+                multitask_strategy=self.multitask_strategy,
             ),
         )
 

@@ -151,6 +151,9 @@ def result_view(
         if result.iterations:
             facts.append(f"score {result.score:.1f} after {len(result.iterations)} iteration(s)")
         facts.append(f"{result.provider}/{result.model}" + (" (offline)" if result.offline else ""))
+        usage = workflow.usage
+        if usage.total_tokens:
+            facts.append(f"{usage.total_tokens} tokens, ${usage.cost_usd:.4f}")
         parts.append(Text(" · ".join(facts), style="dim"))
         parts.append(_source_statuses(result))
     if workflow.HasField("error"):

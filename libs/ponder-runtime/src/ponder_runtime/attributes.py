@@ -14,6 +14,11 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 WORKFLOW_ID = "ponder.workflow.id"
 WORKFLOW_KIND = "ponder.workflow.kind"  # RESEARCH, REFLECTION, RESEARCH_REFLECTION
 WORKFLOW_OUTCOME = "ponder.workflow.outcome"  # SUCCEEDED, FAILED, CANCELLED, ERROR
+# The workflow's own language-model usage (0 on a cache hit) and its cost in USD.
+WORKFLOW_INPUT_TOKENS = "ponder.workflow.usage.input_tokens"
+WORKFLOW_OUTPUT_TOKENS = "ponder.workflow.usage.output_tokens"
+WORKFLOW_COST_USD = "ponder.workflow.cost_usd"
+TOKEN_TYPE = gen_ai.GEN_AI_TOKEN_TYPE  # "input" or "output"
 WORKFLOW_STEP = "ponder.workflow.step"  # cache_lookup, research, rank, reflect, cache_store
 STEP_STATE = "ponder.step.state"  # SUCCEEDED, FAILED, SKIPPED
 STEP_MESSAGE = "ponder.step.message"

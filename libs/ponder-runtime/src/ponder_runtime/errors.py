@@ -8,6 +8,7 @@
     ├── AlreadyExistsError (ALREADY_EXISTS)
     ├── FailedPreconditionError (FAILED_PRECONDITION)
     ├── ResourceExhaustedError (RESOURCE_EXHAUSTED, google.rpc.RetryInfo)
+    │   └── QuotaExceededError (+ google.rpc.QuotaFailure)
     ├── UnavailableError (UNAVAILABLE, google.rpc.RetryInfo)
     └── DeadlineExceededError (DEADLINE_EXCEEDED)
 
@@ -159,6 +160,32 @@ class ResourceExhaustedError(_RetryableError):
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "RESOURCE_EXHAUSTED"
+
+
+class QuotaExceededError(ResourceExhaustedError):
+    """A quota is spent (e.g. an API key's daily token budget); lists each spent quota as a
+    google.rpc.QuotaFailure violation (subject, description)."""
+
+    def __init__(
+        self,
+        message: str,
+        violations: Sequence[tuple[str, str]],
+        *,
+        retry_after_seconds: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, retry_after_seconds=retry_after_seconds, metadata=metadata)
+        self.violations = tuple(violations)
+
+    def details(self) -> list[Message]:
+        """ErrorInfo, RetryInfo (when a delay is known) and the QuotaFailure."""
+        failure = error_details_pb2.QuotaFailure(
+            violations=[
+                error_details_pb2.QuotaFailure.Violation(subject=subject, description=text)
+                for subject, text in self.violations
+            ]
+        )
+        return [*super().details(), failure]
 
 
 class UnavailableError(_RetryableError):

@@ -135,7 +135,14 @@ class AccessControl:
             digest = hash_key(token.strip()) if scheme.lower() == "bearer" else ""
             entry = self._find(digest) if digest else None
             if entry is not None:
-                return Principal(entry.tenant, entry.key_id, entry.scopes, f"key:{digest[:12]}")
+                return Principal(
+                    entry.tenant,
+                    entry.key_id,
+                    entry.scopes,
+                    f"key:{digest[:12]}",
+                    daily_tokens=entry.daily_tokens,
+                    daily_cost_usd=entry.daily_cost_usd,
+                )
             raise UnauthenticatedError("the API key is not valid")
         if self._anonymous is not None:
             anonymous = self._anonymous

@@ -16,6 +16,7 @@ from ponder_runtime.attributes import (
 
 
 __all__ = [
+    "BUDGET_REJECTIONS",
     "CACHE_LOOKUPS",
     "CACHE_LOOKUP_DURATION",
     "CACHE_REASON_CATEGORY",
@@ -27,10 +28,12 @@ __all__ = [
     "WEBHOOK_ATTEMPTS",
     "WEBHOOK_DELIVERIES",
     "WEBHOOK_OUTCOME",
+    "WORKFLOW_COST",
     "WORKFLOW_DURATION",
     "WORKFLOW_IN_FLIGHT",
     "WORKFLOW_KIND",
     "WORKFLOW_OUTCOME",
+    "WORKFLOW_TOKENS",
     "no_op_meter",
 ]
 
@@ -46,6 +49,10 @@ WEBHOOK_DELIVERIES = "ponder.webhook.deliveries"  # counter: ended deliveries, b
 WEBHOOK_ATTEMPTS = "ponder.webhook.attempts"  # counter: POSTs, by outcome
 # delivered, failed (deliveries); delivered, http_error, connection_error, refused (attempts)
 WEBHOOK_OUTCOME = "ponder.webhook.outcome"
+
+WORKFLOW_TOKENS = "ponder.workflow.tokens"  # counter, by kind and gen_ai.token.type
+WORKFLOW_COST = "ponder.workflow.cost"  # counter, USD, by kind
+BUDGET_REJECTIONS = "ponder.budget.rejections"  # counter: workflows refused by a daily budget
 
 RPC_METHOD = "rpc.method"
 

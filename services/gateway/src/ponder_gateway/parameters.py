@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ponder.type.v1 import document_pb2
@@ -15,6 +16,8 @@ MAX_SOURCES = 20
 DEFAULT_MAX_ITERATIONS = 2
 MAX_ITERATIONS = 5
 DEFAULT_SCORE_THRESHOLD = 8.0
+MAX_BUDGET_TOKENS = 10_000_000
+MAX_BUDGET_USD = 1000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,9 @@ class RunParameters:
     score_threshold: float
     cache_policy: workflow_pb2.CachePolicy
     cache_scope: str = "global"  # or the caller's key hash (cache_scope.py)
+    max_tokens: int = 0  # model tokens of the workflow; 0: no limit
+    max_cost_usd: float = 0.0  # model cost of the workflow in USD; 0: no limit
+    multitask_strategy: workflow_pb2.MultitaskStrategy = workflow_pb2.MULTITASK_STRATEGY_JOIN
     notification: Notification | None = None  # the completion webhook's target, if any
 
 
@@ -86,6 +92,12 @@ def resolve_parameters(
             check.add(f"{where}sources[{index}]", "must be ARXIV, WEB or LIBRARY")
     if params.cache_policy not in workflow_pb2.CachePolicy.values():
         check.add(f"{where}cache_policy", "must be USE, BYPASS or REFRESH")
+    if not 0 <= params.max_tokens <= MAX_BUDGET_TOKENS:
+        check.add(f"{where}max_tokens", f"must be between 0 and {MAX_BUDGET_TOKENS:,}")
+    if not (math.isfinite(params.max_cost_usd) and 0 <= params.max_cost_usd <= MAX_BUDGET_USD):
+        check.add(f"{where}max_cost_usd", f"must be between 0 and {MAX_BUDGET_USD:g}")
+    if params.multitask_strategy not in workflow_pb2.MultitaskStrategy.values():
+        check.add(f"{where}multitask_strategy", "must be JOIN, REJECT or ENQUEUE")
     check.check()
     default_sources = (
         (document_pb2.SOURCE_KIND_LIBRARY,) if kind == workflow_pb2.WORKFLOW_KIND_REFLECTION else ()
@@ -97,4 +109,7 @@ def resolve_parameters(
         max_iterations=params.max_iterations or DEFAULT_MAX_ITERATIONS,
         score_threshold=params.score_threshold or DEFAULT_SCORE_THRESHOLD,
         cache_policy=params.cache_policy or workflow_pb2.CACHE_POLICY_USE,
+        max_tokens=params.max_tokens,
+        max_cost_usd=params.max_cost_usd,
+        multitask_strategy=params.multitask_strategy or workflow_pb2.MULTITASK_STRATEGY_JOIN,
     )

@@ -5,7 +5,11 @@ Keys file (PONDER_GATEWAY_API_KEYS_FILE, a mounted Secret): one entry per line, 
 object (JSON lines)
 
     {"key_id": "ci-bot", "sha256": "<hex digest of the key>", "tenant": "team-a",
-     "scopes": ["workflows.run", "workflows.read"]}
+     "scopes": ["workflows.run", "workflows.read"], "daily_tokens": 200000,
+     "daily_cost_usd": 5.0}
+
+(`daily_tokens` and `daily_cost_usd`: the key's budget per UTC day, budgets.DailyBudgets;
+0 or absent means no limit.)
 
 or, as before, a bare SHA-256 hex digest (optionally `name:` before it): such a key belongs to
 the tenant `default` with the DEFAULT_SCOPES. `#` starts a comment; blank lines are skipped.
@@ -103,6 +107,8 @@ class Principal:
     scopes: frozenset[Scope]
     caller: str = ""
     anonymous: bool = False
+    daily_tokens: int = 0  # model tokens the key may use per UTC day; 0: no limit
+    daily_cost_usd: float = 0.0  # USD the key may spend per UTC day; 0: no limit
 
     @property
     def admin(self) -> bool:
@@ -154,6 +160,8 @@ class KeyEntry(BaseModel):
     sha256: str = Field(pattern=_HEX64.pattern)
     tenant: str = Field(DEFAULT_TENANT, pattern=_NAME.pattern)
     scopes: frozenset[Scope] = DEFAULT_SCOPES
+    daily_tokens: int = Field(default=0, ge=0)  # model tokens per UTC day; 0: no limit
+    daily_cost_usd: float = Field(default=0.0, ge=0, allow_inf_nan=False)  # USD per UTC day
 
 
 class KeysFileError(ValueError):

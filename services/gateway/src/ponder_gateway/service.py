@@ -21,7 +21,12 @@ from ponder.research.v1 import research_service_pb2_grpc as research_grpc
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.access import AccessControl, Anonymous, Buckets, TokenBuckets
-from ponder_gateway.budgets import WorkflowBudgets
+from ponder_gateway.budgets import DailyBudgets, MemoryLedger, WorkflowBudgets
+from ponder_gateway.coalescing import (
+    FallbackRunningIndex,
+    MemoryRunningIndex,
+    RedisRunningIndex,
+)
 from ponder_gateway.principals import current, read_keys
 from ponder_gateway.redis_outage import FallbackBuckets, OutageTolerantStore, open_redis
 from ponder_gateway.redis_state import RedisTokenBuckets, RedisWorkflowStore
@@ -29,6 +34,7 @@ from ponder_gateway.replay import ReplayMemo
 from ponder_gateway.rest import build_facade
 from ponder_gateway.servicer import WorkflowServicer
 from ponder_gateway.settings import GatewaySettings
+from ponder_gateway.spend_ledger import RedisLedger
 from ponder_gateway.store import SqliteWorkflowStore, WorkflowStore
 from ponder_gateway.upstream import Upstreams
 from ponder_gateway.webhooks.config import deliverer, webhook_targets
@@ -187,6 +193,15 @@ class GatewayModule:
                 per_key=settings.max_workflows_per_key,
             ),
             scope_mode=settings.cache_scope,
+            daily=DailyBudgets(
+                RedisLedger(redis_client) if redis_client is not None else MemoryLedger(),
+                meter=meter,
+            ),
+            running=FallbackRunningIndex(
+                RedisRunningIndex(redis_client, ttl_seconds=_STALE_SECONDS), MemoryRunningIndex()
+            )
+            if redis_client is not None
+            else MemoryRunningIndex(),
             webhooks=webhook_targets(settings),
         )
         self._proxied = dict(self._targets) if settings.expose_internal_services else {}

@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, NamedTuple, cast
 
 import grpc
 from google.protobuf.message import Message
+from opentelemetry import trace
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-from ponder_gateway.budgets import WorkflowBudgets
+from ponder_gateway.budgets import DailyBudgets, MemoryLedger, WorkflowBudgets
 from ponder_gateway.cache import namespace
 from ponder_gateway.cache_scope import GLOBAL, CacheScopeMode, cache_scope
+from ponder_gateway.coalescing import Coalescer, MemoryRunningIndex, RunningIndex, identity
 from ponder_gateway.filters import parse as parse_filter
 from ponder_gateway.listing import make_token, read_token
 from ponder_gateway.ownership import owned, replay_key, scoped
 from ponder_gateway.parameters import Notification, RunParameters, resolve_parameters
-from ponder_gateway.principals import current
+from ponder_gateway.principals import Principal, current
 from ponder_gateway.replay import REPLAY_AGE_KEY, ReplayMemo
 from ponder_gateway.webhooks.destinations import DestinationPolicy
 from ponder_gateway.webhooks.secrets import WebhookSecrets
 from ponder_gateway.webhooks.targets import WebhookTargets
 from ponder_gateway.workflows.engine import Engine
-from ponder_runtime import RequestValidator
+from ponder_gateway.workflows.relayed import relayed_error
+from ponder_gateway.workflows.resource import usage_attributes
+from ponder_runtime import AlreadyExistsError, RequestValidator
 
 
 DEFAULT_PAGE_SIZE = 20
@@ -60,6 +66,8 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         budgets: WorkflowBudgets | None = None,
         *,
         scope_mode: CacheScopeMode = "global",
+        daily: DailyBudgets | None = None,
+        running: RunningIndex | None = None,
         webhooks: WebhookTargets | None = None,
     ) -> None:
         self._engine = engine
@@ -69,6 +77,31 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         self._replay: ReplayMemo[Message] = replay or ReplayMemo(seconds=0, max_entries=0)
         self._budgets = budgets or WorkflowBudgets(per_tenant=0, per_key=0)
         self._scope_mode: CacheScopeMode = scope_mode
+        self._daily = daily or DailyBudgets(MemoryLedger())
+        self._twins = Coalescer(running or MemoryRunningIndex(), engine.get)
+
+    async def _admit(self, topic: str, params: RunParameters, principal: Principal) -> str:
+        """The request's coalescing identity (coalescing.py), once the key's daily budget
+        allows another workflow (QuotaExceededError when it is spent)."""
+        await self._daily.check(principal)
+        return identity(principal.tenant, topic, params)
+
+    async def _twin(
+        self, key: str, name: str, params: RunParameters
+    ) -> workflow_pb2.Workflow | None:
+        """None when the request leads (`name` claims `key`); else the identical workflow
+        still running, unless the strategy is REJECT (ALREADY_EXISTS naming it)."""
+        running = await self._twins.lead_or_join(key, name)
+        if (
+            running is not None
+            and params.multitask_strategy == workflow_pb2.MULTITASK_STRATEGY_REJECT
+        ):
+            raise AlreadyExistsError(
+                f"an identical workflow is still running: {running.name} "
+                "(multitask_strategy REJECT)",
+                metadata={"running": running.name},
+            )
+        return running
 
     async def _run(
         self,
@@ -91,13 +124,30 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix=prefix)
         params = dataclasses.replace(params, cache_scope=scope)
         params = await self._notified(params, spec.notification, prefix)
-        spend = self._budgets.acquire(current())  # access: per tenant and per key
+        principal = current()  # access: per tenant and per key
+        topic = spec.topic.strip()
+        twin_key = await self._admit(topic, params, principal)
+        while True:
+            workflow_id = str(uuid.uuid4())
+            running = await self._twin(twin_key, f"workflows/{workflow_id}", params)
+            if running is None:
+                break
+            final = await self._twins.ended(running.name)
+            if params.multitask_strategy == workflow_pb2.MULTITASK_STRATEGY_ENQUEUE:
+                continue  # its turn now (perhaps answered from the cache)
+            if final.state != workflow_pb2.WORKFLOW_STATE_SUCCEEDED:
+                raise relayed_error(final.error)
+            return answer(final)  # joined: one execution for both
+        spend = self._budgets.acquire(principal)
         try:
             workflow = await self._engine.run(
-                spec.topic.strip(), params, context, tenant=current().tenant
+                topic, params, context, tenant=principal.tenant, workflow_id=workflow_id
             )
+            trace.get_current_span().set_attributes(usage_attributes(workflow))
+            await self._daily.charge(principal, workflow)
         finally:
             spend()
+            await asyncio.shield(self._twins.release(twin_key, f"workflows/{workflow_id}"))
         reply = answer(workflow)
         question = f"{namespace(params)}\n{workflow.topic}"
         if params.cache_policy == workflow_pb2.CACHE_POLICY_USE:
@@ -195,14 +245,34 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         params = dataclasses.replace(params, cache_scope=cache_scope(self._scope_mode, context))
         if spec.HasField("notification"):
             params = await self._notified(params, spec.notification, "workflow.")
-        spend = self._budgets.acquire(current())  # access: per tenant and per key
+        principal = current()  # access: per tenant and per key
+        topic = spec.topic.strip()
+        twin_key = await self._admit(topic, params, principal)
+        workflow_id = request.workflow_id or str(uuid.uuid4())
+        name = f"workflows/{workflow_id}"
+        running = await self._twin(twin_key, name, params)
+        if running is not None and params.multitask_strategy != (
+            workflow_pb2.MULTITASK_STRATEGY_ENQUEUE
+        ):
+            return workflow_pb2.CreateWorkflowResponse(workflow=running)  # joined
+        after = running.name if running is not None else ""  # enqueued behind it
+        release = self._budgets.acquire(principal)
+
+        async def done(final: workflow_pb2.Workflow | None) -> None:
+            release()
+            if not after:
+                await self._twins.release(twin_key, name)
+            if final is not None:
+                await self._daily.charge(principal, final)
+
         try:
             workflow = await self._engine.create(
-                spec.topic.strip(), params, request.workflow_id, tenant=current().tenant,
-                on_done=spend,
-            )  # fmt: skip
+                topic, params, workflow_id, tenant=principal.tenant, on_done=done, after=after
+            )
         except BaseException:
-            spend()
+            release()
+            if not after:
+                await asyncio.shield(self._twins.release(twin_key, name))
             raise
         return workflow_pb2.CreateWorkflowResponse(workflow=workflow)
 

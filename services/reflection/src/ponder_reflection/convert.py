@@ -30,6 +30,7 @@ STOP_REASON_TO_PROTO = {
     StopReason.SCORE_THRESHOLD_REACHED: reflection_pb2.STOP_REASON_SCORE_THRESHOLD_REACHED,
     StopReason.MAX_ITERATIONS_REACHED: reflection_pb2.STOP_REASON_MAX_ITERATIONS_REACHED,
     StopReason.NO_ISSUES: reflection_pb2.STOP_REASON_NO_ISSUES,
+    StopReason.BUDGET_EXHAUSTED: reflection_pb2.STOP_REASON_BUDGET_EXHAUSTED,
 }
 
 
@@ -92,6 +93,7 @@ def usage_to_proto(usage: TokenUsage) -> document_pb2.TokenUsage:
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         total_tokens=usage.total_tokens,
+        cost_usd=usage.cost_usd,
     )
 
 
@@ -136,6 +138,7 @@ def step_from_proto(message: reflection_pb2.ReflectionStep) -> Step:
         usage=TokenUsage(
             prompt_tokens=message.usage.prompt_tokens,
             completion_tokens=message.usage.completion_tokens,
+            cost_usd=message.usage.cost_usd,
         ),
         latency_s=message.latency.ToNanoseconds() / 1e9,
     )

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
+from .budget import (
+    FREE,
+    Budget,
+    BudgetExhaustedError,
+    BudgetTooSmallError,
+    Limits,
+    PriceTable,
+    budget_in_force,
+)
 from .citations import strip_invalid_citations, validate_citations
 from .provider import Drafted, ReflectionProvider
 from .types import (
@@ -33,6 +43,8 @@ MAX_ITERATIONS = 5
 MIN_SCORE = 0.0
 MAX_SCORE = 10.0
 MAX_DOCUMENTS = 50
+MAX_BUDGET_TOKENS = 10_000_000
+MAX_BUDGET_USD = 1000.0
 NO_SOURCES_WARNING = "No source documents were supplied, so the text cites nothing"
 
 
@@ -88,6 +100,17 @@ def validate_spec(spec: ReflectionSpec) -> list[tuple[str, str]]:
                 "completed_steps",
                 f"must hold at most {2 * spec.max_iterations} steps (one whole run), "
                 f"got {len(spec.completed)}",
+            )
+        )
+    if not 0 <= spec.max_tokens <= MAX_BUDGET_TOKENS:
+        violations.append(
+            ("max_tokens", f"must be between 0 and {MAX_BUDGET_TOKENS}, got {spec.max_tokens}")
+        )
+    if not (math.isfinite(spec.max_cost_usd) and 0 <= spec.max_cost_usd <= MAX_BUDGET_USD):
+        violations.append(
+            (
+                "max_cost_usd",
+                f"must be between 0 and {MAX_BUDGET_USD:g}, got {spec.max_cost_usd}",
             )
         )
     violations.extend(
@@ -193,8 +216,34 @@ async def _write(
             task.cancel()
 
 
+def _budget(
+    provider: ReflectionProvider, spec: ReflectionSpec, prices: PriceTable | None
+) -> Budget:
+    """The spec's budget, priced for the provider's model (the offline provider is free);
+    BudgetTooSmallError when a cost limit meets a model without a price."""
+    price = FREE if provider.offline else (prices.price(provider.model) if prices else None)
+    return Budget(Limits(spec.max_tokens, spec.max_cost_usd), price)
+
+
+def _refine_estimate(
+    provider: ReflectionProvider, spec: ReflectionSpec, text: str, critique: Critique
+) -> TokenUsage:
+    """A refine and the critique of its text together: the refine's prompt and output, and
+    the critique's prompt (the refined text is at most the refine's output) and output."""
+    refine = provider.estimate(StepKind.REFINE, spec.topic, spec.documents, text, critique)
+    after = provider.estimate(StepKind.CRITIQUE, spec.topic, spec.documents, text)
+    return TokenUsage(
+        refine.prompt_tokens + after.prompt_tokens + refine.completion_tokens,
+        refine.completion_tokens + after.completion_tokens,
+    )
+
+
 async def run_reflection(
-    provider: ReflectionProvider, spec: ReflectionSpec, *, stream_text: bool = False
+    provider: ReflectionProvider,
+    spec: ReflectionSpec,
+    *,
+    stream_text: bool = False,
+    prices: PriceTable | None = None,
 ) -> AsyncIterator[ReflectionEvent]:
     """Run the loop and stream its events.
 
@@ -203,62 +252,169 @@ async def run_reflection(
     `spec.score_threshold`, when the critique lists no issues, or after
     `spec.max_iterations` critiques. Every step yields `StepStarted` then `StepFinished`;
     the last event is `Completed`. Steps in `spec.completed` (those an interrupted run
-    finished) are streamed again without calling the provider. Raises `InvalidSpecError`
-    before any event when `spec` breaks its bounds; provider errors propagate.
+    finished) are streamed again without calling the provider.
+
+    With `spec.max_tokens` or `spec.max_cost_usd` (priced by `prices`), no model call starts
+    that could go over: before each, the provider's estimate (prompt counted, output at its
+    maximum; a refine together with the critique after it) is checked against what is left,
+    and when it does not fit the loop stops with the text so far (BUDGET_EXHAUSTED and a
+    warning). Raises `InvalidSpecError` before any event when `spec` breaks its bounds, and
+    `BudgetTooSmallError` when the budget cannot pay for the first draft; provider errors
+    propagate.
     """
     violations = validate_spec(spec)
     if violations:
         raise InvalidSpecError(violations)
-    started = time.perf_counter()
-    topic, documents = spec.topic, spec.documents
-    steps: list[Step] = []
-    iterations: list[Iteration] = []
-    warnings: list[str] = []
+    run = _Run(provider, spec, _budget(provider, spec, prices), stream_text)
+    async for event in run.events():
+        yield event
 
-    replay = _Replay(spec.completed)
 
-    yield StepStarted(StepKind.DRAFT, 1)
-    draft = functools.partial(provider.draft, topic, documents)
-    prior = replay.take(StepKind.DRAFT, 1)
-    where = (StepKind.DRAFT, 1)
-    async for delta in _text_step(prior, draft, where, stream_text, steps=steps, warnings=warnings):
-        yield delta
-    yield StepFinished(steps[-1])
+class _Run:
+    """One run of the loop: its steps, iterations, warnings and budget so far."""
 
-    text, iteration = steps[-1].text, 1
-    while True:
-        yield StepStarted(StepKind.CRITIQUE, iteration)
-        prior = replay.take(StepKind.CRITIQUE, iteration)
-        if prior is not None and prior.critique is not None:
-            steps.append(prior)
-        else:
-            clock = time.perf_counter()
-            critiqued = await provider.critique(topic, documents, text)
-            latency = time.perf_counter() - clock
-            steps.append(
-                Step(StepKind.CRITIQUE, iteration, "", critiqued.critique, critiqued.usage, latency)
+    def __init__(
+        self, provider: ReflectionProvider, spec: ReflectionSpec, budget: Budget, stream: bool
+    ) -> None:
+        self._provider = provider
+        self._spec = spec
+        self._budget = budget
+        self._stream = stream
+        self._replay = _Replay(spec.completed)
+        self._started = time.perf_counter()
+        self.steps: list[Step] = []
+        self.iterations: list[Iteration] = []
+        self.warnings: list[str] = []
+
+    async def events(self) -> AsyncIterator[ReflectionEvent]:
+        """Draft, then critique and refine until a stop reason; then Completed."""
+        async for event in self._draft():
+            yield event
+        text, iteration = self.steps[-1].text, 1
+        stop: StopReason | None = None
+        while stop is None:
+            try:
+                async for event in self._critique(text, iteration):
+                    yield event
+                critique = self.iterations[-1].critique
+                stop = _stop_reason(critique, iteration, self._spec)
+                if stop is None:
+                    iteration += 1
+                    async for event in self._refine(text, critique, iteration):
+                        yield event
+                    text = self.steps[-1].text
+            except BudgetExhaustedError as exc:
+                self.warnings.append(str(exc))
+                stop = StopReason.BUDGET_EXHAUSTED
+        yield Completed(
+            _outcome(
+                self._provider,
+                self._spec,
+                text,
+                (self.steps, self.iterations),
+                stop,
+                self.warnings,
+                self._started,
             )
-            warnings.extend(critiqued.warnings)
-        critique = steps[-1].critique
-        assert critique is not None  # a CRITIQUE step always has one
-        iterations.append(Iteration(iteration, text, critique))
-        yield StepFinished(steps[-1])
-        stop_reason = _stop_reason(critique, iteration, spec)
-        if stop_reason is not None:
-            break
+        )
 
-        iteration += 1
-        yield StepStarted(StepKind.REFINE, iteration)
-        refine = functools.partial(provider.refine, topic, documents, text, critique)
-        prior = replay.take(StepKind.REFINE, iteration)
-        where = (StepKind.REFINE, iteration)
+    def _account(self, fresh: bool) -> None:
+        """Price the step just finished (a new one) and count it against the budget."""
+        if fresh:
+            step = self.steps[-1]
+            self.steps[-1] = dataclasses.replace(step, usage=self._budget.priced(step.usage))
+        self._budget.spend(self.steps[-1].usage)
+
+    async def _draft(self) -> AsyncIterator[ReflectionEvent]:
+        """The DRAFT step; BudgetTooSmallError before any event when it does not fit."""
+        spec, provider = self._spec, self._provider
+        prior = self._replay.take(StepKind.DRAFT, 1)
+        if prior is None and self._budget.limits.limited:
+            estimate = provider.estimate(StepKind.DRAFT, spec.topic, spec.documents)
+            short = self._budget.shortfall(estimate)
+            if short:
+                raise BudgetTooSmallError(f"the budget does not cover the first draft: {short}")
+        yield StepStarted(StepKind.DRAFT, 1)
+        draft = functools.partial(provider.draft, spec.topic, spec.documents)
         async for delta in _text_step(
-            prior, refine, where, stream_text, steps=steps, warnings=warnings
+            prior,
+            draft,
+            (StepKind.DRAFT, 1),
+            self._stream,
+            steps=self.steps,
+            warnings=self.warnings,
         ):
             yield delta
-        yield StepFinished(steps[-1])
-        text = steps[-1].text
+        self._account(prior is None)
+        yield StepFinished(self.steps[-1])
 
+    async def _critique(self, text: str, iteration: int) -> AsyncIterator[ReflectionEvent]:
+        """A CRITIQUE step of `text`; BudgetExhaustedError (before any event, or from a
+        provider's extra call) when it does not fit."""
+        spec, provider = self._spec, self._provider
+        prior = self._replay.take(StepKind.CRITIQUE, iteration)
+        if prior is not None and prior.critique is None:
+            prior = None
+        if prior is None and self._budget.limits.limited:
+            estimate = provider.estimate(StepKind.CRITIQUE, spec.topic, spec.documents, text)
+            self._budget.check(estimate, f"critique of iteration {iteration}")
+        yield StepStarted(StepKind.CRITIQUE, iteration)
+        if prior is not None:
+            self.steps.append(prior)
+        else:
+            clock = time.perf_counter()
+            with budget_in_force(self._budget):  # a provider's extra calls check it too
+                critiqued = await provider.critique(spec.topic, spec.documents, text)
+            latency = time.perf_counter() - clock
+            self.steps.append(
+                Step(StepKind.CRITIQUE, iteration, "", critiqued.critique, critiqued.usage, latency)
+            )
+            self.warnings.extend(critiqued.warnings)
+        self._account(prior is None)
+        critique = self.steps[-1].critique
+        assert critique is not None  # a CRITIQUE step always has one
+        self.iterations.append(Iteration(iteration, text, critique))
+        yield StepFinished(self.steps[-1])
+
+    async def _refine(
+        self, text: str, critique: Critique, iteration: int
+    ) -> AsyncIterator[ReflectionEvent]:
+        """A REFINE step; BudgetExhaustedError before any event when it and the critique
+        after it do not fit."""
+        spec, provider = self._spec, self._provider
+        prior = self._replay.take(StepKind.REFINE, iteration)
+        if prior is None and self._budget.limits.limited:
+            self._budget.check(
+                _refine_estimate(provider, spec, text, critique),
+                f"refine of iteration {iteration} (with its critique)",
+            )
+        yield StepStarted(StepKind.REFINE, iteration)
+        refine = functools.partial(provider.refine, spec.topic, spec.documents, text, critique)
+        async for delta in _text_step(
+            prior,
+            refine,
+            (StepKind.REFINE, iteration),
+            self._stream,
+            steps=self.steps,
+            warnings=self.warnings,
+        ):
+            yield delta
+        self._account(prior is None)
+        yield StepFinished(self.steps[-1])
+
+
+def _outcome(  # noqa: PLR0917 - the parts of a finished run
+    provider: ReflectionProvider,
+    spec: ReflectionSpec,
+    text: str,
+    done: tuple[list[Step], list[Iteration]],
+    stop_reason: StopReason,
+    warnings: list[str],
+    started: float,
+) -> ReflectionOutcome:
+    """The outcome of a finished loop whose last text is `text`."""
+    steps, iterations = done
+    documents = spec.documents
     final_text, removed = strip_invalid_citations(text, len(documents))
     if not documents:
         warnings.insert(0, NO_SOURCES_WARNING)
@@ -266,28 +422,28 @@ async def run_reflection(
         f"Removed citation [{index}] from the final text: it points to no supplied document"
         for index in removed
     )
-    yield Completed(
-        ReflectionOutcome(
-            text=final_text,
-            iterations=tuple(iterations),
-            steps=tuple(steps),
-            citations=validate_citations(final_text, documents).citations,
-            usage=sum((step.usage for step in steps), TokenUsage()),
-            provider=provider.name,
-            model=provider.model,
-            offline=provider.offline,
-            score=iterations[-1].critique.score,
-            stop_reason=stop_reason,
-            warnings=tuple(dict.fromkeys(warnings)),
-            latency_s=time.perf_counter() - started,
-        )
+    return ReflectionOutcome(
+        text=final_text,
+        iterations=tuple(iterations),
+        steps=tuple(steps),
+        citations=validate_citations(final_text, documents).citations,
+        usage=sum((step.usage for step in steps), TokenUsage()),
+        provider=provider.name,
+        model=provider.model,
+        offline=provider.offline,
+        score=iterations[-1].critique.score if iterations else 0.0,
+        stop_reason=stop_reason,
+        warnings=tuple(dict.fromkeys(warnings)),
+        latency_s=time.perf_counter() - started,
     )
 
 
-async def reflect(provider: ReflectionProvider, spec: ReflectionSpec) -> ReflectionOutcome:
+async def reflect(
+    provider: ReflectionProvider, spec: ReflectionSpec, *, prices: PriceTable | None = None
+) -> ReflectionOutcome:
     """Run the loop to completion and return its outcome (see `run_reflection`)."""
     outcome: ReflectionOutcome | None = None
-    async for event in run_reflection(provider, spec):
+    async for event in run_reflection(provider, spec, prices=prices):
         if isinstance(event, Completed):
             outcome = event.outcome
     if outcome is None:  # pragma: no cover - run_reflection always ends with Completed

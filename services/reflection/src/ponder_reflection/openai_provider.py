@@ -22,8 +22,9 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 from pydantic import BaseModel, Field, ValidationError
 
+from ponder_reflection.budget import check_extra_call, estimate_tokens
 from ponder_reflection.provider import Critiqued, Drafted
-from ponder_reflection.types import Critique, SourceDocument, TokenUsage
+from ponder_reflection.types import Critique, SourceDocument, StepKind, TokenUsage
 from ponder_runtime import UnavailableError
 from ponder_runtime.attributes import (
     ERROR_TYPE,
@@ -85,6 +86,64 @@ def sources_block(documents: Sequence[SourceDocument]) -> str:
             for n, doc in enumerate(documents, start=1)
         )
         or "(no sources were supplied)"
+    )
+
+
+# Tokens a chat request adds around each message (role, separators) and to prime the reply,
+# as OpenAI's cookbook counts them for its chat models.
+TOKENS_PER_MESSAGE = 4
+TOKENS_PER_REQUEST = 3
+
+
+def draft_messages(topic: str, documents: Sequence[SourceDocument]) -> list[dict[str, str]]:
+    """The chat messages of a draft call."""
+    return [
+        {"role": "system", "content": WRITER},
+        {"role": "user", "content": f"Topic: {topic}\n\nSources:\n{sources_block(documents)}"},
+    ]
+
+
+def critique_messages(
+    topic: str, documents: Sequence[SourceDocument], text: str
+) -> list[dict[str, str]]:
+    """The chat messages of a critique call."""
+    return [
+        {"role": "system", "content": REVIEWER},
+        {
+            "role": "user",
+            "content": f"Topic: {topic}\n\nSources:\n{sources_block(documents)}\n\n"
+            f"Text to review:\n{text}",
+        },
+    ]
+
+
+def refine_messages(
+    topic: str, documents: Sequence[SourceDocument], text: str, critique: Critique
+) -> list[dict[str, str]]:
+    """The chat messages of a refine call."""
+    review = "\n".join(
+        [
+            f"Score: {critique.score}/10",
+            "Issues:",
+            *(f"- {i}" for i in critique.issues),
+            "Suggestions:",
+            *(f"- {s}" for s in critique.suggestions),
+        ]
+    )
+    return [
+        {"role": "system", "content": REVISER},
+        {
+            "role": "user",
+            "content": f"Topic: {topic}\n\nSources:\n{sources_block(documents)}\n\n"
+            f"Text:\n{text}\n\nReview:\n{review}",
+        },
+    ]
+
+
+def prompt_tokens(messages: Sequence[dict[str, str]]) -> int:
+    """An over-estimate of a chat request's prompt tokens (budget.estimate_tokens)."""
+    return TOKENS_PER_REQUEST + sum(
+        TOKENS_PER_MESSAGE + estimate_tokens(message["content"]) for message in messages
     )
 
 
@@ -251,28 +310,35 @@ class OpenAIProvider:
         )
         return Drafted(text.strip(), usage)
 
+    def estimate(
+        self,
+        kind: StepKind,
+        topic: str,
+        documents: Sequence[SourceDocument],
+        text: str = "",
+        critique: Critique | None = None,
+    ) -> TokenUsage:
+        """The call's prompt (over-)counted, and its completion at `max_tokens`."""
+        if kind == StepKind.DRAFT:
+            messages = draft_messages(topic, documents)
+        elif kind == StepKind.CRITIQUE or critique is None:
+            messages = critique_messages(topic, documents, text)
+        else:
+            messages = refine_messages(topic, documents, text, critique)
+        return TokenUsage(prompt_tokens(messages), self._max_tokens)
+
     async def draft(
         self, topic: str, documents: Sequence[SourceDocument], on_delta: DeltaSink | None = None
     ) -> Drafted:
         """A first cited text."""
-        messages = [
-            {"role": "system", "content": WRITER},
-            {"role": "user", "content": f"Topic: {topic}\n\nSources:\n{sources_block(documents)}"},
-        ]
-        return await self._write(messages, on_delta)
+        return await self._write(draft_messages(topic, documents), on_delta)
 
     async def critique(
         self, topic: str, documents: Sequence[SourceDocument], text: str
     ) -> Critiqued:
-        """A JSON critique, validated; one repair attempt when the model's JSON is malformed."""
-        messages = [
-            {"role": "system", "content": REVIEWER},
-            {
-                "role": "user",
-                "content": f"Topic: {topic}\n\nSources:\n{sources_block(documents)}\n\n"
-                f"Text to review:\n{text}",
-            },
-        ]
+        """A JSON critique, validated; one repair attempt when the model's JSON is malformed
+        (if the reflection's budget allows it: budget.BudgetExhaustedError otherwise)."""
+        messages = critique_messages(topic, documents, text)
         content, usage = await self._complete(messages, json_mode=True)
         try:
             reply = CritiqueReply.model_validate(json.loads(content))
@@ -287,6 +353,8 @@ class OpenAIProvider:
                     "only the JSON object of the required form.",
                 },
             ]
+            estimate = TokenUsage(prompt_tokens(repair), self._max_tokens)
+            check_extra_call(estimate, "critique repair", usage)
             content, more = await self._complete(repair, json_mode=True)
             usage = usage + more
             try:
@@ -308,23 +376,7 @@ class OpenAIProvider:
         on_delta: DeltaSink | None = None,
     ) -> Drafted:
         """A rewrite that addresses the critique."""
-        review = "\n".join(
-            [
-                f"Score: {critique.score}/10",
-                "Issues:",
-                *(f"- {i}" for i in critique.issues),
-                "Suggestions:",
-                *(f"- {s}" for s in critique.suggestions),
-            ]
-        )
-        messages = [
-            {"role": "system", "content": REVISER},
-            {
-                "role": "user",
-                "content": f"Topic: {topic}\n\nSources:\n{sources_block(documents)}\n\n"
-                f"Text:\n{text}\n\nReview:\n{review}",
-            },
-        ]
+        messages = refine_messages(topic, documents, text, critique)
         return await self._write(messages, on_delta)
 
     async def close(self) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from .types import Critique, SourceDocument, TokenUsage
+from .types import Critique, SourceDocument, StepKind, TokenUsage
 
 
 DeltaSink = Callable[[str], None]
@@ -64,6 +64,18 @@ class ReflectionProvider(Protocol):
     @property
     def offline(self) -> bool:
         """True when no language model is called."""
+        ...
+
+    def estimate(
+        self,
+        kind: StepKind,
+        topic: str,
+        documents: Sequence[SourceDocument],
+        text: str = "",
+        critique: Critique | None = None,
+    ) -> TokenUsage:
+        """At least the tokens the `kind` call on these inputs can use: its prompt counted,
+        its completion at the call's maximum output (the loop's budget check)."""
         ...
 
     async def draft(

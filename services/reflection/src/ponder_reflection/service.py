@@ -96,6 +96,7 @@ class ReflectionModule:
             default_max_iterations=settings.default_max_iterations,
             default_score_threshold=settings.default_score_threshold,
             default_deadline=settings.default_deadline_seconds,
+            prices=settings.price_table(),
         )
 
     @property

@@ -10,6 +10,7 @@ import grpc
 
 from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
 from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
+from ponder_reflection.budget import BudgetTooSmallError, PriceTable
 from ponder_reflection.convert import (
     STEP_KIND_TO_PROTO,
     outcome_to_proto,
@@ -22,12 +23,13 @@ from ponder_reflection.loop import reflect, run_reflection, validate_spec
 from ponder_reflection.provider import ReflectionProvider
 from ponder_reflection.types import (
     Completed,
+    ReflectionEvent,
     ReflectionSpec,
     StepFinished,
     StepStarted,
     TextDelta,
 )
-from ponder_runtime import FieldViolation, InvalidArgumentError
+from ponder_runtime import FailedPreconditionError, FieldViolation, InvalidArgumentError
 from ponder_runtime.deadlines import set_deadline
 
 
@@ -45,8 +47,10 @@ class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
         default_max_iterations: int,
         default_score_threshold: float,
         default_deadline: float,
+        prices: PriceTable | None = None,
     ) -> None:
         self._provider = provider
+        self._prices = prices
         self._default_max_iterations = default_max_iterations
         self._default_score_threshold = default_score_threshold
         self._default_deadline = default_deadline
@@ -63,6 +67,8 @@ class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
             completed=tuple(
                 step_from_proto(step) for step in getattr(request, "completed_steps", ())
             ),
+            max_tokens=request.max_tokens,
+            max_cost_usd=request.max_cost_usd,
         )
         violations = validate_spec(spec)
         for index, doc in enumerate(request.documents):
@@ -84,7 +90,10 @@ class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
         """Run the loop to completion."""
         spec = self._spec(request)
         set_deadline(context.time_remaining() or self._default_deadline)
-        outcome = await reflect(self._provider, spec)
+        try:
+            outcome = await reflect(self._provider, spec, prices=self._prices)
+        except BudgetTooSmallError as exc:
+            raise FailedPreconditionError(str(exc), metadata={"budget": "workflow"}) from None
         return outcome_to_proto(outcome)
 
     async def StreamReflect(
@@ -95,7 +104,12 @@ class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
         """Run the loop, streaming each step, the model's text as it comes, and the result."""
         spec = self._spec(request)
         set_deadline(context.time_remaining() or self._default_deadline)
-        async for event in run_reflection(self._provider, spec, stream_text=True):
+        events = run_reflection(self._provider, spec, stream_text=True, prices=self._prices)
+        try:
+            first = await anext(events)
+        except BudgetTooSmallError as exc:  # raised before any event
+            raise FailedPreconditionError(str(exc), metadata={"budget": "workflow"}) from None
+        async for event in _chained(first, events):
             if isinstance(event, StepStarted):
                 yield reflection_pb2.StreamReflectResponse(
                     step_started=reflection_pb2.ReflectionStep(
@@ -110,3 +124,12 @@ class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
                 yield reflection_pb2.StreamReflectResponse(
                     completed=outcome_to_proto(event.outcome)
                 )
+
+
+async def _chained(
+    first: ReflectionEvent, rest: AsyncIterator[ReflectionEvent]
+) -> AsyncIterator[ReflectionEvent]:
+    """`first`, then the events of `rest`."""
+    yield first
+    async for event in rest:
+        yield event

@@ -1,11 +1,34 @@
 """Settings of the reflection service."""
 
+import json
+from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from ponder_reflection.budget import DEFAULT_PRICES, Price, PriceTable
 from ponder_runtime import ServiceSettings
+
+
+class ModelPrice(BaseModel):
+    """One model's price: USD per million input (prompt) and output (completion) tokens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: float = Field(ge=0, le=10_000)
+    output: float = Field(ge=0, le=10_000)
+
+
+def _read_prices(text: str, where: str) -> dict[str, ModelPrice]:
+    """A JSON object {model: {"input": usd, "output": usd}}; ValueError naming `where`."""
+    try:
+        raw = json.loads(text)
+        if not isinstance(raw, dict):
+            raise ValueError("must be a JSON object of models")
+        return {str(model): ModelPrice.model_validate(price) for model, price in raw.items()}
+    except (ValueError, ValidationError) as exc:
+        raise ValueError(f"{where}: {str(exc).splitlines()[0]}") from None
 
 
 class ReflectionSettings(ServiceSettings):
@@ -28,6 +51,15 @@ class ReflectionSettings(ServiceSettings):
     model: str = Field("gpt-4o-mini")
     temperature: float = Field(0.2, ge=0, le=2)
     max_tokens: int = Field(800, ge=16, le=32768)
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description='Model prices in USD per million tokens, as JSON: {"my-model": {"input": '
+        '0.5, "output": 1.5}}; over the built-in table (budget.DEFAULT_PRICES) and the file.',
+    )
+    prices_file: Path | None = Field(
+        None,
+        description="A JSON file of model prices in the form of PONDER_REFLECTION_PRICES.",
+    )
     max_concurrency: int = Field(
         8,
         ge=1,
@@ -67,3 +99,21 @@ class ReflectionSettings(ServiceSettings):
         le=3600,
         description="Time a reflection gets when its caller set no gRPC deadline.",
     )
+
+    @field_validator("prices_file")
+    @classmethod
+    def _prices_file_readable(cls, path: Path | None) -> Path | None:
+        """The file must exist and hold valid prices (checked at start)."""
+        if path is not None:
+            _read_prices(path.read_text(), str(path))
+        return path
+
+    def price_table(self) -> PriceTable:
+        """The built-in prices, then the file's, then PONDER_REFLECTION_PRICES'."""
+        table: dict[str, Price] = dict(DEFAULT_PRICES)
+        given: dict[str, ModelPrice] = {}
+        if self.prices_file is not None:
+            given.update(_read_prices(self.prices_file.read_text(), str(self.prices_file)))
+        given.update(self.prices)
+        table.update({model: Price(p.input, p.output) for model, p in given.items()})
+        return PriceTable(table)

@@ -39,6 +39,7 @@ class TokenUsage:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost_usd: float = 0.0  # from the price table (budget.py); 0 when unpriced or offline
 
     @property
     def total_tokens(self) -> int:
@@ -51,6 +52,7 @@ class TokenUsage:
         return TokenUsage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
         )
 
 
@@ -110,6 +112,7 @@ class StopReason(enum.Enum):
     SCORE_THRESHOLD_REACHED = "score_threshold_reached"
     MAX_ITERATIONS_REACHED = "max_iterations_reached"
     NO_ISSUES = "no_issues"
+    BUDGET_EXHAUSTED = "budget_exhausted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,8 @@ class ReflectionSpec:
     max_iterations: int
     score_threshold: float
     completed: tuple[Step, ...] = ()  # steps an interrupted run already did (resumed)
+    max_tokens: int = 0  # most tokens of all calls together; 0: no limit
+    max_cost_usd: float = 0.0  # most USD of all calls together (price table); 0: no limit
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,6 +174,8 @@ class GrpcActivities:
             max_iterations=1 if summary_only else params.max_iterations,
             score_threshold=params.score_threshold,
             completed_steps=self._resume,
+            max_tokens=params.max_tokens,
+            max_cost_usd=params.max_cost_usd,
         )
         replayed = 2 * len(self._resume)  # a start and an end each
         reply: reflection_pb2.ReflectResponse | None = None

@@ -3,7 +3,7 @@ or the Temporal one (a durable workflow per Ponder workflow, run by workers)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 import grpc
@@ -12,6 +12,10 @@ from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.filters import Filter
 from ponder_gateway.parameters import RunParameters
 from ponder_gateway.workflows.events import Event
+
+
+# Called once when a created workflow ends, with its final record (or None).
+OnDone = Callable[[workflow_pb2.Workflow | None], Awaitable[None]]
 
 
 class Engine(Protocol):
@@ -24,9 +28,10 @@ class Engine(Protocol):
         context: grpc.aio.ServicerContext[Any, Any] | None,
         *,
         tenant: str = "",
+        workflow_id: str = "",
     ) -> workflow_pb2.Workflow:
-        """Run a workflow of `tenant` to its end; PonderError when it fails (recorded
-        FAILED)."""
+        """Run a workflow of `tenant` (with `workflow_id`, or a random one) to its end;
+        PonderError when it fails (recorded FAILED)."""
         ...
 
     async def create(
@@ -36,10 +41,13 @@ class Engine(Protocol):
         workflow_id: str = "",
         *,
         tenant: str = "",
-        on_done: Callable[[], None] | None = None,
+        on_done: OnDone | None = None,
+        after: str = "",
     ) -> workflow_pb2.Workflow:
-        """Start a workflow of `tenant` in the background; returned PENDING. `on_done` runs
-        once when it ends (access: the caller's workflow budget)."""
+        """Start a workflow of `tenant` in the background; returned PENDING. With `after`
+        (a workflow's name) it stays PENDING until that one has ended. `on_done` runs once
+        when it ends, with its final record (None when this gateway stopped following it):
+        access (the caller's workflow budget), coalescing and the daily budget."""
         ...
 
     async def get(self, name: str) -> workflow_pb2.Workflow:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -24,6 +24,7 @@ from ponder_gateway.upstream import Upstreams
 from ponder_gateway.webhooks.notifier import Notifier
 from ponder_gateway.workflows.activities import GrpcActivities
 from ponder_gateway.workflows.admission import Admission
+from ponder_gateway.workflows.engine import OnDone
 from ponder_gateway.workflows.events import FINAL_STATES, Event, EventLog, Wakeups, follow
 from ponder_gateway.workflows.pipeline import Pipeline, cancelled, interrupted
 from ponder_gateway.workflows.recorder import Recorder, StoreSink
@@ -110,10 +111,11 @@ class LocalEngine:
         context: grpc.aio.ServicerContext[Any, Any] | None,
         *,
         tenant: str = "",
+        workflow_id: str = "",
     ) -> workflow_pb2.Workflow:
         """Run a workflow of `tenant` to its end and return it; PonderError when it fails."""
         async with self._admission.admitted():
-            workflow = new_workflow(topic, params, tenant=tenant)
+            workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
             return await self._execute(workflow, params, context, watched=False)
 
     async def _execute(
@@ -167,10 +169,11 @@ class LocalEngine:
         workflow_id: str = "",
         *,
         tenant: str = "",
-        on_done: Callable[[], None] | None = None,
+        on_done: OnDone | None = None,
+        after: str = "",
     ) -> workflow_pb2.Workflow:
-        """Record a PENDING workflow of `tenant` and start it in the background; `on_done`
-        runs when it ends (access: the caller's workflow budget)."""
+        """Record a PENDING workflow of `tenant` and start it in the background (once the
+        workflow `after` has ended, if given); `on_done` runs when it ends."""
         name = f"workflows/{workflow_id}"
         if workflow_id and (name in self._tasks or await self._store.get(name)):
             raise AlreadyExistsError(f"{name} already exists", metadata={"name": name})
@@ -181,7 +184,9 @@ class LocalEngine:
         except BaseException:
             self._admission.release()
             raise
-        task = asyncio.create_task(self._background(workflow, params, on_done), name=workflow.name)
+        task = asyncio.create_task(
+            self._background(workflow, params, on_done, after), name=workflow.name
+        )
         self._tasks[workflow.name] = task
         return workflow
 
@@ -189,17 +194,32 @@ class LocalEngine:
         self,
         workflow: workflow_pb2.Workflow,
         params: RunParameters,
-        on_done: Callable[[], None] | None = None,
+        on_done: OnDone | None = None,
+        after: str = "",
     ) -> None:
         try:
+            if after:
+                await self._ended(after)
             await self._execute(workflow, params, None, watched=True)
         except PonderError:
             pass  # recorded as FAILED
+        except asyncio.CancelledError:
+            if workflow.state not in FINAL_STATES:  # cancelled while it waited its turn
+                self._on_cancel(workflow)
+                sink = StoreSink(self._store, self._log, self._wakeups, watched=True)
+                await asyncio.shield(Recorder(sink, timestamp).finished(workflow))
+            raise
         finally:
             self._tasks.pop(workflow.name, None)
             self._admission.release()
             if on_done is not None:
-                on_done()
+                await asyncio.shield(on_done(workflow))
+
+    async def _ended(self, name: str) -> None:
+        """Wait until the workflow `name` (running here or on another replica) has ended."""
+        with contextlib.suppress(NotFoundError):
+            async for _ in self.watch(name):
+                pass
 
     # -- reading --------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from ponder_gateway.store import WorkflowStore
 from ponder_gateway.webhooks.notifier import Notifier
 from ponder_gateway.webhooks.state import mark_ended
 from ponder_gateway.workflows.admission import Admission
+from ponder_gateway.workflows.engine import OnDone
 from ponder_gateway.workflows.events import FINAL_STATES, Event, EventLog, Wakeups, follow
 from ponder_gateway.workflows.relayed import relayed_error
 from ponder_gateway.workflows.resource import new_workflow
@@ -81,11 +82,15 @@ class TemporalEngine:
         self._followers: set[asyncio.Task[None]] = set()
 
     def _start(
-        self, workflow: workflow_pb2.Workflow, params: RunParameters, watched: bool
+        self,
+        workflow: workflow_pb2.Workflow,
+        params: RunParameters,
+        watched: bool,
+        after: str = "",
     ) -> StartInput:
         # The tenant travels in the packed record; the cache scope beside it.
         return StartInput(
-            pack(workflow), watched, step_timeouts(self._settings), params.cache_scope
+            pack(workflow), watched, step_timeouts(self._settings), params.cache_scope, after
         )
 
     async def run(
@@ -95,12 +100,13 @@ class TemporalEngine:
         context: grpc.aio.ServicerContext[Any, Any] | None,
         *,
         tenant: str = "",
+        workflow_id: str = "",
     ) -> workflow_pb2.Workflow:
         """Start the workflow of `tenant` and wait for its end; the caller's deadline is the
         workflow's timeout, and a caller that goes away cancels it."""
         remaining = context.time_remaining() if context is not None else None
         async with self._admission.admitted():
-            workflow = new_workflow(topic, params, tenant=tenant)
+            workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
             async with self._admission.measured(workflow):
                 handle = await self._client.start_workflow(
                     WORKFLOW,
@@ -153,10 +159,12 @@ class TemporalEngine:
         workflow_id: str = "",
         *,
         tenant: str = "",
-        on_done: Callable[[], None] | None = None,
+        on_done: OnDone | None = None,
+        after: str = "",
     ) -> workflow_pb2.Workflow:
-        """Record a PENDING workflow of `tenant` and start its Temporal workflow (same id);
-        `on_done` runs when it ends, or when this gateway stops following it."""
+        """Record a PENDING workflow of `tenant` and start its Temporal workflow (same id),
+        which first waits for the workflow `after` to end, if given; `on_done` runs when it
+        ends (None when this gateway stops following it first)."""
         name = f"workflows/{workflow_id}"
         if workflow_id and await self._store.get(name):
             raise AlreadyExistsError(f"{name} already exists", metadata={"name": name})
@@ -165,7 +173,7 @@ class TemporalEngine:
         try:
             handle = await self._client.start_workflow(
                 WORKFLOW,
-                self._start(workflow, params, watched=True),
+                self._start(workflow, params, watched=True, after=after),
                 id=workflow.id,
                 task_queue=self._settings.temporal_task_queue,
                 result_type=str,
@@ -183,24 +191,25 @@ class TemporalEngine:
         return workflow
 
     async def _when_done(
-        self,
-        handle: WorkflowHandle[object, str],
-        on_done: Callable[[], None] | None,
-        name: str,
+        self, handle: WorkflowHandle[object, str], on_done: OnDone | None, name: str
     ) -> None:
-        """Once the Temporal workflow has ended (however it ended): call `on_done`, and
-        start its completion webhook (if it has one)."""
+        """Once the Temporal workflow has ended (however it ended): start its completion
+        webhook (if it has one), and call `on_done` with the final record (None when this
+        gateway stops first)."""
+        final: workflow_pb2.Workflow | None = None
         try:
-            with contextlib.suppress(Exception):
-                await handle.result()
+            try:
+                final = await self._result(handle, name)
+            except Exception:
+                final = await self._store.get(name)
             if self._notifier is not None:
                 with contextlib.suppress(Exception):  # the sweep takes it over
-                    final = await self._store.get(name)
-                    if final is not None:
-                        self._notifier.notify(final)
+                    stored = await self._store.get(name)
+                    if stored is not None:
+                        self._notifier.notify(stored)
         finally:
             if on_done is not None:
-                on_done()
+                await asyncio.shield(on_done(final))
 
     async def get(self, name: str) -> workflow_pb2.Workflow:
         """The record, or the workflow in its latest event when that is newer (a finished

@@ -198,8 +198,10 @@ class Pipeline:
                 provider=reflection.provider,
                 model=reflection.model,
                 offline=reflection.offline,
+                stop_reason=reflection.stop_reason,
             )
         )
+        workflow.usage.CopyFrom(reflection.usage)  # what this run spent (a cache hit: nothing)
         workflow.warnings.extend(reflection.warnings)
         workflow.state = workflow_pb2.WORKFLOW_STATE_SUCCEEDED
 
@@ -274,6 +276,11 @@ class Pipeline:
 
     async def _store_in_cache(self, workflow: workflow_pb2.Workflow, params: RunParameters) -> None:
         if params.cache_policy == workflow_pb2.CACHE_POLICY_BYPASS:
+            return
+        if workflow.result.stop_reason == reflection_pb2.STOP_REASON_BUDGET_EXHAUSTED:
+            async with self._record.step(workflow, "cache_store") as step:
+                step.state = workflow_pb2.STEP_STATE_SKIPPED
+                step.message = "stopped by its budget: not cached (a full run may answer better)"
             return
         async with self._record.step(workflow, "cache_store") as step:
             unavailable = await self._do.store_cache(workflow, params)

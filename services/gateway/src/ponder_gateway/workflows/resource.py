@@ -11,7 +11,14 @@ from opentelemetry.trace import Span, StatusCode, Tracer
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.parameters import RunParameters
-from ponder_runtime.attributes import WORKFLOW_ID, WORKFLOW_KIND, WORKFLOW_OUTCOME
+from ponder_runtime.attributes import (
+    WORKFLOW_COST_USD,
+    WORKFLOW_ID,
+    WORKFLOW_INPUT_TOKENS,
+    WORKFLOW_KIND,
+    WORKFLOW_OUTCOME,
+    WORKFLOW_OUTPUT_TOKENS,
+)
 from ponder_runtime.protobuf import timestamp
 
 
@@ -34,6 +41,9 @@ def new_workflow(
             max_iterations=params.max_iterations,
             score_threshold=params.score_threshold,
             cache_policy=params.cache_policy,
+            max_tokens=params.max_tokens,
+            max_cost_usd=params.max_cost_usd,
+            multitask_strategy=params.multitask_strategy,
         ),
     )
     if params.notification is not None:
@@ -57,7 +67,19 @@ def parameters_of(workflow: workflow_pb2.Workflow, cache_scope: str = "global") 
         score_threshold=given.score_threshold,
         cache_policy=given.cache_policy,
         cache_scope=cache_scope,
+        max_tokens=given.max_tokens,
+        max_cost_usd=given.max_cost_usd,
+        multitask_strategy=given.multitask_strategy or workflow_pb2.MULTITASK_STRATEGY_JOIN,
     )
+
+
+def usage_attributes(workflow: workflow_pb2.Workflow) -> dict[str, int | float]:
+    """Span attributes of the workflow's own model usage: tokens in and out, cost in USD."""
+    return {
+        WORKFLOW_INPUT_TOKENS: workflow.usage.prompt_tokens,
+        WORKFLOW_OUTPUT_TOKENS: workflow.usage.completion_tokens,
+        WORKFLOW_COST_USD: workflow.usage.cost_usd,
+    }
 
 
 def record_trace_id(workflow: workflow_pb2.Workflow) -> None:
@@ -84,5 +106,6 @@ def traced(tracer: Tracer, workflow: workflow_pb2.Workflow) -> Iterator[Span]:
             state = workflow_pb2.WorkflowState.Name(workflow.state)
             outcome = state.removeprefix("WORKFLOW_STATE_")
             span.set_attribute(WORKFLOW_OUTCOME, outcome)
+            span.set_attributes(usage_attributes(workflow))
             if workflow.state != workflow_pb2.WORKFLOW_STATE_SUCCEEDED:
                 span.set_status(StatusCode.ERROR, workflow.error.message or outcome)

@@ -26,7 +26,7 @@ from ponder_gateway.store import WorkflowStore
 from ponder_gateway.upstream import Upstreams
 from ponder_gateway.workflows.activities import GrpcActivities, Progress
 from ponder_gateway.workflows.checkpoints import Checkpoints
-from ponder_gateway.workflows.events import EventLog, Wakeups
+from ponder_gateway.workflows.events import FINAL_STATES, EventLog, Wakeups
 from ponder_gateway.workflows.recorder import StoreSink
 from ponder_gateway.workflows.resource import parameters_of
 from ponder_gateway.workflows.temporal_workflow import (
@@ -36,6 +36,7 @@ from ponder_gateway.workflows.temporal_workflow import (
     REFLECT,
     RESEARCH,
     STORE_CACHE,
+    WAIT_FOR,
     CacheOutput,
     RankOutput,
     RecordInput,
@@ -53,6 +54,8 @@ NOT_RETRYABLE = (3, 9)
 # Attempts of an activity whose call fails (UNAVAILABLE, DEADLINE_EXCEEDED, ...).
 ERROR_ATTEMPTS = 3
 HEARTBEAT_SECONDS = 1.0
+# How often an enqueued workflow reads the record of the one it waits for.
+WAIT_POLL_SECONDS = 0.5
 # The streamed text a heartbeat carries (its tail).
 HEARTBEAT_TEXT_CHARS = 2000
 
@@ -145,6 +148,7 @@ class WorkerActivities:
             self.rank,
             self.reflect,
             self.store_cache,
+            self.wait_for,
         ]
 
     @activity.defn(name=RECORD)
@@ -256,3 +260,13 @@ class WorkerActivities:
         """StoreCache; "" or why not."""
         workflow = unpack(workflow_pb2.Workflow, given.workflow)
         return await self._calls().store_cache(workflow, parameters_of(workflow, given.cache_scope))
+
+    @activity.defn(name=WAIT_FOR)
+    async def wait_for(self, name: str) -> None:
+        """Return once the workflow `name` has ended (or has no record), heartbeating."""
+        async with _heartbeating(lambda: None):
+            while True:
+                workflow = await self._store.get(name)
+                if workflow is None or workflow.state in FINAL_STATES:
+                    return
+                await asyncio.sleep(WAIT_POLL_SECONDS)

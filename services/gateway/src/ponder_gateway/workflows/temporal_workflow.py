@@ -32,7 +32,7 @@ with tw.unsafe.imports_passed_through():
     from ponder.type.v1 import document_pb2
     from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
     from ponder_gateway.parameters import RunParameters
-    from ponder_gateway.workflows.pipeline import CacheLookup, Pipeline, Ranked
+    from ponder_gateway.workflows.pipeline import CacheLookup, Pipeline, Ranked, cancelled
     from ponder_gateway.workflows.recorder import Recorder
     from ponder_gateway.workflows.relayed import relayed_error
     from ponder_gateway.workflows.resource import parameters_of
@@ -46,6 +46,9 @@ RESEARCH = "ponder.research"
 RANK = "ponder.rank"
 REFLECT = "ponder.reflect"
 STORE_CACHE = "ponder.store_cache"
+WAIT_FOR = "ponder.wait_for"
+# Most time an enqueued workflow waits for the identical one ahead of it.
+MAX_WAIT = timedelta(hours=6)
 
 M = TypeVar("M", bound=Message)
 
@@ -78,6 +81,7 @@ class StartInput:
     watched: bool
     timeouts: StepTimeouts = field(default_factory=StepTimeouts)
     cache_scope: str = "global"  # RunParameters.cache_scope (not in the Workflow resource)
+    after: str = ""  # enqueued: the workflow to wait for first (multitask_strategy ENQUEUE)
 
 
 @dataclass
@@ -333,7 +337,30 @@ class PonderWorkflow:
         """The workflow's final record (packed); FAILED records are results too."""
         record = unpack(workflow_pb2.Workflow, start.workflow)
         recorder = Recorder(TemporalSink(start.watched), _now)
+        if start.after and not await self._waited(start, record, recorder):
+            return pack(record)  # cancelled while it waited its turn
         pipeline = Pipeline(TemporalActivities(start), recorder)
         with contextlib.suppress(PonderError):  # recorded FAILED, with the reason
             await pipeline.run(record, parameters_of(record, start.cache_scope))
         return pack(record)
+
+    async def _waited(
+        self, start: StartInput, record: workflow_pb2.Workflow, recorder: Recorder
+    ) -> bool:
+        """Wait for the workflow ahead (`start.after`) to end: True to go on, False when
+        this one was cancelled meanwhile (then recorded CANCELLED)."""
+        try:
+            await tw.execute_activity(
+                WAIT_FOR,
+                start.after,
+                start_to_close_timeout=MAX_WAIT,
+                heartbeat_timeout=timedelta(seconds=start.timeouts.heartbeat),
+                retry_policy=_RETRY,
+            )
+        except asyncio.CancelledError:
+            cancelled(record)
+            await asyncio.shield(recorder.finished(record))
+            return False
+        except ActivityError:
+            pass  # waited as long as it could: run now
+        return True

@@ -6,7 +6,8 @@ from functools import lru_cache, partial
 from typing import TypeVar
 
 from ..provider import Critiqued, DeltaSink, Drafted
-from ..types import Critique, SourceDocument
+from ..text_analysis import word_count
+from ..types import Critique, SourceDocument, StepKind, TokenUsage
 from .corpus import Corpus
 from .critique import assess
 from .draft import write_draft
@@ -15,6 +16,7 @@ from .tuning import CORPORA_KEPT
 
 
 T = TypeVar("T")
+OUTPUT_MARGIN_WORDS = 64
 Documents = Sequence[SourceDocument]
 
 
@@ -31,6 +33,22 @@ class OfflineProvider:
     def __init__(self) -> None:
         # The calls of one reflection share their topic and documents: one corpus serves all.
         self._corpus = lru_cache(maxsize=CORPORA_KEPT)(Corpus)
+
+    def estimate(
+        self,
+        kind: StepKind,
+        topic: str,
+        documents: Documents,
+        text: str = "",
+        critique: Critique | None = None,
+    ) -> TokenUsage:
+        """The words the call reads (as its usage counts them), and a bound on those it
+        writes: it quotes the topic, the documents and the text, so at most twice their
+        words (markers and joining words included) plus a little."""
+        read = self._corpus(topic, tuple(documents)).words + word_count(text)
+        if kind == StepKind.REFINE and critique is not None:
+            read += word_count(*critique.issues, *critique.suggestions)
+        return TokenUsage(read, 2 * read + OUTPUT_MARGIN_WORDS)
 
     async def draft(
         self, topic: str, documents: Documents, on_delta: DeltaSink | None = None

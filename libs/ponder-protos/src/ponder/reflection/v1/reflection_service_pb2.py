@@ -28,7 +28,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from ponder.type.v1 import document_pb2 as ponder_dot_type_dot_v1_dot_document__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-ponder/reflection/v1/reflection_service.proto\x12\x14ponder.reflection.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1dponder/type/v1/document.proto\"\x95\x01\n\x0eReflectRequest\x12\x13\n\x05topic\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\tdocuments\x18\x02 \x03(\x0b\x32\x18.ponder.type.v1.DocumentB\x04\xe2\x41\x01\x01\x12\x1c\n\x0emax_iterations\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x1d\n\x0fscore_threshold\x18\x04 \x01(\x02\x42\x04\xe2\x41\x01\x01\"\xa1\x03\n\x0fReflectResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12=\n\niterations\x18\x02 \x03(\x0b\x32).ponder.reflection.v1.ReflectionIteration\x12\x33\n\x05steps\x18\x03 \x03(\x0b\x32$.ponder.reflection.v1.ReflectionStep\x12+\n\tcitations\x18\x04 \x03(\x0b\x32\x18.ponder.type.v1.Citation\x12)\n\x05usage\x18\x05 \x01(\x0b\x32\x1a.ponder.type.v1.TokenUsage\x12\x10\n\x08provider\x18\x06 \x01(\t\x12\r\n\x05model\x18\x07 \x01(\t\x12\x0f\n\x07offline\x18\x08 \x01(\x08\x12\r\n\x05score\x18\t \x01(\x02\x12\x35\n\x0bstop_reason\x18\n \x01(\x0e\x32 .ponder.reflection.v1.StopReason\x12\x10\n\x08warnings\x18\x0b \x03(\t\x12*\n\x07latency\x18\x0c \x01(\x0b\x32\x19.google.protobuf.Duration\"\xe0\x01\n\x14StreamReflectRequest\x12\x13\n\x05topic\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\tdocuments\x18\x02 \x03(\x0b\x32\x18.ponder.type.v1.DocumentB\x04\xe2\x41\x01\x01\x12\x1c\n\x0emax_iterations\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x1d\n\x0fscore_threshold\x18\x04 \x01(\x02\x42\x04\xe2\x41\x01\x01\x12\x43\n\x0f\x63ompleted_steps\x18\x05 \x03(\x0b\x32$.ponder.reflection.v1.ReflectionStepB\x04\xe2\x41\x01\x01\"\xef\x01\n\x15StreamReflectResponse\x12<\n\x0cstep_started\x18\x01 \x01(\x0b\x32$.ponder.reflection.v1.ReflectionStepH\x00\x12=\n\rstep_finished\x18\x02 \x01(\x0b\x32$.ponder.reflection.v1.ReflectionStepH\x00\x12\x14\n\ntext_delta\x18\x03 \x01(\tH\x00\x12:\n\tcompleted\x18\x04 \x01(\x0b\x32%.ponder.reflection.v1.ReflectResponseH\x00\x42\x07\n\x05\x65vent\">\n\x08\x43ritique\x12\r\n\x05score\x18\x01 \x01(\x02\x12\x0e\n\x06issues\x18\x02 \x03(\t\x12\x13\n\x0bsuggestions\x18\x03 \x03(\t\"i\n\x13ReflectionIteration\x12\x11\n\titeration\x18\x01 \x01(\x05\x12\r\n\x05\x64raft\x18\x02 \x01(\t\x12\x30\n\x08\x63ritique\x18\x03 \x01(\x0b\x32\x1e.ponder.reflection.v1.Critique\"\xf2\x01\n\x0eReflectionStep\x12\x36\n\x04kind\x18\x01 \x01(\x0e\x32(.ponder.reflection.v1.ReflectionStepKind\x12\x11\n\titeration\x18\x02 \x01(\x05\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x30\n\x08\x63ritique\x18\x04 \x01(\x0b\x32\x1e.ponder.reflection.v1.Critique\x12)\n\x05usage\x18\x05 \x01(\x0b\x32\x1a.ponder.type.v1.TokenUsage\x12*\n\x07latency\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration*\x9e\x01\n\x12ReflectionStepKind\x12$\n REFLECTION_STEP_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1aREFLECTION_STEP_KIND_DRAFT\x10\x01\x12!\n\x1dREFLECTION_STEP_KIND_CRITIQUE\x10\x02\x12\x1f\n\x1bREFLECTION_STEP_KIND_REFINE\x10\x03*\x95\x01\n\nStopReason\x12\x1b\n\x17STOP_REASON_UNSPECIFIED\x10\x00\x12\'\n#STOP_REASON_SCORE_THRESHOLD_REACHED\x10\x01\x12&\n\"STOP_REASON_MAX_ITERATIONS_REACHED\x10\x02\x12\x19\n\x15STOP_REASON_NO_ISSUES\x10\x03\x32\xa4\x02\n\x11ReflectionService\x12y\n\x07Reflect\x12$.ponder.reflection.v1.ReflectRequest\x1a%.ponder.reflection.v1.ReflectResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/reflection:reflect:\x01*\x12\x93\x01\n\rStreamReflect\x12*.ponder.reflection.v1.StreamReflectRequest\x1a+.ponder.reflection.v1.StreamReflectResponse\"\'\x82\xd3\xe4\x93\x02!\"\x1c/v1/reflection:streamReflect:\x01*0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-ponder/reflection/v1/reflection_service.proto\x12\x14ponder.reflection.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1dponder/type/v1/document.proto\"\xcb\x01\n\x0eReflectRequest\x12\x13\n\x05topic\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\tdocuments\x18\x02 \x03(\x0b\x32\x18.ponder.type.v1.DocumentB\x04\xe2\x41\x01\x01\x12\x1c\n\x0emax_iterations\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x1d\n\x0fscore_threshold\x18\x04 \x01(\x02\x42\x04\xe2\x41\x01\x01\x12\x18\n\nmax_tokens\x18\x05 \x01(\x03\x42\x04\xe2\x41\x01\x01\x12\x1a\n\x0cmax_cost_usd\x18\x06 \x01(\x01\x42\x04\xe2\x41\x01\x01\"\xa1\x03\n\x0fReflectResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12=\n\niterations\x18\x02 \x03(\x0b\x32).ponder.reflection.v1.ReflectionIteration\x12\x33\n\x05steps\x18\x03 \x03(\x0b\x32$.ponder.reflection.v1.ReflectionStep\x12+\n\tcitations\x18\x04 \x03(\x0b\x32\x18.ponder.type.v1.Citation\x12)\n\x05usage\x18\x05 \x01(\x0b\x32\x1a.ponder.type.v1.TokenUsage\x12\x10\n\x08provider\x18\x06 \x01(\t\x12\r\n\x05model\x18\x07 \x01(\t\x12\x0f\n\x07offline\x18\x08 \x01(\x08\x12\r\n\x05score\x18\t \x01(\x02\x12\x35\n\x0bstop_reason\x18\n \x01(\x0e\x32 .ponder.reflection.v1.StopReason\x12\x10\n\x08warnings\x18\x0b \x03(\t\x12*\n\x07latency\x18\x0c \x01(\x0b\x32\x19.google.protobuf.Duration\"\x96\x02\n\x14StreamReflectRequest\x12\x13\n\x05topic\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\tdocuments\x18\x02 \x03(\x0b\x32\x18.ponder.type.v1.DocumentB\x04\xe2\x41\x01\x01\x12\x1c\n\x0emax_iterations\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x1d\n\x0fscore_threshold\x18\x04 \x01(\x02\x42\x04\xe2\x41\x01\x01\x12\x43\n\x0f\x63ompleted_steps\x18\x05 \x03(\x0b\x32$.ponder.reflection.v1.ReflectionStepB\x04\xe2\x41\x01\x01\x12\x18\n\nmax_tokens\x18\x06 \x01(\x03\x42\x04\xe2\x41\x01\x01\x12\x1a\n\x0cmax_cost_usd\x18\x07 \x01(\x01\x42\x04\xe2\x41\x01\x01\"\xef\x01\n\x15StreamReflectResponse\x12<\n\x0cstep_started\x18\x01 \x01(\x0b\x32$.ponder.reflection.v1.ReflectionStepH\x00\x12=\n\rstep_finished\x18\x02 \x01(\x0b\x32$.ponder.reflection.v1.ReflectionStepH\x00\x12\x14\n\ntext_delta\x18\x03 \x01(\tH\x00\x12:\n\tcompleted\x18\x04 \x01(\x0b\x32%.ponder.reflection.v1.ReflectResponseH\x00\x42\x07\n\x05\x65vent\">\n\x08\x43ritique\x12\r\n\x05score\x18\x01 \x01(\x02\x12\x0e\n\x06issues\x18\x02 \x03(\t\x12\x13\n\x0bsuggestions\x18\x03 \x03(\t\"i\n\x13ReflectionIteration\x12\x11\n\titeration\x18\x01 \x01(\x05\x12\r\n\x05\x64raft\x18\x02 \x01(\t\x12\x30\n\x08\x63ritique\x18\x03 \x01(\x0b\x32\x1e.ponder.reflection.v1.Critique\"\xf2\x01\n\x0eReflectionStep\x12\x36\n\x04kind\x18\x01 \x01(\x0e\x32(.ponder.reflection.v1.ReflectionStepKind\x12\x11\n\titeration\x18\x02 \x01(\x05\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x30\n\x08\x63ritique\x18\x04 \x01(\x0b\x32\x1e.ponder.reflection.v1.Critique\x12)\n\x05usage\x18\x05 \x01(\x0b\x32\x1a.ponder.type.v1.TokenUsage\x12*\n\x07latency\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration*\x9e\x01\n\x12ReflectionStepKind\x12$\n REFLECTION_STEP_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1aREFLECTION_STEP_KIND_DRAFT\x10\x01\x12!\n\x1dREFLECTION_STEP_KIND_CRITIQUE\x10\x02\x12\x1f\n\x1bREFLECTION_STEP_KIND_REFINE\x10\x03*\xb7\x01\n\nStopReason\x12\x1b\n\x17STOP_REASON_UNSPECIFIED\x10\x00\x12\'\n#STOP_REASON_SCORE_THRESHOLD_REACHED\x10\x01\x12&\n\"STOP_REASON_MAX_ITERATIONS_REACHED\x10\x02\x12\x19\n\x15STOP_REASON_NO_ISSUES\x10\x03\x12 \n\x1cSTOP_REASON_BUDGET_EXHAUSTED\x10\x04\x32\xa4\x02\n\x11ReflectionService\x12y\n\x07Reflect\x12$.ponder.reflection.v1.ReflectRequest\x1a%.ponder.reflection.v1.ReflectResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/reflection:reflect:\x01*\x12\x93\x01\n\rStreamReflect\x12*.ponder.reflection.v1.StreamReflectRequest\x1a+.ponder.reflection.v1.StreamReflectResponse\"\'\x82\xd3\xe4\x93\x02!\"\x1c/v1/reflection:streamReflect:\x01*0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,6 +43,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REFLECTREQUEST'].fields_by_name['max_iterations']._serialized_options = b'\342A\001\001'
   _globals['_REFLECTREQUEST'].fields_by_name['score_threshold']._loaded_options = None
   _globals['_REFLECTREQUEST'].fields_by_name['score_threshold']._serialized_options = b'\342A\001\001'
+  _globals['_REFLECTREQUEST'].fields_by_name['max_tokens']._loaded_options = None
+  _globals['_REFLECTREQUEST'].fields_by_name['max_tokens']._serialized_options = b'\342A\001\001'
+  _globals['_REFLECTREQUEST'].fields_by_name['max_cost_usd']._loaded_options = None
+  _globals['_REFLECTREQUEST'].fields_by_name['max_cost_usd']._serialized_options = b'\342A\001\001'
   _globals['_STREAMREFLECTREQUEST'].fields_by_name['topic']._loaded_options = None
   _globals['_STREAMREFLECTREQUEST'].fields_by_name['topic']._serialized_options = b'\342A\001\002'
   _globals['_STREAMREFLECTREQUEST'].fields_by_name['documents']._loaded_options = None
@@ -53,28 +57,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAMREFLECTREQUEST'].fields_by_name['score_threshold']._serialized_options = b'\342A\001\001'
   _globals['_STREAMREFLECTREQUEST'].fields_by_name['completed_steps']._loaded_options = None
   _globals['_STREAMREFLECTREQUEST'].fields_by_name['completed_steps']._serialized_options = b'\342A\001\001'
+  _globals['_STREAMREFLECTREQUEST'].fields_by_name['max_tokens']._loaded_options = None
+  _globals['_STREAMREFLECTREQUEST'].fields_by_name['max_tokens']._serialized_options = b'\342A\001\001'
+  _globals['_STREAMREFLECTREQUEST'].fields_by_name['max_cost_usd']._loaded_options = None
+  _globals['_STREAMREFLECTREQUEST'].fields_by_name['max_cost_usd']._serialized_options = b'\342A\001\001'
   _globals['_REFLECTIONSERVICE'].methods_by_name['Reflect']._loaded_options = None
   _globals['_REFLECTIONSERVICE'].methods_by_name['Reflect']._serialized_options = b'\202\323\344\223\002\033\"\026/v1/reflection:reflect:\001*'
   _globals['_REFLECTIONSERVICE'].methods_by_name['StreamReflect']._loaded_options = None
   _globals['_REFLECTIONSERVICE'].methods_by_name['StreamReflect']._serialized_options = b'\202\323\344\223\002!\"\034/v1/reflection:streamReflect:\001*'
-  _globals['_REFLECTIONSTEPKIND']._serialized_start=1655
-  _globals['_REFLECTIONSTEPKIND']._serialized_end=1813
-  _globals['_STOPREASON']._serialized_start=1816
-  _globals['_STOPREASON']._serialized_end=1965
+  _globals['_REFLECTIONSTEPKIND']._serialized_start=1763
+  _globals['_REFLECTIONSTEPKIND']._serialized_end=1921
+  _globals['_STOPREASON']._serialized_start=1924
+  _globals['_STOPREASON']._serialized_end=2107
   _globals['_REFLECTREQUEST']._serialized_start=198
-  _globals['_REFLECTREQUEST']._serialized_end=347
-  _globals['_REFLECTRESPONSE']._serialized_start=350
-  _globals['_REFLECTRESPONSE']._serialized_end=767
-  _globals['_STREAMREFLECTREQUEST']._serialized_start=770
-  _globals['_STREAMREFLECTREQUEST']._serialized_end=994
-  _globals['_STREAMREFLECTRESPONSE']._serialized_start=997
-  _globals['_STREAMREFLECTRESPONSE']._serialized_end=1236
-  _globals['_CRITIQUE']._serialized_start=1238
-  _globals['_CRITIQUE']._serialized_end=1300
-  _globals['_REFLECTIONITERATION']._serialized_start=1302
-  _globals['_REFLECTIONITERATION']._serialized_end=1407
-  _globals['_REFLECTIONSTEP']._serialized_start=1410
-  _globals['_REFLECTIONSTEP']._serialized_end=1652
-  _globals['_REFLECTIONSERVICE']._serialized_start=1968
-  _globals['_REFLECTIONSERVICE']._serialized_end=2260
+  _globals['_REFLECTREQUEST']._serialized_end=401
+  _globals['_REFLECTRESPONSE']._serialized_start=404
+  _globals['_REFLECTRESPONSE']._serialized_end=821
+  _globals['_STREAMREFLECTREQUEST']._serialized_start=824
+  _globals['_STREAMREFLECTREQUEST']._serialized_end=1102
+  _globals['_STREAMREFLECTRESPONSE']._serialized_start=1105
+  _globals['_STREAMREFLECTRESPONSE']._serialized_end=1344
+  _globals['_CRITIQUE']._serialized_start=1346
+  _globals['_CRITIQUE']._serialized_end=1408
+  _globals['_REFLECTIONITERATION']._serialized_start=1410
+  _globals['_REFLECTIONITERATION']._serialized_end=1515
+  _globals['_REFLECTIONSTEP']._serialized_start=1518
+  _globals['_REFLECTIONSTEP']._serialized_end=1760
+  _globals['_REFLECTIONSERVICE']._serialized_start=2110
+  _globals['_REFLECTIONSERVICE']._serialized_end=2402
 # @@protoc_insertion_point(module_scope)

@@ -26,6 +26,7 @@ class StopReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STOP_REASON_SCORE_THRESHOLD_REACHED: _ClassVar[StopReason]
     STOP_REASON_MAX_ITERATIONS_REACHED: _ClassVar[StopReason]
     STOP_REASON_NO_ISSUES: _ClassVar[StopReason]
+    STOP_REASON_BUDGET_EXHAUSTED: _ClassVar[StopReason]
 REFLECTION_STEP_KIND_UNSPECIFIED: ReflectionStepKind
 REFLECTION_STEP_KIND_DRAFT: ReflectionStepKind
 REFLECTION_STEP_KIND_CRITIQUE: ReflectionStepKind
@@ -34,18 +35,23 @@ STOP_REASON_UNSPECIFIED: StopReason
 STOP_REASON_SCORE_THRESHOLD_REACHED: StopReason
 STOP_REASON_MAX_ITERATIONS_REACHED: StopReason
 STOP_REASON_NO_ISSUES: StopReason
+STOP_REASON_BUDGET_EXHAUSTED: StopReason
 
 class ReflectRequest(_message.Message):
-    __slots__ = ("topic", "documents", "max_iterations", "score_threshold")
+    __slots__ = ("topic", "documents", "max_iterations", "score_threshold", "max_tokens", "max_cost_usd")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     MAX_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_COST_USD_FIELD_NUMBER: _ClassVar[int]
     topic: str
     documents: _containers.RepeatedCompositeFieldContainer[_document_pb2.Document]
     max_iterations: int
     score_threshold: float
-    def __init__(self, topic: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[_document_pb2.Document, _Mapping]]] = ..., max_iterations: _Optional[int] = ..., score_threshold: _Optional[float] = ...) -> None: ...
+    max_tokens: int
+    max_cost_usd: float
+    def __init__(self, topic: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[_document_pb2.Document, _Mapping]]] = ..., max_iterations: _Optional[int] = ..., score_threshold: _Optional[float] = ..., max_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ...) -> None: ...
 
 class ReflectResponse(_message.Message):
     __slots__ = ("text", "iterations", "steps", "citations", "usage", "provider", "model", "offline", "score", "stop_reason", "warnings", "latency")
@@ -76,18 +82,22 @@ class ReflectResponse(_message.Message):
     def __init__(self, text: _Optional[str] = ..., iterations: _Optional[_Iterable[_Union[ReflectionIteration, _Mapping]]] = ..., steps: _Optional[_Iterable[_Union[ReflectionStep, _Mapping]]] = ..., citations: _Optional[_Iterable[_Union[_document_pb2.Citation, _Mapping]]] = ..., usage: _Optional[_Union[_document_pb2.TokenUsage, _Mapping]] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., offline: _Optional[bool] = ..., score: _Optional[float] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., warnings: _Optional[_Iterable[str]] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class StreamReflectRequest(_message.Message):
-    __slots__ = ("topic", "documents", "max_iterations", "score_threshold", "completed_steps")
+    __slots__ = ("topic", "documents", "max_iterations", "score_threshold", "completed_steps", "max_tokens", "max_cost_usd")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     MAX_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_STEPS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_COST_USD_FIELD_NUMBER: _ClassVar[int]
     topic: str
     documents: _containers.RepeatedCompositeFieldContainer[_document_pb2.Document]
     max_iterations: int
     score_threshold: float
     completed_steps: _containers.RepeatedCompositeFieldContainer[ReflectionStep]
-    def __init__(self, topic: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[_document_pb2.Document, _Mapping]]] = ..., max_iterations: _Optional[int] = ..., score_threshold: _Optional[float] = ..., completed_steps: _Optional[_Iterable[_Union[ReflectionStep, _Mapping]]] = ...) -> None: ...
+    max_tokens: int
+    max_cost_usd: float
+    def __init__(self, topic: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[_document_pb2.Document, _Mapping]]] = ..., max_iterations: _Optional[int] = ..., score_threshold: _Optional[float] = ..., completed_steps: _Optional[_Iterable[_Union[ReflectionStep, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ...) -> None: ...
 
 class StreamReflectResponse(_message.Message):
     __slots__ = ("step_started", "step_finished", "text_delta", "completed")

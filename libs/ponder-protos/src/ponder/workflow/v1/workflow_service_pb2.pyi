@@ -66,6 +66,13 @@ class NotificationDeliveryState(int, metaclass=_enum_type_wrapper.EnumTypeWrappe
     NOTIFICATION_DELIVERY_STATE_DELIVERED: _ClassVar[NotificationDeliveryState]
     NOTIFICATION_DELIVERY_STATE_FAILED: _ClassVar[NotificationDeliveryState]
 
+class MultitaskStrategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MULTITASK_STRATEGY_UNSPECIFIED: _ClassVar[MultitaskStrategy]
+    MULTITASK_STRATEGY_JOIN: _ClassVar[MultitaskStrategy]
+    MULTITASK_STRATEGY_REJECT: _ClassVar[MultitaskStrategy]
+    MULTITASK_STRATEGY_ENQUEUE: _ClassVar[MultitaskStrategy]
+
 class CacheVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CACHE_VERDICT_UNSPECIFIED: _ClassVar[CacheVerdict]
@@ -104,6 +111,10 @@ NOTIFICATION_DELIVERY_STATE_PENDING: NotificationDeliveryState
 NOTIFICATION_DELIVERY_STATE_DELIVERING: NotificationDeliveryState
 NOTIFICATION_DELIVERY_STATE_DELIVERED: NotificationDeliveryState
 NOTIFICATION_DELIVERY_STATE_FAILED: NotificationDeliveryState
+MULTITASK_STRATEGY_UNSPECIFIED: MultitaskStrategy
+MULTITASK_STRATEGY_JOIN: MultitaskStrategy
+MULTITASK_STRATEGY_REJECT: MultitaskStrategy
+MULTITASK_STRATEGY_ENQUEUE: MultitaskStrategy
 CACHE_VERDICT_UNSPECIFIED: CacheVerdict
 CACHE_VERDICT_EXACT: CacheVerdict
 CACHE_VERDICT_ACCEPTED: CacheVerdict
@@ -112,7 +123,7 @@ CACHE_VERDICT_BELOW_THRESHOLD: CacheVerdict
 CACHE_VERDICT_EMPTY: CacheVerdict
 
 class Workflow(_message.Message):
-    __slots__ = ("name", "id", "kind", "topic", "parameters", "state", "result", "error", "steps", "cache", "create_time", "update_time", "end_time", "execution_time", "trace_id", "warnings", "tenant", "notification", "notification_delivery")
+    __slots__ = ("name", "id", "kind", "topic", "parameters", "state", "result", "error", "steps", "cache", "create_time", "update_time", "end_time", "execution_time", "trace_id", "warnings", "tenant", "notification", "notification_delivery", "usage")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +143,7 @@ class Workflow(_message.Message):
     TENANT_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     kind: WorkflowKind
@@ -151,7 +163,8 @@ class Workflow(_message.Message):
     tenant: str
     notification: NotificationTarget
     notification_delivery: NotificationDelivery
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., kind: _Optional[_Union[WorkflowKind, str]] = ..., topic: _Optional[str] = ..., parameters: _Optional[_Union[WorkflowParameters, _Mapping]] = ..., state: _Optional[_Union[WorkflowState, str]] = ..., result: _Optional[_Union[WorkflowResult, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[WorkflowStep, _Mapping]]] = ..., cache: _Optional[_Union[CacheInfo, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., trace_id: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., tenant: _Optional[str] = ..., notification: _Optional[_Union[NotificationTarget, _Mapping]] = ..., notification_delivery: _Optional[_Union[NotificationDelivery, _Mapping]] = ...) -> None: ...
+    usage: _document_pb2.TokenUsage
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., kind: _Optional[_Union[WorkflowKind, str]] = ..., topic: _Optional[str] = ..., parameters: _Optional[_Union[WorkflowParameters, _Mapping]] = ..., state: _Optional[_Union[WorkflowState, str]] = ..., result: _Optional[_Union[WorkflowResult, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[WorkflowStep, _Mapping]]] = ..., cache: _Optional[_Union[CacheInfo, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., trace_id: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., tenant: _Optional[str] = ..., notification: _Optional[_Union[NotificationTarget, _Mapping]] = ..., notification_delivery: _Optional[_Union[NotificationDelivery, _Mapping]] = ..., usage: _Optional[_Union[_document_pb2.TokenUsage, _Mapping]] = ...) -> None: ...
 
 class NotificationTarget(_message.Message):
     __slots__ = ("url", "secret_name")
@@ -182,21 +195,27 @@ class NotificationDelivery(_message.Message):
     def __init__(self, state: _Optional[_Union[NotificationDeliveryState, str]] = ..., attempts: _Optional[int] = ..., last_status_code: _Optional[int] = ..., last_error: _Optional[str] = ..., event_id: _Optional[str] = ..., last_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deliver_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class WorkflowParameters(_message.Message):
-    __slots__ = ("sources", "max_sources", "max_iterations", "score_threshold", "cache_policy")
+    __slots__ = ("sources", "max_sources", "max_iterations", "score_threshold", "cache_policy", "max_tokens", "max_cost_usd", "multitask_strategy")
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     MAX_SOURCES_FIELD_NUMBER: _ClassVar[int]
     MAX_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     CACHE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    MULTITASK_STRATEGY_FIELD_NUMBER: _ClassVar[int]
     sources: _containers.RepeatedScalarFieldContainer[_document_pb2.SourceKind]
     max_sources: int
     max_iterations: int
     score_threshold: float
     cache_policy: CachePolicy
-    def __init__(self, sources: _Optional[_Iterable[_Union[_document_pb2.SourceKind, str]]] = ..., max_sources: _Optional[int] = ..., max_iterations: _Optional[int] = ..., score_threshold: _Optional[float] = ..., cache_policy: _Optional[_Union[CachePolicy, str]] = ...) -> None: ...
+    max_tokens: int
+    max_cost_usd: float
+    multitask_strategy: MultitaskStrategy
+    def __init__(self, sources: _Optional[_Iterable[_Union[_document_pb2.SourceKind, str]]] = ..., max_sources: _Optional[int] = ..., max_iterations: _Optional[int] = ..., score_threshold: _Optional[float] = ..., cache_policy: _Optional[_Union[CachePolicy, str]] = ..., max_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ..., multitask_strategy: _Optional[_Union[MultitaskStrategy, str]] = ...) -> None: ...
 
 class WorkflowResult(_message.Message):
-    __slots__ = ("text", "citations", "sources", "source_statuses", "iterations", "score", "usage", "provider", "model", "offline")
+    __slots__ = ("text", "citations", "sources", "source_statuses", "iterations", "score", "usage", "provider", "model", "offline", "stop_reason")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
@@ -207,6 +226,7 @@ class WorkflowResult(_message.Message):
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OFFLINE_FIELD_NUMBER: _ClassVar[int]
+    STOP_REASON_FIELD_NUMBER: _ClassVar[int]
     text: str
     citations: _containers.RepeatedCompositeFieldContainer[_document_pb2.Citation]
     sources: _containers.RepeatedCompositeFieldContainer[_document_pb2.Document]
@@ -217,7 +237,8 @@ class WorkflowResult(_message.Message):
     provider: str
     model: str
     offline: bool
-    def __init__(self, text: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_document_pb2.Citation, _Mapping]]] = ..., sources: _Optional[_Iterable[_Union[_document_pb2.Document, _Mapping]]] = ..., source_statuses: _Optional[_Iterable[_Union[_research_service_pb2.SourceStatus, _Mapping]]] = ..., iterations: _Optional[_Iterable[_Union[_reflection_service_pb2.ReflectionIteration, _Mapping]]] = ..., score: _Optional[float] = ..., usage: _Optional[_Union[_document_pb2.TokenUsage, _Mapping]] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., offline: _Optional[bool] = ...) -> None: ...
+    stop_reason: _reflection_service_pb2.StopReason
+    def __init__(self, text: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_document_pb2.Citation, _Mapping]]] = ..., sources: _Optional[_Iterable[_Union[_document_pb2.Document, _Mapping]]] = ..., source_statuses: _Optional[_Iterable[_Union[_research_service_pb2.SourceStatus, _Mapping]]] = ..., iterations: _Optional[_Iterable[_Union[_reflection_service_pb2.ReflectionIteration, _Mapping]]] = ..., score: _Optional[float] = ..., usage: _Optional[_Union[_document_pb2.TokenUsage, _Mapping]] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., offline: _Optional[bool] = ..., stop_reason: _Optional[_Union[_reflection_service_pb2.StopReason, str]] = ...) -> None: ...
 
 class WorkflowStep(_message.Message):
     __slots__ = ("name", "state", "start_time", "end_time", "message", "document_count", "iteration", "iteration_scores")
