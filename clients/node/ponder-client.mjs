@@ -1,10 +1,12 @@
 // A Node.js client of Ponder's gateway: @grpc/grpc-js with the protos loaded at run time by
 // @grpc/proto-loader (no generated code). Runs a reflection workflow to completion, then
-// creates a long-running one and follows it with WatchWorkflow until it ends.
+// creates a long-running one, follows it with WatchWorkflow until it ends and deletes it
+// (DeleteWorkflow; a GetWorkflow afterwards is NOT_FOUND).
 //
 //   node clients/node/ponder-client.mjs [--address 127.0.0.1:50051] [--key API_KEY] "topic"
 //
-// Prints what happens, then one JSON line: {"run": {...}, "watched": {...}} for scripts.
+// Prints what happens, then one JSON line: {"run": {...}, "watched": {...}, "deleted": true}
+// for scripts.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -83,7 +85,15 @@ async function main() {
   const last = await watch(client, created.name, metadata, (event) =>
     console.log(`  ${event.eventType} ${event.step?.name ?? ""} ${event.workflow.state}`),
   );
-  console.log(JSON.stringify({ run: summary(ran), watched: summary(last.workflow) }));
+  await unary(client, "DeleteWorkflow", { name: created.name }, metadata);
+  const gone = await unary(client, "GetWorkflow", { name: created.name }, metadata).then(
+    () => false,
+    (error) => error.code === grpc.status.NOT_FOUND,
+  );
+  console.log(`deleted ${created.name}`);
+  console.log(
+    JSON.stringify({ run: summary(ran), watched: summary(last.workflow), deleted: gone }),
+  );
   client.close();
 }
 

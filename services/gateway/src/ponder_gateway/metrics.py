@@ -24,6 +24,7 @@ __all__ = [
     "CACHE_VERDICT",
     "RATE_LIMIT_REJECTIONS",
     "RPC_METHOD",
+    "WORKFLOWS_PURGED",
     "WORKFLOW_DURATION",
     "WORKFLOW_IN_FLIGHT",
     "WORKFLOW_KIND",
@@ -39,6 +40,7 @@ CACHE_LOOKUPS = "ponder.cache.lookups"  # counter, by result (the hit ratio), ve
 CACHE_LOOKUP_DURATION = "ponder.cache.lookup.duration"  # histogram, seconds, by result
 RATE_LIMIT_REJECTIONS = "ponder.rate_limit.rejections"  # counter
 CACHE_REJECTED = "ponder.cache.rejected"  # counter: cached results whose signature failed
+WORKFLOWS_PURGED = "ponder.workflow.purged"  # counter: records purged by retention
 
 RPC_METHOD = "rpc.method"
 

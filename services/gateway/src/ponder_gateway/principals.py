@@ -32,7 +32,7 @@ class Scope(StrEnum):
     WORKFLOWS_RUN = "workflows.run"  # run and create workflows
     WORKFLOWS_READ = "workflows.read"  # get, list and watch the tenant's workflows
     WORKFLOWS_CANCEL = "workflows.cancel"  # cancel the tenant's workflows
-    WORKFLOWS_DELETE = "workflows.delete"  # delete the tenant's workflows (no method yet)
+    WORKFLOWS_DELETE = "workflows.delete"  # delete the tenant's workflows
     CACHE_ADMIN = "cache.admin"  # the embedding service's cache methods (with `internal`)
     INTERNAL = "internal"  # the forwarded internal services (when exposed)
     ADMIN = "admin"  # with read / cancel: every tenant's workflows, not only the caller's own
@@ -63,6 +63,7 @@ METHOD_SCOPES: Mapping[str, frozenset[Scope]] = {
     f"{_WORKFLOW}ListWorkflows": frozenset({Scope.WORKFLOWS_READ}),
     f"{_WORKFLOW}WatchWorkflow": frozenset({Scope.WORKFLOWS_READ}),
     f"{_WORKFLOW}CancelWorkflow": frozenset({Scope.WORKFLOWS_CANCEL}),
+    f"{_WORKFLOW}DeleteWorkflow": frozenset({Scope.WORKFLOWS_DELETE}),
     # Forwarded only with PONDER_GATEWAY_EXPOSE_INTERNAL_SERVICES=true.
     f"{_RESEARCH}SearchSources": frozenset({Scope.INTERNAL}),
     f"{_RESEARCH}GetLibrary": frozenset({Scope.INTERNAL}),

@@ -1,0 +1,238 @@
+"""Records at scale on both stores: results stored once and shared by cache hits, deletion and
+retention that keep a result while a record refers to it, indexed listing with every filter
+kind and keyset page tokens that stay right under inserts, and the bounded scan."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from ponder.workflow.v1 import workflow_service_pb2 as pb
+from ponder_gateway import filters
+from ponder_gateway.filters import All, Owner
+from ponder_gateway.record_plan import SCAN_LIMIT, plan
+from ponder_gateway.redis_state import RedisWorkflowStore
+from ponder_gateway.retention import Retention
+from ponder_gateway.store import SqliteWorkflowStore
+from ponder_gateway.workflows.events import RedisEventLog, SqliteEventLog, make_event
+
+
+JAN = 1767225600  # 2026-01-01T00:00:00Z
+STATES = ["SUCCEEDED", "FAILED", "RUNNING", "SUCCEEDED", "CANCELLED"]
+KINDS = ["RESEARCH", "REFLECTION", "RESEARCH_REFLECTION"]
+
+
+def _result() -> pb.WorkflowResult:
+    text = "Self-reflection lets a language agent critique and revise its answer. " * 60
+    return pb.WorkflowResult(text=text, score=8.5, model="fake-model", iterations=[])
+
+
+def _record(i: int, *, tenant: str = "default", state: str | None = None) -> pb.Workflow:
+    workflow = pb.Workflow(
+        name=f"workflows/w{i:05d}",
+        state=f"WORKFLOW_STATE_{state or STATES[i % 5]}",
+        kind=f"WORKFLOW_KIND_{KINDS[i % 3]}",
+        topic="RAG agents" if i % 7 == 0 else f"topic {i}",
+        tenant=tenant,
+    )
+    workflow.create_time.FromSeconds(JAN + i)
+    workflow.update_time.FromSeconds(JAN + i + 1)
+    return workflow
+
+
+def _source_and_hit() -> tuple[pb.Workflow, pb.Workflow]:
+    source = _record(1, state="SUCCEEDED")
+    source.result.CopyFrom(_result())
+    hit = _record(2, state="SUCCEEDED")
+    hit.result.CopyFrom(_result())
+    hit.cache.CopyFrom(pb.CacheInfo(hit=True, similarity=1.0, source_workflow=source.name))
+    hit.steps.add(name="cache_lookup", state=pb.STEP_STATE_SUCCEEDED, message="hit (1.000)")
+    return source, hit
+
+
+class Stores:
+    """A store of one kind with what a test needs to look inside it."""
+
+    def __init__(self, kind: str, tmp_path: Path, redis_url: str | None) -> None:
+        self.kind = kind
+        self.path = tmp_path / "workflows.sqlite3"
+        self.client = aioredis.Redis.from_url(redis_url) if redis_url else None
+        if self.client is not None:
+            self.store: SqliteWorkflowStore | RedisWorkflowStore = RedisWorkflowStore(self.client)
+            self.log: SqliteEventLog | RedisEventLog = RedisEventLog(self.client)
+        else:
+            self.store = SqliteWorkflowStore(self.path)
+            self.log = SqliteEventLog(tmp_path / "events.sqlite3")
+
+    async def results(self) -> int:
+        """How many distinct results are stored."""
+        if self.client is not None:
+            return len([k async for k in self.client.scan_iter("ponder:gateway:res:*")])
+        with sqlite3.connect(self.path) as db:
+            return int(db.execute("SELECT COUNT(*) FROM workflow_results").fetchone()[0])
+
+    async def record_bytes(self, name: str) -> int:
+        """The stored size of a record without its shared result."""
+        if self.client is not None:
+            return int(await self.client.hstrlen(f"ponder:gateway:rec:{name}", "d"))
+        with sqlite3.connect(self.path) as db:
+            row = db.execute("SELECT length(data) FROM workflows WHERE name = ?", (name,))
+            return int(row.fetchone()[0])
+
+    async def close(self) -> None:
+        """Close the store (and the client)."""
+        await self.store.close()
+        await self.log.close()
+        if self.client is not None:
+            await self.client.aclose()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def stores(request, tmp_path: Path) -> AsyncIterator[Stores]:
+    """A SQLite store in a temp file, or a Redis store on the test redis-server (emptied)."""
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    found = Stores(request.param, tmp_path, url)
+    yield found
+    await found.close()
+
+
+async def test_a_cache_hit_refers_to_the_result_it_reuses(stores: Stores):
+    """The source and a cache hit with the same result: one result stored, the hit's record
+    under 1 KB, and both read back whole."""
+    source, hit = _source_and_hit()
+    await stores.store.save(source)
+    await stores.store.save(hit)
+    assert await stores.results() == 1
+    assert await stores.record_bytes(hit.name) <= 1024
+    assert await stores.store.get(hit.name) == hit
+    assert await stores.store.get(source.name) == source
+
+
+async def test_a_shared_result_lives_until_its_last_reference_goes(stores: Stores):
+    """Deleting the source keeps the result the hit refers to; deleting the hit frees it."""
+    source, hit = _source_and_hit()
+    await stores.store.save(source)
+    await stores.store.save(hit)
+    assert await stores.store.delete(source.name)
+    assert await stores.store.get(source.name) is None
+    assert await stores.results() == 1
+    found = await stores.store.get(hit.name)
+    assert found is not None
+    assert found.result == _result()
+    assert await stores.store.delete(hit.name)
+    assert await stores.results() == 0
+    assert not await stores.store.delete(hit.name)  # gone: nothing to delete
+
+
+async def test_an_unfinished_record_is_not_deleted(stores: Stores):
+    """A RUNNING record stays (the API answers FAILED_PRECONDITION before it gets here)."""
+    running = _record(2, state="RUNNING")
+    await stores.store.save(running)
+    assert not await stores.store.delete(running.name)
+    assert await stores.store.get(running.name) == running
+
+
+async def test_retention_purges_old_finished_records_and_their_events(stores: Stores):
+    """With an injected clock, a sweep purges the finished records last updated before the
+    retention period, in batches, with their events and results; running and recent ones
+    stay, and the purged count is a metric."""
+    old = [_record(i) for i in range(10)]  # updated JAN+1 .. JAN+10
+    for workflow in old:
+        workflow.result.CopyFrom(_result())
+        await stores.store.save(workflow)
+        await stores.log.append(
+            workflow.name, make_event(workflow, pb.WORKFLOW_EVENT_TYPE_STATE_CHANGED)
+        )
+    reader = InMemoryMetricReader()
+    retention = Retention(
+        stores.store,
+        stores.log,
+        keep=timedelta(seconds=5),
+        batch=3,
+        meter=MeterProvider(metric_readers=[reader]).get_meter("test"),
+        now=lambda: JAN + 11.5,  # cutoff JAN+6.5: records updated at JAN+1..JAN+6 are due
+    )
+    purged = await retention.sweep()
+    due = {w.name for w in old[:6] if w.state != pb.WORKFLOW_STATE_RUNNING}
+    assert purged == len(due)
+    for workflow in old:
+        stored = await stores.store.get(workflow.name)
+        assert (stored is None) == (workflow.name in due)
+        assert bool(await stores.log.after(workflow.name, 0)) == (workflow.name not in due)
+    assert await stores.results() == 1  # still referred to by the records kept
+    assert await retention.sweep() == 0
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = [
+        getattr(point, "value", None)
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "ponder.workflow.purged"
+        for point in metric.data.data_points
+    ]
+    assert points == [len(due)]
+
+
+FILTER_CASES = [
+    ("", "tenant_order"),
+    ("state = SUCCEEDED", "tenant_state"),
+    ("kind = RESEARCH", "tenant_kind"),
+    (
+        'create_time >= "2026-01-01T00:00:10Z" AND create_time < "2026-01-01T00:00:30Z"',
+        "tenant_order",
+    ),
+    ("state = FAILED AND kind = REFLECTION", "tenant_state"),
+    ('topic:"rag"', "tenant_order"),
+    ("state = RUNNING OR kind = RESEARCH", "tenant_order"),
+    ("NOT state = SUCCEEDED", "tenant_order"),
+    ('update_time > "2026-01-01T00:00:20Z"', "tenant_order"),
+    ("state != CANCELLED AND kind = REFLECTION", "tenant_kind"),
+]
+
+
+@pytest.mark.parametrize(("text", "index"), FILTER_CASES)
+async def test_each_filter_pages_right_under_inserts(stores: Stores, text: str, index: str):
+    """Every filter kind, scoped to a tenant, walks its index and pages three at a time with
+    keyset tokens: newer records inserted between pages (and another tenant's) never shift
+    or repeat a page, and the pages hold exactly the matching records, newest first."""
+    originals = [_record(i) for i in range(40)]
+    await stores.store.save_many(originals)
+    await stores.store.save_many(_record(i, tenant="other") for i in range(40, 50))
+    where = All((Owner("default"), filters.parse(text)))
+    assert plan(where).index == index
+    expected = [w.name for w in reversed(originals) if filters.matches(where, w)]
+    seen: list[str] = []
+    after = None
+    for round_ in range(100):
+        page = await stores.store.list(where, limit=3, after=after)
+        seen.extend(w.name for w in page.workflows)
+        if page.next_after is None:
+            break
+        after = page.next_after
+        await stores.store.save(_record(1000 + round_))  # newer than every original
+    assert seen == expected
+
+
+async def test_a_filter_no_index_answers_scans_a_bounded_number(stores: Stores):
+    """With more than SCAN_LIMIT records and a topic filter matching only the oldest, the
+    first page stops after SCAN_LIMIT entries (short, with a token), and following the
+    tokens finds the match."""
+    records = [_record(i) for i in range(SCAN_LIMIT + 50)]
+    for workflow in records:
+        workflow.topic = "needle" if workflow is records[0] else "hay"
+    await stores.store.save_many(records)
+    where = filters.parse('topic:"needle"')
+    first = await stores.store.list(where, limit=10, after=None)
+    assert first.workflows == []
+    assert first.next_after is not None
+    second = await stores.store.list(where, limit=10, after=first.next_after)
+    assert [w.name for w in second.workflows] == [records[0].name]
+    assert second.next_after is None
