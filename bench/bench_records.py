@@ -33,6 +33,7 @@ from ponder.type.v1 import document_pb2
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack.redis_server import RedisServer
+from ponder_gateway.record_codec import RecordCodec
 from ponder_gateway.redis_state import RedisWorkflowStore
 from ponder_gateway.service import GatewayModule
 from ponder_gateway.settings import GatewaySettings
@@ -154,6 +155,26 @@ def records(count: int, pool: list[pb.WorkflowResult], seed: int = 7) -> Iterato
             workflow.error.code = 9
             workflow.error.message = "no sources found for the topic; try other words"
         yield workflow
+
+
+def record_sizes() -> str:
+    """Stored bytes of one record of each sort (the record without its result; the result
+    once, shared): a succeeded research-reflection run, a cache hit, a failed one."""
+    pool = [result(seed) for seed in range(3)]
+    sample = list(records(400, pool))
+    codec = RecordCodec()
+    sorts = {
+        "succeeded (ran)": next(w for w in sample if w.result.text and not w.cache.hit),
+        "cache hit": next(w for w in sample if w.cache.hit),
+        "failed": next(w for w in sample if w.state == pb.WORKFLOW_STATE_FAILED),
+    }
+    parts = []
+    for label, workflow in sorts.items():
+        encoded = codec.encode(workflow)
+        shared = f" + result {len(encoded.result)} B once" if encoded.result else ""
+        raw = len(workflow.SerializeToString())
+        parts.append(f"{label}: {len(encoded.data)} B{shared} (uncompressed copy {raw} B)")
+    return "record bytes: " + "; ".join(parts)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -320,6 +341,7 @@ async def main() -> int:
         if redis_server is not None:
             redis_server.stop()
     missed = report(args, results)
+    print("\n" + record_sizes())
     print("\n" + (sizes or sqlite_sizes(path, args.records)))
     if missed:
         print(f"\ntargets missed: {', '.join(missed)}")
