@@ -85,6 +85,11 @@ def plan(where: Filter) -> Plan:
                 high = bound if high is None else min(high, bound)
         else:
             rest.append(part)
+    if tenant is None:  # every tenant (an admin): the order index, the rest checked
+        rest.extend(
+            Compare(f, "=", v) for f, v in (("state", state), ("kind", kind)) if v is not None
+        )
+        state = kind = None
     if state is not None and kind is not None:  # one equality index; the other is checked
         rest.append(Compare("kind", "=", kind))
         kind = None

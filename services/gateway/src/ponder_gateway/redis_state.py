@@ -20,8 +20,8 @@ _FINISHED = ("3", "4", "5")  # SUCCEEDED, FAILED, CANCELLED (WorkflowState numbe
 _BATCH = 200
 
 # The record's index entries, kept by one script so that a record and its indexes change
-# together: sorted sets by create time (µs) of every record, per tenant, per state, per kind
-# (each also per tenant), finished records by update time (retention) and the unfinished set.
+# together: sorted sets by create time (µs) of every record, per tenant, per (tenant, state)
+# and per (tenant, kind); finished records by update time (retention); the unfinished set.
 # Results live once under their content hash with a reference count.
 _LUA_COMMON = """
 local P = ARGV[1]
@@ -34,9 +34,7 @@ end
 local function unindex(name, s, k, t)
   redis.call('ZREM', P .. ':z:all', name)
   redis.call('ZREM', P .. ':z:t:' .. t, name)
-  redis.call('ZREM', P .. ':z:s:' .. s, name)
   redis.call('ZREM', P .. ':z:ts:' .. t .. ':' .. s, name)
-  redis.call('ZREM', P .. ':z:k:' .. k, name)
   redis.call('ZREM', P .. ':z:tk:' .. t .. ':' .. k, name)
   redis.call('ZREM', P .. ':finished', name)
   redis.call('SREM', P .. ':unfinished', name)
@@ -73,9 +71,7 @@ redis.call('HSET', key, 'd', ARGV[3], 'c', ARGV[4], 's', s, 'k', k, 't', t, 'r',
 local score = ARGV[8]
 redis.call('ZADD', P .. ':z:all', score, name)
 redis.call('ZADD', P .. ':z:t:' .. t, score, name)
-redis.call('ZADD', P .. ':z:s:' .. s, score, name)
 redis.call('ZADD', P .. ':z:ts:' .. t .. ':' .. s, score, name)
-redis.call('ZADD', P .. ':z:k:' .. k, score, name)
 redis.call('ZADD', P .. ':z:tk:' .. t .. ':' .. k, score, name)
 if finished(s) then
   redis.call('ZADD', P .. ':finished', ARGV[9], name)
@@ -117,7 +113,7 @@ class RedisWorkflowStore:
     """Workflow records in Redis: one hash per record (its bytes without the result, codec,
     state, kind, tenant, result hash), results once per content with a reference count, and
     sorted sets by create time for every filter index (record_plan.py): all, per tenant, per
-    state and per kind (also per tenant); the finished ones by update time for retention."""
+    (tenant, state) and per (tenant, kind); the finished ones by update time for retention."""
 
     def __init__(self, client: aioredis.Redis, *, prefix: str = "ponder:gateway") -> None:
         self._redis = client
@@ -190,9 +186,9 @@ class RedisWorkflowStore:
     def _index(self, found: Plan) -> str:
         p, t = self._prefix, found.tenant
         if found.state is not None:
-            return f"{p}:z:ts:{t}:{found.state}" if t is not None else f"{p}:z:s:{found.state}"
+            return f"{p}:z:ts:{t}:{found.state}"
         if found.kind is not None:
-            return f"{p}:z:tk:{t}:{found.kind}" if t is not None else f"{p}:z:k:{found.kind}"
+            return f"{p}:z:tk:{t}:{found.kind}"
         return f"{p}:z:t:{t}" if t is not None else f"{p}:z:all"
 
     async def list(self, where: Filter, *, limit: int, after: Position | None) -> Page:

@@ -35,6 +35,7 @@ FINISHED = (
     workflow_pb2.WORKFLOW_STATE_CANCELLED,
 )
 _FINISHED_SQL = "(" + ", ".join(str(int(state)) for state in FINISHED) + ")"
+_UNFINISHED_SQL = "(" + ", ".join(str(int(state)) for state in UNFINISHED) + ")"
 _COLUMNS = "name, create_time, state, kind, data, update_time, topic, tenant, codec, result_hash"
 
 _SCHEMA = f"""
@@ -56,31 +57,16 @@ CREATE TABLE IF NOT EXISTS workflow_results (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS workflows_order ON workflows(create_time DESC, name DESC);
 CREATE INDEX IF NOT EXISTS workflows_tenant_order ON workflows(tenant, create_time DESC, name DESC);
-CREATE INDEX IF NOT EXISTS workflows_state ON workflows(state, create_time DESC, name DESC);
 CREATE INDEX IF NOT EXISTS workflows_tenant_state
     ON workflows(tenant, state, create_time DESC, name DESC);
-CREATE INDEX IF NOT EXISTS workflows_kind ON workflows(kind, create_time DESC, name DESC);
 CREATE INDEX IF NOT EXISTS workflows_tenant_kind
     ON workflows(tenant, kind, create_time DESC, name DESC);
 CREATE INDEX IF NOT EXISTS workflows_result ON workflows(result_hash)
     WHERE result_hash IS NOT NULL;
 CREATE INDEX IF NOT EXISTS workflows_finished ON workflows(update_time)
     WHERE state IN {_FINISHED_SQL};
-CREATE VIEW IF NOT EXISTS workflow_writes AS
-    SELECT w.name, w.create_time, w.state, w.kind, w.data, w.update_time, w.topic, w.tenant,
-           w.codec, w.result_hash, r.data AS result
-    FROM workflows w LEFT JOIN workflow_results r ON r.hash = w.result_hash;
-CREATE TRIGGER IF NOT EXISTS workflow_write INSTEAD OF INSERT ON workflow_writes BEGIN
-    INSERT OR IGNORE INTO workflow_results (hash, data)
-        SELECT NEW.result_hash, NEW.result WHERE NEW.result_hash IS NOT NULL;
-    INSERT INTO workflows ({_COLUMNS})
-        VALUES (NEW.name, NEW.create_time, NEW.state, NEW.kind, NEW.data, NEW.update_time,
-                NEW.topic, NEW.tenant, NEW.codec, NEW.result_hash)
-        ON CONFLICT(name) DO UPDATE SET create_time = excluded.create_time,
-            state = excluded.state, kind = excluded.kind, data = excluded.data,
-            update_time = excluded.update_time, topic = excluded.topic,
-            tenant = excluded.tenant, codec = excluded.codec, result_hash = excluded.result_hash;
-END;
+CREATE INDEX IF NOT EXISTS workflows_unfinished ON workflows(create_time)
+    WHERE state IN {_UNFINISHED_SQL};
 CREATE TRIGGER IF NOT EXISTS workflow_result_released AFTER DELETE ON workflows
     WHEN OLD.result_hash IS NOT NULL BEGIN
     DELETE FROM workflow_results WHERE hash = OLD.result_hash
@@ -103,11 +89,16 @@ _FIELDS = {
 _INDEXES = {
     "order": "workflows_order",
     "tenant_order": "workflows_tenant_order",
-    "state": "workflows_state",
     "tenant_state": "workflows_tenant_state",
-    "kind": "workflows_kind",
     "tenant_kind": "workflows_tenant_kind",
 }
+_UPSERT = (
+    f"INSERT INTO workflows ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE"
+    " SET create_time = excluded.create_time, state = excluded.state, kind = excluded.kind,"
+    " data = excluded.data, update_time = excluded.update_time, topic = excluded.topic,"
+    " tenant = excluded.tenant, codec = excluded.codec, result_hash = excluded.result_hash"
+)
+_KEEP_RESULT = "INSERT OR IGNORE INTO workflow_results (hash, data) VALUES (?, ?)"
 _READ = "SELECT w.data, w.codec, r.data FROM workflows w"
 _JOIN = " LEFT JOIN workflow_results r ON r.hash = w.result_hash"
 _NEWEST_FIRST = " ORDER BY w.create_time DESC, w.name DESC"
@@ -255,12 +246,13 @@ class SqliteWorkflowStore:
         )  # fmt: skip
 
     async def save(self, workflow: workflow_pb2.Workflow) -> None:
-        """Insert or replace a workflow record: one statement (the view's trigger keeps the
-        result once), committed with the other writes that arrive meanwhile."""
-        await self._file.write(
-            f"INSERT INTO workflow_writes ({_COLUMNS}, result) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            self._row(workflow),
-        )
+        """Insert or replace a workflow record (and its result, unless already kept): one
+        write, committed with the other writes that arrive meanwhile (group commit)."""
+        row = self._row(workflow)
+        statements: list[tuple[str, Sequence[Any]]] = [(_UPSERT, row[:10])]
+        if row[9] is not None:
+            statements.insert(0, (_KEEP_RESULT, row[9:]))
+        await self._file.write_all(statements)
 
     async def save_many(self, workflows: Iterable[workflow_pb2.Workflow]) -> None:
         """Insert many records in one transaction (bulk loads and benchmarks)."""
@@ -296,7 +288,7 @@ class SqliteWorkflowStore:
         """Workflows recorded as PENDING or RUNNING."""
         rows = await self._file.run(
             lambda db: db.execute(
-                f"{_READ} INDEXED BY workflows_state{_JOIN} WHERE w.state IN (?, ?)", UNFINISHED
+                f"{_READ} INDEXED BY workflows_unfinished{_JOIN} WHERE w.state IN {_UNFINISHED_SQL}"
             ).fetchall()
         )
         return [decode(data, codec, result) for data, codec, result in rows]
