@@ -140,11 +140,13 @@ class RedisWorkflowStore:
         await self._save(keys=[], args=self._args(workflow))
 
     async def save_many(self, workflows: Iterable[workflow_pb2.Workflow]) -> None:
-        """Insert many records, pipelined (bulk loads and benchmarks)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for workflow in workflows:
-                await self._save(keys=[], args=self._args(workflow), client=pipe)
-            await pipe.execute()
+        """Insert many records, pipelined 500 at a time (bulk loads and benchmarks)."""
+        batch = list(workflows)
+        for start in range(0, len(batch), 500):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for workflow in batch[start : start + 500]:
+                    await self._save(keys=[], args=self._args(workflow), client=pipe)
+                await pipe.execute()
 
     async def _records(self, names: Sequence[str]) -> list[_Read | None]:
         """The records (without their results) and their result hashes, in order; None for
