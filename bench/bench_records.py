@@ -243,7 +243,8 @@ def sqlite_sizes(path: Path, count: int) -> str:
     )
     lines = [
         f"file {total / 1e6:,.1f} MB = {total / count:,.0f} B/record; record bytes (no "
-        f"result; zlib over 1 KB) avg {avg[0]:,.0f} B; {results[0]:,} distinct results avg {results[1]:,.0f} B",
+        f"result; zlib over 1 KB) avg {avg[0]:,.0f} B; {results[0]:,} distinct results "
+        f"avg {results[1]:,.0f} B",
     ]
     if parts:
         table = sum(v for k, v in parts.items() if k == "workflows")
