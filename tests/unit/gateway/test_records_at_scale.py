@@ -20,8 +20,10 @@ from ponder_gateway.filters import All, Owner
 from ponder_gateway.record_plan import SCAN_LIMIT, plan
 from ponder_gateway.redis_state import RedisWorkflowStore
 from ponder_gateway.retention import Retention
+from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.store import SqliteWorkflowStore
 from ponder_gateway.workflows.events import RedisEventLog, SqliteEventLog, make_event
+from ponder_runtime import SettingsError, load_settings
 
 
 JAN = 1767225600  # 2026-01-01T00:00:00Z
@@ -236,3 +238,30 @@ async def test_a_filter_no_index_answers_scans_a_bounded_number(stores: Stores):
     second = await stores.store.list(where, limit=10, after=first.next_after)
     assert [w.name for w in second.workflows] == [records[0].name]
     assert second.next_after is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30d", timedelta(days=30)),
+        ("12h", timedelta(hours=12)),
+        ("90m", timedelta(minutes=90)),
+        ("45s", timedelta(seconds=45)),
+        ("3600", timedelta(hours=1)),
+        ("P30D", timedelta(days=30)),
+        ("0", timedelta(0)),
+    ],
+)
+def test_the_retention_setting_reads_durations(monkeypatch, text: str, expected: timedelta):
+    """PONDER_GATEWAY_RETENTION takes 30d, 12h, 90m, 45s, seconds or ISO 8601."""
+    monkeypatch.setenv("PONDER_GATEWAY_RETENTION", text)
+    assert load_settings(GatewaySettings).retention == expected
+
+
+def test_a_bad_retention_is_a_settings_error_naming_the_variable(monkeypatch):
+    """A retention that is not a duration stops the gateway at start, naming the variable."""
+    monkeypatch.setenv("PONDER_GATEWAY_RETENTION", "soon")
+    with pytest.raises(SettingsError, match="PONDER_GATEWAY_RETENTION"):
+        load_settings(GatewaySettings)
+    monkeypatch.delenv("PONDER_GATEWAY_RETENTION")
+    assert load_settings(GatewaySettings).retention == timedelta(days=30)

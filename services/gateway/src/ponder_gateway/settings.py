@@ -1,5 +1,6 @@
 """Settings of the gateway."""
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -302,6 +303,8 @@ class GatewaySettings(ServiceSettings):
     @classmethod
     def _retention_units(cls, value: object) -> object:
         """`30d`, `12h`, `90m`, `45s` as well as what pydantic reads (seconds, ISO 8601)."""
+        if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
+            return timedelta(seconds=float(value))  # plain seconds
         if isinstance(value, str) and value.strip()[-1:] in _UNITS:
             text = value.strip()
             try:
