@@ -265,3 +265,24 @@ def test_a_bad_retention_is_a_settings_error_naming_the_variable(monkeypatch):
         load_settings(GatewaySettings)
     monkeypatch.delenv("PONDER_GATEWAY_RETENTION")
     assert load_settings(GatewaySettings).retention == timedelta(days=30)
+
+
+async def test_redis_records_of_the_older_layout_are_upgraded(redis_url: str):
+    """A record written as a plain key (the layout before indexed records) is moved at start
+    (the first `unfinished`, as recovery calls it): listed, read, deletable; its old key and
+    the old order set are gone."""
+    client = aioredis.Redis.from_url(redis_url)
+    old = _record(3, state="SUCCEEDED")
+    old.result.CopyFrom(_result())
+    await client.set(f"ponder:gateway:wf:{old.name}", old.SerializeToString())
+    await client.zadd("ponder:gateway:order", {old.name: 1})
+    store = RedisWorkflowStore(client)
+    try:
+        assert await store.unfinished() == []
+        page = await store.list(Owner("default"), limit=10, after=None)
+        assert [w.name for w in page.workflows] == [old.name]
+        assert await store.get(old.name) == old
+        assert not await client.exists(f"ponder:gateway:wf:{old.name}", "ponder:gateway:order")
+        assert await store.delete(old.name)
+    finally:
+        await client.aclose()

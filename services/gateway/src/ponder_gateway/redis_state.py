@@ -122,6 +122,7 @@ class RedisWorkflowStore:
         self._save = client.register_script(_SAVE)
         self._delete = client.register_script(_DELETE)
         self._purge = client.register_script(_PURGE)
+        self._upgraded = False
 
     def _key(self, name: str) -> str:
         return f"{self._prefix}:rec:{name}"
@@ -260,8 +261,26 @@ class RedisWorkflowStore:
             if len(entries) < want:
                 return
 
+    async def upgrade(self) -> int:
+        """Move records written by the layout before indexed records (a plain key per record,
+        one `order` sorted set) into this one; how many. Safe to repeat and to run on several
+        replicas at once (a record is re-saved, then its old key deleted)."""
+        moved = 0
+        async for key in self._redis.scan_iter(match=f"{self._prefix}:wf:*", count=1000):
+            data = await self._redis.get(key)
+            if data is not None:
+                await self.save(workflow_pb2.Workflow.FromString(_bytes(data)))
+                moved += 1
+            await self._redis.delete(key)
+        await self._redis.delete(f"{self._prefix}:order")
+        return moved
+
     async def unfinished(self) -> Sequence[workflow_pb2.Workflow]:
-        """Records still PENDING or RUNNING (on any replica)."""
+        """Records still PENDING or RUNNING (on any replica). The first call (recovery at
+        start) upgrades records of the older layout first (`upgrade`)."""
+        if not self._upgraded:
+            self._upgraded = True
+            await self.upgrade()
         names = [_text(n) for n in await self._redis.smembers(f"{self._prefix}:unfinished")]
         return await self._with_results([r for r in await self._records(names) if r is not None])
 
