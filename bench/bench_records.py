@@ -320,7 +320,7 @@ async def main() -> int:
     parser.add_argument("--store", choices=("sqlite", "redis"), default="sqlite")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--dir", type=Path, default=None)
-    parser.add_argument("--keep", action="store_true", help="reuse a filled SQLite in --dir")
+    parser.add_argument("--keep", action="store_true", help="reuse a filled store in --dir")
     args = parser.parse_args()
     root = args.dir or Path(tempfile.mkdtemp(prefix="ponder-records-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -330,10 +330,13 @@ async def main() -> int:
     sizes = ""
     try:
         if args.store == "redis":
+            kept = args.keep and (root / "redis").exists()
             redis_server = RedisServer(root / "redis")
-            redis_server.start()
+            redis_server.start(timeout=900)  # a kept store loads its append-only file first
             env["redis_url"] = redis_server.url
-        if not (args.keep and args.store == "sqlite" and path.exists()):
+        else:
+            kept = args.keep and path.exists()
+        if not kept:
             await fill_store(args.store, env, path, args.records)
         results = await serve_and_measure(env, args.queries)
         if redis_server is not None:

@@ -11,8 +11,10 @@ from ponder_gateway.filters import EVERYTHING, All, Compare, Filter, Owner
 
 
 # Index entries a page may examine for the part of a filter no index answers (topic, OR, NOT,
-# !=, update_time, a second equality): the page ends there with a token to resume.
+# !=, update_time, a second equality): the page ends there with a token to resume. SQLite
+# checks them in C; Redis reads each record into the gateway, so it looks at fewer.
 SCAN_LIMIT = 2000
+REDIS_SCAN_LIMIT = 500
 
 Position = tuple[int, str]  # (create_time ns, name): the keyset order, newest first
 

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.filters import Filter, matches
 from ponder_gateway.record_codec import RecordCodec, decode
-from ponder_gateway.record_plan import SCAN_LIMIT, Page, Plan, Position, plan
+from ponder_gateway.record_plan import REDIS_SCAN_LIMIT, Page, Plan, Position, plan
 from ponder_gateway.store import position_of, tenant_of
 
 
@@ -196,7 +196,7 @@ class RedisWorkflowStore:
 
     async def list(self, where: Filter, *, limit: int, after: Position | None) -> Page:
         """Up to `limit` records, newest first ((µs, name) order), after the position; the
-        filter's index answers, the rest is checked on at most SCAN_LIMIT entries."""
+        filter's index answers, the rest is checked on at most REDIS_SCAN_LIMIT entries."""
         found = plan(where)
         if found.empty:
             return Page()
@@ -207,7 +207,7 @@ class RedisWorkflowStore:
         bottom = "-inf" if found.low is None else _micros(found.low)
         mark = None if after is None else (_micros(after[0]), after[1])
         # Scores are µs: records on a bound's µs are checked against the ns bound (slack).
-        budget = limit + 65 if found.exact else SCAN_LIMIT
+        budget = limit + 65 if found.exact else REDIS_SCAN_LIMIT
         kept: list[_Read] = []
         examined = 0
         last: Position | None = None
