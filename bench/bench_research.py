@@ -28,8 +28,7 @@ from ponder_embedding.service import EmbeddingModule
 from ponder_embedding.settings import EmbeddingSettings
 from ponder_research.arxiv_source import ArxivSource, RequestSpacing
 from ponder_research.documents import FoundDocument, SourceKind
-from ponder_research.library import load_library
-from ponder_research.library_index import LibraryIndex, LibrarySource
+from ponder_research.library import LibraryIndex, LibrarySource, load_library
 from ponder_research.search import Searcher
 from ponder_research.service import ResearchModule
 from ponder_research.settings import ResearchSettings
@@ -37,6 +36,14 @@ from ponder_research.source_cache import SourceCache
 from ponder_research.sources import Query, Source
 from ponder_research.web_source import WebSource
 from ponder_runtime import ServiceServer, ServiceSettings, configure_telemetry, load_settings
+
+
+def _sample_index() -> LibraryIndex:
+    """The sample library, searched by keywords (no embedder)."""
+    index = LibraryIndex()
+    for file in load_library([]):
+        file.add_to(index)
+    return index
 
 
 class Delayed:
@@ -65,7 +72,7 @@ async def bench_fan_out(repeats: int) -> list[str]:
             SourceKind.WEB: WebSource(
                 SecretStr("tvly-bench"), api_base_url=tavily.base_url, timeout=10
             ),
-            SourceKind.LIBRARY: Delayed(LibrarySource(LibraryIndex(load_library([])), None), 0.8),
+            SourceKind.LIBRARY: Delayed(LibrarySource(_sample_index()), 0.8),
         }
         searcher = Searcher(sources, cache=SourceCache(ttl=0, max_entries=1), embedding=None)
         times = []

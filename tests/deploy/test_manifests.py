@@ -11,12 +11,12 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
-from pydantic_settings import BaseSettings
 
 from ponder_embedding.settings import EmbeddingSettings
 from ponder_gateway.settings import GatewaySettings
 from ponder_reflection.settings import ReflectionSettings
 from ponder_research.settings import ResearchSettings
+from ponder_runtime import ServiceSettings
 from tests.deploy.kustomize import render
 from tests.deploy.policies import (
     WORKLOADS,
@@ -33,7 +33,7 @@ from tests.deploy.policies import (
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 OVERLAYS = ["base", "overlays/dev", "overlays/dev-temporal", "overlays/prod"]
-SETTINGS: dict[str, type[BaseSettings]] = {
+SETTINGS: dict[str, type[ServiceSettings]] = {
     "gateway": GatewaySettings,
     "research": ResearchSettings,
     "reflection": ReflectionSettings,
@@ -175,6 +175,24 @@ def test_production_requires_keys_and_denies_by_default():
     annotations = named(resources, "Ingress", "gateway")["metadata"]["annotations"]
     timeout = annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]
     assert int(timeout) >= 120  # longer than a workflow
+
+
+def test_the_webhook_egress_component_opens_public_addresses_only():
+    """deploy/components/webhook-egress: with the default-deny policies, the gateway may reach
+    public addresses on 443 and 80 (webhooks), never the private, shared, link-local or
+    loopback ranges; it validates against Kubernetes' schemas."""
+    components = [DEPLOY / "components" / name for name in ("network-policies", "webhook-egress")]
+    resources = render(DEPLOY / "base", components)
+    policy = named(resources, "NetworkPolicy", "gateway-webhook-egress")
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "gateway"}
+    (rule,) = policy["spec"]["egress"]
+    (peer,) = rule["to"]
+    assert peer["ipBlock"]["cidr"] == "0.0.0.0/0"
+    closed = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "127.0.0.0/8"}
+    assert closed <= set(peer["ipBlock"]["except"])
+    assert sorted(p["port"] for p in rule["ports"]) == [80, 443]
+    for version in VERSIONS:
+        kubernetes_validate.validate(policy, version, strict=True)
 
 
 def test_the_gpu_component_puts_embedding_on_a_gpu():

@@ -1,8 +1,10 @@
-"""tokenize() and BM25Index: content words, ranking order, limits and no-match."""
+"""tokenize() and BM25: content words, ranking order, limits, no-match, add and remove."""
+
+from collections.abc import Sequence
 
 import pytest
 
-from ponder_research.bm25 import BM25Index, tokenize
+from ponder_research.bm25 import BM25, tokenize
 
 
 class TestTokenize:
@@ -36,6 +38,22 @@ class TestTokenize:
         assert tokenize("transformers") == tokenize("Transformer") == ["transformer"]
 
 
+class Indexed:
+    """BM25 over texts keyed by position (zero-padded, so key order is position order)."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.bm25 = BM25()
+        for position, text in enumerate(texts):
+            self.bm25.add(f"{position:04d}", text)
+
+    def __len__(self) -> int:
+        return len(self.bm25)
+
+    def search(self, query: str, limit: int) -> list[tuple[int, float]]:
+        """(position, score) pairs, best first."""
+        return [(int(key), score) for key, score in self.bm25.search(query, limit)]
+
+
 DOCS = [
     "Dense passage retrieval for open-domain question answering",
     "Retrieval augmented generation with a dense retrieval index and retrieval heads",
@@ -48,45 +66,45 @@ DOCS = [
 class TestBM25Index:
     def test_length(self) -> None:
         """len() is the number of indexed texts."""
-        assert len(BM25Index(DOCS)) == 5
-        assert len(BM25Index([])) == 0
+        assert len(Indexed(DOCS)) == 5
+        assert len(Indexed([])) == 0
 
     def test_more_occurrences_rank_higher(self) -> None:
         """The text that repeats the query term most ranks first."""
-        results = BM25Index(DOCS).search("retrieval", 10)
+        results = Indexed(DOCS).search("retrieval", 10)
         assert [index for index, _ in results] == [1, 0]
         assert results[0][1] > results[1][1] > 0
 
     def test_rare_terms_weigh_more(self) -> None:
         """A match on a rare term beats a match on a common one."""
         # Equal lengths; "apple" is in three texts, "kiwi" in one.
-        index = BM25Index(["apple banana", "apple cherry", "apple date", "kiwi fig"])
+        index = Indexed(["apple banana", "apple cherry", "apple date", "kiwi fig"])
         results = index.search("apple kiwi", 10)
         assert [i for i, _ in results] == [3, 0, 1, 2]
         assert results[0][1] > results[1][1]
 
     def test_shorter_text_wins_for_the_same_match(self) -> None:
         """With equal term counts, the shorter text ranks higher (length normalisation)."""
-        index = BM25Index(["language model", "language model " + "filler words " * 10])
+        index = Indexed(["language model", "language model " + "filler words " * 10])
         (first, first_score), (second, second_score) = index.search("model", 10)
         assert (first, second) == (0, 1)
         assert first_score > second_score
 
     def test_ties_keep_index_order(self) -> None:
         """Texts with the same score come in index order."""
-        index = BM25Index(["alpha beta", "gamma delta", "alpha beta"])
+        index = Indexed(["alpha beta", "gamma delta", "alpha beta"])
         assert [i for i, _ in index.search("alpha", 10)] == [0, 2]
 
     def test_limit(self) -> None:
         """At most `limit` results, the best ones."""
-        results = BM25Index(DOCS).search("retrieval language attention", 2)
+        results = Indexed(DOCS).search("retrieval language attention", 2)
         assert len(results) == 2
-        everything = BM25Index(DOCS).search("retrieval language attention", 10)
+        everything = Indexed(DOCS).search("retrieval language attention", 10)
         assert results == everything[:2]
 
     def test_query_is_tokenized_like_the_texts(self) -> None:
         """Case, plurals and repeated query words do not change the match."""
-        index = BM25Index(DOCS)
+        index = Indexed(DOCS)
         assert index.search("TRANSFORMERS", 10) == index.search("transformer transformer", 10)
         assert index.search("transformer", 10)[0][0] == 3
 
@@ -95,17 +113,39 @@ class TestBM25Index:
     )
     def test_no_match_returns_empty(self, query: str) -> None:
         """A query with no indexed content word returns no results."""
-        assert BM25Index(DOCS).search(query, 10) == []
+        assert Indexed(DOCS).search(query, 10) == []
 
     def test_empty_index(self) -> None:
         """Searching an empty index returns nothing."""
-        assert BM25Index([]).search("retrieval", 10) == []
+        assert Indexed([]).search("retrieval", 10) == []
 
     def test_texts_without_content_words(self) -> None:
         """Texts made only of stop words match nothing (and do not crash the search)."""
-        assert BM25Index(["the", "of and"]).search("retrieval", 10) == []
+        assert Indexed(["the", "of and"]).search("retrieval", 10) == []
 
     def test_space_separated_query_matches_hyphenated_text(self) -> None:
         """A query "retrieval augmented" finds a text about "Retrieval-Augmented" generation."""
-        index = BM25Index(["Retrieval-Augmented Generation", "Image classification"])
+        index = Indexed(["Retrieval-Augmented Generation", "Image classification"])
         assert [i for i, _ in index.search("retrieval augmented", 10)] == [0]
+
+
+class TestAddRemove:
+    def test_remove_forgets_a_text_and_its_statistics(self) -> None:
+        """After remove(), the text is not found and scores equal an index built without it."""
+        index = Indexed(DOCS)
+        index.bm25.remove("0001")
+        index.bm25.remove("unknown")
+        assert len(index) == 4
+        without = Indexed([DOCS[0], *DOCS[2:]])
+        assert [s for _, s in index.search("retrieval", 10)] == [
+            s for _, s in without.search("retrieval", 10)
+        ]
+        assert [k for k, _ in index.search("retrieval", 10)] == [0]
+
+    def test_add_replaces_the_same_key(self) -> None:
+        """Adding under an existing key replaces its text."""
+        index = Indexed(DOCS)
+        index.bm25.add("0000", "kiwi fig")
+        assert [k for k, _ in index.search("kiwi", 10)] == [0]
+        assert [k for k, _ in index.search("passage", 10)] == []
+        assert len(index) == 5

@@ -1,4 +1,4 @@
-"""load_library(): the shipped sample library, user folders, ids and errors."""
+"""load_library(): the shipped sample library, user folders, ids, and files it skips."""
 
 from __future__ import annotations
 
@@ -10,16 +10,36 @@ from pathlib import Path
 import pytest
 
 from ponder_research.documents import FoundDocument, SourceKind
-from ponder_research.library import LibraryError, load_library
+from ponder_research.library import LibraryError, LibraryFile, load_library
+from tests.library_files import pdf_bytes
 
 
 ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}")
 
 
+def _details(files: list[LibraryFile]) -> list[FoundDocument]:
+    """The records' metadata, or for plain files a document made of their passages."""
+    return [
+        file.details
+        or FoundDocument(
+            id=file.id,
+            title=file.title,
+            summary=" ".join(p.text for p in file.passages),
+            source=SourceKind.LIBRARY,
+            found_in=(SourceKind.LIBRARY,),
+        )
+        for file in files
+    ]
+
+
+def _load(dirs: list[Path], *, include_sample: bool = True) -> list[FoundDocument]:
+    return _details(load_library(dirs, include_sample=include_sample))
+
+
 @pytest.fixture(scope="module")
 def sample() -> list[FoundDocument]:
     """The shipped sample library, loaded once."""
-    return load_library([])
+    return _load([])
 
 
 def _write(path: Path, text: str) -> Path:
@@ -83,10 +103,13 @@ class TestSampleLibrary:
 
 
 class TestUserFolders:
-    def test_md_txt_and_jsonl_documents(self, tmp_path: Path) -> None:
-        """.md/.txt files (title line + text) and .jsonl records load, sub-folders included."""
+    def test_every_format_and_jsonl_records(self, tmp_path: Path) -> None:
+        """.md/.txt/.html/.pdf files and .jsonl records load, sub-folders included; other
+        suffixes are ignored."""
         _write(tmp_path / "notes.md", "# My RAG notes\n\nRetrieval helps.\nIt grounds answers.\n")
         _write(tmp_path / "deep" / "plain.txt", "Plain title\nSome plain text.\n")
+        _write(tmp_path / "page.html", "<title>A page</title><main><p>Main text.</p></main>")
+        (tmp_path / "paper.pdf").write_bytes(pdf_bytes(["Page one text."], title="A paper"))
         records = [
             {"id": "local-1", "title": "First record", "text": "Body one."},
             {
@@ -104,21 +127,31 @@ class TestUserFolders:
             tmp_path / "records.jsonl",
             "\n".join(json.dumps(record) for record in records) + "\n\n",
         )
-        _write(tmp_path / "ignored.pdf", "not a document")
-        docs = {doc.id: doc for doc in load_library([tmp_path], include_sample=False)}
-        assert set(docs) == {
+        _write(tmp_path / "ignored.doc", "not a document")
+        files = {f.id: f for f in load_library([tmp_path], include_sample=False)}
+        assert set(files) == {
             "library:notes",
             "library:plain",
+            "library:page",
+            "library:paper",
             "library:local-1",
             "arxiv:2401.00001",
         }
-        notes = docs["library:notes"]
-        assert notes.title == "My RAG notes"
-        assert notes.summary == "Retrieval helps. It grounds answers."
-        assert notes.url == notes.pdf_url == ""
-        assert notes.published is None
-        assert notes.arxiv_id == notes.doi == ""
-        assert docs["library:plain"].title == "Plain title"
+        notes = files["library:notes"]
+        assert (notes.title, notes.name, notes.media_type) == (
+            "My RAG notes",
+            "notes.md",
+            "text/markdown",
+        )
+        assert notes.details is None
+        assert [p.text for p in notes.passages] == [
+            "# My RAG notes\n\nRetrieval helps.\nIt grounds answers."
+        ]
+        assert files["library:plain"].title == "Plain title"
+        assert files["library:page"].title == "A page"
+        assert files["library:paper"].title == "A paper"
+        assert files["library:paper"].passages[0].page == 1
+        docs = {doc.id: doc for doc in _details(list(files.values()))}
         assert docs["library:local-1"].summary == "Body one."
         second = docs["arxiv:2401.00001"]
         assert second.arxiv_id == "2401.00001"
@@ -127,11 +160,12 @@ class TestUserFolders:
         assert second.published == dt.date(2024, 1, 1)
         assert second.categories == ("cs.IR",)
         assert second.pdf_url == "https://arxiv.org/pdf/2401.00001"
+        assert files["arxiv:2401.00001"].passages[0].text == "Body two."
 
     def test_folders_add_to_the_sample(self, tmp_path: Path) -> None:
         """User documents come on top of the sample library."""
         _write(tmp_path / "extra.md", "Extra\ntext\n")
-        docs = load_library([tmp_path])
+        docs = _load([tmp_path])
         assert len(docs) == 52
         assert "library:extra" in {doc.id for doc in docs}
 
@@ -139,7 +173,7 @@ class TestUserFolders:
         """Documents with the same id are loaded once (the later one wins)."""
         _write(tmp_path / "a.jsonl", json.dumps({"id": "x", "title": "Old", "text": "t"}))
         _write(tmp_path / "b.jsonl", json.dumps({"id": "x", "title": "New", "text": "t"}))
-        (doc,) = load_library([tmp_path], include_sample=False)
+        (doc,) = _load([tmp_path], include_sample=False)
         assert doc.title == "New"
 
     def test_user_copy_of_a_sample_paper_replaces_it(self, tmp_path: Path) -> None:
@@ -147,41 +181,48 @@ class TestUserFolders:
         replaces the sample's copy instead of adding a second one."""
         record = {"arxiv_id": "2005.11401", "title": "My RAG copy", "summary": "Annotated."}
         _write(tmp_path / "mine.jsonl", json.dumps(record) + "\n")
-        docs = load_library([tmp_path])
+        docs = _load([tmp_path])
         assert len(docs) == 51
         (rag,) = [doc for doc in docs if doc.id == "arxiv:2005.11401"]
         assert (rag.title, rag.summary) == ("My RAG copy", "Annotated.")
 
-    def test_malformed_jsonl_line_names_file_and_line(self, tmp_path: Path) -> None:
-        """A line that is not JSON raises LibraryError naming <file>:<line>."""
-        path = _write(
-            tmp_path / "broken.jsonl",
-            json.dumps({"id": "ok", "title": "Fine", "text": "t"}) + "\n\n{not json\n",
-        )
-        with pytest.raises(LibraryError, match=rf"^{re.escape(str(path))}:3: not JSON: "):
-            load_library([tmp_path], include_sample=False)
-
     @pytest.mark.parametrize(
-        "record",
-        [{"title": "No id", "text": "t"}, {"id": "x", "text": "t"}, {"id": "x", "title": "T"}],
-        ids=["no-id", "no-title", "no-text"],
+        ("name", "content", "reason"),
+        [
+            (
+                "broken.jsonl",
+                '{"id": "ok", "title": "Fine", "text": "t"}\n\n{not json\n',
+                ":3: not JSON",
+            ),
+            ("partial.jsonl", '{"title": "No id", "text": "t"}\n', ":1: needs an id"),
+            ("scan.pdf", "%PDF-1.4 nothing", ": not a readable PDF"),
+            ("latin.md", b"caf\xe9", ": not UTF-8 text"),
+        ],
+        ids=["bad-json", "no-id", "bad-pdf", "not-utf8"],
     )
-    def test_incomplete_record_names_file_and_line(
-        self, tmp_path: Path, record: dict[str, str]
+    def test_unreadable_file_is_logged_and_skipped(
+        self,
+        tmp_path: Path,
+        caplog: pytest.LogCaptureFixture,
+        name: str,
+        content: str | bytes,
+        reason: str,
     ) -> None:
-        """A record without id, title or text raises LibraryError naming <file>:<line>."""
-        path = _write(tmp_path / "partial.jsonl", json.dumps(record) + "\n")
-        with pytest.raises(LibraryError, match=rf"^{re.escape(str(path))}:1: needs an id"):
-            load_library([tmp_path], include_sample=False)
-
-    def test_text_file_without_body(self, tmp_path: Path) -> None:
-        """A .md file with only a title line raises LibraryError naming the file."""
-        path = _write(tmp_path / "title-only.md", "# Just a title\n\n")
-        with pytest.raises(LibraryError, match=re.escape(f"{path}: needs a title line")):
-            load_library([tmp_path], include_sample=False)
+        """A file that cannot be read is skipped with a warning naming it (and the line);
+        the other files of the folder load."""
+        path = tmp_path / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        _write(tmp_path / "good.md", "# Good\n\nFine text.\n")
+        with caplog.at_level("WARNING", logger="ponder_research.library.folder"):
+            files = load_library([tmp_path], include_sample=False)
+        assert [f.id for f in files] == ["library:good"]
+        (record,) = [r for r in caplog.records if r.getMessage() == "library file skipped"]
+        assert getattr(record, "file") == str(path)  # noqa: B009 (a LogRecord extra)
+        assert str(getattr(record, "reason")).startswith(str(path))  # noqa: B009
+        assert reason in str(getattr(record, "reason"))  # noqa: B009
 
     def test_missing_folder(self, tmp_path: Path) -> None:
         """A folder that does not exist raises LibraryError naming it."""
         missing = tmp_path / "nope"
         with pytest.raises(LibraryError, match=re.escape(f"{missing}: not a folder")):
-            load_library([missing], include_sample=False)
+            _load([missing], include_sample=False)

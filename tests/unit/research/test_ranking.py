@@ -10,8 +10,7 @@ import pytest
 from ponder_research.documents import FoundDocument, SourceKind
 from ponder_research.embedding_client import EmbeddingClient
 from ponder_research.library import load_library
-from ponder_research.library_index import document_text
-from ponder_research.ranking import Ranking, rerank, source_order
+from ponder_research.ranking import Ranking, document_text, rerank, source_order
 
 
 ARXIV, WEB, LIBRARY = SourceKind.ARXIV, SourceKind.WEB, SourceKind.LIBRARY
@@ -22,7 +21,7 @@ QUERY = "dense vector retrieval of passages for open-domain question answering"
 def papers() -> list[FoundDocument]:
     """Six papers of the sample library, in an order unrelated to the query."""
     wanted = ["2005.14165", "1706.03762", "2201.11903", "2004.04906", "1810.04805", "2005.11401"]
-    by_id = {doc.arxiv_id: doc for doc in load_library([])}
+    by_id = {f.details.arxiv_id: f.details for f in load_library([]) if f.details}
     return [by_id[paper] for paper in wanted]
 
 

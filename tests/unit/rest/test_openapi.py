@@ -80,7 +80,7 @@ OPERATIONS = {
     "WorkflowService_WatchWorkflow": ("get", "/v1/{name}:watch", ["name"], ["afterSequence"], ""),
     "WorkflowService_DeleteWorkflow": ("delete", "/v1/{name}", ["name"], [], ""),
     "ResearchService_SearchSources": ("post", "/v1/research:search", [], [], "*"),
-    "ResearchService_GetLibrary": ("get", "/v1/library", [], [], ""),
+    "ResearchService_GetLibrary": ("get", "/v1/library", [], ["tenant"], ""),
     "ReflectionService_Reflect": ("post", "/v1/reflection:reflect", [], [], "*"),
     "ReflectionService_StreamReflect": ("post", "/v1/reflection:streamReflect", [], [], "*"),
     "EmbeddingService_EmbedTexts": ("post", "/v1/embeddings:embed", [], [], "*"),

@@ -20,6 +20,7 @@ from rich.text import Text
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder_cli.errors import EXIT_CODES_HELP, CliError, ExitCode
 from ponder_cli.gateway import Gateway, RunOptions, Target, workflow_name
+from ponder_cli.library import library_app
 from ponder_cli.progress import Waiting, WatchProgress
 from ponder_cli.render import FINAL_STATES, headline, result_view, to_json, workflows_table
 
@@ -100,6 +101,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(library_app)
 
 
 @dataclass
@@ -234,6 +236,21 @@ def run(
         float, typer.Option(min=0, max=10, help="Stop reflecting at this score; 0: 8.0.")
     ] = 0.0,
     cache: Annotated[Cache, typer.Option(help="Semantic cache policy.")] = Cache.USE,
+    notify_url: Annotated[
+        str,
+        typer.Option(
+            "--notify-url",
+            help="POST the workflow's JSON here when it ends (a signed completion webhook; "
+            "the gateway must allow the destination). Needs --notify-secret.",
+        ),
+    ] = "",
+    notify_secret: Annotated[
+        str,
+        typer.Option(
+            "--notify-secret",
+            help="Name of the gateway's webhook secret that signs it (never the secret).",
+        ),
+    ] = "",
     timeout: Timeout = 600.0,
     address: Address = DEFAULT_ADDRESS,
     key: ApiKey = None,
@@ -253,6 +270,8 @@ def run(
         max_iterations=max_iterations,
         score_threshold=score_threshold,
         cache_policy=f"CACHE_POLICY_{cache.name}",
+        notify_url=notify_url,
+        notify_secret=notify_secret,
     )
     with _session(address, key, tls, as_json) as (gateway, out):
         if run_async or watch:

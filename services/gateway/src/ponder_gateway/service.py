@@ -13,6 +13,7 @@ from temporalio.client import Client
 
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
+from ponder.library.v1 import library_service_pb2 as library_pb2
 from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
 from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
 from ponder.research.v1 import research_service_pb2 as research_pb2
@@ -21,7 +22,7 @@ from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.access import AccessControl, Anonymous, Buckets, TokenBuckets
 from ponder_gateway.budgets import WorkflowBudgets
-from ponder_gateway.principals import read_keys
+from ponder_gateway.principals import current, read_keys
 from ponder_gateway.redis_outage import FallbackBuckets, OutageTolerantStore, open_redis
 from ponder_gateway.redis_state import RedisTokenBuckets, RedisWorkflowStore
 from ponder_gateway.replay import ReplayMemo
@@ -31,6 +32,9 @@ from ponder_gateway.servicer import WorkflowServicer
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.store import SqliteWorkflowStore, WorkflowStore
 from ponder_gateway.upstream import Upstreams
+from ponder_gateway.webhooks.config import deliverer, webhook_targets
+from ponder_gateway.webhooks.notifier import Notifier
+from ponder_gateway.webhooks.sender import HttpxSender
 from ponder_gateway.wiring import beside, workflow_cache
 from ponder_gateway.workflows.admission import Admission
 from ponder_gateway.workflows.engine import Engine
@@ -40,6 +44,7 @@ from ponder_gateway.workflows.events import EventLog, RedisEventLog, SqliteEvent
 from ponder_rest.server import HttpLimits, HttpServer
 from ponder_runtime import ChannelFactory, Telemetry, wait_until_serving
 from ponder_runtime.interceptors import GuardInterceptor
+from ponder_runtime.internal_auth import TENANT_HEADER
 from ponder_runtime.local import HandlerRegistry
 from ponder_runtime.proxy import ServiceProxy
 
@@ -115,6 +120,23 @@ class GatewayModule:
             max_queued=settings.max_queued_workflows,
             meter=meter,
         )
+        # Completion webhooks, delivered by this gateway on either engine. With shared records
+        # (Redis, or Temporal workers) a sweep takes over deliveries a stopped replica left.
+        shared = redis_client is not None or settings.engine == "temporal"
+        self._webhook_sender = HttpxSender()
+        self.notifier = Notifier(
+            deliverer(
+                settings,
+                store,
+                self._webhook_sender,
+                meter,
+                telemetry.tracer("ponder_gateway"),
+            ),
+            store,
+            window_seconds=settings.webhook_retry_seconds,
+            sweep_seconds=settings.webhook_sweep_seconds if shared else None,
+            takeover_seconds=settings.webhook_timeout_seconds + 30.0 if shared else 0.0,
+        )
         self.engine: Engine
         if settings.engine == "temporal":
             self.engine = TemporalEngine(
@@ -127,6 +149,7 @@ class GatewayModule:
                 log,
                 settings,
                 admission=admission,
+                notifier=self.notifier,
             )
         else:
             self.engine = LocalEngine(
@@ -137,6 +160,7 @@ class GatewayModule:
                 settings,
                 admission=admission,
                 tracer=telemetry.tracer("ponder_gateway"),
+                notifier=self.notifier,
             )
         self._retention = Retention(
             store,
@@ -172,8 +196,16 @@ class GatewayModule:
                 per_key=settings.max_workflows_per_key,
             ),
             scope_mode=settings.cache_scope,
+            webhooks=webhook_targets(settings),
         )
         self._proxied = dict(self._targets) if settings.expose_internal_services else {}
+        # LibraryService is public: research serves it for the caller's tenant (stated by the
+        # gateway on the internal channel; a caller's own x-ponder-tenant is dropped).
+        self._library = {
+            library_pb2.DESCRIPTOR.services_by_name["LibraryService"].full_name: self._targets[
+                research_pb2.DESCRIPTOR.services_by_name["ResearchService"].full_name
+            ]
+        }
         self._telemetry = telemetry
         self.http: HttpServer | None = None
 
@@ -183,13 +215,16 @@ class GatewayModule:
 
     @property
     def service_names(self) -> Sequence[str]:
-        """WorkflowService, plus the internal services when they are exposed."""
+        """WorkflowService and LibraryService, plus the internal services when exposed."""
         workflow = workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name
-        return [workflow, *self._proxied]
+        return [workflow, *self._library, *self._proxied]
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the servicer, and the proxy of the internal services when they are exposed."""
         workflow_grpc.add_WorkflowServiceServicer_to_server(self._servicer, server)
+        server.add_generic_rpc_handlers(
+            [ServiceProxy(self._library, metadata=lambda: ((TENANT_HEADER, current().tenant),))]
+        )
         if self._proxied:
             server.add_generic_rpc_handlers([ServiceProxy(self._proxied)])
 
@@ -219,6 +254,7 @@ class GatewayModule:
         """Resolve workflows a previous process left unfinished, then wait until every
         downstream service reports SERVING."""
         await self.engine.start(stale_after=_STALE_SECONDS if self._redis else 0.0)
+        await self.notifier.start()  # deliveries a stopped gateway left due
         self._retention.start()
         await asyncio.gather(
             *(self._wait_for(name, channel) for name, channel in self._targets.items())
@@ -238,6 +274,7 @@ class GatewayModule:
         """Drain running workflows (recording the ones cut short), then close the channels."""
         await self._retention.stop()
         await self.engine.drain(self._grace)
+        await self._webhook_sender.close()
         if self._redis is not None:
             await self._redis.aclose()
         await self._channels.close()

@@ -81,7 +81,9 @@ def validate_citations(text: str, documents: Sequence[SourceDocument]) -> Citati
     for index in cited_indices(text):
         if is_valid_index(index, len(documents)):
             document = documents[index - 1]
-            citations.append(Citation(index, document.id, document.title, document.url))
+            citations.append(
+                Citation(index, document.id, document.title, document.url, document.passage)
+            )
         else:
             invalid.append(index)
     warnings = tuple(invalid_citation_warning(index, len(documents)) for index in invalid)

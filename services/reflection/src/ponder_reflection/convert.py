@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
+
 from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
 from ponder.type.v1 import document_pb2
 from ponder_reflection.types import (
+    Citation,
     Critique,
     ReflectionOutcome,
     SourceDocument,
+    SourcePassage,
     Step,
     StepKind,
     StopReason,
@@ -33,6 +38,52 @@ def source_document(doc: document_pb2.Document) -> SourceDocument:
     return SourceDocument(
         id=doc.id, title=doc.title, text=doc.summary, url=doc.url, authors=tuple(doc.authors)
     )
+
+
+def source_documents(docs: Iterable[document_pb2.Document]) -> tuple[SourceDocument, ...]:
+    """The sources the loop reads, numbered in order: one per passage of a document that has
+    passages (so `[n]` points at the passage), else one per document (its summary)."""
+    sources: list[SourceDocument] = []
+    for doc in docs:
+        whole = source_document(doc)
+        if not doc.passages:
+            sources.append(whole)
+        for passage in doc.passages:
+            found = SourcePassage(
+                index=passage.index,
+                text=passage.text,
+                heading=passage.heading,
+                page=passage.page,
+                start=passage.start_offset,
+                end=passage.end_offset,
+            )
+            sources.append(replace(whole, text=passage.text, passage=found))
+    return tuple(sources)
+
+
+def passage_to_proto(passage: SourcePassage) -> document_pb2.Passage:
+    """ponder.type.v1.Passage of a cited passage."""
+    return document_pb2.Passage(
+        index=passage.index,
+        text=passage.text,
+        heading=passage.heading,
+        page=passage.page,
+        start_offset=passage.start,
+        end_offset=passage.end,
+    )
+
+
+def citation_to_proto(citation: Citation) -> document_pb2.Citation:
+    """ponder.type.v1.Citation, with the passage when a passage was cited."""
+    message = document_pb2.Citation(
+        index=citation.index,
+        document_id=citation.document_id,
+        title=citation.title,
+        url=citation.url,
+    )
+    if citation.passage is not None:
+        message.passage.CopyFrom(passage_to_proto(citation.passage))
+    return message
 
 
 def usage_to_proto(usage: TokenUsage) -> document_pb2.TokenUsage:
@@ -103,12 +154,7 @@ def outcome_to_proto(outcome: ReflectionOutcome) -> reflection_pb2.ReflectRespon
             for item in outcome.iterations
         ],
         steps=[step_to_proto(step) for step in outcome.steps],
-        citations=[
-            document_pb2.Citation(
-                index=c.index, document_id=c.document_id, title=c.title, url=c.url
-            )
-            for c in outcome.citations
-        ],
+        citations=[citation_to_proto(c) for c in outcome.citations],
         usage=usage_to_proto(outcome.usage),
         provider=outcome.provider,
         model=outcome.model,

@@ -69,9 +69,13 @@ def validate_spec(spec: ReflectionSpec) -> list[tuple[str, str]]:
         violations.append(
             ("score_threshold", f"must be between {MIN_SCORE:g} and {MAX_SCORE:g}, got {threshold}")
         )
-    if len(spec.documents) > MAX_DOCUMENTS:
+    # The passages of one document count as that one document.
+    count = len({d.id for d in spec.documents if d.passage is not None}) + sum(
+        1 for d in spec.documents if d.passage is None
+    )
+    if count > MAX_DOCUMENTS:
         violations.append(
-            ("documents", f"must hold at most {MAX_DOCUMENTS} documents, got {len(spec.documents)}")
+            ("documents", f"must hold at most {MAX_DOCUMENTS} documents, got {count}")
         )
     violations.extend(
         (f"documents[{i}].id", "must not be empty")

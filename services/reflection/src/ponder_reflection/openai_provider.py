@@ -22,7 +22,6 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 from pydantic import BaseModel, Field, ValidationError
 
-from ponder_reflection.deadlines import current_deadline
 from ponder_reflection.provider import Critiqued, Drafted
 from ponder_reflection.types import Critique, SourceDocument, TokenUsage
 from ponder_runtime import UnavailableError
@@ -38,6 +37,7 @@ from ponder_runtime.attributes import (
     GEN_AI_USAGE_OUTPUT_TOKENS,
     LLM_ATTEMPTS,
 )
+from ponder_runtime.deadlines import current_deadline
 from ponder_runtime.resilience import Failure, FailureKind, ResilientCaller
 
 
@@ -68,11 +68,21 @@ class CritiqueReply(BaseModel):
     suggestions: list[str] = Field(default_factory=list)
 
 
+def _where(doc: SourceDocument) -> str:
+    """Which part of its document a passage source is: " (section: ...)" or " (page n)"."""
+    if doc.passage is None:
+        return ""
+    if doc.passage.heading:
+        return f" (section: {doc.passage.heading})"
+    return f" (page {doc.passage.page})" if doc.passage.page else ""
+
+
 def sources_block(documents: Sequence[SourceDocument]) -> str:
     """The numbered sources as the prompts show them."""
     return (
         "\n\n".join(
-            f"[{n}] Title: {doc.title}\n{doc.text}" for n, doc in enumerate(documents, start=1)
+            f"[{n}] Title: {doc.title}{_where(doc)}\n{doc.text}"
+            for n, doc in enumerate(documents, start=1)
         )
         or "(no sources were supplied)"
     )

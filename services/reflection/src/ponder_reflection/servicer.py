@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
 
 import grpc
 
@@ -12,10 +14,10 @@ from ponder_reflection.convert import (
     STEP_KIND_TO_PROTO,
     outcome_to_proto,
     source_document,
+    source_documents,
     step_from_proto,
     step_to_proto,
 )
-from ponder_reflection.deadlines import set_deadline
 from ponder_reflection.loop import reflect, run_reflection, validate_spec
 from ponder_reflection.provider import ReflectionProvider
 from ponder_reflection.types import (
@@ -26,6 +28,7 @@ from ponder_reflection.types import (
     TextDelta,
 )
 from ponder_runtime import FieldViolation, InvalidArgumentError
+from ponder_runtime.deadlines import set_deadline
 
 
 # One source's text; beyond it a summary is a whole paper, which belongs in a library instead.
@@ -72,10 +75,11 @@ class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
                 )
         if violations:
             raise InvalidArgumentError([FieldViolation(f, d) for f, d in violations])
-        return spec
+        # Validated per document (field paths match the request); read per passage.
+        return replace(spec, documents=source_documents(request.documents))
 
     async def Reflect(
-        self, request: reflection_pb2.ReflectRequest, context: grpc.aio.ServicerContext
+        self, request: reflection_pb2.ReflectRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> reflection_pb2.ReflectResponse:
         """Run the loop to completion."""
         spec = self._spec(request)
@@ -84,7 +88,9 @@ class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
         return outcome_to_proto(outcome)
 
     async def StreamReflect(
-        self, request: reflection_pb2.StreamReflectRequest, context: grpc.aio.ServicerContext
+        self,
+        request: reflection_pb2.StreamReflectRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[reflection_pb2.StreamReflectResponse]:
         """Run the loop, streaming each step, the model's text as it comes, and the result."""
         spec = self._spec(request)

@@ -8,14 +8,29 @@ from typing import TypeAlias
 
 
 @dataclass(frozen=True, slots=True)
+class SourcePassage:
+    """Where a source's text lies in its document (a library passage): heading or page, and
+    character offsets of `text` in the document's extracted text."""
+
+    index: int
+    text: str
+    heading: str = ""
+    page: int = 0
+    start: int = 0
+    end: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class SourceDocument:
-    """A source the text is grounded in; its 1-based position in a list is its `[n]` number."""
+    """A source the text is grounded in; its 1-based position in a list is its `[n]` number.
+    A library document comes as one source per passage, each with its `passage`."""
 
     id: str
     title: str
     text: str
     url: str = ""
     authors: tuple[str, ...] = ()
+    passage: SourcePassage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +95,13 @@ class Iteration:
 
 @dataclass(frozen=True, slots=True)
 class Citation:
-    """A `[index]` marker resolved to the supplied document it points to."""
+    """A `[index]` marker resolved to the supplied document (and passage) it points to."""
 
     index: int
     document_id: str
     title: str
     url: str
+    passage: SourcePassage | None = None
 
 
 class StopReason(enum.Enum):

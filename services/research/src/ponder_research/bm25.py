@@ -1,11 +1,10 @@
-"""Okapi BM25 keyword ranking over a fixed set of texts."""
+"""Okapi BM25 keyword ranking over texts kept by key."""
 
 from __future__ import annotations
 
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
 
 
 # Hyphenated compounds index as their parts: "Retrieval-Augmented" matches "retrieval augmented".
@@ -72,39 +71,57 @@ def tokenize(text: str) -> list[str]:
     return words
 
 
-class BM25Index:
-    """BM25 (k1=1.5, b=0.75) over documents given as texts, searched by query."""
+class BM25:
+    """Okapi BM25 (k1=1.5, b=0.75) over texts added and removed by key, with an inverted
+    index, so a search reads only the postings of the query's terms."""
 
-    def __init__(self, texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75) -> None:
+    def __init__(self, *, k1: float = 1.5, b: float = 0.75) -> None:
         self._k1 = k1
         self._b = b
-        self._docs = [Counter(tokenize(text)) for text in texts]
-        self._lengths = [sum(doc.values()) for doc in self._docs]
-        self._avg_length = (sum(self._lengths) / len(self._docs)) if self._docs else 0.0
-        frequency: Counter[str] = Counter()
-        for doc in self._docs:
-            frequency.update(doc.keys())
-        count = len(self._docs)
-        self._idf = {
-            term: math.log(1 + (count - df + 0.5) / (df + 0.5)) for term, df in frequency.items()
-        }
+        self._postings: dict[str, dict[str, int]] = {}  # term -> {key: term frequency}
+        self._lengths: dict[str, int] = {}
+        self._terms: dict[str, tuple[str, ...]] = {}
+        self._total_length = 0
 
     def __len__(self) -> int:
-        return len(self._docs)
+        return len(self._lengths)
 
-    def search(self, query: str, limit: int) -> list[tuple[int, float]]:
-        """(document index, score) pairs with a positive score, best first, at most `limit`."""
-        terms = set(tokenize(query))
-        if not self._avg_length:  # no document has a content word
+    def add(self, key: str, text: str) -> None:
+        """Index `text` under `key` (replacing what `key` held)."""
+        self.remove(key)
+        counts = Counter(tokenize(text))
+        for term, frequency in counts.items():
+            self._postings.setdefault(term, {})[key] = frequency
+        length = sum(counts.values())
+        self._terms[key] = tuple(counts)
+        self._lengths[key] = length
+        self._total_length += length
+
+    def remove(self, key: str) -> None:
+        """Forget `key` (nothing happens when it is unknown)."""
+        length = self._lengths.pop(key, None)
+        if length is None:
+            return
+        self._total_length -= length
+        for term in self._terms.pop(key):
+            del self._postings[term][key]
+            if not self._postings[term]:
+                del self._postings[term]
+
+    def search(self, query: str, limit: int | None = None) -> list[tuple[str, float]]:
+        """(key, score) pairs with a positive score, best first, at most `limit`."""
+        count = len(self._lengths)
+        if not count or not self._total_length:
             return []
-        scores = []
-        for index, doc in enumerate(self._docs):
-            score = 0.0
-            norm = self._k1 * (1 - self._b + self._b * self._lengths[index] / self._avg_length)
-            for term in terms & doc.keys():
-                tf = doc[term]
-                score += self._idf[term] * tf * (self._k1 + 1) / (tf + norm)
-            if score > 0:
-                scores.append((index, score))
-        scores.sort(key=lambda pair: (-pair[1], pair[0]))
-        return scores[:limit]
+        average = self._total_length / count
+        scores: dict[str, float] = {}
+        for term in set(tokenize(query)):
+            postings = self._postings.get(term)
+            if not postings:
+                continue
+            idf = math.log(1 + (count - len(postings) + 0.5) / (len(postings) + 0.5))
+            for key, tf in postings.items():
+                norm = self._k1 * (1 - self._b + self._b * self._lengths[key] / average)
+                scores[key] = scores.get(key, 0.0) + idf * tf * (self._k1 + 1) / (tf + norm)
+        ranked = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
+        return ranked if limit is None else ranked[:limit]

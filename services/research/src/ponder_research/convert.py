@@ -42,6 +42,18 @@ def document_to_proto(doc: FoundDocument) -> document_pb2.Document:
         pdf_url=doc.pdf_url,
         found_in=[KIND_TO_PROTO[kind] for kind in doc.found_in or (doc.source,)],
         doi=doc.doi,
+        passages=[
+            document_pb2.Passage(
+                index=hit.passage.index,
+                text=hit.passage.text,
+                heading=hit.passage.heading,
+                page=hit.passage.page,
+                start_offset=hit.passage.start,
+                end_offset=hit.passage.end,
+                score=hit.score,
+            )
+            for hit in doc.passages
+        ],
     )
     if doc.published is not None:
         message.published_time.CopyFrom(timestamp(doc.published))

@@ -22,7 +22,17 @@ from ponder_research.urls import normalize_url
 logger = logging.getLogger(__name__)
 
 TITLE_SIMILARITY = 0.95
-_FILLED = ("authors", "url", "summary", "published", "updated", "categories", "pdf_url", "doi")
+_FILLED = (
+    "authors",
+    "url",
+    "summary",
+    "published",
+    "updated",
+    "categories",
+    "pdf_url",
+    "doi",
+    "passages",
+)
 _PREFERENCE = {SourceKind.ARXIV: 0, SourceKind.LIBRARY: 1, SourceKind.WEB: 2}
 
 

@@ -16,6 +16,27 @@ class SourceKind(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Passage:
+    """A span of a library document's extracted text: `text == document_text[start:end]`."""
+
+    document_id: str
+    index: int  # 0-based position among the document's passages
+    text: str
+    start: int  # character offsets into the document's extracted text
+    end: int
+    heading: str = ""  # heading path of its section ("Operations > Scheduling"), "" if none
+    page: int = 0  # 1-based page of a paged format (PDF), 0 otherwise
+
+
+@dataclass(frozen=True, slots=True)
+class PassageHit:
+    """A passage that matched a query, with its relevance (higher is better)."""
+
+    passage: Passage
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
 class FoundDocument:
     """A document a source returned, with its relevance score for the query."""
 
@@ -34,6 +55,7 @@ class FoundDocument:
     doi: str = ""
     arxiv_id: str = ""  # bare arXiv id without version, when the document is an arXiv paper
     source_rank: int = 0  # position in its source's result list, 0 = first
+    passages: tuple[PassageHit, ...] = ()  # library documents: best-matching passages first
 
     def with_score(self, score: float) -> FoundDocument:
         """A copy with another score."""

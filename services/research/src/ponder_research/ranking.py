@@ -9,7 +9,17 @@ from dataclasses import dataclass
 
 from ponder_research.documents import FoundDocument, SourceKind
 from ponder_research.embedder import Embedder, EmbeddingUnavailableError
-from ponder_research.library_index import document_text
+
+
+# The model reads 256 word pieces at most; the embedding service refuses texts over 8192
+# characters, so a long text is cut well before that.
+MAX_EMBEDDED_CHARACTERS = 4000
+
+
+def document_text(doc: FoundDocument) -> str:
+    """What reranking compares with the query: the title and the start of the summary (for a
+    library document, its best passage)."""
+    return f"{doc.title}. {doc.summary}"[:MAX_EMBEDDED_CHARACTERS]
 
 
 class Ranking(enum.Enum):

@@ -129,8 +129,9 @@ class Searcher:
 
         try:
             async with asyncio.timeout(timeout):
+                key = query.for_source(source.kind == SourceKind.LIBRARY)
                 found, cached = await self._cache.get(
-                    (source.kind, query), lambda: source.search(query)
+                    (source.kind, key), lambda: source.search(query)
                 )
         except TimeoutError:
             return [], outcome(SourceState.TIMEOUT, message=f"no answer within {timeout:.2f}s")

@@ -26,7 +26,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dponder/type/v1/document.proto\x12\x0eponder.type.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x02\n\x08\x44ocument\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0f\n\x07\x61uthors\x18\x03 \x03(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x0f\n\x07summary\x18\x05 \x01(\t\x12\x32\n\x0epublished_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06source\x18\x08 \x01(\x0e\x32\x1a.ponder.type.v1.SourceKind\x12\x13\n\x05score\x18\t \x01(\x01\x42\x04\xe2\x41\x01\x03\x12\x12\n\ncategories\x18\n \x03(\t\x12\x0f\n\x07pdf_url\x18\x0b \x01(\t\x12\x32\n\x08\x66ound_in\x18\x0c \x03(\x0e\x32\x1a.ponder.type.v1.SourceKindB\x04\xe2\x41\x01\x03\x12\x0b\n\x03\x64oi\x18\r \x01(\t\"J\n\x08\x43itation\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\"T\n\nTokenUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03*n\n\nSourceKind\x12\x1b\n\x17SOURCE_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11SOURCE_KIND_ARXIV\x10\x01\x12\x13\n\x0fSOURCE_KIND_WEB\x10\x02\x12\x17\n\x13SOURCE_KIND_LIBRARY\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dponder/type/v1/document.proto\x12\x0eponder.type.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x03\n\x08\x44ocument\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0f\n\x07\x61uthors\x18\x03 \x03(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x0f\n\x07summary\x18\x05 \x01(\t\x12\x32\n\x0epublished_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06source\x18\x08 \x01(\x0e\x32\x1a.ponder.type.v1.SourceKind\x12\x13\n\x05score\x18\t \x01(\x01\x42\x04\xe2\x41\x01\x03\x12\x12\n\ncategories\x18\n \x03(\t\x12\x0f\n\x07pdf_url\x18\x0b \x01(\t\x12\x32\n\x08\x66ound_in\x18\x0c \x03(\x0e\x32\x1a.ponder.type.v1.SourceKindB\x04\xe2\x41\x01\x03\x12\x0b\n\x03\x64oi\x18\r \x01(\t\x12)\n\x08passages\x18\x0e \x03(\x0b\x32\x17.ponder.type.v1.Passage\"\x84\x01\n\x07Passage\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0f\n\x07heading\x18\x03 \x01(\t\x12\x0c\n\x04page\x18\x04 \x01(\x05\x12\x14\n\x0cstart_offset\x18\x05 \x01(\x05\x12\x12\n\nend_offset\x18\x06 \x01(\x05\x12\x13\n\x05score\x18\x07 \x01(\x01\x42\x04\xe2\x41\x01\x03\"t\n\x08\x43itation\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12(\n\x07passage\x18\x05 \x01(\x0b\x32\x17.ponder.type.v1.Passage\"T\n\nTokenUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03*n\n\nSourceKind\x12\x1b\n\x17SOURCE_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11SOURCE_KIND_ARXIV\x10\x01\x12\x13\n\x0fSOURCE_KIND_WEB\x10\x02\x12\x17\n\x13SOURCE_KIND_LIBRARY\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,12 +39,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DOCUMENT'].fields_by_name['score']._serialized_options = b'\342A\001\003'
   _globals['_DOCUMENT'].fields_by_name['found_in']._loaded_options = None
   _globals['_DOCUMENT'].fields_by_name['found_in']._serialized_options = b'\342A\001\003'
-  _globals['_SOURCEKIND']._serialized_start=638
-  _globals['_SOURCEKIND']._serialized_end=748
+  _globals['_PASSAGE'].fields_by_name['score']._loaded_options = None
+  _globals['_PASSAGE'].fields_by_name['score']._serialized_options = b'\342A\001\003'
+  _globals['_SOURCEKIND']._serialized_start=858
+  _globals['_SOURCEKIND']._serialized_end=968
   _globals['_DOCUMENT']._serialized_start=116
-  _globals['_DOCUMENT']._serialized_end=474
-  _globals['_CITATION']._serialized_start=476
-  _globals['_CITATION']._serialized_end=550
-  _globals['_TOKENUSAGE']._serialized_start=552
-  _globals['_TOKENUSAGE']._serialized_end=636
+  _globals['_DOCUMENT']._serialized_end=517
+  _globals['_PASSAGE']._serialized_start=520
+  _globals['_PASSAGE']._serialized_end=652
+  _globals['_CITATION']._serialized_start=654
+  _globals['_CITATION']._serialized_end=770
+  _globals['_TOKENUSAGE']._serialized_start=772
+  _globals['_TOKENUSAGE']._serialized_end=856
 # @@protoc_insertion_point(module_scope)

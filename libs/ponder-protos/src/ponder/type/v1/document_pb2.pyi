@@ -23,7 +23,7 @@ SOURCE_KIND_WEB: SourceKind
 SOURCE_KIND_LIBRARY: SourceKind
 
 class Document(_message.Message):
-    __slots__ = ("id", "title", "authors", "url", "summary", "published_time", "update_time", "source", "score", "categories", "pdf_url", "found_in", "doi")
+    __slots__ = ("id", "title", "authors", "url", "summary", "published_time", "update_time", "source", "score", "categories", "pdf_url", "found_in", "doi", "passages")
     ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     AUTHORS_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,7 @@ class Document(_message.Message):
     PDF_URL_FIELD_NUMBER: _ClassVar[int]
     FOUND_IN_FIELD_NUMBER: _ClassVar[int]
     DOI_FIELD_NUMBER: _ClassVar[int]
+    PASSAGES_FIELD_NUMBER: _ClassVar[int]
     id: str
     title: str
     authors: _containers.RepeatedScalarFieldContainer[str]
@@ -50,19 +51,40 @@ class Document(_message.Message):
     pdf_url: str
     found_in: _containers.RepeatedScalarFieldContainer[SourceKind]
     doi: str
-    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., authors: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., summary: _Optional[str] = ..., published_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[_Union[SourceKind, str]] = ..., score: _Optional[float] = ..., categories: _Optional[_Iterable[str]] = ..., pdf_url: _Optional[str] = ..., found_in: _Optional[_Iterable[_Union[SourceKind, str]]] = ..., doi: _Optional[str] = ...) -> None: ...
+    passages: _containers.RepeatedCompositeFieldContainer[Passage]
+    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., authors: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., summary: _Optional[str] = ..., published_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[_Union[SourceKind, str]] = ..., score: _Optional[float] = ..., categories: _Optional[_Iterable[str]] = ..., pdf_url: _Optional[str] = ..., found_in: _Optional[_Iterable[_Union[SourceKind, str]]] = ..., doi: _Optional[str] = ..., passages: _Optional[_Iterable[_Union[Passage, _Mapping]]] = ...) -> None: ...
+
+class Passage(_message.Message):
+    __slots__ = ("index", "text", "heading", "page", "start_offset", "end_offset", "score")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    HEADING_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    START_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    END_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    text: str
+    heading: str
+    page: int
+    start_offset: int
+    end_offset: int
+    score: float
+    def __init__(self, index: _Optional[int] = ..., text: _Optional[str] = ..., heading: _Optional[str] = ..., page: _Optional[int] = ..., start_offset: _Optional[int] = ..., end_offset: _Optional[int] = ..., score: _Optional[float] = ...) -> None: ...
 
 class Citation(_message.Message):
-    __slots__ = ("index", "document_id", "title", "url")
+    __slots__ = ("index", "document_id", "title", "url", "passage")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
+    PASSAGE_FIELD_NUMBER: _ClassVar[int]
     index: int
     document_id: str
     title: str
     url: str
-    def __init__(self, index: _Optional[int] = ..., document_id: _Optional[str] = ..., title: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
+    passage: Passage
+    def __init__(self, index: _Optional[int] = ..., document_id: _Optional[str] = ..., title: _Optional[str] = ..., url: _Optional[str] = ..., passage: _Optional[_Union[Passage, _Mapping]] = ...) -> None: ...
 
 class TokenUsage(_message.Message):
     __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens")
