@@ -246,7 +246,9 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         return workflow_pb2.CancelWorkflowResponse(workflow=await self._engine.cancel(request.name))
 
     async def DeleteWorkflow(
-        self, request: workflow_pb2.DeleteWorkflowRequest, context: grpc.aio.ServicerContext
+        self,
+        request: workflow_pb2.DeleteWorkflowRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> workflow_pb2.DeleteWorkflowResponse:
         """Delete a finished workflow (AIP-135); a pending or running one must be cancelled
         first (FAILED_PRECONDITION); another tenant's is NOT_FOUND."""
