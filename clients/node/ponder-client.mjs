@@ -1,6 +1,7 @@
 // A Node.js client of Ponder's gateway: @grpc/grpc-js with the protos loaded at run time by
 // @grpc/proto-loader (no generated code). Runs a reflection workflow to completion, then
-// creates a long-running one and follows it with WatchWorkflow until it ends.
+// creates a long-running one, follows it with WatchWorkflow until it ends and deletes it
+// (DeleteWorkflow; a GetWorkflow afterwards is NOT_FOUND).
 //
 //   node clients/node/ponder-client.mjs [--address 127.0.0.1:50051] [--key API_KEY] \
 //     [--max-tokens N] [--max-cost USD] [--if-running join|reject|enqueue] \
@@ -12,7 +13,8 @@
 //
 // With --notify-url the created workflow carries a completion webhook (the URL, and the name of
 // a webhook secret configured on the gateway); the client then waits for its delivery to end.
-// Prints what happens, then one JSON line: {"run": {...}, "watched": {...}} for scripts.
+// Prints what happens, then one JSON line: {"run": {...}, "watched": {...}, "deleted": true}
+// for scripts.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -141,7 +143,15 @@ async function main() {
     const delivery = watched.notificationDelivery;
     console.log(`webhook ${delivery.state} after ${delivery.attempts} attempt(s)`);
   }
-  console.log(JSON.stringify({ run: summary(ran), watched: summary(watched) }));
+  await unary(client, "DeleteWorkflow", { name: created.name }, metadata);
+  const gone = await unary(client, "GetWorkflow", { name: created.name }, metadata).then(
+    () => false,
+    (error) => error.code === grpc.status.NOT_FOUND,
+  );
+  console.log(`deleted ${created.name}`);
+  console.log(
+    JSON.stringify({ run: summary(ran), watched: summary(watched), deleted: gone }),
+  );
   client.close();
 }
 

@@ -161,6 +161,27 @@ async def test_list_pages_newest_first_with_a_filter(stub):
     assert bad_request_fields(caught.value) == {"page_token"}
 
 
+@on_both_engines
+async def test_delete_a_finished_workflow_on_either_engine(stub):
+    """On either engine a finished workflow is deleted (then NOT_FOUND, and gone from the
+    list); a second delete is NOT_FOUND."""
+    tag = uuid.uuid4().hex[:6]
+    ran = await stub.RunWorkflow(
+        pb.RunWorkflowRequest(workflow=spec(f"transformer attention {tag}")), timeout=30
+    )
+    name = ran.workflow.name
+    await stub.DeleteWorkflow(pb.DeleteWorkflowRequest(name=name), timeout=10)
+    for call in (
+        stub.GetWorkflow(pb.GetWorkflowRequest(name=name), timeout=10),
+        stub.DeleteWorkflow(pb.DeleteWorkflowRequest(name=name), timeout=10),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    listed = await stub.ListWorkflows(pb.ListWorkflowsRequest(filter=f'topic:"{tag}"'))
+    assert name not in [w.name for w in listed.workflows]
+
+
 def page_token(_stub) -> str:
     """A token made for the filter `state = SUCCEEDED` (not the one it is used with)."""
     from ponder_gateway.listing import make_token

@@ -125,10 +125,12 @@ class HeldResearch(research_grpc.ResearchServiceServicer):
 async def test_a_tenant_never_sees_another_tenants_workflows(
     stack: InProcessStack, tmp_path: Path
 ) -> None:
-    """alice's running workflow: bob gets NOT_FOUND from Get, Watch and Cancel over gRPC (the
-    same as a name that does not exist), 404 over REST, exit 3 from `ponder get/watch/cancel`,
-    and never finds it in a list (gRPC, REST, `ponder list`); the admin key lists and gets it;
-    alice gets and lists it (gRPC, REST) and cancels it (`ponder`); its record names tenant a."""
+    """alice's running workflow: bob gets NOT_FOUND from Get, Watch, Cancel and Delete over
+    gRPC (the same as a name that does not exist), 404 over REST, exit 3 from `ponder
+    get/watch/cancel`, and never finds it in a list (gRPC, REST, `ponder list`); the admin key
+    lists and gets it; alice gets and lists it (gRPC, REST), cannot delete it while it runs
+    (FAILED_PRECONDITION), cancels it (`ponder`) and then deletes it (REST); its record names
+    tenant a."""
     held = HeldResearch()
     research = grpc.aio.server()
     research_grpc.add_ResearchServiceServicer_to_server(held, research)
@@ -158,6 +160,9 @@ async def test_a_tenant_never_sees_another_tenants_workflows(
                 lambda: stub.CancelWorkflow(
                     pb.CancelWorkflowRequest(name=name), metadata=bearer(BOB)
                 ),
+                lambda: stub.DeleteWorkflow(
+                    pb.DeleteWorkflowRequest(name=name), metadata=bearer(BOB)
+                ),
                 lambda: _drain(
                     stub.WatchWorkflow(pb.WatchWorkflowRequest(name=name), metadata=bearer(BOB))
                 ),
@@ -174,6 +179,12 @@ async def test_a_tenant_never_sees_another_tenants_workflows(
             assert admin.workflow.tenant == "a"
             mine = await stub.ListWorkflows(pb.ListWorkflowsRequest(), metadata=bearer(ALICE))
             assert name in [w.name for w in mine.workflows]
+            with pytest.raises(grpc.aio.AioRpcError) as running:
+                await stub.DeleteWorkflow(
+                    pb.DeleteWorkflowRequest(name=name), metadata=bearer(ALICE)
+                )
+            assert running.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "cancel it first" in (running.value.details() or "")
             ran = await ponder_async(
                 "cancel", name.removeprefix("workflows/"), "-a", address,
                 env={"PONDER_API_KEY": ALICE},
@@ -181,6 +192,9 @@ async def test_a_tenant_never_sees_another_tenants_workflows(
             assert ran.code == 0, ran
             got = await stub.GetWorkflow(pb.GetWorkflowRequest(name=name), metadata=bearer(ALICE))
             assert got.workflow.state == pb.WORKFLOW_STATE_CANCELLED
+            alice = {"authorization": f"Bearer {ALICE}"}
+            assert (await http.delete(f"/v1/{name}", headers=alice)).status_code == 200
+            assert (await http.get(f"/v1/{name}", headers=alice)).status_code == 404
     finally:
         held.release.set()
         await server.stop(0)
@@ -188,15 +202,16 @@ async def test_a_tenant_never_sees_another_tenants_workflows(
 
 
 async def _over_rest(http: httpx.AsyncClient, name: str) -> None:
-    """Over REST bob gets 404 for alice's workflow (get, watch, cancel) and does not list it;
-    alice gets and lists it."""
+    """Over REST bob gets 404 for alice's workflow (get, watch, cancel, delete) and does not
+    list it; alice gets and lists it."""
     bob = {"authorization": f"Bearer {BOB}"}
     for verb, path in (
         ("GET", f"/v1/{name}"),
         ("GET", f"/v1/{name}:watch"),
         ("POST", f"/v1/{name}:cancel"),
+        ("DELETE", f"/v1/{name}"),
     ):
-        reply = await http.request(verb, path, headers=bob, json={})
+        reply = await http.request(verb, path, headers=bob, json={} if verb == "POST" else None)
         assert reply.status_code == 404, (verb, path, reply.text)
     listed = (await http.get("/v1/workflows", headers=bob)).json()
     assert name not in [w["name"] for w in listed["workflows"]]

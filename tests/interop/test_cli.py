@@ -151,7 +151,8 @@ def test_watch_draws_live_progress_in_a_terminal(gateway, fake_arxiv: FakeApi):
 
 
 def test_cancel_and_the_exit_statuses_users_meet(gateway, fake_arxiv: FakeApi):
-    """cancel works on a running workflow and then fails as FAILED_PRECONDITION; unknown
+    """cancel works on a running workflow and then fails as FAILED_PRECONDITION; delete then
+    removes it (a second delete is not found); unknown
     workflows, bad input and an unreachable gateway each get their own status and message."""
     workflow_id = f"cli-{uuid.uuid4().hex[:8]}"
     with behaving(fake_arxiv, latency=3.0):
@@ -168,6 +169,11 @@ def test_cancel_and_the_exit_statuses_users_meet(gateway, fake_arxiv: FakeApi):
     watched = ponder("watch", workflow_id, "-a", gateway)
     assert watched.code == 1, watched  # the workflow did not succeed
     assert "CANCELLED" in watched.out
+    deleted = ponder("delete", workflow_id, "-a", gateway)
+    assert deleted.code == 0, deleted
+    assert deleted.out.strip() == f"deleted workflows/{workflow_id}"
+    gone = ponder("delete", workflow_id, "-a", gateway)
+    assert gone.code == 3, gone  # not found
 
     missing = ponder("get", "no-such-workflow", "-a", gateway)
     assert missing.code == 3, missing

@@ -1,6 +1,6 @@
 """The Node.js example client (clients/node, @grpc/grpc-js + @grpc/proto-loader, installed by
 `npm ci`) against the running stack: a workflow run to completion and a long-running one
-followed with WatchWorkflow to its end."""
+followed with WatchWorkflow to its end, then deleted."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ def test_the_node_client_runs_and_watches_workflows(process_stack: Stack):
     assert len(result["run"]["traceId"]) == 32
     assert result["watched"]["state"] == "WORKFLOW_STATE_SUCCEEDED"
     assert result["watched"]["name"] != result["run"]["name"]
+    assert result["deleted"] is True  # DeleteWorkflow, then GetWorkflow is NOT_FOUND
     events = [line for line in lines if line.startswith("  WORKFLOW_EVENT_TYPE_")]
     assert events[0].startswith("  WORKFLOW_EVENT_TYPE_SNAPSHOT")
     if len(events) > 1:  # still running when the watch began (else: the final snapshot only)
@@ -98,7 +99,7 @@ def generate_es_client() -> None:
     assert done.returncode == 0, done.stderr
     declarations = (ROOT / "clients/gen/es/ponder/workflow/v1/workflow_service_pb.d.ts").read_text()
     for method in ("runWorkflow", "createWorkflow", "getWorkflow", "listWorkflows",
-                   "cancelWorkflow", "watchWorkflow"):  # fmt: skip
+                   "cancelWorkflow", "watchWorkflow", "deleteWorkflow"):  # fmt: skip
         assert f"  {method}: {{" in declarations, method
 
 

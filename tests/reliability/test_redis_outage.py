@@ -19,6 +19,7 @@ from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack.fake_apis import FakeApi
 from ponder_devstack.redis_server import RedisServer
+from ponder_gateway.record_codec import decode
 from tests.reliability.chaos import eventually, running_chaos, spec, unique
 
 
@@ -144,10 +145,10 @@ async def test_a_redis_outage_loses_no_acknowledged_workflow(
                         await asyncio.sleep(0.1)
         # The gateway has drained: what it acknowledged is in Redis, finished.
         with redis.Redis.from_url(server.url) as client:
-            for name in traffic.acknowledged:
-                data = client.get(f"ponder:gateway:wf:{name}")
+            for name in traffic.acknowledged:  # the record's hash (redis_state.py)
+                data, codec = client.hmget(f"ponder:gateway:rec:{name}", ["d", "c"])
                 assert data is not None, f"{name} was acknowledged but is not in Redis"
-                assert pb.Workflow.FromString(data).state in FINAL, name
+                assert decode(data, int(codec), None).state in FINAL, name
         gateway_log = (tmp_path / "stack" / "gateway.log").read_text()
     finally:
         server.stop()

@@ -12,6 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder_gateway.access import TokenBuckets
 from ponder_gateway.filters import EVERYTHING, Filter
+from ponder_gateway.record_plan import Page
 from ponder_gateway.redis_outage import FallbackBuckets, OutageTolerantStore
 from ponder_runtime import UnavailableError
 
@@ -41,12 +42,20 @@ class SwitchableStore:
         self._check()
         return self.records.get(name)
 
-    async def list(
-        self, where: Filter, *, limit: int, after: tuple[int, str] | None
-    ) -> list[pb.Workflow]:
+    async def list(self, where: Filter, *, limit: int, after: tuple[int, str] | None) -> Page:
         """Every record (raises while down)."""
         self._check()
-        return list(self.records.values())[:limit]
+        return Page(list(self.records.values())[:limit])
+
+    async def delete(self, name: str) -> bool:
+        """Forget a record (raises while down)."""
+        self._check()
+        return self.records.pop(name, None) is not None
+
+    async def purge(self, before_ns: int, *, limit: int) -> Sequence[str]:
+        """Nothing (raises while down)."""
+        self._check()
+        return []
 
     async def unfinished(self) -> Sequence[pb.Workflow]:
         """Nothing (raises while down)."""

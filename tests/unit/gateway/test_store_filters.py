@@ -64,10 +64,10 @@ async def test_filters_page_through_either_store(store, text, expected):
     after = None
     while True:
         page = await store.list(tree, limit=2, after=after)
-        seen.extend(w.name.split("/")[1] for w in page)
-        if len(page) < 2:
+        seen.extend(w.name.split("/")[1] for w in page.workflows)
+        if page.next_after is None:
             break
-        after = (page[-1].create_time.ToNanoseconds(), page[-1].name)
+        after = page.next_after
     assert seen == sorted(expected, reverse=True)
 
 
@@ -89,8 +89,10 @@ async def test_an_older_sqlite_file_gains_the_filter_columns(tmp_path):
     store = SqliteWorkflowStore(path)
     try:
         found = await store.list(filters.parse('topic:"rag"'), limit=10, after=None)
-        assert [w.name for w in found] == [old.name]
+        assert [w.name for w in found.workflows] == [old.name]
         later = filters.parse('update_time > "2026-01-01T00:00:05Z"')
-        assert [w.name for w in await store.list(later, limit=10, after=None)] == [old.name]
+        assert [w.name for w in (await store.list(later, limit=10, after=None)).workflows] == [
+            old.name
+        ]
     finally:
         await store.close()

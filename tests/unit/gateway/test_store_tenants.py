@@ -34,7 +34,7 @@ def _workflow(name: str, tenant: str, seconds: int) -> pb.Workflow:
 async def _names(store: WorkflowStore, tenant: str | None) -> list[str]:
     where = EVERYTHING if tenant is None else Owner(tenant)
     page = await store.list(where, limit=10, after=None)
-    return [w.name for w in page]
+    return [w.name for w in page.workflows]
 
 
 async def test_an_older_sqlite_file_gains_the_tenant_column(tmp_path: Path) -> None:

@@ -78,6 +78,7 @@ OPERATIONS = {
     ),
     "WorkflowService_CancelWorkflow": ("post", "/v1/{name}:cancel", ["name"], [], "*"),
     "WorkflowService_WatchWorkflow": ("get", "/v1/{name}:watch", ["name"], ["afterSequence"], ""),
+    "WorkflowService_DeleteWorkflow": ("delete", "/v1/{name}", ["name"], [], ""),
     "ResearchService_SearchSources": ("post", "/v1/research:search", [], [], "*"),
     "ResearchService_GetLibrary": ("get", "/v1/library", [], ["tenant"], ""),
     "ReflectionService_Reflect": ("post", "/v1/reflection:reflect", [], [], "*"),

@@ -47,6 +47,24 @@ async def test_a_failing_statement_fails_only_its_writer(tmp_path):
     await file.close()
 
 
+async def test_statements_written_together_go_all_or_none(tmp_path):
+    """write_all: a writer's statements commit together in the group, and when one fails
+    none of that writer's stays, while the other writers' do."""
+    file = SqliteFile(tmp_path / "items.sqlite3", SCHEMA, thread_name="test-sqlite")
+    await file.write("INSERT INTO items VALUES (?, ?)", ("taken", 1))
+    insert = "INSERT INTO items VALUES (?, ?)"
+    results = await asyncio.gather(
+        file.write_all([(insert, ("a", 1)), (insert, ("a2", 2))]),
+        file.write_all([(insert, ("c", 3)), (insert, ("taken", 4))]),  # the second clashes
+        return_exceptions=True,
+    )
+    assert results[0] is None
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    rows = await file.run(lambda db: db.execute("SELECT key FROM items").fetchall())
+    assert sorted(key for (key,) in rows) == ["a", "a2", "taken"]
+    await file.close()
+
+
 async def test_a_write_is_visible_to_the_next_read(tmp_path):
     file = SqliteFile(tmp_path / "items.sqlite3", SCHEMA, thread_name="test-sqlite")
     await file.write("INSERT INTO items VALUES (?, ?)", ("k", 7))

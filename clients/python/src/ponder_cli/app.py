@@ -1,4 +1,4 @@
-"""`ponder`: run, watch, get, list and cancel workflows and check health, over gRPC."""
+"""`ponder`: run, watch, get, list, cancel and delete workflows and check health, over gRPC."""
 
 from __future__ import annotations
 
@@ -434,6 +434,28 @@ def cancel(
             out.emit(to_json(cancelled))
         else:
             out.console.print(headline(cancelled))
+    return ExitCode.OK
+
+
+@app.command()
+@_reporting
+def delete(
+    *,
+    workflow: WorkflowId,
+    timeout: Timeout = 30.0,
+    address: Address = DEFAULT_ADDRESS,
+    key: ApiKey = None,
+    tls: Tls = False,
+    as_json: Json = False,
+) -> int:
+    """Delete a finished workflow and its events (cancel a running one first)."""
+    with _session(address, key, tls, as_json) as (gateway, out):
+        gateway.delete(workflow, timeout)
+        name = workflow_name(workflow)
+        if out.json:
+            out.emit(json.dumps({"deleted": name}))
+        else:
+            out.console.print(f"deleted {name}")
     return ExitCode.OK
 
 

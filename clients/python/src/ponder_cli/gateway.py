@@ -152,6 +152,11 @@ class Gateway:
         reply: pb.CancelWorkflowResponse = self._unary(self._stub.CancelWorkflow, request, timeout)
         return reply.workflow
 
+    def delete(self, workflow: str, timeout: float) -> None:
+        """Delete a finished workflow (a running one must be cancelled first)."""
+        request = pb.DeleteWorkflowRequest(name=workflow_name(workflow))
+        self._unary(self._stub.DeleteWorkflow, request, timeout)
+
     def watch(self, workflow: str) -> Iterator[pb.WatchWorkflowResponse]:
         """The workflow's events until it ends (no deadline: a workflow may take minutes)."""
         request = pb.WatchWorkflowRequest(name=workflow_name(workflow))

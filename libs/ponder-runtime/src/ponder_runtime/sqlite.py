@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 
 T = TypeVar("T")
+_Statements = Sequence[tuple[str, Sequence[Any]]]  # (sql, parameters), run together
 
 
 class SqliteFile:
@@ -36,13 +37,18 @@ class SqliteFile:
         self._migrate = migrate
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
         self._db: sqlite3.Connection | None = None
-        self._pending: list[tuple[str, Sequence[Any], asyncio.Future[None]]] = []
+        self._pending: list[tuple[_Statements, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def write(self, sql: str, params: Sequence[Any]) -> None:
         """Run one statement; durable when this returns (committed with its group)."""
+        await self.write_all([(sql, params)])
+
+    async def write_all(self, statements: _Statements) -> None:
+        """Run statements together (all or none); durable when this returns (committed with
+        its group)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((sql, params, future))
+        self._pending.append((statements, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         await future
@@ -54,11 +60,11 @@ class SqliteFile:
             try:
                 errors = await loop.run_in_executor(self._executor, self._commit, batch)
             except RuntimeError as exc:  # the thread is gone (closed): fail the group
-                for _, _, future in batch:
+                for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (_, _, future), error in zip(batch, errors, strict=True):
+            for (_, future), error in zip(batch, errors, strict=True):
                 if future.done():
                     continue
                 if error is None:
@@ -66,25 +72,31 @@ class SqliteFile:
                 else:
                     future.set_exception(error)
 
-    def _commit(self, batch: list[tuple[str, Sequence[Any], Any]]) -> list[Exception | None]:
-        """One transaction for the batch; if it fails, each statement alone (so one bad
-        statement fails only its own writer)."""
+    def _commit(self, batch: list[tuple[_Statements, Any]]) -> list[Exception | None]:
+        """One transaction for the batch; if it fails, each writer's statements alone (so one
+        bad statement fails only its own writer)."""
         db = self._connection()
         try:
             db.execute("BEGIN IMMEDIATE")
-            for sql, params, _ in batch:
-                db.execute(sql, params)
+            for statements, _ in batch:
+                for sql, params in statements:
+                    db.execute(sql, params)
             db.execute("COMMIT")
             return [None] * len(batch)
         except sqlite3.Error:
             if db.in_transaction:
                 db.execute("ROLLBACK")
         errors: list[Exception | None] = []
-        for sql, params, _ in batch:
+        for statements, _ in batch:
             try:
-                db.execute(sql, params)
+                db.execute("BEGIN IMMEDIATE")
+                for sql, params in statements:
+                    db.execute(sql, params)
+                db.execute("COMMIT")
                 errors.append(None)
             except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 errors.append(exc)
         return errors
 

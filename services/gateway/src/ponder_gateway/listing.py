@@ -15,7 +15,13 @@ def _digest(filter_text: str) -> str:
 
 def make_token(workflow: workflow_pb2.Workflow, filter_text: str) -> str:
     """A token that resumes after `workflow` for the same filter."""
-    raw = f"{_digest(filter_text)}|{workflow.create_time.ToNanoseconds()}|{workflow.name}"
+    return token_at((int(workflow.create_time.ToNanoseconds()), workflow.name), filter_text)
+
+
+def token_at(position: tuple[int, str], filter_text: str) -> str:
+    """A token that resumes after the (create_time ns, name) `position` for the same filter:
+    a keyset position, so records inserted meanwhile never shift the pages."""
+    raw = f"{_digest(filter_text)}|{position[0]}|{position[1]}"
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 

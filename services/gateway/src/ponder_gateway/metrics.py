@@ -28,6 +28,7 @@ __all__ = [
     "WEBHOOK_ATTEMPTS",
     "WEBHOOK_DELIVERIES",
     "WEBHOOK_OUTCOME",
+    "WORKFLOWS_PURGED",
     "WORKFLOW_COST",
     "WORKFLOW_DURATION",
     "WORKFLOW_IN_FLIGHT",
@@ -45,6 +46,7 @@ CACHE_LOOKUPS = "ponder.cache.lookups"  # counter, by result (the hit ratio), ve
 CACHE_LOOKUP_DURATION = "ponder.cache.lookup.duration"  # histogram, seconds, by result
 RATE_LIMIT_REJECTIONS = "ponder.rate_limit.rejections"  # counter
 CACHE_REJECTED = "ponder.cache.rejected"  # counter: cached results whose signature failed
+WORKFLOWS_PURGED = "ponder.workflow.purged"  # counter: records purged by retention
 WEBHOOK_DELIVERIES = "ponder.webhook.deliveries"  # counter: ended deliveries, by outcome
 WEBHOOK_ATTEMPTS = "ponder.webhook.attempts"  # counter: POSTs, by outcome
 # delivered, failed (deliveries); delivered, http_error, connection_error, refused (attempts)

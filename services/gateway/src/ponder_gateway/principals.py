@@ -36,7 +36,7 @@ class Scope(StrEnum):
     WORKFLOWS_RUN = "workflows.run"  # run and create workflows
     WORKFLOWS_READ = "workflows.read"  # get, list and watch the tenant's workflows
     WORKFLOWS_CANCEL = "workflows.cancel"  # cancel the tenant's workflows
-    WORKFLOWS_DELETE = "workflows.delete"  # delete the tenant's workflows (no method yet)
+    WORKFLOWS_DELETE = "workflows.delete"  # delete the tenant's workflows
     LIBRARY_READ = "library.read"  # get, list and watch the tenant's library documents
     LIBRARY_WRITE = "library.write"  # upload and delete the tenant's library documents
     CACHE_ADMIN = "cache.admin"  # the embedding service's cache methods (with `internal`)
@@ -77,6 +77,7 @@ METHOD_SCOPES: Mapping[str, frozenset[Scope]] = {
     f"{_WORKFLOW}ListWorkflows": frozenset({Scope.WORKFLOWS_READ}),
     f"{_WORKFLOW}WatchWorkflow": frozenset({Scope.WORKFLOWS_READ}),
     f"{_WORKFLOW}CancelWorkflow": frozenset({Scope.WORKFLOWS_CANCEL}),
+    f"{_WORKFLOW}DeleteWorkflow": frozenset({Scope.WORKFLOWS_DELETE}),
     # The caller's tenant's libraries (forwarded to research with the tenant).
     f"{_LIBRARY}CreateDocument": frozenset({Scope.LIBRARY_WRITE}),
     f"{_LIBRARY}DeleteDocument": frozenset({Scope.LIBRARY_WRITE}),

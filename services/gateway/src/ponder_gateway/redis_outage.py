@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.access import Buckets
 from ponder_gateway.filters import Filter
+from ponder_gateway.record_plan import Page
 from ponder_gateway.store import WorkflowStore
 from ponder_runtime import UnavailableError
 
@@ -144,15 +145,28 @@ class OutageTolerantStore:
         except REDIS_DOWN as exc:
             raise _unavailable("read", exc) from exc
 
-    async def list(
-        self, where: Filter, *, limit: int, after: tuple[int, str] | None
-    ) -> list[workflow_pb2.Workflow]:
+    async def list(self, where: Filter, *, limit: int, after: tuple[int, str] | None) -> Page:
         """A page from Redis, with kept versions in place of the stored ones."""
         try:
             page = await self._inner.list(where, limit=limit, after=after)
         except REDIS_DOWN as exc:
             raise _unavailable("list", exc) from exc
-        return [_copy(self._pending[w.name]) if w.name in self._pending else w for w in page]
+        page.workflows = [
+            _copy(self._pending[w.name]) if w.name in self._pending else w for w in page.workflows
+        ]
+        return page
+
+    async def delete(self, name: str) -> bool:
+        """Delete in Redis (UNAVAILABLE if away), and a version kept for it."""
+        try:
+            deleted = await self._inner.delete(name)
+        except REDIS_DOWN as exc:
+            raise _unavailable("delete", exc) from exc
+        return self._pending.pop(name, None) is not None or deleted
+
+    async def purge(self, before_ns: int, *, limit: int) -> Sequence[str]:
+        """Purge in Redis (the error as is when Redis is away: the sweep tries again later)."""
+        return await self._inner.purge(before_ns, limit=limit)
 
     async def unfinished(self) -> Sequence[workflow_pb2.Workflow]:
         """Unfinished records (UNAVAILABLE if Redis is away)."""

@@ -32,6 +32,7 @@ from ponder_gateway.redis_outage import FallbackBuckets, OutageTolerantStore, op
 from ponder_gateway.redis_state import RedisTokenBuckets, RedisWorkflowStore
 from ponder_gateway.replay import ReplayMemo
 from ponder_gateway.rest import build_facade
+from ponder_gateway.retention import Retention
 from ponder_gateway.servicer import WorkflowServicer
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.spend_ledger import RedisLedger
@@ -167,6 +168,14 @@ class GatewayModule:
                 tracer=telemetry.tracer("ponder_gateway"),
                 notifier=self.notifier,
             )
+        self._retention = Retention(
+            store,
+            log,
+            keep=settings.retention,
+            every=settings.retention_sweep_seconds,
+            batch=settings.retention_batch,
+            meter=meter,
+        )
         self._grace = settings.shutdown_grace_seconds
         self._access = AccessControl(
             read_keys(settings.api_keys_file, settings.api_key_hashes),
@@ -261,6 +270,7 @@ class GatewayModule:
         downstream service reports SERVING."""
         await self.engine.start(stale_after=_STALE_SECONDS if self._redis else 0.0)
         await self.notifier.start()  # deliveries a stopped gateway left due
+        self._retention.start()
         await asyncio.gather(
             *(self._wait_for(name, channel) for name, channel in self._targets.items())
         )
@@ -277,6 +287,7 @@ class GatewayModule:
 
     async def close(self) -> None:
         """Drain running workflows (recording the ones cut short), then close the channels."""
+        await self._retention.stop()
         await self.engine.drain(self._grace)
         await self._webhook_sender.close()
         if self._redis is not None:

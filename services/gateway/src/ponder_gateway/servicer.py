@@ -20,7 +20,7 @@ from ponder_gateway.cache import namespace
 from ponder_gateway.cache_scope import GLOBAL, CacheScopeMode, cache_scope
 from ponder_gateway.coalescing import Coalescer, MemoryRunningIndex, RunningIndex, identity
 from ponder_gateway.filters import parse as parse_filter
-from ponder_gateway.listing import make_token, read_token
+from ponder_gateway.listing import read_token, token_at
 from ponder_gateway.ownership import owned, replay_key, scoped
 from ponder_gateway.parameters import Notification, RunParameters, resolve_parameters
 from ponder_gateway.principals import Principal, current
@@ -299,10 +299,10 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         where = scoped(parse_filter(request.filter), current())  # access: the caller's tenant
         after = read_token(request.page_token, request.filter)
         size = request.page_size or DEFAULT_PAGE_SIZE
-        page = await self._engine.list(where, limit=size + 1, after=after)
-        reply = workflow_pb2.ListWorkflowsResponse(workflows=page[:size])
-        if len(page) > size:
-            reply.next_page_token = make_token(page[size - 1], request.filter)
+        page = await self._engine.list(where, limit=size, after=after)
+        reply = workflow_pb2.ListWorkflowsResponse(workflows=page.workflows)
+        if page.next_after is not None:  # a short page may have more after it (a long scan)
+            reply.next_page_token = token_at(page.next_after, request.filter)
         return reply
 
     async def CancelWorkflow(
@@ -314,6 +314,18 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         _check_name(request.name)
         await owned(self._engine.get, request.name, current())  # access
         return workflow_pb2.CancelWorkflowResponse(workflow=await self._engine.cancel(request.name))
+
+    async def DeleteWorkflow(
+        self,
+        request: workflow_pb2.DeleteWorkflowRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> workflow_pb2.DeleteWorkflowResponse:
+        """Delete a finished workflow (AIP-135); a pending or running one must be cancelled
+        first (FAILED_PRECONDITION); another tenant's is NOT_FOUND."""
+        _check_name(request.name)
+        await owned(self._engine.get, request.name, current())  # access
+        await self._engine.delete(request.name)
+        return workflow_pb2.DeleteWorkflowResponse()
 
     async def WatchWorkflow(
         self,

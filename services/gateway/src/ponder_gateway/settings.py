@@ -1,5 +1,7 @@
 """Settings of the gateway."""
 
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -11,6 +13,9 @@ from ponder_gateway.principals import DEFAULT_SCOPES, Scope, read_keys
 from ponder_gateway.webhooks.destinations import DestinationPolicy
 from ponder_gateway.webhooks.secrets import parse_secrets, read_secrets_file
 from ponder_runtime import ServiceSettings
+
+
+_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
 
 class GatewaySettings(ServiceSettings):
@@ -110,6 +115,27 @@ class GatewaySettings(ServiceSettings):
     store_path: Path = Field(
         Path("var/data/gateway-workflows.sqlite3"),
         description="SQLite file of workflow records.",
+    )
+    retention: timedelta = Field(
+        timedelta(days=30),
+        validation_alias="PONDER_GATEWAY_RETENTION",
+        description="Finished workflow records (and their events) older than this, by their "
+        "last update, are purged in the background: `30d`, `12h`, `90m`, `45s`, seconds, or "
+        "ISO 8601 (`P30D`); 0 keeps them forever.",
+    )
+    retention_sweep_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=86400,
+        validation_alias="PONDER_GATEWAY_RETENTION_SWEEP_SECONDS",
+        description="How often the retention sweep runs.",
+    )
+    retention_batch: int = Field(
+        500,
+        ge=1,
+        le=100_000,
+        validation_alias="PONDER_GATEWAY_RETENTION_BATCH",
+        description="Records purged per transaction (the sweep repeats until none is due).",
     )
     cache_similarity_threshold: float = Field(
         0.0,
@@ -312,6 +338,22 @@ class GatewaySettings(ServiceSettings):
             DestinationPolicy(hosts=(), networks=value)
         else:
             DestinationPolicy(hosts=value, networks=())
+        return value
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention_units(cls, value: object) -> object:
+        """`30d`, `12h`, `90m`, `45s` as well as what pydantic reads (seconds, ISO 8601)."""
+        if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
+            return timedelta(seconds=float(value))  # plain seconds
+        if isinstance(value, str) and value.strip()[-1:] in _UNITS:
+            text = value.strip()
+            try:
+                return timedelta(seconds=float(text[:-1]) * _UNITS[text[-1]])
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a duration such as 30d, 12h, 90m or 45s"
+                ) from None
         return value
 
     @field_validator("api_keys_file")

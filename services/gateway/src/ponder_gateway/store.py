@@ -1,19 +1,44 @@
-"""Durable workflow records: an embedded SQLite file, written on a dedicated thread."""
+"""Durable workflow records: an embedded SQLite file, written on a dedicated thread.
+
+Small records: the result lives apart in `workflow_results`, once per distinct content (a cache
+hit refers to the result of the workflow it reuses; record_codec.py), and a result goes with the
+last record that refers to it (a trigger). Listing walks one index per filter (record_plan.py):
+
+| filter part                 | index (with a tenant / admin: every tenant)          |
+|-----------------------------|------------------------------------------------------|
+| none, create_time range     | workflows_tenant_order / workflows_order             |
+| state = X (+ time range)    | workflows_tenant_state / workflows_state             |
+| kind = X (+ time range)     | workflows_tenant_kind / workflows_kind               |
+| anything else               | checked on at most SCAN_LIMIT entries of the above   |
+
+Retention walks `workflows_finished` (finished records by update_time)."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.filters import Filter, to_sql
 from ponder_gateway.principals import DEFAULT_TENANT
+from ponder_gateway.record_codec import RecordCodec, decode
+from ponder_gateway.record_plan import SCAN_LIMIT, Page, Plan, Position, plan
 from ponder_runtime.sqlite import SqliteFile
 
 
-_SCHEMA = """
+UNFINISHED = (workflow_pb2.WORKFLOW_STATE_PENDING, workflow_pb2.WORKFLOW_STATE_RUNNING)
+FINISHED = (
+    workflow_pb2.WORKFLOW_STATE_SUCCEEDED,
+    workflow_pb2.WORKFLOW_STATE_FAILED,
+    workflow_pb2.WORKFLOW_STATE_CANCELLED,
+)
+_FINISHED_SQL = "(" + ", ".join(str(int(state)) for state in FINISHED) + ")"
+_UNFINISHED_SQL = "(" + ", ".join(str(int(state)) for state in UNFINISHED) + ")"
+_COLUMNS = "name, create_time, state, kind, data, update_time, topic, tenant, codec, result_hash"
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS workflows (
     name TEXT PRIMARY KEY,
     create_time INTEGER NOT NULL,
@@ -22,26 +47,67 @@ CREATE TABLE IF NOT EXISTS workflows (
     data BLOB NOT NULL,
     update_time INTEGER NOT NULL DEFAULT 0,
     topic TEXT NOT NULL DEFAULT '',
-    tenant TEXT NOT NULL DEFAULT 'default'
+    tenant TEXT NOT NULL DEFAULT 'default',
+    codec INTEGER NOT NULL DEFAULT 0,
+    result_hash BLOB
 );
+CREATE TABLE IF NOT EXISTS workflow_results (
+    hash BLOB PRIMARY KEY,
+    data BLOB NOT NULL
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS workflows_order ON workflows(create_time DESC, name DESC);
 CREATE INDEX IF NOT EXISTS workflows_tenant_order ON workflows(tenant, create_time DESC, name DESC);
+CREATE INDEX IF NOT EXISTS workflows_tenant_state
+    ON workflows(tenant, state, create_time DESC, name DESC);
+CREATE INDEX IF NOT EXISTS workflows_tenant_kind
+    ON workflows(tenant, kind, create_time DESC, name DESC);
+CREATE INDEX IF NOT EXISTS workflows_result ON workflows(result_hash)
+    WHERE result_hash IS NOT NULL;
+CREATE INDEX IF NOT EXISTS workflows_finished ON workflows(update_time)
+    WHERE state IN {_FINISHED_SQL};
+CREATE INDEX IF NOT EXISTS workflows_unfinished ON workflows(create_time)
+    WHERE state IN {_UNFINISHED_SQL};
+CREATE TRIGGER IF NOT EXISTS workflow_result_released AFTER DELETE ON workflows
+    WHEN OLD.result_hash IS NOT NULL BEGIN
+    DELETE FROM workflow_results WHERE hash = OLD.result_hash
+        AND NOT EXISTS (SELECT 1 FROM workflows WHERE result_hash = OLD.result_hash);
+END;
+CREATE TRIGGER IF NOT EXISTS workflow_result_replaced AFTER UPDATE OF result_hash ON workflows
+    WHEN OLD.result_hash IS NOT NULL AND OLD.result_hash IS NOT NEW.result_hash BEGIN
+    DELETE FROM workflow_results WHERE hash = OLD.result_hash
+        AND NOT EXISTS (SELECT 1 FROM workflows WHERE result_hash = OLD.result_hash);
+END;
 """
-_COLUMNS = {
-    "state": "state",
-    "kind": "kind",
-    "create_time": "create_time",
-    "update_time": "update_time",
-    "topic": "topic",
-    "tenant": "tenant",
+_FIELDS = {
+    "state": "w.state",
+    "kind": "w.kind",
+    "create_time": "w.create_time",
+    "update_time": "w.update_time",
+    "topic": "w.topic",
+    "tenant": "w.tenant",
 }
-UNFINISHED = (workflow_pb2.WORKFLOW_STATE_PENDING, workflow_pb2.WORKFLOW_STATE_RUNNING)
+_INDEXES = {
+    "order": "workflows_order",
+    "tenant_order": "workflows_tenant_order",
+    "tenant_state": "workflows_tenant_state",
+    "tenant_kind": "workflows_tenant_kind",
+}
+_UPSERT = (
+    f"INSERT INTO workflows ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE"
+    " SET create_time = excluded.create_time, state = excluded.state, kind = excluded.kind,"
+    " data = excluded.data, update_time = excluded.update_time, topic = excluded.topic,"
+    " tenant = excluded.tenant, codec = excluded.codec, result_hash = excluded.result_hash"
+)
+_KEEP_RESULT = "INSERT OR IGNORE INTO workflow_results (hash, data) VALUES (?, ?)"
+_READ = "SELECT w.data, w.codec, r.data FROM workflows w"
+_JOIN = " LEFT JOIN workflow_results r ON r.hash = w.result_hash"
+_NEWEST_FIRST = " ORDER BY w.create_time DESC, w.name DESC"
 
 
 def _migrate(db: sqlite3.Connection) -> None:
     """Bring a file written by an older version up to date: the filter columns (time and
-    topic, filled from the records) and the owning tenant (older rows belong to the default
-    tenant)."""
+    topic, filled from the records), the owning tenant (older rows belong to the default
+    tenant) and the codec and result reference (older rows keep their result inline)."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(workflows)")}
     if not columns:
         return  # a new file: the schema creates everything
@@ -59,6 +125,9 @@ def _migrate(db: sqlite3.Connection) -> None:
                 "UPDATE workflows SET update_time = ?, topic = ? WHERE name = ?",
                 (record.update_time.ToNanoseconds(), record.topic.lower(), name),
             )
+    if "codec" not in columns:
+        db.execute("ALTER TABLE workflows ADD COLUMN codec INTEGER NOT NULL DEFAULT 0")
+        db.execute("ALTER TABLE workflows ADD COLUMN result_hash BLOB")
     db.execute("COMMIT")
 
 
@@ -67,8 +136,9 @@ def tenant_of(workflow: workflow_pb2.Workflow) -> str:
     return workflow.tenant or DEFAULT_TENANT
 
 
-def _nanos(workflow: workflow_pb2.Workflow) -> int:
-    return int(workflow.create_time.ToNanoseconds())
+def position_of(workflow: workflow_pb2.Workflow) -> Position:
+    """The record's place in the newest-first order."""
+    return int(workflow.create_time.ToNanoseconds()), workflow.name
 
 
 class WorkflowStore(Protocol):
@@ -82,14 +152,23 @@ class WorkflowStore(Protocol):
         """A record by name."""
         ...
 
-    async def list(
-        self, where: Filter, *, limit: int, after: tuple[int, str] | None
-    ) -> list[workflow_pb2.Workflow]:
-        """A page of records, newest first, after a (create_time ns, name) position."""
+    async def list(self, where: Filter, *, limit: int, after: Position | None) -> Page:
+        """A page of up to `limit` records, newest first, after a (create_time ns, name)
+        position, and where the next page starts."""
         ...
 
     async def unfinished(self) -> Sequence[workflow_pb2.Workflow]:
         """Records still PENDING or RUNNING."""
+        ...
+
+    async def delete(self, name: str) -> bool:
+        """Delete a finished record (its result too when no other record refers to it);
+        False when there is no finished record of that name."""
+        ...
+
+    async def purge(self, before_ns: int, *, limit: int) -> Sequence[str]:
+        """Delete up to `limit` finished records last updated before `before_ns`; their
+        names."""
         ...
 
     async def close(self) -> None:
@@ -97,56 +176,156 @@ class WorkflowStore(Protocol):
         ...
 
 
+def _where(found: Plan, after: Position | None) -> tuple[list[str], list[Any]]:
+    """The conditions the plan's index answers, and the keyset position."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column, value in (("tenant", found.tenant), ("state", found.state), ("kind", found.kind)):
+        if value is not None:
+            clauses.append(f"w.{column} = ?")
+            args.append(value)
+    if found.low is not None:
+        clauses.append("w.create_time >= ?")
+        args.append(found.low)
+    if found.high is not None:
+        clauses.append("w.create_time <= ?")
+        args.append(found.high)
+    if after is not None:
+        clauses.append("w.create_time <= ? AND (w.create_time < ? OR w.name < ?)")
+        args.extend([after[0], after[0], after[1]])
+    return clauses or ["1"], args
+
+
+def _list(db: sqlite3.Connection, where: Filter, limit: int, after: Position | None) -> Page:
+    found = plan(where)
+    if found.empty:
+        return Page()
+    index = f" INDEXED BY {_INDEXES[found.index]}"
+    clauses, args = _where(found, after)
+    boundary: Position | None = None
+    if not found.exact:  # the rest is checked on at most SCAN_LIMIT entries
+        row = db.execute(
+            f"SELECT w.create_time, w.name FROM workflows w{index} WHERE "
+            + " AND ".join(clauses)
+            + _NEWEST_FIRST
+            + f" LIMIT 1 OFFSET {SCAN_LIMIT - 1}",
+            args,
+        ).fetchone()
+        if row is not None:
+            boundary = (int(row[0]), str(row[1]))
+            clauses.append("w.create_time >= ? AND (w.create_time > ? OR w.name >= ?)")
+            args.extend([boundary[0], boundary[0], boundary[1]])
+        rest, rest_args = to_sql(found.rest, _FIELDS)
+        clauses.append(rest)
+        args.extend(rest_args)
+    rows = db.execute(
+        f"{_READ}{index}{_JOIN} WHERE " + " AND ".join(clauses) + _NEWEST_FIRST + " LIMIT ?",
+        [*args, limit + 1],
+    ).fetchall()
+    workflows = [decode(data, codec, result) for data, codec, result in rows[:limit]]
+    if len(rows) > limit:
+        return Page(workflows, position_of(workflows[-1]))
+    return Page(workflows, boundary)
+
+
 class SqliteWorkflowStore:
-    """Workflows by name, newest first; each save is committed before it returns."""
+    """Workflows by name, newest first; each save is committed (with its group) before it
+    returns: WAL with synchronous=FULL (ponder_runtime.sqlite)."""
 
     def __init__(self, path: Path) -> None:
+        self._path = path
         self._file = SqliteFile(path, _SCHEMA, thread_name="workflow-store", migrate=_migrate)
+        self._codec = RecordCodec()
+
+    def _row(self, workflow: workflow_pb2.Workflow) -> tuple[Any, ...]:
+        encoded = self._codec.encode(workflow)
+        return (
+            workflow.name, position_of(workflow)[0], int(workflow.state), int(workflow.kind),
+            encoded.data, int(workflow.update_time.ToNanoseconds()), workflow.topic.lower(),
+            tenant_of(workflow), encoded.codec, encoded.result_hash, encoded.result,
+        )  # fmt: skip
 
     async def save(self, workflow: workflow_pb2.Workflow) -> None:
-        """Insert or replace a workflow record."""
-        row = (
-            workflow.name, _nanos(workflow), int(workflow.state), int(workflow.kind),
-            workflow.SerializeToString(), int(workflow.update_time.ToNanoseconds()),
-            workflow.topic.lower(), tenant_of(workflow),
-        )  # fmt: skip
-        await self._file.write(
-            "INSERT OR REPLACE INTO workflows (name, create_time, state, kind, data, update_time,"
-            " topic, tenant) VALUES (?,?,?,?,?,?,?,?)",
-            row,
-        )
+        """Insert or replace a workflow record (and its result, unless already kept): one
+        write, committed with the other writes that arrive meanwhile (group commit)."""
+        row = self._row(workflow)
+        statements: list[tuple[str, Sequence[Any]]] = [(_UPSERT, row[:10])]
+        if row[9] is not None:
+            statements.insert(0, (_KEEP_RESULT, row[9:]))
+        await self._file.write_all(statements)
+
+    async def save_many(self, workflows: Iterable[workflow_pb2.Workflow]) -> None:
+        """Insert many records in one transaction (bulk loads and benchmarks)."""
+        rows = [self._row(workflow) for workflow in workflows]
+
+        def insert(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "INSERT OR IGNORE INTO workflow_results (hash, data) VALUES (?, ?)",
+                [(row[9], row[10]) for row in rows if row[9] is not None],
+            )
+            db.executemany(
+                f"INSERT OR REPLACE INTO workflows ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [row[:10] for row in rows],
+            )
+            db.execute("COMMIT")
+
+        await self._file.run(insert)
 
     async def get(self, name: str) -> workflow_pb2.Workflow | None:
         """The workflow called `name`, if any."""
         row = await self._file.run(
-            lambda db: db.execute("SELECT data FROM workflows WHERE name = ?", (name,)).fetchone()
+            lambda db: db.execute(f"{_READ}{_JOIN} WHERE w.name = ?", (name,)).fetchone()
         )
-        return None if row is None else workflow_pb2.Workflow.FromString(row[0])
+        return None if row is None else decode(row[0], row[1], row[2])
 
-    async def list(
-        self, where: Filter, *, limit: int, after: tuple[int, str] | None
-    ) -> list[workflow_pb2.Workflow]:
+    async def list(self, where: Filter, *, limit: int, after: Position | None) -> Page:
         """Up to `limit` workflows, newest first, strictly after the (create_time, name)
-        position `after` (the last item of the previous page)."""
-        condition, args = to_sql(where, _COLUMNS)
-        clauses = [condition]
-        if after is not None:
-            clauses.append("(create_time < ? OR (create_time = ? AND name < ?))")
-            args.extend([after[0], after[0], after[1]])
-        sql = "SELECT data FROM workflows WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY create_time DESC, name DESC LIMIT ?"
-        args.append(limit)
-        rows = await self._file.run(lambda db: db.execute(sql, args).fetchall())
-        return [workflow_pb2.Workflow.FromString(row[0]) for row in rows]
+        position `after`, from the filter's index (record_plan.py)."""
+        return await self._file.run(lambda db: _list(db, where, limit, after))
 
     async def unfinished(self) -> Sequence[workflow_pb2.Workflow]:
         """Workflows recorded as PENDING or RUNNING."""
         rows = await self._file.run(
             lambda db: db.execute(
-                "SELECT data FROM workflows WHERE state IN (?, ?)", UNFINISHED
+                f"{_READ} INDEXED BY workflows_unfinished{_JOIN} WHERE w.state IN {_UNFINISHED_SQL}"
             ).fetchall()
         )
-        return [workflow_pb2.Workflow.FromString(row[0]) for row in rows]
+        return [decode(data, codec, result) for data, codec, result in rows]
+
+    async def delete(self, name: str) -> bool:
+        """Delete the finished record `name` (its result goes with its last reference)."""
+
+        def delete(db: sqlite3.Connection) -> bool:
+            done = db.execute(
+                f"DELETE FROM workflows WHERE name = ? AND state IN {_FINISHED_SQL}", (name,)
+            )
+            return done.rowcount > 0
+
+        return await self._file.run(delete)
+
+    async def purge(self, before_ns: int, *, limit: int) -> Sequence[str]:
+        """Delete up to `limit` finished records last updated before `before_ns`."""
+
+        def purge(db: sqlite3.Connection) -> list[str]:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                names = [
+                    str(row[0])
+                    for row in db.execute(
+                        "SELECT name FROM workflows INDEXED BY workflows_finished "
+                        f"WHERE state IN {_FINISHED_SQL} AND update_time < ? LIMIT ?",
+                        (before_ns, limit),
+                    )
+                ]
+                db.executemany("DELETE FROM workflows WHERE name = ?", [(n,) for n in names])
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return names
+
+        return await self._file.run(purge)
 
     async def close(self) -> None:
         """Close the file and the thread."""

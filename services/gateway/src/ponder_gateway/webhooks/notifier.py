@@ -15,6 +15,7 @@ from typing import Protocol
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.filters import Filter, parse
+from ponder_gateway.record_plan import Page
 from ponder_gateway.webhooks.delivery import Deliverer
 from ponder_gateway.webhooks.state import OPEN_DELIVERY_STATES
 
@@ -31,10 +32,8 @@ def _rfc3339(seconds: float) -> str:
 class Listing(Protocol):
     """The part of the WorkflowStore a sweep uses."""
 
-    async def list(
-        self, where: Filter, *, limit: int, after: tuple[int, str] | None
-    ) -> list[workflow_pb2.Workflow]:
-        """A page of records, newest first."""
+    async def list(self, where: Filter, *, limit: int, after: tuple[int, str] | None) -> Page:
+        """A page of records, newest first, and where the next one starts."""
         ...
 
 
@@ -128,14 +127,13 @@ class Notifier:
         after: tuple[int, str] | None = None
         while True:
             page = await self._records.list(where, limit=_PAGE, after=after)
-            for record in page:
+            for record in page.workflows:
                 if self._abandoned(record, now):
                     self._spawn(record.name)
                     started += 1
-            if len(page) < _PAGE:
+            if page.next_after is None:  # a short page may go on (a bounded scan): the token
                 break
-            last = page[-1]
-            after = (int(last.create_time.ToNanoseconds()), last.name)
+            after = page.next_after
         if started:
             logger.info("webhook deliveries taken over", extra={"count": started})
         return started

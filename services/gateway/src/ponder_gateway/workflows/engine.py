@@ -11,6 +11,7 @@ import grpc
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.filters import Filter
 from ponder_gateway.parameters import RunParameters
+from ponder_gateway.record_plan import Page
 from ponder_gateway.workflows.events import Event
 
 
@@ -54,10 +55,13 @@ class Engine(Protocol):
         """A workflow by name; NotFoundError."""
         ...
 
-    async def list(
-        self, where: Filter, *, limit: int, after: tuple[int, str] | None
-    ) -> list[workflow_pb2.Workflow]:
-        """A page of workflows, newest first."""
+    async def list(self, where: Filter, *, limit: int, after: tuple[int, str] | None) -> Page:
+        """A page of workflows, newest first, and where the next page starts."""
+        ...
+
+    async def delete(self, name: str) -> None:
+        """Delete a finished workflow and its events; NotFoundError, FailedPreconditionError
+        while it is pending or running."""
         ...
 
     async def cancel(self, name: str) -> workflow_pb2.Workflow:

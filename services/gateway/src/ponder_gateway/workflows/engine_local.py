@@ -18,12 +18,14 @@ from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.cache import WorkflowCache
 from ponder_gateway.filters import Filter
 from ponder_gateway.parameters import RunParameters
+from ponder_gateway.record_plan import Page
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.store import WorkflowStore
 from ponder_gateway.upstream import Upstreams
 from ponder_gateway.webhooks.notifier import Notifier
 from ponder_gateway.workflows.activities import GrpcActivities
 from ponder_gateway.workflows.admission import Admission
+from ponder_gateway.workflows.deletion import delete_finished, still_running
 from ponder_gateway.workflows.engine import OnDone
 from ponder_gateway.workflows.events import FINAL_STATES, Event, EventLog, Wakeups, follow
 from ponder_gateway.workflows.pipeline import Pipeline, cancelled, interrupted
@@ -235,12 +237,11 @@ class LocalEngine:
             raise NotFoundError(f"{name} does not exist", metadata={"name": name})
         return stored
 
-    async def list(
-        self, where: Filter, *, limit: int, after: tuple[int, str] | None
-    ) -> list[workflow_pb2.Workflow]:
+    async def list(self, where: Filter, *, limit: int, after: tuple[int, str] | None) -> Page:
         """A page of records, newest first (live ones with their current state)."""
         page = await self._store.list(where, limit=limit, after=after)
-        return [self._live.get(w.name, w) for w in page]
+        page.workflows = [self._live.get(w.name, w) for w in page.workflows]
+        return page
 
     def watch(self, name: str, after_sequence: int = 0) -> AsyncIterator[Event]:
         """The workflow now (unless resuming), then its events until it ends."""
@@ -281,6 +282,13 @@ class LocalEngine:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         return await self.get(name)
+
+    async def delete(self, name: str) -> None:
+        """Delete a finished workflow's record and events; FAILED_PRECONDITION while it runs."""
+        workflow = await self.get(name)
+        if name in self._tasks:
+            raise still_running(workflow)
+        await delete_finished(self._store, self._log, workflow)
 
     async def start(self, *, stale_after: float = 0.0) -> None:
         """Resolve the workflows a stopped process left unfinished."""

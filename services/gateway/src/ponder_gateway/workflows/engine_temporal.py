@@ -23,11 +23,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.filters import Filter
 from ponder_gateway.parameters import RunParameters
+from ponder_gateway.record_plan import Page
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.store import WorkflowStore
 from ponder_gateway.webhooks.notifier import Notifier
 from ponder_gateway.webhooks.state import mark_ended
 from ponder_gateway.workflows.admission import Admission
+from ponder_gateway.workflows.deletion import delete_finished
 from ponder_gateway.workflows.engine import OnDone
 from ponder_gateway.workflows.events import FINAL_STATES, Event, EventLog, Wakeups, follow
 from ponder_gateway.workflows.relayed import relayed_error
@@ -227,11 +229,13 @@ class TemporalEngine:
             raise NotFoundError(f"{name} does not exist", metadata={"name": name})
         return stored
 
-    async def list(
-        self, where: Filter, *, limit: int, after: tuple[int, str] | None
-    ) -> list[workflow_pb2.Workflow]:
-        """A page of records, newest first."""
+    async def list(self, where: Filter, *, limit: int, after: tuple[int, str] | None) -> Page:
+        """A page of records, newest first (from the records' indexes)."""
         return await self._store.list(where, limit=limit, after=after)
+
+    async def delete(self, name: str) -> None:
+        """Delete a finished workflow's record and events; FAILED_PRECONDITION while it runs."""
+        await delete_finished(self._store, self._log, await self.get(name))
 
     def watch(self, name: str, after_sequence: int = 0) -> AsyncIterator[Event]:
         """Follow the event log the workers append to."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable
+import sqlite3
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -71,6 +72,10 @@ class EventLog(Protocol):
         """The latest event, if any."""
         ...
 
+    async def delete(self, names: Sequence[str]) -> None:
+        """Forget the events of these workflows (deleted or purged)."""
+        ...
+
     async def close(self) -> None:
         """Release the storage."""
         ...
@@ -107,6 +112,18 @@ class SqliteEventLog:
             ).fetchone()
         )
         return None if row is None else _numbered(row[1], row[0])
+
+    async def delete(self, names: Sequence[str]) -> None:
+        """Delete their rows (one transaction, through the primary key)."""
+        if not names:
+            return
+
+        def delete(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("DELETE FROM workflow_events WHERE name = ?", [(n,) for n in names])
+            db.execute("COMMIT")
+
+        await self._file.run(delete)
 
     async def close(self) -> None:
         """Close the file."""
@@ -152,6 +169,11 @@ class RedisEventLog:
             pipe.lindex(self._key(name), -1)
             length, data = await pipe.execute()
         return None if data is None else _numbered(data, int(length))
+
+    async def delete(self, names: Sequence[str]) -> None:
+        """DEL their lists."""
+        if names:
+            await self._redis.delete(*(self._key(name) for name in names))
 
     async def close(self) -> None:
         """Nothing to flush."""

@@ -382,6 +382,16 @@ class CancelWorkflowResponse(_message.Message):
     workflow: Workflow
     def __init__(self, workflow: _Optional[_Union[Workflow, _Mapping]] = ...) -> None: ...
 
+class DeleteWorkflowRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteWorkflowResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class WatchWorkflowRequest(_message.Message):
     __slots__ = ("name", "after_sequence")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -85,6 +85,11 @@ class WorkflowServiceStub:
                 request_serializer=ponder_dot_workflow_dot_v1_dot_workflow__service__pb2.WatchWorkflowRequest.SerializeToString,
                 response_deserializer=ponder_dot_workflow_dot_v1_dot_workflow__service__pb2.WatchWorkflowResponse.FromString,
                 _registered_method=True)
+        self.DeleteWorkflow = channel.unary_unary(
+                '/ponder.workflow.v1.WorkflowService/DeleteWorkflow',
+                request_serializer=ponder_dot_workflow_dot_v1_dot_workflow__service__pb2.DeleteWorkflowRequest.SerializeToString,
+                response_deserializer=ponder_dot_workflow_dot_v1_dot_workflow__service__pb2.DeleteWorkflowResponse.FromString,
+                _registered_method=True)
 
 
 class WorkflowServiceServicer:
@@ -163,6 +168,14 @@ class WorkflowServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteWorkflow(self, request, context):
+        """Deletes a finished workflow's record and events (AIP-135). A pending or running workflow
+        must be cancelled first (FAILED_PRECONDITION); a missing one is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkflowServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -205,6 +218,11 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
                     servicer.WatchWorkflow,
                     request_deserializer=ponder_dot_workflow_dot_v1_dot_workflow__service__pb2.WatchWorkflowRequest.FromString,
                     response_serializer=ponder_dot_workflow_dot_v1_dot_workflow__service__pb2.WatchWorkflowResponse.SerializeToString,
+            ),
+            'DeleteWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWorkflow,
+                    request_deserializer=ponder_dot_workflow_dot_v1_dot_workflow__service__pb2.DeleteWorkflowRequest.FromString,
+                    response_serializer=ponder_dot_workflow_dot_v1_dot_workflow__service__pb2.DeleteWorkflowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -434,6 +452,33 @@ class WorkflowService:
             '/ponder.workflow.v1.WorkflowService/WatchWorkflow',
             ponder_dot_workflow_dot_v1_dot_workflow__service__pb2.WatchWorkflowRequest.SerializeToString,
             ponder_dot_workflow_dot_v1_dot_workflow__service__pb2.WatchWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ponder.workflow.v1.WorkflowService/DeleteWorkflow',
+            ponder_dot_workflow_dot_v1_dot_workflow__service__pb2.DeleteWorkflowRequest.SerializeToString,
+            ponder_dot_workflow_dot_v1_dot_workflow__service__pb2.DeleteWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,
