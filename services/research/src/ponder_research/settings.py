@@ -24,7 +24,10 @@ class ResearchSettings(ServiceSettings):
     library_dirs: list[Path] = Field(
         default_factory=list,
         validation_alias="PONDER_RESEARCH_LIBRARY_DIRS",
-        description="Extra folders of .md/.txt/.jsonl documents, as a JSON list.",
+        description=(
+            "Extra folders of .md/.txt/.html/.pdf/.jsonl documents, as a JSON list (files that "
+            "cannot be read are logged and skipped)."
+        ),
     )
     include_sample_library: bool = Field(
         True, validation_alias="PONDER_RESEARCH_INCLUDE_SAMPLE_LIBRARY"
