@@ -2,8 +2,11 @@
 // @grpc/proto-loader (no generated code). Runs a reflection workflow to completion, then
 // creates a long-running one and follows it with WatchWorkflow until it ends.
 //
-//   node clients/node/ponder-client.mjs [--address 127.0.0.1:50051] [--key API_KEY] "topic"
+//   node clients/node/ponder-client.mjs [--address 127.0.0.1:50051] [--key API_KEY] \
+//     [--notify-url URL --notify-secret NAME] "topic"
 //
+// With --notify-url the created workflow carries a completion webhook (the URL, and the name of
+// a webhook secret configured on the gateway); the client then waits for its delivery to end.
 // Prints what happens, then one JSON line: {"run": {...}, "watched": {...}} for scripts.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -48,12 +51,30 @@ function watch(client, name, metadata, onEvent) {
 }
 
 function summary(workflow) {
+  const delivery = workflow.notificationDelivery;
   return {
     name: workflow.name,
     state: workflow.state,
     citations: (workflow.result?.citations ?? []).map((c) => c.url),
     traceId: workflow.traceId,
+    ...(workflow.notification
+      ? { webhook: { state: delivery.state, attempts: delivery.attempts, eventId: delivery.eventId } }
+      : {}),
   };
+}
+
+const DELIVERY_OVER = ["NOTIFICATION_DELIVERY_STATE_DELIVERED", "NOTIFICATION_DELIVERY_STATE_FAILED"];
+
+// GetWorkflow until the completion webhook is delivered or given up (or `seconds` pass).
+async function delivered(client, name, metadata, seconds = 60) {
+  const until = Date.now() + seconds * 1000;
+  for (;;) {
+    const { workflow } = await unary(client, "GetWorkflow", { name }, metadata);
+    if (DELIVERY_OVER.includes(workflow.notificationDelivery.state) || Date.now() > until) {
+      return workflow;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 async function main() {
@@ -61,6 +82,8 @@ async function main() {
     options: {
       address: { type: "string", default: "127.0.0.1:50051" },
       key: { type: "string" },
+      "notify-url": { type: "string" },
+      "notify-secret": { type: "string" },
     },
     allowPositionals: true,
   });
@@ -73,17 +96,25 @@ async function main() {
   const { workflow: ran } = await unary(client, "RunReflectionWorkflow", { topic }, metadata);
   console.log(`ran ${ran.name}: ${ran.state}, ${ran.result.citations.length} citations`);
 
-  const { workflow: created } = await unary(
-    client,
-    "CreateWorkflow",
-    { workflow: { kind: "WORKFLOW_KIND_RESEARCH", topic } },
-    metadata,
-  );
+  const workflow = { kind: "WORKFLOW_KIND_RESEARCH", topic };
+  if (values["notify-url"]) {
+    workflow.notification = {
+      url: values["notify-url"],
+      secretName: values["notify-secret"] ?? "",
+    };
+  }
+  const { workflow: created } = await unary(client, "CreateWorkflow", { workflow }, metadata);
   console.log(`created ${created.name}: ${created.state}`);
   const last = await watch(client, created.name, metadata, (event) =>
     console.log(`  ${event.eventType} ${event.step?.name ?? ""} ${event.workflow.state}`),
   );
-  console.log(JSON.stringify({ run: summary(ran), watched: summary(last.workflow) }));
+  let watched = last.workflow;
+  if (watched.notification) {
+    watched = await delivered(client, created.name, metadata);
+    const delivery = watched.notificationDelivery;
+    console.log(`webhook ${delivery.state} after ${delivery.attempts} attempt(s)`);
+  }
+  console.log(JSON.stringify({ run: summary(ran), watched: summary(watched) }));
   client.close();
 }
 

@@ -177,6 +177,24 @@ def test_production_requires_keys_and_denies_by_default():
     assert int(timeout) >= 120  # longer than a workflow
 
 
+def test_the_webhook_egress_component_opens_public_addresses_only():
+    """deploy/components/webhook-egress: with the default-deny policies, the gateway may reach
+    public addresses on 443 and 80 (webhooks), never the private, shared, link-local or
+    loopback ranges; it validates against Kubernetes' schemas."""
+    components = [DEPLOY / "components" / name for name in ("network-policies", "webhook-egress")]
+    resources = render(DEPLOY / "base", components)
+    policy = named(resources, "NetworkPolicy", "gateway-webhook-egress")
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "gateway"}
+    (rule,) = policy["spec"]["egress"]
+    (peer,) = rule["to"]
+    assert peer["ipBlock"]["cidr"] == "0.0.0.0/0"
+    closed = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "127.0.0.0/8"}
+    assert closed <= set(peer["ipBlock"]["except"])
+    assert sorted(p["port"] for p in rule["ports"]) == [80, 443]
+    for version in VERSIONS:
+        kubernetes_validate.validate(policy, version, strict=True)
+
+
 def test_the_gpu_component_puts_embedding_on_a_gpu():
     component = DEPLOY / "components" / "gpu-embedding"
     assert (component / "kustomization.yaml").exists()

@@ -1,16 +1,21 @@
-"""The gateway's metrics: REST requests, workflow durations by outcome, cache lookups and
-rate-limit rejections, read from an in-memory reader on a dedicated gateway."""
+"""The gateway's metrics: REST requests, RPCs over REST and gRPC, workflow durations by
+outcome, cache lookups and rate-limit rejections, read from an in-memory reader on a dedicated
+gateway."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+import grpc
 import httpx
+import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from ponder.workflow.v1 import workflow_service_pb2 as pb
+from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.settings import GatewaySettings
 from ponder_runtime import ServiceServer, configure_telemetry, load_settings
 from tests.conftest import InProcessStack
@@ -150,5 +155,42 @@ async def test_a_cache_lookup_that_fails_counts_as_an_error_and_the_workflow_suc
             a["ponder.workflow.outcome"] for a, _ in points(reader, "ponder.workflow.duration")
         }
         assert outcomes == {"SUCCEEDED"}
+    finally:
+        await server.stop(0)
+
+
+async def test_rest_calls_count_in_the_rpc_metrics_beside_grpc_calls(
+    stack: InProcessStack, tmp_path
+):
+    """One method called over REST and over gRPC: both land in rpc.server.requests and
+    rpc.server.duration with the same method and status code, told apart by
+    ponder.rpc.transport, so summing by method and code counts both; a REST run counts OK."""
+    reader = InMemoryMetricReader()
+    server = await gateway(stack, tmp_path, reader, rate_limit_burst=100)
+    topic = f"Can a critic loop fix a weak draft? ({uuid.uuid4().hex[:8]})"
+    get = "/ponder.workflow.v1.WorkflowService/GetWorkflow"
+    run = "/ponder.workflow.v1.WorkflowService/RunReflectionWorkflow"
+    try:
+        async with httpx.AsyncClient(base_url=rest_url(server), timeout=30) as http:
+            ran = await http.post("/v1/workflows/reflection", json={"topic": topic})
+            missing = await http.get("/v1/workflows/nothing-here")
+        assert (ran.status_code, missing.status_code) == (200, 404)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = workflow_grpc.WorkflowServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.GetWorkflow(pb.GetWorkflowRequest(name="workflows/nothing-here"))
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        not_found = {"rpc.method": get, "rpc.grpc.status_code": 5}
+        for instrument in ("rpc.server.requests", "rpc.server.duration"):
+            for transport in ("rest", "grpc"):
+                where = {**not_found, "ponder.rpc.transport": transport}
+                assert total(reader, instrument, where) == 1, (instrument, transport)
+            assert total(reader, instrument, not_found) == 2  # the dashboard's sum
+        ok = {"rpc.method": run, "rpc.grpc.status_code": 0, "ponder.rpc.transport": "rest"}
+        assert total(reader, "rpc.server.requests", ok) == 1
+        assert {a["ponder.rpc.transport"] for a, _ in points(reader, "rpc.server.requests")} == {
+            "rest",
+            "grpc",
+        }
     finally:
         await server.stop(0)

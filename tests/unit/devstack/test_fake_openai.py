@@ -325,31 +325,6 @@ async def test_models_list(fake: FakeOpenAI) -> None:
     assert model.object == "model"
 
 
-async def test_raw_http_keep_alive_pipelining_and_chunked_body(fake: FakeOpenAI) -> None:
-    """Pipelined requests on one connection (one with a chunked body) get replies in order."""
-    body = json.dumps({"model": MODEL, "messages": _draft_messages()}).encode()
-    chunked = b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body)
-    reader, writer = await asyncio.open_connection("127.0.0.1", int(fake.port))
-    writer.write(
-        b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-        + chunked
-        + b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    await writer.drain()
-    raw = await asyncio.wait_for(reader.read(), timeout=5)
-    writer.close()
-    await writer.wait_closed()
-    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", raw)
-    assert statuses == [b"200", b"200", b"404"]
-    assert b'"object":"chat.completion"' in raw
-    assert [path for _, path, _ in fake.requests] == [
-        "/v1/models",
-        "/v1/chat/completions",
-        "/nowhere",
-    ]
-
-
 def test_behaviour_update_rejects_unknown_knobs() -> None:
     """Behaviour.update sets known knobs together and refuses names that are not knobs."""
     fake = serve_fake_openai()

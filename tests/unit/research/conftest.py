@@ -4,7 +4,6 @@ embedding service, or a closed port), and real research servers on free ports.""
 from __future__ import annotations
 
 import socket
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -55,7 +54,7 @@ class CountingEmbeddingClient(EmbeddingClient):
 @pytest.fixture(scope="session")
 def own_fake_arxiv() -> Iterator[FakeApi]:
     """A fake arXiv API for this package only (the session-wide one serves the stack)."""
-    api = _quiet_disconnects(serve_fake_arxiv())
+    api = serve_fake_arxiv()
     yield api
     api.close()
 
@@ -63,23 +62,9 @@ def own_fake_arxiv() -> Iterator[FakeApi]:
 @pytest.fixture(scope="session")
 def own_fake_tavily() -> Iterator[FakeApi]:
     """A fake Tavily API for this package only."""
-    api = _quiet_disconnects(serve_fake_tavily())
+    api = serve_fake_tavily()
     yield api
     api.close()
-
-
-def _quiet_disconnects(api: FakeApi) -> FakeApi:
-    """Do not print tracebacks for clients that hung up (timeout tests leave the fake
-    answering a closed socket); report every other handler error as usual."""
-    default = api.server.handle_error
-
-    def handle_error(request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            return
-        default(request, client_address)
-
-    api.server.handle_error = handle_error  # type: ignore[method-assign]
-    return api
 
 
 def _reset(api: FakeApi) -> None:

@@ -234,6 +234,21 @@ def run(
         float, typer.Option(min=0, max=10, help="Stop reflecting at this score; 0: 8.0.")
     ] = 0.0,
     cache: Annotated[Cache, typer.Option(help="Semantic cache policy.")] = Cache.USE,
+    notify_url: Annotated[
+        str,
+        typer.Option(
+            "--notify-url",
+            help="POST the workflow's JSON here when it ends (a signed completion webhook; "
+            "the gateway must allow the destination). Needs --notify-secret.",
+        ),
+    ] = "",
+    notify_secret: Annotated[
+        str,
+        typer.Option(
+            "--notify-secret",
+            help="Name of the gateway's webhook secret that signs it (never the secret).",
+        ),
+    ] = "",
     timeout: Timeout = 600.0,
     address: Address = DEFAULT_ADDRESS,
     key: ApiKey = None,
@@ -253,6 +268,8 @@ def run(
         max_iterations=max_iterations,
         score_threshold=score_threshold,
         cache_policy=f"CACHE_POLICY_{cache.name}",
+        notify_url=notify_url,
+        notify_secret=notify_secret,
     )
     with _session(address, key, tls, as_json) as (gateway, out):
         if run_async or watch:

@@ -49,10 +49,18 @@ class RunOptions:
     max_iterations: int = 0
     score_threshold: float = 0.0
     cache_policy: str = "CACHE_POLICY_UNSPECIFIED"
+    notify_url: str = ""  # completion webhook: URL and the name of a gateway secret
+    notify_secret: str = ""
 
     def workflow(self) -> pb.Workflow:
         """The workflow message to send."""
+        notification = (
+            pb.NotificationTarget(url=self.notify_url, secret_name=self.notify_secret)
+            if self.notify_url or self.notify_secret
+            else None
+        )
         return pb.Workflow(
+            notification=notification,
             kind=self.kind,
             topic=self.topic,
             parameters=pb.WorkflowParameters(

@@ -144,9 +144,25 @@ def result_view(
     if workflow.HasField("error"):
         parts.append(Text(f"error: {workflow.error.message}", style="red"))
     parts += [Text(f"warning: {warning}", style="yellow") for warning in workflow.warnings]
+    if workflow.HasField("notification"):
+        parts.append(Text(webhook_text(workflow), style="dim"))
     if workflow.trace_id:
         parts.append(Text(f"trace id: {workflow.trace_id}", style="dim"))
     return Group(*parts)
+
+
+def webhook_text(workflow: pb.Workflow) -> str:
+    """The completion webhook's delivery in one line."""
+    delivery = workflow.notification_delivery
+    state = pb.NotificationDeliveryState.Name(delivery.state).removeprefix(
+        "NOTIFICATION_DELIVERY_STATE_"
+    )
+    text = f"webhook to {workflow.notification.url}: {state.lower()}"
+    if delivery.attempts:
+        text += f" after {delivery.attempts} attempt{'s' if delivery.attempts > 1 else ''}"
+    if delivery.last_error:
+        text += f" (last error: {delivery.last_error})"
+    return text
 
 
 def workflows_table(workflows: list[pb.Workflow]) -> Table:

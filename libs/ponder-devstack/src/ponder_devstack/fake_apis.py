@@ -2,21 +2,23 @@
 tests and benchmarks: the real `arxiv` and `tavily-python` clients talk to them on 127.0.0.1.
 
 Each serves documents of the sample library, matched by the query's words, and can be told
-to be slow, to fail with an HTTP status, to send a malformed payload, or to find nothing.
+(its `Behaviour`) to be slow, to fail with an HTTP status, to rate limit, to hang, to send a
+malformed payload, or to find nothing. Each is a small ASGI app served by uvicorn.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
+
+from ponder_devstack import fake_knobs
+from ponder_devstack.fake_serve import Call, Receive, Scope, Send, Served
 
 
 def sample_papers() -> list[dict[str, Any]]:
@@ -30,36 +32,86 @@ def _words(text: str) -> set[str]:
 
 
 @dataclass
-class Behaviour:
-    """What the server does next; tests change it between calls."""
+class Behaviour(fake_knobs.Behaviour):
+    """The shared knobs, plus a malformed payload or an empty result."""
 
-    latency: float = 0.0
-    status: int = 200
-    malformed: bool = False
-    empty: bool = False
-    retry_after: str = ""
+    malformed: bool = False  # a 200 whose body the client cannot parse
+    empty: bool = False  # a 200 that finds nothing
 
 
 @dataclass
 class FakeApi:
     """A running fake API: its base URL, its behaviour and the requests it received."""
 
-    server: ThreadingHTTPServer
-    thread: threading.Thread
+    kind: str  # "arxiv" or "tavily": the reply format
     behaviour: Behaviour = field(default_factory=Behaviour)
     requests: list[tuple[float, str, str]] = field(default_factory=list)  # (time, path, body)
+    papers: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    served: Served | None = field(default=None, init=False, repr=False)
 
     @property
     def base_url(self) -> str:
         """http://127.0.0.1:<port>"""
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        assert self.served is not None, "not started"
+        return f"http://{self.served.host}:{self.served.port}"
 
     def close(self) -> None:
         """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        if self.served is not None:
+            self.served.close()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI app: GET is an arXiv query, POST a Tavily search."""
+        if scope["type"] != "http":
+            return
+        call = Call(scope, receive, send)
+        try:
+            raw = (await call.read_body()).decode("utf-8", "replace")
+            self.requests.append((time.monotonic(), call.target, raw))
+            if call.method == "POST":  # Tavily: POST /search {"query": ..., "max_results": N}
+                try:
+                    body = json.loads(raw or "{}")
+                except ValueError:
+                    await call.respond(400, _error_body("the body is not JSON"))
+                    return
+                await self._answer(
+                    call, str(body.get("query", "")), int(body.get("max_results") or 5)
+                )
+            else:  # arXiv: GET /api/query?search_query=...&max_results=N
+                args = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+                query = " ".join(args.get("search_query", [""])).replace("all:", " ")
+                await self._answer(call, query, int(args.get("max_results", ["10"])[0]))
+        finally:
+            call.stop_watching()
+
+    async def _answer(self, call: Call, query: str, limit: int) -> None:
+        behaviour = self.behaviour
+        if behaviour.hang:
+            await call.gone.wait()
+            return
+        if await call.wait_gone(behaviour.latency):
+            return
+        content_type = "application/atom+xml" if self.kind == "arxiv" else "application/json"
+        failing = behaviour.failing_status()
+        if failing is None and behaviour.take_rate_limit():
+            failing = 429
+        if failing is not None:
+            late = failing == 429 and behaviour.retry_after
+            retry = {"Retry-After": behaviour.retry_after} if late else {}
+            await call.respond(failing, _error_body(f"fake {failing}"), headers=retry)
+        elif behaviour.malformed:
+            bad = (
+                b"<html>upstream proxy error</html"
+                if self.kind == "arxiv"
+                else b'{"results": "not a list"'
+            )
+            await call.respond(200, bad, content_type)
+        else:
+            found = [] if behaviour.empty else _match(self.papers, query, limit)
+            if self.kind == "arxiv":
+                await call.respond(200, atom_feed(found, len(found)), content_type)
+            else:
+                await call.respond(200, tavily_results(found, query), content_type)
 
 
 def _match(papers: list[dict[str, Any]], query: str, limit: int) -> list[dict[str, Any]]:
@@ -134,69 +186,13 @@ def tavily_results(papers: list[dict[str, Any]], query: str) -> bytes:
     return json.dumps(body).encode()
 
 
+def _error_body(message: str) -> bytes:
+    return json.dumps({"detail": {"error": message}}).encode()
+
+
 def _serve(kind: str) -> FakeApi:
-    papers = sample_papers()
-    holder: dict[str, FakeApi] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            """Keep test output quiet."""
-
-        def _reply(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            api = holder["api"]
-            if status == 429 and api.behaviour.retry_after:
-                self.send_header("Retry-After", api.behaviour.retry_after)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _handle(self, query: str, limit: int, body_text: str) -> None:
-            api = holder["api"]
-            api.requests.append((time.monotonic(), self.path, body_text))
-            behaviour = api.behaviour
-            if behaviour.latency:
-                time.sleep(behaviour.latency)
-            content_type = "application/atom+xml" if kind == "arxiv" else "application/json"
-            if behaviour.status != 200:
-                error = json.dumps({"detail": {"error": f"fake {behaviour.status}"}}).encode()
-                self._reply(behaviour.status, error, "application/json")
-                return
-            if behaviour.malformed:
-                self._reply(
-                    200,
-                    b"<html>upstream proxy error</html"
-                    if kind == "arxiv"
-                    else b'{"results": "not a list"',
-                    content_type,
-                )
-                return
-            found = [] if behaviour.empty else _match(papers, query, limit)
-            if kind == "arxiv":
-                self._reply(200, atom_feed(found, len(found)), content_type)
-            else:
-                self._reply(200, tavily_results(found, query), content_type)
-
-        def do_GET(self) -> None:
-            """arXiv: /api/query?search_query=...&max_results=N"""
-            args = parse_qs(urlsplit(self.path).query)
-            query = " ".join(args.get("search_query", [""])).replace("all:", " ")
-            self._handle(query, int(args.get("max_results", ["10"])[0]), "")
-
-        def do_POST(self) -> None:
-            """Tavily: POST /search {"query": ..., "max_results": N}"""
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length).decode()
-            body = json.loads(raw or "{}")
-            self._handle(str(body.get("query", "")), int(body.get("max_results") or 5), raw)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True, name=f"fake-{kind}")
-    api = FakeApi(server, thread)
-    holder["api"] = api
-    thread.start()
+    api = FakeApi(kind, papers=sample_papers())
+    api.served = Served(api, f"fake-{kind}")
     return api
 
 

@@ -13,7 +13,8 @@ from urllib.parse import parse_qsl
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
-from ponder_rest.codec import BodyError, bad_request, loads, parse_into
+from ponder_rest.codec import BodyError, loads, parse_into
+from ponder_rest.errors import bad_request
 from ponder_rest.fields import FieldValueError, canonical_path, resolve, set_values
 from ponder_rest.routes import Route
 

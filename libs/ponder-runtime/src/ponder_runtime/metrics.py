@@ -24,6 +24,11 @@ RPC_SERVER_REQUESTS = "rpc.server.requests"  # counter, one per finished RPC
 RPC_SERVER_DURATION = "rpc.server.duration"  # histogram, milliseconds
 RPC_METHOD = "rpc.method"  # "/pkg.Service/Method"
 RPC_GRPC_STATUS_CODE = "rpc.grpc.status_code"  # int, 0 = OK
+# "grpc" for calls over gRPC, "rest" for the gateway's REST facade calling the same methods
+# in-process: a dashboard summing by method and code shows both, and can split by transport.
+RPC_TRANSPORT = "ponder.rpc.transport"
+TRANSPORT_GRPC = "grpc"
+TRANSPORT_REST = "rest"
 
 # --- upstream calls (ResilientCaller) -------------------------------------------------------
 UPSTREAM_DURATION = "ponder.upstream.duration"  # histogram, s, by upstream and final outcome
@@ -60,9 +65,16 @@ class RpcMetrics:
             RPC_SERVER_DURATION, unit="ms", description="Time to handle an RPC."
         )
 
-    def record(self, method: str, code: grpc.StatusCode, started: float) -> None:
-        """One finished RPC."""
-        attributes = {RPC_METHOD: method, RPC_GRPC_STATUS_CODE: code.value[0]}
+    def record(
+        self,
+        method: str,
+        code: grpc.StatusCode | int,
+        started: float,
+        transport: str = TRANSPORT_GRPC,
+    ) -> None:
+        """One finished RPC: its method, final status code, start (perf_counter) and transport."""
+        number = code.value[0] if isinstance(code, grpc.StatusCode) else code
+        attributes = {RPC_METHOD: method, RPC_GRPC_STATUS_CODE: number, RPC_TRANSPORT: transport}
         self.requests.add(1, attributes)
         self.duration.record((time.perf_counter() - started) * 1000, attributes)
 
@@ -123,8 +135,8 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Counts and times unary and server-streaming RPCs (health checks excluded) by method and
     final status code. Runs outside the error mapping, so it sees the status the client gets."""
 
-    def __init__(self, meter: Meter) -> None:
-        self._metrics = RpcMetrics(meter)
+    def __init__(self, metrics: RpcMetrics) -> None:
+        self._metrics = metrics
 
     async def intercept_service(
         self,

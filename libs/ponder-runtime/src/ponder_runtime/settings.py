@@ -139,6 +139,13 @@ def _aliases(settings_cls: type[ServiceSettings]) -> dict[str, str]:
     }
 
 
+def _is_secret(settings_cls: type[ServiceSettings], field: str) -> bool:
+    """Whether a field (by name or variable) holds secrets, whose values errors never show."""
+    names = {alias: name for name, alias in _aliases(settings_cls).items()}
+    info = settings_cls.model_fields.get(names.get(field, field))
+    return info is not None and "SecretStr" in repr(info.annotation)
+
+
 def load_settings(settings_cls: type[S], **overrides: object) -> S:
     """Build settings from the environment (and overrides); raise SettingsError naming the bad
     variables."""
@@ -151,7 +158,6 @@ def load_settings(settings_cls: type[S], **overrides: object) -> S:
         problems = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
-            problems.append(
-                f"{env_name(settings_cls, field)}={error.get('input')!r}: {error['msg']}"
-            )
+            shown = "<secret>" if _is_secret(settings_cls, field) else repr(error.get("input"))
+            problems.append(f"{env_name(settings_cls, field)}={shown}: {error['msg']}")
         raise SettingsError("invalid setting " + "; ".join(problems)) from None

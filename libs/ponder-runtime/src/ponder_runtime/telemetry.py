@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from wsgiref.simple_server import WSGIServer
 
 import grpc
@@ -38,7 +38,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry, start_http_server
 
-from ponder_runtime.metrics import RpcMetricsInterceptor
+from ponder_runtime.metrics import RpcMetrics, RpcMetricsInterceptor
 from ponder_runtime.settings import ServiceSettings
 from ponder_runtime.trace_header import TraceIdInterceptor
 
@@ -69,6 +69,11 @@ class Telemetry:
     tracer_provider: TracerProvider
     meter_provider: metrics.MeterProvider  # the SDK's, or a no-op one when nothing reads
     metrics_endpoint: MetricsEndpoint | None = None
+    # The rpc.server.* instruments, made once: the gRPC interceptor and the REST facade share them.
+    rpc_metrics: RpcMetrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rpc_metrics", RpcMetrics(self.meter("ponder_runtime")))
 
     @property
     def metrics_port(self) -> int | None:
@@ -91,7 +96,7 @@ class Telemetry:
                 tracer_provider=self.tracer_provider,
                 filter_=filters.negate(filters.health_check()),
             ),
-            RpcMetricsInterceptor(self.meter("ponder_runtime")),  # sees the final status
+            RpcMetricsInterceptor(self.rpc_metrics),  # sees the final status
             TraceIdInterceptor(),  # inside the span: responses carry x-trace-id
         ]
 

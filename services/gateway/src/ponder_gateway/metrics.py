@@ -24,6 +24,9 @@ __all__ = [
     "CACHE_VERDICT",
     "RATE_LIMIT_REJECTIONS",
     "RPC_METHOD",
+    "WEBHOOK_ATTEMPTS",
+    "WEBHOOK_DELIVERIES",
+    "WEBHOOK_OUTCOME",
     "WORKFLOW_DURATION",
     "WORKFLOW_IN_FLIGHT",
     "WORKFLOW_KIND",
@@ -39,6 +42,10 @@ CACHE_LOOKUPS = "ponder.cache.lookups"  # counter, by result (the hit ratio), ve
 CACHE_LOOKUP_DURATION = "ponder.cache.lookup.duration"  # histogram, seconds, by result
 RATE_LIMIT_REJECTIONS = "ponder.rate_limit.rejections"  # counter
 CACHE_REJECTED = "ponder.cache.rejected"  # counter: cached results whose signature failed
+WEBHOOK_DELIVERIES = "ponder.webhook.deliveries"  # counter: ended deliveries, by outcome
+WEBHOOK_ATTEMPTS = "ponder.webhook.attempts"  # counter: POSTs, by outcome
+# delivered, failed (deliveries); delivered, http_error, connection_error, refused (attempts)
+WEBHOOK_OUTCOME = "ponder.webhook.outcome"
 
 RPC_METHOD = "rpc.method"
 

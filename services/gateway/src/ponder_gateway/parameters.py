@@ -18,6 +18,14 @@ DEFAULT_SCORE_THRESHOLD = 8.0
 
 
 @dataclass(frozen=True, slots=True)
+class Notification:
+    """A checked completion-webhook target (webhooks/targets.py): URL and secret name."""
+
+    url: str
+    secret_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunParameters:
     """A workflow's parameters with the defaults filled in."""
 
@@ -28,6 +36,7 @@ class RunParameters:
     score_threshold: float
     cache_policy: workflow_pb2.CachePolicy
     cache_scope: str = "global"  # or the caller's key hash (cache_scope.py)
+    notification: Notification | None = None  # the completion webhook's target, if any
 
 
 def resolve_parameters(

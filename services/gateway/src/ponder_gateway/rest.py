@@ -77,5 +77,6 @@ def build_facade(
         assets=DocsAssets.locate(),
         tracer=telemetry.tracer("ponder_rest"),
         meter=telemetry.meter("ponder_rest"),
+        rpc_metrics=telemetry.rpc_metrics,  # REST calls counted with the gRPC ones
         title=TITLE,
     )

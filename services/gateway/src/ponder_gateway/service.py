@@ -30,6 +30,9 @@ from ponder_gateway.servicer import WorkflowServicer
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.store import SqliteWorkflowStore, WorkflowStore
 from ponder_gateway.upstream import Upstreams
+from ponder_gateway.webhooks.config import deliverer, webhook_targets
+from ponder_gateway.webhooks.notifier import Notifier
+from ponder_gateway.webhooks.sender import HttpxSender
 from ponder_gateway.wiring import beside, workflow_cache
 from ponder_gateway.workflows.admission import Admission
 from ponder_gateway.workflows.engine import Engine
@@ -114,6 +117,23 @@ class GatewayModule:
             max_queued=settings.max_queued_workflows,
             meter=meter,
         )
+        # Completion webhooks, delivered by this gateway on either engine. With shared records
+        # (Redis, or Temporal workers) a sweep takes over deliveries a stopped replica left.
+        shared = redis_client is not None or settings.engine == "temporal"
+        self._webhook_sender = HttpxSender()
+        self.notifier = Notifier(
+            deliverer(
+                settings,
+                store,
+                self._webhook_sender,
+                meter,
+                telemetry.tracer("ponder_gateway"),
+            ),
+            store,
+            window_seconds=settings.webhook_retry_seconds,
+            sweep_seconds=settings.webhook_sweep_seconds if shared else None,
+            takeover_seconds=settings.webhook_timeout_seconds + 30.0 if shared else 0.0,
+        )
         self.engine: Engine
         if settings.engine == "temporal":
             self.engine = TemporalEngine(
@@ -126,6 +146,7 @@ class GatewayModule:
                 log,
                 settings,
                 admission=admission,
+                notifier=self.notifier,
             )
         else:
             self.engine = LocalEngine(
@@ -136,6 +157,7 @@ class GatewayModule:
                 settings,
                 admission=admission,
                 tracer=telemetry.tracer("ponder_gateway"),
+                notifier=self.notifier,
             )
         self._grace = settings.shutdown_grace_seconds
         self._access = AccessControl(
@@ -163,6 +185,7 @@ class GatewayModule:
                 per_key=settings.max_workflows_per_key,
             ),
             scope_mode=settings.cache_scope,
+            webhooks=webhook_targets(settings),
         )
         self._proxied = dict(self._targets) if settings.expose_internal_services else {}
         self._telemetry = telemetry
@@ -210,6 +233,7 @@ class GatewayModule:
         """Resolve workflows a previous process left unfinished, then wait until every
         downstream service reports SERVING."""
         await self.engine.start(stale_after=_STALE_SECONDS if self._redis else 0.0)
+        await self.notifier.start()  # deliveries a stopped gateway left due
         await asyncio.gather(
             *(self._wait_for(name, channel) for name, channel in self._targets.items())
         )
@@ -227,6 +251,7 @@ class GatewayModule:
     async def close(self) -> None:
         """Drain running workflows (recording the ones cut short), then close the channels."""
         await self.engine.drain(self._grace)
+        await self._webhook_sender.close()
         if self._redis is not None:
             await self._redis.aclose()
         await self._channels.close()

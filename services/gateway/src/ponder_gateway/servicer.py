@@ -18,9 +18,12 @@ from ponder_gateway.cache_scope import GLOBAL, CacheScopeMode, cache_scope
 from ponder_gateway.filters import parse as parse_filter
 from ponder_gateway.listing import make_token, read_token
 from ponder_gateway.ownership import owned, replay_key, scoped
-from ponder_gateway.parameters import resolve_parameters
+from ponder_gateway.parameters import Notification, RunParameters, resolve_parameters
 from ponder_gateway.principals import current
 from ponder_gateway.replay import REPLAY_AGE_KEY, ReplayMemo
+from ponder_gateway.webhooks.destinations import DestinationPolicy
+from ponder_gateway.webhooks.secrets import WebhookSecrets
+from ponder_gateway.webhooks.targets import WebhookTargets
 from ponder_gateway.workflows.engine import Engine
 from ponder_runtime import RequestValidator
 
@@ -37,6 +40,7 @@ class _Spec(NamedTuple):
     kind: workflow_pb2.WorkflowKind
     topic: str
     parameters: workflow_pb2.WorkflowParameters
+    notification: workflow_pb2.NotificationTarget | None = None
 
 
 def _check_name(name: str) -> None:
@@ -56,8 +60,12 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         budgets: WorkflowBudgets | None = None,
         *,
         scope_mode: CacheScopeMode = "global",
+        webhooks: WebhookTargets | None = None,
     ) -> None:
         self._engine = engine
+        self._webhooks = webhooks or WebhookTargets(
+            DestinationPolicy(hosts=(), networks=()), WebhookSecrets({})
+        )
         self._replay: ReplayMemo[Message] = replay or ReplayMemo(seconds=0, max_entries=0)
         self._budgets = budgets or WorkflowBudgets(per_tenant=0, per_key=0)
         self._scope_mode: CacheScopeMode = scope_mode
@@ -82,6 +90,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             return reply
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix=prefix)
         params = dataclasses.replace(params, cache_scope=scope)
+        params = await self._notified(params, spec.notification, prefix)
         spend = self._budgets.acquire(current())  # access: per tenant and per key
         try:
             workflow = await self._engine.run(
@@ -97,13 +106,33 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             self._replay.forget(question)
         return reply
 
+    async def _notified(
+        self,
+        params: RunParameters,
+        target: workflow_pb2.NotificationTarget | None,
+        prefix: str,
+    ) -> RunParameters:
+        """The parameters with a checked completion-webhook target (INVALID_ARGUMENT naming
+        `<prefix>notification.url` or `.secret_name` when refused)."""
+        if target is None:
+            return params
+        await self._webhooks.check(target, current().tenant, f"{prefix}notification.")
+        return dataclasses.replace(
+            params, notification=Notification(target.url, target.secret_name)
+        )
+
     async def RunReflectionWorkflow(
         self,
         request: workflow_pb2.RunReflectionWorkflowRequest,
         context: grpc.aio.ServicerContext,
     ) -> workflow_pb2.RunReflectionWorkflowResponse:
         """Topic -> library sources -> ranked -> reflection, returned finished."""
-        spec = _Spec(workflow_pb2.WORKFLOW_KIND_REFLECTION, request.topic, request.parameters)
+        spec = _Spec(
+            workflow_pb2.WORKFLOW_KIND_REFLECTION,
+            request.topic,
+            request.parameters,
+            request.notification if request.HasField("notification") else None,
+        )
         reply = await self._run(
             request,
             lambda workflow: workflow_pb2.RunReflectionWorkflowResponse(workflow=workflow),
@@ -118,7 +147,12 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> workflow_pb2.RunResearchWorkflowResponse:
         """Topic -> sources -> ranked -> cited summary, returned finished."""
-        spec = _Spec(workflow_pb2.WORKFLOW_KIND_RESEARCH, request.topic, request.parameters)
+        spec = _Spec(
+            workflow_pb2.WORKFLOW_KIND_RESEARCH,
+            request.topic,
+            request.parameters,
+            request.notification if request.HasField("notification") else None,
+        )
         reply = await self._run(
             request,
             lambda workflow: workflow_pb2.RunResearchWorkflowResponse(workflow=workflow),
@@ -135,7 +169,12 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         reply = await self._run(
             request,
             lambda workflow: workflow_pb2.RunWorkflowResponse(workflow=workflow),
-            _Spec(given.kind, given.topic, given.parameters),
+            _Spec(
+                given.kind,
+                given.topic,
+                given.parameters,
+                given.notification if given.HasField("notification") else None,
+            ),
             context,
             "workflow.",
         )
@@ -152,6 +191,8 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         spec = request.workflow
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix="workflow.")
         params = dataclasses.replace(params, cache_scope=cache_scope(self._scope_mode, context))
+        if spec.HasField("notification"):
+            params = await self._notified(params, spec.notification, "workflow.")
         spend = self._budgets.acquire(current())  # access: per tenant and per key
         try:
             workflow = await self._engine.create(

@@ -7,6 +7,8 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from ponder_gateway.cache_signing import SigningKey
 from ponder_gateway.principals import DEFAULT_SCOPES, Scope, read_keys
+from ponder_gateway.webhooks.destinations import DestinationPolicy
+from ponder_gateway.webhooks.secrets import parse_secrets, read_secrets_file
 from ponder_runtime import ServiceSettings
 
 
@@ -272,6 +274,99 @@ class GatewaySettings(ServiceSettings):
     reflection_timeout_seconds: float = Field(
         300.0, gt=0, le=3600, validation_alias="PONDER_GATEWAY_REFLECTION_TIMEOUT_SECONDS"
     )
+
+    # -- completion webhooks (webhooks/) --------------------------------------------------
+    webhook_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        validation_alias="PONDER_GATEWAY_WEBHOOK_SECRETS",
+        description='Webhook signing secrets by name, as a JSON object {"<name>": "<secret>"} '
+        '(a name "<tenant>:<name>" serves only that tenant); a notification target names one. '
+        "Each secret is at least 16 characters; a list of secrets signs with each (rotation).",
+    )
+    webhook_secrets_file: Path | None = Field(
+        None,
+        validation_alias="PONDER_GATEWAY_WEBHOOK_SECRETS_FILE",
+        description="The same JSON object in a file (a mounted secret), merged over "
+        "PONDER_GATEWAY_WEBHOOK_SECRETS; read at start-up.",
+    )
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["*"],
+        validation_alias="PONDER_GATEWAY_WEBHOOK_ALLOWED_HOSTS",
+        description='Hosts webhooks may go to, as a JSON list: "*" (any), a name '
+        '("hooks.example.com"), a suffix ("*.example.com"), an address or a CIDR; [] turns '
+        "webhooks off. Every address a host resolves to must still be public unless "
+        "PONDER_GATEWAY_WEBHOOK_ALLOWED_NETWORKS holds it.",
+    )
+    webhook_allowed_networks: list[str] = Field(
+        default_factory=list,
+        validation_alias="PONDER_GATEWAY_WEBHOOK_ALLOWED_NETWORKS",
+        description="Non-public networks webhooks may reach anyway, as a JSON list of CIDRs "
+        '(e.g. ["10.1.2.0/24"]); loopback, private, link-local, multicast and unspecified '
+        "addresses are refused otherwise.",
+    )
+    webhook_retry_seconds: float = Field(
+        3600.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        validation_alias="PONDER_GATEWAY_WEBHOOK_RETRY_SECONDS",
+        description="A webhook is retried for at most this long after the workflow ended, "
+        "then its delivery is FAILED.",
+    )
+    webhook_initial_backoff_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        validation_alias="PONDER_GATEWAY_WEBHOOK_INITIAL_BACKOFF_SECONDS",
+        description="Wait before the first retry; doubled for each further one (with jitter).",
+    )
+    webhook_max_backoff_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=24 * 3600,
+        validation_alias="PONDER_GATEWAY_WEBHOOK_MAX_BACKOFF_SECONDS",
+        description="Longest wait between two attempts.",
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        validation_alias="PONDER_GATEWAY_WEBHOOK_TIMEOUT_SECONDS",
+        description="One attempt (connect, send, answer) must finish within this.",
+    )
+    webhook_sweep_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        validation_alias="PONDER_GATEWAY_WEBHOOK_SWEEP_SECONDS",
+        description="How often the gateway looks for deliveries nobody is making (left by a "
+        "stopped gateway or replica, or ended on a Temporal worker while no gateway followed).",
+    )
+
+    @field_validator("webhook_secrets")
+    @classmethod
+    def _webhook_secrets_valid(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        """Secret names and lengths are checked at start-up (the message names the secret,
+        never its value)."""
+        parse_secrets({name: secret.get_secret_value() for name, secret in value.items()})
+        return value
+
+    @field_validator("webhook_secrets_file")
+    @classmethod
+    def _webhook_secrets_file_reads(cls, value: Path | None) -> Path | None:
+        """The secrets file is read at start-up, so a bad one stops the gateway."""
+        if value is not None:
+            read_secrets_file(value)
+        return value
+
+    @field_validator("webhook_allowed_hosts", "webhook_allowed_networks")
+    @classmethod
+    def _webhook_destinations_parse(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        """Each allowed host or network must parse (a bad CIDR stops the start-up)."""
+        if info.field_name == "webhook_allowed_networks":
+            DestinationPolicy(hosts=(), networks=value)
+        else:
+            DestinationPolicy(hosts=value, networks=())
+        return value
 
     @field_validator("api_keys_file")
     @classmethod

@@ -20,6 +20,7 @@ from ponder_gateway.parameters import RunParameters
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.store import WorkflowStore
 from ponder_gateway.upstream import Upstreams
+from ponder_gateway.webhooks.notifier import Notifier
 from ponder_gateway.workflows.activities import GrpcActivities
 from ponder_gateway.workflows.admission import Admission
 from ponder_gateway.workflows.events import FINAL_STATES, Event, EventLog, Wakeups, follow
@@ -84,8 +85,10 @@ class LocalEngine:
         *,
         admission: Admission,
         tracer: Tracer | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self._up = upstreams
+        self._notifier = notifier
         self._cache = cache
         self._store = store
         self._log = log
@@ -149,6 +152,8 @@ class LocalEngine:
         finally:
             await asyncio.shield(sink.flush())
             self._live.pop(workflow.name, None)
+            if self._notifier is not None:
+                self._notifier.notify(workflow)  # its completion webhook, in the background
 
     def _on_cancel(self, workflow: workflow_pb2.Workflow) -> None:
         # Not the caller's doing when the gateway is stopping.
@@ -276,6 +281,8 @@ class LocalEngine:
             workflow.error.code = grpc.StatusCode.ABORTED.value[0]
             workflow.error.message = "the gateway stopped before the workflow finished"
             await recorder.finished(workflow)
+            if self._notifier is not None:
+                self._notifier.notify(workflow)
             count += 1
         if count:
             logger.warning("unfinished workflows marked failed", extra={"count": count})
@@ -290,5 +297,7 @@ class LocalEngine:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._notifier is not None:  # deliveries stay due on the records
+            await self._notifier.drain()
         await self._log.close()
         await self._store.close()

@@ -24,6 +24,8 @@ from ponder_gateway.filters import Filter
 from ponder_gateway.parameters import RunParameters
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.store import WorkflowStore
+from ponder_gateway.webhooks.notifier import Notifier
+from ponder_gateway.webhooks.state import mark_ended
 from ponder_gateway.workflows.admission import Admission
 from ponder_gateway.workflows.events import FINAL_STATES, Event, EventLog, Wakeups, follow
 from ponder_gateway.workflows.relayed import relayed_error
@@ -64,8 +66,10 @@ class TemporalEngine:
         settings: GatewaySettings,
         *,
         admission: Admission,
+        notifier: Notifier | None = None,
     ) -> None:
         self._connect = connect
+        self._notifier = notifier
         self._connected: Client | None = None
         self._store = store
         self._log = log
@@ -112,6 +116,8 @@ class TemporalEngine:
                     await asyncio.shield(handle.cancel())
                     raise
                 workflow.CopyFrom(final)
+        if self._notifier is not None:
+            self._notifier.notify(workflow)
         if workflow.state != workflow_pb2.WORKFLOW_STATE_SUCCEEDED:
             raise relayed_error(workflow.error)
         return workflow
@@ -132,6 +138,10 @@ class TemporalEngine:
             failed.error.code = grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
             failed.error.message = f"the workflow did not finish: {exc.cause or exc}"
             if stored is not None:  # timed out: it cannot record its own end
+                failed.update_time.GetCurrentTime()
+                if not failed.HasField("end_time"):
+                    failed.end_time.CopyFrom(failed.update_time)
+                mark_ended(failed, failed.update_time)
                 await self._store.save(failed)
             return failed
 
@@ -162,25 +172,41 @@ class TemporalEngine:
             )
         except WorkflowAlreadyStartedError:
             raise AlreadyExistsError(f"{name} already exists", metadata={"name": name}) from None
-        if on_done is not None:
-            task = asyncio.create_task(self._when_done(handle, on_done), name=name)
+        notify = self._notifier is not None and workflow.HasField("notification")
+        if on_done is not None or notify:
+            task = asyncio.create_task(
+                self._when_done(handle, on_done, workflow.name), name=workflow.name
+            )
             self._followers.add(task)
             task.add_done_callback(self._followers.discard)
         return workflow
 
     async def _when_done(
-        self, handle: WorkflowHandle[object, str], on_done: Callable[[], None]
+        self,
+        handle: WorkflowHandle[object, str],
+        on_done: Callable[[], None] | None,
+        name: str,
     ) -> None:
-        """Call `on_done` once the Temporal workflow has ended (however it ended)."""
+        """Once the Temporal workflow has ended (however it ended): call `on_done`, and
+        start its completion webhook (if it has one)."""
         try:
             with contextlib.suppress(Exception):
                 await handle.result()
+            if self._notifier is not None:
+                with contextlib.suppress(Exception):  # the sweep takes it over
+                    final = await self._store.get(name)
+                    if final is not None:
+                        self._notifier.notify(final)
         finally:
-            on_done()
+            if on_done is not None:
+                on_done()
 
     async def get(self, name: str) -> workflow_pb2.Workflow:
-        """The record, or the workflow in its latest event when that is newer."""
+        """The record, or the workflow in its latest event when that is newer (a finished
+        record is the last word: its webhook's delivery state changes after the last event)."""
         stored = await self._store.get(name)
+        if stored is not None and stored.state in FINAL_STATES:
+            return stored
         latest = await self._log.last(name)
         if latest is not None and (
             stored is None
@@ -240,5 +266,7 @@ class TemporalEngine:
         for task in list(self._followers):
             task.cancel()
         await asyncio.gather(*self._followers, return_exceptions=True)
+        if self._notifier is not None:  # deliveries stay due on the records
+            await self._notifier.drain()
         await self._log.close()
         await self._store.close()

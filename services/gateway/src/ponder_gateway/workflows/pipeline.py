@@ -123,8 +123,10 @@ class Pipeline:
     ) -> workflow_pb2.Workflow:
         """Answer from the cache or run the steps, and record the outcome; PonderError on
         failure (recorded FAILED with the reason), CancelledError when cancelled."""
-        await self._record.running(workflow, save=False)
         try:
+            # Inside the try: a cancel landing on this first write is recorded CANCELLED too
+            # (it used to leave the record PENDING).
+            await self._record.running(workflow, save=False)
             if not await self._from_cache(workflow, params):
                 # Saved RUNNING only when it runs: a cache hit's one write is its final record.
                 await self._record.running(workflow, save=True)

@@ -17,6 +17,7 @@ from opentelemetry.trace import StatusCode, Tracer
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.store import WorkflowStore
+from ponder_gateway.webhooks.state import mark_ended
 from ponder_gateway.workflows.events import EventLog, Wakeups, make_event
 from ponder_runtime.attributes import STEP_MESSAGE, STEP_STATE, WORKFLOW_STEP
 
@@ -130,11 +131,12 @@ class Recorder:
             await self._sink.save(workflow)
 
     async def finished(self, workflow: workflow_pb2.Workflow) -> None:
-        """The workflow ended: its final record, then its FINISHED event, the last thing a
-        watcher waits for (one that sees the final record first makes the same FINISHED
-        event from it, with the same number: see events.follow)."""
+        """The workflow ended: its final record (with its webhook due), then its FINISHED
+        event, the last thing a watcher waits for (one that sees the final record first makes
+        the same FINISHED event from it, with the same number: see events.follow)."""
         workflow.update_time.CopyFrom(self.now())
         if not workflow.HasField("end_time"):
             workflow.end_time.CopyFrom(workflow.update_time)
+        mark_ended(workflow, workflow.update_time)  # its webhook is due (if it has one)
         await self._sink.save(workflow)
         await self._sink.event(workflow, workflow_pb2.WORKFLOW_EVENT_TYPE_FINISHED)

@@ -36,6 +36,10 @@ def new_workflow(
             cache_policy=params.cache_policy,
         ),
     )
+    if params.notification is not None:
+        workflow.notification.url = params.notification.url
+        workflow.notification.secret_name = params.notification.secret_name
+        workflow.notification_delivery.state = workflow_pb2.NOTIFICATION_DELIVERY_STATE_PENDING
     workflow.create_time.CopyFrom(timestamp())
     workflow.update_time.CopyFrom(workflow.create_time)
     return workflow

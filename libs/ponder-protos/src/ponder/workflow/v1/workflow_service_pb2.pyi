@@ -58,6 +58,14 @@ class WorkflowEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WORKFLOW_EVENT_TYPE_STEP_UPDATED: _ClassVar[WorkflowEventType]
     WORKFLOW_EVENT_TYPE_FINISHED: _ClassVar[WorkflowEventType]
 
+class NotificationDeliveryState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NOTIFICATION_DELIVERY_STATE_UNSPECIFIED: _ClassVar[NotificationDeliveryState]
+    NOTIFICATION_DELIVERY_STATE_PENDING: _ClassVar[NotificationDeliveryState]
+    NOTIFICATION_DELIVERY_STATE_DELIVERING: _ClassVar[NotificationDeliveryState]
+    NOTIFICATION_DELIVERY_STATE_DELIVERED: _ClassVar[NotificationDeliveryState]
+    NOTIFICATION_DELIVERY_STATE_FAILED: _ClassVar[NotificationDeliveryState]
+
 class CacheVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CACHE_VERDICT_UNSPECIFIED: _ClassVar[CacheVerdict]
@@ -91,6 +99,11 @@ WORKFLOW_EVENT_TYPE_SNAPSHOT: WorkflowEventType
 WORKFLOW_EVENT_TYPE_STATE_CHANGED: WorkflowEventType
 WORKFLOW_EVENT_TYPE_STEP_UPDATED: WorkflowEventType
 WORKFLOW_EVENT_TYPE_FINISHED: WorkflowEventType
+NOTIFICATION_DELIVERY_STATE_UNSPECIFIED: NotificationDeliveryState
+NOTIFICATION_DELIVERY_STATE_PENDING: NotificationDeliveryState
+NOTIFICATION_DELIVERY_STATE_DELIVERING: NotificationDeliveryState
+NOTIFICATION_DELIVERY_STATE_DELIVERED: NotificationDeliveryState
+NOTIFICATION_DELIVERY_STATE_FAILED: NotificationDeliveryState
 CACHE_VERDICT_UNSPECIFIED: CacheVerdict
 CACHE_VERDICT_EXACT: CacheVerdict
 CACHE_VERDICT_ACCEPTED: CacheVerdict
@@ -99,7 +112,7 @@ CACHE_VERDICT_BELOW_THRESHOLD: CacheVerdict
 CACHE_VERDICT_EMPTY: CacheVerdict
 
 class Workflow(_message.Message):
-    __slots__ = ("name", "id", "kind", "topic", "parameters", "state", "result", "error", "steps", "cache", "create_time", "update_time", "end_time", "execution_time", "trace_id", "warnings", "tenant")
+    __slots__ = ("name", "id", "kind", "topic", "parameters", "state", "result", "error", "steps", "cache", "create_time", "update_time", "end_time", "execution_time", "trace_id", "warnings", "tenant", "notification", "notification_delivery")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +130,8 @@ class Workflow(_message.Message):
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_DELIVERY_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     kind: WorkflowKind
@@ -134,7 +149,37 @@ class Workflow(_message.Message):
     trace_id: str
     warnings: _containers.RepeatedScalarFieldContainer[str]
     tenant: str
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., kind: _Optional[_Union[WorkflowKind, str]] = ..., topic: _Optional[str] = ..., parameters: _Optional[_Union[WorkflowParameters, _Mapping]] = ..., state: _Optional[_Union[WorkflowState, str]] = ..., result: _Optional[_Union[WorkflowResult, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[WorkflowStep, _Mapping]]] = ..., cache: _Optional[_Union[CacheInfo, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., trace_id: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., tenant: _Optional[str] = ...) -> None: ...
+    notification: NotificationTarget
+    notification_delivery: NotificationDelivery
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., kind: _Optional[_Union[WorkflowKind, str]] = ..., topic: _Optional[str] = ..., parameters: _Optional[_Union[WorkflowParameters, _Mapping]] = ..., state: _Optional[_Union[WorkflowState, str]] = ..., result: _Optional[_Union[WorkflowResult, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[WorkflowStep, _Mapping]]] = ..., cache: _Optional[_Union[CacheInfo, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., trace_id: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., tenant: _Optional[str] = ..., notification: _Optional[_Union[NotificationTarget, _Mapping]] = ..., notification_delivery: _Optional[_Union[NotificationDelivery, _Mapping]] = ...) -> None: ...
+
+class NotificationTarget(_message.Message):
+    __slots__ = ("url", "secret_name")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    SECRET_NAME_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    secret_name: str
+    def __init__(self, url: _Optional[str] = ..., secret_name: _Optional[str] = ...) -> None: ...
+
+class NotificationDelivery(_message.Message):
+    __slots__ = ("state", "attempts", "last_status_code", "last_error", "event_id", "last_attempt_time", "next_attempt_time", "deliver_time")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
+    DELIVER_TIME_FIELD_NUMBER: _ClassVar[int]
+    state: NotificationDeliveryState
+    attempts: int
+    last_status_code: int
+    last_error: str
+    event_id: str
+    last_attempt_time: _timestamp_pb2.Timestamp
+    next_attempt_time: _timestamp_pb2.Timestamp
+    deliver_time: _timestamp_pb2.Timestamp
+    def __init__(self, state: _Optional[_Union[NotificationDeliveryState, str]] = ..., attempts: _Optional[int] = ..., last_status_code: _Optional[int] = ..., last_error: _Optional[str] = ..., event_id: _Optional[str] = ..., last_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deliver_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class WorkflowParameters(_message.Message):
     __slots__ = ("sources", "max_sources", "max_iterations", "score_threshold", "cache_policy")
@@ -215,12 +260,14 @@ class CacheInfo(_message.Message):
     def __init__(self, hit: _Optional[bool] = ..., similarity: _Optional[float] = ..., source_workflow: _Optional[str] = ..., namespace: _Optional[str] = ..., candidate_topic: _Optional[str] = ..., verdict: _Optional[_Union[CacheVerdict, str]] = ..., reason: _Optional[str] = ..., reason_category: _Optional[str] = ...) -> None: ...
 
 class RunReflectionWorkflowRequest(_message.Message):
-    __slots__ = ("topic", "parameters")
+    __slots__ = ("topic", "parameters", "notification")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
     topic: str
     parameters: WorkflowParameters
-    def __init__(self, topic: _Optional[str] = ..., parameters: _Optional[_Union[WorkflowParameters, _Mapping]] = ...) -> None: ...
+    notification: NotificationTarget
+    def __init__(self, topic: _Optional[str] = ..., parameters: _Optional[_Union[WorkflowParameters, _Mapping]] = ..., notification: _Optional[_Union[NotificationTarget, _Mapping]] = ...) -> None: ...
 
 class RunReflectionWorkflowResponse(_message.Message):
     __slots__ = ("workflow",)
@@ -229,12 +276,14 @@ class RunReflectionWorkflowResponse(_message.Message):
     def __init__(self, workflow: _Optional[_Union[Workflow, _Mapping]] = ...) -> None: ...
 
 class RunResearchWorkflowRequest(_message.Message):
-    __slots__ = ("topic", "parameters")
+    __slots__ = ("topic", "parameters", "notification")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
     topic: str
     parameters: WorkflowParameters
-    def __init__(self, topic: _Optional[str] = ..., parameters: _Optional[_Union[WorkflowParameters, _Mapping]] = ...) -> None: ...
+    notification: NotificationTarget
+    def __init__(self, topic: _Optional[str] = ..., parameters: _Optional[_Union[WorkflowParameters, _Mapping]] = ..., notification: _Optional[_Union[NotificationTarget, _Mapping]] = ...) -> None: ...
 
 class RunResearchWorkflowResponse(_message.Message):
     __slots__ = ("workflow",)
