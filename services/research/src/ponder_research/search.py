@@ -17,6 +17,7 @@ from opentelemetry.trace import StatusCode, Tracer
 from ponder_research.dedupe import dedupe
 from ponder_research.documents import FoundDocument, SourceKind
 from ponder_research.embedder import Embedder
+from ponder_research.library import LibrarySource
 from ponder_research.ranking import Ranking, rerank
 from ponder_research.source_cache import SourceCache
 from ponder_research.sources import Query, Source, SourceDisabledError
@@ -71,6 +72,12 @@ class AllSourcesFailedError(Exception):
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _content_version(source: Source) -> str:
+    """The library's version (cached results of an older library are not served); "" for
+    other sources."""
+    return source.index.version if isinstance(source, LibrarySource) else ""
 
 
 class Searcher:
@@ -130,7 +137,7 @@ class Searcher:
         try:
             async with asyncio.timeout(timeout):
                 found, cached = await self._cache.get(
-                    (source.kind, query), lambda: source.search(query)
+                    (source.kind, query, _content_version(source)), lambda: source.search(query)
                 )
         except TimeoutError:
             return [], outcome(SourceState.TIMEOUT, message=f"no answer within {timeout:.2f}s")
