@@ -7,22 +7,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic_settings import BaseSettings
-
-from ponder_runtime.settings import ENV_PREFIX
+from ponder_runtime.settings import ENV_PREFIX, ServiceSettings, env_name
 
 
 Resource = dict[str, Any]
 WORKLOADS = {"Deployment", "StatefulSet"}
 
 
-def env_names(settings: type[BaseSettings]) -> set[str]:
+def env_names(settings: type[ServiceSettings]) -> set[str]:
     """The environment variables a settings class reads."""
-    names = set()
-    for name, field in settings.model_fields.items():
-        alias = field.validation_alias
-        names.add(alias if isinstance(alias, str) else f"{ENV_PREFIX}{name.upper()}")
-    return names
+    return {env_name(settings, name) for name in settings.model_fields}
 
 
 def of_kind(resources: Iterable[Resource], *kinds: str) -> list[Resource]:
@@ -105,7 +99,7 @@ def selector_violations(resources: list[Resource]) -> list[str]:
 
 
 def config_violations(
-    resources: list[Resource], services: dict[str, type[BaseSettings]]
+    resources: list[Resource], services: dict[str, type[ServiceSettings]]
 ) -> list[str]:
     """The ConfigMap sets only variables some service reads (or OpenTelemetry's), and every
     service's downstream address and port (their defaults, 127.0.0.1, are wrong in a cluster)."""

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
-from pydantic_settings import BaseSettings
 
 from ponder_embedding.settings import EmbeddingSettings
 from ponder_gateway.settings import GatewaySettings
 from ponder_reflection.settings import ReflectionSettings
 from ponder_research.settings import ResearchSettings
+from ponder_runtime import ServiceSettings
 from tests.deploy.kustomize import render
 from tests.deploy.policies import (
     WORKLOADS,
@@ -33,7 +33,7 @@ from tests.deploy.policies import (
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 OVERLAYS = ["base", "overlays/dev", "overlays/dev-temporal", "overlays/prod"]
-SETTINGS: dict[str, type[BaseSettings]] = {
+SETTINGS: dict[str, type[ServiceSettings]] = {
     "gateway": GatewaySettings,
     "research": ResearchSettings,
     "reflection": ReflectionSettings,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterable
-from pathlib import Path
 
 import grpc
 import httpx
@@ -13,61 +10,15 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_apis import FakeApi
 from ponder_gateway.access import hash_key
-from ponder_gateway.principals import Scope
-from ponder_gateway.settings import GatewaySettings
-from ponder_runtime import ServiceServer, load_settings
-from tests.conftest import InProcessStack, start_service
-from tests.integration.test_degraded import _ReadyGateway
-from tests.integration.test_research import behaving
-
-
-KEY = "pk-test-0123456789abcdef"
-
-
-async def gateway(stack: InProcessStack, tmp_path, **overrides: object) -> ServiceServer:
-    """A gateway on the in-process stack's services with its own access settings."""
-    settings = load_settings(
-        GatewaySettings,
-        **{
-            "host": "127.0.0.1",
-            "port": 0,
-            "research_addr": stack.address("research"),
-            "embedding_addr": stack.address("embedding"),
-            "reflection_addr": stack.address("reflection"),
-            "store_path": tmp_path / "workflows.sqlite3",
-            **overrides,
-        },
-    )
-    return await start_service(settings, _ReadyGateway, InMemorySpanExporter())
-
-
-def key_line(key: str, *, key_id: str, tenant: str = "default", scopes: Iterable[str] = ()) -> str:
-    """One JSON line of a keys file (principals.py)."""
-    entry = {"key_id": key_id, "sha256": hash_key(key), "tenant": tenant, "scopes": sorted(scopes)}
-    return json.dumps(entry)
-
-
-def keys_file(path: Path, *lines: str) -> Path:
-    """A keys file with these lines."""
-    path.write_text("".join(f"{line}\n" for line in lines))
-    return path
-
-
-def all_scopes_key(tmp_path: Path, key: str = KEY) -> Path:
-    """A keys file giving `key` every scope (tenant `default`)."""
-    return keys_file(tmp_path / "all-scopes.keys", key_line(key, key_id="all", scopes=Scope))
-
-
-def bearer(key: str) -> tuple[tuple[str, str]]:
-    """Call metadata carrying an API key."""
-    return (("authorization", f"Bearer {key}"),)
+from tests.support.fakes import behaving
+from tests.support.gateways import gateway, rest_url
+from tests.support.keys import KEY, bearer
 
 
 async def test_api_keys_are_required_and_checked(stack, tmp_path, caplog):
@@ -269,14 +220,6 @@ async def test_two_gateway_processes_share_records_and_rate_limits(stack, tmp_pa
     finally:
         for process in gateways:
             assert process.stop() == {"gateway": 0}
-
-
-def rest_url(server: ServiceServer) -> str:
-    """The REST facade of a gateway started by `gateway()`."""
-    module = server.service
-    assert isinstance(module, _ReadyGateway)
-    assert module.http is not None
-    return f"http://127.0.0.1:{module.http.port}"
 
 
 async def test_rest_calls_pass_the_same_guard(stack, tmp_path, caplog):

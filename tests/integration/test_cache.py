@@ -20,7 +20,7 @@ from ponder_embedding.service import EmbeddingModule
 from ponder_embedding.settings import EmbeddingSettings
 from ponder_runtime import load_settings
 from tests.conftest import InProcessStack, start_service
-from tests.integration.test_workflow import bad_request_fields
+from tests.support.grpc_errors import bad_request_fields
 
 
 QUESTION = "How do transformers use attention to model long sequences?"

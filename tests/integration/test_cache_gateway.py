@@ -22,8 +22,8 @@ from ponder_research.service import ResearchModule
 from ponder_research.settings import ResearchSettings
 from ponder_runtime import ServiceServer, load_settings
 from tests.conftest import InProcessStack, start_service
-from tests.integration.test_access import bearer, gateway, key_line, keys_file
-from tests.integration.test_degraded import _ReadyGateway
+from tests.support.gateways import UnwaitingGateway, gateway
+from tests.support.keys import bearer, key_line, keys_file
 
 
 USE = pb.WorkflowParameters(cache_policy=pb.CACHE_POLICY_USE)
@@ -179,19 +179,22 @@ async def test_a_library_change_invalidates_library_answers(stack: InProcessStac
         expose_internal_services=True,  # the test reads GetLibrary through the gateway
         anonymous_scopes=["workflows.run", "workflows.read", "internal"],
     )
-    server = await start_service(settings, _ReadyGateway, InMemorySpanExporter())
+    server = await start_service(settings, UnwaitingGateway, InMemorySpanExporter())
     topic = f"How do language agents reflect, library case {uuid.uuid4().hex[:6]}?"
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = workflow_grpc.WorkflowServiceStub(channel)
             research_stub = research_grpc.ResearchServiceStub(channel)  # forwarded by the gateway
-            before = await research_stub.GetLibrary(research_pb2.GetLibraryRequest(), timeout=10)
+            # The version the gateway keys on: what the caller's tenant ("anonymous" here)
+            # searches, the shared library and its uploads.
+            mine = research_pb2.GetLibraryRequest(tenant="anonymous")
+            before = await research_stub.GetLibrary(mine, timeout=10)
             first = await _reflect(stub, topic)
             repeat = await _reflect(stub, f" {topic}")
             await research.stop(0)
             _document(library, "two", "Memory in language agents")
             research = await _research(stack, library, port)
-            after = await research_stub.GetLibrary(research_pb2.GetLibraryRequest(), timeout=10)
+            after = await research_stub.GetLibrary(mine, timeout=10)
             changed = await _reflect(stub, f"  {topic}")
     finally:
         await server.stop(0)

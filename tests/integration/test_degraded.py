@@ -8,7 +8,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-from ponder_gateway.service import GatewayModule
 from ponder_gateway.settings import GatewaySettings
 from ponder_reflection.service import ReflectionModule
 from ponder_reflection.settings import ReflectionSettings
@@ -16,13 +15,7 @@ from ponder_research.service import ResearchModule
 from ponder_research.settings import ResearchSettings
 from ponder_runtime import ServiceServer, load_settings
 from tests.conftest import start_service
-
-
-class _ReadyGateway(GatewayModule):
-    """The gateway without its wait for downstream readiness (embedding never comes up)."""
-
-    async def start(self) -> None:
-        """Skip waiting: this test runs with the embedding service down."""
+from tests.support.gateways import UnwaitingGateway
 
 
 async def test_embedding_down_keeps_research_order_and_says_so(tmp_path):
@@ -46,7 +39,7 @@ async def test_embedding_down_keeps_research_order_and_says_so(tmp_path):
         rank_timeout_seconds=2.0,
         store_path=tmp_path / "workflows.sqlite3",
     )
-    gateway: ServiceServer = await start_service(settings, _ReadyGateway, spans)
+    gateway: ServiceServer = await start_service(settings, UnwaitingGateway, spans)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
             stub = workflow_grpc.WorkflowServiceStub(channel)
@@ -93,7 +86,7 @@ async def test_a_missing_essential_service_fails_with_unavailable(missing, tmp_p
         reflection_timeout_seconds=2.0,
         store_path=tmp_path / "workflows.sqlite3",
     )
-    gateway = await start_service(settings, _ReadyGateway, spans)
+    gateway = await start_service(settings, UnwaitingGateway, spans)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
             stub = workflow_grpc.WorkflowServiceStub(channel)

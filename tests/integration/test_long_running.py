@@ -14,8 +14,8 @@ from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_apis import FakeApi
 from tests.conftest import research_env
-from tests.integration.test_research import behaving
-from tests.integration.test_workflow import bad_request_fields
+from tests.support.fakes import behaving
+from tests.support.grpc_errors import bad_request_fields
 
 
 RR = pb.WORKFLOW_KIND_RESEARCH_REFLECTION

@@ -5,78 +5,17 @@ gateway."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import grpc
 import httpx
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-from ponder_gateway.settings import GatewaySettings
-from ponder_runtime import ServiceServer, configure_telemetry, load_settings
 from tests.conftest import InProcessStack
-from tests.integration.test_access import rest_url
-from tests.integration.test_degraded import _ReadyGateway
-
-
-async def gateway(
-    stack: InProcessStack, tmp_path, reader: InMemoryMetricReader, **overrides: object
-) -> ServiceServer:
-    """A gateway on the stack's services whose metrics go to `reader`; a burst of 3 requests
-    with almost no refill, so the fourth call from one caller is rate limited."""
-    settings = load_settings(
-        GatewaySettings,
-        **{
-            "host": "127.0.0.1",
-            "port": 0,
-            "http_port": 0,
-            "research_addr": stack.address("research"),
-            "embedding_addr": stack.address("embedding"),
-            "reflection_addr": stack.address("reflection"),
-            "store_path": tmp_path / "workflows.sqlite3",
-            "rate_limit_per_second": 0.001,
-            "rate_limit_burst": 3,
-            **overrides,
-        },
-    )
-    telemetry = configure_telemetry(
-        settings,
-        extra_processors=[SimpleSpanProcessor(InMemorySpanExporter())],
-        extra_metric_readers=[reader],
-    )
-    server = ServiceServer(settings, _ReadyGateway(settings, telemetry), telemetry)
-    await server.start()
-    await server.mark_ready()
-    return server
-
-
-def points(reader: InMemoryMetricReader, name: str) -> list[tuple[dict[str, Any], Any]]:
-    """(attributes, data point) of every point of the instrument `name`."""
-    data = reader.get_metrics_data()
-    assert data is not None
-    return [
-        (dict(point.attributes or {}), point)
-        for resource in data.resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        if metric.name == name
-        for point in metric.data.data_points
-    ]
-
-
-def total(
-    reader: InMemoryMetricReader, name: str, attributes: dict[str, Any] | None = None
-) -> float:
-    """Sum (counters) or count (histograms) of the points whose attributes include these."""
-    found = 0.0
-    for attrs, point in points(reader, name):
-        if all(attrs.get(k) == v for k, v in (attributes or {}).items()):
-            found += point.count if hasattr(point, "bucket_counts") else point.value
-    return found
+from tests.support.gateways import measured_gateway, rest_url
+from tests.support.metrics import points, total
 
 
 async def test_gateway_metrics_follow_rest_workflows_cache_and_rate_limits(
@@ -86,7 +25,7 @@ async def test_gateway_metrics_follow_rest_workflows_cache_and_rate_limits(
     SUCCEEDED workflow durations, the first a cache miss and the repeat a hit; in-flight is back
     to zero; a third call is refused by the rate limit, which counts the rejection and a 429."""
     reader = InMemoryMetricReader()
-    server = await gateway(stack, tmp_path, reader)
+    server = await measured_gateway(stack, tmp_path, reader)
     topic = f"How do agents reflect on their answers? ({uuid.uuid4().hex[:8]})"
     try:
         async with httpx.AsyncClient(base_url=rest_url(server), timeout=30) as http:
@@ -142,7 +81,7 @@ async def test_a_cache_lookup_that_fails_counts_as_an_error_and_the_workflow_suc
     """With the embedding service unreachable, the lookup is counted (and timed) as an error,
     and the workflow still succeeds, which its duration's outcome says."""
     reader = InMemoryMetricReader()
-    server = await gateway(stack, tmp_path, reader, embedding_addr="127.0.0.1:1")
+    server = await measured_gateway(stack, tmp_path, reader, embedding_addr="127.0.0.1:1")
     topic = f"Do critics make agents better writers? ({uuid.uuid4().hex[:8]})"
     try:
         async with httpx.AsyncClient(base_url=rest_url(server), timeout=60) as http:
@@ -166,7 +105,7 @@ async def test_rest_calls_count_in_the_rpc_metrics_beside_grpc_calls(
     rpc.server.duration with the same method and status code, told apart by
     ponder.rpc.transport, so summing by method and code counts both; a REST run counts OK."""
     reader = InMemoryMetricReader()
-    server = await gateway(stack, tmp_path, reader, rate_limit_burst=100)
+    server = await measured_gateway(stack, tmp_path, reader, rate_limit_burst=100)
     topic = f"Can a critic loop fix a weak draft? ({uuid.uuid4().hex[:8]})"
     get = "/ponder.workflow.v1.WorkflowService/GetWorkflow"
     run = "/ponder.workflow.v1.WorkflowService/RunReflectionWorkflow"

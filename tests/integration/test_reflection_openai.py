@@ -21,7 +21,7 @@ from ponder_reflection.service import ReflectionModule
 from ponder_reflection.settings import ReflectionSettings
 from ponder_runtime import ServiceServer, load_settings
 from tests.conftest import start_service
-from tests.integration.test_workflow import bad_request_fields
+from tests.support.grpc_errors import bad_request_fields
 
 
 DOCUMENTS = [

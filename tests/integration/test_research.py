@@ -4,9 +4,7 @@ that speak their APIs, the embedding service for ranking, over real gRPC sockets
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -18,11 +16,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from ponder.research.v1 import research_service_pb2 as pb
 from ponder.research.v1 import research_service_pb2_grpc as research_grpc
 from ponder.type.v1 import document_pb2
-from ponder_devstack.fake_apis import Behaviour, FakeApi
 from ponder_research.service import ResearchModule
 from ponder_research.settings import ResearchSettings
 from ponder_runtime import load_settings
 from tests.conftest import InProcessStack, start_service
+from tests.support.fakes import behaving
 
 
 ARXIV, WEB, LIBRARY = (
@@ -30,16 +28,6 @@ ARXIV, WEB, LIBRARY = (
     document_pb2.SOURCE_KIND_WEB,
     document_pb2.SOURCE_KIND_LIBRARY,
 )
-
-
-@contextlib.contextmanager
-def behaving(api: FakeApi, **changes: object) -> Iterator[None]:
-    """Let a shared fake API misbehave for the duration of a block."""
-    api.behaviour = Behaviour(**changes)  # type: ignore[arg-type]
-    try:
-        yield
-    finally:
-        api.behaviour = Behaviour()
 
 
 @pytest.fixture

@@ -6,12 +6,13 @@ import asyncio
 import json
 import subprocess
 import uuid
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import InProcessStack
+from tests.support.grpc_errors import violations
+from tests.support.sse import sse_fields
 
 
 TOPIC = "How do language model agents use self-reflection to improve their answers?"
@@ -23,15 +24,6 @@ async def http(stack: InProcessStack):
     """An HTTP client on the in-process gateway's REST port."""
     async with httpx.AsyncClient(base_url=stack.http_url, timeout=60) as client:
         yield client
-
-
-def violations(body: dict[str, Any]) -> dict[str, str]:
-    """field -> description of the google.rpc.BadRequest in an error body."""
-    out = {}
-    for detail in body["details"]:
-        if detail["@type"].endswith("google.rpc.BadRequest"):
-            out.update({v["field"]: v["description"] for v in detail["fieldViolations"]})
-    return out
 
 
 async def test_reflection_workflow_over_rest(http: httpx.AsyncClient):
@@ -115,15 +107,6 @@ async def test_watch_as_server_sent_events(http: httpx.AsyncClient):
     assert last["eventType"] == "WORKFLOW_EVENT_TYPE_FINISHED"
     # Each event after the snapshot carries its sequence as the SSE id.
     assert all(e["id"] == json.loads(e["data"])["sequence"] for e in events[1:])
-
-
-def sse_fields(frame: str) -> dict[str, str]:
-    """The fields of one SSE frame ("id", "event", "data")."""
-    fields: dict[str, str] = {}
-    for line in frame.split("\n"):
-        key, _, value = line.partition(": ")
-        fields[key] = value
-    return fields
 
 
 async def test_cancel_with_a_custom_verb(http: httpx.AsyncClient):

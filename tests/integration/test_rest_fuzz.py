@@ -24,8 +24,7 @@ import pytest
 from ponder_gateway.principals import Scope
 from ponder_gateway.service import GatewayModule
 from tests.conftest import InProcessStack
-from tests.integration.test_access import gateway
-from tests.integration.test_rest import TOPIC
+from tests.support.gateways import gateway
 
 
 # A fixed seed: the same requests on every run. Longer runs with other seeds can report one
@@ -33,6 +32,7 @@ from tests.integration.test_rest import TOPIC
 # default value, as the proto3 JSON mapping and grpc-gateway require, and the document does
 # not spell that out for every property.
 SEED = 20_240_501
+TOPIC = "How do language model agents use self-reflection to improve their answers?"
 # Per operation and phase. With 17 operations the coverage phase alone sends ~1,250
 # requests; 50 fuzzed examples each bring the total to ~2,400 in about 30 s on two cores.
 MAX_EXAMPLES = 50

@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -19,9 +20,10 @@ from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.principals import DEFAULT_SCOPES, METHOD_SCOPES, Scope
 from tests.conftest import InProcessStack
-from tests.integration.test_access import bearer, gateway, key_line, keys_file, rest_url
 from tests.interop.cli import ponder_async
-from tests.reliability.test_security import OPEN_SERVICES, call_raw, served_methods
+from tests.support.gateways import gateway, rest_url
+from tests.support.keys import bearer, key_line, keys_file
+from tests.support.methods import OPEN_SERVICES, call_raw, served_methods
 
 
 ALICE, BOB, OPS = "pk-alice-0123456789abcdef", "pk-bob-0123456789abcdef", "pk-ops-0123456789abc"
@@ -30,6 +32,10 @@ SCOPE_KEYS: dict[str, frozenset[Scope]] = {
     **{f"pk-only-{scope.value}-0123456789": frozenset({scope}) for scope in Scope},
     "pk-cache-admin-0123456789": frozenset({Scope.INTERNAL, Scope.CACHE_ADMIN}),
 }
+
+
+# What a gateway serves without forwarding the internal services.
+PUBLIC_SERVICES = {"ponder.workflow.v1.WorkflowService", "ponder.library.v1.LibraryService"}
 
 
 def tenant_keys(tmp_path: Path) -> Path:
@@ -80,8 +86,8 @@ async def test_every_method_enforces_its_scope(stack: InProcessStack, tmp_path: 
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             listed = {m.service for m in await served_methods(channel)}
-            assert listed == OPEN_SERVICES | {"ponder.workflow.v1.WorkflowService"}
-            forwarded = [m for m in methods if m.service != "ponder.workflow.v1.WorkflowService"]
+            assert listed == OPEN_SERVICES | PUBLIC_SERVICES
+            forwarded = [m for m in methods if m.service not in PUBLIC_SERVICES]
             assert forwarded
             for method in forwarded:
                 error = await call_raw(channel, method, bearer("pk-cache-admin-0123456789"))
@@ -107,7 +113,9 @@ class HeldResearch(research_grpc.ResearchServiceServicer):
         self.release = asyncio.Event()
 
     async def SearchSources(
-        self, request: research_pb2.SearchSourcesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: research_pb2.SearchSourcesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> research_pb2.SearchSourcesResponse:
         """Answer nothing until released."""
         await self.release.wait()
@@ -216,7 +224,7 @@ async def _over_cli(address: str, name: str) -> None:
     assert name in ran.out
 
 
-async def _drain(call: grpc.aio.UnaryStreamCall) -> None:
+async def _drain(call: grpc.aio.UnaryStreamCall[Any, Any]) -> None:
     async for _ in call:
         pass
 

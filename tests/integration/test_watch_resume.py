@@ -17,7 +17,7 @@ from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.service import GatewayModule
 from ponder_runtime import ServiceServer
 from tests.conftest import InProcessStack, start_service
-from tests.integration.test_rest import sse_fields
+from tests.support.sse import sse_fields
 
 
 def spec(topic: str) -> pb.Workflow:

@@ -24,10 +24,9 @@ from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.service import GatewayModule
 from ponder_runtime import ServiceServer
 from tests.conftest import InProcessStack, start_service
-from tests.integration.test_access import gateway, rest_url
-from tests.integration.test_rest import violations
-from tests.integration.test_workflow import bad_request_fields
 from tests.interop.cli import ponder_async
+from tests.support.gateways import gateway, rest_url
+from tests.support.grpc_errors import bad_request_fields, violations
 from tests.temporal_stack import TemporalStack
 from tests.webhook_receiver import Receiver
 

@@ -6,30 +6,16 @@ import re
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.type.v1 import document_pb2
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from tests.conftest import InProcessStack
+from tests.support.grpc_errors import bad_request_fields
 
 
 TOPIC = "How do language model agents use retrieval and self-reflection to improve answers?"
-
-
-def bad_request_fields(exc: grpc.aio.AioRpcError) -> set[str]:
-    """Field paths of the google.rpc.BadRequest carried by an error."""
-    status = rpc_status.from_call(exc)
-    assert status is not None, "the error carries no google.rpc.Status details"
-    fields: set[str] = set()
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad_request = error_details_pb2.BadRequest()
-            detail.Unpack(bad_request)
-            fields.update(v.field for v in bad_request.field_violations)
-    return fields
 
 
 class TestRunReflectionWorkflow:

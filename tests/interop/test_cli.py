@@ -15,10 +15,10 @@ from ponder_devstack import Stack
 from ponder_devstack.fake_apis import FakeApi
 from ponder_gateway.access import hash_key
 from tests.conftest import InProcessStack
-from tests.integration.test_access import KEY
-from tests.integration.test_access import gateway as gateway_with
-from tests.integration.test_research import behaving
 from tests.interop.cli import ANSI_ESCAPE, PONDER, ponder, ponder_async, ponder_in_pty
+from tests.support.fakes import behaving
+from tests.support.gateways import gateway as gateway_with
+from tests.support.keys import KEY
 
 
 @pytest.fixture(scope="module")

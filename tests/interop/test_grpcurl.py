@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -28,14 +29,15 @@ def gateway_address(stack: Stack) -> str:
 
 
 def test_list_shows_the_public_service_health_and_reflection(process_stack: Stack):
-    """`grpcurl list` on the gateway shows WorkflowService plus health and reflection (the
-    internal services are not forwarded by default); each internal service lists itself on
-    its own port without the internal token (reflection stays open)."""
+    """`grpcurl list` on the gateway shows WorkflowService and LibraryService plus health and
+    reflection (the internal services are not forwarded by default); each internal service
+    lists itself on its own port without the internal token (reflection stays open)."""
     done = grpcurl(gateway_address(process_stack), "list")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
+        "ponder.library.v1.LibraryService",
         "ponder.workflow.v1.WorkflowService",
     ]
     for name, service in (
@@ -171,3 +173,22 @@ def test_create_watch_get_list_and_cancel(process_stack: Stack):
     cancelled = grpcurl("-d", json.dumps({"name": name}), address, f"{WORKFLOWS}/CancelWorkflow")
     assert cancelled.returncode == 64 + 9  # FAILED_PRECONDITION
     assert "only a pending or running workflow can be cancelled" in cancelled.stderr
+
+
+def test_the_readme_upload_recipe(process_stack: Stack):
+    """The README's grpcurl recipe: CreateDocument with the file base64-encoded in
+    `file.data`, then WatchDocument until the document is INDEXED."""
+    note = base64.b64encode(b"# Grpcurl note\n\nUploaded with grpcurl from the README.").decode()
+    request = {
+        "parent": "libraries/grpcurl",
+        "display_name": "notes.md",
+        "file": {"content_type": "text/markdown", "data": note},
+    }
+    address = gateway_address(process_stack)
+    method = "ponder.library.v1.LibraryService"
+    done = grpcurl("-d", json.dumps(request), address, f"{method}/CreateDocument")
+    assert done.returncode == 0, done.stderr
+    name = json.loads(done.stdout)["document"]["name"]
+    watched = grpcurl("-d", json.dumps({"name": name}), address, f"{method}/WatchDocument")
+    assert watched.returncode == 0, watched.stderr
+    assert '"state": "DOCUMENT_STATE_INDEXED"' in watched.stdout

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import httpx
@@ -33,7 +34,6 @@ from ponder_gateway.principals import Scope
 from ponder_gateway.service import GatewayModule
 from ponder_runtime import ServiceServer
 from tests.conftest import InProcessStack
-from tests.integration.test_access import gateway
 from tests.reliability.protofuzz import (
     Method,
     bad_request_paths,
@@ -42,6 +42,7 @@ from tests.reliability.protofuzz import (
     methods_of,
     mutants,
 )
+from tests.support.gateways import gateway
 
 
 # Which server answers each service: the public API on a gateway of this module's own (no rate
@@ -121,16 +122,17 @@ async def call(
     replies: list[Message | bytes] = []
     try:
         if method.server_streaming:
-            stream = channel.unary_stream(
+            streaming: grpc.aio.UnaryStreamMultiCallable[Any, Any] = channel.unary_stream(
                 method.path, request_serializer=serialize, response_deserializer=deserialize
-            )(request, timeout=CALL_TIMEOUT_S)
+            )
+            stream = streaming(request, timeout=CALL_TIMEOUT_S)
             async for reply in stream:
                 replies.append(reply)
                 if len(replies) >= MAX_STREAM_MESSAGES:
                     stream.cancel()
                     break
         else:
-            unary = channel.unary_unary(
+            unary: grpc.aio.UnaryUnaryMultiCallable[Any, Any] = channel.unary_unary(
                 method.path, request_serializer=serialize, response_deserializer=deserialize
             )
             replies.append(await unary(request, timeout=CALL_TIMEOUT_S))
@@ -382,6 +384,7 @@ async def test_a_message_over_the_receive_limit_is_resource_exhausted(
     request = method.request(**{text_field.name: "x" * (limit + 1024)})
     code, error, _ = await call(channels[server], method, request)
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, (code, error)
+    health: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]
     health = channels[server].unary_unary("/grpc.health.v1.Health/Check")
     assert await health(b"", timeout=5) == b"\x08\x01"  # status: SERVING
 
@@ -553,5 +556,6 @@ async def test_many_bad_requests_at_once_leave_the_servers_serving(
     outcomes = await asyncio.gather(*calls)
     assert {code for code, _, _ in outcomes} == {grpc.StatusCode.INVALID_ARGUMENT}
     for channel in channels.values():
+        health: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]
         health = channel.unary_unary("/grpc.health.v1.Health/Check")
         assert await health(b"", timeout=5) == b"\x08\x01"

@@ -18,7 +18,6 @@ from ponder.type.v1 import document_pb2
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack.fake_apis import FakeApi
-from tests.integration.test_research import behaving
 from tests.reliability.chaos import (
     Chaos,
     describe,
@@ -30,6 +29,7 @@ from tests.reliability.chaos import (
     spec,
     unique,
 )
+from tests.support.fakes import behaving
 
 
 @pytest_asyncio.fixture(scope="module")

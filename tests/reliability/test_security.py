@@ -24,17 +24,15 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf import descriptor_pool
 from google.rpc import error_details_pb2
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb
@@ -51,22 +49,19 @@ from ponder_rest.server import HttpServer
 from ponder_runtime import SettingsError, load_settings
 from ponder_runtime.internal_auth import INTERNAL_TOKEN_HEADER
 from tests.conftest import InProcessStack
-from tests.integration.test_access import (
-    KEY,
-    all_scopes_key,
-    bearer,
-    gateway,
-    key_line,
-    keys_file,
-    rest_url,
+from tests.support.gateways import gateway, rest_url
+from tests.support.keys import KEY, all_scopes_key, bearer, key_line, keys_file
+from tests.support.methods import (
+    HEALTH,
+    OPEN_SERVICES,
+    call_raw,
+    served_methods,
 )
 
 
-HEALTH = "grpc.health.v1.Health"
-REFLECTION = "grpc.reflection.v1alpha.ServerReflection"
-OPEN_SERVICES = {HEALTH, REFLECTION}
 PRODUCT_SERVICES = {
     "ponder.workflow.v1.WorkflowService",
+    "ponder.library.v1.LibraryService",
     "ponder.research.v1.ResearchService",
     "ponder.reflection.v1.ReflectionService",
     "ponder.embedding.v1.EmbeddingService",
@@ -89,76 +84,6 @@ def enumeration_access(tmp_path: Path) -> dict[str, object]:
         "expose_internal_services": True,
         "rate_limit_burst": 1000,
     }
-
-
-@dataclass(frozen=True)
-class Method:
-    """One method as the gateway's reflection describes it."""
-
-    service: str
-    name: str
-    client_streaming: bool
-    server_streaming: bool
-
-    @property
-    def path(self) -> str:
-        """/package.Service/Method."""
-        return f"/{self.service}/{self.name}"
-
-
-async def _reflect(
-    stub: reflection_pb2_grpc.ServerReflectionStub, request: reflection_pb2.ServerReflectionRequest
-) -> reflection_pb2.ServerReflectionResponse:
-    async def one() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
-        yield request
-
-    responses = [r async for r in stub.ServerReflectionInfo(one(), timeout=10)]
-    assert len(responses) == 1, request
-    return responses[0]
-
-
-async def served_methods(channel: grpc.aio.Channel) -> list[Method]:
-    """Every method of every service the server lists through gRPC reflection (asked without
-    a key), read from the file descriptors reflection returns."""
-    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-    listed = await _reflect(stub, reflection_pb2.ServerReflectionRequest(list_services=""))
-    methods: list[Method] = []
-    for service in listed.list_services_response.service:
-        answer = await _reflect(
-            stub, reflection_pb2.ServerReflectionRequest(file_containing_symbol=service.name)
-        )
-        found = False
-        for raw in answer.file_descriptor_response.file_descriptor_proto:
-            proto = descriptor_pb2.FileDescriptorProto.FromString(raw)
-            for described in proto.service:
-                if f"{proto.package}.{described.name}" != service.name:
-                    continue
-                found = True
-                methods += [
-                    Method(service.name, m.name, m.client_streaming, m.server_streaming)
-                    for m in described.method
-                ]
-        assert found, f"reflection lists {service.name} but does not describe it"
-    return methods
-
-
-async def call_raw(
-    channel: grpc.aio.Channel, method: Method, metadata: Sequence[tuple[str, str]]
-) -> grpc.aio.AioRpcError | None:
-    """Call a unary-request `method` with an empty request message; its error, or None when
-    it succeeded (a stream is read to its first message)."""
-    assert not method.client_streaming, method.path
-    try:
-        if method.server_streaming:
-            stream = channel.unary_stream(method.path)(b"", metadata=metadata, timeout=10)
-            async for _ in stream:
-                break
-            stream.cancel()
-        else:
-            await channel.unary_unary(method.path)(b"", metadata=metadata, timeout=10)
-    except grpc.aio.AioRpcError as exc:
-        return exc
-    return None
 
 
 def secret_forms(*keys: str) -> list[str]:
@@ -309,16 +234,17 @@ async def test_internal_services_refuse_calls_without_the_internal_token(
     token, with a wrong one and with an API key instead, and passes the guard with the
     stack's token; health and reflection answer without it (probes, grpcurl list)."""
     expected = {
-        "research": "ponder.research.v1.ResearchService",
-        "reflection": "ponder.reflection.v1.ReflectionService",
-        "embedding": "ponder.embedding.v1.EmbeddingService",
+        # research also serves LibraryService (the gateway forwards it with the caller's tenant)
+        "research": {"ponder.research.v1.ResearchService", "ponder.library.v1.LibraryService"},
+        "reflection": {"ponder.reflection.v1.ReflectionService"},
+        "embedding": {"ponder.embedding.v1.EmbeddingService"},
     }
     refused = ((), ((INTERNAL_TOKEN_HEADER, "x" * 43),), bearer(KEY))
-    for name, service in expected.items():
+    for name, services in expected.items():
         async with grpc.aio.insecure_channel(process_stack.service(name).address) as channel:
             methods = await served_methods(channel)  # reflection needs no token
             guarded = [m for m in methods if m.service not in OPEN_SERVICES]
-            assert {m.service for m in guarded} == {service}
+            assert {m.service for m in guarded} == services
             for method in guarded:
                 for metadata in refused:
                     error = await call_raw(channel, method, metadata)

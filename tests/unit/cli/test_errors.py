@@ -12,7 +12,7 @@ from google.rpc import error_details_pb2, status_pb2
 from ponder_cli.errors import ExitCode, from_rpc_error
 
 
-class FailedCall(grpc.RpcError, grpc.Call):  # type: ignore[misc]
+class FailedCall(grpc.RpcError, grpc.Call):
     """A failed call as grpc raises it, with an optional rich status."""
 
     def __init__(self, code: grpc.StatusCode, details: str, *extra: Message) -> None:
@@ -42,8 +42,8 @@ class FailedCall(grpc.RpcError, grpc.Call):  # type: ignore[misc]
     def is_active(self) -> bool:
         return False
 
-    def time_remaining(self) -> None:
-        return None
+    def time_remaining(self) -> float:
+        return 0.0
 
     def cancel(self) -> bool:
         return False

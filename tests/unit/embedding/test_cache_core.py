@@ -6,7 +6,6 @@ predictable; the real model is exercised through the service in tests/integratio
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,33 +15,8 @@ import pytest
 from ponder_embedding.cache.core import SemanticCache
 from ponder_embedding.cache.entries import entry_key
 from ponder_embedding.cache.sqlite_backend import SqliteBackend
-
-
-DIM = 64
-
-
-def _word_vector(word: str) -> np.ndarray:
-    seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "little")
-    return np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
-
-
-async def bag_of_words(texts: Sequence[str]) -> np.ndarray:
-    """Unit vectors: the sum of fixed random vectors of each lowercase word."""
-    rows = []
-    for text in texts:
-        vector = sum((_word_vector(w) for w in text.lower().split()), np.zeros(DIM, np.float32))
-        rows.append(vector / (np.linalg.norm(vector) or 1.0))
-    return np.asarray(rows, dtype=np.float32)
-
-
-class Clock:
-    """A settable clock."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
+from tests.support.vectors import DIM, bag_of_words
 
 
 @pytest.fixture

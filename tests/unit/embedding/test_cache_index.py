@@ -16,7 +16,7 @@ from ponder_embedding.cache.core import SemanticCache
 from ponder_embedding.cache.entries import entry_key
 from ponder_embedding.cache.index import IndexFiles, NamespaceIndex
 from ponder_embedding.cache.sqlite_backend import SqliteBackend
-from tests.unit.embedding.test_cache_core import DIM, bag_of_words
+from tests.support.vectors import DIM, bag_of_words
 
 
 def unit_rows(count: int, dim: int, seed: int) -> np.ndarray:

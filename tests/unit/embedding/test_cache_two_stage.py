@@ -18,8 +18,8 @@ from ponder_embedding.cache.core import (
 )
 from ponder_embedding.cache.sqlite_backend import SqliteBackend
 from ponder_embedding.cache.verifier import Verifier
-
-from .test_cache_core import DIM, Clock, bag_of_words
+from tests.support.clock import Clock
+from tests.support.vectors import DIM, bag_of_words
 
 
 @pytest.fixture(scope="module")

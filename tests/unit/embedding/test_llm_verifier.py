@@ -15,8 +15,7 @@ from ponder_embedding.cache.core import ACCEPTED, REJECTED, SemanticCache
 from ponder_embedding.cache.sqlite_backend import SqliteBackend
 from ponder_embedding.cache.verifier import Verifier
 from ponder_embedding.cache.verifier.llm import LlmJudge
-
-from .test_cache_core import DIM, bag_of_words
+from tests.support.vectors import DIM, bag_of_words
 
 
 STORED = "How do I prune embeddings for search?"

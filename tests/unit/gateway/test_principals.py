@@ -9,6 +9,7 @@ import pytest
 from google.protobuf import descriptor_pool
 
 import ponder.embedding.v1.embedding_service_pb2
+import ponder.library.v1.library_service_pb2
 import ponder.reflection.v1.reflection_service_pb2
 import ponder.research.v1.research_service_pb2
 import ponder.workflow.v1.workflow_service_pb2  # noqa: F401  (their descriptors, registered)
@@ -79,14 +80,16 @@ def test_a_key_listed_twice_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_table_covers_every_method_of_every_ponder_service() -> None:
-    """METHOD_SCOPES names every method of the four services, each with at least one scope;
-    forwarded methods all need `internal`; a principal misses exactly the scopes it lacks and
+    """METHOD_SCOPES names every method of the five services, each with at least one scope;
+    forwarded methods all need `internal`, library methods `library.read` or `library.write`;
+    a principal misses exactly the scopes it lacks and
     an unknown method is refused (None)."""
     pool = descriptor_pool.Default()
     methods = {
         f"/{service.full_name}/{method.name}"
         for name in (
             "ponder.workflow.v1.WorkflowService",
+            "ponder.library.v1.LibraryService",
             "ponder.research.v1.ResearchService",
             "ponder.reflection.v1.ReflectionService",
             "ponder.embedding.v1.EmbeddingService",
@@ -97,7 +100,9 @@ def test_the_table_covers_every_method_of_every_ponder_service() -> None:
     assert set(METHOD_SCOPES) == methods
     assert all(METHOD_SCOPES.values())
     for method, scopes in METHOD_SCOPES.items():
-        if not method.startswith("/ponder.workflow."):
+        if method.startswith("/ponder.library."):
+            assert scopes <= {Scope.LIBRARY_READ, Scope.LIBRARY_WRITE}, method
+        elif not method.startswith("/ponder.workflow."):
             assert Scope.INTERNAL in scopes, method
     reader = Principal("a", "k", frozenset({Scope.WORKFLOWS_READ}))
     assert reader.missing("/ponder.workflow.v1.WorkflowService/GetWorkflow") == frozenset()

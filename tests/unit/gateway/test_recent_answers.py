@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder_gateway.cache import CachedWorkflow, RecentAnswers
+from tests.support.clock import Clock
 
 
 def answer(name: str) -> CachedWorkflow:
@@ -16,6 +15,7 @@ def answer(name: str) -> CachedWorkflow:
 
 
 def test_exact_topic_and_namespace_only():
+    """Only the same topic in the same namespace is an exact repeat."""
     recent = RecentAnswers(seconds=30, max_entries=10)
     recent.put("ns-a", "topic", answer("workflows/a"))
     found = recent.get("ns-a", "topic")
@@ -25,28 +25,34 @@ def test_exact_topic_and_namespace_only():
     assert recent.get("ns-a", "topic ") is None
 
 
-def test_entries_expire(monkeypatch: pytest.MonkeyPatch):
-    now = [1000.0]
-    monkeypatch.setattr(time, "monotonic", lambda: now[0])
-    recent = RecentAnswers(seconds=30, max_entries=10)
+def test_entries_expire():
+    """An answer is served for `seconds` after it was kept, then no more."""
+    clock = Clock()
+    recent = RecentAnswers(seconds=30, max_entries=10, clock=clock)
     recent.put("ns", "topic", answer("workflows/a"))
-    now[0] += 29.9
+    clock.now += 29.9
     assert recent.get("ns", "topic") is not None
-    now[0] += 0.2
+    clock.now += 0.2
     assert recent.get("ns", "topic") is None
 
 
-def test_the_least_recently_stored_goes_first_when_full():
+def test_the_least_recently_used_goes_first_when_full():
+    """When full, the entry least recently kept or read makes room (one LRU rule)."""
     recent = RecentAnswers(seconds=30, max_entries=2)
     for topic in ("one", "two", "three"):
         recent.put("ns", topic, answer(f"workflows/{topic}"))
     assert recent.get("ns", "one") is None
     assert recent.get("ns", "two") is not None
     assert recent.get("ns", "three") is not None
+    assert recent.get("ns", "two") is not None  # read: now "three" is the least recent
+    recent.put("ns", "four", answer("workflows/four"))
+    assert recent.get("ns", "three") is None
+    assert recent.get("ns", "two") is not None
 
 
 @pytest.mark.parametrize(("seconds", "entries"), [(0, 10), (30, 0)])
 def test_turned_off(seconds: float, entries: int):
+    """No age or no room: nothing is kept."""
     recent = RecentAnswers(seconds=seconds, max_entries=entries)
     recent.put("ns", "topic", answer("workflows/a"))
     assert recent.get("ns", "topic") is None

@@ -3,8 +3,6 @@ request's bytes, forgotten when their question's answer is refreshed, counted.""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -41,10 +39,12 @@ def test_the_same_bytes_of_the_same_type_only():
     assert memo.get(memo.key(other_type)) is None  # same bytes, another method
 
 
-def test_entries_expire_and_say_their_age(monkeypatch: pytest.MonkeyPatch):
+def test_entries_expire_and_say_their_age():
+    """A reply is replayed with its age for `seconds`, then no more."""
     now = [1000.0]
-    monkeypatch.setattr(time, "monotonic", lambda: now[0])
-    memo: ReplayMemo[pb.RunReflectionWorkflowResponse] = ReplayMemo(seconds=30, max_entries=10)
+    memo: ReplayMemo[pb.RunReflectionWorkflowResponse] = ReplayMemo(
+        seconds=30, max_entries=10, clock=lambda: now[0]
+    )
     key = memo.key(request("topic"))
     memo.put(key, reply("workflows/a"), "ns\ntopic")
     now[0] += 29.5

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -38,19 +39,19 @@ class EchoServicer(pb_grpc.TranscodingServiceServicer):
     """Every method answers with its request's fields (see transcoding.proto)."""
 
     async def Echo(
-        self, request: pb.EchoRequest, context: grpc.aio.ServicerContext
+        self, request: pb.EchoRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.EchoResponse:
         """The name and message back."""
         return pb.EchoResponse(name=request.name, message=request.message)
 
     async def EchoQuery(
-        self, request: pb.EchoQueryRequest, context: grpc.aio.ServicerContext
+        self, request: pb.EchoQueryRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.EchoQueryResponse:
         """The whole request back."""
         return pb.EchoQueryResponse(request=request)
 
     async def GetBook(
-        self, request: pb.GetBookRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetBookRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetBookResponse:
         """A book made from the name's parts; INVALID_ARGUMENT for a name of another shape."""
         parts = request.name.split("/")
@@ -66,7 +67,7 @@ class EchoServicer(pb_grpc.TranscodingServiceServicer):
         return pb.GetBookResponse(book=book, served_by=SERVED_BY)
 
     async def CreateBook(
-        self, request: pb.CreateBookRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CreateBookRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.CreateBookResponse:
         """The book as received, plus its output-only name and create_time."""
         book = pb.Book()
@@ -76,37 +77,49 @@ class EchoServicer(pb_grpc.TranscodingServiceServicer):
         return pb.CreateBookResponse(book=book, parent=request.parent, book_id=request.book_id)
 
     async def UpdateBook(
-        self, request: pb.UpdateBookRequest, context: grpc.aio.ServicerContext
+        self, request: pb.UpdateBookRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.UpdateBookResponse:
         """The book and the mask as received."""
         return pb.UpdateBookResponse(book=request.book, update_mask=request.update_mask)
 
     async def DeleteBook(
-        self, request: pb.DeleteBookRequest, context: grpc.aio.ServicerContext
+        self, request: pb.DeleteBookRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.DeleteBookResponse:
         """The name and force flag back."""
         return pb.DeleteBookResponse(name=request.name, force=request.force)
 
     async def ArchiveBook(
-        self, request: pb.ArchiveBookRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ArchiveBookRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ArchiveBookResponse:
         """The name and reason back."""
         return pb.ArchiveBookResponse(name=request.name, reason=request.reason)
 
     async def GetFile(
-        self, request: pb.GetFileRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetFileRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetFileResponse:
         """The path back, and its UTF-8 bytes as the content."""
         return pb.GetFileResponse(path=request.path, content=request.path.encode())
 
+    async def UploadFile(
+        self, request: pb.UploadFileRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UploadFileResponse:
+        """What the upload carried."""
+        return pb.UploadFileResponse(
+            shelf=request.shelf,
+            content_type=request.file.content_type,
+            data=request.file.data,
+            title=request.title,
+            copies=request.copies,
+        )
+
     async def StatFile(
-        self, request: pb.StatFileRequest, context: grpc.aio.ServicerContext
+        self, request: pb.StatFileRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.StatFileResponse:
         """The path back, and the length of its UTF-8 bytes as the size."""
         return pb.StatFileResponse(path=request.path, size_bytes=len(request.path.encode()))
 
     async def StreamEchoes(
-        self, request: pb.StreamEchoesRequest, context: grpc.aio.ServicerContext
+        self, request: pb.StreamEchoesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.StreamEchoesResponse]:
         """`count` echoes, `interval` apart; with `fail_code` other than OK, only the first
         `fail_after` of them and then that status."""
@@ -123,7 +136,7 @@ class EchoServicer(pb_grpc.TranscodingServiceServicer):
             )
 
     async def Fail(
-        self, request: pb.FailRequest, context: grpc.aio.ServicerContext
+        self, request: pb.FailRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.FailResponse:
         """Fails with the requested code and message; with OK, answers with both."""
         if request.code != code_pb2.OK:
@@ -131,7 +144,7 @@ class EchoServicer(pb_grpc.TranscodingServiceServicer):
         return pb.FailResponse(code=request.code, message=request.message)
 
     async def Ping(
-        self, request: pb.PingRequest, context: grpc.aio.ServicerContext
+        self, request: pb.PingRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.PingResponse:
         """The message back."""
         return pb.PingResponse(message=request.message)

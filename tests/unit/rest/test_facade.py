@@ -78,7 +78,7 @@ class Recorded:
         return found[-1] if found else None
 
 
-class RecordingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class RecordingInterceptor(grpc.aio.ServerInterceptor):
     """Records the invocation metadata and the current span of every call."""
 
     def __init__(self) -> None:
@@ -110,7 +110,7 @@ class ScriptedServicer(EchoServicer):
         self.slow_outcomes: list[tuple[str, str]] = []  # (message, how the call ended)
 
     async def Echo(
-        self, request: pb.EchoRequest, context: grpc.aio.ServicerContext
+        self, request: pb.EchoRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.EchoResponse:
         """'exhausted' raises ResourceExhaustedError with a retry delay; 'slow' sleeps
         `message` seconds; 'with-metadata' sets response header and trailer metadata."""
@@ -129,7 +129,7 @@ class ScriptedServicer(EchoServicer):
         return await super().Echo(request, context)
 
     async def StreamEchoes(
-        self, request: pb.StreamEchoesRequest, context: grpc.aio.ServicerContext
+        self, request: pb.StreamEchoesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.StreamEchoesResponse]:
         """The echo stream; records how each stream ended."""
         self.streams_running += 1

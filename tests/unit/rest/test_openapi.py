@@ -79,7 +79,7 @@ OPERATIONS = {
     "WorkflowService_CancelWorkflow": ("post", "/v1/{name}:cancel", ["name"], [], "*"),
     "WorkflowService_WatchWorkflow": ("get", "/v1/{name}:watch", ["name"], ["afterSequence"], ""),
     "ResearchService_SearchSources": ("post", "/v1/research:search", [], [], "*"),
-    "ResearchService_GetLibrary": ("get", "/v1/library", [], [], ""),
+    "ResearchService_GetLibrary": ("get", "/v1/library", [], ["tenant"], ""),
     "ReflectionService_Reflect": ("post", "/v1/reflection:reflect", [], [], "*"),
     "ReflectionService_StreamReflect": ("post", "/v1/reflection:streamReflect", [], [], "*"),
     "EmbeddingService_EmbedTexts": ("post", "/v1/embeddings:embed", [], [], "*"),

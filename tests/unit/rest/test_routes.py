@@ -102,6 +102,15 @@ EXPECTED_ROUTES = [
     ("TranscodingService_StatFile", "GET", "/v1/{path=files/**}:stat", "", "", 0, "StatFile"),
     ("TranscodingService_StreamEchoes", "GET", "/v1/echoes:stream", "", "", 0, "StreamEchoes"),
     ("TranscodingService_Fail", "GET", "/v1/errors/{code}", "", "", 0, "Fail"),
+    (
+        "TranscodingService_UploadFile",
+        "POST",
+        "/v1/{shelf=shelves/*}/files",
+        "file",
+        "",
+        0,
+        "UploadFile",
+    ),
 ]
 
 

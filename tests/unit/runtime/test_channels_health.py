@@ -1,28 +1,17 @@
-"""call_timeout (deadline propagation), ChannelFactory and the health client helpers."""
+"""cap and call_timeout (deadline propagation), ChannelFactory and the health client helpers."""
 
 from __future__ import annotations
 
 import socket
 import time
-from dataclasses import dataclass
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ponder_runtime import ChannelFactory, call_timeout, configure_telemetry
+from ponder_runtime.deadlines import cap
 from ponder_runtime.health import check_health, wait_until_serving
-
-
-@dataclass
-class FakeContext:
-    """Just enough of a ServicerContext: the caller's remaining time."""
-
-    remaining: float | None
-
-    def time_remaining(self) -> float | None:
-        """Seconds left of the caller's deadline (None: no deadline)."""
-        return self.remaining
 
 
 class TestCallTimeout:
@@ -51,7 +40,7 @@ class TestCallTimeout:
         self, remaining: float | None, default: float, expected: float
     ) -> None:
         """The default, cut to the caller's remaining time minus a 50 ms margin, never < 0."""
-        assert call_timeout(FakeContext(remaining), default) == pytest.approx(expected)
+        assert cap(default, remaining) == pytest.approx(expected)
 
     def test_no_context_means_default(self) -> None:
         """Outside an RPC (no context) the default applies."""

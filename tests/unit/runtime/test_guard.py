@@ -4,6 +4,7 @@ the method's shape (a client-streaming method added later is not let through unc
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -19,21 +20,25 @@ class Refused(PonderError):
     reason = "UNAUTHENTICATED"
 
 
-async def guard(context: grpc.aio.ServicerContext, method: str) -> None:
+async def guard(context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
     if ("key", "ok") not in tuple(context.invocation_metadata() or ()):
         raise Refused(f"no key for {method}")
 
 
-async def count(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
+async def count(
+    requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+) -> bytes:
     return str(len([r async for r in requests])).encode()
 
 
-async def echo(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext):
+async def echo(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]):
     async for request in requests:
         yield request
 
 
-async def open_count(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
+async def open_count(
+    requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+) -> bytes:
     return await count(requests, context)
 
 
@@ -65,7 +70,9 @@ async def address() -> AsyncIterator[str]:
 async def test_client_and_bidi_streaming_methods_are_guarded(address: str):
     messages = [b"a", b"b", b"c"]
     async with grpc.aio.insecure_channel(address) as channel:
+        count_call: grpc.aio.StreamUnaryMultiCallable[bytes, bytes]
         count_call = channel.stream_unary("/closed.Streams/Count")
+        echo_call: grpc.aio.StreamStreamMultiCallable[bytes, bytes]
         echo_call = channel.stream_stream("/closed.Streams/Echo")
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await count_call(iter(messages), timeout=5)
@@ -77,5 +84,6 @@ async def test_client_and_bidi_streaming_methods_are_guarded(address: str):
         assert await count_call(iter(messages), timeout=5, metadata=key) == b"3"
         replies = [reply async for reply in echo_call(iter(messages), timeout=5, metadata=key)]
         assert replies == messages
+        open_call: grpc.aio.StreamUnaryMultiCallable[bytes, bytes]
         open_call = channel.stream_unary("/open.Streams/Count")
         assert await open_call(iter(messages), timeout=5) == b"3"

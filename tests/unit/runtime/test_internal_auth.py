@@ -4,6 +4,7 @@ sent by the channel factory, never taken from a caller through the proxy."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import grpc
 import pytest
@@ -24,7 +25,9 @@ RESEARCH = "ponder.research.v1.ResearchService"
 
 class _Research(research_grpc.ResearchServiceServicer):
     async def SearchSources(
-        self, request: research_pb2.SearchSourcesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: research_pb2.SearchSourcesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> research_pb2.SearchSourcesResponse:
         return research_pb2.SearchSourcesResponse(duplicates_removed=len(request.query))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -38,7 +39,9 @@ class BackendResearch(research_grpc.ResearchServiceServicer):
         self._seen = seen
 
     async def SearchSources(
-        self, request: research_pb2.SearchSourcesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: research_pb2.SearchSourcesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> research_pb2.SearchSourcesResponse:
         """Record the call, then answer or fail."""
         self._seen.metadata.append(dict(context.invocation_metadata() or ()))
@@ -57,7 +60,9 @@ class BackendReflection(reflection_grpc.ReflectionServiceServicer):
     """StreamReflect sends two deltas, then fails with NOT_FOUND when the topic is 'fail'."""
 
     async def StreamReflect(
-        self, request: reflection_pb2.StreamReflectRequest, context: grpc.aio.ServicerContext
+        self,
+        request: reflection_pb2.StreamReflectRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[reflection_pb2.StreamReflectResponse]:
         """Two deltas, then maybe an error."""
         yield reflection_pb2.StreamReflectResponse(text_delta="one")
@@ -66,7 +71,9 @@ class BackendReflection(reflection_grpc.ReflectionServiceServicer):
             raise NotFoundError("no such topic")
 
 
-async def _drain(call: grpc.aio.UnaryStreamCall) -> tuple[list[str], grpc.aio.AioRpcError | None]:
+async def _drain(
+    call: grpc.aio.UnaryStreamCall[Any, Any],
+) -> tuple[list[str], grpc.aio.AioRpcError | None]:
     """The text deltas a server stream delivered, and the error that ended it (if any)."""
     received: list[str] = []
     try:
@@ -191,7 +198,8 @@ class TestServiceProxy:
             await call(b"", timeout=5)
         assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
 
-    def test_unknown_service_name_is_rejected(self) -> None:
+    async def test_unknown_service_name_is_rejected(self) -> None:
         """Proxying a service missing from the descriptor pool fails at construction."""
-        with pytest.raises(KeyError):
-            ServiceProxy({"ponder.nope.v1.Nope": None})
+        async with grpc.aio.insecure_channel("127.0.0.1:1") as channel:
+            with pytest.raises(KeyError):
+                ServiceProxy({"ponder.nope.v1.Nope": channel})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
@@ -17,7 +17,6 @@ from ponder_runtime import (
     PonderError,
     ResourceExhaustedError,
     UnavailableError,
-    resilience,
 )
 from ponder_runtime.resilience import (
     BreakerState,
@@ -39,10 +38,12 @@ UPSTREAM = "model endpoint test.invalid"
 
 
 class FakeClock:
-    """A monotonic clock that moves only when told to."""
+    """A monotonic clock that moves only when told to; `sleep` is what the callers built on it
+    are given to back off with (asyncio's, or a Sleeps recorder)."""
 
     def __init__(self, now: float = 1000.0) -> None:
         self.now = now
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def __call__(self) -> float:
         return self.now
@@ -133,16 +134,6 @@ class Sleeps:
             await asyncio.sleep(0)
 
 
-class _AsyncioWithSleep:
-    """The asyncio module as the module under test sees it, with `sleep` replaced."""
-
-    def __init__(self, sleep: Sleeps) -> None:
-        self.sleep = sleep
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(asyncio, name)
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     """A fresh fake clock."""
@@ -150,10 +141,10 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> Sleeps:
-    """Backoff sleeps in resilience.py recorded against the fake clock instead of waited."""
+def sleeps(clock: FakeClock) -> Sleeps:
+    """Backoff sleeps of the callers built on `clock` recorded against it instead of waited."""
     recorder = Sleeps(clock)
-    monkeypatch.setattr(resilience, "asyncio", _AsyncioWithSleep(recorder))
+    clock.sleep = recorder
     return recorder
 
 
@@ -181,6 +172,7 @@ def make_caller(
         call_timeout=call_timeout,
         clock=clock,
         rng=random.Random(seed),
+        sleep=getattr(clock, "sleep", asyncio.sleep),
     )
 
 
@@ -1016,6 +1008,7 @@ async def test_calls_retries_and_breaker_state_are_measured(
         clock=clock,
         rng=random.Random(7),
         meter=MeterProvider(metric_readers=[reader]).get_meter("test"),
+        sleep=clock.sleep,
     )
 
     def points() -> dict[tuple[str, str], Any]:
@@ -1061,6 +1054,7 @@ def budget_caller(clock: FakeClock, budget: RetryBudget, **kwargs: Any) -> Resil
         budget=budget,
         clock=clock,
         rng=random.Random(5),
+        sleep=clock.sleep,
     )
 
 

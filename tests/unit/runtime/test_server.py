@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import grpc
 import pytest
@@ -36,7 +37,9 @@ class FaultyResearch(research_grpc.ResearchServiceServicer):
     """Fails in the way the query names: invalid, unavailable, crash; otherwise echoes it."""
 
     async def SearchSources(
-        self, request: research_pb2.SearchSourcesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: research_pb2.SearchSourcesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> research_pb2.SearchSourcesResponse:
         """Raise or answer, depending on request.query."""
         if request.query == "invalid":
@@ -61,7 +64,9 @@ class HalfStream(reflection_grpc.ReflectionServiceServicer):
     Reflect is left to the generated base class (unimplemented)."""
 
     async def StreamReflect(
-        self, request: reflection_pb2.StreamReflectRequest, context: grpc.aio.ServicerContext
+        self,
+        request: reflection_pb2.StreamReflectRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[reflection_pb2.StreamReflectResponse]:
         """Yield one text delta, then raise NotFoundError unless the topic is 'finish'."""
         yield reflection_pb2.StreamReflectResponse(text_delta=f"about {request.topic}")
@@ -122,7 +127,9 @@ def _details(exc: grpc.aio.AioRpcError) -> list[Message]:
     return unpacked
 
 
-async def _drain(call: grpc.aio.UnaryStreamCall) -> tuple[list[str], grpc.aio.AioRpcError | None]:
+async def _drain(
+    call: grpc.aio.UnaryStreamCall[Any, Any],
+) -> tuple[list[str], grpc.aio.AioRpcError | None]:
     """The text deltas a server stream delivered, and the error that ended it (if any)."""
     received: list[str] = []
     try:

@@ -112,10 +112,10 @@ class TestEnvName:
             (PlainSettings, "port", "PONDER_PORT"),
             (PlainSettings, "log_level", "PONDER_LOG_LEVEL"),
             (PlainSettings, "otel_sdk_disabled", "OTEL_SDK_DISABLED"),
-            (ResearchSettings, "PONDER_RESEARCH_PORT", "PONDER_RESEARCH_PORT"),
+            (ResearchSettings, "PONDER_EMBEDDING_ADDR", "PONDER_EMBEDDING_ADDR"),
             (PlainSettings, "OTEL_SERVICE_NAME", "OTEL_SERVICE_NAME"),
         ],
-        ids=["aliased", "prefixed", "shared", "otel", "alias-itself", "otel-alias-itself"],
+        ids=["service-prefixed", "prefixed", "shared", "otel", "alias-itself", "otel-alias-itself"],
     )
     def test_variable_of_field(
         self, settings_cls: type[ServiceSettings], field: str, expected: str

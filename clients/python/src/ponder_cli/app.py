@@ -20,6 +20,7 @@ from rich.text import Text
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder_cli.errors import EXIT_CODES_HELP, CliError, ExitCode
 from ponder_cli.gateway import Gateway, RunOptions, Target, workflow_name
+from ponder_cli.library import library_app
 from ponder_cli.progress import Waiting, WatchProgress
 from ponder_cli.render import FINAL_STATES, headline, result_view, to_json, workflows_table
 
@@ -100,6 +101,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(library_app)
 
 
 @dataclass

@@ -93,7 +93,8 @@ def _authors(document: document_pb2.Document) -> str:
 
 
 def citations_view(result: pb.WorkflowResult) -> Text:
-    """The numbered references of the result's `[n]` markers: title, authors, year, URL."""
+    """The numbered references of the result's `[n]` markers: title, authors, year, the cited
+    passage's place (library documents), URL."""
     documents = {doc.id: doc for doc in result.sources}
     text = Text()
     for citation in sorted(result.citations, key=lambda c: c.index):
@@ -102,11 +103,22 @@ def citations_view(result: pb.WorkflowResult) -> Text:
         text.append(citation.title or citation.document_id)
         if document is not None:
             text.append(_authors(document) + _year(document), style="dim")
+        if citation.HasField("passage"):
+            text.append(f"\n    {passage_place(citation.passage)}", style="dim")
         if citation.url:
             text.append(f"\n    {citation.url}", style="blue underline")
         text.append("\n")
     text.rstrip()
     return text
+
+
+def passage_place(passage: document_pb2.Passage) -> str:
+    """Where a cited passage is: its section or page, then its characters."""
+    where = f"§ {passage.heading}" if passage.heading else ""
+    if passage.page:
+        where = f"page {passage.page}" + (f", {where}" if where else "")
+    span = f"characters {passage.start_offset}-{passage.end_offset}"
+    return f"{where}, {span}" if where else span
 
 
 def _source_statuses(result: pb.WorkflowResult) -> Text:

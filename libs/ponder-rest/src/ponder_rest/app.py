@@ -33,6 +33,7 @@ from ponder_rest.errors import (
 )
 from ponder_rest.exchange import Exchange, Receive, Scope, Send
 from ponder_rest.forward import Forwarder, Invoker
+from ponder_rest.httpbody import bind_http_body, takes_http_body
 from ponder_rest.observe import Observer
 from ponder_rest.pages import Pages
 from ponder_rest.routes import BadPathError, MethodNotAllowedError, NoRouteError, Route, Router
@@ -125,11 +126,17 @@ class RestFacade:
         except MethodNotAllowedError as exc:
             raise not_allowed(exc.allowed) from None
         self._observer.routed(exchange, span, route)
-        body = await read_body(exchange, receive, route, self._config.max_body_bytes)
+        upload = takes_http_body(route)
+        limit = self._config.max_upload_bytes if upload else self._config.max_body_bytes
+        body = await read_body(exchange, receive, route, limit, raw=upload)
         try:
-            request = build_request(
-                route, bindings, parse_query(exchange.scope["query_string"]), body, self._bodies
-            )
+            query = parse_query(exchange.scope["query_string"])
+            if upload:
+                request = build_request(route, bindings, query, b"")
+                content_type = exchange.header(b"content-type")
+                bind_http_body(route, request, body, content_type, bindings)
+            else:
+                request = build_request(route, bindings, query, body, self._bodies)
         except RequestError as exc:
             raise HttpError(400, exc.status) from None
         context = call_context(exchange, self._config.default_timeout_seconds)

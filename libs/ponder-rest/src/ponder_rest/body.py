@@ -12,8 +12,11 @@ from ponder_rest.routes import Route
 _JSON_TYPES = ("application/json", "application/x-ndjson")
 
 
-async def read_body(exchange: Exchange, receive: Receive, route: Route, limit: int) -> bytes:
-    """The whole body, at most `limit` bytes, JSON when the route takes one."""
+async def read_body(
+    exchange: Exchange, receive: Receive, route: Route, limit: int, *, raw: bool = False
+) -> bytes:
+    """The whole body, at most `limit` bytes, JSON when the route takes one (any media type
+    when `raw`: the route's body is a google.api.HttpBody)."""
     declared = exchange.header(b"content-length")
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
@@ -31,7 +34,7 @@ async def read_body(exchange: Exchange, receive: Receive, route: Route, limit: i
         chunks.append(chunk)
         more = message.get("more_body", False)
     body = b"".join(chunks)
-    if body and route.body:
+    if body and route.body and not raw:
         kind = exchange.header(b"content-type").split(";", 1)[0].strip().lower()
         if kind and kind not in _JSON_TYPES and not kind.endswith("+json"):
             raise error(

@@ -13,6 +13,9 @@ class FacadeConfig:
 
     json: JsonOptions = field(default_factory=JsonOptions)
     max_body_bytes: int = 1024 * 1024
+    # Bodies of routes whose body field is a google.api.HttpBody (file uploads), raw or
+    # multipart/form-data: larger ones are refused with 413.
+    max_upload_bytes: int = 8 * 1024 * 1024
     cors_origins: tuple[str, ...] = ()
     cors_allow_credentials: bool = False
     cors_max_age_seconds: int = 600

@@ -12,10 +12,10 @@ dictionary lookup), so answers that never repeat do not push out the shared part
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from cachetools import LRUCache
 from google.protobuf.message import Message
 
 from ponder_rest.codec import JsonOptions, dumps
@@ -35,9 +35,10 @@ class MessageEncoder:
         self._writer = JsonWriter(options)
         self._min = min_bytes
         self._max = max_entries
-        self._memo: OrderedDict[tuple[str, bytes], Any] = OrderedDict()
-        self._fragments: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
-        self._answers: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
+        # cachetools LRUs (the least recently used goes first), by type and bytes.
+        self._memo: LRUCache[tuple[str, bytes], Any] = LRUCache(max(max_entries, 1))
+        self._fragments: LRUCache[tuple[str, bytes], bytes] = LRUCache(max(max_entries, 1))
+        self._answers: LRUCache[tuple[str, bytes], bytes] = LRUCache(max(max_entries // 4, 1))
         # Stands in for a memoized fragment while the rest is encoded; random, so no value
         # of a message can be mistaken for it.
         self._token = f"\u0000ponder-json-{uuid.uuid4().hex}-"
@@ -58,7 +59,7 @@ class MessageEncoder:
         """The JSON text of `message`: memoized when large (see module docstring)."""
         if self._max <= 0 or message.ByteSize() < self._min:
             return self._to_json(message)
-        return self._remembered(self._answers, message, self._to_json, self._max // 4 or 1)
+        return self._remembered(self._answers, message, self._to_json)
 
     def _to_json(self, message: Message) -> bytes:
         """The JSON text of `message`; memoized fragments are spliced in as bytes."""
@@ -81,25 +82,19 @@ class MessageEncoder:
         return text
 
     def _fragment(self, message: Message) -> bytes:
-        return self._remembered(self._fragments, message, self._to_json, self._max)
+        return self._remembered(self._fragments, message, self._to_json)
 
     @staticmethod
     def _remembered(
-        memo: OrderedDict[tuple[str, bytes], bytes],
+        memo: LRUCache[tuple[str, bytes], bytes],
         message: Message,
         encode: Callable[[Message], bytes],
-        size: int,
     ) -> bytes:
-        """`encode(message)`, from `memo` (an LRU of `size` keyed by type and bytes) if there."""
+        """`encode(message)`, from `memo` if there."""
         key = (message.DESCRIPTOR.full_name, message.SerializeToString(deterministic=True))
         found = memo.get(key)
-        if found is not None:
-            memo.move_to_end(key)
-            return found
-        found = encode(message)
-        memo[key] = found
-        while len(memo) > size:
-            memo.popitem(last=False)
+        if found is None:
+            found = memo[key] = encode(message)
         return found
 
     def to_obj(self, message: Message) -> Any:
@@ -120,11 +115,6 @@ class MessageEncoder:
     def _memoized(self, message: Message) -> Any:
         key = (message.DESCRIPTOR.full_name, message.SerializeToString(deterministic=True))
         found = self._memo.get(key)
-        if found is not None:
-            self._memo.move_to_end(key)
-            return found
-        found = self.to_obj(message)
-        self._memo[key] = found
-        while len(self._memo) > self._max:
-            self._memo.popitem(last=False)
+        if found is None:
+            found = self._memo[key] = self.to_obj(message)
         return found

@@ -8,12 +8,12 @@ process with a message naming the method, instead of failing a request later.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from cachetools import LRUCache
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, MethodDescriptor
@@ -161,9 +161,11 @@ class Router:
 
     def __init__(self, routes: list[Route], *, memo_entries: int = 1024) -> None:
         self.routes = routes
-        # Recent matches by (method, path): the same path always matches the same way.
-        self._memo: OrderedDict[tuple[str, str], tuple[Route, dict[str, str]]] = OrderedDict()
-        self._memo_entries = memo_entries
+        # Recent matches by (method, path): the same path always matches the same way
+        # (cachetools LRU: the least recently used goes first).
+        self._memo: LRUCache[tuple[str, str], tuple[Route, dict[str, str]]] | None = (
+            LRUCache(maxsize=memo_entries) if memo_entries > 0 else None
+        )
         # Most specific first: a custom verb, then more literal segments, then no `**`.
         self._ordered = sorted(
             self.routes,
@@ -186,7 +188,7 @@ class Router:
         """The route and its path bindings; raises NoRouteError, MethodNotAllowedError or
         BadPathError."""
         key = (http_method, raw_path)
-        found = self._memo.get(key)
+        found = self._memo.get(key) if self._memo is not None else None
         if found is not None:
             return found[0], dict(found[1])
         malformed = _MALFORMED_ESCAPE.search(raw_path)
@@ -194,10 +196,8 @@ class Router:
             escape = raw_path[malformed.start() : malformed.start() + 3]
             raise BadPathError(f"malformed percent escape {escape!r} at {malformed.start() + 1}")
         route, bindings = self._match(http_method, raw_path)
-        if self._memo_entries > 0 and len(raw_path) <= _MEMO_MAX_PATH:
+        if self._memo is not None and len(raw_path) <= _MEMO_MAX_PATH:
             self._memo[key] = (route, dict(bindings))
-            while len(self._memo) > self._memo_entries:
-                self._memo.popitem(last=False)
         return route, bindings
 
     def _match(self, http_method: str, raw_path: str) -> tuple[Route, dict[str, str]]:

@@ -7,9 +7,9 @@ google.rpc.Status (INVALID_ARGUMENT with a BadRequest naming the field) in `Requ
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from urllib.parse import parse_qsl
 
+from cachetools import LRUCache
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
@@ -57,7 +57,8 @@ class BodyMemo:
     def __init__(self, *, max_entries: int = 256, max_body_bytes: int = 4096) -> None:
         self._max = max_entries
         self._max_body = max_body_bytes
-        self._parsed: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
+        # cachetools LRU: the least recently used goes first.
+        self._parsed: LRUCache[tuple[str, bytes], bytes] = LRUCache(max(max_entries, 1))
 
     def apply(self, route: Route, request: Message, body: bytes) -> None:
         """Set the fields `body` gives `request` (which must still be empty)."""
@@ -71,8 +72,6 @@ class BodyMemo:
             return
         _apply_body(route, request, body)
         self._parsed[key] = request.SerializeToString()
-        while len(self._parsed) > self._max:
-            self._parsed.popitem(last=False)
 
 
 def build_request(

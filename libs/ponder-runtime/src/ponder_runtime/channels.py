@@ -1,12 +1,19 @@
-"""gRPC client channels with retries, keepalive, tracing and deadline propagation."""
+"""gRPC client channels with retries, a circuit breaker, keepalive, tracing and the internal
+token."""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 
+from ponder_runtime.channel_breaker import BreakerInterceptor
+from ponder_runtime.deadlines import cap
 from ponder_runtime.internal_auth import token_client_interceptors
+from ponder_runtime.resilience import CircuitBreaker
 from ponder_runtime.telemetry import Telemetry
 
 
@@ -28,18 +35,10 @@ _SERVICE_CONFIG = json.dumps(
     }
 )
 
-# Leave this much of the caller's deadline for our own reply.
-_DEADLINE_MARGIN_SECONDS = 0.05
 
-
-def call_timeout(context: grpc.aio.ServicerContext | None, default: float) -> float:
+def call_timeout(context: grpc.aio.ServicerContext[Any, Any] | None, default: float) -> float:
     """Timeout for a downstream call: `default`, shortened to the caller's remaining deadline."""
-    if context is None:
-        return default
-    remaining: float | None = context.time_remaining()
-    if remaining is None:
-        return default
-    return max(0.0, min(default, remaining - _DEADLINE_MARGIN_SECONDS))
+    return cap(default, None if context is None else context.time_remaining())
 
 
 class ChannelFactory:
@@ -51,8 +50,14 @@ class ChannelFactory:
         *,
         max_message_bytes: int = 8 * 1024 * 1024,
         internal_token: str | None = None,
+        breaker_threshold: int = 3,
+        breaker_reset_seconds: float = 1.0,
+        slow_call_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._telemetry = telemetry
+        self._breaker = (breaker_threshold, breaker_reset_seconds, slow_call_seconds)
+        self._clock = clock
         # access: every call carries the internal token (internal_auth.py) when one is set.
         self._interceptors = [
             *telemetry.client_interceptors(),
@@ -74,9 +79,15 @@ class ChannelFactory:
         self._channels: list[grpc.aio.Channel] = []
 
     def channel(self, target: str) -> grpc.aio.Channel:
-        """An insecure channel to `target` ("host:port"), closed by `close()`."""
+        """An insecure channel to `target` ("host:port") behind a circuit breaker of its own
+        (channel_breaker.py), closed by `close()`."""
+        threshold, reset, slow = self._breaker
+        breaker = CircuitBreaker(
+            failure_threshold=threshold, reset_timeout=reset, clock=self._clock
+        )
+        guard = BreakerInterceptor(target, breaker, slow_call_seconds=slow)
         channel = grpc.aio.insecure_channel(
-            target, options=self._options, interceptors=self._interceptors
+            target, options=self._options, interceptors=[*self._interceptors, guard]
         )
         self._channels.append(channel)
         return channel

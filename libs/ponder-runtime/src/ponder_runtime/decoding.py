@@ -65,12 +65,12 @@ def _safe_deserializer(deserializer: Callable[[bytes], Any]) -> Callable[[bytes]
     return deserialize
 
 
-async def _reject_undecodable(request: Any, context: grpc.aio.ServicerContext) -> None:
+async def _reject_undecodable(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     if isinstance(request, UndecodableRequest):
         await context.abort_with_status(request.error().to_status())
 
 
-def safe_decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def safe_decoding(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
     """`handler` with a request deserializer that never raises DecodeError (see the module
     docstring); raw and client-streaming handlers unchanged."""
     deserializer = handler.request_deserializer
@@ -84,7 +84,7 @@ def safe_decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     )
 
 
-class SafeDecodingHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
+class SafeDecodingHandler(grpc.GenericRpcHandler):
     """A generic handler whose method handlers go through `safe_decoding`."""
 
     def __init__(self, inner: grpc.GenericRpcHandler) -> None:
@@ -92,9 +92,9 @@ class SafeDecodingHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         """The inner handler's method handler, made safe."""
-        found: grpc.RpcMethodHandler | None = self._inner.service(handler_call_details)
+        found: grpc.RpcMethodHandler[Any, Any] | None = self._inner.service(handler_call_details)
         return None if found is None else safe_decoding(found)
 
 

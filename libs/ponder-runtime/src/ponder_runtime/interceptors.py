@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Optional
 
 import grpc
 
@@ -18,10 +19,15 @@ logger = logging.getLogger(__name__)
 # health reports its own errors and is neither traced nor counted.
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 
-Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
+# An interceptor's continuation and what it returns (None: no such method).
+Handler = Optional["grpc.RpcMethodHandler[Any, Any]"]
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Handler]]
+# A handler's behaviour: (request, context) -> reply or reply stream; the context is a
+# grpc.aio.ServicerContext, or a local.LocalContext for in-process calls.
+Behavior = Callable[[Any, Any], Any]
 
 
-async def _abort(exc: Exception, context: grpc.aio.ServicerContext, method: str) -> None:
+async def _abort(exc: Exception, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
     """Abort the RPC with the status for `exc`; unexpected errors become INTERNAL."""
     if isinstance(exc, PonderError):
         logger.info(
@@ -37,7 +43,7 @@ async def _abort(exc: Exception, context: grpc.aio.ServicerContext, method: str)
 
 
 def _wrap_unary(behavior: Behavior, method: str) -> Callable[..., Awaitable[Any]]:
-    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
             return await behavior(request, context)
         except (grpc.aio.AbortError, grpc.aio.UsageError):
@@ -50,7 +56,9 @@ def _wrap_unary(behavior: Behavior, method: str) -> Callable[..., Awaitable[Any]
 
 
 def _wrap_stream(behavior: Behavior, method: str) -> Callable[..., AsyncIterator[Any]]:
-    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def wrapper(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
         try:
             result = behavior(request, context)
             if inspect.isasyncgen(result):
@@ -67,12 +75,12 @@ def _wrap_stream(behavior: Behavior, method: str) -> Callable[..., AsyncIterator
 
 
 def rewrap(
-    handler: grpc.RpcMethodHandler,
+    handler: grpc.RpcMethodHandler[Any, Any],
     *,
     unary: Callable[[Behavior], Behavior],
     stream: Callable[[Behavior], Behavior],
     request_deserializer: Callable[[bytes], Any] | None = None,
-) -> grpc.RpcMethodHandler:
+) -> grpc.RpcMethodHandler[Any, Any]:
     """`handler` with its behaviour wrapped (serializers kept): `unary` wraps the methods with
     one reply (unary or client-streaming; the first argument is then the request iterator),
     `stream` those with a reply stream; `request_deserializer` replaces the handler's when
@@ -105,7 +113,7 @@ def rewrap(
     return handler
 
 
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
     """Maps PonderError to its status (with google.rpc details) and anything else to INTERNAL."""
 
     # The wrapped handler depends on the method alone (not on the call's metadata), so
@@ -114,9 +122,9 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler:
         """Wrap every handler but health's."""
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
@@ -129,10 +137,10 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         )
 
 
-Guard = Callable[[grpc.aio.ServicerContext, str], Awaitable[None]]
+Guard = Callable[[grpc.aio.ServicerContext[Any, Any], str], Awaitable[None]]
 
 
-class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class GuardInterceptor(grpc.aio.ServerInterceptor):
     """Runs `guard(context, method)` before every handler except those under `open_prefixes`
     (health, reflection), streaming requests included; a PonderError it raises rejects the
     call (and is mapped to its status by the ErrorMappingInterceptor outside)."""
@@ -145,9 +153,9 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler:
         """Wrap the handler so that the guard runs first."""
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
@@ -155,7 +163,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return handler
         guard = self._guard
 
-        async def check(request: Any, context: grpc.aio.ServicerContext) -> None:
+        async def check(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             await guard(context, method)
 
         return rewrap(
@@ -165,13 +173,13 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         )
 
 
-Check = Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]
+Check = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]
 
 
 def checked_unary(check: Check, inner: Behavior) -> Behavior:
     """`inner` (one reply) with `check(request, context)` awaited first: it may abort."""
 
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         await check(request, context)
         return await inner(request, context)
 
@@ -181,7 +189,9 @@ def checked_unary(check: Check, inner: Behavior) -> Behavior:
 def checked_stream(check: Check, inner: Behavior) -> Behavior:
     """`inner` (a reply stream) with `check(request, context)` awaited first: it may abort."""
 
-    async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def stream(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
         await check(request, context)
         result = inner(request, context)
         if inspect.isasyncgen(result):
@@ -189,5 +199,50 @@ def checked_stream(check: Check, inner: Behavior) -> Behavior:
                 yield item
         else:
             await result
+
+    return stream
+
+
+# Called once an RPC ended: (context, the exception it ended with or None, perf_counter start).
+Done = Callable[[grpc.aio.ServicerContext[Any, Any], BaseException | None, float], None]
+
+
+def finished_unary(done: Done, inner: Behavior) -> Behavior:
+    """`inner` (one reply) with `done(...)` called when it ended, however it ended."""
+
+    async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        started = time.perf_counter()
+        failure: BaseException | None = None
+        try:
+            return await inner(request, context)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            done(context, failure, started)
+
+    return unary
+
+
+def finished_stream(done: Done, inner: Behavior) -> Behavior:
+    """`inner` (a reply stream) with `done(...)` called when it ended, however it ended."""
+
+    async def stream(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        started = time.perf_counter()
+        failure: BaseException | None = None
+        try:
+            result = inner(request, context)
+            if inspect.isasyncgen(result):
+                async for item in result:
+                    yield item
+            else:
+                await result
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            done(context, failure, started)
 
     return stream

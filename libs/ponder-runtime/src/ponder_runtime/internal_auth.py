@@ -24,6 +24,9 @@ from ponder_runtime.interceptors import GuardInterceptor
 logger = logging.getLogger(__name__)
 
 INTERNAL_TOKEN_HEADER = "x-ponder-internal-token"
+# The caller's tenant, as the gateway states it on internal calls made for that caller (the
+# token vouches for it); the gateway drops any value a caller sends.
+TENANT_HEADER = "x-ponder-tenant"
 # Open without the token: load balancers and kubelets probe health; reflection describes the
 # API only (the same contract the stubs ship).
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -35,7 +38,7 @@ class InternalTokenGuard:
     def __init__(self, token: str) -> None:
         self._token = token.encode()
 
-    async def __call__(self, context: grpc.aio.ServicerContext, method: str) -> None:
+    async def __call__(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
         """Pass, or raise UnauthenticatedError."""
         sent = b""
         for key, value in context.invocation_metadata() or ():
@@ -78,7 +81,7 @@ def _with_token(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.Cli
     )
 
 
-class _TokenUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _TokenUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
     def __init__(self, token: str) -> None:
         self._token = token
 
@@ -89,7 +92,7 @@ class _TokenUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[mi
         return await continuation(_with_token(details, self._token), request)
 
 
-class _TokenUnaryStream(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+class _TokenUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
     def __init__(self, token: str) -> None:
         self._token = token
 

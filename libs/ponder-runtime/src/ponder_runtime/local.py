@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any, NoReturn
 
 import grpc
@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 
 from ponder_runtime.decoding import safe_decoding, safe_generic_handlers
+from ponder_runtime.interceptors import Behavior, Continuation
 
 
 Metadata = tuple[tuple[str, str | bytes], ...]
@@ -26,7 +27,7 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 _DETAILS_KEY = "grpc-status-details-bin"
 
 
-class LocalCallError(grpc.aio.AbortError):  # type: ignore[misc]
+class LocalCallError(grpc.aio.AbortError):
     """An in-process call ended with a non-OK status (from abort, or mapped by interceptors).
 
     An AbortError, as the real server's abort raises, so that interceptors which let aborts
@@ -58,7 +59,7 @@ def _status_of(code: grpc.StatusCode, message: str, trailing: Metadata) -> statu
 
 
 class LocalContext:
-    """The grpc.aio.ServicerContext of an in-process call (the parts handlers use)."""
+    """The grpc.aio.ServicerContext[Any, Any] of an in-process call (the parts handlers use)."""
 
     def __init__(self, metadata: Metadata, peer: str, deadline: float | None) -> None:
         self._metadata = metadata
@@ -139,10 +140,7 @@ class LocalContext:
             )
 
 
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
-
-
-class _CallDetails(grpc.HandlerCallDetails):  # type: ignore[misc]
+class _CallDetails(grpc.HandlerCallDetails):
     def __init__(self, method: str, metadata: Metadata) -> None:
         self.method = method
         self.invocation_metadata = metadata
@@ -161,7 +159,7 @@ class HandlerRegistry:
         # Handlers wrapped by interceptors that all say their wrapping depends on the method
         # alone (`per_method = True`) are built once per method, not on every call.
         self._per_method = all(getattr(i, "per_method", False) for i in self._interceptors)
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
         """Record and register generic handlers (what generated add_*_to_server calls); a
@@ -180,14 +178,18 @@ class HandlerRegistry:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._server, name)
 
-    async def _lookup(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+    async def _lookup(
+        self, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         for handler in self._generic:
             found = handler.service(details)
             if found is not None:
                 return found
         return None
 
-    async def handler(self, method: str, metadata: Metadata) -> grpc.RpcMethodHandler | None:
+    async def handler(
+        self, method: str, metadata: Metadata
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         """The handler of `method` wrapped by the interceptors, as the server would run it."""
         found = self._wrapped.get(method)
         if found is not None:
@@ -203,11 +205,14 @@ class HandlerRegistry:
     async def unary(self, method: str, request: Message, context: LocalContext) -> Any:
         """Run a unary method; raises LocalCallError with the status it ended with."""
         handler = await self._require(method, context)
+        behavior: Behavior | None = handler.unary_unary
+        if behavior is None:
+            raise _unimplemented(method)
         request_arg = _request_arg(handler, request)
         remaining = context.time_remaining()
         try:  # outside the timeout block, which raises TimeoutError as it exits
             async with asyncio.timeout(remaining):
-                reply = await handler.unary_unary(request_arg, context)
+                reply = await behavior(request_arg, context)
         except TimeoutError:
             raise _deadline_error() from None
         context.check_status()
@@ -218,7 +223,12 @@ class HandlerRegistry:
     ) -> AsyncIterator[Any]:
         """Run a server-streaming method; raises LocalCallError with its final status."""
         handler = await self._require(method, context)
-        replies = aiter(handler.unary_stream(_request_arg(handler, request), context))
+        behavior: Behavior | None = handler.unary_stream
+        if behavior is None:
+            raise _unimplemented(method)
+        replies: AsyncGenerator[Any, None] = aiter(
+            behavior(_request_arg(handler, request), context)
+        )
         while True:
             # The deadline bounds each wait for the next message, never the consumer's time
             # between them (a timeout spanning `yield` would cancel the consumer instead).
@@ -233,16 +243,20 @@ class HandlerRegistry:
             yield reply
         context.check_status()
 
-    async def _require(self, method: str, context: LocalContext) -> grpc.RpcMethodHandler:
+    async def _require(self, method: str, context: LocalContext) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await self.handler(method, context.invocation_metadata())
         if handler is None:
-            raise LocalCallError(
-                status_pb2.Status(
-                    code=grpc.StatusCode.UNIMPLEMENTED.value[0],
-                    message=f"method {method} is not served here",
-                )
-            )
+            raise _unimplemented(method)
         return handler
+
+
+def _unimplemented(method: str) -> LocalCallError:
+    return LocalCallError(
+        status_pb2.Status(
+            code=grpc.StatusCode.UNIMPLEMENTED.value[0],
+            message=f"method {method} is not served here",
+        )
+    )
 
 
 def _deadline_error() -> LocalCallError:
@@ -253,7 +267,7 @@ def _deadline_error() -> LocalCallError:
     )
 
 
-def _request_arg(handler: grpc.RpcMethodHandler, request: Message) -> Any:
+def _request_arg(handler: grpc.RpcMethodHandler[Any, Any], request: Message) -> Any:
     """The request as the handler takes it: the message, or its bytes for a raw (proxy) one."""
     if handler.request_deserializer is None:
         return request.SerializeToString()
@@ -261,8 +275,10 @@ def _request_arg(handler: grpc.RpcMethodHandler, request: Message) -> Any:
 
 
 def _chain(interceptor: grpc.aio.ServerInterceptor, inner: Continuation) -> Continuation:
-    async def call(details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        handler: grpc.RpcMethodHandler | None = await interceptor.intercept_service(inner, details)
+    async def call(details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler: grpc.RpcMethodHandler[Any, Any] | None = await interceptor.intercept_service(
+            inner, details
+        )
         return handler
 
     return call

@@ -8,15 +8,21 @@ Prometheus sees the names with dots as underscores plus its suffixes, e.g.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 from opentelemetry.metrics import Counter, Histogram, Meter
 
-from ponder_runtime.interceptors import HEALTH_PREFIX, rewrap
+from ponder_runtime.interceptors import (
+    HEALTH_PREFIX,
+    Continuation,
+    Handler,
+    finished_stream,
+    finished_unary,
+    rewrap,
+)
 
 
 # --- gRPC server (every service) -----------------------------------------------------------
@@ -74,12 +80,18 @@ class RpcMetrics:
     ) -> None:
         """One finished RPC: its method, final status code, start (perf_counter) and transport."""
         number = code.value[0] if isinstance(code, grpc.StatusCode) else code
-        attributes = {RPC_METHOD: method, RPC_GRPC_STATUS_CODE: number, RPC_TRANSPORT: transport}
+        attributes: dict[str, str | int] = {
+            RPC_METHOD: method,
+            RPC_GRPC_STATUS_CODE: number,
+            RPC_TRANSPORT: transport,
+        }
         self.requests.add(1, attributes)
         self.duration.record((time.perf_counter() - started) * 1000, attributes)
 
 
-def _status(context: grpc.aio.ServicerContext, exc: BaseException | None) -> grpc.StatusCode:
+def final_status(
+    context: grpc.aio.ServicerContext[Any, Any], exc: BaseException | None
+) -> grpc.StatusCode:
     """The status the RPC ended with: what the handler set or aborted with, else what grpc
     makes of the exception (UNKNOWN; CANCELLED when the call was cancelled)."""
     code = context.code()
@@ -96,42 +108,7 @@ def _status(context: grpc.aio.ServicerContext, exc: BaseException | None) -> grp
     return grpc.StatusCode.UNKNOWN
 
 
-def _unary(behavior: Behavior, method: str, metrics: RpcMetrics) -> Behavior:
-    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        started = time.perf_counter()
-        failure: BaseException | None = None
-        try:
-            return await behavior(request, context)
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            metrics.record(method, _status(context, failure), started)
-
-    return wrapper
-
-
-def _stream(behavior: Behavior, method: str, metrics: RpcMetrics) -> Behavior:
-    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        started = time.perf_counter()
-        failure: BaseException | None = None
-        try:
-            result = behavior(request, context)
-            if inspect.isasyncgen(result):
-                async for item in result:
-                    yield item
-            else:
-                await result
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            metrics.record(method, _status(context, failure), started)
-
-    return wrapper
-
-
-class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
     """Counts and times unary and server-streaming RPCs (health checks excluded) by method and
     final status code. Runs outside the error mapping, so it sees the status the client gets."""
 
@@ -140,16 +117,24 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler:
         """Wrap the handler's behaviour with the measurement."""
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or handler.request_streaming or method.startswith(HEALTH_PREFIX):
             return handler
+
+        def done(
+            context: grpc.aio.ServicerContext[Any, Any],
+            failure: BaseException | None,
+            started: float,
+        ) -> None:
+            self._metrics.record(method, final_status(context, failure), started)
+
         return rewrap(
             handler,
-            unary=lambda behavior: _unary(behavior, method, self._metrics),
-            stream=lambda behavior: _stream(behavior, method, self._metrics),
+            unary=lambda behavior: finished_unary(done, behavior),
+            stream=lambda behavior: finished_stream(done, behavior),
         )

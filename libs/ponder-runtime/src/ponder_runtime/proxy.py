@@ -7,20 +7,22 @@ address answers `grpcurl list` for the whole stack. Deadlines, metadata and erro
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import MethodDescriptor
 
-from ponder_runtime.internal_auth import INTERNAL_TOKEN_HEADER
+from ponder_runtime.internal_auth import INTERNAL_TOKEN_HEADER, TENANT_HEADER
 
 
 # Metadata the transport owns; everything else (traceparent, x-request-id, ...) is forwarded
 # but the caller's credentials, which this server checked and the upstream has no use for, and
 # any internal token a caller sent (the channel adds the deployment's own, internal_auth.py).
-_CREDENTIALS = frozenset({"authorization", "cookie", "x-api-key", INTERNAL_TOKEN_HEADER})
+_CREDENTIALS = frozenset(
+    {"authorization", "cookie", "x-api-key", INTERNAL_TOKEN_HEADER, TENANT_HEADER}
+)
 _HOP_BY_HOP = frozenset(
     {
         "grpc-timeout",
@@ -34,12 +36,18 @@ _HOP_BY_HOP = frozenset(
 )
 
 
-def _forwarded_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, Any], ...]:
-    return tuple(
+MetadataSource = Callable[[], tuple[tuple[str, str], ...]]
+
+
+def _forwarded_metadata(
+    context: grpc.aio.ServicerContext[Any, Any], extra: MetadataSource | None = None
+) -> tuple[tuple[str, Any], ...]:
+    forwarded = tuple(
         (key, value)
         for key, value in (context.invocation_metadata() or ())
         if key not in _HOP_BY_HOP and key not in _CREDENTIALS
     )
+    return forwarded + extra() if extra is not None else forwarded
 
 
 def _plain(metadata: Any) -> tuple[tuple[str, Any], ...]:
@@ -51,7 +59,7 @@ def _plain(metadata: Any) -> tuple[tuple[str, Any], ...]:
     )
 
 
-async def _pass_metadata(upstream: Any, context: grpc.aio.ServicerContext) -> None:
+async def _pass_metadata(upstream: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     """Hand the upstream's header and trailer metadata to our caller."""
     initial = await upstream.initial_metadata()
     if initial:
@@ -61,15 +69,21 @@ async def _pass_metadata(upstream: Any, context: grpc.aio.ServicerContext) -> No
         context.set_trailing_metadata(_plain(trailing))
 
 
-async def _abort_like(context: grpc.aio.ServicerContext, exc: grpc.aio.AioRpcError) -> None:
+async def _abort_like(
+    context: grpc.aio.ServicerContext[Any, Any], exc: grpc.aio.AioRpcError
+) -> None:
     await context.abort(exc.code(), exc.details() or "", tuple(exc.trailing_metadata() or ()))
 
 
-class ServiceProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
-    """Forwards every method of the given services to the channel serving them."""
+class ServiceProxy(grpc.GenericRpcHandler):
+    """Forwards every method of the given services to the channel serving them; `metadata`
+    adds entries to every forwarded call, computed per call (e.g. the caller's tenant)."""
 
-    def __init__(self, channels: Mapping[str, grpc.aio.Channel]) -> None:
+    def __init__(
+        self, channels: Mapping[str, grpc.aio.Channel], *, metadata: MetadataSource | None = None
+    ) -> None:
         pool = descriptor_pool.Default()
+        self._extra = metadata
         self._channels = dict(channels)
         self._methods: dict[str, MethodDescriptor] = {}
         for service_name in channels:
@@ -79,7 +93,7 @@ class ServiceProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         """The forwarding handler for a proxied method, or None for anything else."""
         path = handler_call_details.method
         method = self._methods.get(path)
@@ -87,16 +101,20 @@ class ServiceProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
             return None
         channel = self._channels[method.containing_service.full_name]
         if method.server_streaming:
-            return grpc.unary_stream_rpc_method_handler(self._forward_stream(channel, path))
-        return grpc.unary_unary_rpc_method_handler(self._forward_unary(channel, path))
+            return grpc.unary_stream_rpc_method_handler(
+                self._forward_stream(channel, path, self._extra)
+            )
+        return grpc.unary_unary_rpc_method_handler(self._forward_unary(channel, path, self._extra))
 
     @staticmethod
-    def _forward_unary(channel: grpc.aio.Channel, path: str) -> Any:
-        call = channel.unary_unary(path)
+    def _forward_unary(channel: grpc.aio.Channel, path: str, extra: MetadataSource | None) -> Any:
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(path)
 
-        async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        async def forward(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
             upstream = call(
-                request, timeout=context.time_remaining(), metadata=_forwarded_metadata(context)
+                request,
+                timeout=context.time_remaining(),
+                metadata=_forwarded_metadata(context, extra),
             )
             try:
                 reply: bytes = await upstream
@@ -109,14 +127,16 @@ class ServiceProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
         return forward
 
     @staticmethod
-    def _forward_stream(channel: grpc.aio.Channel, path: str) -> Any:
-        call = channel.unary_stream(path)
+    def _forward_stream(channel: grpc.aio.Channel, path: str, extra: MetadataSource | None) -> Any:
+        call: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(path)
 
         async def forward(
-            request: bytes, context: grpc.aio.ServicerContext
+            request: bytes, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[bytes]:
             upstream = call(
-                request, timeout=context.time_remaining(), metadata=_forwarded_metadata(context)
+                request,
+                timeout=context.time_remaining(),
+                metadata=_forwarded_metadata(context, extra),
             )
             try:
                 initial = await upstream.initial_metadata()

@@ -165,7 +165,7 @@ class CircuitBreaker:
 
     def record_success(self, *, trial: bool = False) -> None:
         """A call worked: the upstream answers, close."""
-        self._close(trial)
+        self._close()
 
     def record_abandoned(self, *, trial: bool) -> None:
         """A call ended without telling anything about the upstream (cancelled, never got a
@@ -173,10 +173,8 @@ class CircuitBreaker:
         if trial:
             self._trial_in_flight = False
 
-    def _close(self, trial: bool) -> None:
+    def _close(self) -> None:
         self._failures = 0
-        if trial:
-            self._trial_in_flight = False
         if self.state is not BreakerState.CLOSED:
             logger.info("circuit breaker closed")
         self.state = BreakerState.CLOSED
@@ -187,7 +185,7 @@ class CircuitBreaker:
         upstream answers, so they close a half-open breaker)."""
         if failure.kind is not FailureKind.UNAVAILABLE:
             if trial or self.state is BreakerState.CLOSED:
-                self._close(trial)
+                self._close()
             return
         if trial:
             self._trial_in_flight = False
@@ -290,8 +288,10 @@ class ResilientCaller:
         clock: Clock = time.monotonic,
         rng: random.Random | None = None,
         meter: Meter | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.upstream = upstream
+        self._sleep = sleep
         self._classify = classify
         self.limit = limit
         self.breaker = breaker
@@ -394,7 +394,7 @@ class ResilientCaller:
                     "delay_s": round(delay, 3),
                 },
             )
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
 
     def _stop(
         self, failure: Failure, attempt: int, delay: float, deadline: float | None

@@ -15,11 +15,13 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from ponder_runtime.access_log import AccessLogInterceptor
+from ponder_runtime.deadlines import DeadlineInterceptor
 from ponder_runtime.interceptors import ErrorMappingInterceptor
 from ponder_runtime.local import HandlerRegistry
 from ponder_runtime.logs import configure_logging
@@ -76,8 +78,11 @@ class ServiceServer:
         # mapping, so the PonderErrors they raise become statuses with details.
         extra = getattr(service, "interceptors", None)
         inner = [ErrorMappingInterceptor(), *(extra() if extra is not None else ())]
+        # Inside the span and outside the error mapping: each RPC's access line (with its final
+        # status and trace id) and its deadline, which calls made below it respect.
+        calls = [AccessLogInterceptor(), DeadlineInterceptor()]
         self.server = grpc.aio.server(
-            interceptors=[*telemetry.server_interceptors(), *inner],
+            interceptors=[*telemetry.server_interceptors(), *calls, *inner],
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -103,7 +108,8 @@ class ServiceServer:
     async def start(self) -> int:
         """Bind, start serving (health NOT_SERVING), then return the bound port."""
         observe_runtime(self.telemetry.meter("ponder.runtime"), asyncio.get_running_loop())
-        self.service.register(self.handlers)
+        # The registry stands in for the server (it registers there too).
+        self.service.register(cast(grpc.aio.Server, self.handlers))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.handlers)
         if self.settings.server_reflection:
             enable_reflection([*self.service.service_names, health.SERVICE_NAME], self.server)

@@ -18,35 +18,57 @@ class SettingsError(Exception):
 class ServiceSettings(BaseSettings):
     """Settings every Ponder service shares. Subclasses add a `port` and their own fields.
 
-    Our variables are `PONDER_*`; OpenTelemetry's own `OTEL_*` variables are read here too, so
-    that nothing else in the code touches the environment.
+    Our variables are `PONDER_*`: a service's own are `PONDER_<SERVICE>_<FIELD>` (its settings
+    class sets `env_prefix`; `port` and `metrics_port` are its own too), the shared ones below
+    keep one name for all services (`PONDER_LOG_LEVEL`, ...) through their alias, and so do a
+    service's fields named after something else (`OPENAI_API_KEY`, `PONDER_RESEARCH_ADDR`).
+    OpenTelemetry's own `OTEL_*` variables are read here too, so that nothing else in the code
+    touches the environment.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     service_name: ClassVar[str] = "ponder"
 
-    host: str = Field("127.0.0.1", description="Interface to listen on ('0.0.0.0' in containers).")
+    host: str = Field(
+        "127.0.0.1",
+        description="Interface to listen on ('0.0.0.0' in containers).",
+        validation_alias="PONDER_HOST",
+    )
     port: int = Field(0, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias="PONDER_LOG_LEVEL"
+    )
+    log_format: Literal["json", "text"] = Field("json", validation_alias="PONDER_LOG_FORMAT")
     event_loop: Literal["asyncio", "uvloop"] = Field(
         "uvloop",
         description="The event loop: uvloop (the default; what uvicorn picks too) makes socket "
         "I/O and callbacks cheaper (~9% more REST answers per second, BENCHMARKS.md); asyncio's "
         "own loop is the fallback. grpc.aio and the REST facade run on either.",
+        validation_alias="PONDER_EVENT_LOOP",
     )
     shutdown_grace_seconds: float = Field(
-        10.0, ge=0, le=300, description="Time in-flight RPCs get to finish after SIGTERM."
+        10.0,
+        ge=0,
+        le=300,
+        description="Time in-flight RPCs get to finish after SIGTERM.",
+        validation_alias="PONDER_SHUTDOWN_GRACE_SECONDS",
     )
-    server_reflection: bool = Field(True, description="Serve gRPC server reflection (grpcurl).")
-    max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    server_reflection: bool = Field(
+        True,
+        description="Serve gRPC server reflection (grpcurl).",
+        validation_alias="PONDER_SERVER_REFLECTION",
+    )
+    max_message_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, validation_alias="PONDER_MAX_MESSAGE_BYTES"
+    )
     max_metadata_bytes: int = Field(
         16 * 1024,
         ge=1024,
         le=1024 * 1024,
         description="gRPC request metadata (headers) larger than this is refused with "
         "RESOURCE_EXHAUSTED.",
+        validation_alias="PONDER_MAX_METADATA_BYTES",
     )
     grpc_handshake_timeout_seconds: float = Field(
         10.0,
@@ -54,12 +76,14 @@ class ServiceSettings(BaseSettings):
         le=600,
         description="A gRPC connection that has not finished its HTTP/2 handshake by then is "
         "closed (slow or idle clients).",
+        validation_alias="PONDER_GRPC_HANDSHAKE_TIMEOUT_SECONDS",
     )
     grpc_max_connection_idle_seconds: float = Field(
         300.0,
         gt=0,
         le=86400,
         description="A gRPC connection with no RPC for this long is closed (GOAWAY).",
+        validation_alias="PONDER_GRPC_MAX_CONNECTION_IDLE_SECONDS",
     )
     metrics_port: int = Field(
         -1,
@@ -127,7 +151,7 @@ def env_name(settings_cls: type[ServiceSettings], field: str) -> str:
         return info.validation_alias
     if field in _aliases(settings_cls).values():  # pydantic reports aliased fields by alias
         return field
-    return f"{ENV_PREFIX}{field}".upper()
+    return f"{settings_cls.model_config.get('env_prefix', ENV_PREFIX)}{field}".upper()
 
 
 def _aliases(settings_cls: type[ServiceSettings]) -> dict[str, str]:

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from opentelemetry import trace
 
-from ponder_runtime.interceptors import HEALTH_PREFIX, rewrap
+from ponder_runtime.interceptors import HEALTH_PREFIX, Continuation, Handler, rewrap
 
 
 TRACE_ID_KEY = "x-trace-id"
@@ -25,7 +25,7 @@ TRACE_ID_KEY = "x-trace-id"
 class _WithTraceId:
     """A servicer context whose header metadata includes the trace id."""
 
-    def __init__(self, context: grpc.aio.ServicerContext, trace_id: str) -> None:
+    def __init__(self, context: grpc.aio.ServicerContext[Any, Any], trace_id: str) -> None:
         self._context = context
         self._header = ((TRACE_ID_KEY, trace_id),)
         self._sent = False
@@ -67,7 +67,7 @@ Behavior = Callable[[Any, Any], Any]
 
 
 def _unary(behavior: Behavior) -> Callable[[Any, Any], Awaitable[Any]]:
-    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         trace_id = _current_trace_id()
         if not trace_id:
             return await behavior(request, context)
@@ -80,7 +80,9 @@ def _unary(behavior: Behavior) -> Callable[[Any, Any], Awaitable[Any]]:
 
 
 def _stream(behavior: Behavior) -> Callable[[Any, Any], AsyncIterator[Any]]:
-    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def wrapper(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
         trace_id = _current_trace_id()
         wrapped: Any = _WithTraceId(context, trace_id) if trace_id else context
         result = behavior(request, wrapped)
@@ -97,14 +99,14 @@ def _stream(behavior: Behavior) -> Callable[[Any, Any], AsyncIterator[Any]]:
     return wrapper
 
 
-class TraceIdInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class TraceIdInterceptor(grpc.aio.ServerInterceptor):
     """Adds `x-trace-id` header metadata to unary and server-streaming responses."""
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler:
         """Wrap the handler's behaviour with a context that sends the trace id."""
         handler = await continuation(handler_call_details)
         if (

@@ -4,11 +4,11 @@ the cache that uses them."""
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from cachetools import LRUCache
 
 from ponder_embedding.batching import Matrix, MicroBatcher
 from ponder_embedding.cache.core import SemanticCache
@@ -16,12 +16,13 @@ from ponder_embedding.model import EmbeddingModel, normalize
 
 
 class VectorMemo:
-    """The vectors of the most recently embedded texts (LRU), so that texts seen again — the
-    same candidates reranked for another query, a repeated paraphrase — skip the model."""
+    """The vectors of the most recently embedded texts (a cachetools LRU: the least recently
+    used goes first), so that texts seen again — the same candidates reranked for another
+    query, a repeated paraphrase — skip the model."""
 
     def __init__(self, max_entries: int) -> None:
         self._max_entries = max_entries
-        self._vectors: OrderedDict[bytes, Matrix] = OrderedDict()
+        self._vectors: LRUCache[bytes, Matrix] = LRUCache(max(max_entries, 1))
         self.hits = 0
         self.misses = 0
 
@@ -30,27 +31,17 @@ class VectorMemo:
     ) -> Matrix:
         """Vectors for `texts`; only the ones not remembered go to `compute`."""
         keys = [hashlib.blake2b(text.encode(), digest_size=16).digest() for text in texts]
-        missing = [i for i, key in enumerate(keys) if key not in self._vectors]
+        rows = {i: v for i, key in enumerate(keys) if (v := self._vectors.get(key)) is not None}
+        missing = [i for i in range(len(keys)) if i not in rows]
         self.hits += len(texts) - len(missing)
         self.misses += len(missing)
-        fresh = await compute([texts[i] for i in missing]) if missing else None
-        fresh_row = {i: row for row, i in enumerate(missing)}
-        rows: list[Matrix] = []
-        for i, key in enumerate(keys):
-            vector = self._vectors.get(key)
-            if vector is None:
-                assert fresh is not None
-                vector = fresh[fresh_row[i]]
-            rows.append(vector)
-        if fresh is not None and self._max_entries:
-            for row, i in enumerate(missing):
-                self._vectors[keys[i]] = fresh[row]
-        for key in keys:
-            if key in self._vectors:
-                self._vectors.move_to_end(key)
-        while len(self._vectors) > self._max_entries:
-            self._vectors.popitem(last=False)
-        return np.vstack(rows).astype(np.float32, copy=False)
+        if missing:
+            fresh = await compute([texts[i] for i in missing])
+            for n, i in enumerate(missing):
+                rows[i] = fresh[n]
+                if self._max_entries:
+                    self._vectors[keys[i]] = fresh[n]
+        return np.vstack([rows[i] for i in range(len(keys))]).astype(np.float32, copy=False)
 
 
 @dataclass(frozen=True, slots=True)

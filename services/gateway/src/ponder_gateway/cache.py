@@ -6,10 +6,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import grpc
+from cachetools import TTLCache
 from google.protobuf import duration_pb2
 from opentelemetry.metrics import Meter
 
@@ -29,6 +30,7 @@ from ponder_gateway.metrics import (
     no_op_meter,
 )
 from ponder_gateway.parameters import RunParameters
+from ponder_gateway.principals import DEFAULT_TENANT
 
 
 logger = logging.getLogger(__name__)
@@ -86,6 +88,10 @@ class CacheLookup:
         )
 
 
+def _as_is(timeout: float) -> float:
+    return timeout
+
+
 class CacheUnavailableError(Exception):
     """The embedding service could not answer; the message says how."""
 
@@ -122,31 +128,26 @@ VERDICTS: dict[int, workflow_pb2.CacheVerdict] = {
 class RecentAnswers:
     """First-level cache in the gateway process: exact repeats of a topic (same namespace)
     answered without the round trip to the embedding service. Bounded in size and age, so an
-    entry another replica refreshed or that was invalidated is served at most `seconds` late."""
+    entry another replica refreshed or that was invalidated is served at most `seconds` late
+    (a cachetools TTLCache: an entry goes `seconds` after it was kept, or earlier when it is
+    the least recently used of a full cache)."""
 
-    def __init__(self, *, seconds: float, max_entries: int) -> None:
-        self._seconds = seconds
-        self._max = max_entries
-        self._entries: OrderedDict[tuple[str, str], tuple[float, CachedWorkflow]] = OrderedDict()
+    def __init__(
+        self, *, seconds: float, max_entries: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._on = seconds > 0 and max_entries > 0
+        self._entries: TTLCache[tuple[str, str], CachedWorkflow] = TTLCache(
+            max(max_entries, 1), ttl=max(seconds, 1e-9), timer=clock
+        )
 
     def get(self, space: str, topic: str) -> CachedWorkflow | None:
         """The answer kept for exactly this topic, if still fresh."""
-        found = self._entries.get((space, topic))
-        if found is None:
-            return None
-        if found[0] < time.monotonic():
-            del self._entries[(space, topic)]
-            return None
-        return found[1]
+        return self._entries.get((space, topic))
 
     def put(self, space: str, topic: str, answer: CachedWorkflow) -> None:
-        """Keep an answer (the oldest goes when full); nothing when turned off."""
-        if self._seconds <= 0 or self._max <= 0:
-            return
-        self._entries[(space, topic)] = (time.monotonic() + self._seconds, answer)
-        self._entries.move_to_end((space, topic))
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        """Keep an answer; nothing when turned off."""
+        if self._on:
+            self._entries[(space, topic)] = answer
 
 
 class WorkflowCache:
@@ -186,21 +187,30 @@ class WorkflowCache:
         self._timeout = timeout
         self._recent = recent or RecentAnswers(seconds=0, max_entries=0)
 
-    async def namespace(self, params: RunParameters) -> str:
+    async def namespace(self, params: RunParameters, tenant: str = "") -> str:
         """The namespace of a workflow, with the library's version when it searches the
-        library; raises CacheUnavailableError when that version cannot be learnt."""
+        library (for `tenant`: with its uploaded libraries, and never shared with another
+        tenant's); raises CacheUnavailableError when that version cannot be learnt."""
         if self._library is None or not uses_library(params):
             return namespace(params)
         try:
-            return namespace(params, await self._library.current())
+            return namespace(params, await self._library.current(tenant or DEFAULT_TENANT))
         except LibraryVersionError as exc:
             raise CacheUnavailableError(f"library version unknown ({exc})") from exc
 
-    async def lookup(self, topic: str, params: RunParameters) -> CacheLookup:
-        """The cached workflow for an equivalent topic, or a miss that says why."""
+    async def lookup(
+        self,
+        topic: str,
+        params: RunParameters,
+        tenant: str = "",
+        *,
+        cap: Callable[[float], float] = _as_is,
+    ) -> CacheLookup:
+        """The cached workflow for an equivalent topic (for `tenant`), or a miss that says why;
+        `cap` shortens the configured timeout (to what the caller's deadline leaves)."""
         started = time.perf_counter()
         try:
-            space = await self.namespace(params)
+            space = await self.namespace(params, tenant)
             recent = self._recent.get(space, topic)
             if recent is not None:
                 found = CacheLookup(
@@ -212,7 +222,7 @@ class WorkflowCache:
                     recent.reason,
                 )
             else:
-                found = await self._lookup(space, topic)
+                found = await self._lookup(space, topic, cap(self._timeout))
         except CacheUnavailableError:
             self._count("error", started)
             raise
@@ -235,13 +245,13 @@ class WorkflowCache:
             }
         self._lookups.add(1, attributes)
 
-    async def _lookup(self, space: str, topic: str) -> CacheLookup:
+    async def _lookup(self, space: str, topic: str, timeout: float) -> CacheLookup:
         try:
             reply = await self._stub.LookupCache(
                 embedding_pb2.LookupCacheRequest(
                     namespace=space, text=topic, similarity_threshold=self._threshold
                 ),
-                timeout=self._timeout,
+                timeout=timeout,
             )
         except grpc.aio.AioRpcError as exc:
             raise CacheUnavailableError(f"{exc.code().name}: {exc.details()}") from exc
@@ -273,11 +283,17 @@ class WorkflowCache:
             )
         return replace(found, workflow=workflow_pb2.Workflow.FromString(body))
 
-    async def store(self, workflow: workflow_pb2.Workflow, params: RunParameters) -> None:
-        """Keep a finished workflow under its topic."""
+    async def store(
+        self,
+        workflow: workflow_pb2.Workflow,
+        params: RunParameters,
+        *,
+        cap: Callable[[float], float] = _as_is,
+    ) -> None:
+        """Keep a finished workflow under its topic (`cap` as for lookup)."""
         ttl = duration_pb2.Duration()
         ttl.FromNanoseconds(int(self._ttl_seconds * 1e9))
-        space = await self.namespace(params)
+        space = await self.namespace(params, workflow.tenant)
         try:
             await self._stub.StoreCache(
                 embedding_pb2.StoreCacheRequest(
@@ -289,7 +305,7 @@ class WorkflowCache:
                     payload_type=PAYLOAD_TYPE,
                     ttl=ttl,
                 ),
-                timeout=self._timeout,
+                timeout=cap(self._timeout),
             )
         except grpc.aio.AioRpcError as exc:
             raise CacheUnavailableError(f"{exc.code().name}: {exc.details()}") from exc

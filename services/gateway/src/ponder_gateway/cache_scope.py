@@ -5,7 +5,7 @@ one's workflow produced."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import grpc
 
@@ -18,7 +18,7 @@ GLOBAL = "global"
 ANONYMOUS = "anonymous"  # per-key scope of callers without a key (when anonymous calls are allowed)
 
 
-def cache_scope(mode: CacheScopeMode, context: grpc.aio.ServicerContext | None) -> str:
+def cache_scope(mode: CacheScopeMode, context: grpc.aio.ServicerContext[Any, Any] | None) -> str:
     """`global`, `tenant-<tenant>`, or `key-<16 hex digits of the key's SHA-256>` (`anonymous`
     without a key). The key itself was checked by the access guard before the call got here."""
     if mode == GLOBAL or context is None:

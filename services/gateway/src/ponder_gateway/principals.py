@@ -33,6 +33,8 @@ class Scope(StrEnum):
     WORKFLOWS_READ = "workflows.read"  # get, list and watch the tenant's workflows
     WORKFLOWS_CANCEL = "workflows.cancel"  # cancel the tenant's workflows
     WORKFLOWS_DELETE = "workflows.delete"  # delete the tenant's workflows (no method yet)
+    LIBRARY_READ = "library.read"  # get, list and watch the tenant's library documents
+    LIBRARY_WRITE = "library.write"  # upload and delete the tenant's library documents
     CACHE_ADMIN = "cache.admin"  # the embedding service's cache methods (with `internal`)
     INTERNAL = "internal"  # the forwarded internal services (when exposed)
     ADMIN = "admin"  # with read / cancel: every tenant's workflows, not only the caller's own
@@ -41,7 +43,14 @@ class Scope(StrEnum):
 DEFAULT_TENANT = "default"
 # What a key of a plain list of hashes may do (what every key could do before scopes).
 DEFAULT_SCOPES = frozenset(
-    {Scope.WORKFLOWS_RUN, Scope.WORKFLOWS_READ, Scope.WORKFLOWS_CANCEL, Scope.WORKFLOWS_DELETE}
+    {
+        Scope.WORKFLOWS_RUN,
+        Scope.WORKFLOWS_READ,
+        Scope.WORKFLOWS_CANCEL,
+        Scope.WORKFLOWS_DELETE,
+        Scope.LIBRARY_READ,
+        Scope.LIBRARY_WRITE,
+    }
 )
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -50,6 +59,7 @@ _WORKFLOW = "/ponder.workflow.v1.WorkflowService/"
 _RESEARCH = "/ponder.research.v1.ResearchService/"
 _REFLECTION = "/ponder.reflection.v1.ReflectionService/"
 _EMBEDDING = "/ponder.embedding.v1.EmbeddingService/"
+_LIBRARY = "/ponder.library.v1.LibraryService/"
 
 # Every method the gateway serves (its own and the forwarded ones) and the scopes it needs,
 # all of them. A method missing here is refused (PERMISSION_DENIED): a new method must be
@@ -63,6 +73,12 @@ METHOD_SCOPES: Mapping[str, frozenset[Scope]] = {
     f"{_WORKFLOW}ListWorkflows": frozenset({Scope.WORKFLOWS_READ}),
     f"{_WORKFLOW}WatchWorkflow": frozenset({Scope.WORKFLOWS_READ}),
     f"{_WORKFLOW}CancelWorkflow": frozenset({Scope.WORKFLOWS_CANCEL}),
+    # The caller's tenant's libraries (forwarded to research with the tenant).
+    f"{_LIBRARY}CreateDocument": frozenset({Scope.LIBRARY_WRITE}),
+    f"{_LIBRARY}DeleteDocument": frozenset({Scope.LIBRARY_WRITE}),
+    f"{_LIBRARY}GetDocument": frozenset({Scope.LIBRARY_READ}),
+    f"{_LIBRARY}ListDocuments": frozenset({Scope.LIBRARY_READ}),
+    f"{_LIBRARY}WatchDocument": frozenset({Scope.LIBRARY_READ}),
     # Forwarded only with PONDER_GATEWAY_EXPOSE_INTERNAL_SERVICES=true.
     f"{_RESEARCH}SearchSources": frozenset({Scope.INTERNAL}),
     f"{_RESEARCH}GetLibrary": frozenset({Scope.INTERNAL}),

@@ -13,9 +13,10 @@ for its topic, so the next request gets the new answer.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from cachetools import TTLCache
 from google.protobuf.message import Message
 from opentelemetry.metrics import Meter
 
@@ -28,13 +29,24 @@ Reply = TypeVar("Reply", bound=Message)
 
 
 class ReplayMemo(Generic[Reply]):
-    """Recent successful replies by request (bounded in size and age; see module docstring)."""
+    """Recent successful replies by request (bounded in size and age; see module docstring):
+    a cachetools TTLCache, so an entry goes `seconds` after it was kept, or earlier when it is
+    the least recently used of a full memo."""
 
-    def __init__(self, *, seconds: float, max_entries: int, meter: Meter | None = None) -> None:
-        self._seconds = seconds
+    def __init__(
+        self,
+        *,
+        seconds: float,
+        max_entries: int,
+        meter: Meter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._max = max_entries if seconds > 0 else 0
+        self._clock = clock
         # request key -> (when kept, reply, what it answers: the cache namespace and topic)
-        self._entries: OrderedDict[tuple[str, bytes], tuple[float, Reply, str]] = OrderedDict()
+        self._entries: TTLCache[tuple[str, bytes], tuple[float, Reply, str]] = TTLCache(
+            max(self._max, 1), ttl=max(seconds, 1e-9), timer=clock
+        )
         self._lookups = (meter or no_op_meter()).create_counter(
             CACHE_LOOKUPS, unit="{lookup}", description="Cache lookups by result."
         )
@@ -51,12 +63,8 @@ class ReplayMemo(Generic[Reply]):
         found = self._entries.get(key)
         if found is None:
             return None
-        age = time.monotonic() - found[0]
-        if age >= self._seconds:
-            del self._entries[key]
-            return None
         self._lookups.add(1, {CACHE_RESULT: "replay"})
-        return found[1], age
+        return found[1], self._clock() - found[0]
 
     def put(self, key: tuple[str, bytes], reply: Reply, answers: str) -> None:
         """Keep a successful reply to the question `answers` (the oldest goes when full);
@@ -64,12 +72,10 @@ class ReplayMemo(Generic[Reply]):
         afterwards."""
         if not self._max:
             return
-        self._entries[key] = (time.monotonic(), reply, answers)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        self._entries[key] = (self._clock(), reply, answers)
 
     def forget(self, answers: str) -> None:
         """Drop the replies to the question `answers` (its cached answer was refreshed)."""
-        for key in [k for k, entry in self._entries.items() if entry[2] == answers]:
-            del self._entries[key]
+        for key, entry in list(self._entries.items()):
+            if entry[2] == answers:
+                del self._entries[key]

@@ -62,6 +62,7 @@ def build_facade(
     config = FacadeConfig(
         json=options,
         max_body_bytes=settings.http_max_body_bytes,
+        max_upload_bytes=settings.http_max_upload_bytes,
         cors_origins=tuple(settings.cors_allowed_origins),
         cors_allow_credentials=settings.cors_allow_credentials,
         default_timeout_seconds=settings.http_default_timeout_seconds or None,

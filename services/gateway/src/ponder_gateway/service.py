@@ -13,6 +13,7 @@ from temporalio.client import Client
 
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
+from ponder.library.v1 import library_service_pb2 as library_pb2
 from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
 from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
 from ponder.research.v1 import research_service_pb2 as research_pb2
@@ -21,7 +22,7 @@ from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.access import AccessControl, Anonymous, Buckets, TokenBuckets
 from ponder_gateway.budgets import WorkflowBudgets
-from ponder_gateway.principals import read_keys
+from ponder_gateway.principals import current, read_keys
 from ponder_gateway.redis_outage import FallbackBuckets, OutageTolerantStore, open_redis
 from ponder_gateway.redis_state import RedisTokenBuckets, RedisWorkflowStore
 from ponder_gateway.replay import ReplayMemo
@@ -42,6 +43,7 @@ from ponder_gateway.workflows.events import EventLog, RedisEventLog, SqliteEvent
 from ponder_rest.server import HttpLimits, HttpServer
 from ponder_runtime import ChannelFactory, Telemetry, wait_until_serving
 from ponder_runtime.interceptors import GuardInterceptor
+from ponder_runtime.internal_auth import TENANT_HEADER
 from ponder_runtime.local import HandlerRegistry
 from ponder_runtime.proxy import ServiceProxy
 
@@ -188,6 +190,13 @@ class GatewayModule:
             webhooks=webhook_targets(settings),
         )
         self._proxied = dict(self._targets) if settings.expose_internal_services else {}
+        # LibraryService is public: research serves it for the caller's tenant (stated by the
+        # gateway on the internal channel; a caller's own x-ponder-tenant is dropped).
+        self._library = {
+            library_pb2.DESCRIPTOR.services_by_name["LibraryService"].full_name: self._targets[
+                research_pb2.DESCRIPTOR.services_by_name["ResearchService"].full_name
+            ]
+        }
         self._telemetry = telemetry
         self.http: HttpServer | None = None
 
@@ -197,13 +206,16 @@ class GatewayModule:
 
     @property
     def service_names(self) -> Sequence[str]:
-        """WorkflowService, plus the internal services when they are exposed."""
+        """WorkflowService and LibraryService, plus the internal services when exposed."""
         workflow = workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name
-        return [workflow, *self._proxied]
+        return [workflow, *self._library, *self._proxied]
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the servicer, and the proxy of the internal services when they are exposed."""
         workflow_grpc.add_WorkflowServiceServicer_to_server(self._servicer, server)
+        server.add_generic_rpc_handlers(
+            [ServiceProxy(self._library, metadata=lambda: ((TENANT_HEADER, current().tenant),))]
+        )
         if self._proxied:
             server.add_generic_rpc_handlers([ServiceProxy(self._proxied)])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import AsyncIterator, Callable
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 import grpc
 from google.protobuf.message import Message
@@ -75,7 +75,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         request: Message,
         answer: Callable[[workflow_pb2.Workflow], Message],
         spec: _Spec,
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
         prefix: str = "",
     ) -> Message:
         """Run to completion, or replay the answer to the same request (replay.py) from the
@@ -124,7 +124,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
     async def RunReflectionWorkflow(
         self,
         request: workflow_pb2.RunReflectionWorkflowRequest,
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> workflow_pb2.RunReflectionWorkflowResponse:
         """Topic -> library sources -> ranked -> reflection, returned finished."""
         spec = _Spec(
@@ -144,7 +144,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
     async def RunResearchWorkflow(
         self,
         request: workflow_pb2.RunResearchWorkflowRequest,
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> workflow_pb2.RunResearchWorkflowResponse:
         """Topic -> sources -> ranked -> cited summary, returned finished."""
         spec = _Spec(
@@ -162,7 +162,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         return cast(workflow_pb2.RunResearchWorkflowResponse, reply)
 
     async def RunWorkflow(
-        self, request: workflow_pb2.RunWorkflowRequest, context: grpc.aio.ServicerContext
+        self, request: workflow_pb2.RunWorkflowRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> workflow_pb2.RunWorkflowResponse:
         """Any kind, returned finished."""
         given = request.workflow
@@ -181,7 +181,9 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         return cast(workflow_pb2.RunWorkflowResponse, reply)
 
     async def CreateWorkflow(
-        self, request: workflow_pb2.CreateWorkflowRequest, context: grpc.aio.ServicerContext
+        self,
+        request: workflow_pb2.CreateWorkflowRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> workflow_pb2.CreateWorkflowResponse:
         """Start a workflow in the background and return it at once."""
         if request.workflow_id and not _WORKFLOW_ID.match(request.workflow_id):
@@ -205,7 +207,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         return workflow_pb2.CreateWorkflowResponse(workflow=workflow)
 
     async def GetWorkflow(
-        self, request: workflow_pb2.GetWorkflowRequest, context: grpc.aio.ServicerContext
+        self, request: workflow_pb2.GetWorkflowRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> workflow_pb2.GetWorkflowResponse:
         """A workflow by name."""
         _check_name(request.name)
@@ -213,7 +215,9 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         return workflow_pb2.GetWorkflowResponse(workflow=workflow)
 
     async def ListWorkflows(
-        self, request: workflow_pb2.ListWorkflowsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: workflow_pb2.ListWorkflowsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> workflow_pb2.ListWorkflowsResponse:
         """A page of workflows, newest first."""
         check = RequestValidator()
@@ -232,7 +236,9 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         return reply
 
     async def CancelWorkflow(
-        self, request: workflow_pb2.CancelWorkflowRequest, context: grpc.aio.ServicerContext
+        self,
+        request: workflow_pb2.CancelWorkflowRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> workflow_pb2.CancelWorkflowResponse:
         """Stop a pending or running workflow."""
         _check_name(request.name)
@@ -240,7 +246,9 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         return workflow_pb2.CancelWorkflowResponse(workflow=await self._engine.cancel(request.name))
 
     async def WatchWorkflow(
-        self, request: workflow_pb2.WatchWorkflowRequest, context: grpc.aio.ServicerContext
+        self,
+        request: workflow_pb2.WatchWorkflowRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[workflow_pb2.WatchWorkflowResponse]:
         """The current state (or, resuming, the events after `after_sequence`), then live
         events until the workflow ends."""

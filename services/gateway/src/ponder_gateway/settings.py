@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic_settings import SettingsConfigDict
 
 from ponder_gateway.cache_signing import SigningKey
 from ponder_gateway.principals import DEFAULT_SCOPES, Scope, read_keys
@@ -15,21 +16,15 @@ from ponder_runtime import ServiceSettings
 class GatewaySettings(ServiceSettings):
     """PONDER_GATEWAY_* settings, the downstream addresses and per-step timeouts."""
 
+    model_config = SettingsConfigDict(env_prefix="PONDER_GATEWAY_")
+
     service_name: ClassVar[str] = "gateway"
 
-    port: int = Field(50051, ge=0, le=65535, validation_alias="PONDER_GATEWAY_PORT")
-    metrics_port: int = Field(
-        -1,
-        ge=-1,
-        le=65535,
-        validation_alias="PONDER_GATEWAY_METRICS_PORT",
-        description="Prometheus text endpoint (GET /metrics): -1 off, 0 a free port.",
-    )
+    port: int = Field(50051, ge=0, le=65535)
     http_port: int = Field(
         8080,
         ge=-1,
         le=65535,
-        validation_alias="PONDER_GATEWAY_HTTP_PORT",
         description="Port of the REST/JSON facade (OpenAPI, /docs, /redoc, /healthz); "
         "0 picks a free port, -1 turns the facade off.",
     )
@@ -37,14 +32,21 @@ class GatewaySettings(ServiceSettings):
         1024 * 1024,
         ge=1024,
         le=64 * 1024 * 1024,
-        validation_alias="PONDER_GATEWAY_HTTP_MAX_BODY_BYTES",
         description="Larger request bodies are refused with 413.",
+    )
+    http_max_upload_bytes: int = Field(
+        6 * 1024 * 1024,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        validation_alias="PONDER_GATEWAY_HTTP_MAX_UPLOAD_BYTES",
+        description="Larger file uploads over REST (routes whose body is a google.api.HttpBody, "
+        "raw or multipart) are refused with 413; keep it equal to research's "
+        "PONDER_RESEARCH_LIBRARY_MAX_DOCUMENT_BYTES (both 6 MiB by default).",
     )
     http_header_timeout_seconds: float = Field(
         10.0,
         gt=0,
         le=3600,
-        validation_alias="PONDER_GATEWAY_HTTP_HEADER_TIMEOUT_SECONDS",
         description="A request's headers must arrive within this (from its first byte, or "
         "from the connection's opening), else 408 and the connection is closed (slow-loris).",
     )
@@ -52,14 +54,12 @@ class GatewaySettings(ServiceSettings):
         32 * 1024,
         ge=1024,
         le=1024 * 1024,
-        validation_alias="PONDER_GATEWAY_HTTP_MAX_HEADER_BYTES",
         description="Larger request headers are refused with 431 and the connection closed.",
     )
     http_max_connections: int = Field(
         2048,
         ge=1,
         le=1_000_000,
-        validation_alias="PONDER_GATEWAY_HTTP_MAX_CONNECTIONS",
         description="Past this many open connections, the one waiting longest for its "
         "headers is closed to make room (503 to the newcomer if none is waiting).",
     )
@@ -67,42 +67,35 @@ class GatewaySettings(ServiceSettings):
         75.0,
         ge=1,
         le=3600,
-        validation_alias="PONDER_GATEWAY_HTTP_KEEP_ALIVE_SECONDS",
         description="An idle keep-alive connection is closed after this long.",
     )
     http_default_timeout_seconds: float = Field(
         0.0,
         ge=0,
         le=86400,
-        validation_alias="PONDER_GATEWAY_HTTP_DEFAULT_TIMEOUT_SECONDS",
         description="Deadline of REST calls that send no Grpc-Timeout or X-Request-Timeout "
         "header; 0 means none (workflow steps keep their own timeouts).",
     )
     http_access_log: bool = Field(
         True,
-        validation_alias="PONDER_GATEWAY_HTTP_ACCESS_LOG",
         description="One JSON log line per REST request.",
     )
     cors_allowed_origins: list[str] = Field(
         default_factory=list,
-        validation_alias="PONDER_GATEWAY_CORS_ALLOWED_ORIGINS",
         description='Origins browsers may call the REST facade from, as a JSON list; "*" '
         "allows any origin, but never with credentials.",
     )
     cors_allow_credentials: bool = Field(
         False,
-        validation_alias="PONDER_GATEWAY_CORS_ALLOW_CREDENTIALS",
         description="Let the listed (not wildcard) origins send credentials; refused "
         'together with "*" in PONDER_GATEWAY_CORS_ALLOWED_ORIGINS.',
     )
     json_use_proto_names: bool = Field(
         False,
-        validation_alias="PONDER_GATEWAY_JSON_USE_PROTO_NAMES",
         description="REST responses use proto field names (snake_case) instead of lowerCamelCase.",
     )
     json_emit_unpopulated: bool = Field(
         True,
-        validation_alias="PONDER_GATEWAY_JSON_EMIT_UNPOPULATED",
         description="REST responses include fields at their default value (zeros, empty lists).",
     )
     research_addr: str = Field("127.0.0.1:50052", validation_alias="PONDER_RESEARCH_ADDR")
@@ -110,27 +103,23 @@ class GatewaySettings(ServiceSettings):
     embedding_addr: str = Field("127.0.0.1:50054", validation_alias="PONDER_EMBEDDING_ADDR")
     expose_internal_services: bool = Field(
         False,
-        validation_alias="PONDER_GATEWAY_EXPOSE_INTERNAL_SERVICES",
         description="Forward research, embedding and reflection on the gateway's port "
         "(debugging with one address); their methods then need the `internal` scope (and "
         "the cache methods `cache.admin` too). Off by default: only WorkflowService is public.",
     )
     store_path: Path = Field(
         Path("var/data/gateway-workflows.sqlite3"),
-        validation_alias="PONDER_GATEWAY_STORE_PATH",
         description="SQLite file of workflow records.",
     )
     cache_similarity_threshold: float = Field(
         0.0,
         ge=0,
         le=1,
-        validation_alias="PONDER_GATEWAY_CACHE_SIMILARITY_THRESHOLD",
         description="Recall threshold of cache lookups (candidates the embedding service's "
         "verifier then checks); 0 means the embedding service's default.",
     )
     cache_scope: Literal["global", "per-tenant", "per-key"] = Field(
         "global",
-        validation_alias="PONDER_GATEWAY_CACHE_SCOPE",
         description="global: every caller shares cached answers (public sources); per-tenant: "
         "cached answers are kept per tenant of the keys file; per-key: per API key (its hash is "
         "in the namespace); so one tenant never receives another's.",
@@ -139,68 +128,53 @@ class GatewaySettings(ServiceSettings):
         5.0,
         ge=0,
         le=3600,
-        validation_alias="PONDER_GATEWAY_CACHE_LIBRARY_VERSION_SECONDS",
         description="How long the library version (from research's GetLibrary, part of the "
         "cache namespace of library workflows) is reused before asking again; 0 asks on "
         "every lookup.",
     )
-    cache_ttl_seconds: float = Field(
-        7 * 24 * 3600, gt=0, validation_alias="PONDER_GATEWAY_CACHE_TTL_SECONDS"
-    )
+    cache_ttl_seconds: float = Field(7 * 24 * 3600, gt=0)
     cache_recent_seconds: float = Field(
         30.0,
         ge=0,
         le=3600,
-        validation_alias="PONDER_GATEWAY_CACHE_RECENT_SECONDS",
         description="Exact repeats of a topic are answered from the gateway's memory for this "
         "long (no embedding round trip); 0 turns that off. An invalidated or refreshed answer "
         "may be served this much longer by the other replicas.",
     )
-    cache_recent_entries: int = Field(
-        1024, ge=0, le=1_000_000, validation_alias="PONDER_GATEWAY_CACHE_RECENT_ENTRIES"
-    )
+    cache_recent_entries: int = Field(1024, ge=0, le=1_000_000)
     replay_seconds: float = Field(
         30.0,
         ge=0,
         le=3600,
-        validation_alias="PONDER_GATEWAY_REPLAY_SECONDS",
         description="A Run*Workflow request identical to one that succeeded this recently gets "
         "the same workflow back (header metadata x-ponder-replay-age) instead of a new one; "
         "0 turns that off.",
     )
-    replay_entries: int = Field(
-        1024, ge=0, le=1_000_000, validation_alias="PONDER_GATEWAY_REPLAY_ENTRIES"
-    )
+    replay_entries: int = Field(1024, ge=0, le=1_000_000)
     redis_url: str = Field(
         "",
-        validation_alias="PONDER_GATEWAY_REDIS_URL",
         description="redis://host:port/db: workflow records and rate limits shared by replicas "
         "(instead of the SQLite file and in-memory buckets).",
     )
     allow_anonymous: bool = Field(
         True,
-        validation_alias="PONDER_GATEWAY_ALLOW_ANONYMOUS",
         description="Accept calls without an API key (local use); a wrong key is always refused.",
     )
     anonymous_tenant: str = Field(
         "anonymous",
         pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$",
-        validation_alias="PONDER_GATEWAY_ANONYMOUS_TENANT",
         description="The tenant of calls without a key (when anonymous access is allowed).",
     )
     anonymous_scopes: frozenset[Scope] = Field(
         DEFAULT_SCOPES,
-        validation_alias="PONDER_GATEWAY_ANONYMOUS_SCOPES",
         description="Scopes of calls without a key, as a JSON list (principals.Scope).",
     )
     api_key_hashes: list[str] = Field(
         default_factory=list,
-        validation_alias="PONDER_GATEWAY_API_KEY_HASHES",
         description="SHA-256 hex digests of accepted API keys, as a JSON list.",
     )
     api_keys_file: Path | None = Field(
         None,
-        validation_alias="PONDER_GATEWAY_API_KEYS_FILE",
         description="The keys file (a mounted secret): one key per line, a JSON object "
         '{"key_id", "sha256", "tenant", "scopes"} or a bare SHA-256 digest (tenant `default`, '
         "default scopes); see principals.py.",
@@ -209,26 +183,19 @@ class GatewaySettings(ServiceSettings):
         20.0,
         ge=0,
         le=1e6,
-        validation_alias="PONDER_GATEWAY_RATE_LIMIT_PER_SECOND",
         description="Requests per second per caller; 0 turns rate limiting off.",
     )
-    rate_limit_burst: int = Field(
-        40, ge=1, le=1_000_000, validation_alias="PONDER_GATEWAY_RATE_LIMIT_BURST"
-    )
+    rate_limit_burst: int = Field(40, ge=1, le=1_000_000)
     tenant_rate_limit_per_second: float = Field(
         100.0,
         ge=0,
         le=1e6,
-        validation_alias="PONDER_GATEWAY_TENANT_RATE_LIMIT_PER_SECOND",
         description="Requests per second of all of a tenant's keys together (on top of each "
         "key's own limit); 0 turns it off. Anonymous calls are limited per address only.",
     )
-    tenant_rate_limit_burst: int = Field(
-        200, ge=1, le=1_000_000, validation_alias="PONDER_GATEWAY_TENANT_RATE_LIMIT_BURST"
-    )
+    tenant_rate_limit_burst: int = Field(200, ge=1, le=1_000_000)
     cache_signing_key: SecretStr | None = Field(
         None,
-        validation_alias="PONDER_GATEWAY_CACHE_SIGNING_KEY",
         description="`<key id>:<secret>` (from a Secret): workflow results put in the semantic "
         "cache are signed with it (HMAC-SHA256), and a cached result that does not verify is "
         "a miss. Unset: a random key per process (nothing survives a restart or is shared by "
@@ -236,25 +203,20 @@ class GatewaySettings(ServiceSettings):
     )
     cache_verification_keys: list[SecretStr] = Field(
         default_factory=list,
-        validation_alias="PONDER_GATEWAY_CACHE_VERIFICATION_KEYS",
         description="Earlier signing keys still accepted when reading the cache, as a JSON list "
         "of `<key id>:<secret>` (key rotation).",
     )
-    max_running_workflows: int = Field(
-        64, ge=1, le=100_000, validation_alias="PONDER_GATEWAY_MAX_RUNNING_WORKFLOWS"
-    )
+    max_running_workflows: int = Field(64, ge=1, le=100_000)
     max_queued_workflows: int = Field(
         256,
         ge=0,
         le=1_000_000,
-        validation_alias="PONDER_GATEWAY_MAX_QUEUED_WORKFLOWS",
         description="Workflows waiting for a running slot; beyond it RESOURCE_EXHAUSTED.",
     )
     max_workflows_per_tenant: int = Field(
         0,
         ge=0,
         le=1_000_000,
-        validation_alias="PONDER_GATEWAY_MAX_WORKFLOWS_PER_TENANT",
         description="Workflows one tenant (all its keys) may have running or queued on a "
         "gateway at once; beyond it RESOURCE_EXHAUSTED. 0: only the gateway's capacity.",
     )
@@ -262,36 +224,26 @@ class GatewaySettings(ServiceSettings):
         0,
         ge=0,
         le=1_000_000,
-        validation_alias="PONDER_GATEWAY_MAX_WORKFLOWS_PER_KEY",
         description="The same budget per API key (per address for anonymous callers); 0: none.",
     )
-    research_timeout_seconds: float = Field(
-        30.0, gt=0, le=600, validation_alias="PONDER_GATEWAY_RESEARCH_TIMEOUT_SECONDS"
-    )
-    rank_timeout_seconds: float = Field(
-        10.0, gt=0, le=600, validation_alias="PONDER_GATEWAY_RANK_TIMEOUT_SECONDS"
-    )
-    reflection_timeout_seconds: float = Field(
-        300.0, gt=0, le=3600, validation_alias="PONDER_GATEWAY_REFLECTION_TIMEOUT_SECONDS"
-    )
+    research_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    rank_timeout_seconds: float = Field(10.0, gt=0, le=600)
+    reflection_timeout_seconds: float = Field(300.0, gt=0, le=3600)
 
     # -- completion webhooks (webhooks/) --------------------------------------------------
     webhook_secrets: dict[str, SecretStr] = Field(
         default_factory=dict,
-        validation_alias="PONDER_GATEWAY_WEBHOOK_SECRETS",
         description='Webhook signing secrets by name, as a JSON object {"<name>": "<secret>"} '
         '(a name "<tenant>:<name>" serves only that tenant); a notification target names one. '
         "Each secret is at least 16 characters; a list of secrets signs with each (rotation).",
     )
     webhook_secrets_file: Path | None = Field(
         None,
-        validation_alias="PONDER_GATEWAY_WEBHOOK_SECRETS_FILE",
         description="The same JSON object in a file (a mounted secret), merged over "
         "PONDER_GATEWAY_WEBHOOK_SECRETS; read at start-up.",
     )
     webhook_allowed_hosts: list[str] = Field(
         default_factory=lambda: ["*"],
-        validation_alias="PONDER_GATEWAY_WEBHOOK_ALLOWED_HOSTS",
         description='Hosts webhooks may go to, as a JSON list: "*" (any), a name '
         '("hooks.example.com"), a suffix ("*.example.com"), an address or a CIDR; [] turns '
         "webhooks off. Every address a host resolves to must still be public unless "
@@ -299,7 +251,6 @@ class GatewaySettings(ServiceSettings):
     )
     webhook_allowed_networks: list[str] = Field(
         default_factory=list,
-        validation_alias="PONDER_GATEWAY_WEBHOOK_ALLOWED_NETWORKS",
         description="Non-public networks webhooks may reach anyway, as a JSON list of CIDRs "
         '(e.g. ["10.1.2.0/24"]); loopback, private, link-local, multicast and unspecified '
         "addresses are refused otherwise.",
@@ -308,7 +259,6 @@ class GatewaySettings(ServiceSettings):
         3600.0,
         gt=0,
         le=7 * 24 * 3600,
-        validation_alias="PONDER_GATEWAY_WEBHOOK_RETRY_SECONDS",
         description="A webhook is retried for at most this long after the workflow ended, "
         "then its delivery is FAILED.",
     )
@@ -316,28 +266,24 @@ class GatewaySettings(ServiceSettings):
         1.0,
         gt=0,
         le=3600,
-        validation_alias="PONDER_GATEWAY_WEBHOOK_INITIAL_BACKOFF_SECONDS",
         description="Wait before the first retry; doubled for each further one (with jitter).",
     )
     webhook_max_backoff_seconds: float = Field(
         300.0,
         gt=0,
         le=24 * 3600,
-        validation_alias="PONDER_GATEWAY_WEBHOOK_MAX_BACKOFF_SECONDS",
         description="Longest wait between two attempts.",
     )
     webhook_timeout_seconds: float = Field(
         10.0,
         gt=0,
         le=300,
-        validation_alias="PONDER_GATEWAY_WEBHOOK_TIMEOUT_SECONDS",
         description="One attempt (connect, send, answer) must finish within this.",
     )
     webhook_sweep_seconds: float = Field(
         60.0,
         gt=0,
         le=3600,
-        validation_alias="PONDER_GATEWAY_WEBHOOK_SWEEP_SECONDS",
         description="How often the gateway looks for deliveries nobody is making (left by a "
         "stopped gateway or replica, or ended on a Temporal worker while no gateway followed).",
     )
@@ -392,7 +338,6 @@ class GatewaySettings(ServiceSettings):
 
     engine: Literal["local", "temporal"] = Field(
         "local",
-        validation_alias="PONDER_GATEWAY_ENGINE",
         description="What runs workflows: `local` (asyncio tasks in this gateway) or "
         "`temporal` (durable Temporal workflows run by `python -m ponder_gateway.worker`; "
         "records and events shared through PONDER_GATEWAY_REDIS_URL or the SQLite file).",

@@ -22,7 +22,6 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 from pydantic import BaseModel, Field, ValidationError
 
-from ponder_reflection.deadlines import current_deadline
 from ponder_reflection.provider import Critiqued, Drafted
 from ponder_reflection.types import Critique, SourceDocument, TokenUsage
 from ponder_runtime import UnavailableError
@@ -38,6 +37,7 @@ from ponder_runtime.attributes import (
     GEN_AI_USAGE_OUTPUT_TOKENS,
     LLM_ATTEMPTS,
 )
+from ponder_runtime.deadlines import current_deadline
 from ponder_runtime.resilience import Failure, FailureKind, ResilientCaller
 
 

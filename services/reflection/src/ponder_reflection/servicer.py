@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 import grpc
 
@@ -17,7 +18,6 @@ from ponder_reflection.convert import (
     step_from_proto,
     step_to_proto,
 )
-from ponder_reflection.deadlines import set_deadline
 from ponder_reflection.loop import reflect, run_reflection, validate_spec
 from ponder_reflection.provider import ReflectionProvider
 from ponder_reflection.types import (
@@ -28,6 +28,7 @@ from ponder_reflection.types import (
     TextDelta,
 )
 from ponder_runtime import FieldViolation, InvalidArgumentError
+from ponder_runtime.deadlines import set_deadline
 
 
 # One source's text; beyond it a summary is a whole paper, which belongs in a library instead.
@@ -78,7 +79,7 @@ class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
         return replace(spec, documents=source_documents(request.documents))
 
     async def Reflect(
-        self, request: reflection_pb2.ReflectRequest, context: grpc.aio.ServicerContext
+        self, request: reflection_pb2.ReflectRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> reflection_pb2.ReflectResponse:
         """Run the loop to completion."""
         spec = self._spec(request)
@@ -87,7 +88,9 @@ class ReflectionServicer(reflection_grpc.ReflectionServiceServicer):
         return outcome_to_proto(outcome)
 
     async def StreamReflect(
-        self, request: reflection_pb2.StreamReflectRequest, context: grpc.aio.ServicerContext
+        self,
+        request: reflection_pb2.StreamReflectRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[reflection_pb2.StreamReflectResponse]:
         """Run the loop, streaming each step, the model's text as it comes, and the result."""
         spec = self._spec(request)

@@ -10,14 +10,15 @@ import numpy as np
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
 from ponder_research.embedder import EmbeddingUnavailableError, Matrix
+from ponder_runtime.deadlines import timeout_within_deadline
 
 
 CHUNK = 64
 
 
 class EmbeddingClient:
-    """The Embedder over gRPC: unit vectors and rankings from EmbeddingService, with a
-    per-call timeout."""
+    """The Embedder over gRPC: unit vectors and rankings from EmbeddingService; each call gets
+    `timeout`, capped by what the caller of the RPC being served has left."""
 
     def __init__(self, channel: grpc.aio.Channel, *, timeout: float) -> None:
         self._stub = embedding_grpc.EmbeddingServiceStub(channel)
@@ -32,7 +33,9 @@ class EmbeddingClient:
                 texts=list(texts[start : start + CHUNK]), normalize=True
             )
             try:
-                reply = await self._stub.EmbedTexts(request, timeout=self._timeout)
+                reply = await self._stub.EmbedTexts(
+                    request, timeout=timeout_within_deadline(self._timeout)
+                )
             except grpc.aio.AioRpcError as exc:
                 raise EmbeddingUnavailableError(f"{exc.code().name}: {exc.details()}") from exc
             self.model = reply.model
@@ -48,7 +51,9 @@ class EmbeddingClient:
             candidates=[embedding_pb2.RankCandidate(id=i, text=t) for i, t in candidates],
         )
         try:
-            reply = await self._stub.RankDocuments(request, timeout=self._timeout)
+            reply = await self._stub.RankDocuments(
+                request, timeout=timeout_within_deadline(self._timeout)
+            )
         except grpc.aio.AioRpcError as exc:
             raise EmbeddingUnavailableError(f"{exc.code().name}: {exc.details()}") from exc
         self.model = reply.model

@@ -136,8 +136,9 @@ class Searcher:
 
         try:
             async with asyncio.timeout(timeout):
+                key = query.for_source(source.kind == SourceKind.LIBRARY)
                 found, cached = await self._cache.get(
-                    (source.kind, query, _content_version(source)), lambda: source.search(query)
+                    (source.kind, key, _content_version(source)), lambda: source.search(query)
                 )
         except TimeoutError:
             return [], outcome(SourceState.TIMEOUT, message=f"no answer within {timeout:.2f}s")

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import grpc
 
+from ponder.library.v1 import library_service_pb2 as library_pb2
 from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.research.v1 import research_service_pb2_grpc as research_grpc
 from ponder_research.arxiv_source import ArxivSource, RequestSpacing
@@ -21,6 +22,7 @@ from ponder_research.servicer import ResearchServicer
 from ponder_research.settings import ResearchSettings
 from ponder_research.source_cache import SourceCache
 from ponder_research.sources import Source
+from ponder_research.uploads.module import TenantLibrarySource, UploadedLibraries
 from ponder_research.web_source import WebSource
 from ponder_runtime import ChannelFactory, Telemetry
 from ponder_runtime.internal_auth import internal_interceptors
@@ -51,6 +53,17 @@ class ResearchModule:
                 min_similarity=settings.library_min_similarity,
             )
         )
+        # Uploaded libraries (LibraryService): one passage index per tenant, searched with the
+        # shared one above for the tenant a search names.
+        self.uploads = UploadedLibraries(
+            settings,
+            lambda: LibraryIndex(
+                self._embedding,
+                VectorStore(settings.index_path),
+                min_similarity=settings.library_min_similarity,
+            ),
+            shared_version=lambda: self._library.index.version,
+        )
         sources: dict[SourceKind, Source] = {
             SourceKind.ARXIV: ArxivSource(
                 settings.arxiv_api_url,
@@ -62,7 +75,7 @@ class ResearchModule:
                 api_base_url=settings.tavily_api_url,
                 timeout=settings.source_timeout_seconds,
             ),
-            SourceKind.LIBRARY: self._library,
+            SourceKind.LIBRARY: TenantLibrarySource(self._library, self.uploads),
         }
         self.searcher = Searcher(
             sources,
@@ -78,8 +91,11 @@ class ResearchModule:
 
     @property
     def service_names(self) -> Sequence[str]:
-        """ResearchService's full name."""
-        return [research_pb2.DESCRIPTOR.services_by_name["ResearchService"].full_name]
+        """ResearchService's and LibraryService's full names."""
+        return [
+            research_pb2.DESCRIPTOR.services_by_name["ResearchService"].full_name,
+            library_pb2.DESCRIPTOR.services_by_name["LibraryService"].full_name,
+        ]
 
     @property
     def library(self) -> LibraryIndex:
@@ -96,8 +112,10 @@ class ResearchModule:
             self.searcher,
             source_timeout=self._settings.source_timeout_seconds,
             library=lambda: self._library.index,
+            uploads=self.uploads,
         )
         research_grpc.add_ResearchServiceServicer_to_server(servicer, server)
+        self.uploads.register(server)
 
     async def start(self) -> None:
         """Read the library (keyword search works at once); embed it in the background."""
@@ -109,6 +127,7 @@ class ResearchModule:
         for file in files:
             file.add_to(self._library.index)
         self._indexing = asyncio.create_task(self._index_library(self._library.index))
+        await self.uploads.start()  # stored uploads are indexed again in the background
 
     async def _index_library(self, index: LibraryIndex) -> None:
         while True:
@@ -128,14 +147,17 @@ class ResearchModule:
                 return
 
     async def wait_indexed(self) -> None:
-        """Return once the library is searched by meaning (tests, benchmarks)."""
+        """Return once the library is searched by meaning and the stored uploads are indexed
+        again (tests, benchmarks)."""
         if self._indexing is not None:
             await asyncio.shield(self._indexing)
+        await self.uploads.restored()
 
     async def close(self) -> None:
-        """Stop indexing and close the channel to the embedding service."""
+        """Stop indexing, close the uploads' store and the channel to the embedding service."""
         if self._indexing is not None:
             self._indexing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._indexing
+        await self.uploads.close()
         await self._channels.close()

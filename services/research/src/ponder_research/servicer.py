@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import grpc
 
@@ -24,15 +25,28 @@ MAX_QUERY_LENGTH = 2000
 DEFAULT_MAX_RESULTS = 10
 MAX_RESULTS = 50
 MAX_DOMAINS = 50
+MAX_TENANT_LENGTH = 63  # the gateway's tenant names (principals.py)
 
 
-def source_budget(context: grpc.aio.ServicerContext, timeout: float) -> float:
+def source_budget(context: grpc.aio.ServicerContext[Any, Any], timeout: float) -> float:
     """Each source's time: its timeout, cut to 80% of the caller's remaining deadline so that
     merging and reranking still fit in it."""
     remaining: float | None = context.time_remaining()
     if remaining is None:
         return timeout
     return max(0.01, min(timeout, remaining * 0.8 - 0.05))
+
+
+class TenantVersions(Protocol):
+    """What the tenants' uploaded libraries tell GetLibrary and the source cache."""
+
+    def version(self, tenant: str) -> str:
+        """The version of what `tenant` searches in the library."""
+        ...
+
+    def count(self, tenant: str) -> int:
+        """How many of the tenant's uploads are indexed."""
+        ...
 
 
 class ResearchServicer(research_grpc.ResearchServiceServicer):
@@ -44,24 +58,36 @@ class ResearchServicer(research_grpc.ResearchServiceServicer):
         *,
         source_timeout: float,
         library: Callable[[], LibraryIndex] | None = None,
+        uploads: TenantVersions | None = None,
     ) -> None:
         self._searcher = searcher
         self._source_timeout = source_timeout
         self._library = library or LibraryIndex
+        self._uploads = uploads
 
     async def GetLibrary(
-        self, request: research_pb2.GetLibraryRequest, context: grpc.aio.ServicerContext
+        self, request: research_pb2.GetLibraryRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> research_pb2.GetLibraryResponse:
-        """The library's version (content hash) and size."""
+        """The library's version (content hash) and size; with a tenant, counting its uploads."""
         library = self._library()
-        return research_pb2.GetLibraryResponse(version=library.version, document_count=len(library))
+        if self._uploads is None or not request.tenant:
+            return research_pb2.GetLibraryResponse(
+                version=library.version, document_count=len(library)
+            )
+        return research_pb2.GetLibraryResponse(
+            version=self._uploads.version(request.tenant),
+            document_count=len(library) + self._uploads.count(request.tenant),
+        )
 
     async def SearchSources(
-        self, request: research_pb2.SearchSourcesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: research_pb2.SearchSourcesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> research_pb2.SearchSourcesResponse:
         """Search the requested sources concurrently."""
         check = RequestValidator()
         check.text("query", request.query, max_length=MAX_QUERY_LENGTH)
+        check.text("tenant", request.tenant, max_length=MAX_TENANT_LENGTH, required=False)
         check.number(
             "max_results", request.max_results, low=1, high=MAX_RESULTS, zero_means_default=True
         )
@@ -84,6 +110,8 @@ class ResearchServicer(research_grpc.ResearchServiceServicer):
             limit=max_results,
             include_domains=tuple(request.include_domains),
             exclude_domains=tuple(request.exclude_domains),
+            tenant=request.tenant,
+            library_version=self._uploads.version(request.tenant) if self._uploads else "",
         )
         try:
             result = await self._searcher.search(

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
+
+from cachetools import TTLCache
 
 from ponder_research.documents import FoundDocument
 
@@ -24,25 +25,25 @@ def _retrieve(task: asyncio.Task[list[FoundDocument]]) -> None:
 
 
 class SourceCache:
-    """(key -> documents) for `ttl` seconds, at most `max_entries` keys (LRU)."""
+    """(key -> documents) for `ttl` seconds, at most `max_entries` keys (a cachetools
+    TTLCache: an entry goes `ttl` seconds after it was fetched, or earlier when it is the least
+    recently used of a full cache)."""
 
     def __init__(
         self, *, ttl: float, max_entries: int, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._ttl = ttl
-        self._max_entries = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[Hashable, tuple[float, list[FoundDocument]]] = OrderedDict()
+        self._entries: TTLCache[Hashable, list[FoundDocument]] = TTLCache(
+            max(max_entries, 1), ttl=max(ttl, 1e-9), timer=clock
+        )
         self._in_flight: dict[Hashable, asyncio.Task[list[FoundDocument]]] = {}
         self.upstream_calls = 0
 
     async def get(self, key: Hashable, fetch: Fetch) -> tuple[list[FoundDocument], bool]:
         """The documents for `key` and whether they came without a new upstream call."""
-        if self._ttl > 0:
-            cached = self._entries.get(key)
-            if cached is not None and cached[0] > self._clock():
-                self._entries.move_to_end(key)
-                return cached[1], True
+        cached = self._entries.get(key)
+        if cached is not None:
+            return cached, True
         task = self._in_flight.get(key)
         shared = task is not None
         if task is None:
@@ -57,9 +58,6 @@ class SourceCache:
             documents = await fetch()
         finally:
             self._in_flight.pop(key, None)
-        if self._ttl > 0:
-            self._entries[key] = (self._clock() + self._ttl, documents)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+        if self._ttl > 0 and self._entries.maxsize > 0:
+            self._entries[key] = documents
         return documents

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from ponder_research.documents import FoundDocument, SourceKind
@@ -20,6 +20,13 @@ class Query:
     limit: int
     include_domains: tuple[str, ...] = ()
     exclude_domains: tuple[str, ...] = ()
+    tenant: str = ""  # library only: whose uploaded libraries are searched too
+    library_version: str = ""  # library only: what it searches now (keys the source cache)
+
+    def for_source(self, library: bool) -> Query:
+        """The query as a source's cache key: the tenant and library version only matter to
+        the library (arXiv and web answers are shared by every tenant)."""
+        return self if library else replace(self, tenant="", library_version="")
 
 
 class Source(Protocol):

@@ -3,6 +3,7 @@
 from collections.abc import Mapping
 from typing import Any
 
+from ponder_rest.httpbody import takes_http_body
 from ponder_rest.openapi.parameters import query_parameters
 from ponder_rest.openapi.schemas import STATUS_SCHEMA, Schemas
 from ponder_rest.openapi.text import summary_of
@@ -18,8 +19,8 @@ ERROR_STATUSES: Mapping[int, str] = {
     404: "NOT_FOUND, or no route for the path",
     405: "the path exists, but not with this HTTP method",
     409: "ALREADY_EXISTS or ABORTED",
-    413: "the request body is too large",
-    415: "the request body is not application/json",
+    413: "the request body is too large (JSON bodies and file uploads have their own limits)",
+    415: "the request body is not application/json (file uploads take any media type)",
     429: "RESOURCE_EXHAUSTED",
     499: "CANCELLED",
     500: "INTERNAL, UNKNOWN or DATA_LOSS",
@@ -55,7 +56,45 @@ def operation(schemas: Schemas, route: Route, path_params: list[dict[str, Any]])
     return operation
 
 
+def _upload_body(schemas: Schemas, route: Route) -> dict[str, Any]:
+    """A google.api.HttpBody body: the raw file in any media type, or a multipart form with
+    the file in the part named after the body field and other fields as parts."""
+    request = route.method.input_type
+    body = request.fields_by_name[route.body]
+    bound = {v.field_path.split(".", 1)[0] for v in route.template.variables}
+    fields: dict[str, Any] = {
+        route.body: {
+            "type": "string",
+            "format": "binary",
+            "description": "The file; the part's Content-Type is its media type.",
+        }
+    }
+    for descriptor in request.fields:
+        if descriptor.name in bound or descriptor.name == route.body:
+            continue
+        if descriptor.message_type is not None:
+            continue  # forms carry scalar fields
+        fields[schemas.name_of(descriptor)] = schemas.field_schema(descriptor)
+    text = schemas.field_comment(body)
+    return {
+        "required": True,
+        "description": (f"{text}\n\n" if text else "")
+        + "The raw file as the body (its Content-Type is the media type; other fields go in "
+        f"the query string), or a `multipart/form-data` form: the part `{route.body}` is the "
+        "file, other parts set the fields they name.",
+        "content": {
+            "*/*": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": fields, "required": [route.body]},
+                "encoding": {route.body: {"contentType": "*/*"}},
+            },
+        },
+    }
+
+
 def _request_body(schemas: Schemas, route: Route) -> dict[str, Any]:
+    if takes_http_body(route):
+        return _upload_body(schemas, route)
     request = route.method.input_type
     bound = frozenset(v.field_path for v in route.template.variables)
     if route.body == "*":

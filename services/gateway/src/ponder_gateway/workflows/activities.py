@@ -15,6 +15,7 @@ from ponder.type.v1 import document_pb2
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.cache import CacheUnavailableError, WorkflowCache
 from ponder_gateway.parameters import RunParameters
+from ponder_gateway.principals import DEFAULT_TENANT
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.upstream import Upstreams, upstream_error
 from ponder_gateway.workflows.pipeline import CacheLookup, Ranked
@@ -88,7 +89,9 @@ class GrpcActivities:
         """The semantic cache's answer for the topic, with what it decided and why (a miss
         says why too); embedding down is a result."""
         try:
-            cached = await self._cache.lookup(workflow.topic, params)
+            cached = await self._cache.lookup(
+                workflow.topic, params, workflow.tenant, cap=self._timeout
+            )
         except CacheUnavailableError as exc:
             return CacheLookup(unavailable=str(exc))
         trace.get_current_span().set_attributes(  # the step's
@@ -116,6 +119,7 @@ class GrpcActivities:
             query=workflow.topic,
             sources=params.sources,
             max_results=min(MAX_CANDIDATES, params.max_sources * CANDIDATE_FACTOR),
+            tenant=workflow.tenant or DEFAULT_TENANT,  # its uploaded libraries are searched too
         )
         try:
             reply: research_pb2.SearchSourcesResponse = await self._up.research.SearchSources(
@@ -200,7 +204,7 @@ class GrpcActivities:
     async def store_cache(self, workflow: workflow_pb2.Workflow, params: RunParameters) -> str:
         """StoreCache of the finished workflow; "" or why not."""
         try:
-            await self._cache.store(workflow, params)
+            await self._cache.store(workflow, params, cap=self._timeout)
         except CacheUnavailableError as exc:
             return str(exc)
         return ""

@@ -4,7 +4,7 @@ or the Temporal one (a durable workflow per Ponder workflow, run by workers)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 
@@ -21,7 +21,7 @@ class Engine(Protocol):
         self,
         topic: str,
         params: RunParameters,
-        context: grpc.aio.ServicerContext | None,
+        context: grpc.aio.ServicerContext[Any, Any] | None,
         *,
         tenant: str = "",
     ) -> workflow_pb2.Workflow:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 from opentelemetry import trace
@@ -106,7 +107,7 @@ class LocalEngine:
         self,
         topic: str,
         params: RunParameters,
-        context: grpc.aio.ServicerContext | None,
+        context: grpc.aio.ServicerContext[Any, Any] | None,
         *,
         tenant: str = "",
     ) -> workflow_pb2.Workflow:
@@ -119,7 +120,7 @@ class LocalEngine:
         self,
         workflow: workflow_pb2.Workflow,
         params: RunParameters,
-        context: grpc.aio.ServicerContext | None,
+        context: grpc.aio.ServicerContext[Any, Any] | None,
         *,
         watched: bool,
     ) -> workflow_pb2.Workflow:

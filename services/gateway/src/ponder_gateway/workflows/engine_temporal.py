@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import grpc
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
@@ -91,7 +92,7 @@ class TemporalEngine:
         self,
         topic: str,
         params: RunParameters,
-        context: grpc.aio.ServicerContext | None,
+        context: grpc.aio.ServicerContext[Any, Any] | None,
         *,
         tenant: str = "",
     ) -> workflow_pb2.Workflow:

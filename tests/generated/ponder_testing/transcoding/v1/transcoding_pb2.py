@@ -24,6 +24,7 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
@@ -31,7 +32,7 @@ from google.protobuf import wrappers_pb2 as google_dot_protobuf_dot_wrappers__pb
 from google.rpc import code_pb2 as google_dot_rpc_dot_code__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/ponder_testing/transcoding/v1/transcoding.proto\x12\x1dponder_testing.transcoding.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x15google/rpc/code.proto\"2\n\x0b\x45\x63hoRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07message\x18\x02 \x01(\t\"-\n\x0c\x45\x63hoResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"l\n\x05Inner\x12\x13\n\x0binner_value\x18\x01 \x01(\t\x12\x14\n\x0cinner_number\x18\x02 \x01(\x05\x12\x38\n\x06\x64\x65\x65per\x18\x03 \x01(\x0b\x32(.ponder_testing.transcoding.v1.Innermost\" \n\tInnermost\x12\x13\n\x0binner_value\x18\x01 \x01(\t\"\xfa\x05\n\x10\x45\x63hoQueryRequest\x12\x14\n\x0cstring_value\x18\x01 \x01(\t\x12\x13\n\x0bint32_value\x18\x02 \x01(\x05\x12\x13\n\x0bint64_value\x18\x03 \x01(\x03\x12\x14\n\x0cuint64_value\x18\x04 \x01(\x04\x12\x14\n\x0c\x64ouble_value\x18\x05 \x01(\x01\x12\x13\n\x0b\x66loat_value\x18\x06 \x01(\x02\x12\x12\n\nbool_value\x18\x07 \x01(\x08\x12\x13\n\x0b\x62ytes_value\x18\x08 \x01(\x0c\x12\x33\n\x05\x63olor\x18\t \x01(\x0e\x32$.ponder_testing.transcoding.v1.Color\x12\x17\n\x0frepeated_string\x18\n \x03(\t\x12\x16\n\x0erepeated_int32\x18\x0b \x03(\x05\x12<\n\x0erepeated_color\x18\x0c \x03(\x0e\x32$.ponder_testing.transcoding.v1.Color\x12\x34\n\x06nested\x18\r \x01(\x0b\x32$.ponder_testing.transcoding.v1.Inner\x12\x33\n\x0ftimestamp_value\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x0e\x64uration_value\x18\x0f \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\rint32_wrapper\x18\x10 \x01(\x0b\x32\x1b.google.protobuf.Int32Value\x12\x34\n\x0estring_wrapper\x18\x11 \x01(\x0b\x32\x1c.google.protobuf.StringValue\x12\x30\n\x0c\x62ool_wrapper\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.BoolValue\x12.\n\nfield_mask\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x1b\n\x0eoptional_int32\x18\x14 \x01(\x05H\x00\x88\x01\x01\x42\x11\n\x0f_optional_int32\"U\n\x11\x45\x63hoQueryResponse\x12@\n\x07request\x18\x01 \x01(\x0b\x32/.ponder_testing.transcoding.v1.EchoQueryRequest\"\xb6\x01\n\x04\x42ook\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x10\n\x08shelf_id\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\t\x12\x13\n\x05title\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06\x61uthor\x18\x05 \x01(\t\x12\x12\n\npage_count\x18\x06 \x01(\x05\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x35\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"$\n\x0eGetBookRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"W\n\x0fGetBookResponse\x12\x31\n\x04\x62ook\x18\x01 \x01(\x0b\x32#.ponder_testing.transcoding.v1.Book\x12\x11\n\tserved_by\x18\x02 \x01(\t\"s\n\x11\x43reateBookRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x37\n\x04\x62ook\x18\x02 \x01(\x0b\x32#.ponder_testing.transcoding.v1.BookB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x62ook_id\x18\x03 \x01(\t\"h\n\x12\x43reateBookResponse\x12\x31\n\x04\x62ook\x18\x01 \x01(\x0b\x32#.ponder_testing.transcoding.v1.Book\x12\x0e\n\x06parent\x18\x02 \x01(\t\x12\x0f\n\x07\x62ook_id\x18\x03 \x01(\t\"}\n\x11UpdateBookRequest\x12\x37\n\x04\x62ook\x18\x01 \x01(\x0b\x32#.ponder_testing.transcoding.v1.BookB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"x\n\x12UpdateBookResponse\x12\x31\n\x04\x62ook\x18\x01 \x01(\x0b\x32#.ponder_testing.transcoding.v1.Book\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"6\n\x11\x44\x65leteBookRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"1\n\x12\x44\x65leteBookResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"8\n\x12\x41rchiveBookRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06reason\x18\x02 \x01(\t\"3\n\x13\x41rchiveBookResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"$\n\x0eGetFileRequest\x12\x12\n\x04path\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"0\n\x0fGetFileResponse\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"%\n\x0fStatFileRequest\x12\x12\n\x04path\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"4\n\x10StatFileResponse\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\"\x9b\x01\n\x13StreamEchoesRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12#\n\tfail_code\x18\x03 \x01(\x0e\x32\x10.google.rpc.Code\x12\x12\n\nfail_after\x18\x04 \x01(\x05\x12+\n\x08interval\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"6\n\x14StreamEchoesResponse\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"D\n\x0b\x46\x61ilRequest\x12$\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x10.google.rpc.CodeB\x04\xe2\x41\x01\x02\x12\x0f\n\x07message\x18\x02 \x01(\t\"?\n\x0c\x46\x61ilResponse\x12\x1e\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x10.google.rpc.Code\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x1e\n\x0bPingRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\"\x1f\n\x0cPingResponse\x12\x0f\n\x07message\x18\x01 \x01(\t*N\n\x05\x43olor\x12\x15\n\x11\x43OLOR_UNSPECIFIED\x10\x00\x12\r\n\tCOLOR_RED\x10\x01\x12\x0f\n\x0b\x43OLOR_GREEN\x10\x02\x12\x0e\n\nCOLOR_BLUE\x10\x03\x32\xd0\x0e\n\x12TranscodingService\x12z\n\x04\x45\x63ho\x12*.ponder_testing.transcoding.v1.EchoRequest\x1a+.ponder_testing.transcoding.v1.EchoResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/echoes/{name}\x12\x91\x01\n\tEchoQuery\x12/.ponder_testing.transcoding.v1.EchoQueryRequest\x1a\x30.ponder_testing.transcoding.v1.EchoQueryResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\t/v1/queryZ\x0e\"\t/v1/query:\x01*\x12\xbb\x01\n\x07GetBook\x12-.ponder_testing.transcoding.v1.GetBookRequest\x1a..ponder_testing.transcoding.v1.GetBookResponse\"Q\x82\xd3\xe4\x93\x02K\x12\x1c/v1/{name=shelves/*/books/*}Z%\x12\x1d/v1/{name=archives/*/books/*}b\x04\x62ookb\x04\x62ook\x12\x9d\x01\n\nCreateBook\x12\x30.ponder_testing.transcoding.v1.CreateBookRequest\x1a\x31.ponder_testing.transcoding.v1.CreateBookResponse\"*\x82\xd3\xe4\x93\x02$\"\x1c/v1/{parent=shelves/*}/books:\x04\x62ook\x12\xde\x01\n\nUpdateBook\x12\x30.ponder_testing.transcoding.v1.UpdateBookRequest\x1a\x31.ponder_testing.transcoding.v1.UpdateBookResponse\"k\x82\xd3\xe4\x93\x02\x65\x32+/v1/shelves/{book.shelf_id}/books/{book.id}:\x04\x62ookZ0\x1a+/v1/shelves/{book.shelf_id}/books/{book.id}:\x01*\x12\x97\x01\n\nDeleteBook\x12\x30.ponder_testing.transcoding.v1.DeleteBookRequest\x1a\x31.ponder_testing.transcoding.v1.DeleteBookResponse\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/v1/{name=shelves/*/books/*}\x12\xa5\x01\n\x0b\x41rchiveBook\x12\x31.ponder_testing.transcoding.v1.ArchiveBookRequest\x1a\x32.ponder_testing.transcoding.v1.ArchiveBookResponse\"/\x82\xd3\xe4\x93\x02)\"$/v1/{name=shelves/*/books/*}:archive:\x01*\x12\xa4\x01\n\x07GetFile\x12-.ponder_testing.transcoding.v1.GetFileRequest\x1a..ponder_testing.transcoding.v1.GetFileResponse\":\x82\xd3\xe4\x93\x02\x34\x12\x13/v1/{path=files/**}Z\x1d\x42\x1b\n\x04HEAD\x12\x13/v1/{path=files/**}\x12\x8d\x01\n\x08StatFile\x12..ponder_testing.transcoding.v1.StatFileRequest\x1a/.ponder_testing.transcoding.v1.StatFileResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/{path=files/**}:stat\x12\x94\x01\n\x0cStreamEchoes\x12\x32.ponder_testing.transcoding.v1.StreamEchoesRequest\x1a\x33.ponder_testing.transcoding.v1.StreamEchoesResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/echoes:stream0\x01\x12z\n\x04\x46\x61il\x12*.ponder_testing.transcoding.v1.FailRequest\x1a+.ponder_testing.transcoding.v1.FailResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/errors/{code}\x12_\n\x04Ping\x12*.ponder_testing.transcoding.v1.PingRequest\x1a+.ponder_testing.transcoding.v1.PingResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/ponder_testing/transcoding/v1/transcoding.proto\x12\x1dponder_testing.transcoding.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x15google/rpc/code.proto\"2\n\x0b\x45\x63hoRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07message\x18\x02 \x01(\t\"-\n\x0c\x45\x63hoResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"l\n\x05Inner\x12\x13\n\x0binner_value\x18\x01 \x01(\t\x12\x14\n\x0cinner_number\x18\x02 \x01(\x05\x12\x38\n\x06\x64\x65\x65per\x18\x03 \x01(\x0b\x32(.ponder_testing.transcoding.v1.Innermost\" \n\tInnermost\x12\x13\n\x0binner_value\x18\x01 \x01(\t\"\xfa\x05\n\x10\x45\x63hoQueryRequest\x12\x14\n\x0cstring_value\x18\x01 \x01(\t\x12\x13\n\x0bint32_value\x18\x02 \x01(\x05\x12\x13\n\x0bint64_value\x18\x03 \x01(\x03\x12\x14\n\x0cuint64_value\x18\x04 \x01(\x04\x12\x14\n\x0c\x64ouble_value\x18\x05 \x01(\x01\x12\x13\n\x0b\x66loat_value\x18\x06 \x01(\x02\x12\x12\n\nbool_value\x18\x07 \x01(\x08\x12\x13\n\x0b\x62ytes_value\x18\x08 \x01(\x0c\x12\x33\n\x05\x63olor\x18\t \x01(\x0e\x32$.ponder_testing.transcoding.v1.Color\x12\x17\n\x0frepeated_string\x18\n \x03(\t\x12\x16\n\x0erepeated_int32\x18\x0b \x03(\x05\x12<\n\x0erepeated_color\x18\x0c \x03(\x0e\x32$.ponder_testing.transcoding.v1.Color\x12\x34\n\x06nested\x18\r \x01(\x0b\x32$.ponder_testing.transcoding.v1.Inner\x12\x33\n\x0ftimestamp_value\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x0e\x64uration_value\x18\x0f \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\rint32_wrapper\x18\x10 \x01(\x0b\x32\x1b.google.protobuf.Int32Value\x12\x34\n\x0estring_wrapper\x18\x11 \x01(\x0b\x32\x1c.google.protobuf.StringValue\x12\x30\n\x0c\x62ool_wrapper\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.BoolValue\x12.\n\nfield_mask\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x1b\n\x0eoptional_int32\x18\x14 \x01(\x05H\x00\x88\x01\x01\x42\x11\n\x0f_optional_int32\"U\n\x11\x45\x63hoQueryResponse\x12@\n\x07request\x18\x01 \x01(\x0b\x32/.ponder_testing.transcoding.v1.EchoQueryRequest\"\xb6\x01\n\x04\x42ook\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x10\n\x08shelf_id\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\t\x12\x13\n\x05title\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06\x61uthor\x18\x05 \x01(\t\x12\x12\n\npage_count\x18\x06 \x01(\x05\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x35\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"$\n\x0eGetBookRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"W\n\x0fGetBookResponse\x12\x31\n\x04\x62ook\x18\x01 \x01(\x0b\x32#.ponder_testing.transcoding.v1.Book\x12\x11\n\tserved_by\x18\x02 \x01(\t\"s\n\x11\x43reateBookRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x37\n\x04\x62ook\x18\x02 \x01(\x0b\x32#.ponder_testing.transcoding.v1.BookB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x62ook_id\x18\x03 \x01(\t\"h\n\x12\x43reateBookResponse\x12\x31\n\x04\x62ook\x18\x01 \x01(\x0b\x32#.ponder_testing.transcoding.v1.Book\x12\x0e\n\x06parent\x18\x02 \x01(\t\x12\x0f\n\x07\x62ook_id\x18\x03 \x01(\t\"}\n\x11UpdateBookRequest\x12\x37\n\x04\x62ook\x18\x01 \x01(\x0b\x32#.ponder_testing.transcoding.v1.BookB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"x\n\x12UpdateBookResponse\x12\x31\n\x04\x62ook\x18\x01 \x01(\x0b\x32#.ponder_testing.transcoding.v1.Book\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"6\n\x11\x44\x65leteBookRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"1\n\x12\x44\x65leteBookResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"8\n\x12\x41rchiveBookRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06reason\x18\x02 \x01(\t\"3\n\x13\x41rchiveBookResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"$\n\x0eGetFileRequest\x12\x12\n\x04path\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"0\n\x0fGetFileResponse\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"%\n\x0fStatFileRequest\x12\x12\n\x04path\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"4\n\x10StatFileResponse\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\"\x9b\x01\n\x13StreamEchoesRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12#\n\tfail_code\x18\x03 \x01(\x0e\x32\x10.google.rpc.Code\x12\x12\n\nfail_after\x18\x04 \x01(\x05\x12+\n\x08interval\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"6\n\x14StreamEchoesResponse\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"D\n\x0b\x46\x61ilRequest\x12$\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x10.google.rpc.CodeB\x04\xe2\x41\x01\x02\x12\x0f\n\x07message\x18\x02 \x01(\t\"?\n\x0c\x46\x61ilResponse\x12\x1e\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x10.google.rpc.Code\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x1e\n\x0bPingRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\"\x1f\n\x0cPingResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"q\n\x11UploadFileRequest\x12\x13\n\x05shelf\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12(\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x14.google.api.HttpBodyB\x04\xe2\x41\x01\x02\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0e\n\x06\x63opies\x18\x04 \x01(\x05\"f\n\x12UploadFileResponse\x12\r\n\x05shelf\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0e\n\x06\x63opies\x18\x05 \x01(\x05*N\n\x05\x43olor\x12\x15\n\x11\x43OLOR_UNSPECIFIED\x10\x00\x12\r\n\tCOLOR_RED\x10\x01\x12\x0f\n\x0b\x43OLOR_GREEN\x10\x02\x12\x0e\n\nCOLOR_BLUE\x10\x03\x32\xef\x0f\n\x12TranscodingService\x12z\n\x04\x45\x63ho\x12*.ponder_testing.transcoding.v1.EchoRequest\x1a+.ponder_testing.transcoding.v1.EchoResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/echoes/{name}\x12\x91\x01\n\tEchoQuery\x12/.ponder_testing.transcoding.v1.EchoQueryRequest\x1a\x30.ponder_testing.transcoding.v1.EchoQueryResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\t/v1/queryZ\x0e\"\t/v1/query:\x01*\x12\xbb\x01\n\x07GetBook\x12-.ponder_testing.transcoding.v1.GetBookRequest\x1a..ponder_testing.transcoding.v1.GetBookResponse\"Q\x82\xd3\xe4\x93\x02K\x12\x1c/v1/{name=shelves/*/books/*}Z%\x12\x1d/v1/{name=archives/*/books/*}b\x04\x62ookb\x04\x62ook\x12\x9d\x01\n\nCreateBook\x12\x30.ponder_testing.transcoding.v1.CreateBookRequest\x1a\x31.ponder_testing.transcoding.v1.CreateBookResponse\"*\x82\xd3\xe4\x93\x02$\"\x1c/v1/{parent=shelves/*}/books:\x04\x62ook\x12\xde\x01\n\nUpdateBook\x12\x30.ponder_testing.transcoding.v1.UpdateBookRequest\x1a\x31.ponder_testing.transcoding.v1.UpdateBookResponse\"k\x82\xd3\xe4\x93\x02\x65\x32+/v1/shelves/{book.shelf_id}/books/{book.id}:\x04\x62ookZ0\x1a+/v1/shelves/{book.shelf_id}/books/{book.id}:\x01*\x12\x97\x01\n\nDeleteBook\x12\x30.ponder_testing.transcoding.v1.DeleteBookRequest\x1a\x31.ponder_testing.transcoding.v1.DeleteBookResponse\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/v1/{name=shelves/*/books/*}\x12\xa5\x01\n\x0b\x41rchiveBook\x12\x31.ponder_testing.transcoding.v1.ArchiveBookRequest\x1a\x32.ponder_testing.transcoding.v1.ArchiveBookResponse\"/\x82\xd3\xe4\x93\x02)\"$/v1/{name=shelves/*/books/*}:archive:\x01*\x12\xa4\x01\n\x07GetFile\x12-.ponder_testing.transcoding.v1.GetFileRequest\x1a..ponder_testing.transcoding.v1.GetFileResponse\":\x82\xd3\xe4\x93\x02\x34\x12\x13/v1/{path=files/**}Z\x1d\x42\x1b\n\x04HEAD\x12\x13/v1/{path=files/**}\x12\x8d\x01\n\x08StatFile\x12..ponder_testing.transcoding.v1.StatFileRequest\x1a/.ponder_testing.transcoding.v1.StatFileResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/{path=files/**}:stat\x12\x94\x01\n\x0cStreamEchoes\x12\x32.ponder_testing.transcoding.v1.StreamEchoesRequest\x1a\x33.ponder_testing.transcoding.v1.StreamEchoesResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/echoes:stream0\x01\x12z\n\x04\x46\x61il\x12*.ponder_testing.transcoding.v1.FailRequest\x1a+.ponder_testing.transcoding.v1.FailResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/errors/{code}\x12_\n\x04Ping\x12*.ponder_testing.transcoding.v1.PingRequest\x1a+.ponder_testing.transcoding.v1.PingResponse\x12\x9c\x01\n\nUploadFile\x12\x30.ponder_testing.transcoding.v1.UploadFileRequest\x1a\x31.ponder_testing.transcoding.v1.UploadFileResponse\")\x82\xd3\xe4\x93\x02#\"\x1b/v1/{shelf=shelves/*}/files:\x04\x66ileb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -64,6 +65,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATFILEREQUEST'].fields_by_name['path']._serialized_options = b'\342A\001\002'
   _globals['_FAILREQUEST'].fields_by_name['code']._loaded_options = None
   _globals['_FAILREQUEST'].fields_by_name['code']._serialized_options = b'\342A\001\002'
+  _globals['_UPLOADFILEREQUEST'].fields_by_name['shelf']._loaded_options = None
+  _globals['_UPLOADFILEREQUEST'].fields_by_name['shelf']._serialized_options = b'\342A\001\002'
+  _globals['_UPLOADFILEREQUEST'].fields_by_name['file']._loaded_options = None
+  _globals['_UPLOADFILEREQUEST'].fields_by_name['file']._serialized_options = b'\342A\001\002'
   _globals['_TRANSCODINGSERVICE'].methods_by_name['Echo']._loaded_options = None
   _globals['_TRANSCODINGSERVICE'].methods_by_name['Echo']._serialized_options = b'\202\323\344\223\002\023\022\021/v1/echoes/{name}'
   _globals['_TRANSCODINGSERVICE'].methods_by_name['EchoQuery']._loaded_options = None
@@ -86,62 +91,68 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRANSCODINGSERVICE'].methods_by_name['StreamEchoes']._serialized_options = b'\202\323\344\223\002\023\022\021/v1/echoes:stream'
   _globals['_TRANSCODINGSERVICE'].methods_by_name['Fail']._loaded_options = None
   _globals['_TRANSCODINGSERVICE'].methods_by_name['Fail']._serialized_options = b'\202\323\344\223\002\023\022\021/v1/errors/{code}'
-  _globals['_COLOR']._serialized_start=2991
-  _globals['_COLOR']._serialized_end=3069
-  _globals['_ECHOREQUEST']._serialized_start=299
-  _globals['_ECHOREQUEST']._serialized_end=349
-  _globals['_ECHORESPONSE']._serialized_start=351
-  _globals['_ECHORESPONSE']._serialized_end=396
-  _globals['_INNER']._serialized_start=398
-  _globals['_INNER']._serialized_end=506
-  _globals['_INNERMOST']._serialized_start=508
-  _globals['_INNERMOST']._serialized_end=540
-  _globals['_ECHOQUERYREQUEST']._serialized_start=543
-  _globals['_ECHOQUERYREQUEST']._serialized_end=1305
-  _globals['_ECHOQUERYRESPONSE']._serialized_start=1307
-  _globals['_ECHOQUERYRESPONSE']._serialized_end=1392
-  _globals['_BOOK']._serialized_start=1395
-  _globals['_BOOK']._serialized_end=1577
-  _globals['_GETBOOKREQUEST']._serialized_start=1579
-  _globals['_GETBOOKREQUEST']._serialized_end=1615
-  _globals['_GETBOOKRESPONSE']._serialized_start=1617
-  _globals['_GETBOOKRESPONSE']._serialized_end=1704
-  _globals['_CREATEBOOKREQUEST']._serialized_start=1706
-  _globals['_CREATEBOOKREQUEST']._serialized_end=1821
-  _globals['_CREATEBOOKRESPONSE']._serialized_start=1823
-  _globals['_CREATEBOOKRESPONSE']._serialized_end=1927
-  _globals['_UPDATEBOOKREQUEST']._serialized_start=1929
-  _globals['_UPDATEBOOKREQUEST']._serialized_end=2054
-  _globals['_UPDATEBOOKRESPONSE']._serialized_start=2056
-  _globals['_UPDATEBOOKRESPONSE']._serialized_end=2176
-  _globals['_DELETEBOOKREQUEST']._serialized_start=2178
-  _globals['_DELETEBOOKREQUEST']._serialized_end=2232
-  _globals['_DELETEBOOKRESPONSE']._serialized_start=2234
-  _globals['_DELETEBOOKRESPONSE']._serialized_end=2283
-  _globals['_ARCHIVEBOOKREQUEST']._serialized_start=2285
-  _globals['_ARCHIVEBOOKREQUEST']._serialized_end=2341
-  _globals['_ARCHIVEBOOKRESPONSE']._serialized_start=2343
-  _globals['_ARCHIVEBOOKRESPONSE']._serialized_end=2394
-  _globals['_GETFILEREQUEST']._serialized_start=2396
-  _globals['_GETFILEREQUEST']._serialized_end=2432
-  _globals['_GETFILERESPONSE']._serialized_start=2434
-  _globals['_GETFILERESPONSE']._serialized_end=2482
-  _globals['_STATFILEREQUEST']._serialized_start=2484
-  _globals['_STATFILEREQUEST']._serialized_end=2521
-  _globals['_STATFILERESPONSE']._serialized_start=2523
-  _globals['_STATFILERESPONSE']._serialized_end=2575
-  _globals['_STREAMECHOESREQUEST']._serialized_start=2578
-  _globals['_STREAMECHOESREQUEST']._serialized_end=2733
-  _globals['_STREAMECHOESRESPONSE']._serialized_start=2735
-  _globals['_STREAMECHOESRESPONSE']._serialized_end=2789
-  _globals['_FAILREQUEST']._serialized_start=2791
-  _globals['_FAILREQUEST']._serialized_end=2859
-  _globals['_FAILRESPONSE']._serialized_start=2861
-  _globals['_FAILRESPONSE']._serialized_end=2924
-  _globals['_PINGREQUEST']._serialized_start=2926
-  _globals['_PINGREQUEST']._serialized_end=2956
-  _globals['_PINGRESPONSE']._serialized_start=2958
-  _globals['_PINGRESPONSE']._serialized_end=2989
-  _globals['_TRANSCODINGSERVICE']._serialized_start=3072
-  _globals['_TRANSCODINGSERVICE']._serialized_end=4944
+  _globals['_TRANSCODINGSERVICE'].methods_by_name['UploadFile']._loaded_options = None
+  _globals['_TRANSCODINGSERVICE'].methods_by_name['UploadFile']._serialized_options = b'\202\323\344\223\002#\"\033/v1/{shelf=shelves/*}/files:\004file'
+  _globals['_COLOR']._serialized_start=3237
+  _globals['_COLOR']._serialized_end=3315
+  _globals['_ECHOREQUEST']._serialized_start=326
+  _globals['_ECHOREQUEST']._serialized_end=376
+  _globals['_ECHORESPONSE']._serialized_start=378
+  _globals['_ECHORESPONSE']._serialized_end=423
+  _globals['_INNER']._serialized_start=425
+  _globals['_INNER']._serialized_end=533
+  _globals['_INNERMOST']._serialized_start=535
+  _globals['_INNERMOST']._serialized_end=567
+  _globals['_ECHOQUERYREQUEST']._serialized_start=570
+  _globals['_ECHOQUERYREQUEST']._serialized_end=1332
+  _globals['_ECHOQUERYRESPONSE']._serialized_start=1334
+  _globals['_ECHOQUERYRESPONSE']._serialized_end=1419
+  _globals['_BOOK']._serialized_start=1422
+  _globals['_BOOK']._serialized_end=1604
+  _globals['_GETBOOKREQUEST']._serialized_start=1606
+  _globals['_GETBOOKREQUEST']._serialized_end=1642
+  _globals['_GETBOOKRESPONSE']._serialized_start=1644
+  _globals['_GETBOOKRESPONSE']._serialized_end=1731
+  _globals['_CREATEBOOKREQUEST']._serialized_start=1733
+  _globals['_CREATEBOOKREQUEST']._serialized_end=1848
+  _globals['_CREATEBOOKRESPONSE']._serialized_start=1850
+  _globals['_CREATEBOOKRESPONSE']._serialized_end=1954
+  _globals['_UPDATEBOOKREQUEST']._serialized_start=1956
+  _globals['_UPDATEBOOKREQUEST']._serialized_end=2081
+  _globals['_UPDATEBOOKRESPONSE']._serialized_start=2083
+  _globals['_UPDATEBOOKRESPONSE']._serialized_end=2203
+  _globals['_DELETEBOOKREQUEST']._serialized_start=2205
+  _globals['_DELETEBOOKREQUEST']._serialized_end=2259
+  _globals['_DELETEBOOKRESPONSE']._serialized_start=2261
+  _globals['_DELETEBOOKRESPONSE']._serialized_end=2310
+  _globals['_ARCHIVEBOOKREQUEST']._serialized_start=2312
+  _globals['_ARCHIVEBOOKREQUEST']._serialized_end=2368
+  _globals['_ARCHIVEBOOKRESPONSE']._serialized_start=2370
+  _globals['_ARCHIVEBOOKRESPONSE']._serialized_end=2421
+  _globals['_GETFILEREQUEST']._serialized_start=2423
+  _globals['_GETFILEREQUEST']._serialized_end=2459
+  _globals['_GETFILERESPONSE']._serialized_start=2461
+  _globals['_GETFILERESPONSE']._serialized_end=2509
+  _globals['_STATFILEREQUEST']._serialized_start=2511
+  _globals['_STATFILEREQUEST']._serialized_end=2548
+  _globals['_STATFILERESPONSE']._serialized_start=2550
+  _globals['_STATFILERESPONSE']._serialized_end=2602
+  _globals['_STREAMECHOESREQUEST']._serialized_start=2605
+  _globals['_STREAMECHOESREQUEST']._serialized_end=2760
+  _globals['_STREAMECHOESRESPONSE']._serialized_start=2762
+  _globals['_STREAMECHOESRESPONSE']._serialized_end=2816
+  _globals['_FAILREQUEST']._serialized_start=2818
+  _globals['_FAILREQUEST']._serialized_end=2886
+  _globals['_FAILRESPONSE']._serialized_start=2888
+  _globals['_FAILRESPONSE']._serialized_end=2951
+  _globals['_PINGREQUEST']._serialized_start=2953
+  _globals['_PINGREQUEST']._serialized_end=2983
+  _globals['_PINGRESPONSE']._serialized_start=2985
+  _globals['_PINGRESPONSE']._serialized_end=3016
+  _globals['_UPLOADFILEREQUEST']._serialized_start=3018
+  _globals['_UPLOADFILEREQUEST']._serialized_end=3131
+  _globals['_UPLOADFILERESPONSE']._serialized_start=3133
+  _globals['_UPLOADFILERESPONSE']._serialized_end=3235
+  _globals['_TRANSCODINGSERVICE']._serialized_start=3318
+  _globals['_TRANSCODINGSERVICE']._serialized_end=5349
 # @@protoc_insertion_point(module_scope)

@@ -2,6 +2,7 @@ import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -288,3 +289,29 @@ class PingResponse(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     message: str
     def __init__(self, message: _Optional[str] = ...) -> None: ...
+
+class UploadFileRequest(_message.Message):
+    __slots__ = ("shelf", "file", "title", "copies")
+    SHELF_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    COPIES_FIELD_NUMBER: _ClassVar[int]
+    shelf: str
+    file: _httpbody_pb2.HttpBody
+    title: str
+    copies: int
+    def __init__(self, shelf: _Optional[str] = ..., file: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ..., title: _Optional[str] = ..., copies: _Optional[int] = ...) -> None: ...
+
+class UploadFileResponse(_message.Message):
+    __slots__ = ("shelf", "content_type", "data", "title", "copies")
+    SHELF_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    COPIES_FIELD_NUMBER: _ClassVar[int]
+    shelf: str
+    content_type: str
+    data: bytes
+    title: str
+    copies: int
+    def __init__(self, shelf: _Optional[str] = ..., content_type: _Optional[str] = ..., data: _Optional[bytes] = ..., title: _Optional[str] = ..., copies: _Optional[int] = ...) -> None: ...

@@ -101,6 +101,11 @@ class TranscodingServiceStub:
                 request_serializer=ponder__testing_dot_transcoding_dot_v1_dot_transcoding__pb2.PingRequest.SerializeToString,
                 response_deserializer=ponder__testing_dot_transcoding_dot_v1_dot_transcoding__pb2.PingResponse.FromString,
                 _registered_method=True)
+        self.UploadFile = channel.unary_unary(
+                '/ponder_testing.transcoding.v1.TranscodingService/UploadFile',
+                request_serializer=ponder__testing_dot_transcoding_dot_v1_dot_transcoding__pb2.UploadFileRequest.SerializeToString,
+                response_deserializer=ponder__testing_dot_transcoding_dot_v1_dot_transcoding__pb2.UploadFileResponse.FromString,
+                _registered_method=True)
 
 
 class TranscodingServiceServicer:
@@ -204,6 +209,13 @@ class TranscodingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadFile(self, request, context):
+        """Receives a file (a google.api.HttpBody body field): the raw body, or a multipart form.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TranscodingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -266,6 +278,11 @@ def add_TranscodingServiceServicer_to_server(servicer, server):
                     servicer.Ping,
                     request_deserializer=ponder__testing_dot_transcoding_dot_v1_dot_transcoding__pb2.PingRequest.FromString,
                     response_serializer=ponder__testing_dot_transcoding_dot_v1_dot_transcoding__pb2.PingResponse.SerializeToString,
+            ),
+            'UploadFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.UploadFile,
+                    request_deserializer=ponder__testing_dot_transcoding_dot_v1_dot_transcoding__pb2.UploadFileRequest.FromString,
+                    response_serializer=ponder__testing_dot_transcoding_dot_v1_dot_transcoding__pb2.UploadFileResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -599,6 +616,33 @@ class TranscodingService:
             '/ponder_testing.transcoding.v1.TranscodingService/Ping',
             ponder__testing_dot_transcoding_dot_v1_dot_transcoding__pb2.PingRequest.SerializeToString,
             ponder__testing_dot_transcoding_dot_v1_dot_transcoding__pb2.PingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ponder_testing.transcoding.v1.TranscodingService/UploadFile',
+            ponder__testing_dot_transcoding_dot_v1_dot_transcoding__pb2.UploadFileRequest.SerializeToString,
+            ponder__testing_dot_transcoding_dot_v1_dot_transcoding__pb2.UploadFileResponse.FromString,
             options,
             channel_credentials,
             insecure,

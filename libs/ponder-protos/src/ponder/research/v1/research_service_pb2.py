@@ -28,13 +28,15 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from ponder.type.v1 import document_pb2 as ponder_dot_type_dot_v1_dot_document__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)ponder/research/v1/research_service.proto\x12\x12ponder.research.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1dponder/type/v1/document.proto\"\x13\n\x11GetLibraryRequest\"=\n\x12GetLibraryResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0e\x64ocument_count\x18\x02 \x01(\x05\"\xf0\x01\n\x14SearchSourcesRequest\x12\x13\n\x05query\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\x07sources\x18\x02 \x03(\x0e\x32\x1a.ponder.type.v1.SourceKindB\x04\xe2\x41\x01\x01\x12\x19\n\x0bmax_results\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x37\n\x0esource_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\x12\x1d\n\x0finclude_domains\x18\x05 \x03(\tB\x04\xe2\x41\x01\x01\x12\x1d\n\x0f\x65xclude_domains\x18\x06 \x03(\tB\x04\xe2\x41\x01\x01\"\xe5\x01\n\x15SearchSourcesResponse\x12+\n\tdocuments\x18\x01 \x03(\x0b\x32\x18.ponder.type.v1.Document\x12\x39\n\x0fsource_statuses\x18\x02 \x03(\x0b\x32 .ponder.research.v1.SourceStatus\x12\x1a\n\x12\x64uplicates_removed\x18\x03 \x01(\x05\x12\x32\n\x07ranking\x18\x04 \x01(\x0e\x32!.ponder.research.v1.RankingMethod\x12\x14\n\x0cranking_note\x18\x05 \x01(\t\"\xcd\x01\n\x0cSourceStatus\x12*\n\x06source\x18\x01 \x01(\x0e\x32\x1a.ponder.type.v1.SourceKind\x12.\n\x05state\x18\x02 \x01(\x0e\x32\x1f.ponder.research.v1.SourceState\x12*\n\x07latency\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0cresult_count\x18\x04 \x01(\x05\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x06 \x01(\x08*\x8d\x01\n\x0bSourceState\x12\x1c\n\x18SOURCE_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fSOURCE_STATE_OK\x10\x01\x12\x18\n\x14SOURCE_STATE_TIMEOUT\x10\x02\x12\x16\n\x12SOURCE_STATE_ERROR\x10\x03\x12\x19\n\x15SOURCE_STATE_DISABLED\x10\x04*y\n\rRankingMethod\x12\x1e\n\x1aRANKING_METHOD_UNSPECIFIED\x10\x00\x12\'\n#RANKING_METHOD_EMBEDDING_SIMILARITY\x10\x01\x12\x1f\n\x1bRANKING_METHOD_SOURCE_ORDER\x10\x02\x32\x8a\x02\n\x0fResearchService\x12\x84\x01\n\rSearchSources\x12(.ponder.research.v1.SearchSourcesRequest\x1a).ponder.research.v1.SearchSourcesResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/v1/research:search:\x01*\x12p\n\nGetLibrary\x12%.ponder.research.v1.GetLibraryRequest\x1a&.ponder.research.v1.GetLibraryResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/libraryb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)ponder/research/v1/research_service.proto\x12\x12ponder.research.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1dponder/type/v1/document.proto\")\n\x11GetLibraryRequest\x12\x14\n\x06tenant\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\"=\n\x12GetLibraryResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0e\x64ocument_count\x18\x02 \x01(\x05\"\x86\x02\n\x14SearchSourcesRequest\x12\x13\n\x05query\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\x07sources\x18\x02 \x03(\x0e\x32\x1a.ponder.type.v1.SourceKindB\x04\xe2\x41\x01\x01\x12\x19\n\x0bmax_results\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x37\n\x0esource_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\x12\x1d\n\x0finclude_domains\x18\x05 \x03(\tB\x04\xe2\x41\x01\x01\x12\x1d\n\x0f\x65xclude_domains\x18\x06 \x03(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06tenant\x18\x07 \x01(\tB\x04\xe2\x41\x01\x01\"\xe5\x01\n\x15SearchSourcesResponse\x12+\n\tdocuments\x18\x01 \x03(\x0b\x32\x18.ponder.type.v1.Document\x12\x39\n\x0fsource_statuses\x18\x02 \x03(\x0b\x32 .ponder.research.v1.SourceStatus\x12\x1a\n\x12\x64uplicates_removed\x18\x03 \x01(\x05\x12\x32\n\x07ranking\x18\x04 \x01(\x0e\x32!.ponder.research.v1.RankingMethod\x12\x14\n\x0cranking_note\x18\x05 \x01(\t\"\xcd\x01\n\x0cSourceStatus\x12*\n\x06source\x18\x01 \x01(\x0e\x32\x1a.ponder.type.v1.SourceKind\x12.\n\x05state\x18\x02 \x01(\x0e\x32\x1f.ponder.research.v1.SourceState\x12*\n\x07latency\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0cresult_count\x18\x04 \x01(\x05\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x06 \x01(\x08*\x8d\x01\n\x0bSourceState\x12\x1c\n\x18SOURCE_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fSOURCE_STATE_OK\x10\x01\x12\x18\n\x14SOURCE_STATE_TIMEOUT\x10\x02\x12\x16\n\x12SOURCE_STATE_ERROR\x10\x03\x12\x19\n\x15SOURCE_STATE_DISABLED\x10\x04*y\n\rRankingMethod\x12\x1e\n\x1aRANKING_METHOD_UNSPECIFIED\x10\x00\x12\'\n#RANKING_METHOD_EMBEDDING_SIMILARITY\x10\x01\x12\x1f\n\x1bRANKING_METHOD_SOURCE_ORDER\x10\x02\x32\x8a\x02\n\x0fResearchService\x12\x84\x01\n\rSearchSources\x12(.ponder.research.v1.SearchSourcesRequest\x1a).ponder.research.v1.SearchSourcesResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/v1/research:search:\x01*\x12p\n\nGetLibrary\x12%.ponder.research.v1.GetLibraryRequest\x1a&.ponder.research.v1.GetLibraryResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/libraryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ponder.research.v1.research_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_GETLIBRARYREQUEST'].fields_by_name['tenant']._loaded_options = None
+  _globals['_GETLIBRARYREQUEST'].fields_by_name['tenant']._serialized_options = b'\342A\001\001'
   _globals['_SEARCHSOURCESREQUEST'].fields_by_name['query']._loaded_options = None
   _globals['_SEARCHSOURCESREQUEST'].fields_by_name['query']._serialized_options = b'\342A\001\002'
   _globals['_SEARCHSOURCESREQUEST'].fields_by_name['sources']._loaded_options = None
@@ -47,24 +49,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEARCHSOURCESREQUEST'].fields_by_name['include_domains']._serialized_options = b'\342A\001\001'
   _globals['_SEARCHSOURCESREQUEST'].fields_by_name['exclude_domains']._loaded_options = None
   _globals['_SEARCHSOURCESREQUEST'].fields_by_name['exclude_domains']._serialized_options = b'\342A\001\001'
+  _globals['_SEARCHSOURCESREQUEST'].fields_by_name['tenant']._loaded_options = None
+  _globals['_SEARCHSOURCESREQUEST'].fields_by_name['tenant']._serialized_options = b'\342A\001\001'
   _globals['_RESEARCHSERVICE'].methods_by_name['SearchSources']._loaded_options = None
   _globals['_RESEARCHSERVICE'].methods_by_name['SearchSources']._serialized_options = b'\202\323\344\223\002\030\"\023/v1/research:search:\001*'
   _globals['_RESEARCHSERVICE'].methods_by_name['GetLibrary']._loaded_options = None
   _globals['_RESEARCHSERVICE'].methods_by_name['GetLibrary']._serialized_options = b'\202\323\344\223\002\r\022\013/v1/library'
-  _globals['_SOURCESTATE']._serialized_start=959
-  _globals['_SOURCESTATE']._serialized_end=1100
-  _globals['_RANKINGMETHOD']._serialized_start=1102
-  _globals['_RANKINGMETHOD']._serialized_end=1223
+  _globals['_SOURCESTATE']._serialized_start=1003
+  _globals['_SOURCESTATE']._serialized_end=1144
+  _globals['_RANKINGMETHOD']._serialized_start=1146
+  _globals['_RANKINGMETHOD']._serialized_end=1267
   _globals['_GETLIBRARYREQUEST']._serialized_start=191
-  _globals['_GETLIBRARYREQUEST']._serialized_end=210
-  _globals['_GETLIBRARYRESPONSE']._serialized_start=212
-  _globals['_GETLIBRARYRESPONSE']._serialized_end=273
-  _globals['_SEARCHSOURCESREQUEST']._serialized_start=276
-  _globals['_SEARCHSOURCESREQUEST']._serialized_end=516
-  _globals['_SEARCHSOURCESRESPONSE']._serialized_start=519
-  _globals['_SEARCHSOURCESRESPONSE']._serialized_end=748
-  _globals['_SOURCESTATUS']._serialized_start=751
-  _globals['_SOURCESTATUS']._serialized_end=956
-  _globals['_RESEARCHSERVICE']._serialized_start=1226
-  _globals['_RESEARCHSERVICE']._serialized_end=1492
+  _globals['_GETLIBRARYREQUEST']._serialized_end=232
+  _globals['_GETLIBRARYRESPONSE']._serialized_start=234
+  _globals['_GETLIBRARYRESPONSE']._serialized_end=295
+  _globals['_SEARCHSOURCESREQUEST']._serialized_start=298
+  _globals['_SEARCHSOURCESREQUEST']._serialized_end=560
+  _globals['_SEARCHSOURCESRESPONSE']._serialized_start=563
+  _globals['_SEARCHSOURCESRESPONSE']._serialized_end=792
+  _globals['_SOURCESTATUS']._serialized_start=795
+  _globals['_SOURCESTATUS']._serialized_end=1000
+  _globals['_RESEARCHSERVICE']._serialized_start=1270
+  _globals['_RESEARCHSERVICE']._serialized_end=1536
 # @@protoc_insertion_point(module_scope)

@@ -36,8 +36,10 @@ RANKING_METHOD_EMBEDDING_SIMILARITY: RankingMethod
 RANKING_METHOD_SOURCE_ORDER: RankingMethod
 
 class GetLibraryRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("tenant",)
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    def __init__(self, tenant: _Optional[str] = ...) -> None: ...
 
 class GetLibraryResponse(_message.Message):
     __slots__ = ("version", "document_count")
@@ -48,20 +50,22 @@ class GetLibraryResponse(_message.Message):
     def __init__(self, version: _Optional[str] = ..., document_count: _Optional[int] = ...) -> None: ...
 
 class SearchSourcesRequest(_message.Message):
-    __slots__ = ("query", "sources", "max_results", "source_timeout", "include_domains", "exclude_domains")
+    __slots__ = ("query", "sources", "max_results", "source_timeout", "include_domains", "exclude_domains", "tenant")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     MAX_RESULTS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_DOMAINS_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_DOMAINS_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     query: str
     sources: _containers.RepeatedScalarFieldContainer[_document_pb2.SourceKind]
     max_results: int
     source_timeout: _duration_pb2.Duration
     include_domains: _containers.RepeatedScalarFieldContainer[str]
     exclude_domains: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, query: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_document_pb2.SourceKind, str]]] = ..., max_results: _Optional[int] = ..., source_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., include_domains: _Optional[_Iterable[str]] = ..., exclude_domains: _Optional[_Iterable[str]] = ...) -> None: ...
+    tenant: str
+    def __init__(self, query: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_document_pb2.SourceKind, str]]] = ..., max_results: _Optional[int] = ..., source_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., include_domains: _Optional[_Iterable[str]] = ..., exclude_domains: _Optional[_Iterable[str]] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class SearchSourcesResponse(_message.Message):
     __slots__ = ("documents", "source_statuses", "duplicates_removed", "ranking", "ranking_note")

@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import OrderedDict
 
+from cachetools import LRUCache
 from openai import AsyncOpenAI, OpenAIError
 
 
@@ -29,15 +29,15 @@ class LlmJudge:
         self._client = client
         self._model = model
         self._timeout = timeout
-        self._answers: OrderedDict[tuple[str, str], bool] = OrderedDict()
+        self._answers: LRUCache[tuple[str, str], bool] = LRUCache(ANSWERS_KEPT)  # recent first
         self.calls = 0
 
     async def same(self, a: str, b: str) -> bool | None:
         """Whether the model says `a` and `b` ask the same thing (remembered per pair)."""
         key = (a, b) if a <= b else (b, a)
-        if key in self._answers:
-            self._answers.move_to_end(key)
-            return self._answers[key]
+        known = self._answers.get(key)
+        if known is not None:
+            return known
         self.calls += 1
         try:
             reply = await asyncio.wait_for(
@@ -60,6 +60,4 @@ class LlmJudge:
         if not isinstance(verdict, bool):
             return None
         self._answers[key] = verdict
-        if len(self._answers) > ANSWERS_KEPT:
-            self._answers.popitem(last=False)
         return verdict

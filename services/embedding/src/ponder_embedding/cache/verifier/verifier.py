@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from cachetools import LRUCache
 
 from ponder_embedding.cache.verifier.antonyms import check_antonyms
 from ponder_embedding.cache.verifier.content import check_content
@@ -24,17 +24,13 @@ class Verifier:
 
     def __init__(self, lexicon: Lexicon | None = None) -> None:
         self._lexicon = lexicon or Lexicon.load()
-        self._analyses: OrderedDict[str, Analysis] = OrderedDict()
+        self._analyses: LRUCache[str, Analysis] = LRUCache(ANALYSES_KEPT)  # recent first
 
     def analyse(self, text: str) -> Analysis:
         """Tokens of `text` (recent texts are remembered)."""
         found = self._analyses.get(text)
         if found is None:
             found = self._analyses[text] = analyse(self._lexicon, text)
-            if len(self._analyses) > ANALYSES_KEPT:
-                self._analyses.popitem(last=False)
-        else:
-            self._analyses.move_to_end(text)
         return found
 
     def embedding_text(self, text: str) -> str:

@@ -1,0 +1,116 @@
+"""A circuit breaker on each internal channel, so a peer that is down or hung costs a few
+calls, not every call each waiting out its timeout: after `failure_threshold` calls in a row
+found it down, calls fail at once with UNAVAILABLE (details name the breaker) until
+`reset_timeout` passed; then one trial call decides (resilience.CircuitBreaker's rules).
+
+A call found the peer down when it ended UNAVAILABLE, or DEADLINE_EXCEEDED having had at least
+`slow_call_seconds` (a hurried caller's short deadline tells nothing about the peer). Any other
+ending shows the peer answers. Health checks pass untouched: waiting for a peer to come up must
+see it the moment it does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from ponder_runtime.errors import UnavailableError
+from ponder_runtime.interceptors import HEALTH_PREFIX
+from ponder_runtime.resilience import CircuitBreaker, Failure, FailureKind
+
+
+_DEADLINE_EXCEEDED = grpc.StatusCode.DEADLINE_EXCEEDED
+Continuation = Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]]
+
+
+class BreakerInterceptor(
+    grpc.aio.UnaryUnaryClientInterceptor,
+    grpc.aio.UnaryStreamClientInterceptor,
+):
+    """Guards the unary and server-streaming calls of one channel to `target`."""
+
+    def __init__(self, target: str, breaker: CircuitBreaker, *, slow_call_seconds: float) -> None:
+        self.target = target
+        self.breaker = breaker
+        self._slow = slow_call_seconds
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    async def intercept_unary_unary(
+        self, continuation: Continuation, details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        """Refuse while open; else make the call, and tell the breaker how it ended before
+        the caller learns it (the next call sees the new state)."""
+        trial = self._admit(details)
+        call = await self._start(continuation, details, request, trial)
+        if trial is None:
+            return call
+        try:
+            code = await call.code()
+        except asyncio.CancelledError:
+            call.cancel()
+            self.breaker.record_abandoned(trial=trial)
+            raise
+        self._settle(code, trial, details.timeout)
+        return call
+
+    async def intercept_unary_stream(
+        self, continuation: Continuation, details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        """As for unary calls; the stream's end settles it, in the background."""
+        trial = self._admit(details)
+        call = await self._start(continuation, details, request, trial)
+        if trial is not None:
+            task = asyncio.ensure_future(self._settle_at_end(call, trial, details.timeout))
+            self._watchers.add(task)  # held until done
+            task.add_done_callback(self._watchers.discard)
+        return call
+
+    def _admit(self, details: grpc.aio.ClientCallDetails) -> bool | None:
+        """Whether the call is the half-open trial; None for health checks (not guarded)."""
+        method = details.method
+        if (method.decode() if isinstance(method, bytes) else method).startswith(HEALTH_PREFIX):
+            return None
+        try:
+            return self.breaker.before_call(self.target)
+        except UnavailableError as exc:
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(("circuit-breaker", self.breaker.state.value)),
+                details=exc.message,
+            ) from None
+
+    async def _start(
+        self,
+        continuation: Continuation,
+        details: grpc.aio.ClientCallDetails,
+        request: Any,
+        trial: bool | None,
+    ) -> Any:
+        try:
+            return await continuation(details, request)
+        except BaseException:
+            if trial is not None:
+                self.breaker.record_abandoned(trial=trial)
+            raise
+
+    async def _settle_at_end(self, call: Any, trial: bool, timeout: float | None) -> None:
+        try:
+            code = await call.code()
+        except asyncio.CancelledError:
+            self.breaker.record_abandoned(trial=trial)
+            raise
+        self._settle(code, trial, timeout)
+
+    def _settle(self, code: grpc.StatusCode, trial: bool, timeout: float | None) -> None:
+        slow = (timeout or 0.0) >= self._slow
+        if code is grpc.StatusCode.UNAVAILABLE or (code is _DEADLINE_EXCEEDED and slow):
+            failure = Failure(FailureKind.UNAVAILABLE, f"{self.target}: {code.name}")
+            self.breaker.record_failure(failure, trial=trial)
+        elif code in (grpc.StatusCode.CANCELLED, _DEADLINE_EXCEEDED):
+            self.breaker.record_abandoned(trial=trial)  # says nothing about the peer
+        else:
+            self.breaker.record_success(trial=trial)

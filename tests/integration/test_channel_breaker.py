@@ -1,0 +1,58 @@
+"""Internal channels stop calling a peer that is down: a circuit breaker per channel."""
+
+from __future__ import annotations
+
+import signal
+
+import grpc
+
+from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
+from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
+from ponder_runtime import ChannelFactory, ServiceSettings, configure_telemetry, load_settings
+from tests.support.clock import Clock
+from tests.support.processes import service_process
+
+
+async def _outcome(stub: reflection_grpc.ReflectionServiceStub) -> str:
+    """How one Reflect call ended: OK, DEADLINE_EXCEEDED (it waited), or BREAKER (refused
+    without reaching the peer)."""
+    try:
+        await stub.Reflect(
+            reflection_pb2.ReflectRequest(topic="dense retrieval", max_iterations=1), timeout=0.5
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() is grpc.StatusCode.UNAVAILABLE and "circuit breaker" in (exc.details() or ""):
+            return "BREAKER"
+        name: str = exc.code().name
+        return name
+    return "OK"
+
+
+async def test_a_hung_peer_costs_three_waits_then_calls_fail_fast_until_it_answers(tmp_path):
+    """With the reflection process stopped (SIGSTOP), the first three calls wait out their
+    timeout and the next ones are refused at once; after the reset time one trial call goes
+    through, and once the process continues (SIGCONT) calls work again."""
+    clock = Clock()
+    settings = load_settings(ServiceSettings, service_name="test")
+    factory = ChannelFactory(
+        configure_telemetry(settings),
+        breaker_threshold=3,
+        breaker_reset_seconds=5.0,
+        slow_call_seconds=0.2,
+        clock=clock,
+    )
+    async with service_process("reflection", tmp_path) as reflection:
+        stub = reflection_grpc.ReflectionServiceStub(factory.channel(reflection.address))
+        try:
+            assert await _outcome(stub) == "OK"
+            reflection.process.send_signal(signal.SIGSTOP)
+            outcomes = [await _outcome(stub) for _ in range(8)]
+            assert outcomes == ["DEADLINE_EXCEEDED"] * 3 + ["BREAKER"] * 5
+            clock.now += 5.0  # half-open: one trial, which the stopped peer fails again
+            assert [await _outcome(stub) for _ in range(2)] == ["DEADLINE_EXCEEDED", "BREAKER"]
+            reflection.process.send_signal(signal.SIGCONT)
+            clock.now += 5.0
+            assert [await _outcome(stub) for _ in range(2)] == ["OK", "OK"]
+        finally:
+            reflection.process.send_signal(signal.SIGCONT)
+            await factory.close()

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests (test files import these, never each other)."""

@@ -1,0 +1,249 @@
+"""Every environment variable each service reads, by name: moving the settings to a per-service
+`env_prefix` renamed none of them (new settings may add names; none may disappear)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic_settings import EnvSettingsSource
+
+from ponder_embedding.settings import EmbeddingSettings
+from ponder_gateway.settings import GatewaySettings
+from ponder_reflection.settings import ReflectionSettings
+from ponder_research.settings import ResearchSettings
+from ponder_runtime.settings import ServiceSettings, env_name
+
+
+# Read off the settings before the move to env_prefix (pydantic-settings' own view of them).
+BEFORE = {
+    "gateway": [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_METRICS_EXPORTER",
+        "OTEL_SDK_DISABLED",
+        "OTEL_SERVICE_NAME",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_TRACES_SAMPLER",
+        "PONDER_EMBEDDING_ADDR",
+        "PONDER_EVENT_LOOP",
+        "PONDER_GATEWAY_ALLOW_ANONYMOUS",
+        "PONDER_GATEWAY_ANONYMOUS_SCOPES",
+        "PONDER_GATEWAY_ANONYMOUS_TENANT",
+        "PONDER_GATEWAY_API_KEYS_FILE",
+        "PONDER_GATEWAY_API_KEY_HASHES",
+        "PONDER_GATEWAY_CACHE_LIBRARY_VERSION_SECONDS",
+        "PONDER_GATEWAY_CACHE_RECENT_ENTRIES",
+        "PONDER_GATEWAY_CACHE_RECENT_SECONDS",
+        "PONDER_GATEWAY_CACHE_SCOPE",
+        "PONDER_GATEWAY_CACHE_SIGNING_KEY",
+        "PONDER_GATEWAY_CACHE_SIMILARITY_THRESHOLD",
+        "PONDER_GATEWAY_CACHE_TTL_SECONDS",
+        "PONDER_GATEWAY_CACHE_VERIFICATION_KEYS",
+        "PONDER_GATEWAY_CORS_ALLOWED_ORIGINS",
+        "PONDER_GATEWAY_CORS_ALLOW_CREDENTIALS",
+        "PONDER_GATEWAY_ENGINE",
+        "PONDER_GATEWAY_EXPOSE_INTERNAL_SERVICES",
+        "PONDER_GATEWAY_HTTP_ACCESS_LOG",
+        "PONDER_GATEWAY_HTTP_DEFAULT_TIMEOUT_SECONDS",
+        "PONDER_GATEWAY_HTTP_HEADER_TIMEOUT_SECONDS",
+        "PONDER_GATEWAY_HTTP_KEEP_ALIVE_SECONDS",
+        "PONDER_GATEWAY_HTTP_MAX_BODY_BYTES",
+        "PONDER_GATEWAY_HTTP_MAX_CONNECTIONS",
+        "PONDER_GATEWAY_HTTP_MAX_HEADER_BYTES",
+        "PONDER_GATEWAY_HTTP_PORT",
+        "PONDER_GATEWAY_JSON_EMIT_UNPOPULATED",
+        "PONDER_GATEWAY_JSON_USE_PROTO_NAMES",
+        "PONDER_GATEWAY_MAX_QUEUED_WORKFLOWS",
+        "PONDER_GATEWAY_MAX_RUNNING_WORKFLOWS",
+        "PONDER_GATEWAY_MAX_WORKFLOWS_PER_KEY",
+        "PONDER_GATEWAY_MAX_WORKFLOWS_PER_TENANT",
+        "PONDER_GATEWAY_METRICS_PORT",
+        "PONDER_GATEWAY_PORT",
+        "PONDER_GATEWAY_RANK_TIMEOUT_SECONDS",
+        "PONDER_GATEWAY_RATE_LIMIT_BURST",
+        "PONDER_GATEWAY_RATE_LIMIT_PER_SECOND",
+        "PONDER_GATEWAY_REDIS_URL",
+        "PONDER_GATEWAY_REFLECTION_TIMEOUT_SECONDS",
+        "PONDER_GATEWAY_REPLAY_ENTRIES",
+        "PONDER_GATEWAY_REPLAY_SECONDS",
+        "PONDER_GATEWAY_RESEARCH_TIMEOUT_SECONDS",
+        "PONDER_GATEWAY_STORE_PATH",
+        "PONDER_GATEWAY_TENANT_RATE_LIMIT_BURST",
+        "PONDER_GATEWAY_TENANT_RATE_LIMIT_PER_SECOND",
+        "PONDER_GRPC_HANDSHAKE_TIMEOUT_SECONDS",
+        "PONDER_GRPC_MAX_CONNECTION_IDLE_SECONDS",
+        "PONDER_HOST",
+        "PONDER_INTERNAL_TOKEN",
+        "PONDER_LOG_FORMAT",
+        "PONDER_LOG_LEVEL",
+        "PONDER_MAX_MESSAGE_BYTES",
+        "PONDER_MAX_METADATA_BYTES",
+        "PONDER_REFLECTION_ADDR",
+        "PONDER_RESEARCH_ADDR",
+        "PONDER_SERVER_REFLECTION",
+        "PONDER_SHUTDOWN_GRACE_SECONDS",
+        "PONDER_TEMPORAL_ADDRESS",
+        "PONDER_TEMPORAL_HEARTBEAT_TIMEOUT_SECONDS",
+        "PONDER_TEMPORAL_NAMESPACE",
+        "PONDER_TEMPORAL_TASK_QUEUE",
+        "PONDER_WORKER_HEALTH_PORT",
+        "PONDER_WORKER_MAX_CONCURRENT_ACTIVITIES",
+    ],
+    "research": [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_METRICS_EXPORTER",
+        "OTEL_SDK_DISABLED",
+        "OTEL_SERVICE_NAME",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_TRACES_SAMPLER",
+        "PONDER_EMBEDDING_ADDR",
+        "PONDER_EVENT_LOOP",
+        "PONDER_GRPC_HANDSHAKE_TIMEOUT_SECONDS",
+        "PONDER_GRPC_MAX_CONNECTION_IDLE_SECONDS",
+        "PONDER_HOST",
+        "PONDER_INTERNAL_TOKEN",
+        "PONDER_LOG_FORMAT",
+        "PONDER_LOG_LEVEL",
+        "PONDER_MAX_MESSAGE_BYTES",
+        "PONDER_MAX_METADATA_BYTES",
+        "PONDER_RESEARCH_ARXIV_API_URL",
+        "PONDER_RESEARCH_ARXIV_HTTP_TIMEOUT_SECONDS",
+        "PONDER_RESEARCH_ARXIV_MIN_INTERVAL_SECONDS",
+        "PONDER_RESEARCH_EMBEDDING_TIMEOUT_SECONDS",
+        "PONDER_RESEARCH_INCLUDE_SAMPLE_LIBRARY",
+        "PONDER_RESEARCH_INDEX_PATH",
+        "PONDER_RESEARCH_INDEX_RETRY_SECONDS",
+        "PONDER_RESEARCH_LIBRARY_DIRS",
+        "PONDER_RESEARCH_LIBRARY_MIN_SIMILARITY",
+        "PONDER_RESEARCH_METRICS_PORT",
+        "PONDER_RESEARCH_PORT",
+        "PONDER_RESEARCH_SOURCE_CACHE_MAX_ENTRIES",
+        "PONDER_RESEARCH_SOURCE_CACHE_TTL_SECONDS",
+        "PONDER_RESEARCH_SOURCE_TIMEOUT_SECONDS",
+        "PONDER_RESEARCH_TAVILY_API_URL",
+        "PONDER_SERVER_REFLECTION",
+        "PONDER_SHUTDOWN_GRACE_SECONDS",
+        "TAVILY_API_KEY",
+    ],
+    "reflection": [
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_METRICS_EXPORTER",
+        "OTEL_SDK_DISABLED",
+        "OTEL_SERVICE_NAME",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_TRACES_SAMPLER",
+        "PONDER_EVENT_LOOP",
+        "PONDER_GRPC_HANDSHAKE_TIMEOUT_SECONDS",
+        "PONDER_GRPC_MAX_CONNECTION_IDLE_SECONDS",
+        "PONDER_HOST",
+        "PONDER_INTERNAL_TOKEN",
+        "PONDER_LOG_FORMAT",
+        "PONDER_LOG_LEVEL",
+        "PONDER_MAX_MESSAGE_BYTES",
+        "PONDER_MAX_METADATA_BYTES",
+        "PONDER_REFLECTION_BREAKER_FAILURES",
+        "PONDER_REFLECTION_BREAKER_RESET_SECONDS",
+        "PONDER_REFLECTION_CALL_TIMEOUT_SECONDS",
+        "PONDER_REFLECTION_DEFAULT_DEADLINE_SECONDS",
+        "PONDER_REFLECTION_DEFAULT_MAX_ITERATIONS",
+        "PONDER_REFLECTION_DEFAULT_SCORE_THRESHOLD",
+        "PONDER_REFLECTION_MAX_ATTEMPTS",
+        "PONDER_REFLECTION_MAX_CONCURRENCY",
+        "PONDER_REFLECTION_MAX_TOKENS",
+        "PONDER_REFLECTION_METRICS_PORT",
+        "PONDER_REFLECTION_MIN_ATTEMPT_SECONDS",
+        "PONDER_REFLECTION_MODEL",
+        "PONDER_REFLECTION_PORT",
+        "PONDER_REFLECTION_PROVIDER",
+        "PONDER_REFLECTION_RETRY_BASE_SECONDS",
+        "PONDER_REFLECTION_RETRY_BUDGET_MIN_RETRIES",
+        "PONDER_REFLECTION_RETRY_BUDGET_RATIO",
+        "PONDER_REFLECTION_RETRY_MAX_SECONDS",
+        "PONDER_REFLECTION_TEMPERATURE",
+        "PONDER_SERVER_REFLECTION",
+        "PONDER_SHUTDOWN_GRACE_SECONDS",
+    ],
+    "embedding": [
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_METRICS_EXPORTER",
+        "OTEL_SDK_DISABLED",
+        "OTEL_SERVICE_NAME",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_TRACES_SAMPLER",
+        "PONDER_CACHE_DEFAULT_TTL_SECONDS",
+        "PONDER_CACHE_INDEX_DIR",
+        "PONDER_CACHE_LLM_VERIFIER_MODEL",
+        "PONDER_CACHE_LLM_VERIFIER_TIMEOUT_SECONDS",
+        "PONDER_CACHE_MAINTENANCE_SECONDS",
+        "PONDER_CACHE_MAX_ENTRIES",
+        "PONDER_CACHE_MAX_TTL_SECONDS",
+        "PONDER_CACHE_PATH",
+        "PONDER_CACHE_REDIS_URL",
+        "PONDER_CACHE_SIMILARITY_THRESHOLD",
+        "PONDER_CACHE_VERIFY",
+        "PONDER_EMBEDDING_BACKEND",
+        "PONDER_EMBEDDING_BATCH_MAX_SIZE",
+        "PONDER_EMBEDDING_BATCH_MAX_WAIT_MS",
+        "PONDER_EMBEDDING_DEVICE",
+        "PONDER_EMBEDDING_MAX_TEXTS",
+        "PONDER_EMBEDDING_MAX_TEXT_LENGTH",
+        "PONDER_EMBEDDING_MEMO_ENTRIES",
+        "PONDER_EMBEDDING_METRICS_PORT",
+        "PONDER_EMBEDDING_MODEL",
+        "PONDER_EMBEDDING_ONNX_DIR",
+        "PONDER_EMBEDDING_PORT",
+        "PONDER_EMBEDDING_THREADS",
+        "PONDER_EVENT_LOOP",
+        "PONDER_GRPC_HANDSHAKE_TIMEOUT_SECONDS",
+        "PONDER_GRPC_MAX_CONNECTION_IDLE_SECONDS",
+        "PONDER_HOST",
+        "PONDER_INTERNAL_TOKEN",
+        "PONDER_LOG_FORMAT",
+        "PONDER_LOG_LEVEL",
+        "PONDER_MAX_MESSAGE_BYTES",
+        "PONDER_MAX_METADATA_BYTES",
+        "PONDER_SERVER_REFLECTION",
+        "PONDER_SHUTDOWN_GRACE_SECONDS",
+    ],
+}
+
+SETTINGS: dict[str, type[ServiceSettings]] = {
+    "gateway": GatewaySettings,
+    "research": ResearchSettings,
+    "reflection": ReflectionSettings,
+    "embedding": EmbeddingSettings,
+}
+
+
+def read_names(settings_cls: type[ServiceSettings]) -> dict[str, str]:
+    """Field -> the environment variable pydantic-settings reads it from."""
+    source = EnvSettingsSource(settings_cls)
+    names = {}
+    for field, info in settings_cls.model_fields.items():
+        [(_, env, _)] = source._extract_field_info(info, field)
+        names[field] = env.upper()
+    return names
+
+
+@pytest.mark.parametrize("service", sorted(BEFORE))
+def test_no_variable_was_renamed(service: str) -> None:
+    """Each variable a service read before is still read, by the same name."""
+    assert set(BEFORE[service]) <= set(read_names(SETTINGS[service]).values())
+
+
+@pytest.mark.parametrize("service", sorted(BEFORE))
+def test_errors_name_the_variable_that_is_read(service: str) -> None:
+    """env_name (used in start-up errors) gives the name pydantic-settings reads."""
+    settings_cls = SETTINGS[service]
+    for field, name in read_names(settings_cls).items():
+        assert env_name(settings_cls, field) == name
