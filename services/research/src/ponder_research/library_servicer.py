@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -41,7 +42,7 @@ STATE_TO_PROTO = {
 }
 
 
-def tenant_of(context: grpc.aio.ServicerContext) -> str:
+def tenant_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     """The caller's tenant, as the gateway stated it."""
     for key, value in context.invocation_metadata() or ():
         if key == TENANT_HEADER:
@@ -103,7 +104,9 @@ class LibraryServicer(library_grpc.LibraryServiceServicer):
         self._uploads = uploads
 
     async def CreateDocument(
-        self, request: library_pb2.CreateDocumentRequest, context: grpc.aio.ServicerContext
+        self,
+        request: library_pb2.CreateDocumentRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> library_pb2.CreateDocumentResponse:
         """Store the file and start indexing it (or return the document with the same bytes)."""
         try:
@@ -119,7 +122,7 @@ class LibraryServicer(library_grpc.LibraryServiceServicer):
         return library_pb2.CreateDocumentResponse(document=document_to_proto(doc))
 
     async def GetDocument(
-        self, request: library_pb2.GetDocumentRequest, context: grpc.aio.ServicerContext
+        self, request: library_pb2.GetDocumentRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> library_pb2.GetDocumentResponse:
         """The document with its state."""
         try:
@@ -129,7 +132,7 @@ class LibraryServicer(library_grpc.LibraryServiceServicer):
             raise _error(exc) from exc
 
     async def ListDocuments(
-        self, request: library_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext
+        self, request: library_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> library_pb2.ListDocumentsResponse:
         """A page of the library's documents, oldest first."""
         if not 0 <= request.page_size <= MAX_PAGE_SIZE:
@@ -149,7 +152,9 @@ class LibraryServicer(library_grpc.LibraryServiceServicer):
         )
 
     async def DeleteDocument(
-        self, request: library_pb2.DeleteDocumentRequest, context: grpc.aio.ServicerContext
+        self,
+        request: library_pb2.DeleteDocumentRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> library_pb2.DeleteDocumentResponse:
         """Delete the document and its passages."""
         try:
@@ -159,7 +164,7 @@ class LibraryServicer(library_grpc.LibraryServiceServicer):
         return library_pb2.DeleteDocumentResponse(library_version=version)
 
     async def WatchDocument(
-        self, request: library_pb2.WatchDocumentRequest, context: grpc.aio.ServicerContext
+        self, request: library_pb2.WatchDocumentRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[library_pb2.WatchDocumentResponse]:
         """The document's state now and at each change, until it is INDEXED or FAILED."""
         try:
