@@ -85,3 +85,15 @@ async def test_offline_provider_quotes_and_cites_the_passage() -> None:
     assert cited[1].passage is not None
     assert "quantum annealing" in cited[1].passage.text
     assert "[1]" in outcome.text
+
+
+def test_prompt_names_the_section_or_page() -> None:
+    """The model's source list shows a passage's section (or PDF page) after the title."""
+    from ponder_reflection.openai_provider import sources_block
+
+    block = sources_block(source_documents([HANDBOOK, PAPER]))
+    assert (
+        "[1] Title: Acme Operations Handbook (section: Acme Operations Handbook > Scheduling)"
+        in block
+    )
+    assert "[3] Title: A paper\nBatch jobs are hard." in block

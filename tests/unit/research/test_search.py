@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ponder_research.documents import FoundDocument, SourceKind
+from ponder_research.documents import FoundDocument, Passage, SourceKind
 from ponder_research.embedding_client import EmbeddingClient
+from ponder_research.library import LibraryIndex, LibrarySource
 from ponder_research.ranking import Ranking
 from ponder_research.search import (
     AllSourcesFailedError,
@@ -286,6 +287,23 @@ class TestCache:
         assert [q.text for q in web.queries] == ["q", "other"]
         assert [d.id for d in second.documents] == [d.id for d in first.documents] == ["web:1"]
         assert second.outcomes[0].result_count == 1
+
+    async def test_library_change_is_not_hidden_by_the_cache(self) -> None:
+        """A cached library search is not served once the library changed (removed
+        document); searching the same library again is."""
+        index = LibraryIndex()
+        passage = Passage("library:a", 0, "quantum annealing schedules batch jobs", 0, 38)
+        index.add("library:a", "a.md", "text/markdown", [passage], title="A")
+        searcher = _searcher({LIBRARY: LibrarySource(index)}, ttl=60)
+        query = Query("quantum annealing", 5)
+        first = await searcher.search(query, [LIBRARY], max_results=5, timeout=1)
+        again = await searcher.search(query, [LIBRARY], max_results=5, timeout=1)
+        assert [d.id for d in first.documents] == ["library:a"]
+        assert [o.cached for o in again.outcomes] == [True]
+        index.remove("library:a")
+        after = await searcher.search(query, [LIBRARY], max_results=5, timeout=1)
+        assert [o.cached for o in after.outcomes] == [False]
+        assert after.documents == []
 
     async def test_no_ttl_no_cache(self) -> None:
         """With ttl=0 an identical later search calls the source again."""

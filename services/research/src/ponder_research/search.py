@@ -17,6 +17,7 @@ from opentelemetry.trace import StatusCode, Tracer
 from ponder_research.dedupe import dedupe
 from ponder_research.documents import FoundDocument, SourceKind
 from ponder_research.embedder import Embedder
+from ponder_research.library import LibrarySource
 from ponder_research.ranking import Ranking, rerank
 from ponder_research.source_cache import SourceCache
 from ponder_research.sources import Query, Source, SourceDisabledError
@@ -71,6 +72,12 @@ class AllSourcesFailedError(Exception):
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _content_version(source: Source) -> str:
+    """The library's version (cached results of an older library are not served); "" for
+    other sources."""
+    return source.index.version if isinstance(source, LibrarySource) else ""
 
 
 class Searcher:
@@ -131,7 +138,7 @@ class Searcher:
             async with asyncio.timeout(timeout):
                 key = query.for_source(source.kind == SourceKind.LIBRARY)
                 found, cached = await self._cache.get(
-                    (source.kind, key), lambda: source.search(query)
+                    (source.kind, key, _content_version(source)), lambda: source.search(query)
                 )
         except TimeoutError:
             return [], outcome(SourceState.TIMEOUT, message=f"no answer within {timeout:.2f}s")

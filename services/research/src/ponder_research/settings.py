@@ -19,7 +19,10 @@ class ResearchSettings(ServiceSettings):
     port: int = Field(50052, ge=0, le=65535)
     library_dirs: list[Path] = Field(
         default_factory=list,
-        description="Extra folders of .md/.txt/.jsonl documents, as a JSON list.",
+        description=(
+            "Extra folders of .md/.txt/.html/.pdf/.jsonl documents, as a JSON list (files that "
+            "cannot be read are logged and skipped)."
+        ),
     )
     include_sample_library: bool = Field(True)
     index_path: Path = Field(

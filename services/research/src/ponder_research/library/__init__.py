@@ -34,6 +34,12 @@ The index (one per library; the folder sources and uploads share it)::
     index.changes   # a counter bumped by every add/remove/finished embedding
     len(index), document_id in index, index.get(document_id), index.documents
 
+In the research service, `ResearchModule.library` (service.py) is the index in use: the folder
+documents are added at start and embedded by a background task that returns once done; a
+document added later (an upload) needs its own `await index.embed_pending()` (one runs at a time;
+retry after EmbeddingUnavailableError). The research source cache keys library searches by
+`index.version`, so an added or removed document shows at once.
+
 The folder source (PONDER_RESEARCH_LIBRARY_DIRS and the shipped sample) goes through the same
 index: `load_library(dirs)` returns LibraryFile records (`.add_to(index)`); a file that cannot be
 read is logged and skipped. JSONL files hold one document per line (`read_jsonl`).

@@ -22,7 +22,7 @@ from ponder_research.library.vectors import VectorStore
 logger = logging.getLogger(__name__)
 
 # How much BM25 (scaled to 0..1 by the query's best passage) adds to a passage's cosine.
-KEYWORD_WEIGHT = 0.1
+KEYWORD_WEIGHT = 0.2
 # A document shows up to this many passages, each at least this share of its best score.
 PASSAGES_PER_DOCUMENT = 3
 PASSAGE_SHARE = 0.75
@@ -84,7 +84,7 @@ class LibraryIndex:
         self.embedder = embedder
         self._store = store
         self.min_similarity = min_similarity
-        self._keyword_weight = keyword_weight
+        self.keyword_weight = keyword_weight
         self._per_document = passages_per_document
         self._documents: dict[str, IndexedDocument] = {}
         self._vectors: dict[str, Matrix] = {}  # document id -> one unit row per passage
@@ -326,12 +326,12 @@ class LibraryIndex:
             best_cosine[document_id] = max(score, best_cosine.get(document_id, -1.0))
         too_far = {d for d, score in best_cosine.items() if score < self.min_similarity}
         keywords = self._bm25.search(query)
-        if keywords and self._keyword_weight:
+        if keywords and self.keyword_weight:
             top = keywords[0][1]
             for key, score in keywords:
                 document_id, _, index = key.partition("\x1f")
                 owner = (document_id, int(index))
-                scores[owner] = scores.get(owner, 0.0) + self._keyword_weight * score / top
+                scores[owner] = scores.get(owner, 0.0) + self.keyword_weight * score / top
         return self._group(scores, k, too_far)
 
     def _group(

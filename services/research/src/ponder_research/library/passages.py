@@ -1,6 +1,8 @@
 """Passages: a document's sections cut along paragraphs (then sentences, then words) into spans
 the embedding model reads whole (all-MiniLM-L6-v2 reads 256 word pieces: about 170 English
-words with the title and heading in front), overlapping by about one sentence."""
+words with the title and heading in front). A passage starts with the last sentences or short
+paragraphs of the one before when they hold at most 40 words (a small overlap; a long final
+paragraph is not repeated). Passages never cross a section (a heading or a PDF page)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from ponder_research.library.formats import ExtractedDocument, Section
 
 
 MAX_WORDS = 170
-OVERLAP_WORDS = 30
+OVERLAP_WORDS = 40
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 _SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+")
 _LINE_BREAK = re.compile(r"\n")
