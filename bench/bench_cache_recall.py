@@ -1,11 +1,12 @@
 """Recall@1 and search time of a saved cache index at several search expansions (efSearch).
 
-Usage: nice .venv/bin/python bench/bench_cache_recall.py CACHE.sqlite3 INDEX.usearch
+Usage: nice .venv/bin/python bench/bench_cache_recall.py CACHE.sqlite3 INDEX_PREFIX
        [--queries 400] [--expansions 64 128 256 512]
 
 Reads every entry's vector from the cache's SQLite file (as bench_cache_scale.py wrote it),
-loads the saved graph (no rebuild), embeds the same paraphrase queries with the real model and
-compares the graph's top-1 with exact search (float32 matrix product) at each expansion.
+loads the saved segments (INDEX_PREFIX-<n>.usearch, no rebuild), embeds the same paraphrase
+queries with the real model and compares the index's top-1 with exact search (float32
+matrix product) at each expansion.
 """
 
 from __future__ import annotations

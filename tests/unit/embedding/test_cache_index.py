@@ -125,7 +125,7 @@ class TestFiles:
         files.save({"ns": files.open({"ns": (keys[:1000], list(vectors[:1000]))})["ns"]})
         path = files.path("ns")
         assert path is not None
-        assert path.exists()
+        assert path.with_name(path.name + "-0.usearch").exists()
         loaded = NamespaceIndex.load(path, 32)
         assert loaded is not None
         added, removed = loaded.sync(keys[100:1100], list(vectors[100:1100]))
@@ -137,14 +137,58 @@ class TestFiles:
     def test_unreadable_or_mismatched_files_are_ignored(self, data, tmp_path):
         """A corrupt file or one of other dimensions is not used (the index is rebuilt)."""
         keys, vectors, _ = data
-        corrupt = tmp_path / "bad.usearch"
-        corrupt.write_bytes(b"not an index")
-        assert NamespaceIndex.load(corrupt, 32) is None
-        assert NamespaceIndex.load(tmp_path / "absent.usearch", 32) is None
+        (tmp_path / "bad-0.usearch").write_bytes(b"not an index")
+        assert NamespaceIndex.load(tmp_path / "bad", 32) is None
+        assert NamespaceIndex.load(tmp_path / "absent", 32) is None
         index = NamespaceIndex(32)
         index.sync(keys[:10], list(vectors[:10]))
-        index.save(tmp_path / "ok.usearch")
-        assert NamespaceIndex.load(tmp_path / "ok.usearch", 64) is None
+        index.save(tmp_path / "ok")
+        assert NamespaceIndex.load(tmp_path / "ok", 64) is None
+
+
+class TestSegments:
+    """A namespace past the segment size is split into graphs searched together."""
+
+    def test_every_segment_is_searched_and_kept_within_its_size(self, data):
+        """Vectors spread over segments of at most segment_size; each is found in its own."""
+        keys, vectors, _ = data
+        index = NamespaceIndex(32, exact_below=0, segment_size=300)
+        index.sync(keys[:1000], list(vectors[:1000]))
+        assert index.segments == 4
+        for row in (0, 299, 300, 999):
+            assert index.search(vectors[row], k=1)[0][0] == keys[row]
+        index.add(keys[1000], vectors[1000])
+        assert index.segments == 4
+        assert index.search(vectors[1000], k=1)[0][0] == keys[1000]
+        index.remove(keys[0])
+        assert len(index) == 1000
+        assert index.search(vectors[0], k=1)[0][0] != keys[0]
+
+    def test_search_merges_the_best_across_segments(self, data):
+        """k results come from all segments together, best first."""
+        keys, vectors, _ = data
+        index = NamespaceIndex(32, exact_below=0, segment_size=100)
+        index.sync(keys[:500], list(vectors[:500]))
+        found = index.search(vectors[250], k=5)
+        assert found[0][0] == keys[250]
+        similarities = [similarity for _, similarity in found]
+        assert similarities == sorted(similarities, reverse=True)
+        assert len(found) == 5
+
+    def test_segments_survive_a_save_and_load(self, data, tmp_path):
+        """Saved segments load back as segments and are reconciled with the stored keys."""
+        keys, vectors, _ = data
+        index = NamespaceIndex(32, exact_below=0, segment_size=250)
+        index.sync(keys[:1000], list(vectors[:1000]))
+        index.save(tmp_path / "ns")
+        assert len(list(tmp_path.glob("ns-*.usearch"))) == 4
+        loaded = NamespaceIndex.load(tmp_path / "ns", 32, exact_below=0)
+        assert loaded is not None
+        assert loaded.segments == 4
+        added, removed = loaded.sync(keys[10:1010], list(vectors[10:1010]))
+        assert (added, removed) == (10, 10)
+        assert loaded.search(vectors[600], k=1)[0][0] == keys[600]
+        assert loaded.search(vectors[1005], k=1)[0][0] == keys[1005]
 
 
 class CountingEmbed:

@@ -28,10 +28,12 @@ logger = logging.getLogger(__name__)
 EXACT_SEARCH_BELOW = 20_000
 # HNSW parameters. With connectivity 16 recall@1 fell to 0.92 at 100k and 0.84 at 1M entries
 # of crowded near-duplicates (bench/bench_cache_scale.py); 32 gave 1.0 on the same 100k
-# (BENCHMARKS.md, "Semantic cache at a million entries"; not yet rerun at 1M).
+# (BENCHMARKS.md, "Semantic cache at a million entries"), and so does 1M in 100k segments.
 CONNECTIVITY = 32
 EXPANSION_ADD = 128
 EXPANSION_SEARCH = 64
+# Vectors per graph (segment): 100k crowded near-duplicates gave recall@1 1.0 with M 32.
+SEGMENT_SIZE = 100_000
 # Vectors are stored as float16: half the memory of float32, cosine within ~1e-3.
 SCALAR = ScalarKind.F16
 
@@ -43,29 +45,54 @@ def label_of(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
 
 
-def _new_graph(dimensions: int) -> Index:
+def _new_graph(dimensions: int, expansion_search: int = EXPANSION_SEARCH) -> Index:
     return Index(
         ndim=dimensions,
         metric="cos",
         dtype=SCALAR,
         connectivity=CONNECTIVITY,
         expansion_add=EXPANSION_ADD,
-        expansion_search=EXPANSION_SEARCH,
+        expansion_search=expansion_search,
     )
 
 
-class NamespaceIndex:
-    """The vectors of one namespace in a usearch index (HNSW, float16, cosine).
+def _segment_files(prefix: Path) -> list[Path]:
+    """The segment files saved under `prefix`, in segment order."""
+    found = []
+    for path in prefix.parent.glob(f"{prefix.name}-*.usearch"):
+        number = path.name[len(prefix.name) + 1 : -len(".usearch")]
+        if number.isdigit():
+            found.append((int(number), path))
+    return [path for _, path in sorted(found)]
 
-    Keys are the cache's string keys; the graph holds 64-bit labels derived from them
-    (`label_of`), so a saved graph can be matched with the entries loaded from the backend
-    without storing the mapping. Removal marks the node deleted (usearch reuses it later).
+
+class NamespaceIndex:
+    """The vectors of one namespace in usearch indexes (HNSW, float16, cosine), in segments.
+
+    A namespace is a list of segments of at most `segment_size` vectors each (new vectors go
+    to the last segment; a full one starts the next); a search asks every segment and keeps
+    the best. One graph per 100k vectors keeps recall@1 at 1.0 where a single graph over 1M
+    crowded near-duplicates fell to 0.84, and builds in a fraction of the time (BENCHMARKS.md,
+    "Semantic cache at a million entries"). Keys are the cache's string keys; the graphs hold
+    64-bit labels derived from them (`label_of`), so saved graphs can be matched with the
+    entries loaded from the backend without storing the mapping. Removal marks the node
+    deleted (usearch reuses it later).
     """
 
-    def __init__(self, dimensions: int, *, exact_below: int = EXACT_SEARCH_BELOW) -> None:
+    def __init__(
+        self,
+        dimensions: int,
+        *,
+        exact_below: int = EXACT_SEARCH_BELOW,
+        segment_size: int = SEGMENT_SIZE,
+    ) -> None:
         self.dimensions = dimensions
         self.exact_below = exact_below
-        self._graph = _new_graph(dimensions)
+        self.segment_size = segment_size
+        self._expansion_search = EXPANSION_SEARCH
+        self._segments: list[Index] = []
+        self._live: list[int] = []  # vectors held per segment
+        self._where: dict[int, int] = {}  # label -> segment
         self._keys: dict[int, str] = {}
         self.changes = 0  # adds and removals since the last save or load
 
@@ -73,18 +100,32 @@ class NamespaceIndex:
         return len(self._keys)
 
     @property
+    def segments(self) -> int:
+        """How many graphs the namespace is split into."""
+        return len(self._segments)
+
+    @property
     def expansion_search(self) -> int:
-        """Candidates the graph search keeps (efSearch): higher is slower and more exact."""
-        return int(self._graph.expansion_search)
+        """Candidates each graph search keeps (efSearch): higher is slower and more exact."""
+        return self._expansion_search
 
     @expansion_search.setter
     def expansion_search(self, value: int) -> None:
-        self._graph.expansion_search = value  # type: ignore[misc]
+        self._expansion_search = value
+        for graph in self._segments:
+            graph.expansion_search = value  # type: ignore[misc]
 
     @property
     def memory_bytes(self) -> int:
-        """Bytes the graph and its vectors take (usearch's own count; excludes the key map)."""
-        return int(self._graph.memory_usage)
+        """Bytes the graphs and their vectors take (usearch's own count; excludes the key map)."""
+        return sum(int(graph.memory_usage) for graph in self._segments)
+
+    def _open_segment(self) -> int:
+        """The segment new vectors go to (the last one, or a new one when it is full)."""
+        if not self._segments or self._live[-1] >= self.segment_size:
+            self._segments.append(_new_graph(self.dimensions, self._expansion_search))
+            self._live.append(0)
+        return len(self._segments) - 1
 
     def add(self, key: str, vector: Vector) -> None:
         """Insert or replace the vector of `key`."""
@@ -94,8 +135,13 @@ class NamespaceIndex:
             logger.warning("cache key label collision; entry not indexed", extra={"key": key})
             return
         if known is not None:
-            self._graph.remove(label)
-        self._graph.add(label, np.asarray(vector, dtype=np.float32))
+            segment = self._where[label]
+            self._segments[segment].remove(label)
+        else:
+            segment = self._open_segment()
+            self._live[segment] += 1
+        self._segments[segment].add(label, np.asarray(vector, dtype=np.float32))
+        self._where[label] = segment
         self._keys[label] = key
         self.changes += 1
 
@@ -105,7 +151,9 @@ class NamespaceIndex:
         if self._keys.get(label) != key:
             return
         del self._keys[label]
-        self._graph.remove(label)
+        segment = self._where.pop(label)
+        self._segments[segment].remove(label)
+        self._live[segment] -= 1
         self.changes += 1
 
     def search(self, query: Vector, k: int = 1) -> list[tuple[str, float]]:
@@ -113,65 +161,93 @@ class NamespaceIndex:
         count = len(self._keys)
         if count == 0:
             return []
-        found = self._graph.search(
-            np.asarray(query, dtype=np.float32), min(k, count), exact=count < self.exact_below
-        )
+        vector = np.asarray(query, dtype=np.float32)
+        exact = count < self.exact_below
+        found: list[tuple[float, int]] = []
+        for graph, live in zip(self._segments, self._live, strict=True):
+            if live == 0:
+                continue
+            matches = graph.search(vector, min(k, live), exact=exact)
+            found += zip(matches.distances.tolist(), matches.keys.tolist(), strict=True)
+        found.sort()
         return [
             (self._keys[int(label)], 1.0 - float(distance))
-            for label, distance in zip(found.keys, found.distances, strict=True)
+            for distance, label in found[:k]
             if int(label) in self._keys
         ]
 
     def sync(self, keys: Sequence[str], vectors: Sequence[Vector]) -> tuple[int, int]:
         """Make the index hold exactly `keys`: labels not among them are removed, keys it does
-        not hold yet are added in one multi-threaded batch. Returns (added, removed)."""
+        not hold yet are added in multi-threaded batches. Returns (added, removed)."""
         wanted = {label_of(key): i for i, key in enumerate(keys)}
-        held = set(self._keys) or {int(x) for x in np.asarray(self._graph.keys, dtype=np.uint64)}
-        stale = [label for label in held if label not in wanted]
-        if stale:
-            self._graph.remove(np.asarray(stale, dtype=np.uint64))
-        missing = [i for label, i in wanted.items() if label not in held]
-        if missing:
-            labels = np.asarray([label_of(keys[i]) for i in missing], dtype=np.uint64)
-            matrix = np.vstack([np.asarray(vectors[i], dtype=np.float32) for i in missing])
-            self._graph.add(labels, matrix, threads=0)
+        stale = [label for label in self._where if label not in wanted]
+        by_segment: dict[int, list[int]] = {}
+        for label in stale:
+            by_segment.setdefault(self._where.pop(label), []).append(label)
+        for segment, gone in by_segment.items():
+            self._segments[segment].remove(np.asarray(gone, dtype=np.uint64))
+            self._live[segment] -= len(gone)
+        missing = [i for label, i in wanted.items() if label not in self._where]
+        start = 0
+        while start < len(missing):
+            segment = self._open_segment()
+            batch = missing[start : start + self.segment_size - self._live[segment]]
+            labels = np.asarray([label_of(keys[i]) for i in batch], dtype=np.uint64)
+            matrix = np.vstack([np.asarray(vectors[i], dtype=np.float32) for i in batch])
+            self._segments[segment].add(labels, matrix, threads=0)
+            self._live[segment] += len(batch)
+            self._where.update(dict.fromkeys(labels.tolist(), segment))
+            start += len(batch)
         self._keys = {label: keys[i] for label, i in wanted.items()}
         self.changes = 0
         return len(missing), len(stale)
 
-    def save(self, path: Path) -> None:
-        """Write the graph to `path` atomically (a temporary file, then a rename)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        self._graph.save(str(partial))
-        partial.replace(path)
+    def save(self, prefix: Path) -> None:
+        """Write each segment to `prefix-<n>.usearch` atomically (a temporary file, then a
+        rename); files of segments beyond the current count are deleted."""
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        for number, graph in enumerate(self._segments):
+            path = prefix.with_name(f"{prefix.name}-{number}.usearch")
+            partial = path.with_name(path.name + ".partial")
+            graph.save(str(partial))
+            partial.replace(path)
+        for extra in _segment_files(prefix)[len(self._segments) :]:
+            extra.unlink(missing_ok=True)
         self.changes = 0
 
     @classmethod
     def load(
-        cls, path: Path, dimensions: int, *, exact_below: int = EXACT_SEARCH_BELOW
+        cls, prefix: Path, dimensions: int, *, exact_below: int = EXACT_SEARCH_BELOW
     ) -> NamespaceIndex | None:
-        """The graph saved at `path`, or None when absent, unreadable or of other dimensions.
-        Its keys are unknown until `sync` (which also reconciles it with the stored entries)."""
-        if not path.exists():
-            return None
-        try:
-            graph = Index.restore(
-                str(path), expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH
-            )
-        except Exception as exc:
-            logger.warning("unreadable cache index", extra={"path": str(path), "error": str(exc)})
-            return None
-        if graph is None or graph.ndim != dimensions or graph.dtype != SCALAR:
+        """The segments saved under `prefix`, or None when absent, unreadable or of other
+        dimensions. Its keys are unknown until `sync` (which also reconciles it with the
+        stored entries)."""
+        files = _segment_files(prefix)
+        if not files:
             return None
         index = cls(dimensions, exact_below=exact_below)
-        index._graph = graph
+        for path in files:
+            try:
+                graph = Index.restore(
+                    str(path), expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH
+                )
+            except Exception as exc:
+                logger.warning(
+                    "unreadable cache index", extra={"path": str(path), "error": str(exc)}
+                )
+                return None
+            if graph is None or graph.ndim != dimensions or graph.dtype != SCALAR:
+                return None
+            labels = np.asarray(graph.keys, dtype=np.uint64).tolist()
+            index._where.update(dict.fromkeys(labels, len(index._segments)))
+            index._segments.append(graph)
+            index._live.append(len(labels))
         return index
 
 
 class IndexFiles:
-    """Where the namespaces' indexes are saved between runs: one usearch file per namespace
-    (named by a digest of the namespace) in `folder`, next to the cache's SQLite file.
+    """Where the namespaces' indexes are saved between runs: one usearch file per segment
+    (`<digest of the namespace>-<n>.usearch`) in `folder`, next to the cache's SQLite file.
     Without a folder, indexes are built from the stored vectors at every start."""
 
     def __init__(self, folder: Path | None, dimensions: int) -> None:
@@ -179,18 +255,17 @@ class IndexFiles:
         self.dimensions = dimensions
 
     def path(self, namespace: str) -> Path | None:
-        """The file of `namespace`'s index (None without a folder)."""
+        """The prefix of `namespace`'s segment files (None without a folder)."""
         if self.folder is None:
             return None
-        digest = hashlib.sha256(namespace.encode()).hexdigest()[:32]
-        return self.folder / f"{digest}.usearch"
+        return self.folder / hashlib.sha256(namespace.encode()).hexdigest()[:32]
 
     def open(
         self, by_namespace: dict[str, tuple[list[str], list[Vector]]]
     ) -> dict[str, NamespaceIndex]:
-        """An index per namespace holding exactly the given keys: the saved graph when there
-        is one (only the difference is added or removed), else built from the stored vectors.
-        Files of namespaces that no longer have entries are deleted."""
+        """An index per namespace holding exactly the given keys: the saved graphs when there
+        are some (only the difference is added or removed), else built from the stored
+        vectors. Files of namespaces that no longer have entries are deleted."""
         indexes: dict[str, NamespaceIndex] = {}
         for namespace, (keys, vectors) in by_namespace.items():
             path = self.path(namespace)
@@ -201,13 +276,19 @@ class IndexFiles:
             added, removed = index.sync(keys, vectors)
             logger.info(
                 "cache index ready",
-                extra={"entries": len(index), "loaded": loaded, "added": added, "removed": removed},
+                extra={
+                    "entries": len(index),
+                    "segments": index.segments,
+                    "loaded": loaded,
+                    "added": added,
+                    "removed": removed,
+                },
             )
             indexes[namespace] = index
         if self.folder is not None and self.folder.is_dir():
-            current = {self.path(namespace) for namespace in indexes}
+            current = {path.name for namespace in indexes if (path := self.path(namespace))}
             for stale in self.folder.glob("*.usearch"):
-                if stale not in current:
+                if stale.name.rsplit("-", 1)[0] not in current:
                     stale.unlink(missing_ok=True)
         return indexes
 
@@ -217,7 +298,9 @@ class IndexFiles:
             path = self.path(namespace)
             if path is None:
                 continue
+            saved = _segment_files(path)
             if len(index) == 0:
-                path.unlink(missing_ok=True)
-            elif index.changes or not path.exists():
+                for file in saved:
+                    file.unlink(missing_ok=True)
+            elif index.changes or not saved:
                 index.save(path)
