@@ -38,9 +38,9 @@ from ponder_runtime.attributes import (
     WORKFLOW_OUTPUT_TOKENS,
 )
 from tests.conftest import InProcessStack, start_service
-from tests.integration.test_access import bearer, gateway, key_line, keys_file, rest_url
-from tests.integration.test_degraded import _ReadyGateway
-from tests.integration.test_reflection_openai import DOCUMENTS
+from tests.support.documents import DOCUMENTS
+from tests.support.gateways import UnwaitingGateway, gateway, rest_url
+from tests.support.keys import bearer, key_line, keys_file
 from tests.temporal_stack import TemporalStack
 
 
@@ -162,7 +162,7 @@ async def test_a_workflow_budget_ends_with_usage_cost_and_a_warning(
         reflection_addr=f"127.0.0.1:{reflection.port}",
         store_path=tmp_path / "workflows.sqlite3",
     )
-    server = await start_service(settings, _ReadyGateway, spans)
+    server = await start_service(settings, UnwaitingGateway, spans)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = workflow_grpc.WorkflowServiceStub(channel)

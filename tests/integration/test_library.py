@@ -40,6 +40,7 @@ from ponder_runtime import ServiceServer, load_settings
 from tests.conftest import start_service
 from tests.interop.cli import ponder_async
 from tests.library_files import html_page, markdown, pdf_bytes
+from tests.support.gateways import UnwaitingGateway
 from tests.support.keys import bearer, key_line, keys_file
 
 
@@ -107,13 +108,6 @@ def corrupt_pdf() -> bytes:
     return b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R\ntruncated garbage \x00\xff\n"
 
 
-class _ReadyGateway(GatewayModule):
-    """The gateway without its start-up wait (the process stack is up already)."""
-
-    async def start(self) -> None:
-        """Nothing to wait for."""
-
-
 @pytest.fixture(scope="module")
 async def keyed_gateway(
     process_stack: Stack, tmp_path_factory: pytest.TempPathFactory
@@ -145,7 +139,7 @@ async def keyed_gateway(
         rate_limit_burst=1000,
         tenant_rate_limit_burst=1000,
     )
-    server = await start_service(settings, _ReadyGateway, InMemorySpanExporter())
+    server = await start_service(settings, UnwaitingGateway, InMemorySpanExporter())
     yield server
     await server.stop(0)
 

@@ -21,23 +21,8 @@ from ponder_reflection.service import ReflectionModule
 from ponder_reflection.settings import ReflectionSettings
 from ponder_runtime import ServiceServer, load_settings
 from tests.conftest import start_service
+from tests.support.documents import DOCUMENTS
 from tests.support.grpc_errors import bad_request_fields
-
-
-DOCUMENTS = [
-    document_pb2.Document(
-        id="arxiv:2303.11366",
-        title="Reflexion: Language Agents with Verbal Reinforcement Learning",
-        summary="Reflexion improves LLM agents by storing verbal self-reflections in memory.",
-        url="https://arxiv.org/abs/2303.11366",
-    ),
-    document_pb2.Document(
-        id="arxiv:2303.17651",
-        title="Self-Refine: Iterative Refinement with Self-Feedback",
-        summary="Self-Refine has one model draft, critique its own output and refine it.",
-        url="https://arxiv.org/abs/2303.17651",
-    ),
-]
 
 
 def request(**fields: object) -> pb.ReflectRequest:

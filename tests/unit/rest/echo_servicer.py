@@ -101,7 +101,7 @@ class EchoServicer(pb_grpc.TranscodingServiceServicer):
         return pb.GetFileResponse(path=request.path, content=request.path.encode())
 
     async def UploadFile(
-        self, request: pb.UploadFileRequest, context: grpc.aio.ServicerContext
+        self, request: pb.UploadFileRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.UploadFileResponse:
         """What the upload carried."""
         return pb.UploadFileResponse(
