@@ -55,6 +55,7 @@ class Traffic:
 
     done: int = 0
     failed: int = 0
+    hits: int = 0  # answered by the semantic cache
     names: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
 
@@ -88,6 +89,7 @@ async def one(stub: workflow_grpc.WorkflowServiceStub, traffic: Traffic, topic: 
         traffic.errors.append(f"{exc.code().name}: {exc.details()}")
         return
     traffic.names.add(reply.workflow.name)
+    traffic.hits += reply.workflow.cache.hit
     if reply.workflow.state == pb.WORKFLOW_STATE_SUCCEEDED:
         traffic.done += 1
     else:
@@ -198,8 +200,9 @@ def verdict(args: argparse.Namespace, samples: list[Sample], traffic: Traffic) -
     store = "redis" if args.redis else "sqlite"
     print(
         f"\n{store}: last third / middle third mean size = **{ratio:.2f}** (flat = 1.0); "
-        f"purged {purged_total:,.0f}; workflows {traffic.done:,} succeeded, {traffic.failed} "
-        f"failed ({len(traffic.names):,} distinct records); retention {args.retention:g} s, "
+        f"purged {purged_total:,.0f}; workflows {traffic.done:,} succeeded "
+        f"({traffic.hits:,} cache hits), {traffic.failed} failed "
+        f"({len(traffic.names):,} distinct records); retention {args.retention:g} s, "
         f"sweep {args.sweep:g} s, {args.rate:g} calls/s for {args.seconds:g} s"
     )
     for error in traffic.errors[:10]:
