@@ -139,9 +139,7 @@ def sqlite_size(path: Path) -> tuple[int, int, int]:
 
 async def redis_size(client: aioredis.Redis) -> tuple[int, int, int]:
     """(records, used_memory, DBSIZE)."""
-    live = 0
-    async for _ in client.scan_iter(match=f"{PREFIX}:wf:*", count=1000):
-        live += 1
+    live = int(await client.zcard(f"{PREFIX}:z:all"))  # every record's name, in order
     used = int((await client.info("memory"))["used_memory"])
     return live, used, int(await client.dbsize())
 
