@@ -16,7 +16,6 @@ from ponder_gateway.record_plan import REDIS_SCAN_LIMIT, Page, Plan, Position, p
 from ponder_gateway.store import position_of, tenant_of
 
 
-_FINISHED = ("3", "4", "5")  # SUCCEEDED, FAILED, CANCELLED (WorkflowState numbers)
 _BATCH = 200
 
 # The record's index entries, kept by one script so that a record and its indexes change
