@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
 # onnxruntime must be loaded before usearch: the other order segfaults when onnxruntime is
 # imported (usearch 2.26.6, onnxruntime 1.32.0; see tests/unit/embedding/test_cache_index.py).
@@ -37,8 +36,6 @@ EXPANSION_SEARCH = 64
 SEGMENT_SIZE = 200_000
 # Vectors are stored as float16: half the memory of float32, cosine within ~1e-3.
 SCALAR = ScalarKind.F16
-
-Labels = npt.NDArray[np.uint64]
 
 
 def label_of(key: str) -> int:
