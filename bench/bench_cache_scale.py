@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import gc
 import resource
+import secrets
 import sqlite3
 import tempfile
 import time
@@ -51,9 +52,11 @@ from ponder_embedding.cache.index import (
     NamespaceIndex,
 )
 from ponder_embedding.model import EmbeddingModel, ModelOptions, normalize
+from ponder_runtime.internal_auth import INTERNAL_TOKEN_HEADER
 
 
 Matrix = npt.NDArray[np.float32]
+INTERNAL_TOKEN = secrets.token_urlsafe(32)  # this run's services and lookups share it
 NAMESPACE = "bench"
 TOPICS = [
     "attention", "retrieval-augmented generation", "self-reflection", "tokenization",
@@ -254,6 +257,8 @@ async def run_service(
         ports=StackPorts.free(),
         log_dir=cache_path.parent / "logs",
         extra_env={
+            # lookups are direct calls to an internal service: they carry the stack's token
+            "PONDER_INTERNAL_TOKEN": INTERNAL_TOKEN,
             "PONDER_CACHE_PATH": str(cache_path),
             "PONDER_CACHE_MAX_ENTRIES": str(entries + 1000),
             "PONDER_LOG_LEVEL": "WARNING",
@@ -277,14 +282,18 @@ async def run_service(
 async def lookups(address: str, texts: list[str]) -> tuple[list[float], int]:
     """Seconds per LookupCache of each text, and how many hit (threshold 0.8)."""
     times, hits = [], 0
+    token = ((INTERNAL_TOKEN_HEADER, INTERNAL_TOKEN),)
     async with grpc.aio.insecure_channel(address) as channel:
         stub = embedding_grpc.EmbeddingServiceStub(channel)
         for text in ("warm up", *texts[:20]):
-            await stub.LookupCache(pb.LookupCacheRequest(namespace=NAMESPACE, text=text))
+            await stub.LookupCache(
+                pb.LookupCacheRequest(namespace=NAMESPACE, text=text), metadata=token
+            )
         for text in texts:
             started = time.perf_counter()
             reply = await stub.LookupCache(
-                pb.LookupCacheRequest(namespace=NAMESPACE, text=text, similarity_threshold=0.8)
+                pb.LookupCacheRequest(namespace=NAMESPACE, text=text, similarity_threshold=0.8),
+                metadata=token,
             )
             times.append(time.perf_counter() - started)
             hits += reply.hit

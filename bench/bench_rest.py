@@ -60,6 +60,7 @@ from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_openai import serve_fake_openai
+from ponder_devstack.ports import free_port
 
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -211,14 +212,6 @@ def run_grpc_load(address: str, duration: float, warmup: float, callers: int) ->
 
 
 # --- processes and checks ----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A currently free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def post(

@@ -21,6 +21,7 @@ from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder_cli.errors import EXIT_CODES_HELP, CliError, ExitCode
 from ponder_cli.gateway import Gateway, RunOptions, Target, workflow_name
 from ponder_cli.library import library_app
+from ponder_cli.options import Address, ApiKey, Json, Tls
 from ponder_cli.progress import Waiting, WatchProgress
 from ponder_cli.render import FINAL_STATES, headline, result_view, to_json, workflows_table
 
@@ -75,25 +76,6 @@ class State(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-Address = Annotated[
-    str,
-    typer.Option(
-        "--address", "-a", envvar="PONDER_ADDRESS", help="The gateway's gRPC address, host:port."
-    ),
-]
-ApiKey = Annotated[
-    str | None,
-    typer.Option(
-        "--key",
-        envvar="PONDER_API_KEY",
-        show_default=False,
-        help="API key, sent as `authorization: Bearer <key>`.",
-    ),
-]
-Tls = Annotated[bool, typer.Option("--tls", help="Use TLS (the system's trusted roots).")]
-Json = Annotated[
-    bool, typer.Option("--json", help="Print JSON (one object per line) instead of text.")
-]
 Timeout = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for the call.")]
 WorkflowId = Annotated[str, typer.Argument(help="The workflow's id, or its name workflows/<id>.")]
 DEFAULT_ADDRESS = "127.0.0.1:50051"

@@ -18,6 +18,7 @@ from ponder.library.v1 import library_service_pb2 as pb
 from ponder.library.v1 import library_service_pb2_grpc as library_grpc
 from ponder_cli.errors import CliError, ExitCode, from_rpc_error
 from ponder_cli.gateway import Target
+from ponder_cli.options import Address, ApiKey, Json, Tls
 
 
 # Media types by file suffix (the server reads these four; others are refused there).
@@ -40,18 +41,6 @@ library_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-Address = Annotated[
-    str,
-    typer.Option(
-        "--address", "-a", envvar="PONDER_ADDRESS", help="The gateway's gRPC address, host:port."
-    ),
-]
-ApiKey = Annotated[
-    str | None,
-    typer.Option("--key", envvar="PONDER_API_KEY", show_default=False, help="API key (Bearer)."),
-]
-Tls = Annotated[bool, typer.Option("--tls", help="Use TLS (the system's trusted roots).")]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON (one object per line).")]
 Library = Annotated[str, typer.Option("--library", "-l", help="The library's id (libraries/<id>).")]
 DocumentArg = Annotated[
     str,

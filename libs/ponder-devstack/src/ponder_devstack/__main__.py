@@ -17,7 +17,7 @@ from pathlib import Path
 from ponder_devstack.demo import SAMPLE_TOPIC, format_workflow, run_sample
 from ponder_devstack.ports import taken_ports
 from ponder_devstack.stack import Stack, StackPorts
-from ponder_devstack.supervisor import Child, Exited, Supervisor
+from ponder_devstack.supervisor import Child, Supervisor
 from ponder_devstack.temporal import TemporalSide
 
 
@@ -32,14 +32,6 @@ def _examples(gateway: str, http: str) -> str:
         f"  open http://{http}/docs (Swagger UI) or http://{http}/redoc\n"
         f"  .venv/bin/ponder run research-reflection --watch -a {gateway} '{SAMPLE_TOPIC}'"
     )
-
-
-class StackExited(RuntimeError):
-    """A service exited while `make run` was supervising it."""
-
-    def __init__(self, exited: Exited) -> None:
-        super().__init__(exited.report())
-        self.exited = exited
 
 
 async def _serve(

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import resource
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import uvicorn
+
+from ponder_runtime.listener import tcp_listener
 
 
 Scope = MutableMapping[str, Any]
@@ -33,7 +34,7 @@ class Served:
 
     def __init__(self, app: App, name: str, host: str = "127.0.0.1") -> None:
         _raise_open_files_limit()
-        self._socket = _bind(host)
+        self._socket = tcp_listener(host, 0, backlog=_BACKLOG)
         self.host = host
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(
@@ -162,17 +163,6 @@ class Call:
     async def write(self, chunk: bytes, *, more: bool = True) -> None:
         """A piece of the body (the last one with more=False)."""
         await self._send({"type": "http.response.body", "body": chunk, "more_body": more})
-
-
-def _bind(host: str) -> socket.socket:
-    # IPPROTO_TCP so that asyncio turns Nagle off on accepted sockets (else every reply after
-    # the first on a keep-alive connection waits ~40 ms for the client's delayed ACK).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    sock.listen(_BACKLOG)
-    sock.setblocking(False)
-    return sock
 
 
 def _raise_open_files_limit(wanted: int = _OPEN_FILES) -> None:

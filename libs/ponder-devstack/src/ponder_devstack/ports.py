@@ -10,6 +10,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
+def free_port() -> int:
+    """A currently free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def is_taken(port: int, host: str = "127.0.0.1") -> bool:
     """Whether binding `host:port` fails because something listens there (SO_REUSEADDR, as
     the services bind: connections of an earlier run in TIME_WAIT do not count)."""

@@ -5,12 +5,13 @@ acknowledged survives a stop."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
+
+from ponder_devstack.ports import free_port
 
 
 class RedisServer:
@@ -18,12 +19,8 @@ class RedisServer:
 
     def __init__(self, workdir: Path, port: int = 0) -> None:
         self.workdir = workdir
-        if port == 0:
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> None:

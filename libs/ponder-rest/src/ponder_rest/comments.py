@@ -16,7 +16,6 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
-from pathlib import Path
 from types import MappingProxyType
 
 from google.protobuf import descriptor_pb2
@@ -62,11 +61,6 @@ class DescriptorComments:
         """The comments of a serialized google.protobuf.FileDescriptorSet."""
         descriptor_set = descriptor_pb2.FileDescriptorSet.FromString(file_descriptor_set)
         return cls.from_files(descriptor_set.file)
-
-    @classmethod
-    def from_path(cls, path: str | Path) -> DescriptorComments:
-        """The comments of a FileDescriptorSet file (e.g. `descriptors.binpb`)."""
-        return cls.from_bytes(Path(path).read_bytes())
 
     @classmethod
     def from_resource(cls, package: str, name: str = "descriptors.binpb") -> DescriptorComments:

@@ -23,9 +23,6 @@ from ponder_rest.fields import FieldPathError, resolve
 from ponder_rest.template import PathTemplate, TemplateError, parse_template
 
 
-_PATTERNS = ("get", "put", "post", "delete", "patch")
-
-
 @dataclass(frozen=True, slots=True)
 class Route:
     """One HTTP binding of one gRPC method."""

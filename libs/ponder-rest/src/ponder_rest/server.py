@@ -20,13 +20,14 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from ponder_runtime.listener import tcp_listener
 
 
 logger = logging.getLogger(__name__)
@@ -267,7 +268,7 @@ class HttpServer:
         self._protocol: type[_HttpProtocol] = type(
             "HttpProtocol", (_HttpProtocol,), {"limits": limits, "lingering": set()}
         )
-        self._socket = _bind(host, port)
+        self._socket = tcp_listener(host, port, backlog=1024)
         self.port: int = self._socket.getsockname()[1]
         self.host = host
         config = uvicorn.Config(
@@ -307,16 +308,3 @@ class HttpServer:
             transport.close()
         self._socket.close()
         logger.info("http stopped")
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto
-    # says TCP, and accepted sockets inherit it; with Nagle on, every response after the first
-    # on a keep-alive connection waits ~40 ms for the client's delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host.strip("[]"), port))
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock

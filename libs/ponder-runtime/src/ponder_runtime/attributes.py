@@ -46,7 +46,6 @@ BATCH_SIZE = "ponder.embedding.batch.size"  # texts in a model batch
 
 # --- reflection: LLM calls ------------------------------------------------------------------
 LLM_ATTEMPTS = "ponder.llm.attempts"  # 1 + retries
-LLM_OUTCOME = "ponder.llm.outcome"  # ok, or the failure kind (rate_limited, unavailable...)
 GEN_AI_OPERATION_NAME = gen_ai.GEN_AI_OPERATION_NAME
 GEN_AI_PROVIDER_NAME = gen_ai.GEN_AI_PROVIDER_NAME
 GEN_AI_REQUEST_MODEL = gen_ai.GEN_AI_REQUEST_MODEL

@@ -5,10 +5,15 @@ net), a per-process retry budget (retries at most a fraction of recent attempts,
 retry throttling and Envoy's retry budgets) so a dead upstream gets no retry storm, and a
 circuit breaker that fails fast while the upstream is down.
 
-Why not `stamina`: its jitter is added to the exponential delay (not full jitter), its
-`timeout` stops after the elapsed time instead of before a wait that would overrun the
-caller's deadline, and the breaker, the budget and the slot released during each backoff sit
-between attempts; this loop is about forty lines.
+Why not `stamina` (read in stamina 26.1.0, `_core.py`): its async iterator builds
+`tenacity.AsyncRetrying(sleep=_smart_sleep)`, and `_smart_sleep` awaits `asyncio.sleep` with no
+seam for a sleep or a clock; its one test switch, `set_testing`, is process-wide and turns every
+wait into 0, a hook's own delay included, so tests could no longer check the delays. `timeout=`
+is `tenacity.stop_after_delay` (time since the first attempt), blind to the next wait and to a
+per-call deadline; only the `on=` hook, given the exception alone, could refuse a wait that
+would overrun the deadline, spend the budget and pick the delay. Every rule would stay ours in
+that hook, stamina would only count attempts, and we would still sleep ourselves. Its jitter
+is also added to the exponential delay (not full jitter). This loop is about forty lines.
 
 The policies know nothing about HTTP: a classifier turns the upstream's exceptions into
 `Failure`s (retryable or not, rate limit or outage, the delay the upstream asked for).

@@ -36,9 +36,6 @@ from ponder_runtime.attributes import TOKEN_TYPE
 
 logger = logging.getLogger(__name__)
 
-# What a shared ledger raises while Redis is unreachable (refused, reset, timed out).
-_LEDGER_DOWN = (RedisError, OSError, TimeoutError)
-
 
 class WorkflowBudgets:
     """In-flight workflows counted per tenant and per key (0: no limit of that kind)."""

@@ -24,6 +24,7 @@ from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.parameters import RunParameters
 from ponder_gateway.workflows.events import FINAL_STATES
 from ponder_runtime import NotFoundError
+from ponder_runtime.redis_values import as_text
 
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ class RedisRunningIndex:
                 return None
             holder = await self._redis.get(self._key(key))
             if holder is not None:  # else it expired in between: claim again
-                text = holder.decode() if isinstance(holder, bytes) else str(holder)
+                text = as_text(holder)
                 return None if text == name else text
 
     async def release(self, key: str, name: str) -> None:

@@ -14,9 +14,9 @@ from ponder_gateway.filters import Filter, matches
 from ponder_gateway.record_codec import RecordCodec, decode
 from ponder_gateway.record_plan import REDIS_SCAN_LIMIT, Page, Plan, Position, plan
 from ponder_gateway.store import position_of, tenant_of
+from ponder_runtime.redis_values import as_bytes, as_text
 
 
-_FINISHED = ("3", "4", "5")  # SUCCEEDED, FAILED, CANCELLED (WorkflowState numbers)
 _BATCH = 200
 
 # The record's index entries, kept by one script so that a record and its indexes change
@@ -97,14 +97,6 @@ _Read = tuple[workflow_pb2.Workflow, str]  # a record without its result, and th
 _Names = list[str]
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _bytes(value: object) -> bytes:
-    return value if isinstance(value, bytes) else str(value).encode()
-
-
 def _micros(nanos: int) -> int:
     return nanos // 1000
 
@@ -157,7 +149,9 @@ class RedisWorkflowStore:
                 pipe.hmget(self._key(name), "d", "c", "r")
             rows = await pipe.execute()
         return [
-            None if data is None else (decode(_bytes(data), int(codec), None), _text(result or ""))
+            None
+            if data is None
+            else (decode(as_bytes(data), int(codec), None), as_text(result or ""))
             for data, codec, result in rows
         ]
 
@@ -171,7 +165,7 @@ class RedisWorkflowStore:
                 results = await pipe.execute()
             for (workflow, _), data in zip(wanted, results, strict=True):
                 if data is not None:
-                    workflow.result.ParseFromString(zlib.decompress(_bytes(data)))
+                    workflow.result.ParseFromString(zlib.decompress(as_bytes(data)))
         return [workflow for workflow, _ in reads]
 
     async def get(self, name: str) -> workflow_pb2.Workflow | None:
@@ -184,7 +178,7 @@ class RedisWorkflowStore:
     async def _legacy(self, name: str) -> workflow_pb2.Workflow | None:
         """A record written by a version before indexed records (a plain key), if any."""
         data = await self._redis.get(f"{self._prefix}:wf:{name}")
-        return None if data is None else workflow_pb2.Workflow.FromString(_bytes(data))
+        return None if data is None else workflow_pb2.Workflow.FromString(as_bytes(data))
 
     def _index(self, found: Plan) -> str:
         p, t = self._prefix, found.tenant
@@ -251,9 +245,9 @@ class RedisWorkflowStore:
             )  # fmt: skip
             offset += len(entries)
             names = [
-                _text(member)
+                as_text(member)
                 for member, score in entries
-                if mark is None or (int(score), _text(member)) < mark
+                if mark is None or (int(score), as_text(member)) < mark
             ][: budget - given]
             given += len(names)
             if names:
@@ -269,7 +263,7 @@ class RedisWorkflowStore:
         async for key in self._redis.scan_iter(match=f"{self._prefix}:wf:*", count=1000):
             data = await self._redis.get(key)
             if data is not None:
-                await self.save(workflow_pb2.Workflow.FromString(_bytes(data)))
+                await self.save(workflow_pb2.Workflow.FromString(as_bytes(data)))
                 moved += 1
             await self._redis.delete(key)
         await self._redis.delete(f"{self._prefix}:order")
@@ -281,7 +275,7 @@ class RedisWorkflowStore:
         if not self._upgraded:
             self._upgraded = True
             await self.upgrade()
-        names = [_text(n) for n in await self._redis.smembers(f"{self._prefix}:unfinished")]
+        names = [as_text(n) for n in await self._redis.smembers(f"{self._prefix}:unfinished")]
         return await self._with_results([r for r in await self._records(names) if r is not None])
 
     async def delete(self, name: str) -> bool:
@@ -292,7 +286,7 @@ class RedisWorkflowStore:
         """Delete up to `limit` finished records last updated before `before_ns` (one
         script call)."""
         names = await self._purge(keys=[], args=[self._prefix, _micros(before_ns), limit])
-        return [_text(name) for name in names]
+        return [as_text(name) for name in names]
 
     async def close(self) -> None:
         """Nothing to flush: every save is sent before it returns."""

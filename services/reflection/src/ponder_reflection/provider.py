@@ -34,21 +34,13 @@ class Critiqued:
     warnings: tuple[str, ...] = ()
 
 
-class ProviderError(RuntimeError):
-    """A provider could not do its work; `retryable` tells transient failures apart."""
-
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
 @runtime_checkable
 class ReflectionProvider(Protocol):
     """Writes, assesses and improves a cited text about a topic from numbered documents.
 
     Documents are numbered from 1 in the order given; texts cite them with `[n]` markers.
     A critique's score is on a 0..10 scale and its issues and suggestions correspond.
-    Implementations raise `ProviderError` when a backend fails.
+    A failing backend raises a PonderError whose gRPC code says why (see ResilientCaller).
     """
 
     @property

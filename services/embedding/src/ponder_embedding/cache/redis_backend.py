@@ -24,6 +24,7 @@ from redis.exceptions import RedisError, WatchError
 from redis.typing import EncodableT, FieldT, StreamEntry, XReadResponse
 
 from ponder_embedding.cache.entries import CacheChange, CacheEntry
+from ponder_runtime.redis_values import as_bytes, as_text
 
 
 _log = logging.getLogger(__name__)
@@ -77,16 +78,6 @@ def _redact(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[-1]
     user = f"{parts.username}:***@" if parts.username else ":***@"
     return urlunsplit(parts._replace(netloc=user + netloc))
-
-
-def _text(value: bytes | str) -> str:
-    """A Redis reply value as text."""
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _bytes(value: bytes | str) -> bytes:
-    """A Redis reply value as bytes."""
-    return value.encode() if isinstance(value, str) else value
 
 
 def _stream_records(reply: XReadResponse) -> list[StreamEntry]:
@@ -151,7 +142,7 @@ class RedisBackend:
         # `$` semantics: changes() reports what happens after this point; load_all covers the rest.
         self._last_id = b"0-0"
         if last and last[0][0] is not None:
-            self._last_id = _bytes(last[0][0])
+            self._last_id = as_bytes(last[0][0])
 
     async def load_all(self, now: float) -> list[CacheEntry]:
         """Every entry that has not expired at `now` (SCAN of the entry hashes)."""
@@ -161,7 +152,7 @@ class RedisBackend:
         async for name in self._redis.scan_iter(
             match=_glob_escape(self._entry_key("")) + "*", count=_BATCH
         ):
-            batch.append(_bytes(name))
+            batch.append(as_bytes(name))
             if len(batch) >= _BATCH:
                 entries.extend(await self._fetch([n[skip:].decode() for n in batch], now))
                 batch = []
@@ -207,7 +198,7 @@ class RedisBackend:
                 try:
                     await pipe.watch(ns_key)  # a put into the namespace meanwhile: retry
                     members = await pipe.zrange(ns_key, 0, -1)
-                    keys = [_text(m) for m in members if isinstance(m, bytes | str)]
+                    keys = [as_text(m) for m in members if isinstance(m, bytes | str)]
                     pipe.multi()  # type: ignore[no-untyped-call]
                     for key in keys:
                         pipe.delete(self._entry_key(key))
@@ -244,10 +235,10 @@ class RedisBackend:
             for record_id, fields in records:
                 if record_id is None:
                     continue
-                self._last_id = _bytes(record_id)
-                if not fields or _text(fields.get(b"origin", b"")) == self._origin:
+                self._last_id = as_bytes(record_id)
+                if not fields or as_text(fields.get(b"origin", b"")) == self._origin:
                     continue
-                key = _text(fields.get(b"key", b""))
+                key = as_text(fields.get(b"key", b""))
                 if key:
                     touched.pop(key, None)
                     touched[key] = None
@@ -319,7 +310,7 @@ class RedisBackend:
         """The entry in the hash `fields` of `key`; None if the hash is empty or malformed."""
         if not fields:
             return None
-        values = {_text(name): value for name, value in fields.items()}
+        values = {as_text(name): value for name, value in fields.items()}
         missing = [name for name in _FIELDS if name not in values]
         if missing:
             _log.warning("cache entry %s in Redis lacks %s; ignored", key, ", ".join(missing))
@@ -327,11 +318,11 @@ class RedisBackend:
         try:
             return CacheEntry(
                 key=key,
-                namespace=_text(values["namespace"]),
-                text=_text(values["text"]),
-                payload=_bytes(values["payload"]),
-                payload_type=_text(values["payload_type"]),
-                vector=np.frombuffer(_bytes(values["vector"]), dtype="<f4").astype(np.float32),
+                namespace=as_text(values["namespace"]),
+                text=as_text(values["text"]),
+                payload=as_bytes(values["payload"]),
+                payload_type=as_text(values["payload_type"]),
+                vector=np.frombuffer(as_bytes(values["vector"]), dtype="<f4").astype(np.float32),
                 create_time=float(values["create_time"]),
                 expire_time=float(values["expire_time"]),
                 hit_count=int(values["hit_count"]),

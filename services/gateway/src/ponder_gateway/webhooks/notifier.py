@@ -85,11 +85,6 @@ class Notifier:
         finally:
             self._tasks.pop(name, None)
 
-    @property
-    def active(self) -> int:
-        """Deliveries running in this process."""
-        return len(self._tasks)
-
     async def idle(self) -> None:
         """Wait until no delivery runs in this process (tests, shutdown)."""
         while self._tasks:

@@ -10,10 +10,6 @@ from google.protobuf import timestamp_pb2
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 
 
-FINAL_DELIVERY_STATES = (
-    workflow_pb2.NOTIFICATION_DELIVERY_STATE_DELIVERED,
-    workflow_pb2.NOTIFICATION_DELIVERY_STATE_FAILED,
-)
 OPEN_DELIVERY_STATES = (
     workflow_pb2.NOTIFICATION_DELIVERY_STATE_PENDING,
     workflow_pb2.NOTIFICATION_DELIVERY_STATE_DELIVERING,
