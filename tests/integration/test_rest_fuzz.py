@@ -187,7 +187,11 @@ async def test_schemathesis_finds_no_server_errors_or_schema_violations(
     INVALID_ARGUMENT names the field it rejects."""
     server = await gateway(
         stack, tmp_path, rate_limit_per_second=0, http_port=0,
-        expose_internal_services=True, anonymous_scopes=frozenset(Scope),
+        # every scope but workflows.delete: a DeleteWorkflow of the one seeded workflow early
+        # in the run would leave GetWorkflow, CancelWorkflow and WatchWorkflow nothing to find
+        # (deletion has its own tests: test_delete_workflow.py)
+        expose_internal_services=True,
+        anonymous_scopes=frozenset(Scope) - {Scope.WORKFLOWS_DELETE},
     )  # fmt: skip
     try:
         module = server.service

@@ -120,3 +120,18 @@ def test_openapi_describes_raw_and_multipart_uploads() -> None:
     assert form["required"] == ["file"]
     assert form["properties"]["file"]["format"] == "binary"
     assert set(form["properties"]) == {"file", "title", "copies"}
+
+
+def test_utf8_part_headers_are_read_and_unreadable_ones_refused() -> None:
+    """A UTF-8 filename (RFC 7578) comes back as text; header bytes that are no parameters at
+    all are a MultipartError, never a crash (found by the REST fuzz test)."""
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="r\xc3\xa9sum\xc3\xa9.md"'
+        b"\r\nContent-Type: text/markdown\r\n\r\n# hi\r\n--b--\r\n"
+    )
+    (part,) = parse_form_data(body, "multipart/form-data; boundary=b")
+    assert (part.name, part.filename, part.content_type) == ("file", "résumé.md", "text/markdown")
+    assert bytes(part.data) == b"# hi"
+    emoji = "multipart/form-data; boundary=\U0001f600"
+    with pytest.raises(MultipartError):
+        parse_form_data(b"--x--", emoji)

@@ -149,9 +149,7 @@ class RestFacade:
         if self._pages.find(path) is not None:
             return ["GET"]
         raw = (exchange.scope.get("raw_path") or path.encode()).decode("latin-1")
-        return sorted(
-            {r.http_method for r in self._router.routes if r.template.match(raw) is not None}
-        )
+        return self._router.allowed(raw)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -35,7 +35,10 @@ def is_form_data(content_type: str) -> bool:
 
 def parse_form_data(body: bytes, content_type: str) -> list[Part]:
     """The parts of a multipart/form-data body, in order."""
-    _, options = parse_options_header(content_type)
+    try:
+        _, options = parse_options_header(content_type)
+    except (UnicodeError, ValueError) as exc:
+        raise MultipartError(f"unreadable Content-Type parameters: {exc}") from None
     boundary = options.get(b"boundary")
     if not boundary:
         raise MultipartError("the Content-Type multipart/form-data has no boundary")
@@ -57,7 +60,9 @@ def parse_form_data(body: bytes, content_type: str) -> list[Part]:
 
     def on_header_end() -> None:
         name = header["field"].decode("latin-1").strip().lower()
-        headers[name] = header["value"].decode("utf-8", "replace").strip()
+        # latin-1 keeps the bytes as they came (a UTF-8 filename included); the parameters
+        # are decoded as UTF-8 once parsed
+        headers[name] = header["value"].decode("latin-1").strip()
         header["field"], header["value"] = bytearray(), bytearray()
 
     def on_headers_finished() -> None:
@@ -67,7 +72,9 @@ def parse_form_data(body: bytes, content_type: str) -> list[Part]:
             raise MultipartError("a part has no Content-Disposition: form-data with a name")
         part.name = options[b"name"].decode("utf-8", "replace")
         part.filename = options.get(b"filename", b"").decode("utf-8", "replace")
-        part.content_type = headers.get("content-type", "")
+        part.content_type = (
+            headers.get("content-type", "").encode("latin-1").decode("utf-8", "replace")
+        )
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         parts[-1].data += data[start:end]
@@ -86,7 +93,9 @@ def parse_form_data(body: bytes, content_type: str) -> list[Part]:
     try:
         parser.write(body)
         parser.finalize()
-    except MultipartParseError as exc:
+    except MultipartError:
+        raise
+    except (MultipartParseError, UnicodeError, ValueError) as exc:
         raise MultipartError(f"malformed multipart body: {exc}") from None
     if not parts:
         raise MultipartError("the form has no parts")

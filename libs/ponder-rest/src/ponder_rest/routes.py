@@ -198,15 +198,23 @@ class Router:
         return route, bindings
 
     def _match(self, http_method: str, raw_path: str) -> tuple[Route, dict[str, str]]:
-        allowed: list[str] = []
         for route in self._ordered:
-            bindings = route.template.match(raw_path)
-            if bindings is None:
+            if route.http_method != http_method:
                 continue
-            if route.http_method == http_method:
+            bindings = route.template.match(raw_path)
+            if bindings is not None:
                 return route, bindings
-            if route.http_method not in allowed:
-                allowed.append(route.http_method)
+        allowed = self.allowed(raw_path)
         if allowed:
-            raise MethodNotAllowedError(sorted(allowed))
+            raise MethodNotAllowedError(allowed)
         raise NoRouteError(raw_path)
+
+    def allowed(self, raw_path: str) -> list[str]:
+        """The methods `raw_path` takes, sorted, as the OpenAPI document has them: a path
+        that a custom-verb route matches (`/v1/x/a:watch`) takes that verb's methods only,
+        even where a verb-less `{name=x/*}` would also take "a:watch" as a name."""
+        matching = [route for route in self._ordered if route.template.match(raw_path) is not None]
+        if not matching:
+            return []
+        verb = matching[0].template.verb  # the most specific kind comes first
+        return sorted({route.http_method for route in matching if route.template.verb == verb})
