@@ -31,9 +31,9 @@ EXACT_SEARCH_BELOW = 20_000
 CONNECTIVITY = 32
 EXPANSION_ADD = 128
 EXPANSION_SEARCH = 64
-# Vectors per graph (segment): recall@1 was 1.0 at 1M in segments of 100k (M 32), but a
-# search then walks ten graphs; 200k halves that (BENCHMARKS.md has both runs).
-SEGMENT_SIZE = 200_000
+# Vectors per graph (segment): at 1M, segments of 100k gave recall@1 1.0 and of 200k 0.98
+# (M 32; BENCHMARKS.md, "Semantic cache at a million entries", has both runs).
+SEGMENT_SIZE = 100_000
 # Vectors are stored as float16: half the memory of float32, cosine within ~1e-3.
 SCALAR = ScalarKind.F16
 
@@ -165,7 +165,8 @@ class NamespaceIndex:
         for graph, live in zip(self._segments, self._live, strict=True):
             if live == 0:
                 continue
-            matches = graph.search(vector, min(k, live), exact=exact)
+            # one thread: a thread pool per call costs more than a 100k graph's search
+            matches = graph.search(vector, min(k, live), exact=exact, threads=1)
             found += zip(matches.distances.tolist(), matches.keys.tolist(), strict=True)
         found.sort()
         return [
