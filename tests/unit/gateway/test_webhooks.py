@@ -45,9 +45,6 @@ from tests.webhook_receiver import Receiver
 
 
 SECRET = "whsec-0123456789abcdef"
-# The fake clock's start, when the test workflows ended: now (the receiver checks the age of
-# signatures against its real clock).
-ENDED_AT = float(int(time.time()))
 
 
 async def _refusal(policy: DestinationPolicy, url: str) -> str:
@@ -145,7 +142,9 @@ class FakeTime:
     """The injected clock: sleeping advances it at once (and records the waits)."""
 
     def __init__(self) -> None:
-        self.now = ENDED_AT
+        # starts now, when the test's workflows end: the receiver checks the age of signatures
+        # against its real clock (a start taken at collection is minutes old in a full run)
+        self.start = self.now = float(int(time.time()))
         self.waits: list[float] = []
 
     def clock(self) -> float:
@@ -176,8 +175,9 @@ async def _ended(store: WorkflowStore, url: str, name: str = "workflows/hooked")
     workflow.result.text = "done [1]"
     workflow.notification.url = url
     workflow.notification.secret_name = "hooks"
-    workflow.create_time.FromSeconds(int(ENDED_AT) - 5)
-    workflow.end_time.FromSeconds(int(ENDED_AT))
+    ended = int(time.time())
+    workflow.create_time.FromSeconds(ended - 5)
+    workflow.end_time.FromSeconds(ended)
     workflow.update_time.CopyFrom(workflow.end_time)
     mark_ended(workflow, workflow.end_time)
     await store.save(workflow)
@@ -243,7 +243,7 @@ async def test_retried_until_delivered_exactly_once(store: SqliteWorkflowStore) 
     delivery = record.notification_delivery
     assert delivery.state == pb.NOTIFICATION_DELIVERY_STATE_DELIVERED
     assert (delivery.attempts, delivery.last_status_code, delivery.last_error) == (4, 204, "")
-    assert delivery.deliver_time.ToSeconds() == int(ENDED_AT + 3.5)
+    assert delivery.deliver_time.ToSeconds() == int(fake.start + 3.5)
     attempts = [span for span in spans.get_finished_spans() if span.name == "webhook deliver"]
     assert [dict(span.attributes or {})["ponder.webhook.outcome"] for span in attempts] == [
         *["http_error"] * 3,

@@ -17,7 +17,7 @@ from ponder_reflection.budget import (
 from ponder_reflection.loop import reflect, validate_spec
 from ponder_reflection.offline import OfflineProvider
 from ponder_reflection.types import ReflectionSpec, SourceDocument, StepKind, StopReason
-from tests.unit.reflection.test_loop import RAG_TOPIC, ScriptedProvider, needs_work
+from tests.support.reflection import RAG_TOPIC, ScriptedProvider, needs_work
 
 
 DOCS = (
