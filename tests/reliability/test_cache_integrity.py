@@ -61,10 +61,11 @@ def forged_store(topic: str, library_version: str = "") -> embedding_pb.StoreCac
 
 
 async def library_version(address: str, metadata: tuple[tuple[str, str], ...] = ()) -> str:
-    """The library version research reports (what the gateway puts in library namespaces)."""
+    """The library version research reports for the default tenant (what the gateway puts in
+    the library namespaces of that tenant's workflows: its uploads count too)."""
     async with grpc.aio.insecure_channel(address) as channel:
         reply = await research_grpc.ResearchServiceStub(channel).GetLibrary(
-            research_pb.GetLibraryRequest(), metadata=metadata, timeout=10
+            research_pb.GetLibraryRequest(tenant="default"), metadata=metadata, timeout=10
         )
     return str(reply.version)
 
@@ -166,8 +167,16 @@ async def test_a_forged_entry_stored_with_the_internal_token_is_never_served(
     topic = "planted cache entries for verbal reinforcement agents"
     embedding = process_stack.service("embedding").address
     token = ((INTERNAL_TOKEN_HEADER, process_stack.internal_token),)
-    version = await library_version(process_stack.service("research").address, token)
-    forged = forged_store(topic, version)
+    gateway = process_stack.service("gateway").address
+    async with grpc.aio.insecure_channel(gateway) as channel:
+        # The namespace the gateway looks in now: it holds the library version for a while,
+        # and other tests on this shared stack upload documents (which change the version).
+        probe = await workflow_grpc.WorkflowServiceStub(channel).RunReflectionWorkflow(
+            pb.RunReflectionWorkflowRequest(topic="a probe of the reflection cache namespace"),
+            timeout=120,
+        )
+    forged = forged_store(topic)
+    forged.namespace = probe.workflow.cache.namespace
     async with grpc.aio.insecure_channel(embedding) as channel:
         stub = embedding_grpc.EmbeddingServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -180,7 +189,6 @@ async def test_a_forged_entry_stored_with_the_internal_token_is_never_served(
             timeout=10,
         )
         assert found.hit  # planted
-    gateway = process_stack.service("gateway").address
     async with grpc.aio.insecure_channel(gateway) as channel:
         reply = await workflow_grpc.WorkflowServiceStub(channel).RunReflectionWorkflow(
             pb.RunReflectionWorkflowRequest(topic=topic), timeout=120
