@@ -73,10 +73,11 @@ def test_run_renders_the_cited_result_and_json_for_scripts(gateway):
 
 def test_async_run_then_watch_get_and_list_in_a_pipe(gateway, fake_arxiv: FakeApi):
     """--async returns at once; `watch` prints one line per change (steps, sources found,
-    iteration scores) while arXiv takes a second, then the result; get and list find it."""
+    iteration scores) while arXiv takes three seconds (time for the `watch` process to start on
+    a loaded machine), then the result; get and list find it."""
     workflow_id = f"cli-{uuid.uuid4().hex[:8]}"
     topic = unique("dense passage retrieval for open-domain question answering")
-    with behaving(fake_arxiv, latency=1.0):
+    with behaving(fake_arxiv, latency=3.0):
         ran = ponder("run", "research", topic, "-s", "arxiv", "--async", "--id", workflow_id,
                      "-a", gateway, "--json")  # fmt: skip
         assert ran.code == 0, ran
