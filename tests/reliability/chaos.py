@@ -57,12 +57,19 @@ class Chaos:
         """Undo a test's faults: calm the model and arXiv, restart whatever is not running."""
         self.model.behaviour = Behaviour()
         self.arxiv.behaviour = type(self.arxiv.behaviour)()
+        restarted = False
         for name in SERVICES:
             process = self.stack.service(name).process
             if process is None or process.poll() is not None:
                 self.stack.restart(name)
+                restarted = True
         for name in SERVICES:
             await self.stack.wait_serving(name, timeout=120)
+        if restarted:
+            # The next test starts once the gateway's own channels are back too: their
+            # reconnect backoff (at most 2 s) and the circuit breaker that opened while the peer
+            # was away (1 s, then a trial call) outlast the peer's SERVING.
+            await asyncio.sleep(3.0)
 
 
 @contextlib.asynccontextmanager
