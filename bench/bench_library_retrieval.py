@@ -112,8 +112,11 @@ class InProcessEmbedder:
     async def rank(
         self, query: str, candidates: Sequence[tuple[str, str]]
     ) -> list[tuple[int, float]]:
-        """Not used by the benchmark."""
-        raise NotImplementedError
+        """(index, cosine) of each candidate's text against the query, best first (the
+        Embedder protocol's ranking; the library search itself does not call it)."""
+        vectors = await self.embed([query, *(text for _, text in candidates)])
+        scores = vectors[1:] @ vectors[0]
+        return sorted(((i, float(score)) for i, score in enumerate(scores)), key=lambda p: -p[1])
 
 
 def load_questions(
