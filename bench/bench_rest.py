@@ -42,6 +42,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -86,6 +87,8 @@ class Load:
     requests: int
     errors: int  # non-2xx answers, socket errors, failed RPCs
     detail: str = ""
+    ok: int = 0  # successful answers (200 / OK), warm-up included, when counted
+    distinct: int = 0  # distinct workflow names among them (fewer: some were joined)
 
 
 def parse_wrk(output: str) -> Load:
@@ -102,6 +105,7 @@ def parse_wrk(output: str) -> Load:
     if rate is None or count is None:
         raise ValueError(f"unexpected wrk output:\n{output}")
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    answers = re.search(r"PONDER_ANSWERS ok=(\d+) distinct=(\d+)", output)
     errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     )
@@ -114,18 +118,60 @@ def parse_wrk(output: str) -> Load:
         requests=int(count[1]),
         errors=bad + broken,
         detail=f"non-2xx {bad}, socket errors {broken}",
+        ok=int(answers[1]) if answers else 0,
+        distinct=int(answers[2]) if answers else 0,
     )
 
 
-def wrk_script(directory: Path) -> Path:
-    """A wrk Lua script that POSTs the topic as JSON."""
-    script = directory / "post_topic.lua"
-    script.write_text(
+def wrk_script(directory: Path, *, names: bool = False) -> Path:
+    """A wrk Lua script that POSTs the topic as JSON. With `names`, it also reads the workflow
+    name of every 200 answer and prints, at the end, how many 200s there were and how many
+    distinct names they carried (a joined request answers with the name of the workflow it
+    joined: a repeat)."""
+    script = directory / ("post_topic_names.lua" if names else "post_topic.lua")
+    text = (
         'wrk.method = "POST"\n'
         f"wrk.body = [==[{json.dumps({'topic': TOPIC})}]==]\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
     )
+    if names:
+        text += _NAMES_LUA
+    script.write_text(text)
     return script
+
+
+# Per thread: the names answered (a table) and the 200 count; merged in done().
+_NAMES_LUA = """
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+end
+function init(args)
+  names = {}
+  ok = 0
+end
+function response(status, headers, body)
+  if status == 200 then
+    ok = ok + 1
+    local name = string.match(body, '"name":"(workflows/[^"]+)"')
+    if name then names[name] = true end
+  end
+end
+function done(summary, latency, requests)
+  local seen, total = {}, 0
+  local distinct = 0
+  for _, thread in ipairs(threads) do
+    total = total + thread:get("ok")
+    for name, _ in pairs(thread:get("names")) do
+      if not seen[name] then
+        seen[name] = true
+        distinct = distinct + 1
+      end
+    end
+  end
+  io.write(string.format("PONDER_ANSWERS ok=%d distinct=%d\\n", total, distinct))
+end
+"""
 
 
 def run_wrk(url: str, script: Path, duration: float, connections: int) -> Load:
@@ -151,9 +197,11 @@ async def grpc_load(address: str, duration: float, warmup: float, callers: int) 
     latencies: list[float] = []
     failures: dict[str, int] = {}
     misses = 0
+    names: set[str] = set()  # of every OK reply, warm-up included (a joined one repeats a name)
+    ok = 0
 
     async def caller(stub: workflow_grpc.WorkflowServiceStub, until: float, keep: bool) -> None:
-        nonlocal misses
+        nonlocal misses, ok
         while (started := time.perf_counter()) < until:
             try:
                 call = stub.RunReflectionWorkflow(request, timeout=30)
@@ -161,6 +209,8 @@ async def grpc_load(address: str, duration: float, warmup: float, callers: int) 
             except grpc.aio.AioRpcError as exc:
                 failures[exc.code().name] = failures.get(exc.code().name, 0) + 1
                 continue
+            ok += 1
+            names.add(reply.workflow.name)
             if keep:
                 latencies.append(time.perf_counter() - started)
                 if not reply.workflow.cache.hit:  # ran, unless it is a replay
@@ -187,6 +237,8 @@ async def grpc_load(address: str, duration: float, warmup: float, callers: int) 
         "p99_ms": float(np.percentile(values, 99)),
         "failures": failures,
         "cache_misses": misses,
+        "ok": ok,
+        "distinct": len(names),
     }
 
 
@@ -208,6 +260,8 @@ def run_grpc_load(address: str, duration: float, warmup: float, callers: int) ->
         requests=got["requests"],
         errors=failed,
         detail=f"failed RPCs {got['failures'] or 0}, cache misses {got['cache_misses']}",
+        ok=got["ok"],
+        distinct=got["distinct"],
     )
 
 
@@ -338,6 +392,59 @@ def median(runs: list[Load]) -> Load:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """Whether every answer was a recorded workflow: the records in the gateway's store
+    against the successful answers (REST: the 200s of the gateway's access log for the
+    workflow route, which counts the answers a load generator stopped before reading; gRPC:
+    every OK reply, warm-ups included; plus the two gRPC warm-up calls), and the answers that
+    repeated another's workflow name (joined to a running twin instead of recorded)."""
+
+    by_state: dict[str, int]
+    rest_200: int
+    grpc_ok: int
+    joined: int
+
+    @classmethod
+    def read(cls, store: Path, log: Path, runs: list[Load]) -> Recorded:
+        """Count them, after the stack has stopped."""
+        with contextlib.closing(sqlite3.connect(store)) as db:
+            rows = db.execute("SELECT state, count(*) FROM workflows GROUP BY state").fetchall()
+        by_state = {
+            pb.WorkflowState.Name(state).removeprefix("WORKFLOW_STATE_"): n for state, n in rows
+        }
+        rest_200 = 0
+        for line in log.read_text(errors="replace").splitlines():
+            if '"http request"' not in line:
+                continue
+            entry = json.loads(line)
+            rest_200 += entry.get("http_path") == PONDER_PATH and entry.get("http_status") == 200
+        grpc_ok = sum(run.ok for run in runs if "RPC" in run.detail)
+        joined = sum(run.ok - run.distinct for run in runs)
+        return cls(by_state, rest_200, grpc_ok, joined)
+
+    @property
+    def answers(self) -> int:
+        """Successful answers: REST 200s, gRPC OKs and the two gRPC warm-up calls."""
+        return self.rest_200 + self.grpc_ok + 2
+
+    @property
+    def ok(self) -> bool:
+        """One SUCCEEDED record per successful answer, and none joined."""
+        return self.by_state.get("SUCCEEDED", 0) == self.answers and self.joined == 0
+
+    def report(self) -> str:
+        """The check, in one paragraph."""
+        states = ", ".join(f"{state} {n:,}" for state, n in sorted(self.by_state.items()))
+        verdict = "PASS" if self.ok else "FAIL"
+        return (
+            f"Records: {states} (the store after the run). Successful answers: "
+            f"{self.answers:,} (REST 200s {self.rest_200:,} from the access log, gRPC OK "
+            f"{self.grpc_ok:,}, 2 gRPC warm-up calls); answers joined to another's workflow "
+            f"(a repeated name): {self.joined}. One recorded workflow per answer: **{verdict}**"
+        )
+
+
 # --- the run -----------------------------------------------------------------------------------
 
 
@@ -392,10 +499,37 @@ def table(
     return "\n".join(lines)
 
 
+def load_rounds(
+    args: argparse.Namespace,
+    targets: dict[str, str],
+    scripts: dict[str, Path],
+    grpc_address: str,
+    *,
+    results: dict[str, list[Load]],
+    answered: list[Load],
+) -> None:
+    """`--rounds` times: each HTTP target, then the gRPC load; Ponder's runs, warm-ups
+    included, also go to `answered`."""
+    for _ in range(args.rounds):
+        for name, url in targets.items():
+            if args.warmup > 0:
+                warm = run_wrk(url, scripts[name], args.warmup, args.connections)
+                if name == "rest":
+                    answered.append(warm)
+            run = run_wrk(url, scripts[name], args.duration, args.connections)
+            results[name].append(run)
+            if name == "rest":
+                answered.append(run)
+        run = run_grpc_load(grpc_address, args.duration, args.warmup, args.connections)
+        results["grpc"].append(run)
+        answered.append(run)
+
+
 async def bench(args: argparse.Namespace) -> int:
     """Run everything; print the table; the exit status."""
     fake = serve_fake_openai()
     results: dict[str, list[Load]] = {"reference": [], "rest": [], "grpc": []}
+    answered: list[Load] = []  # Ponder's load runs, warm-ups included (their names counted)
     sizes: dict[str, int] = {}
     rest_problem = ""
     with tempfile.TemporaryDirectory() as tmp:
@@ -440,24 +574,23 @@ async def bench(args: argparse.Namespace) -> int:
                 }
                 if rest_problem:
                     del targets["rest"]
-                for _ in range(args.rounds):
-                    for name, url in targets.items():
-                        if args.warmup > 0:
-                            run_wrk(url, script, args.warmup, args.connections)
-                        results[name].append(run_wrk(url, script, args.duration, args.connections))
-                    results["grpc"].append(
-                        run_grpc_load(gateway.address, args.duration, args.warmup, args.connections)
-                    )
+                scripts = {"reference": script, "rest": wrk_script(root, names=True)}
+                load_rounds(
+                    args, targets, scripts, gateway.address, results=results, answered=answered
+                )
         finally:
             codes = stack.stop()
             fake.close()
             if any(code not in (0, None) for code in codes.values()):
                 print(f"stack exit codes: {codes}", file=sys.stderr)
+        recorded = Recorded.read(root / "workflows.sqlite3", root / "gateway.log", answered)
     print(table(args, results, sizes, rest_problem))
+    print()
+    print(recorded.report())
     if rest_problem:
         print(f"\nPonder REST facade not ready: {rest_problem}", file=sys.stderr)
         return 1
-    return 0
+    return 0 if recorded.ok else 3
 
 
 def main() -> None:

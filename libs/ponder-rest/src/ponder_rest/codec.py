@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
@@ -32,8 +33,9 @@ def message_to_obj(message: Message, options: JsonOptions) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact UTF-8 JSON."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON (orjson: what json.dumps with ensure_ascii=False and no spaces
+    writes, several times faster; a float may be spelt differently, e.g. 1e-7 for 1e-07)."""
+    return orjson.dumps(obj)
 
 
 class BodyError(ValueError):

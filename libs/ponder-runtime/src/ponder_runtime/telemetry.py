@@ -84,6 +84,15 @@ class Telemetry:
         """A tracer for instrumentation scope `name`."""
         return self.tracer_provider.get_tracer(name)
 
+    def inner_tracer(self, name: str) -> Tracer | None:
+        """A tracer for spans inside a request's span (scope `name`), or None when no span is
+        ever recorded (the sampler is ALWAYS_OFF: nothing exports them). With None, callers
+        start no spans of their own: their work, logs and records carry the ids of the
+        request's span, and cost nothing for tracing."""
+        if self.tracer_provider.sampler is ALWAYS_OFF:
+            return None
+        return self.tracer(name)
+
     def meter(self, name: str) -> Meter:
         """A meter for instrumentation scope `name`."""
         return self.meter_provider.get_meter(name)

@@ -198,6 +198,15 @@ class WorkflowCache:
         except LibraryVersionError as exc:
             raise CacheUnavailableError(f"library version unknown ({exc})") from exc
 
+    async def remembers(self, topic: str, params: RunParameters, tenant: str = "") -> bool:
+        """Whether an exact repeat of `topic` is answered in-process (RecentAnswers) right now;
+        False when the library version cannot be learnt."""
+        try:
+            space = await self.namespace(params, tenant)
+        except CacheUnavailableError:
+            return False
+        return self._recent.get(space, topic) is not None
+
     async def lookup(
         self,
         topic: str,

@@ -165,7 +165,7 @@ class GatewayModule:
                 log,
                 settings,
                 admission=admission,
-                tracer=telemetry.tracer("ponder_gateway"),
+                tracer=telemetry.inner_tracer("ponder_gateway"),  # None: spans unrecorded
                 notifier=self.notifier,
             )
         self._retention = Retention(

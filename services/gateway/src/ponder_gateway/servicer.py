@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import grpc
 from google.protobuf.message import Message
@@ -40,6 +41,14 @@ _WORKFLOW_ID = re.compile(r"^[a-z][a-z0-9-]{2,62}$")
 _NAME = re.compile(r"^workflows/[a-z0-9][a-z0-9-]{2,62}$")
 
 
+_Reply = TypeVar(
+    "_Reply",
+    workflow_pb2.RunReflectionWorkflowResponse,
+    workflow_pb2.RunResearchWorkflowResponse,
+    workflow_pb2.RunWorkflowResponse,
+)
+
+
 class _Spec(NamedTuple):
     """What a synchronous run is asked for, whichever request carried it."""
 
@@ -47,6 +56,14 @@ class _Spec(NamedTuple):
     topic: str
     parameters: workflow_pb2.WorkflowParameters
     notification: workflow_pb2.NotificationTarget | None = None
+
+
+def _answer(reply: type[_Reply], workflow: workflow_pb2.Workflow) -> _Reply:
+    """A Run*Workflow reply carrying `workflow` (copied in: quicker than the constructor's
+    keyword, which goes through Python)."""
+    message = reply()
+    message.workflow.CopyFrom(workflow)
+    return message
 
 
 def _check_name(name: str) -> None:
@@ -126,18 +143,25 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         params = await self._notified(params, spec.notification, prefix)
         principal = current()  # access: per tenant and per key
         topic = spec.topic.strip()
-        twin_key = await self._admit(topic, params, principal)
-        while True:
-            workflow_id = str(uuid.uuid4())
-            running = await self._twin(twin_key, f"workflows/{workflow_id}", params)
-            if running is None:
-                break
-            final = await self._twins.ended(running.name)
-            if params.multitask_strategy == workflow_pb2.MULTITASK_STRATEGY_ENQUEUE:
-                continue  # its turn now (perhaps answered from the cache)
-            if final.state != workflow_pb2.WORKFLOW_STATE_SUCCEEDED:
-                raise relayed_error(final.error)
-            return answer(final)  # joined: one execution for both
+        await self._daily.check(principal)  # QuotaExceededError when the key's day is spent
+        twin_key = ""
+        workflow_id = str(uuid.uuid4())
+        # A request this process can answer from the cache's first level at once is a
+        # workflow of its own (recorded): there is no execution to coalesce with. Every other
+        # one claims its identity first (coalescing.py).
+        if not await self._engine.remembers(topic, params, principal.tenant):
+            twin_key = identity(principal.tenant, topic, params)
+            while True:
+                running = await self._twin(twin_key, f"workflows/{workflow_id}", params)
+                if running is None:
+                    break
+                final = await self._twins.ended(running.name)
+                if params.multitask_strategy == workflow_pb2.MULTITASK_STRATEGY_ENQUEUE:
+                    workflow_id = str(uuid.uuid4())
+                    continue  # its turn now (perhaps answered from the cache)
+                if final.state != workflow_pb2.WORKFLOW_STATE_SUCCEEDED:
+                    raise relayed_error(final.error)
+                return answer(final)  # joined: one execution for both
         spend = self._budgets.acquire(principal)
         try:
             workflow = await self._engine.run(
@@ -147,7 +171,8 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             await self._daily.charge(principal, workflow)
         finally:
             spend()
-            await asyncio.shield(self._twins.release(twin_key, f"workflows/{workflow_id}"))
+            if twin_key:
+                await asyncio.shield(self._twins.release(twin_key, f"workflows/{workflow_id}"))
         reply = answer(workflow)
         question = f"{namespace(params)}\n{workflow.topic}"
         if params.cache_policy == workflow_pb2.CACHE_POLICY_USE:
@@ -185,7 +210,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         )
         reply = await self._run(
             request,
-            lambda workflow: workflow_pb2.RunReflectionWorkflowResponse(workflow=workflow),
+            functools.partial(_answer, workflow_pb2.RunReflectionWorkflowResponse),
             spec,
             context,
         )
@@ -205,7 +230,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         )
         reply = await self._run(
             request,
-            lambda workflow: workflow_pb2.RunResearchWorkflowResponse(workflow=workflow),
+            functools.partial(_answer, workflow_pb2.RunResearchWorkflowResponse),
             spec,
             context,
         )
@@ -218,7 +243,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         given = request.workflow
         reply = await self._run(
             request,
-            lambda workflow: workflow_pb2.RunWorkflowResponse(workflow=workflow),
+            functools.partial(_answer, workflow_pb2.RunWorkflowResponse),
             _Spec(
                 given.kind,
                 given.topic,

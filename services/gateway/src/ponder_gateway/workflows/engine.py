@@ -35,6 +35,12 @@ class Engine(Protocol):
         PonderError when it fails (recorded FAILED)."""
         ...
 
+    async def remembers(self, topic: str, params: RunParameters, tenant: str = "") -> bool:
+        """Whether this process already holds the verified cached answer of exactly this
+        request (the semantic cache's in-process first level): such a request is answered at
+        once, as a workflow of its own, and never joins an identical running one."""
+        ...
+
     async def create(
         self,
         topic: str,

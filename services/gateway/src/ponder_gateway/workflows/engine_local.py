@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
@@ -98,7 +97,7 @@ class LocalEngine:
         self._log = log
         self._settings = settings
         self._admission = admission
-        self._tracer = tracer or trace.NoOpTracer()
+        self._tracer = tracer  # None: no spans of its own (nothing records them)
         self._wakeups = Wakeups()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._live: dict[str, workflow_pb2.Workflow] = {}
@@ -120,6 +119,12 @@ class LocalEngine:
             workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
             return await self._execute(workflow, params, context, watched=False)
 
+    async def remembers(self, topic: str, params: RunParameters, tenant: str = "") -> bool:
+        """Whether the semantic cache's first level holds the answer (policy USE only)."""
+        if params.cache_policy != workflow_pb2.CACHE_POLICY_USE:
+            return False
+        return await self._cache.remembers(topic, params, tenant)
+
     async def _execute(
         self,
         workflow: workflow_pb2.Workflow,
@@ -129,8 +134,10 @@ class LocalEngine:
         watched: bool,
     ) -> workflow_pb2.Workflow:
         self._live[workflow.name] = workflow
-        sink = _FinishedLast(StoreSink(self._store, self._log, self._wakeups, watched=watched))
-        recorder = Recorder(sink, timestamp, self._tracer)
+        store_sink = StoreSink(self._store, self._log, self._wakeups, watched=watched)
+        # Only a watched workflow has events, so only its FINISHED event waits for the span.
+        sink = _FinishedLast(store_sink) if watched else None
+        recorder = Recorder(sink or store_sink, timestamp, self._tracer)
         activities = GrpcActivities(
             self._up,
             self._cache,
@@ -145,17 +152,22 @@ class LocalEngine:
                     async with self._admission.slot():
                         record_trace_id(workflow)  # cache hits too
                         await pipeline.run(workflow, params)
-                        logger.info(
+                        # A cache hit's line is DEBUG: the request's access line and the
+                        # durable record already say it (one INFO line per cached answer).
+                        logger.log(
+                            logging.DEBUG if workflow.cache.hit else logging.INFO,
                             "workflow succeeded",
                             extra={
                                 "workflow": workflow.name,
                                 "sources": len(workflow.result.sources),
                                 "seconds": workflow.execution_time.ToNanoseconds() / 1e9,
+                                "cache_hit": workflow.cache.hit,
                             },
                         )
                         return workflow
         finally:
-            await asyncio.shield(sink.flush())
+            if sink is not None:
+                await asyncio.shield(sink.flush())
             self._live.pop(workflow.name, None)
             if self._notifier is not None:
                 self._notifier.notify(workflow)  # its completion webhook, in the background

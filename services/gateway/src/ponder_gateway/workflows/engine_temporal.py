@@ -95,6 +95,10 @@ class TemporalEngine:
             pack(workflow), watched, step_timeouts(self._settings), params.cache_scope, after
         )
 
+    async def remembers(self, topic: str, params: RunParameters, tenant: str = "") -> bool:
+        """Never: the workers look the cache up."""
+        return False
+
     async def run(
         self,
         topic: str,

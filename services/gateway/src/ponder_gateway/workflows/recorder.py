@@ -12,8 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from google.protobuf import timestamp_pb2
-from opentelemetry import trace
-from opentelemetry.trace import StatusCode, Tracer
+from opentelemetry.trace import Span, StatusCode, Tracer
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.store import WorkflowStore
@@ -23,6 +22,11 @@ from ponder_runtime.attributes import STEP_MESSAGE, STEP_STATE, WORKFLOW_STEP
 
 
 logger = logging.getLogger(__name__)
+# STEP_STATE_SUCCEEDED -> "SUCCEEDED", for the step spans.
+_STEP_STATES = {
+    value.number: value.name.removeprefix("STEP_STATE_")
+    for value in workflow_pb2.StepState.DESCRIPTOR.values
+}
 Clock = Callable[[], timestamp_pb2.Timestamp]
 
 
@@ -87,19 +91,18 @@ class Recorder:
     def __init__(self, sink: Sink, now: Clock, tracer: Tracer | None = None) -> None:
         self._sink = sink
         self.now = now
-        self._tracer = tracer or trace.NoOpTracer()
+        self._tracer = tracer  # None: steps are not spans (nothing would record them)
 
     @contextlib.asynccontextmanager
     async def step(
         self, workflow: workflow_pb2.Workflow, name: str
     ) -> AsyncIterator[workflow_pb2.WorkflowStep]:
-        """Record a step of `workflow` around the body (traced as a child span)."""
+        """Record a step of `workflow` around the body (traced as a child span, when a tracer
+        was given)."""
         workflow.steps.add(name=name, state=workflow_pb2.STEP_STATE_RUNNING, start_time=self.now())
         step = workflow.steps[-1]
         await self.progress(workflow, step)
-        with self._tracer.start_as_current_span(
-            f"step {name}", attributes={WORKFLOW_STEP: name}, set_status_on_exception=False
-        ) as span:
+        with self._span(name) as span:
             try:
                 yield step
             except BaseException as exc:
@@ -110,11 +113,20 @@ class Recorder:
                 step.end_time.CopyFrom(self.now())
                 if step.state == workflow_pb2.STEP_STATE_RUNNING:
                     step.state = workflow_pb2.STEP_STATE_SUCCEEDED
-                state = workflow_pb2.StepState.Name(step.state).removeprefix("STEP_STATE_")
-                span.set_attributes({STEP_STATE: state, STEP_MESSAGE: step.message})
-                if step.state == workflow_pb2.STEP_STATE_FAILED:
-                    span.set_status(StatusCode.ERROR, step.message)
+                if span is not None:
+                    state = _STEP_STATES[step.state]
+                    span.set_attributes({STEP_STATE: state, STEP_MESSAGE: step.message})
+                    if step.state == workflow_pb2.STEP_STATE_FAILED:
+                        span.set_status(StatusCode.ERROR, step.message)
                 await self.progress(workflow, step)
+
+    def _span(self, name: str) -> contextlib.AbstractContextManager[Span | None]:
+        """The step's span, current while its body runs; none without a tracer."""
+        if self._tracer is None:
+            return contextlib.nullcontext()
+        return self._tracer.start_as_current_span(
+            f"step {name}", attributes={WORKFLOW_STEP: name}, set_status_on_exception=False
+        )
 
     async def progress(
         self, workflow: workflow_pb2.Workflow, step: workflow_pb2.WorkflowStep

@@ -90,9 +90,13 @@ def record_trace_id(workflow: workflow_pb2.Workflow) -> None:
 
 
 @contextlib.contextmanager
-def traced(tracer: Tracer, workflow: workflow_pb2.Workflow) -> Iterator[Span]:
+def traced(tracer: Tracer | None, workflow: workflow_pb2.Workflow) -> Iterator[Span]:
     """The workflow's span (its steps, and the calls they make, are children); its outcome is
-    set from the workflow's final state."""
+    set from the workflow's final state. Without a tracer (nothing records spans), no span of
+    its own: the current one (the request's) is yielded, untouched."""
+    if tracer is None:
+        yield trace.get_current_span()
+        return
     kind = workflow_pb2.WorkflowKind.Name(workflow.kind).removeprefix("WORKFLOW_KIND_")
     with tracer.start_as_current_span(
         f"workflow {kind.lower()}",
