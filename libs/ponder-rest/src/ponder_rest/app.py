@@ -38,6 +38,7 @@ from ponder_rest.observe import Observer
 from ponder_rest.pages import Pages
 from ponder_rest.routes import BadPathError, MethodNotAllowedError, NoRouteError, Route, Router
 from ponder_rest.transcoder import BodyMemo, RequestError, build_request, parse_query
+from ponder_runtime.ids import RandomIds
 from ponder_runtime.metrics import RpcMetrics
 
 
@@ -65,6 +66,7 @@ class RestFacade:
         self._router = Router(list(routes))
         self._config = config
         self._bodies = BodyMemo()
+        self._ids = RandomIds()  # request ids
         self._cors = Cors(config)
         self._forward = Forwarder(invoker, config)
         self._pages = Pages(
@@ -88,7 +90,7 @@ class RestFacade:
             return
         if scope["type"] != "http":
             return
-        exchange = Exchange(scope)
+        exchange = Exchange(scope, self._ids)
         with self._observer.request(exchange) as span:
             try:
                 await self._handle(exchange, receive, send, span)

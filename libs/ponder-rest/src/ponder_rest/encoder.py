@@ -2,11 +2,12 @@
 
 protobuf's `json_format` is pure Python and costs most of a cached answer's time (a workflow's
 cited result is several KB). Answers that repeat — a cache hit copies the earlier result —
-share sub-messages byte for byte, so the JSON of a sub-message of at least `min_bytes` is kept
-in a small LRU keyed by its type and serialized bytes: the same bytes always give the same
-JSON, so the memo can never serve a wrong answer. Whole answers of that size are memoized the
-same way in a separate LRU (a replayed answer is the same message again: its JSON costs a
-dictionary lookup), so answers that never repeat do not push out the shared parts.
+share sub-messages byte for byte, so the JSON of a sub-message of at least `min_bytes` (not
+counting its own large sub-messages) is kept in a small LRU keyed by its type and serialized
+bytes: the same bytes always give the same JSON, so the memo can never serve a wrong answer.
+Whole answers of that size are memoized the same way in a separate LRU (a replayed answer is
+the same message again: its JSON costs a dictionary lookup), so answers that never repeat do
+not push out the shared parts.
 """
 
 from __future__ import annotations
@@ -63,7 +64,10 @@ class MessageEncoder:
 
     def _to_json(self, message: Message) -> bytes:
         """The JSON text of `message`; memoized fragments are spliced in as bytes."""
-        large = self._large(message)
+        return self._spliced(message, self._large(message))
+
+    def _spliced(self, message: Message, large: list[tuple[Any, Message]]) -> bytes:
+        """The JSON text of `message`, its `large` fields spliced in from the memo."""
         if not large:
             return dumps(self._writer.to_obj(message))
         rest = type(message)()
@@ -82,7 +86,14 @@ class MessageEncoder:
         return text
 
     def _fragment(self, message: Message) -> bytes:
-        return self._remembered(self._fragments, message, self._to_json)
+        """A large sub-message's JSON: memoized, unless it is large only through large parts
+        of its own (a new workflow around a reused result: it never repeats, its parts do;
+        keying it would serialize it for nothing)."""
+        large = self._large(message)
+        own = message.ByteSize() - sum(value.ByteSize() for _, value in large)
+        if own < self._min:
+            return self._spliced(message, large)
+        return self._remembered(self._fragments, message, lambda _: self._spliced(message, large))
 
     @staticmethod
     def _remembered(

@@ -8,6 +8,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ponder_runtime.ids import RandomIds
+
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -34,7 +36,7 @@ class Exchange:
         "status",
     )
 
-    def __init__(self, scope: Scope) -> None:
+    def __init__(self, scope: Scope, ids: RandomIds | None = None) -> None:
         self.scope = scope
         self.method: str = scope["method"]
         self.headers: dict[bytes, bytes] = {}
@@ -43,7 +45,10 @@ class Exchange:
                 value if key not in self.headers else self.headers[key] + b"," + value
             )
         given = self.headers.get(b"x-request-id", b"").decode("latin-1")
-        self.request_id = given if _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
+        if _REQUEST_ID.fullmatch(given):
+            self.request_id = given
+        else:
+            self.request_id = ids.hex() if ids is not None else os.urandom(16).hex()
         self.response_headers: Headers = [(b"x-request-id", self.request_id.encode())]
         self.started = time.perf_counter()
         self.status = 0

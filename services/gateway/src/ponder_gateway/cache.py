@@ -3,6 +3,7 @@ workflow shape, scope and library version; every lookup says what it decided and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -96,6 +97,7 @@ class CacheUnavailableError(Exception):
     """The embedding service could not answer; the message says how."""
 
 
+@functools.lru_cache(maxsize=1024)  # a pure function of its (hashable) arguments
 def namespace(params: RunParameters, library_version: str = "") -> str:
     """One namespace per workflow kind and result-shaping parameters (not the cache policy),
     scope (`global` or the caller's key hash) and, for workflows that search the local library,

@@ -18,6 +18,9 @@ MAX_ITERATIONS = 5
 DEFAULT_SCORE_THRESHOLD = 8.0
 MAX_BUDGET_TOKENS = 10_000_000
 MAX_BUDGET_USD = 1000.0
+_SOURCES = frozenset(document_pb2.SourceKind.values()) - {document_pb2.SOURCE_KIND_UNSPECIFIED}
+_CACHE_POLICIES = frozenset(workflow_pb2.CachePolicy.values())
+_STRATEGIES = frozenset(workflow_pb2.MultitaskStrategy.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,17 +89,16 @@ def resolve_parameters(
         high=10,
         zero_means_default=True,
     )
-    known_sources = set(document_pb2.SourceKind.values()) - {document_pb2.SOURCE_KIND_UNSPECIFIED}
     for index, source in enumerate(params.sources):
-        if source not in known_sources:
+        if source not in _SOURCES:
             check.add(f"{where}sources[{index}]", "must be ARXIV, WEB or LIBRARY")
-    if params.cache_policy not in workflow_pb2.CachePolicy.values():
+    if params.cache_policy not in _CACHE_POLICIES:
         check.add(f"{where}cache_policy", "must be USE, BYPASS or REFRESH")
     if not 0 <= params.max_tokens <= MAX_BUDGET_TOKENS:
         check.add(f"{where}max_tokens", f"must be between 0 and {MAX_BUDGET_TOKENS:,}")
     if not (math.isfinite(params.max_cost_usd) and 0 <= params.max_cost_usd <= MAX_BUDGET_USD):
         check.add(f"{where}max_cost_usd", f"must be between 0 and {MAX_BUDGET_USD:g}")
-    if params.multitask_strategy not in workflow_pb2.MultitaskStrategy.values():
+    if params.multitask_strategy not in _STRATEGIES:
         check.add(f"{where}multitask_strategy", "must be JOIN, REJECT or ENQUEUE")
     check.check()
     default_sources = (

@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import functools
 import re
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -33,6 +32,7 @@ from ponder_gateway.workflows.engine import Engine
 from ponder_gateway.workflows.relayed import relayed_error
 from ponder_gateway.workflows.resource import usage_attributes
 from ponder_runtime import AlreadyExistsError, RequestValidator
+from ponder_runtime.ids import RandomIds
 
 
 DEFAULT_PAGE_SIZE = 20
@@ -96,6 +96,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         self._scope_mode: CacheScopeMode = scope_mode
         self._daily = daily or DailyBudgets(MemoryLedger())
         self._twins = Coalescer(running or MemoryRunningIndex(), engine.get)
+        self._ids = RandomIds()  # workflow ids
 
     async def _admit(self, topic: str, params: RunParameters, principal: Principal) -> str:
         """The request's coalescing identity (coalescing.py), once the key's daily budget
@@ -145,7 +146,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         topic = spec.topic.strip()
         await self._daily.check(principal)  # QuotaExceededError when the key's day is spent
         twin_key = ""
-        workflow_id = str(uuid.uuid4())
+        workflow_id = self._ids.uuid4()
         # A request this process can answer from the cache's first level at once is a
         # workflow of its own (recorded): there is no execution to coalesce with. Every other
         # one claims its identity first (coalescing.py).
@@ -157,7 +158,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
                     break
                 final = await self._twins.ended(running.name)
                 if params.multitask_strategy == workflow_pb2.MULTITASK_STRATEGY_ENQUEUE:
-                    workflow_id = str(uuid.uuid4())
+                    workflow_id = self._ids.uuid4()
                     continue  # its turn now (perhaps answered from the cache)
                 if final.state != workflow_pb2.WORKFLOW_STATE_SUCCEEDED:
                     raise relayed_error(final.error)
@@ -167,7 +168,9 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             workflow = await self._engine.run(
                 topic, params, context, tenant=principal.tenant, workflow_id=workflow_id
             )
-            trace.get_current_span().set_attributes(usage_attributes(workflow))
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.set_attributes(usage_attributes(workflow))
             await self._daily.charge(principal, workflow)
         finally:
             spend()
@@ -273,7 +276,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         principal = current()  # access: per tenant and per key
         topic = spec.topic.strip()
         twin_key = await self._admit(topic, params, principal)
-        workflow_id = request.workflow_id or str(uuid.uuid4())
+        workflow_id = request.workflow_id or self._ids.uuid4()
         name = f"workflows/{workflow_id}"
         running = await self._twin(twin_key, name, params)
         if running is not None and params.multitask_strategy != (

@@ -94,16 +94,18 @@ class GrpcActivities:
             )
         except CacheUnavailableError as exc:
             return CacheLookup(unavailable=str(exc))
-        trace.get_current_span().set_attributes(  # the step's
-            {
-                CACHE_RESULT: "hit" if cached.hit else "miss",
-                CACHE_VERDICT: cached.verdict_name(),
-                CACHE_REASON: cached.reason,
-                CACHE_REASON_CATEGORY: cached.category,
-                CACHE_CANDIDATE: cached.candidate_topic,
-                CACHE_SIMILARITY: cached.similarity,
-            }
-        )
+        span = trace.get_current_span()  # the step's
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    CACHE_RESULT: "hit" if cached.hit else "miss",
+                    CACHE_VERDICT: cached.verdict_name(),
+                    CACHE_REASON: cached.reason,
+                    CACHE_REASON_CATEGORY: cached.category,
+                    CACHE_CANDIDATE: cached.candidate_topic,
+                    CACHE_SIMILARITY: cached.similarity,
+                }
+            )
         return CacheLookup(
             workflow=cached.workflow,
             similarity=cached.similarity,
