@@ -238,6 +238,52 @@ async def test_a_hundred_identical_requests_cause_one_execution(
     assert [w.name for w in listed.workflows] == [names[0]]
 
 
+async def test_identical_requests_the_cache_answers_are_each_recorded(
+    stack: InProcessStack, tmp_path: Path, fake: FakeOpenAI, reflection: ServiceServer
+) -> None:
+    """Once a topic's answer is in the gateway's first-level cache, 30 identical concurrent
+    RunWorkflow calls (JOIN, the default) are 30 workflows of their own: distinct names, each
+    a cache hit, each recorded SUCCEEDED (GetWorkflow), none joined to another, and the model
+    is not called again."""
+    fake.behaviour.update(default_score=9.0)
+    server = await gateway(
+        stack,
+        tmp_path,
+        reflection_addr=f"127.0.0.1:{reflection.port}",
+        rate_limit_per_second=0,
+        replay_seconds=0,  # each request is a workflow run
+        # Every lookup asks research for the library's version: each workflow is still
+        # RUNNING while that call is out, so its twins would join it if they could.
+        cache_library_version_seconds=0,
+    )
+    topic = f"plan repair for tool-using agents {uuid.uuid4().hex[:8]}"
+    request = pb.RunWorkflowRequest(workflow=_create(topic).workflow)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = workflow_grpc.WorkflowServiceStub(channel)
+            first: pb.RunWorkflowResponse = await stub.RunWorkflow(request, timeout=60)
+            model_calls = len(fake.requests)
+
+            async def run() -> pb.Workflow:
+                reply: pb.RunWorkflowResponse = await stub.RunWorkflow(request, timeout=60)
+                return reply.workflow
+
+            answers = await asyncio.gather(*(run() for _ in range(30)))
+            stored = [
+                (await stub.GetWorkflow(pb.GetWorkflowRequest(name=w.name), timeout=10)).workflow
+                for w in answers
+            ]
+    finally:
+        await server.stop(0)
+    assert not first.workflow.cache.hit
+    assert len({w.name for w in answers}) == 30
+    assert first.workflow.name not in {w.name for w in answers}
+    assert all(w.cache.hit and w.cache.source_workflow == first.workflow.name for w in answers)
+    assert [w.state for w in stored] == [pb.WORKFLOW_STATE_SUCCEEDED] * 30
+    assert [w.name for w in stored] == [w.name for w in answers]
+    assert len(fake.requests) == model_calls
+
+
 async def test_identical_requests_to_two_gateways_join_through_redis(
     stack: InProcessStack,
     tmp_path: Path,

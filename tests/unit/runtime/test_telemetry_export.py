@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.research.v1 import research_service_pb2_grpc as research_grpc
@@ -133,3 +135,22 @@ def test_without_an_exporter_spans_have_ids_but_record_nothing(monkeypatch):
     with sampled.tracer("test").start_as_current_span("sampled") as span:
         assert span.is_recording()
     sampled.shutdown()
+
+
+def test_no_inner_tracer_when_nothing_records_spans():
+    """With nowhere to send spans (the sampler is ALWAYS_OFF) there is no inner tracer, so
+    workflow and step spans are not even started; with an exporter there is one, and its
+    spans are recorded."""
+    quiet = configure_telemetry(load_settings(ResearchSettings))
+    assert quiet.inner_tracer("ponder_test") is None
+    exporter = InMemorySpanExporter()
+    loud = configure_telemetry(
+        load_settings(ResearchSettings), extra_processors=[SimpleSpanProcessor(exporter)]
+    )
+    tracer = loud.inner_tracer("ponder_test")
+    assert tracer is not None
+    with tracer.start_as_current_span("inner"):
+        pass
+    assert [span.name for span in exporter.get_finished_spans()] == ["inner"]
+    quiet.shutdown()
+    loud.shutdown()
