@@ -1,10 +1,11 @@
 """The semantic cache as the gateway uses it: a verified paraphrase is served, the opposite
 question is refused and the workflow runs saying why; per-tenant and per-key scopes keep
-tenants apart; a
-library change invalidates the answers made from the library."""
+tenants apart; a library change invalidates the answers made from the library; an
+InvalidateCache through the gateway empties its first-level cache too."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -12,11 +13,14 @@ from pathlib import Path
 import grpc
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
+from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
 from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.research.v1 import research_service_pb2_grpc as research_grpc
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.access import hash_key
+from ponder_gateway.principals import Scope
 from ponder_gateway.settings import GatewaySettings
 from ponder_research.service import ResearchModule
 from ponder_research.settings import ResearchSettings
@@ -207,3 +211,78 @@ async def test_a_library_change_invalidates_library_answers(stack: InProcessStac
     assert not changed.cache.hit
     assert changed.cache.verdict == pb.CACHE_VERDICT_EMPTY
     assert f"/library-{after.version}" in changed.cache.namespace
+
+
+async def test_an_invalidate_through_the_gateway_empties_its_first_level(
+    stack: InProcessStack, tmp_path
+):
+    """A repeat is answered from the gateway's memory; after InvalidateCache of the
+    namespace through that gateway (internal services exposed, a cache.admin key) the same
+    topic is looked up again, finds nothing and runs."""
+    admin = "pk-cache-admin-first-level-0001"
+    keys = keys_file(
+        tmp_path / "keys",
+        key_line(
+            admin,
+            key_id="ops",
+            scopes={Scope.INTERNAL, Scope.CACHE_ADMIN, Scope.WORKFLOWS_RUN},
+        ),
+    )
+    server = await gateway(
+        stack,
+        tmp_path,
+        expose_internal_services=True,
+        api_keys_file=keys,
+        rate_limit_per_second=0,
+        replay_seconds=0,
+    )
+    topic = f"How do agents forget stale plans, case {uuid.uuid4().hex[:6]}?"
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = workflow_grpc.WorkflowServiceStub(channel)
+            first = await _reflect(stub, topic, bearer(admin))
+            repeat = await _reflect(stub, topic, bearer(admin))
+            removed = await embedding_grpc.EmbeddingServiceStub(channel).InvalidateCache(
+                embedding_pb2.InvalidateCacheRequest(namespace=first.cache.namespace),
+                metadata=bearer(admin),
+                timeout=10,
+            )
+            after = await _reflect(stub, topic, bearer(admin))
+    finally:
+        await server.stop(0)
+    assert not first.cache.hit
+    assert repeat.cache.hit
+    assert repeat.cache.source_workflow == first.name
+    assert removed.removed_count >= 1
+    assert not after.cache.hit
+    assert after.cache.verdict == pb.CACHE_VERDICT_EMPTY
+
+
+async def test_a_remembered_answer_goes_when_its_cache_entry_expires(
+    stack: InProcessStack, tmp_path
+):
+    """Gateway A stores an answer with a 1.5 s TTL; gateway B (30 s first level) is answered
+    from the cache and remembers it, but only until the entry's own expiry: once it has
+    passed, B's repeat is looked up again, finds nothing and runs."""
+    key = f"expiry-test:{uuid.uuid4().hex}{uuid.uuid4().hex}"  # both sign and verify alike
+    storer = await gateway(
+        stack, tmp_path / "a", cache_ttl_seconds=1.5, replay_seconds=0, cache_signing_key=key
+    )
+    reader = await gateway(stack, tmp_path / "b", replay_seconds=0, cache_signing_key=key)
+    topic = f"How do agents age out cached plans, case {uuid.uuid4().hex[:6]}?"
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{storer.port}") as a,
+            grpc.aio.insecure_channel(f"127.0.0.1:{reader.port}") as b,
+        ):
+            first = await _reflect(workflow_grpc.WorkflowServiceStub(a), topic)
+            hit = await _reflect(workflow_grpc.WorkflowServiceStub(b), topic)
+            await asyncio.sleep(2.0)  # past the entry's expiry (well within B's 30 s)
+            after = await _reflect(workflow_grpc.WorkflowServiceStub(b), topic)
+    finally:
+        await storer.stop(0)
+        await reader.stop(0)
+    assert not first.cache.hit
+    assert hit.cache.hit
+    assert hit.cache.source_workflow == first.name
+    assert not after.cache.hit

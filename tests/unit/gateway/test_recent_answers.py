@@ -1,4 +1,5 @@
-"""The gateway's first-level cache of exact repeats: bounded in age and size."""
+"""The gateway's first-level cache of exact repeats: bounded in age (never past its cache
+entry's own expiry) and size; emptied on an invalidation."""
 
 from __future__ import annotations
 
@@ -56,3 +57,29 @@ def test_turned_off(seconds: float, entries: int):
     recent = RecentAnswers(seconds=seconds, max_entries=entries)
     recent.put("ns", "topic", answer("workflows/a"))
     assert recent.get("ns", "topic") is None
+
+
+def test_never_served_past_its_cache_entry_expiry():
+    """An answer whose cache entry expires in 5 s goes after 5 s, not after `seconds`; one
+    whose entry has already expired is not kept at all."""
+    clock = Clock()
+    recent = RecentAnswers(seconds=30, max_entries=10, clock=clock)
+    recent.put("ns", "soon", CachedWorkflow(pb.Workflow(name="workflows/a"), 1.0, expires_in=5))
+    recent.put("ns", "gone", CachedWorkflow(pb.Workflow(name="workflows/b"), 1.0, expires_in=0))
+    recent.put("ns", "later", answer("workflows/c"))
+    assert recent.get("ns", "gone") is None
+    clock.now += 4.9
+    assert recent.get("ns", "soon") is not None
+    clock.now += 0.2
+    assert recent.get("ns", "soon") is None
+    assert recent.get("ns", "later") is not None
+
+
+def test_forget_all_drops_every_answer():
+    """After an invalidation through this gateway nothing is served from memory."""
+    recent = RecentAnswers(seconds=30, max_entries=10)
+    recent.put("ns-a", "one", answer("workflows/a"))
+    recent.put("ns-b", "two", answer("workflows/b"))
+    recent.forget_all()
+    assert recent.get("ns-a", "one") is None
+    assert recent.get("ns-b", "two") is None

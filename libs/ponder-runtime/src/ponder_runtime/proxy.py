@@ -77,13 +77,20 @@ async def _abort_like(
 
 class ServiceProxy(grpc.GenericRpcHandler):
     """Forwards every method of the given services to the channel serving them; `metadata`
-    adds entries to every forwarded call, computed per call (e.g. the caller's tenant)."""
+    adds entries to every forwarded call, computed per call (e.g. the caller's tenant);
+    `after` maps a unary method's path ("/pkg.Service/Method") to what to do once a call of
+    it has succeeded (e.g. drop what this process remembers of what it changed)."""
 
     def __init__(
-        self, channels: Mapping[str, grpc.aio.Channel], *, metadata: MetadataSource | None = None
+        self,
+        channels: Mapping[str, grpc.aio.Channel],
+        *,
+        metadata: MetadataSource | None = None,
+        after: Mapping[str, Callable[[], None]] | None = None,
     ) -> None:
         pool = descriptor_pool.Default()
         self._extra = metadata
+        self._after = dict(after or {})
         self._channels = dict(channels)
         self._methods: dict[str, MethodDescriptor] = {}
         for service_name in channels:
@@ -104,10 +111,17 @@ class ServiceProxy(grpc.GenericRpcHandler):
             return grpc.unary_stream_rpc_method_handler(
                 self._forward_stream(channel, path, self._extra)
             )
-        return grpc.unary_unary_rpc_method_handler(self._forward_unary(channel, path, self._extra))
+        return grpc.unary_unary_rpc_method_handler(
+            self._forward_unary(channel, path, self._extra, self._after.get(path))
+        )
 
     @staticmethod
-    def _forward_unary(channel: grpc.aio.Channel, path: str, extra: MetadataSource | None) -> Any:
+    def _forward_unary(
+        channel: grpc.aio.Channel,
+        path: str,
+        extra: MetadataSource | None,
+        after: Callable[[], None] | None = None,
+    ) -> Any:
         call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(path)
 
         async def forward(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
@@ -121,6 +135,8 @@ class ServiceProxy(grpc.GenericRpcHandler):
             except grpc.aio.AioRpcError as exc:
                 await _abort_like(context, exc)
                 raise
+            if after is not None:
+                after()
             await _pass_metadata(upstream, context)
             return reply
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import grpc
-from cachetools import TTLCache
+from cachetools import TLRUCache
 from google.protobuf import duration_pb2
 from opentelemetry.metrics import Meter
 
@@ -47,6 +48,7 @@ class CachedWorkflow:
     similarity: float
     verdict: workflow_pb2.CacheVerdict = workflow_pb2.CACHE_VERDICT_EXACT
     reason: str = "the same text"
+    expires_in: float = math.inf  # seconds its cache entry had left when this was learnt
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,7 @@ class CacheLookup:
     verdict: workflow_pb2.CacheVerdict = workflow_pb2.CACHE_VERDICT_EMPTY
     reason: str = ""
     category: str = ""
+    expires_in: float = math.inf  # on a hit: seconds until the cache entry expires
 
     @property
     def hit(self) -> bool:
@@ -128,28 +131,41 @@ VERDICTS: dict[int, workflow_pb2.CacheVerdict] = {
 
 
 class RecentAnswers:
-    """First-level cache in the gateway process: exact repeats of a topic (same namespace)
-    answered without the round trip to the embedding service. Bounded in size and age, so an
-    entry another replica refreshed or that was invalidated is served at most `seconds` late
-    (a cachetools TTLCache: an entry goes `seconds` after it was kept, or earlier when it is
-    the least recently used of a full cache)."""
+    """First-level cache in the gateway process: exact repeats of a topic (same namespace:
+    kind, shaping parameters, scope and library version) answered without the round trip to
+    the embedding service, with the verdict the embedding service gave. An answer is kept for
+    `seconds` at most, and never past its cache entry's own expiry (the TTL fixed when it was
+    stored); `forget_all` drops everything (an InvalidateCache through this gateway). What it
+    cannot see — an InvalidateCache on another replica or sent to the embedding service
+    directly, a REFRESH run elsewhere — it serves at most `seconds` late. Bounded in size
+    (a cachetools TLRUCache: per-entry expiry, the least recently used goes first when
+    full)."""
 
     def __init__(
         self, *, seconds: float, max_entries: int, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._on = seconds > 0 and max_entries > 0
-        self._entries: TTLCache[tuple[str, str], CachedWorkflow] = TTLCache(
-            max(max_entries, 1), ttl=max(seconds, 1e-9), timer=clock
+        self._seconds = seconds
+        self._entries: TLRUCache[tuple[str, str], CachedWorkflow] = TLRUCache(
+            max(max_entries, 1), ttu=self._until, timer=clock
         )
+
+    def _until(self, _key: tuple[str, str], answer: CachedWorkflow, now: float) -> float:
+        """When an answer kept `now` goes: after `seconds`, or when its entry expires."""
+        return now + min(self._seconds, answer.expires_in)
 
     def get(self, space: str, topic: str) -> CachedWorkflow | None:
         """The answer kept for exactly this topic, if still fresh."""
         return self._entries.get((space, topic))
 
     def put(self, space: str, topic: str, answer: CachedWorkflow) -> None:
-        """Keep an answer; nothing when turned off."""
-        if self._on:
+        """Keep an answer (unless its entry has expired); nothing when turned off."""
+        if self._on and answer.expires_in > 0:
             self._entries[(space, topic)] = answer
+
+    def forget_all(self) -> None:
+        """Drop every answer (the cache was invalidated through this gateway)."""
+        self._entries.clear()
 
 
 class WorkflowCache:
@@ -242,7 +258,13 @@ class WorkflowCache:
             self._recent.put(
                 space,
                 topic,
-                CachedWorkflow(found.workflow, found.similarity, found.verdict, found.reason),
+                CachedWorkflow(
+                    found.workflow,
+                    found.similarity,
+                    found.verdict,
+                    found.reason,
+                    found.expires_in,
+                ),
             )
         return found
 
@@ -292,7 +314,12 @@ class WorkflowCache:
                 reason=f"signature does not verify ({exc})",
                 category="signature",
             )
-        return replace(found, workflow=workflow_pb2.Workflow.FromString(body))
+        expires_in = math.inf
+        if entry.HasField("expire_time"):
+            expires_in = entry.expire_time.ToNanoseconds() / 1e9 - time.time()
+        return replace(
+            found, workflow=workflow_pb2.Workflow.FromString(body), expires_in=expires_in
+        )
 
     async def store(
         self,
@@ -322,4 +349,10 @@ class WorkflowCache:
             raise CacheUnavailableError(f"{exc.code().name}: {exc.details()}") from exc
         kept = workflow_pb2.Workflow()
         kept.CopyFrom(workflow)
-        self._recent.put(space, workflow.topic, CachedWorkflow(kept, 1.0))
+        self._recent.put(
+            space, workflow.topic, CachedWorkflow(kept, 1.0, expires_in=self._ttl_seconds)
+        )
+
+    def forget_recent(self) -> None:
+        """Drop the first level's answers (after an InvalidateCache through this gateway)."""
+        self._recent.forget_all()

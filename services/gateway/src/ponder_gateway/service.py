@@ -121,6 +121,7 @@ class GatewayModule:
         )
         meter = telemetry.meter("ponder_gateway")
         cache = workflow_cache(upstreams, settings, meter)
+        self._cache = cache
         admission = Admission(
             max_running=settings.max_running_workflows,
             max_queued=settings.max_queued_workflows,
@@ -241,7 +242,13 @@ class GatewayModule:
             [ServiceProxy(self._library, metadata=lambda: ((TENANT_HEADER, current().tenant),))]
         )
         if self._proxied:
-            server.add_generic_rpc_handlers([ServiceProxy(self._proxied)])
+            # An InvalidateCache through this gateway also empties its first-level cache.
+            invalidate = "/{}/InvalidateCache".format(
+                embedding_pb2.DESCRIPTOR.services_by_name["EmbeddingService"].full_name
+            )
+            server.add_generic_rpc_handlers(
+                [ServiceProxy(self._proxied, after={invalidate: self._cache.forget_recent})]
+            )
 
     async def listen(self, handlers: HandlerRegistry) -> None:
         """Open the REST facade's port (unless turned off); it calls the methods in-process."""
