@@ -1,7 +1,8 @@
 """The semantic cache as the gateway uses it: a verified paraphrase is served, the opposite
 question is refused and the workflow runs saying why; per-tenant and per-key scopes keep
 tenants apart; a library change invalidates the answers made from the library; an
-InvalidateCache through the gateway empties its first-level cache too."""
+InvalidateCache through a gateway empties its first-level cache, and through Redis every
+replica's."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.access import hash_key
 from ponder_gateway.principals import Scope
+from ponder_gateway.service import GatewayModule
 from ponder_gateway.settings import GatewaySettings
 from ponder_research.service import ResearchModule
 from ponder_research.settings import ResearchSettings
@@ -286,3 +288,66 @@ async def test_a_remembered_answer_goes_when_its_cache_entry_expires(
     assert hit.cache.hit
     assert hit.cache.source_workflow == first.name
     assert not after.cache.hit
+
+
+async def test_an_invalidate_through_one_replica_empties_the_others_first_level(
+    stack: InProcessStack, tmp_path, redis_url: str
+):
+    """Two replicas sharing Redis: B remembers an answer; an InvalidateCache of its
+    namespace through A reaches B too (pub/sub), so B's next repeat is looked up again,
+    finds nothing and runs, long before B's 30 s age limit."""
+    admin = "pk-cache-admin-replicas-0001"
+    keys = keys_file(
+        tmp_path / "keys",
+        key_line(
+            admin, key_id="ops", scopes={Scope.INTERNAL, Scope.CACHE_ADMIN, Scope.WORKFLOWS_RUN}
+        ),
+    )
+    servers = []
+    for name in ("a", "b"):
+        settings = load_settings(
+            GatewaySettings,
+            host="127.0.0.1",
+            port=0,
+            research_addr=stack.address("research"),
+            embedding_addr=stack.address("embedding"),
+            reflection_addr=stack.address("reflection"),
+            store_path=tmp_path / name / "workflows.sqlite3",
+            redis_url=redis_url,
+            expose_internal_services=True,
+            api_keys_file=keys,
+            rate_limit_per_second=0,
+            replay_seconds=0,
+            cache_recent_seconds=30,
+        )
+        servers.append(await start_service(settings, GatewayModule, InMemorySpanExporter()))
+    one, two = servers
+    topic = f"How do agents share memory across replicas, case {uuid.uuid4().hex[:6]}?"
+    try:
+        for server in servers:
+            assert isinstance(server.service, GatewayModule)
+            await asyncio.wait_for(server.service.invalidations_heard(), 10)
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{one.port}") as a,
+            grpc.aio.insecure_channel(f"127.0.0.1:{two.port}") as b,
+        ):
+            stub_b = workflow_grpc.WorkflowServiceStub(b)
+            first = await _reflect(stub_b, topic, bearer(admin))
+            repeat = await _reflect(stub_b, topic, bearer(admin))
+            await embedding_grpc.EmbeddingServiceStub(a).InvalidateCache(
+                embedding_pb2.InvalidateCacheRequest(namespace=first.cache.namespace),
+                metadata=bearer(admin),
+                timeout=10,
+            )
+            for _ in range(50):  # the message travels through Redis: a moment, not 30 s
+                after = await _reflect(stub_b, topic, bearer(admin))
+                if not after.cache.hit:
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        for server in servers:
+            await server.stop(0)
+    assert not first.cache.hit
+    assert repeat.cache.hit
+    assert not after.cache.hit
+    assert after.cache.verdict == pb.CACHE_VERDICT_EMPTY

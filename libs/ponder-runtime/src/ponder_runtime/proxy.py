@@ -7,7 +7,7 @@ address answers `grpcurl list` for the whole stack. Deadlines, metadata and erro
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -86,7 +86,7 @@ class ServiceProxy(grpc.GenericRpcHandler):
         channels: Mapping[str, grpc.aio.Channel],
         *,
         metadata: MetadataSource | None = None,
-        after: Mapping[str, Callable[[], None]] | None = None,
+        after: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
     ) -> None:
         pool = descriptor_pool.Default()
         self._extra = metadata
@@ -120,7 +120,7 @@ class ServiceProxy(grpc.GenericRpcHandler):
         channel: grpc.aio.Channel,
         path: str,
         extra: MetadataSource | None,
-        after: Callable[[], None] | None = None,
+        after: Callable[[], Awaitable[None]] | None = None,
     ) -> Any:
         call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(path)
 
@@ -136,7 +136,7 @@ class ServiceProxy(grpc.GenericRpcHandler):
                 await _abort_like(context, exc)
                 raise
             if after is not None:
-                after()
+                await after()
             await _pass_metadata(upstream, context)
             return reply
 

@@ -22,6 +22,7 @@ from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.access import AccessControl, Anonymous, Buckets, TokenBuckets
 from ponder_gateway.budgets import DailyBudgets, MemoryLedger, WorkflowBudgets
+from ponder_gateway.cache_invalidation import ReplicaInvalidation
 from ponder_gateway.coalescing import (
     FallbackRunningIndex,
     MemoryRunningIndex,
@@ -121,7 +122,8 @@ class GatewayModule:
         )
         meter = telemetry.meter("ponder_gateway")
         cache = workflow_cache(upstreams, settings, meter)
-        self._cache = cache
+        # An InvalidateCache through this gateway empties every replica's first level.
+        self._invalidation = ReplicaInvalidation(cache.forget_recent, redis_client)
         admission = Admission(
             max_running=settings.max_running_workflows,
             max_queued=settings.max_queued_workflows,
@@ -242,12 +244,11 @@ class GatewayModule:
             [ServiceProxy(self._library, metadata=lambda: ((TENANT_HEADER, current().tenant),))]
         )
         if self._proxied:
-            # An InvalidateCache through this gateway also empties its first-level cache.
             invalidate = "/{}/InvalidateCache".format(
                 embedding_pb2.DESCRIPTOR.services_by_name["EmbeddingService"].full_name
             )
             server.add_generic_rpc_handlers(
-                [ServiceProxy(self._proxied, after={invalidate: self._cache.forget_recent})]
+                [ServiceProxy(self._proxied, after={invalidate: self._invalidation.invalidated})]
             )
 
     async def listen(self, handlers: HandlerRegistry) -> None:
@@ -278,9 +279,15 @@ class GatewayModule:
         await self.engine.start(stale_after=_STALE_SECONDS if self._redis else 0.0)
         await self.notifier.start()  # deliveries a stopped gateway left due
         self._retention.start()
+        self._invalidation.start()
         await asyncio.gather(
             *(self._wait_for(name, channel) for name, channel in self._targets.items())
         )
+
+    async def invalidations_heard(self) -> None:
+        """Wait until this replica hears the other replicas' cache invalidations (with
+        Redis; after `start`)."""
+        await self._invalidation.subscribed()
 
     async def _wait_for(self, service: str, channel: grpc.aio.Channel) -> None:
         while True:
@@ -295,6 +302,7 @@ class GatewayModule:
     async def close(self) -> None:
         """Drain running workflows (recording the ones cut short), then close the channels."""
         await self._retention.stop()
+        await self._invalidation.stop()
         await self.engine.drain(self._grace)
         await self._webhook_sender.close()
         if self._redis is not None:
