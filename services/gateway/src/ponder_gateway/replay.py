@@ -51,6 +51,11 @@ class ReplayMemo(Generic[Reply]):
             CACHE_LOOKUPS, unit="{lookup}", description="Cache lookups by result."
         )
 
+    @property
+    def enabled(self) -> bool:
+        """Whether replies are kept at all (`seconds` and `max_entries` above 0)."""
+        return self._max > 0
+
     @staticmethod
     def key(request: Message) -> tuple[str, bytes]:
         """What identifies a request: its type and deterministic bytes."""

@@ -132,15 +132,12 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         """Run to completion, or replay the answer to the same request (replay.py) from the
         same tenant and cache scope."""
         scope = cache_scope(self._scope_mode, context)
-        method, body = replay_key(self._replay.key(request), current())  # access: per tenant
-        key = (method if scope == GLOBAL else f"{method}@{scope}", body)
-        replayed = self._replay.get(key)
+        key, replayed = await self._replayed(request, scope, context)
         if replayed is not None:
-            reply, age = replayed
-            await context.send_initial_metadata(((REPLAY_AGE_KEY, f"{age:.3f}"),))
-            return reply
+            return replayed
         params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix=prefix)
-        params = dataclasses.replace(params, cache_scope=scope)
+        if params.cache_scope != scope:
+            params = dataclasses.replace(params, cache_scope=scope)
         params = await self._notified(params, spec.notification, prefix)
         principal = current()  # access: per tenant and per key
         topic = spec.topic.strip()
@@ -177,12 +174,35 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             if twin_key:
                 await asyncio.shield(self._twins.release(twin_key, f"workflows/{workflow_id}"))
         reply = answer(workflow)
-        question = f"{namespace(params)}\n{workflow.topic}"
+        if key is not None:
+            self._remember(key, params, workflow.topic, reply)
+        return reply
+
+    async def _replayed(
+        self, request: Message, scope: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> tuple[tuple[str, bytes] | None, Message | None]:
+        """The request's replay-memo key (None when replays are off) and the reply kept for
+        it, if any (its age sent as header metadata)."""
+        if not self._replay.enabled:
+            return None, None
+        method, body = replay_key(self._replay.key(request), current())  # access: per tenant
+        key = (method if scope == GLOBAL else f"{method}@{scope}", body)
+        replayed = self._replay.get(key)
+        if replayed is None:
+            return key, None
+        reply, age = replayed
+        await context.send_initial_metadata(((REPLAY_AGE_KEY, f"{age:.3f}"),))
+        return key, reply
+
+    def _remember(
+        self, key: tuple[str, bytes], params: RunParameters, topic: str, reply: Message
+    ) -> None:
+        """Keep the reply for replays (cache policy USE); a REFRESH drops those of its topic."""
+        question = f"{namespace(params)}\n{topic}"
         if params.cache_policy == workflow_pb2.CACHE_POLICY_USE:
             self._replay.put(key, reply, question)
         elif params.cache_policy == workflow_pb2.CACHE_POLICY_REFRESH:
             self._replay.forget(question)
-        return reply
 
     async def _notified(
         self,
