@@ -238,13 +238,19 @@ async def test_a_hundred_identical_requests_cause_one_execution(
     assert [w.name for w in listed.workflows] == [names[0]]
 
 
+@pytest.mark.parametrize("recent_seconds", [30.0, 0.0])
 async def test_identical_requests_the_cache_answers_are_each_recorded(
-    stack: InProcessStack, tmp_path: Path, fake: FakeOpenAI, reflection: ServiceServer
+    stack: InProcessStack,
+    tmp_path: Path,
+    fake: FakeOpenAI,
+    reflection: ServiceServer,
+    recent_seconds: float,
 ) -> None:
-    """Once a topic's answer is in the gateway's first-level cache, 30 identical concurrent
-    RunWorkflow calls (JOIN, the default) are 30 workflows of their own: distinct names, each
-    a cache hit, each recorded SUCCEEDED (GetWorkflow), none joined to another, and the model
-    is not called again."""
+    """Once a topic's answer is cached, 30 identical concurrent RunWorkflow calls (JOIN, the
+    default) are 30 workflows of their own: distinct names, each a cache hit, each recorded
+    SUCCEEDED (GetWorkflow), none joined to another, and the model is not called again;
+    whether the gateway's first level answers them (30 s) or each looks the cache up (0: a
+    twin still looking up is waited for, then this request is answered from the cache too)."""
     fake.behaviour.update(default_score=9.0)
     server = await gateway(
         stack,
@@ -252,6 +258,7 @@ async def test_identical_requests_the_cache_answers_are_each_recorded(
         reflection_addr=f"127.0.0.1:{reflection.port}",
         rate_limit_per_second=0,
         replay_seconds=0,  # each request is a workflow run
+        cache_recent_seconds=recent_seconds,
         # Every lookup asks research for the library's version: each workflow is still
         # RUNNING while that call is out, so its twins would join it if they could.
         cache_library_version_seconds=0,

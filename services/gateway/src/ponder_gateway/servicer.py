@@ -142,24 +142,9 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         principal = current()  # access: per tenant and per key
         topic = spec.topic.strip()
         await self._daily.check(principal)  # QuotaExceededError when the key's day is spent
-        twin_key = ""
-        workflow_id = self._ids.uuid4()
-        # A request this process can answer from the cache's first level at once is a
-        # workflow of its own (recorded): there is no execution to coalesce with. Every other
-        # one claims its identity first (coalescing.py).
-        if not await self._engine.remembers(topic, params, principal.tenant):
-            twin_key = identity(principal.tenant, topic, params)
-            while True:
-                running = await self._twin(twin_key, f"workflows/{workflow_id}", params)
-                if running is None:
-                    break
-                final = await self._twins.ended(running.name)
-                if params.multitask_strategy == workflow_pb2.MULTITASK_STRATEGY_ENQUEUE:
-                    workflow_id = self._ids.uuid4()
-                    continue  # its turn now (perhaps answered from the cache)
-                if final.state != workflow_pb2.WORKFLOW_STATE_SUCCEEDED:
-                    raise relayed_error(final.error)
-                return answer(final)  # joined: one execution for both
+        twin_key, workflow_id, joined = await self._lead(topic, params, principal)
+        if joined is not None:
+            return answer(joined)  # one execution for both
         spend = self._budgets.acquire(principal)
         try:
             workflow = await self._engine.run(
@@ -177,6 +162,35 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         if key is not None:
             self._remember(key, params, workflow.topic, reply)
         return reply
+
+    async def _lead(
+        self, topic: str, params: RunParameters, principal: Principal
+    ) -> tuple[str, str, workflow_pb2.Workflow | None]:
+        """The identity this request holds while it runs ("" for none), its workflow id, or
+        the finished twin it joined instead.
+
+        A request this process can answer from the cache's first level at once is a workflow
+        of its own (recorded): there is no execution to coalesce with. Every other one claims
+        its identity (coalescing.py); one that finds a twin running waits for it, then is
+        answered by it (JOIN) unless the twin was itself answered from the cache (then this
+        request is too, as a workflow of its own), or runs after it (ENQUEUE)."""
+        workflow_id = self._ids.uuid4()
+        if await self._engine.remembers(topic, params, principal.tenant):
+            return "", workflow_id, None
+        twin_key = identity(principal.tenant, topic, params)
+        while True:
+            running = await self._twin(twin_key, f"workflows/{workflow_id}", params)
+            if running is None:
+                return twin_key, workflow_id, None
+            final = await self._twins.ended(running.name)
+            workflow_id = self._ids.uuid4()
+            if params.multitask_strategy == workflow_pb2.MULTITASK_STRATEGY_ENQUEUE:
+                continue  # its turn now (perhaps answered from the cache)
+            if final.state != workflow_pb2.WORKFLOW_STATE_SUCCEEDED:
+                raise relayed_error(final.error)
+            if final.cache.hit and params.cache_policy == workflow_pb2.CACHE_POLICY_USE:
+                return "", workflow_id, None  # no execution to share: a cache hit of its own
+            return "", workflow_id, final
 
     async def _replayed(
         self, request: Message, scope: str, context: grpc.aio.ServicerContext[Any, Any]
