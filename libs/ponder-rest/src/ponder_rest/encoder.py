@@ -43,18 +43,31 @@ class MessageEncoder:
         # Stands in for a memoized fragment while the rest is encoded; random, so no value
         # of a message can be mistaken for it.
         self._token = f"\u0000ponder-json-{uuid.uuid4().hex}-"
+        # Per message type: its single, non-well-known sub-message fields (memo candidates).
+        self._candidates: dict[str, tuple[Any, ...]] = {}
 
-    def _large(self, message: Message) -> list[tuple[Any, Message]]:
+    def _large(self, message: Message) -> list[tuple[Any, Message, int]]:
+        """The set sub-message fields of at least `min_bytes`: (field, value, its size)."""
         if self._max <= 0:
             return []
-        return [
-            (field, value)
-            for field, value in message.ListFields()
-            if field.message_type is not None
-            and not field.is_repeated
-            and not field.message_type.full_name.startswith(_WELL_KNOWN)
-            and value.ByteSize() >= self._min
-        ]
+        descriptor = message.DESCRIPTOR
+        fields = self._candidates.get(descriptor.full_name)
+        if fields is None:
+            fields = self._candidates[descriptor.full_name] = tuple(
+                field
+                for field in descriptor.fields
+                if field.message_type is not None
+                and not field.is_repeated
+                and not field.message_type.full_name.startswith(_WELL_KNOWN)
+            )
+        found = []
+        for field in fields:
+            if message.HasField(field.name):
+                value = getattr(message, field.name)
+                size = value.ByteSize()
+                if size >= self._min:
+                    found.append((field, value, size))
+        return found
 
     def to_json(self, message: Message) -> bytes:
         """The JSON text of `message`: memoized when large (see module docstring)."""
@@ -66,31 +79,31 @@ class MessageEncoder:
         """The JSON text of `message`; memoized fragments are spliced in as bytes."""
         return self._spliced(message, self._large(message))
 
-    def _spliced(self, message: Message, large: list[tuple[Any, Message]]) -> bytes:
+    def _spliced(self, message: Message, large: list[tuple[Any, Message, int]]) -> bytes:
         """The JSON text of `message`, its `large` fields spliced in from the memo."""
         if not large:
             return dumps(self._writer.to_obj(message))
         rest = type(message)()
         rest.CopyFrom(message)
-        for field, _ in large:
+        for field, _, _ in large:
             rest.ClearField(field.name)
         obj = self._writer.to_obj(rest)
         splices: list[tuple[bytes, bytes]] = []
-        for index, (field, value) in enumerate(large):
+        for index, (field, value, size) in enumerate(large):
             token = f"{self._token}{index}"
             obj[field.name if self._options.use_proto_names else field.json_name] = token
-            splices.append((dumps(token), self._fragment(value)))
+            splices.append((dumps(token), self._fragment(value, size)))
         text = dumps(obj)
         for token_json, fragment in splices:
             text = text.replace(token_json, fragment, 1)
         return text
 
-    def _fragment(self, message: Message) -> bytes:
-        """A large sub-message's JSON: memoized, unless it is large only through large parts
-        of its own (a new workflow around a reused result: it never repeats, its parts do;
-        keying it would serialize it for nothing)."""
+    def _fragment(self, message: Message, size: int) -> bytes:
+        """A large sub-message's JSON (`size`: its bytes): memoized, unless it is large only
+        through large parts of its own (a new workflow around a reused result: it never
+        repeats, its parts do; keying it would serialize it for nothing)."""
         large = self._large(message)
-        own = message.ByteSize() - sum(value.ByteSize() for _, value in large)
+        own = size - sum(part for _, _, part in large)
         if own < self._min:
             return self._spliced(message, large)
         return self._remembered(self._fragments, message, lambda _: self._spliced(message, large))
@@ -115,10 +128,10 @@ class MessageEncoder:
             return self._writer.to_obj(message)
         rest = type(message)()
         rest.CopyFrom(message)
-        for field, _ in large:
+        for field, _, _ in large:
             rest.ClearField(field.name)
         obj = self._writer.to_obj(rest)
-        for field, value in large:
+        for field, value, _ in large:
             name = field.name if self._options.use_proto_names else field.json_name
             obj[name] = self._memoized(value)
         return obj
