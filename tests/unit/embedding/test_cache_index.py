@@ -14,7 +14,7 @@ import pytest
 
 from ponder_embedding.cache.core import SemanticCache
 from ponder_embedding.cache.entries import entry_key
-from ponder_embedding.cache.index import IndexFiles, NamespaceIndex
+from ponder_embedding.cache.index import IndexFiles, NamespaceIndex, SearchOptions
 from ponder_embedding.cache.sqlite_backend import SqliteBackend
 from tests.support.vectors import DIM, bag_of_words
 
@@ -174,6 +174,41 @@ class TestSegments:
         similarities = [similarity for _, similarity in found]
         assert similarities == sorted(similarities, reverse=True)
         assert len(found) == 5
+
+    def test_threads_over_segments_find_what_one_thread_finds(self, data):
+        """Searching the segments side by side (usearch threads) returns the same candidates
+        as the calling thread alone, also with an emptied segment among them."""
+        keys, vectors, queries = data
+        index = NamespaceIndex(32, exact_below=0, segment_size=400, search=SearchOptions(threads=2))
+        index.sync(keys[:2000], list(vectors[:2000]))
+        for key in keys[400:800]:  # the second segment, emptied
+            index.remove(key)
+        assert index.segments == 5
+        for query in queries:
+            index.search_threads = 2
+            side_by_side = index.search(query, k=8)
+            index.search_threads = 1
+            assert side_by_side == index.search(query, k=8)
+            assert len(side_by_side) == 8
+        assert all(key not in keys[400:800] for key, _ in index.search(vectors[500], k=8))
+
+    def test_search_expansion_reaches_every_segment_also_after_a_load(self, data, tmp_path):
+        """The efSearch of the options (and a later change of it) is each segment's, also for
+        segments loaded from files."""
+        keys, vectors, _ = data
+        options = SearchOptions(expansion=12)
+        index = NamespaceIndex(32, exact_below=0, segment_size=250, search=options)
+        index.sync(keys[:1000], list(vectors[:1000]))
+        index.save(tmp_path / "ns")
+        loaded = NamespaceIndex.load(tmp_path / "ns", 32, exact_below=0, search=options)
+        assert loaded is not None
+        for candidate in (index, loaded):
+            assert candidate.expansion_search == 12
+            assert {graph.expansion_search for graph in candidate._segments} == {12}
+        loaded.expansion_search = 40
+        assert {graph.expansion_search for graph in loaded._segments} == {40}
+        assert loaded.sync(keys[:1000], list(vectors[:1000])) == (0, 0)
+        assert loaded.search(vectors[700], k=1)[0][0] == keys[700]
 
     def test_segments_survive_a_save_and_load(self, data, tmp_path):
         """Saved segments load back as segments and are reconciled with the stored keys."""
