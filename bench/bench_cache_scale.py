@@ -3,6 +3,7 @@
 Usage: nice .venv/bin/python bench/bench_cache_scale.py [--entries 1000000] [--queries 400]
        [--compare-entries 100000] [--skip-faiss] [--skip-service] [--rebuild-restart]
        [--rss-entries 10000] [--before-src DIR] [--work-dir DIR [--keep]]
+       [--recall-expansions 4 8 16 ...] [--service-expansions 12 64 ...]
 
 1. Data: R real questions (templates x topics) embedded by the real model (ONNX backend);
    half of the remaining N-R vectors are perturbations of a real embedding (c + s*g, s drawn
@@ -15,8 +16,12 @@ Usage: nice .venv/bin/python bench/bench_cache_scale.py [--entries 1000000] [--q
    recall@1 against exact search (a float32 matrix product).
 3. The embedding service (its own process, over gRPC) on a SQLite file holding the N entries
    and the saved index: restart time to SERVING, RSS, LookupCache paraphrase p50/p99 against
-   the raw single-query ONNX encode measured in the same run; optionally (--rebuild-restart)
-   the restart with no index file (rebuilt from the stored vectors, nothing re-embedded).
+   the raw single-query ONNX encode in this process (each query's raw encode right before its
+   lookup, interleaved, so both meet the same load); once per efSearch given with
+   --service-expansions (default: the shipped one), side by side; optionally
+   (--rebuild-restart) the restart with no index file (rebuilt from the stored vectors,
+   nothing re-embedded). --recall-expansions adds recall@1 and search time of the N-entry
+   index at other efSearch values (no rebuild).
 4. RSS of the service with --rss-entries entries on the ONNX backend, and (with --before-src,
    a checkout of the previous code's services/embedding/src) the same for the previous code.
 Prints a Markdown report (paste it into BENCHMARKS.md).
@@ -314,9 +319,13 @@ async def run_service(
         stack.stop(timeout=600)
 
 
-async def lookups(address: str, texts: list[str]) -> tuple[list[float], int]:
-    """Seconds per LookupCache of each text, and how many hit (threshold 0.8)."""
-    times, hits = [], 0
+async def lookups(
+    address: str, texts: list[str], model: EmbeddingModel | None = None
+) -> tuple[list[float], int, list[float]]:
+    """Seconds per LookupCache of each text, how many hit (threshold 0.8), and, with `model`,
+    seconds per raw single-query encode of the same text right before each lookup (the two
+    interleaved, so both meet the same load on a shared machine)."""
+    times, hits, raw = [], 0, []
     token = ((INTERNAL_TOKEN_HEADER, INTERNAL_TOKEN),)
     async with grpc.aio.insecure_channel(address) as channel:
         stub = embedding_grpc.EmbeddingServiceStub(channel)
@@ -324,7 +333,13 @@ async def lookups(address: str, texts: list[str]) -> tuple[list[float], int]:
             await stub.LookupCache(
                 pb.LookupCacheRequest(namespace=NAMESPACE, text=text), metadata=token
             )
+            if model is not None:
+                await model.encode([text])
         for text in texts:
+            if model is not None:
+                started = time.perf_counter()
+                await model.encode([text])  # on the model's thread, as the service does
+                raw.append(time.perf_counter() - started)
             started = time.perf_counter()
             reply = await stub.LookupCache(
                 pb.LookupCacheRequest(namespace=NAMESPACE, text=text, similarity_threshold=0.8),
@@ -332,17 +347,7 @@ async def lookups(address: str, texts: list[str]) -> tuple[list[float], int]:
             )
             times.append(time.perf_counter() - started)
             hits += reply.hit
-    return times, hits
-
-
-async def raw_encode(model: EmbeddingModel, texts: list[str]) -> list[float]:
-    """Seconds per single-query encode on the model's thread, as the service does."""
-    times = []
-    for text in texts:
-        started = time.perf_counter()
-        await model.encode([text])
-        times.append(time.perf_counter() - started)
-    return times
+    return times, hits, raw
 
 
 async def bench_rss(
@@ -428,23 +433,21 @@ async def service_rows(
     rebuild: bool,
     expansions: list[int],
 ) -> list[str]:
-    """The service on the N-entry cache: restart time, RSS, lookups vs raw encode (measured
-    right after each service run), once per efSearch in `expansions` (the first one gives
-    the restart and memory rows)."""
+    """The service on the N-entry cache: restart time, RSS, lookups vs raw encode (interleaved),
+    once per efSearch in `expansions` (the first one gives the restart and memory rows)."""
 
-    async def serve(address: str, pid: int) -> tuple[list[float], int, float]:
-        times, hits = await lookups(address, query_texts)
-        return times, hits, rss_mib(pid)
+    async def serve(address: str, pid: int) -> tuple[list[float], int, list[float], float]:
+        times, hits, raw = await lookups(address, query_texts, model)
+        return times, hits, raw, rss_mib(pid)
 
     lines: list[str] = []
     for expansion in expansions:
-        restart, (times, hits, rss) = await run_service(
+        restart, (times, hits, raw, rss) = await run_service(
             cache_path,
             entries,
             serve,
             {"PONDER_CACHE_INDEX_EXPANSION_SEARCH": str(expansion)},
         )
-        raw = await raw_encode(model, query_texts)
         p50, p99, raw50, raw99 = ms(times, 50), ms(times, 99), ms(raw, 50), ms(raw, 99)
         if not lines:
             lines += [

@@ -66,7 +66,7 @@ class EmbeddingSettings(ServiceSettings):
         validation_alias="PONDER_CACHE_INDEX_EXPANSION_SEARCH",
         description="Candidates each segment of the vector index keeps while searching "
         "(HNSW efSearch): higher is slower and closer to exact; default: the index's own "
-        "(12, see BENCHMARKS.md, 'Semantic cache at a million entries').",
+        "(8, see BENCHMARKS.md, 'Semantic cache at a million entries').",
     )
     cache_index_search_threads: int | None = Field(
         None,
