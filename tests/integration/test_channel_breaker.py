@@ -64,7 +64,8 @@ async def test_a_call_with_deadline_to_spare_waits_out_the_open_breaker(tmp_path
     """Once the breaker opened on a hung peer that then recovers, a call whose deadline
     outlasts the open window (plus the slow-call time) waits for it and succeeds, and so do
     two such calls at once (one is the trial, the other waits for it); a call with too short
-    a deadline is still refused at once."""
+    a deadline is still refused at once, and while the peer stays hung a waiting call waits
+    for one failed trial only, not its whole deadline."""
     settings = load_settings(ServiceSettings, service_name="test")
     factory = ChannelFactory(
         configure_telemetry(settings),
@@ -85,7 +86,15 @@ async def test_a_call_with_deadline_to_spare_waits_out_the_open_breaker(tmp_path
             assert [await _outcome(stub) for _ in range(3)] == ["DEADLINE_EXCEEDED"] * 3
             reflection.process.send_signal(signal.SIGCONT)
             both = await asyncio.gather(_outcome(stub, timeout=30), _outcome(stub, timeout=30))
-            assert both == ["OK", "OK"]
+            assert list(both) == ["OK", "OK"]
+            reflection.process.send_signal(signal.SIGSTOP)
+            assert [await _outcome(stub) for _ in range(3)] == ["DEADLINE_EXCEEDED"] * 3
+            await asyncio.sleep(0.6)  # the open window is over: the next call is the trial
+            trial = asyncio.ensure_future(_outcome(stub, timeout=1.0))
+            await asyncio.sleep(0.1)
+            # Still hung: this call waits for that trial, which times out, and is refused.
+            assert await _outcome(stub, timeout=30) == "BREAKER"
+            assert await trial == "DEADLINE_EXCEEDED"
         finally:
             reflection.process.send_signal(signal.SIGCONT)
             await factory.close()

@@ -2,9 +2,11 @@
 calls, not every call each waiting out its timeout: after `failure_threshold` calls in a row
 found it down, calls fail at once with UNAVAILABLE (details name the breaker) until
 `reset_timeout` passed; then one trial call decides (resilience.CircuitBreaker's rules).
-A call whose deadline leaves at least `slow_call_seconds` after the wait does not fail: it waits
-out the open window (and a running trial), then goes on with what is left of its deadline, so a
-peer that just came back costs a caller some waiting, not an error.
+A call whose deadline leaves at least `slow_call_seconds` after the wait does not fail at once:
+it waits for the next trial and goes on with what is left of its deadline when the trial found
+the peer back, so a peer that just came back costs a caller some waiting, not an error. It waits
+for one trial only: if that trial fails too, the call fails (a peer that stays down costs each
+call at most one open window, not its whole deadline).
 
 A call found the peer down when it ended UNAVAILABLE, or DEADLINE_EXCEEDED having had at least
 `slow_call_seconds` (a hurried caller's short deadline tells nothing about the peer). Any other
@@ -92,11 +94,15 @@ class BreakerInterceptor(
         if (method.decode() if isinstance(method, bytes) else method).startswith(HEALTH_PREFIX):
             return None, details
         started = self._clock()
+        openings = self.breaker.openings
         while True:
             try:
                 trial = self.breaker.before_call(self.target)
             except UnavailableError as exc:
-                pause = self._pause(exc, details.timeout, self._clock() - started)
+                reopened = self.breaker.openings != openings  # the trial it waited for failed
+                pause = (
+                    None if reopened else self._pause(exc, details.timeout, self._clock() - started)
+                )
                 if pause is None:
                     raise grpc.aio.AioRpcError(
                         grpc.StatusCode.UNAVAILABLE,
