@@ -30,10 +30,24 @@ async def _outcome(stub: reflection_grpc.ReflectionServiceStub, timeout: float =
     return "OK"
 
 
+async def _streamed(stub: reflection_grpc.ReflectionServiceStub) -> str:
+    """How one StreamReflect call ended, named as `_outcome` names it."""
+    request = reflection_pb2.StreamReflectRequest(topic="dense retrieval", max_iterations=1)
+    try:
+        async for _ in stub.StreamReflect(request, timeout=0.5):
+            pass
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() is grpc.StatusCode.UNAVAILABLE and "circuit breaker" in (exc.details() or ""):
+            return "BREAKER"
+        name: str = exc.code().name
+        return name
+    return "OK"
+
+
 async def test_a_hung_peer_costs_three_waits_then_calls_fail_fast_until_it_answers(tmp_path):
     """With the reflection process stopped (SIGSTOP), the first three calls wait out their
-    timeout and the next ones are refused at once; after the reset time one trial call goes
-    through, and once the process continues (SIGCONT) calls work again."""
+    timeout and the next ones (streaming calls too) are refused at once; after the reset time
+    one trial call goes through, and once the process continues (SIGCONT) calls work again."""
     clock = Clock()
     settings = load_settings(ServiceSettings, service_name="test")
     factory = ChannelFactory(
@@ -50,6 +64,7 @@ async def test_a_hung_peer_costs_three_waits_then_calls_fail_fast_until_it_answe
             reflection.process.send_signal(signal.SIGSTOP)
             outcomes = [await _outcome(stub) for _ in range(8)]
             assert outcomes == ["DEADLINE_EXCEEDED"] * 3 + ["BREAKER"] * 5
+            assert await _streamed(stub) == "BREAKER"  # streaming calls share the breaker
             clock.now += 5.0  # half-open: one trial, which the stopped peer fails again
             assert [await _outcome(stub) for _ in range(2)] == ["DEADLINE_EXCEEDED", "BREAKER"]
             reflection.process.send_signal(signal.SIGCONT)

@@ -33,11 +33,21 @@ Continuation = Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]]
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class BreakerInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-):
-    """Guards the unary and server-streaming calls of one channel to `target`."""
+def breaker_interceptors(
+    target: str, breaker: CircuitBreaker, *, slow_call_seconds: float, clock: Callable[[], float]
+) -> list[grpc.aio.ClientInterceptor]:
+    """Interceptors guarding the unary and the server-streaming calls of one channel with one
+    breaker (grpc.aio files an interceptor under the first call kind it implements, so one
+    object cannot guard both)."""
+    return [
+        UnaryBreakerInterceptor(target, breaker, slow_call_seconds=slow_call_seconds, clock=clock),
+        StreamBreakerInterceptor(target, breaker, slow_call_seconds=slow_call_seconds, clock=clock),
+    ]
+
+
+class _Guard:
+    """What the unary and the streaming guard share: admission (waiting out an open breaker
+    when the deadline allows) and telling the breaker how each call ended."""
 
     def __init__(
         self,
@@ -54,36 +64,6 @@ class BreakerInterceptor(
         self._clock = clock
         self._sleep = sleep
         self._watchers: set[asyncio.Task[None]] = set()
-
-    async def intercept_unary_unary(
-        self, continuation: Continuation, details: grpc.aio.ClientCallDetails, request: Any
-    ) -> Any:
-        """Refuse while open; else make the call, and tell the breaker how it ended before
-        the caller learns it (the next call sees the new state)."""
-        trial, details = await self._admit(details)
-        call = await self._start(continuation, details, request, trial)
-        if trial is None:
-            return call
-        try:
-            code = await call.code()
-        except asyncio.CancelledError:
-            call.cancel()
-            self.breaker.record_abandoned(trial=trial)
-            raise
-        self._settle(code, trial, details.timeout)
-        return call
-
-    async def intercept_unary_stream(
-        self, continuation: Continuation, details: grpc.aio.ClientCallDetails, request: Any
-    ) -> Any:
-        """As for unary calls; the stream's end settles it, in the background."""
-        trial, details = await self._admit(details)
-        call = await self._start(continuation, details, request, trial)
-        if trial is not None:
-            task = asyncio.ensure_future(self._settle_at_end(call, trial, details.timeout))
-            self._watchers.add(task)  # held until done
-            task.add_done_callback(self._watchers.discard)
-        return call
 
     async def _admit(
         self, details: grpc.aio.ClientCallDetails
@@ -169,3 +149,41 @@ class BreakerInterceptor(
             self.breaker.record_abandoned(trial=trial)  # says nothing about the peer
         else:
             self.breaker.record_success(trial=trial)
+
+
+class UnaryBreakerInterceptor(_Guard, grpc.aio.UnaryUnaryClientInterceptor):
+    """Guards the unary calls of one channel."""
+
+    async def intercept_unary_unary(
+        self, continuation: Continuation, details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        """Refuse while open; else make the call, and tell the breaker how it ended before
+        the caller learns it (the next call sees the new state)."""
+        trial, details = await self._admit(details)
+        call = await self._start(continuation, details, request, trial)
+        if trial is None:
+            return call
+        try:
+            code = await call.code()
+        except asyncio.CancelledError:
+            call.cancel()
+            self.breaker.record_abandoned(trial=trial)
+            raise
+        self._settle(code, trial, details.timeout)
+        return call
+
+
+class StreamBreakerInterceptor(_Guard, grpc.aio.UnaryStreamClientInterceptor):
+    """Guards the server-streaming calls of one channel."""
+
+    async def intercept_unary_stream(
+        self, continuation: Continuation, details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        """As for unary calls; the stream's end settles it, in the background."""
+        trial, details = await self._admit(details)
+        call = await self._start(continuation, details, request, trial)
+        if trial is not None:
+            task = asyncio.ensure_future(self._settle_at_end(call, trial, details.timeout))
+            self._watchers.add(task)  # held until done
+            task.add_done_callback(self._watchers.discard)
+        return call
