@@ -140,8 +140,7 @@ class RestFacade:
         except RequestError as exc:
             raise HttpError(400, exc.status) from None
         context = call_context(exchange, self._config.default_timeout_seconds)
-        forward = self._forward.stream if route.server_streaming else self._forward.unary
-        await forward(exchange, receive, send, route=route, request=request, context=context)
+        await self._forward(exchange, receive, send, route=route, request=request, context=context)
 
     def _allowed(self, exchange: Exchange) -> list[str]:
         """The methods the request's path accepts (GET for the fixed pages)."""

@@ -56,7 +56,7 @@ class Forwarder:
         self._config = config
         self._encoder = MessageEncoder(config.json)
 
-    async def unary(
+    async def __call__(
         self,
         exchange: Exchange,
         receive: Receive,
@@ -66,30 +66,22 @@ class Forwarder:
         request: Message,
         context: LocalContext,
     ) -> None:
-        """Call a unary method and answer its reply as JSON (200)."""
-        call = self._invoker.unary(route.grpc_path, request, context)
-        reply = await until_disconnect(call, receive)
+        """Call the route's method: a unary reply answered as JSON (200), a server stream's
+        replies written as they come."""
+        if route.server_streaming:
+            sse = "text/event-stream" in exchange.header(b"accept")
+            if sse:
+                self._resume(exchange, request)
+            replies = self._invoker.stream(route.grpc_path, request, context)
+            pump = self._pump(exchange, send, route, replies, context=context, sse=sse)
+            await until_disconnect(pump, receive)
+            return
+        reply = await until_disconnect(
+            self._invoker.unary(route.grpc_path, request, context), receive
+        )
         headers = [*exchange.response_headers, *metadata_headers(context)]
         body = self._encode(route, reply)
         await respond(exchange, send, 200, body, kind=b"application/json", headers=headers)
-
-    async def stream(
-        self,
-        exchange: Exchange,
-        receive: Receive,
-        send: Send,
-        *,
-        route: Route,
-        request: Message,
-        context: LocalContext,
-    ) -> None:
-        """Call a server-streaming method and write its replies as they come."""
-        sse = "text/event-stream" in exchange.header(b"accept")
-        if sse:
-            self._resume(exchange, request)
-        replies = self._invoker.stream(route.grpc_path, request, context)
-        pump = self._pump(exchange, send, route, replies, context=context, sse=sse)
-        await until_disconnect(pump, receive)
 
     def _encode(self, route: Route, reply: Any) -> bytes:
         """The JSON of a reply, or of its `response_body` field."""
