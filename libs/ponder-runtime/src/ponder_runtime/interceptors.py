@@ -6,6 +6,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any, Optional
 
 import grpc
@@ -113,28 +114,48 @@ def rewrap(
     return handler
 
 
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
-    """Maps PonderError to its status (with google.rpc details) and anything else to INTERNAL."""
+# How a WrappingInterceptor wraps a method's behaviour: (one reply, a reply stream).
+Wrap = Callable[[Behavior], Behavior]
 
-    # The wrapped handler depends on the method alone (not on the call's metadata), so
-    # in-process callers may keep it per method (local.HandlerRegistry does).
-    per_method = True
+
+class WrappingInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps the behaviour of every handler but health's (see `rewrap`), and with
+    `unary_requests_only` only of methods without a request stream: `wraps(method)` says how."""
+
+    unary_requests_only = False
+
+    def wraps(self, method: str) -> tuple[Wrap, Wrap]:
+        """The wrappers of `method`'s behaviour: for one reply, and for a reply stream."""
+        raise NotImplementedError
 
     async def intercept_service(
         self,
         continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler:
-        """Wrap every handler but health's."""
+        """The handler, its behaviour wrapped unless it is exempt."""
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method.startswith(HEALTH_PREFIX):
+        if (
+            handler is None
+            or method.startswith(HEALTH_PREFIX)
+            or (self.unary_requests_only and handler.request_streaming)
+        ):
             return handler
-        return rewrap(
-            handler,
-            unary=lambda behavior: _wrap_unary(behavior, method),
-            stream=lambda behavior: _wrap_stream(behavior, method),
-        )
+        unary, stream = self.wraps(method)
+        return rewrap(handler, unary=unary, stream=stream)
+
+
+class ErrorMappingInterceptor(WrappingInterceptor):
+    """Maps PonderError to its status (with google.rpc details) and anything else to INTERNAL."""
+
+    # The wrapped handler depends on the method alone (not on the call's metadata), so
+    # in-process callers may keep it per method (local.HandlerRegistry does).
+    per_method = True
+
+    def wraps(self, method: str) -> tuple[Wrap, Wrap]:
+        """Map the errors of either kind of behaviour."""
+        return partial(_wrap_unary, method=method), partial(_wrap_stream, method=method)
 
 
 Guard = Callable[[grpc.aio.ServicerContext[Any, Any], str], Awaitable[None]]
