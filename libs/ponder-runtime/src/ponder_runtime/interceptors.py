@@ -119,9 +119,10 @@ Wrap = Callable[[Behavior], Behavior]
 
 
 class WrappingInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps the behaviour of every handler but health's (see `rewrap`), and with
+    """Wraps the behaviour of every handler but those under `exempt` (health's), and with
     `unary_requests_only` only of methods without a request stream: `wraps(method)` says how."""
 
+    exempt: tuple[str, ...] = (HEALTH_PREFIX,)
     unary_requests_only = False
 
     def wraps(self, method: str) -> tuple[Wrap, Wrap]:
@@ -138,7 +139,7 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if (
             handler is None
-            or method.startswith(HEALTH_PREFIX)
+            or method.startswith(self.exempt)
             or (self.unary_requests_only and handler.request_streaming)
         ):
             return handler
@@ -161,7 +162,7 @@ class ErrorMappingInterceptor(WrappingInterceptor):
 Guard = Callable[[grpc.aio.ServicerContext[Any, Any], str], Awaitable[None]]
 
 
-class GuardInterceptor(grpc.aio.ServerInterceptor):
+class GuardInterceptor(WrappingInterceptor):
     """Runs `guard(context, method)` before every handler except those under `open_prefixes`
     (health, reflection), streaming requests included; a PonderError it raises rejects the
     call (and is mapped to its status by the ErrorMappingInterceptor outside)."""
@@ -170,28 +171,16 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, guard: Guard, *, open_prefixes: tuple[str, ...]) -> None:
         self._guard = guard
-        self._open = open_prefixes
+        self.exempt = open_prefixes
 
-    async def intercept_service(
-        self,
-        continuation: Continuation,
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler:
-        """Wrap the handler so that the guard runs first."""
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method.startswith(self._open):
-            return handler
+    def wraps(self, method: str) -> tuple[Wrap, Wrap]:
+        """Wrap the behaviour so that the guard runs first."""
         guard = self._guard
 
         async def check(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             await guard(context, method)
 
-        return rewrap(
-            handler,
-            unary=lambda behavior: checked_unary(check, behavior),
-            stream=lambda behavior: checked_stream(check, behavior),
-        )
+        return partial(checked_unary, check), partial(checked_stream, check)
 
 
 Check = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]
