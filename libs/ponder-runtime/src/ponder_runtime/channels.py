@@ -85,7 +85,7 @@ class ChannelFactory:
         breaker = CircuitBreaker(
             failure_threshold=threshold, reset_timeout=reset, clock=self._clock
         )
-        guard = BreakerInterceptor(target, breaker, slow_call_seconds=slow)
+        guard = BreakerInterceptor(target, breaker, slow_call_seconds=slow, clock=self._clock)
         channel = grpc.aio.insecure_channel(
             target, options=self._options, interceptors=[*self._interceptors, guard]
         )
