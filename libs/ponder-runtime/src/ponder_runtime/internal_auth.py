@@ -81,11 +81,7 @@ def _with_token(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.Cli
     )
 
 
-class _TokenInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor
-):
-    """Sends the token with every unary and server-streaming call."""
-
+class _TokenUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
     def __init__(self, token: str) -> None:
         self._token = token
 
@@ -94,6 +90,11 @@ class _TokenInterceptor(
     ) -> Any:
         """Send the token with a unary call."""
         return await continuation(_with_token(details, self._token), request)
+
+
+class _TokenUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+    def __init__(self, token: str) -> None:
+        self._token = token
 
     async def intercept_unary_stream(
         self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
@@ -107,4 +108,4 @@ def token_client_interceptors(token: str | None) -> Sequence[grpc.aio.ClientInte
     shapes internal services have); none without a token."""
     if not token:
         return []
-    return [_TokenInterceptor(token)]
+    return [_TokenUnaryUnary(token), _TokenUnaryStream(token)]
