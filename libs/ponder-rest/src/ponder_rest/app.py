@@ -9,7 +9,6 @@ HTTP status grpc-gateway gives its code, and one JSON access-log line per reques
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,7 +32,7 @@ from ponder_rest.errors import (
 from ponder_rest.exchange import Exchange, Receive, Scope, Send
 from ponder_rest.forward import Forwarder, Invoker
 from ponder_rest.httpbody import bind_http_body, takes_http_body
-from ponder_rest.observe import Observer
+from ponder_rest.observe import Observer, logger
 from ponder_rest.pages import Pages
 from ponder_rest.routes import BadPathError, MethodNotAllowedError, NoRouteError, Route, Router
 from ponder_rest.transcoder import BodyMemo, RequestError, build_request, parse_query
@@ -41,8 +40,6 @@ from ponder_runtime.metrics import RpcMetrics
 
 
 __all__ = ["FacadeConfig", "Invoker", "RestFacade"]
-
-logger = logging.getLogger(__name__)
 
 _JSON_TYPES = ("application/json", "application/x-ndjson")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -20,12 +19,10 @@ from ponder_rest.disconnect import until_disconnect
 from ponder_rest.encoder import MessageEncoder
 from ponder_rest.errors import error, make_status, status_body, status_obj
 from ponder_rest.exchange import Exchange, Receive, Send, respond
+from ponder_rest.observe import logger
 from ponder_rest.routes import Route
 from ponder_runtime.local import LocalCallError, LocalContext
 
-
-# The facade's logger since before the split (the name is in every log line's "logger").
-logger = logging.getLogger("ponder_rest.app")
 
 _INTEGER_TYPES = (
     FieldDescriptor.CPPTYPE_INT32,
