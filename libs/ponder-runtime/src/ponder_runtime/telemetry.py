@@ -34,7 +34,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -139,11 +139,13 @@ def configure_telemetry(
     elif settings.otel_traces_exporter == "console" and not settings.otel_sdk_disabled:
         # A local look without a collector: each span as JSON on stdout (the log file).
         processors.append(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
-    # With nowhere to send spans, record none: spans still get ids (logs, X-Trace-Id and the
-    # workflow's trace_id keep working, traceparent still propagates) at almost no cost.
+    # With nowhere to send spans, record none of this process's own traces: spans still get
+    # ids (logs, X-Trace-Id and the workflow's trace_id keep working, traceparent still
+    # propagates) at almost no cost. A caller's sampled trace stays sampled on its way through
+    # (parent-based), so the processes after this one still record their part of it.
     # OTEL_TRACES_SAMPLER, when set, decides instead.
     quiet = not processors and not settings.otel_traces_sampler
-    provider = TracerProvider(resource=resource, sampler=ALWAYS_OFF if quiet else None)
+    provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF) if quiet else None)
     for processor in processors:
         provider.add_span_processor(processor)
     readers: list[MetricReader] = list(extra_metric_readers)
