@@ -16,6 +16,8 @@ from ponder_embedding.cache.core import SemanticCache
 from ponder_embedding.cache.entries import entry_key
 from ponder_embedding.cache.index import IndexFiles, NamespaceIndex, SearchOptions
 from ponder_embedding.cache.sqlite_backend import SqliteBackend
+from ponder_embedding.service import index_search_options
+from ponder_embedding.settings import EmbeddingSettings
 from tests.support.vectors import DIM, bag_of_words
 
 
@@ -323,3 +325,34 @@ def test_index_module_then_onnxruntime_imports_cleanly():
     code = "import ponder_embedding.cache.index, onnxruntime, numpy; print('ok')"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr[-2000:]
+
+
+class TestSearchSettings:
+    """PONDER_CACHE_INDEX_* reach the indexes the cache creates and loads."""
+
+    async def test_settings_give_every_namespace_index_its_search_options(self, tmp_path):
+        """The efSearch and thread count from the settings are those of a new namespace's
+        index and of one loaded from its files; unset, the index's defaults apply."""
+        settings = EmbeddingSettings.model_validate(
+            {"PONDER_CACHE_INDEX_EXPANSION_SEARCH": 24, "PONDER_CACHE_INDEX_SEARCH_THREADS": 0}
+        )
+        options = index_search_options(settings)
+        assert options == SearchOptions(expansion=24, threads=0)
+        assert index_search_options(EmbeddingSettings.model_validate({})) == SearchOptions()
+        for _ in range(2):  # a new index, then the one loaded from the saved files
+            cache = SemanticCache(
+                SqliteBackend(tmp_path / "cache.sqlite3"),
+                CountingEmbed(),
+                dimensions=DIM,
+                max_entries=100,
+                default_ttl_seconds=3600.0,
+                default_threshold=0.8,
+                index_dir=tmp_path / "index",
+                index_search=options,
+            )
+            await cache.start()
+            await cache.store("ns", "how does dense retrieval work", b"answer")
+            index = cache._indexes["ns"]
+            assert (index.expansion_search, index.search_threads) == (24, 0)
+            assert {graph.expansion_search for graph in index._segments} == {24}
+            await cache.close()
