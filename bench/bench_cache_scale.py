@@ -2,7 +2,8 @@
 
 Usage: nice .venv/bin/python bench/bench_cache_scale.py [--entries 1000000] [--queries 400]
        [--compare-entries 100000] [--skip-faiss] [--skip-service] [--rebuild-restart]
-       [--rss-entries 10000] [--before-src DIR] [--work-dir DIR]
+       [--rss-entries 10000] [--before-src DIR] [--work-dir DIR [--keep]]
+       [--recall-expansions 4 8 16 ...] [--service-expansions 12 64 ...]
 
 1. Data: R real questions (templates x topics) embedded by the real model (ONNX backend);
    half of the remaining N-R vectors are perturbations of a real embedding (c + s*g, s drawn
@@ -15,18 +16,29 @@ Usage: nice .venv/bin/python bench/bench_cache_scale.py [--entries 1000000] [--q
    recall@1 against exact search (a float32 matrix product).
 3. The embedding service (its own process, over gRPC) on a SQLite file holding the N entries
    and the saved index: restart time to SERVING, RSS, LookupCache paraphrase p50/p99 against
-   the raw single-query ONNX encode measured in the same run; optionally (--rebuild-restart)
-   the restart with no index file (rebuilt from the stored vectors, nothing re-embedded).
+   the raw single-query ONNX encode in this process (each query's raw encode right before its
+   lookup, interleaved, so both meet the same load); once per efSearch given with
+   --service-expansions (default: the shipped one), side by side; optionally
+   (--rebuild-restart) the restart with no index file (rebuilt from the stored vectors,
+   nothing re-embedded). --recall-expansions adds recall@1 and search time of the N-entry
+   index at other efSearch values (no rebuild).
 4. RSS of the service with --rss-entries entries on the ONNX backend, and (with --before-src,
    a checkout of the previous code's services/embedding/src) the same for the previous code.
 Prints a Markdown report (paste it into BENCHMARKS.md).
+
+With --keep, the N-entry SQLite file and the saved index stay in --work-dir (scale-<N>/,
+about 3 GiB at 1M) and a later run with the same N and index parameters reuses them: the
+graph is loaded instead of built (an hour-long step at 1M on 2 cores) and the SQLite file is
+not rewritten; the build time then reads "reused".
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
+import json
 import resource
 import secrets
 import sqlite3
@@ -48,6 +60,7 @@ from ponder_embedding.cache.index import (
     CONNECTIVITY,
     EXPANSION_ADD,
     EXPANSION_SEARCH,
+    SEGMENT_SIZE,
     IndexFiles,
     NamespaceIndex,
 )
@@ -58,6 +71,7 @@ from ponder_runtime.internal_auth import INTERNAL_TOKEN_HEADER
 Matrix = npt.NDArray[np.float32]
 INTERNAL_TOKEN = secrets.token_urlsafe(32)  # this run's services and lookups share it
 NAMESPACE = "bench"
+DATA_VERSION = 1  # bump when the data set changes (kept files are then rebuilt)
 TOPICS = [
     "attention", "retrieval-augmented generation", "self-reflection", "tokenization",
     "quantization", "knowledge distillation", "beam search", "RLHF", "LoRA adapters",
@@ -158,14 +172,19 @@ def rss_mib(pid: int | None = None) -> float:
 
 
 def bench_usearch(
-    keys: list[str], matrix: Matrix, queries: Matrix, truth: npt.NDArray[np.int64]
+    keys: list[str],
+    matrix: Matrix,
+    queries: Matrix,
+    truth: npt.NDArray[np.int64],
+    built: NamespaceIndex | None = None,
 ) -> tuple[dict[str, float], NamespaceIndex]:
-    """The cache's own index (segments of SEGMENT_SIZE): build (all cores), search one query at
-    a time, recall@1."""
-    index = NamespaceIndex(matrix.shape[1])
+    """The cache's own index (segments of SEGMENT_SIZE): build (all cores) unless `built` is
+    given (a saved one, loaded), search one query at a time, recall@1."""
+    index = built or NamespaceIndex(matrix.shape[1])
     started = time.perf_counter()
-    index.sync(keys, list(matrix))
-    build = time.perf_counter() - started
+    if built is None:
+        index.sync(keys, list(matrix))
+    build = time.perf_counter() - started if built is None else float("nan")
     times, correct = [], 0
     for query, expected in zip(queries, truth, strict=True):
         begun = time.perf_counter()
@@ -179,6 +198,27 @@ def bench_usearch(
         "p99_ms": ms(times, 99),
         "recall": correct / len(queries),
     }, index
+
+
+def expansion_sweep(
+    index: NamespaceIndex,
+    keys: list[str],
+    queries: Matrix,
+    truth: npt.NDArray[np.int64],
+    expansions: list[int],
+) -> list[str]:
+    """Report rows: recall@1 and single-query search time of `index` at each efSearch (the
+    index is left at its own efSearch afterwards)."""
+    shipped, rows = index.expansion_search, []
+    for expansion in expansions:
+        index.expansion_search = expansion
+        result, _ = bench_usearch(keys, np.empty((0, 0), np.float32), queries, truth, index)
+        rows.append(
+            f"| {len(keys):,}: usearch at efSearch {expansion}: recall@1 / search p50 / p99 "
+            f"(ms) | {result['recall']:.4f} / {result['p50_ms']:.3f} / {result['p99_ms']:.3f} |"
+        )
+    index.expansion_search = shipped
+    return rows
 
 
 def bench_faiss(matrix: Matrix, queries: Matrix, truth: npt.NDArray[np.int64]) -> dict[str, float]:
@@ -279,9 +319,13 @@ async def run_service(
         stack.stop(timeout=600)
 
 
-async def lookups(address: str, texts: list[str]) -> tuple[list[float], int]:
-    """Seconds per LookupCache of each text, and how many hit (threshold 0.8)."""
-    times, hits = [], 0
+async def lookups(
+    address: str, texts: list[str], model: EmbeddingModel | None = None
+) -> tuple[list[float], int, list[float]]:
+    """Seconds per LookupCache of each text, how many hit (threshold 0.8), and, with `model`,
+    seconds per raw single-query encode of the same text right before each lookup (the two
+    interleaved, so both meet the same load on a shared machine)."""
+    times, hits, raw = [], 0, []
     token = ((INTERNAL_TOKEN_HEADER, INTERNAL_TOKEN),)
     async with grpc.aio.insecure_channel(address) as channel:
         stub = embedding_grpc.EmbeddingServiceStub(channel)
@@ -289,7 +333,13 @@ async def lookups(address: str, texts: list[str]) -> tuple[list[float], int]:
             await stub.LookupCache(
                 pb.LookupCacheRequest(namespace=NAMESPACE, text=text), metadata=token
             )
+            if model is not None:
+                await model.encode([text])
         for text in texts:
+            if model is not None:
+                started = time.perf_counter()
+                await model.encode([text])  # on the model's thread, as the service does
+                raw.append(time.perf_counter() - started)
             started = time.perf_counter()
             reply = await stub.LookupCache(
                 pb.LookupCacheRequest(namespace=NAMESPACE, text=text, similarity_threshold=0.8),
@@ -297,17 +347,7 @@ async def lookups(address: str, texts: list[str]) -> tuple[list[float], int]:
             )
             times.append(time.perf_counter() - started)
             hits += reply.hit
-    return times, hits
-
-
-async def raw_encode(model: EmbeddingModel, texts: list[str]) -> list[float]:
-    """Seconds per single-query encode on the model's thread, as the service does."""
-    times = []
-    for text in texts:
-        started = time.perf_counter()
-        await model.encode([text])
-        times.append(time.perf_counter() - started)
-    return times
+    return times, hits, raw
 
 
 async def bench_rss(
@@ -373,8 +413,9 @@ def candidate_rows(results: dict[str, dict[str, float]]) -> list[str]:
     """Report rows of the index candidates."""
     lines = []
     for name, r in results.items():
+        build = "reused (loaded)" if np.isnan(r["build_s"]) else f"{r['build_s']:.0f}"
         lines += [
-            f"| {name}: build with 2 threads (s) | {r['build_s']:.0f} |",
+            f"| {name}: build with 2 threads (s) | {build} |",
             f"| {name}: index memory per entry (bytes) | {r['bytes_per_entry']:.0f} |",
             f"| {name}: single-query search p50 / p99 (ms) | "
             f"{r['p50_ms']:.3f} / {r['p99_ms']:.3f} |",
@@ -384,27 +425,45 @@ def candidate_rows(results: dict[str, dict[str, float]]) -> list[str]:
 
 
 async def service_rows(
-    model: EmbeddingModel, cache_path: Path, entries: int, query_texts: list[str], rebuild: bool
+    model: EmbeddingModel,
+    cache_path: Path,
+    entries: int,
+    query_texts: list[str],
+    *,
+    rebuild: bool,
+    expansions: list[int],
 ) -> list[str]:
-    """The service on the N-entry cache: restart time, RSS, lookups vs raw encode."""
+    """The service on the N-entry cache: restart time, RSS, lookups vs raw encode (interleaved),
+    once per efSearch in `expansions` (the first one gives the restart and memory rows)."""
 
-    async def serve(address: str, pid: int) -> tuple[list[float], int, float]:
-        times, hits = await lookups(address, query_texts)
-        return times, hits, rss_mib(pid)
+    async def serve(address: str, pid: int) -> tuple[list[float], int, list[float], float]:
+        times, hits, raw = await lookups(address, query_texts, model)
+        return times, hits, raw, rss_mib(pid)
 
-    restart, (times, hits, rss) = await run_service(cache_path, entries, serve)
-    raw = await raw_encode(model, query_texts)
-    p50, p99, raw50, raw99 = ms(times, 50), ms(times, 99), ms(raw, 50), ms(raw, 99)
-    lines = [
-        f"| service restart with the saved index, to SERVING (s) | {restart:.1f} |",
-        f"| service RSS with {entries:,} entries (MiB) | {rss:.0f} |",
-        f"| service memory per entry (RSS / entries, bytes) | {rss * 2**20 / entries:.0f} |",
-        f"| raw ONNX single-query encode p50 / p99 (ms) | {raw50:.2f} / {raw99:.2f} |",
-        f"| LookupCache paraphrase p50 / p99 (ms) | {p50:.2f} / {p99:.2f} |",
-        f"| **paraphrase lookup / raw encode** p50 (target ≤ 2) / p99 | "
-        f"**{p50 / raw50:.2f}** / {p99 / raw99:.2f} |",
-        f"| paraphrase lookups that hit at threshold 0.8 | {hits / len(times):.0%} |",
-    ]
+    lines: list[str] = []
+    for expansion in expansions:
+        restart, (times, hits, raw, rss) = await run_service(
+            cache_path,
+            entries,
+            serve,
+            {"PONDER_CACHE_INDEX_EXPANSION_SEARCH": str(expansion)},
+        )
+        p50, p99, raw50, raw99 = ms(times, 50), ms(times, 99), ms(raw, 50), ms(raw, 99)
+        if not lines:
+            lines += [
+                f"| service restart with the saved index, to SERVING (s) | {restart:.1f} |",
+                f"| service RSS with {entries:,} entries (MiB) | {rss:.0f} |",
+                f"| service memory per entry (RSS / entries, bytes) | "
+                f"{rss * 2**20 / entries:.0f} |",
+            ]
+        ef = f"efSearch {expansion}{' (shipped)' if expansion == EXPANSION_SEARCH else ''}"
+        lines += [
+            f"| {ef}: raw ONNX single-query encode p50 / p99 (ms) | {raw50:.2f} / {raw99:.2f} |",
+            f"| {ef}: LookupCache paraphrase p50 / p99 (ms) | {p50:.2f} / {p99:.2f} |",
+            f"| {ef}: **paraphrase lookup / raw encode** p50 (target ≤ 2) / p99 | "
+            f"**{p50 / raw50:.2f}** / {p99 / raw99:.2f} |",
+            f"| {ef}: paraphrase lookups that hit at threshold 0.8 | {hits / len(times):.0%} |",
+        ]
     if rebuild:
         for saved in cache_path.with_name(cache_path.name + ".index").glob("*.usearch"):
             saved.unlink()
@@ -420,7 +479,64 @@ async def service_rows(
     return lines
 
 
-async def main() -> None:
+def compare_on_subset(data: Data, queries: Matrix, compare: int) -> dict[str, dict[str, float]]:
+    """Both candidates on the first `compare` vectors (none when that is all of them)."""
+    if compare >= len(data.keys):
+        return {}
+    subset, keys = data.matrix[:compare], data.keys[:compare]
+    subset_truth = exact_top1(subset, queries)
+    results = {
+        f"{compare:,}: usearch (HNSW f16 segments: the cache's index)": bench_usearch(
+            keys, subset, queries, subset_truth
+        )[0],
+        f"{compare:,}: faiss-cpu (IndexHNSWFlat f32)": bench_faiss(subset, queries, subset_truth),
+    }
+    gc.collect()
+    return results
+
+
+def kept_files(work_dir: Path, entries: int) -> tuple[Path, bool]:
+    """The kept cache file for `entries` under `work_dir`, and whether it (with its index)
+    matches this code's index parameters and can be reused."""
+    folder = work_dir / f"scale-{entries}"
+    folder.mkdir(parents=True, exist_ok=True)
+    cache_path = folder / "cache.sqlite3"
+    params = folder / "params.json"
+    wanted = {
+        "entries": entries,
+        "connectivity": CONNECTIVITY,
+        "expansion_add": EXPANSION_ADD,
+        "segment_size": SEGMENT_SIZE,
+        "data": DATA_VERSION,
+    }
+    reusable = (
+        cache_path.exists()
+        and params.exists()
+        and json.loads(params.read_text()) == wanted
+        and any(folder.glob("cache.sqlite3.index/*.usearch"))
+    )
+    if not reusable:
+        params.unlink(missing_ok=True)
+        for old in [cache_path, *folder.glob("cache.sqlite3*"), *folder.glob("*/*.usearch")]:
+            if old.is_file():
+                old.unlink()
+    return cache_path, reusable
+
+
+def mark_kept(cache_path: Path, entries: int) -> None:
+    """Record that the files beside `cache_path` are complete (written last)."""
+    params = {
+        "entries": entries,
+        "connectivity": CONNECTIVITY,
+        "expansion_add": EXPANSION_ADD,
+        "segment_size": SEGMENT_SIZE,
+        "data": DATA_VERSION,
+    }
+    (cache_path.parent / "params.json").write_text(json.dumps(params))
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=400)
@@ -436,53 +552,90 @@ async def main() -> None:
     parser.add_argument("--rss-entries", type=int, default=10_000)
     parser.add_argument("--before-src", type=Path, default=None)
     parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument(
+        "--recall-expansions",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also measure the N-entry index's recall@1 and search time at these efSearch",
+    )
+    parser.add_argument(
+        "--service-expansions",
+        type=int,
+        nargs="+",
+        default=[EXPANSION_SEARCH],
+        help="run the service part once per efSearch (PONDER_CACHE_INDEX_EXPANSION_SEARCH)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the N-entry cache and index in --work-dir and reuse them on a later run",
+    )
     args = parser.parse_args()
+    if args.keep and (args.work_dir is None or args.rebuild_restart):
+        parser.error("--keep needs --work-dir and excludes --rebuild-restart")
+    return args
+
+
+async def main() -> None:
+    args = parse_args()
     model = await EmbeddingModel.load(ModelOptions(device="cpu", backend="onnx"))
     data, query_texts, queries, lines = await make_data(model, args.entries, args.queries)
     lines = ["| measurement | value |", "|---|---|", *lines]
-    results: dict[str, dict[str, float]] = {}
     compare = min(args.compare_entries or args.entries, args.entries)
-    if compare < args.entries and not args.skip_faiss:
-        subset, keys = data.matrix[:compare], data.keys[:compare]
-        subset_truth = exact_top1(subset, queries)
-        results[f"{compare:,}: usearch (HNSW f16 segments: the cache's index)"] = bench_usearch(
-            keys, subset, queries, subset_truth
-        )[0]
-        results[f"{compare:,}: faiss-cpu (IndexHNSWFlat f32)"] = bench_faiss(
-            subset, queries, subset_truth
-        )
-        gc.collect()
+    results = compare_on_subset(data, queries, compare) if not args.skip_faiss else {}
     truth = exact_top1(data.matrix, queries)
-    usearch, index = bench_usearch(data.keys, data.matrix, queries, truth)
-    results[f"{args.entries:,}: usearch (HNSW f16 segments: the cache's index)"] = usearch
-    with tempfile.TemporaryDirectory(dir=args.work_dir) as tmp:
-        cache_path = Path(tmp) / "cache.sqlite3"
-        files = IndexFiles(cache_path.with_name(cache_path.name + ".index"), index.dimensions)
-        files.save({NAMESPACE: index})
+    with contextlib.ExitStack() as cleanup:
+        if args.keep:
+            cache_path, reuse = kept_files(args.work_dir, args.entries)
+        else:
+            tmp = cleanup.enter_context(tempfile.TemporaryDirectory(dir=args.work_dir))
+            cache_path, reuse = Path(tmp) / "cache.sqlite3", False
+        files = IndexFiles(cache_path.with_name(cache_path.name + ".index"), data.matrix.shape[1])
         index_prefix = files.path(NAMESPACE)
         assert index_prefix is not None
+        saved = NamespaceIndex.load(index_prefix, data.matrix.shape[1]) if reuse else None
+        if saved is not None:
+            added, removed = saved.sync(data.keys, list(data.matrix))
+            lines.append(
+                f"| saved index reused: entries added / removed on load | {added} / {removed} |"
+            )
+        usearch, index = bench_usearch(data.keys, data.matrix, queries, truth, saved)
+        results[f"{args.entries:,}: usearch (HNSW f16 segments: the cache's index)"] = usearch
+        sweep = expansion_sweep(index, data.keys, queries, truth, args.recall_expansions)
+        if saved is None:
+            files.save({NAMESPACE: index})
         segments, segment_files = index.segments, list(index_prefix.parent.glob("*.usearch"))
-        del index
+        del index, saved
         gc.collect()
         if compare == args.entries and not args.skip_faiss:
             results[f"{args.entries:,}: faiss-cpu (IndexHNSWFlat f32)"] = bench_faiss(
                 data.matrix, queries, truth
             )
-        lines += candidate_rows(results)
+        lines += candidate_rows(results) + sweep
         lines.append(
             f"| usearch index files for {args.entries:,} entries ({segments} segments) (MiB) | "
             f"{sum(file.stat().st_size for file in segment_files) / 2**20:.0f} |"
         )
         print("\n".join(lines), flush=True)  # the candidates, in case the service part fails
         if not args.skip_service:
-            write_sqlite(cache_path, data.keys, data.texts, data.matrix)
+            if not reuse:
+                write_sqlite(cache_path, data.keys, data.texts, data.matrix)
+            if args.keep:
+                mark_kept(cache_path, args.entries)
             del data
             gc.collect()
             lines += await service_rows(
-                model, cache_path, args.entries, query_texts, args.rebuild_restart
+                model,
+                cache_path,
+                args.entries,
+                query_texts,
+                rebuild=args.rebuild_restart,
+                expansions=args.service_expansions,
             )
         if args.rss_entries:
-            lines += await bench_rss(Path(tmp), model, args.rss_entries, args.before_src)
+            rss_dir = cleanup.enter_context(tempfile.TemporaryDirectory(dir=args.work_dir))
+            lines += await bench_rss(Path(rss_dir), model, args.rss_entries, args.before_src)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines.append(f"| benchmark process peak RSS (MiB) | {peak:.0f} |")
     model.close()

@@ -7,6 +7,7 @@ import grpc
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
+from tests.conftest import InProcessStack
 from tests.temporal_stack import TemporalStack
 
 
@@ -91,3 +92,29 @@ async def test_the_tenant_and_the_cache_verdict_survive_the_worker(temporal_stac
     lookup = next(s for s in final.steps if s.name == "cache_lookup")
     assert lookup.message.startswith("miss ("), lookup.message
     assert final.cache.verdict != pb.CACHE_VERDICT_UNSPECIFIED
+
+
+async def test_the_requests_trace_goes_on_in_the_worker(
+    stack: InProcessStack, temporal_stack: TemporalStack
+):
+    """A workflow run on Temporal carries the trace id of the request that started it, and
+    the worker's calls to the research service are spans of that same trace (the trace
+    context travels in the Temporal headers to the worker process)."""
+    async with grpc.aio.insecure_channel(temporal_stack.address) as channel:
+        reply = await workflow_grpc.WorkflowServiceStub(channel).RunWorkflow(
+            pb.RunWorkflowRequest(
+                workflow=pb.Workflow(
+                    kind=pb.WORKFLOW_KIND_RESEARCH, topic="tracing temporal workflows end to end"
+                )
+            ),
+            timeout=60,
+        )
+    trace_id = reply.workflow.trace_id
+    assert len(trace_id) == 32
+    assert int(trace_id, 16) != 0
+    research = [
+        span
+        for span in stack.spans.get_finished_spans()
+        if span.name.startswith("/ponder.research.v1.ResearchService/")
+    ]
+    assert trace_id in {format(span.context.trace_id, "032x") for span in research}

@@ -14,8 +14,10 @@ import pytest
 
 from ponder_embedding.cache.core import SemanticCache
 from ponder_embedding.cache.entries import entry_key
-from ponder_embedding.cache.index import IndexFiles, NamespaceIndex
+from ponder_embedding.cache.index import IndexFiles, NamespaceIndex, SearchOptions
 from ponder_embedding.cache.sqlite_backend import SqliteBackend
+from ponder_embedding.service import index_search_options
+from ponder_embedding.settings import EmbeddingSettings
 from tests.support.vectors import DIM, bag_of_words
 
 
@@ -175,6 +177,41 @@ class TestSegments:
         assert similarities == sorted(similarities, reverse=True)
         assert len(found) == 5
 
+    def test_threads_over_segments_find_what_one_thread_finds(self, data):
+        """Searching the segments side by side (usearch threads) returns the same candidates
+        as the calling thread alone, also with an emptied segment among them."""
+        keys, vectors, queries = data
+        index = NamespaceIndex(32, exact_below=0, segment_size=400, search=SearchOptions(threads=2))
+        index.sync(keys[:2000], list(vectors[:2000]))
+        for key in keys[400:800]:  # the second segment, emptied
+            index.remove(key)
+        assert index.segments == 5
+        for query in queries:
+            index.search_threads = 2
+            side_by_side = index.search(query, k=8)
+            index.search_threads = 1
+            assert side_by_side == index.search(query, k=8)
+            assert len(side_by_side) == 8
+        assert all(key not in keys[400:800] for key, _ in index.search(vectors[500], k=8))
+
+    def test_search_expansion_reaches_every_segment_also_after_a_load(self, data, tmp_path):
+        """The efSearch of the options (and a later change of it) is each segment's, also for
+        segments loaded from files."""
+        keys, vectors, _ = data
+        options = SearchOptions(expansion=12)
+        index = NamespaceIndex(32, exact_below=0, segment_size=250, search=options)
+        index.sync(keys[:1000], list(vectors[:1000]))
+        index.save(tmp_path / "ns")
+        loaded = NamespaceIndex.load(tmp_path / "ns", 32, exact_below=0, search=options)
+        assert loaded is not None
+        for candidate in (index, loaded):
+            assert candidate.expansion_search == 12
+            assert {graph.expansion_search for graph in candidate._segments} == {12}
+        loaded.expansion_search = 40
+        assert {graph.expansion_search for graph in loaded._segments} == {40}
+        assert loaded.sync(keys[:1000], list(vectors[:1000])) == (0, 0)
+        assert loaded.search(vectors[700], k=1)[0][0] == keys[700]
+
     def test_segments_survive_a_save_and_load(self, data, tmp_path):
         """Saved segments load back as segments and are reconciled with the stored keys."""
         keys, vectors, _ = data
@@ -288,3 +325,34 @@ def test_index_module_then_onnxruntime_imports_cleanly():
     code = "import ponder_embedding.cache.index, onnxruntime, numpy; print('ok')"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr[-2000:]
+
+
+class TestSearchSettings:
+    """PONDER_CACHE_INDEX_* reach the indexes the cache creates and loads."""
+
+    async def test_settings_give_every_namespace_index_its_search_options(self, tmp_path):
+        """The efSearch and thread count from the settings are those of a new namespace's
+        index and of one loaded from its files; unset, the index's defaults apply."""
+        settings = EmbeddingSettings.model_validate(
+            {"PONDER_CACHE_INDEX_EXPANSION_SEARCH": 24, "PONDER_CACHE_INDEX_SEARCH_THREADS": 0}
+        )
+        options = index_search_options(settings)
+        assert options == SearchOptions(expansion=24, threads=0)
+        assert index_search_options(EmbeddingSettings.model_validate({})) == SearchOptions()
+        for _ in range(2):  # a new index, then the one loaded from the saved files
+            cache = SemanticCache(
+                SqliteBackend(tmp_path / "cache.sqlite3"),
+                CountingEmbed(),
+                dimensions=DIM,
+                max_entries=100,
+                default_ttl_seconds=3600.0,
+                default_threshold=0.8,
+                index_dir=tmp_path / "index",
+                index_search=options,
+            )
+            await cache.start()
+            await cache.store("ns", "how does dense retrieval work", b"answer")
+            index = cache._indexes["ns"]
+            assert (index.expansion_search, index.search_threads) == (24, 0)
+            assert {graph.expansion_search for graph in index._segments} == {24}
+            await cache.close()

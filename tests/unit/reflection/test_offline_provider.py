@@ -410,11 +410,11 @@ async def test_one_reflection_builds_its_corpus_once(
     """Every draft, critique and refine call of one reflection reads the same prepared corpus;
     another topic gets its own."""
     outcome = await reflect(provider, ReflectionSpec(RAG_TOPIC, documents, 3, 10.0))
-    info = provider._corpus.cache_info()
+    info = provider._corpora.get.cache_info()
     assert len(outcome.steps) >= 3
     assert (info.misses, info.hits) == (1, len(outcome.steps) - 1)
     await provider.draft(TRANSFORMER_TOPIC, documents)
-    assert provider._corpus.cache_info().misses == 2
+    assert provider._corpora.get.cache_info().misses == 2
 
 
 DRAFT_SCRIPT = """

@@ -13,6 +13,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.research.v1 import research_service_pb2_grpc as research_grpc
@@ -122,13 +123,23 @@ def test_console_exporter_prints_spans(monkeypatch, capsys):
 
 
 def test_without_an_exporter_spans_have_ids_but_record_nothing(monkeypatch):
-    """Nothing to export to: spans are not recorded (no cost), but still carry valid trace
-    ids for logs, headers and the workflow's trace_id; OTEL_TRACES_SAMPLER overrides that."""
+    """Nothing to export to: the process's own spans are not recorded (no cost), but still
+    carry valid trace ids for logs, headers and the workflow's trace_id; a caller's sampled
+    trace stays sampled; OTEL_TRACES_SAMPLER overrides all that."""
     settings = load_settings(ResearchSettings, host="127.0.0.1", port=0)
     quiet = configure_telemetry(settings)
     with quiet.tracer("test").start_as_current_span("quiet") as span:
         assert not span.is_recording()
         assert span.get_span_context().is_valid
+    # A caller's sampled trace stays sampled through the quiet process (parent-based), so
+    # the processes it calls next still record their part of it.
+    caller = TraceContextTextMapPropagator().extract(
+        {"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01"}
+    )
+    with quiet.tracer("test").start_as_current_span("relayed", context=caller) as span:
+        assert span.is_recording()
+        assert span.get_span_context().trace_flags.sampled
+        assert format(span.get_span_context().trace_id, "032x") == "ab" * 16
     quiet.shutdown()
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
     sampled = configure_telemetry(load_settings(ResearchSettings, host="127.0.0.1", port=0))
@@ -138,9 +149,8 @@ def test_without_an_exporter_spans_have_ids_but_record_nothing(monkeypatch):
 
 
 def test_no_inner_tracer_when_nothing_records_spans():
-    """With nowhere to send spans (the sampler is ALWAYS_OFF) there is no inner tracer, so
-    workflow and step spans are not even started; with an exporter there is one, and its
-    spans are recorded."""
+    """With nowhere to send spans there is no inner tracer, so workflow and step spans are
+    not even started; with an exporter there is one, and its spans are recorded."""
     quiet = configure_telemetry(load_settings(ResearchSettings))
     assert quiet.inner_tracer("ponder_test") is None
     exporter = InMemorySpanExporter()

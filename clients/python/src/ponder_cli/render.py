@@ -132,6 +132,23 @@ def _source_statuses(result: pb.WorkflowResult) -> Text:
     return Text("sources searched: " + ", ".join(parts), style="dim") if parts else Text()
 
 
+def cache_view(cache: pb.CacheInfo) -> Text:
+    """What the semantic cache decided for the workflow and why (empty when no lookup ran)."""
+    verdict = cache.verdict
+    if verdict == pb.CACHE_VERDICT_UNSPECIFIED:
+        return Text()
+    if verdict == pb.CACHE_VERDICT_EMPTY:
+        return Text("cache: nothing cached yet in this namespace", style="dim")
+    near = f'"{cache.candidate_topic}" (similarity {cache.similarity:.2f})'
+    if verdict == pb.CACHE_VERDICT_BELOW_THRESHOLD:
+        said = f"cache: miss; closest cached topic {near} is not similar enough"
+    elif verdict == pb.CACHE_VERDICT_REJECTED:
+        said = f"cache: not served; closest cached topic {near} was refused: {cache.reason}"
+    else:
+        said = f"cache: served from {cache.source_workflow}, cached as {near}: {cache.reason}"
+    return Text(said, style="dim")
+
+
 def result_view(
     workflow: pb.Workflow, replay_age_seconds: float | None = None, *, markdown: bool = True
 ) -> Group:
@@ -140,6 +157,7 @@ def result_view(
     parts: list[RenderableType] = [
         headline(workflow, replay_age_seconds),
         Text(f"topic: {workflow.topic}", style="dim"),
+        cache_view(workflow.cache),
     ]
     result = workflow.result
     if workflow.state == pb.WORKFLOW_STATE_SUCCEEDED:

@@ -40,29 +40,21 @@ class Behaviour:
             for name, value in changes.items():
                 setattr(self, name, value)
 
-    def take_failure(self) -> int | None:
-        """The status of a `fail_next` or `error_fraction` failure for this call, or None."""
+    def failing_status(self) -> int | None:
+        """The error status this call answers: a `fail_next` or `error_fraction` failure
+        (consumed), else `status` unless it is 200; None when the call succeeds."""
         with self._lock:
             if self.fail_next > 0:
                 self.fail_next -= 1
                 return self.status_when_failing
             if self.error_fraction > 0 and self._draw() < self.error_fraction:
                 return self.status_when_failing
-            return None
+        return self.status if self.status != 200 else None
 
     def take_rate_limit(self) -> bool:
         """Whether this call is rate limited (one seeded draw when the fraction is set)."""
         with self._lock:
-            if self.rate_limit_fraction <= 0:
-                return False
-            return self._draw() < self.rate_limit_fraction
-
-    def failing_status(self) -> int | None:
-        """The error status this call answers (a failure knob, else `status`), or None."""
-        failing = self.take_failure()
-        if failing is None and self.status != 200:
-            failing = self.status
-        return failing
+            return self.rate_limit_fraction > 0 and self._draw() < self.rate_limit_fraction
 
     def _draw(self) -> float:
         """The next seeded random number in [0, 1) (the caller holds the lock)."""

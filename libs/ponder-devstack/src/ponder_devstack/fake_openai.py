@@ -127,14 +127,6 @@ class FakeOpenAI:
         if self._served is not None:
             self._served.close()
 
-    def __enter__(self) -> FakeOpenAI:
-        """Use as a context manager that closes on exit."""
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Close."""
-        self.close()
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI app: one call, recorded and counted in flight while it runs."""
         if scope["type"] != "http":
@@ -180,8 +172,7 @@ class FakeOpenAI:
         self, request: _Request, status: int, body: bytes, headers: dict[str, str] | None = None
     ) -> None:
         """Answer with a complete response, or record a disconnect if the client left."""
-        self._sequence += 1
-        all_headers = {"x-request-id": f"req_fake{self._sequence:08d}", **(headers or {})}
+        all_headers = {**self._request_id(), **(headers or {})}
         if request.call.gone.is_set():
             self._gone(request)
             return
@@ -271,34 +262,32 @@ class FakeOpenAI:
             return critique_json(body, behaviour.take_critique_score())
         return draft_text(body, cite_missing=behaviour.cite_missing)
 
-    def _next_id(self) -> str:
-        """A new chat completion id."""
+    def _request_id(self) -> dict[str, str]:
+        """The x-request-id header of a new response."""
         self._sequence += 1
-        return f"chatcmpl-fake{self._sequence:08d}"
+        return {"x-request-id": f"req_fake{self._sequence:08d}"}
+
+    def _reply(self, body: dict[str, Any], kind: str) -> dict[str, Any]:
+        """The fields of a new ChatCompletion (`kind` "chat.completion") or of a stream's chunks
+        ("chat.completion.chunk")."""
+        self._sequence += 1
+        return {
+            "id": f"chatcmpl-fake{self._sequence:08d}",
+            "object": kind,
+            "created": int(time.time()),
+            "model": str(body.get("model", "")),
+            "system_fingerprint": "fp_fake",
+        }
 
     def _completion(self, body: dict[str, Any], behaviour: Behaviour) -> dict[str, Any]:
         """A non-streaming ChatCompletion for the request."""
         content = self._content(body, behaviour)
-        prompt, completion = prompt_tokens(body), count_words(content)
+        message = {"role": "assistant", "content": content, "refusal": None}
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
         return {
-            "id": self._next_id(),
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": str(body.get("model", "")),
-            "system_fingerprint": "fp_fake",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": content, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-            },
+            **self._reply(body, "chat.completion"),
+            "choices": [choice],
+            "usage": _usage(body, content),
         }
 
     async def _stream(self, request: _Request, behaviour: Behaviour) -> None:
@@ -307,13 +296,7 @@ class FakeOpenAI:
         content = self._content(body, behaviour)
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        base = {
-            "id": self._next_id(),
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": str(body.get("model", "")),
-            "system_fingerprint": "fp_fake",
-        }
+        base = self._reply(body, "chat.completion.chunk")
         if include_usage:
             base["usage"] = None
 
@@ -326,16 +309,9 @@ class FakeOpenAI:
         events += [chunk({"content": piece}) for piece in split_deltas(content)]
         events.append(chunk({}, "stop"))
         if include_usage:
-            prompt, completion = prompt_tokens(body), count_words(content)
-            usage = {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-            }
-            events.append({**base, "choices": [], "usage": usage})
+            events.append({**base, "choices": [], "usage": _usage(body, content)})
 
-        self._sequence += 1
-        headers = {"x-request-id": f"req_fake{self._sequence:08d}", "Cache-Control": "no-cache"}
+        headers = {**self._request_id(), "Cache-Control": "no-cache"}
         if call.gone.is_set():
             self._gone(request)
             return
@@ -359,6 +335,16 @@ def _error_body(status: int, message: str) -> bytes:
     code = "rate_limit_exceeded" if status == 429 else None
     error = {"message": message, "type": error_type, "param": None, "code": code}
     return json.dumps({"error": error}).encode()
+
+
+def _usage(body: dict[str, Any], content: str) -> dict[str, int]:
+    """The usage of a reply with `content` to the request `body` (tokens are words here)."""
+    prompt, completion = prompt_tokens(body), count_words(content)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def _dumps(value: Any) -> bytes:

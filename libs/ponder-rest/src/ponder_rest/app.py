@@ -9,7 +9,6 @@ HTTP status grpc-gateway gives its code, and one JSON access-log line per reques
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +16,6 @@ import grpc
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, Tracer
 
-from ponder_rest.body import read_body
 from ponder_rest.codec import dumps
 from ponder_rest.config import FacadeConfig
 from ponder_rest.context import call_context
@@ -34,7 +32,7 @@ from ponder_rest.errors import (
 from ponder_rest.exchange import Exchange, Receive, Scope, Send
 from ponder_rest.forward import Forwarder, Invoker
 from ponder_rest.httpbody import bind_http_body, takes_http_body
-from ponder_rest.observe import Observer
+from ponder_rest.observe import Observer, logger
 from ponder_rest.pages import Pages
 from ponder_rest.routes import BadPathError, MethodNotAllowedError, NoRouteError, Route, Router
 from ponder_rest.transcoder import BodyMemo, RequestError, build_request, parse_query
@@ -44,7 +42,7 @@ from ponder_runtime.metrics import RpcMetrics
 
 __all__ = ["FacadeConfig", "Invoker", "RestFacade"]
 
-logger = logging.getLogger(__name__)
+_JSON_TYPES = ("application/json", "application/x-ndjson")
 
 
 class RestFacade:
@@ -130,7 +128,7 @@ class RestFacade:
         self._observer.routed(exchange, span, route)
         upload = takes_http_body(route)
         limit = self._config.max_upload_bytes if upload else self._config.max_body_bytes
-        body = await read_body(exchange, receive, route, limit, raw=upload)
+        body = await _read_body(exchange, receive, route, limit, raw=upload)
         try:
             query = parse_query(exchange.scope["query_string"])
             if upload:
@@ -142,8 +140,7 @@ class RestFacade:
         except RequestError as exc:
             raise HttpError(400, exc.status) from None
         context = call_context(exchange, self._config.default_timeout_seconds)
-        forward = self._forward.stream if route.server_streaming else self._forward.unary
-        await forward(exchange, receive, send, route=route, request=request, context=context)
+        await self._forward(exchange, receive, send, route=route, request=request, context=context)
 
     def _allowed(self, exchange: Exchange) -> list[str]:
         """The methods the request's path accepts (GET for the fixed pages)."""
@@ -162,3 +159,40 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+async def _read_body(
+    exchange: Exchange, receive: Receive, route: Route, limit: int, *, raw: bool = False
+) -> bytes:
+    """The whole body, at most `limit` bytes, JSON when the route takes one (any media type
+    when `raw`: the route's body is a google.api.HttpBody)."""
+    declared = exchange.header(b"content-length")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGoneError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    body = b"".join(chunks)
+    if body and route.body and not raw:
+        kind = exchange.header(b"content-type").split(";", 1)[0].strip().lower()
+        if kind and kind not in _JSON_TYPES and not kind.endswith("+json"):
+            raise error(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"unsupported Content-Type {kind!r}: send application/json",
+                415,
+            )
+    return body
+
+
+def _too_large(limit: int) -> HttpError:
+    return error(grpc.StatusCode.RESOURCE_EXHAUSTED, f"the request body is over {limit} bytes", 413)

@@ -56,11 +56,7 @@ class _Watch:
             self._watcher.cancel()
 
     async def _watch(self) -> None:
-        await _disconnected(self._receive)
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
         self.gone = True
         self._task.cancel()
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass

@@ -11,8 +11,9 @@ from __future__ import annotations
 import html
 import importlib.util
 import json
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 
@@ -39,8 +40,10 @@ class DocsAssets:
     """The documentation assets in one directory; each file is read once, then cached."""
 
     directory: Path
-    _cache: dict[str, bytes] = field(default_factory=dict, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _read: Callable[[str], bytes] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._read = cache(lambda name: (self.directory / name).read_bytes())
 
     @classmethod
     def locate(cls, package: str = ASSETS_PACKAGE) -> DocsAssets:
@@ -73,14 +76,7 @@ class DocsAssets:
         content_type = ASSET_TYPES.get(name)
         if content_type is None:
             return None
-        data = self._cache.get(name)
-        if data is None:
-            with self._lock:
-                data = self._cache.get(name)
-                if data is None:
-                    data = (self.directory / name).read_bytes()
-                    self._cache[name] = data
-        return data, content_type
+        return self._read(name), content_type
 
 
 def _js_string(value: str) -> str:

@@ -125,11 +125,5 @@ async def send_error(exchange: Exchange, send: Send, failure: HttpError) -> None
     retry = retry_after_seconds(failure.status)
     if retry is not None:
         headers.append((b"retry-after", str(retry).encode()))
-    await respond(
-        exchange,
-        send,
-        failure.http,
-        status_body(failure.status),
-        kind=b"application/json",
-        headers=headers,
-    )
+    body = status_body(failure.status)
+    await respond(exchange, send, failure.http, body, kind=b"application/json", headers=headers)

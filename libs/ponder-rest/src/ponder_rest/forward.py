@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -20,12 +19,10 @@ from ponder_rest.disconnect import until_disconnect
 from ponder_rest.encoder import MessageEncoder
 from ponder_rest.errors import error, make_status, status_body, status_obj
 from ponder_rest.exchange import Exchange, Receive, Send, respond
+from ponder_rest.observe import logger
 from ponder_rest.routes import Route
 from ponder_runtime.local import LocalCallError, LocalContext
 
-
-# The facade's logger since before the split (the name is in every log line's "logger").
-logger = logging.getLogger("ponder_rest.app")
 
 _INTEGER_TYPES = (
     FieldDescriptor.CPPTYPE_INT32,
@@ -56,7 +53,7 @@ class Forwarder:
         self._config = config
         self._encoder = MessageEncoder(config.json)
 
-    async def unary(
+    async def __call__(
         self,
         exchange: Exchange,
         receive: Receive,
@@ -66,30 +63,22 @@ class Forwarder:
         request: Message,
         context: LocalContext,
     ) -> None:
-        """Call a unary method and answer its reply as JSON (200)."""
-        call = self._invoker.unary(route.grpc_path, request, context)
-        reply = await until_disconnect(call, receive)
+        """Call the route's method: a unary reply answered as JSON (200), a server stream's
+        replies written as they come."""
+        if route.server_streaming:
+            sse = "text/event-stream" in exchange.header(b"accept")
+            if sse:
+                self._resume(exchange, request)
+            replies = self._invoker.stream(route.grpc_path, request, context)
+            pump = self._pump(exchange, send, route, replies, context=context, sse=sse)
+            await until_disconnect(pump, receive)
+            return
+        reply = await until_disconnect(
+            self._invoker.unary(route.grpc_path, request, context), receive
+        )
         headers = [*exchange.response_headers, *metadata_headers(context)]
         body = self._encode(route, reply)
         await respond(exchange, send, 200, body, kind=b"application/json", headers=headers)
-
-    async def stream(
-        self,
-        exchange: Exchange,
-        receive: Receive,
-        send: Send,
-        *,
-        route: Route,
-        request: Message,
-        context: LocalContext,
-    ) -> None:
-        """Call a server-streaming method and write its replies as they come."""
-        sse = "text/event-stream" in exchange.header(b"accept")
-        if sse:
-            self._resume(exchange, request)
-        replies = self._invoker.stream(route.grpc_path, request, context)
-        pump = self._pump(exchange, send, route, replies, context=context, sse=sse)
-        await until_disconnect(pump, receive)
 
     def _encode(self, route: Route, reply: Any) -> bytes:
         """The JSON of a reply, or of its `response_body` field."""

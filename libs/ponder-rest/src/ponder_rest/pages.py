@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -43,8 +44,8 @@ class Pages:
         self._health_service = health_service
         self._pages: dict[str, Page] = {
             "/openapi.json": self._openapi_page,
-            "/docs": self._docs_page,
-            "/redoc": self._redoc_page,
+            "/docs": partial(self._html_page, swagger_html),
+            "/redoc": partial(self._html_page, redoc_html),
             "/healthz": self._health_page,
         }
 
@@ -60,12 +61,10 @@ class Pages:
     async def _openapi_page(self, exchange: Exchange, send: Send) -> None:
         await respond(exchange, send, 200, self._openapi, kind=b"application/json")
 
-    async def _docs_page(self, exchange: Exchange, send: Send) -> None:
-        html = swagger_html("/openapi.json", "/docs/assets", self._title)
-        await respond(exchange, send, 200, html.encode(), kind=b"text/html; charset=utf-8")
-
-    async def _redoc_page(self, exchange: Exchange, send: Send) -> None:
-        html = redoc_html("/openapi.json", "/docs/assets", self._title)
+    async def _html_page(
+        self, render: Callable[[str, str, str], str], exchange: Exchange, send: Send
+    ) -> None:
+        html = render("/openapi.json", "/docs/assets", self._title)
         await respond(exchange, send, 200, html.encode(), kind=b"text/html; charset=utf-8")
 
     async def _asset_page(self, exchange: Exchange, send: Send) -> None:

@@ -204,6 +204,17 @@ class _HttpProtocol(HttpToolsProtocol):
         self.headers = []
         if self.transport.is_closing():
             return
+        self.transport.write(self._closing_error(status, code, message))
+        # Lingering close: end our side and stop reading (what the client still sends waits
+        # in the kernel, and TCP flow control stops a flood), close a moment later (closing at
+        # once with unread input sends a reset that can destroy the answer).
+        self.transport.write_eof()
+        self.transport.pause_reading()
+        self.lingering.add(self.transport)
+        self.loop.call_later(_LINGER_SECONDS, self.transport.close)
+
+    def _closing_error(self, status: bytes, code: int, message: str) -> bytes:
+        """A google.rpc.Status JSON error response that closes the connection."""
         body = json.dumps({"code": code, "message": message, "details": []}).encode()
         head = [b"HTTP/1.1 " + status + b"\r\n"]
         for name, value in self.server_state.default_headers:
@@ -212,14 +223,7 @@ class _HttpProtocol(HttpToolsProtocol):
         head.append(
             b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
         )
-        self.transport.write(b"".join(head) + body)
-        # Lingering close: end our side and stop reading (what the client still sends waits
-        # in the kernel, and TCP flow control stops a flood), close a moment later (closing at
-        # once with unread input sends a reset that can destroy the answer).
-        self.transport.write_eof()
-        self.transport.pause_reading()
-        self.lingering.add(self.transport)
-        self.loop.call_later(_LINGER_SECONDS, self.transport.close)
+        return b"".join(head) + body
 
     def send_400_response(self, msg: str) -> None:
         """A request HTTP itself cannot parse gets a google.rpc.Status JSON body like every
@@ -231,15 +235,7 @@ class _HttpProtocol(HttpToolsProtocol):
         status = b"414 URI Too Long" if too_long else b"400 Bad Request"
         if too_long:
             msg = f"the request URL is over {_MAX_URL_BYTES} bytes"
-        body = json.dumps({"code": 3, "message": msg, "details": []}).encode()
-        head = [b"HTTP/1.1 " + status + b"\r\n"]
-        for name, value in self.server_state.default_headers:
-            head.append(name + b": " + value + b"\r\n")
-        head.append(b"content-type: application/json\r\n")
-        head.append(
-            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
-        )
-        self.transport.write(b"".join(head) + body)
+        self.transport.write(self._closing_error(status, 3, msg))
         self.transport.close()
 
 

@@ -7,19 +7,18 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import grpc
 
 from ponder_runtime.interceptors import (
-    HEALTH_PREFIX,
     Behavior,
-    Continuation,
     Done,
-    Handler,
+    Wrap,
+    WrappingInterceptor,
     finished_stream,
     finished_unary,
-    rewrap,
 )
 from ponder_runtime.metrics import final_status
 
@@ -68,23 +67,11 @@ def _logged_stream(method: str, inner: Behavior) -> Behavior:
     return stream
 
 
-class AccessLogInterceptor(grpc.aio.ServerInterceptor):
+class AccessLogInterceptor(WrappingInterceptor):
     """Writes the access line of every RPC but health checks once it ended. Runs inside the
     tracing interceptor (the line carries the trace id) and outside the error mapping (it
     sees the status the client gets)."""
 
-    async def intercept_service(
-        self,
-        continuation: Continuation,
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler:
+    def wraps(self, method: str) -> tuple[Wrap, Wrap]:
         """Wrap the handler's behaviour with the line."""
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method.startswith(HEALTH_PREFIX):
-            return handler
-        return rewrap(
-            handler,
-            unary=lambda behavior: _logged_unary(method, behavior),
-            stream=lambda behavior: _logged_stream(method, behavior),
-        )
+        return partial(_logged_unary, method), partial(_logged_stream, method)

@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from ponder_runtime.channel_breaker import BreakerInterceptor
+from ponder_runtime.channel_breaker import breaker_interceptors
 from ponder_runtime.deadlines import cap
 from ponder_runtime.internal_auth import token_client_interceptors
 from ponder_runtime.resilience import CircuitBreaker
@@ -85,9 +85,9 @@ class ChannelFactory:
         breaker = CircuitBreaker(
             failure_threshold=threshold, reset_timeout=reset, clock=self._clock
         )
-        guard = BreakerInterceptor(target, breaker, slow_call_seconds=slow)
+        guards = breaker_interceptors(target, breaker, slow_call_seconds=slow, clock=self._clock)
         channel = grpc.aio.insecure_channel(
-            target, options=self._options, interceptors=[*self._interceptors, guard]
+            target, options=self._options, interceptors=[*self._interceptors, *guards]
         )
         self._channels.append(channel)
         return channel

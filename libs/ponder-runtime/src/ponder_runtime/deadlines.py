@@ -5,18 +5,12 @@ from __future__ import annotations
 
 import contextvars
 import time
+from functools import partial
 from typing import Any
 
 import grpc
 
-from ponder_runtime.interceptors import (
-    HEALTH_PREFIX,
-    Continuation,
-    Handler,
-    checked_stream,
-    checked_unary,
-    rewrap,
-)
+from ponder_runtime.interceptors import Wrap, WrappingInterceptor, checked_stream, checked_unary
 
 
 # Leave this much of the caller's deadline for our own reply.
@@ -56,21 +50,10 @@ async def _enter(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> N
     set_deadline(context.time_remaining())
 
 
-class DeadlineInterceptor(grpc.aio.ServerInterceptor):
+class DeadlineInterceptor(WrappingInterceptor):
     """Keeps each RPC's deadline where `timeout_within_deadline` finds it. Each gRPC call runs
     in a task of its own, so the value never leaks from one call into another."""
 
-    async def intercept_service(
-        self,
-        continuation: Continuation,
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler:
-        """Wrap every handler but health's."""
-        handler = await continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(HEALTH_PREFIX):
-            return handler
-        return rewrap(
-            handler,
-            unary=lambda behavior: checked_unary(_enter, behavior),
-            stream=lambda behavior: checked_stream(_enter, behavior),
-        )
+    def wraps(self, method: str) -> tuple[Wrap, Wrap]:
+        """Set the deadline before either kind of behaviour runs."""
+        return partial(checked_unary, _enter), partial(checked_stream, _enter)

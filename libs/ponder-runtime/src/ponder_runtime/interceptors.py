@@ -6,6 +6,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any, Optional
 
 import grpc
@@ -113,34 +114,55 @@ def rewrap(
     return handler
 
 
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
-    """Maps PonderError to its status (with google.rpc details) and anything else to INTERNAL."""
+# How a WrappingInterceptor wraps a method's behaviour: (one reply, a reply stream).
+Wrap = Callable[[Behavior], Behavior]
 
-    # The wrapped handler depends on the method alone (not on the call's metadata), so
-    # in-process callers may keep it per method (local.HandlerRegistry does).
-    per_method = True
+
+class WrappingInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps the behaviour of every handler but those under `exempt` (health's), and with
+    `unary_requests_only` only of methods without a request stream: `wraps(method)` says how."""
+
+    exempt: tuple[str, ...] = (HEALTH_PREFIX,)
+    unary_requests_only = False
+
+    def wraps(self, method: str) -> tuple[Wrap, Wrap]:
+        """The wrappers of `method`'s behaviour: for one reply, and for a reply stream."""
+        raise NotImplementedError
 
     async def intercept_service(
         self,
         continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler:
-        """Wrap every handler but health's."""
+        """The handler, its behaviour wrapped unless it is exempt."""
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method.startswith(HEALTH_PREFIX):
+        if (
+            handler is None
+            or method.startswith(self.exempt)
+            or (self.unary_requests_only and handler.request_streaming)
+        ):
             return handler
-        return rewrap(
-            handler,
-            unary=lambda behavior: _wrap_unary(behavior, method),
-            stream=lambda behavior: _wrap_stream(behavior, method),
-        )
+        unary, stream = self.wraps(method)
+        return rewrap(handler, unary=unary, stream=stream)
+
+
+class ErrorMappingInterceptor(WrappingInterceptor):
+    """Maps PonderError to its status (with google.rpc details) and anything else to INTERNAL."""
+
+    # The wrapped handler depends on the method alone (not on the call's metadata), so
+    # in-process callers may keep it per method (local.HandlerRegistry does).
+    per_method = True
+
+    def wraps(self, method: str) -> tuple[Wrap, Wrap]:
+        """Map the errors of either kind of behaviour."""
+        return partial(_wrap_unary, method=method), partial(_wrap_stream, method=method)
 
 
 Guard = Callable[[grpc.aio.ServicerContext[Any, Any], str], Awaitable[None]]
 
 
-class GuardInterceptor(grpc.aio.ServerInterceptor):
+class GuardInterceptor(WrappingInterceptor):
     """Runs `guard(context, method)` before every handler except those under `open_prefixes`
     (health, reflection), streaming requests included; a PonderError it raises rejects the
     call (and is mapped to its status by the ErrorMappingInterceptor outside)."""
@@ -149,28 +171,16 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, guard: Guard, *, open_prefixes: tuple[str, ...]) -> None:
         self._guard = guard
-        self._open = open_prefixes
+        self.exempt = open_prefixes
 
-    async def intercept_service(
-        self,
-        continuation: Continuation,
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler:
-        """Wrap the handler so that the guard runs first."""
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method.startswith(self._open):
-            return handler
+    def wraps(self, method: str) -> tuple[Wrap, Wrap]:
+        """Wrap the behaviour so that the guard runs first."""
         guard = self._guard
 
         async def check(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             await guard(context, method)
 
-        return rewrap(
-            handler,
-            unary=lambda behavior: checked_unary(check, behavior),
-            stream=lambda behavior: checked_stream(check, behavior),
-        )
+        return partial(checked_unary, check), partial(checked_stream, check)
 
 
 Check = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]

@@ -10,18 +10,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import grpc
 from opentelemetry.metrics import Counter, Histogram, Meter
 
 from ponder_runtime.interceptors import (
-    HEALTH_PREFIX,
-    Continuation,
-    Handler,
+    Wrap,
+    WrappingInterceptor,
     finished_stream,
     finished_unary,
-    rewrap,
 )
 
 
@@ -108,23 +107,17 @@ def final_status(
     return grpc.StatusCode.UNKNOWN
 
 
-class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
+class RpcMetricsInterceptor(WrappingInterceptor):
     """Counts and times unary and server-streaming RPCs (health checks excluded) by method and
     final status code. Runs outside the error mapping, so it sees the status the client gets."""
+
+    unary_requests_only = True
 
     def __init__(self, metrics: RpcMetrics) -> None:
         self._metrics = metrics
 
-    async def intercept_service(
-        self,
-        continuation: Continuation,
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler:
+    def wraps(self, method: str) -> tuple[Wrap, Wrap]:
         """Wrap the handler's behaviour with the measurement."""
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or handler.request_streaming or method.startswith(HEALTH_PREFIX):
-            return handler
 
         def done(
             context: grpc.aio.ServicerContext[Any, Any],
@@ -133,8 +126,4 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
         ) -> None:
             self._metrics.record(method, final_status(context, failure), started)
 
-        return rewrap(
-            handler,
-            unary=lambda behavior: finished_unary(done, behavior),
-            stream=lambda behavior: finished_stream(done, behavior),
-        )
+        return partial(finished_unary, done), partial(finished_stream, done)

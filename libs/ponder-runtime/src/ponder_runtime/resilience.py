@@ -145,6 +145,7 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._trial_in_flight = False
         self.state = BreakerState.CLOSED
+        self.openings = 0  # how many times it opened (a failed trial opens it again)
 
     def before_call(self, upstream: str) -> bool:
         """Let a call through (True when it is the half-open trial call) or raise
@@ -200,6 +201,7 @@ class CircuitBreaker:
                 logger.warning("circuit breaker opened", extra={"failures": self._failures})
             self.state = BreakerState.OPEN
             self._opened_at = self._clock()
+            self.openings += 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -69,6 +69,8 @@ class Telemetry:
     tracer_provider: TracerProvider
     meter_provider: metrics.MeterProvider  # the SDK's, or a no-op one when nothing reads
     metrics_endpoint: MetricsEndpoint | None = None
+    # Whether this process sends spans anywhere (an exporter or another span processor).
+    exports_spans: bool = True
     # The rpc.server.* instruments, made once: the gRPC interceptor and the REST facade share them.
     rpc_metrics: RpcMetrics = field(init=False)
 
@@ -85,11 +87,11 @@ class Telemetry:
         return self.tracer_provider.get_tracer(name)
 
     def inner_tracer(self, name: str) -> Tracer | None:
-        """A tracer for spans inside a request's span (scope `name`), or None when no span is
-        ever recorded (the sampler is ALWAYS_OFF: nothing exports them). With None, callers
-        start no spans of their own: their work, logs and records carry the ids of the
-        request's span, and cost nothing for tracing."""
-        if self.tracer_provider.sampler is ALWAYS_OFF:
+        """A tracer for spans inside a request's span (scope `name`), or None when this
+        process sends no span anywhere. With None, callers start no spans of their own: their
+        work, logs and records carry the ids of the request's span (whose sampling decision
+        the calls they make still propagate), and cost nothing for tracing."""
+        if not self.exports_spans:
             return None
         return self.tracer(name)
 
@@ -148,11 +150,13 @@ def configure_telemetry(
     elif settings.otel_traces_exporter == "console" and not settings.otel_sdk_disabled:
         # A local look without a collector: each span as JSON on stdout (the log file).
         processors.append(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
-    # With nowhere to send spans, record none: spans still get ids (logs, X-Trace-Id and the
-    # workflow's trace_id keep working, traceparent still propagates) at almost no cost.
+    # With nowhere to send spans, record none of this process's own traces: spans still get
+    # ids (logs, X-Trace-Id and the workflow's trace_id keep working, traceparent still
+    # propagates) at almost no cost. A caller's sampled trace stays sampled on its way through
+    # (parent-based), so the processes after this one still record their part of it.
     # OTEL_TRACES_SAMPLER, when set, decides instead.
     quiet = not processors and not settings.otel_traces_sampler
-    provider = TracerProvider(resource=resource, sampler=ALWAYS_OFF if quiet else None)
+    provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF) if quiet else None)
     for processor in processors:
         provider.add_span_processor(processor)
     readers: list[MetricReader] = list(extra_metric_readers)
@@ -173,4 +177,4 @@ def configure_telemetry(
     meters = (
         MeterProvider(metric_readers=readers, resource=resource) if readers else NoOpMeterProvider()
     )
-    return Telemetry(provider, meters, endpoint)
+    return Telemetry(provider, meters, endpoint, exports_spans=bool(processors))

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from opentelemetry import trace
 
-from ponder_runtime.interceptors import HEALTH_PREFIX, Continuation, Handler, rewrap
+from ponder_runtime.interceptors import Wrap, WrappingInterceptor
 
 
 TRACE_ID_KEY = "x-trace-id"
@@ -99,24 +99,11 @@ def _stream(behavior: Behavior) -> Callable[[Any, Any], AsyncIterator[Any]]:
     return wrapper
 
 
-class TraceIdInterceptor(grpc.aio.ServerInterceptor):
+class TraceIdInterceptor(WrappingInterceptor):
     """Adds `x-trace-id` header metadata to unary and server-streaming responses."""
 
-    async def intercept_service(
-        self,
-        continuation: Continuation,
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler:
+    unary_requests_only = True
+
+    def wraps(self, method: str) -> tuple[Wrap, Wrap]:
         """Wrap the handler's behaviour with a context that sends the trace id."""
-        handler = await continuation(handler_call_details)
-        if (
-            handler is None
-            or handler.request_streaming
-            or handler_call_details.method.startswith(HEALTH_PREFIX)
-        ):
-            return handler
-        return rewrap(
-            handler,
-            unary=_unary,
-            stream=_stream,
-        )
+        return _unary, _stream

@@ -17,6 +17,7 @@ from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
 from ponder_embedding.batching import BatchStats, MicroBatcher
 from ponder_embedding.cache.backend import CacheBackend
 from ponder_embedding.cache.core import SemanticCache
+from ponder_embedding.cache.index import SearchOptions
 from ponder_embedding.cache.sqlite_backend import SqliteBackend
 from ponder_embedding.cache.verifier import Verifier
 from ponder_embedding.cache.verifier.llm import LlmJudge
@@ -76,6 +77,19 @@ async def open_backend(settings: EmbeddingSettings) -> CacheBackend:
         await backend.connect()
         return backend
     return SqliteBackend(settings.cache_path)
+
+
+def index_search_options(settings: EmbeddingSettings) -> SearchOptions:
+    """How the cache's vector index is searched: the settings where given, else its defaults."""
+    default = SearchOptions()
+    return SearchOptions(
+        expansion=settings.cache_index_expansion_search or default.expansion,
+        threads=(
+            default.threads
+            if settings.cache_index_search_threads is None
+            else settings.cache_index_search_threads
+        ),
+    )
 
 
 def llm_judge(settings: EmbeddingSettings) -> LlmJudge | None:
@@ -149,6 +163,7 @@ class EmbeddingModule:
             verifier=Verifier() if settings.cache_verify else None,
             judge=llm_judge(settings),
             index_dir=settings.cache_index_folder(),
+            index_search=index_search_options(settings),
         )
         await cache.start()
         self._maintenance = asyncio.create_task(

@@ -59,6 +59,23 @@ class EmbeddingSettings(ServiceSettings):
         "at start; default: beside the SQLite file (<cache path>.index). With Redis and no "
         "folder, they are rebuilt from the stored vectors at start.",
     )
+    cache_index_expansion_search: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        validation_alias="PONDER_CACHE_INDEX_EXPANSION_SEARCH",
+        description="Candidates each segment of the vector index keeps while searching "
+        "(HNSW efSearch): higher is slower and closer to exact; default: the index's own "
+        "(8, see BENCHMARKS.md, 'Semantic cache at a million entries').",
+    )
+    cache_index_search_threads: int | None = Field(
+        None,
+        ge=0,
+        le=256,
+        validation_alias="PONDER_CACHE_INDEX_SEARCH_THREADS",
+        description="Threads that search the index segments of one lookup side by side "
+        "(0: one per core); default: the index's own (1, the calling thread).",
+    )
     cache_redis_url: str = Field(
         "",
         validation_alias="PONDER_CACHE_REDIS_URL",

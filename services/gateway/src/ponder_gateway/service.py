@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import grpc
 import redis.asyncio as aioredis
 from temporalio.client import Client
+from temporalio.contrib.opentelemetry import TracingInterceptor
 
 from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
@@ -153,6 +154,8 @@ class GatewayModule:
                     Client.connect,
                     settings.temporal_address,
                     namespace=settings.temporal_namespace,
+                    # the request's trace goes on in the workers (and the services they call)
+                    interceptors=[TracingInterceptor(telemetry.tracer("ponder_gateway"))],
                 ),
                 store,
                 log,

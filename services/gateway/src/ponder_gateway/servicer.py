@@ -57,6 +57,18 @@ class _Spec(NamedTuple):
     parameters: workflow_pb2.WorkflowParameters
     notification: workflow_pb2.NotificationTarget | None = None
 
+    @classmethod
+    def of(
+        cls,
+        kind: workflow_pb2.WorkflowKind,
+        carrier: workflow_pb2.RunReflectionWorkflowRequest
+        | workflow_pb2.RunResearchWorkflowRequest
+        | workflow_pb2.Workflow,
+    ) -> _Spec:
+        """The topic, parameters and notification target `carrier` holds."""
+        target = carrier.notification if carrier.HasField("notification") else None
+        return cls(kind, carrier.topic, carrier.parameters, target)
+
 
 def _answer(reply: type[_Reply], workflow: workflow_pb2.Workflow) -> _Reply:
     """A Run*Workflow reply carrying `workflow` (copied in: quicker than the constructor's
@@ -239,12 +251,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> workflow_pb2.RunReflectionWorkflowResponse:
         """Topic -> library sources -> ranked -> reflection, returned finished."""
-        spec = _Spec(
-            workflow_pb2.WORKFLOW_KIND_REFLECTION,
-            request.topic,
-            request.parameters,
-            request.notification if request.HasField("notification") else None,
-        )
+        spec = _Spec.of(workflow_pb2.WORKFLOW_KIND_REFLECTION, request)
         reply = await self._run(
             request,
             functools.partial(_answer, workflow_pb2.RunReflectionWorkflowResponse),
@@ -259,12 +266,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> workflow_pb2.RunResearchWorkflowResponse:
         """Topic -> sources -> ranked -> cited summary, returned finished."""
-        spec = _Spec(
-            workflow_pb2.WORKFLOW_KIND_RESEARCH,
-            request.topic,
-            request.parameters,
-            request.notification if request.HasField("notification") else None,
-        )
+        spec = _Spec.of(workflow_pb2.WORKFLOW_KIND_RESEARCH, request)
         reply = await self._run(
             request,
             functools.partial(_answer, workflow_pb2.RunResearchWorkflowResponse),
@@ -277,16 +279,10 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         self, request: workflow_pb2.RunWorkflowRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> workflow_pb2.RunWorkflowResponse:
         """Any kind, returned finished."""
-        given = request.workflow
         reply = await self._run(
             request,
             functools.partial(_answer, workflow_pb2.RunWorkflowResponse),
-            _Spec(
-                given.kind,
-                given.topic,
-                given.parameters,
-                given.notification if given.HasField("notification") else None,
-            ),
+            _Spec.of(request.workflow.kind, request.workflow),
             context,
             "workflow.",
         )

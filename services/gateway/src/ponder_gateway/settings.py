@@ -43,7 +43,6 @@ class GatewaySettings(ServiceSettings):
         6 * 1024 * 1024,
         ge=1024,
         le=256 * 1024 * 1024,
-        validation_alias="PONDER_GATEWAY_HTTP_MAX_UPLOAD_BYTES",
         description="Larger file uploads over REST (routes whose body is a google.api.HttpBody, "
         "raw or multipart) are refused with 413; keep it equal to research's "
         "PONDER_RESEARCH_LIBRARY_MAX_DOCUMENT_BYTES (both 6 MiB by default).",
@@ -118,7 +117,6 @@ class GatewaySettings(ServiceSettings):
     )
     retention: timedelta = Field(
         timedelta(days=30),
-        validation_alias="PONDER_GATEWAY_RETENTION",
         description="Finished workflow records (and their events) older than this, by their "
         "last update, are purged in the background: `30d`, `12h`, `90m`, `45s`, seconds, or "
         "ISO 8601 (`P30D`); 0 keeps them forever.",
@@ -127,14 +125,12 @@ class GatewaySettings(ServiceSettings):
         60.0,
         gt=0,
         le=86400,
-        validation_alias="PONDER_GATEWAY_RETENTION_SWEEP_SECONDS",
         description="How often the retention sweep runs.",
     )
     retention_batch: int = Field(
         500,
         ge=1,
         le=100_000,
-        validation_alias="PONDER_GATEWAY_RETENTION_BATCH",
         description="Records purged per transaction (the sweep repeats until none is due).",
     )
     cache_similarity_threshold: float = Field(

@@ -15,6 +15,7 @@ from datetime import timedelta
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from temporalio.client import Client
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.worker import Worker
 
 from ponder_gateway.settings import GatewaySettings
@@ -46,7 +47,12 @@ async def run_worker(settings: GatewaySettings) -> None:
         log=records.log,
         checkpoints=records.checkpoints,
     )
-    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    client = await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        # activities run in the trace of the request that started the workflow
+        interceptors=[TracingInterceptor(telemetry.tracer("ponder_worker"))],
+    )
     worker = Worker(
         client,
         task_queue=settings.temporal_task_queue,

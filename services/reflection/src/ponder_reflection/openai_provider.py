@@ -12,7 +12,7 @@ import contextlib
 import email.utils
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import openai
@@ -23,7 +23,7 @@ from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 from pydantic import BaseModel, Field, ValidationError
 
 from ponder_reflection.budget import check_extra_call, estimate_tokens
-from ponder_reflection.provider import Critiqued, Drafted
+from ponder_reflection.provider import Critiqued, DeltaSink, Documents, Drafted
 from ponder_reflection.types import Critique, SourceDocument, StepKind, TokenUsage
 from ponder_runtime import UnavailableError
 from ponder_runtime.attributes import (
@@ -41,8 +41,6 @@ from ponder_runtime.attributes import (
 from ponder_runtime.deadlines import current_deadline
 from ponder_runtime.resilience import Failure, FailureKind, ResilientCaller
 
-
-DeltaSink = Callable[[str], None]
 
 WRITER = (
     "You are a careful research writer. Using ONLY the numbered sources below, write a concise "
@@ -78,7 +76,7 @@ def _where(doc: SourceDocument) -> str:
     return f" (page {doc.passage.page})" if doc.passage.page else ""
 
 
-def sources_block(documents: Sequence[SourceDocument]) -> str:
+def sources_block(documents: Documents) -> str:
     """The numbered sources as the prompts show them."""
     return (
         "\n\n".join(
@@ -95,7 +93,7 @@ TOKENS_PER_MESSAGE = 4
 TOKENS_PER_REQUEST = 3
 
 
-def draft_messages(topic: str, documents: Sequence[SourceDocument]) -> list[dict[str, str]]:
+def draft_messages(topic: str, documents: Documents) -> list[dict[str, str]]:
     """The chat messages of a draft call."""
     return [
         {"role": "system", "content": WRITER},
@@ -103,9 +101,7 @@ def draft_messages(topic: str, documents: Sequence[SourceDocument]) -> list[dict
     ]
 
 
-def critique_messages(
-    topic: str, documents: Sequence[SourceDocument], text: str
-) -> list[dict[str, str]]:
+def critique_messages(topic: str, documents: Documents, text: str) -> list[dict[str, str]]:
     """The chat messages of a critique call."""
     return [
         {"role": "system", "content": REVIEWER},
@@ -118,7 +114,7 @@ def critique_messages(
 
 
 def refine_messages(
-    topic: str, documents: Sequence[SourceDocument], text: str, critique: Critique
+    topic: str, documents: Documents, text: str, critique: Critique
 ) -> list[dict[str, str]]:
     """The chat messages of a refine call."""
     review = "\n".join(
@@ -314,7 +310,7 @@ class OpenAIProvider:
         self,
         kind: StepKind,
         topic: str,
-        documents: Sequence[SourceDocument],
+        documents: Documents,
         text: str = "",
         critique: Critique | None = None,
     ) -> TokenUsage:
@@ -328,14 +324,12 @@ class OpenAIProvider:
         return TokenUsage(prompt_tokens(messages), self._max_tokens)
 
     async def draft(
-        self, topic: str, documents: Sequence[SourceDocument], on_delta: DeltaSink | None = None
+        self, topic: str, documents: Documents, on_delta: DeltaSink | None = None
     ) -> Drafted:
         """A first cited text."""
         return await self._write(draft_messages(topic, documents), on_delta)
 
-    async def critique(
-        self, topic: str, documents: Sequence[SourceDocument], text: str
-    ) -> Critiqued:
+    async def critique(self, topic: str, documents: Documents, text: str) -> Critiqued:
         """A JSON critique, validated; one repair attempt when the model's JSON is malformed
         (if the reflection's budget allows it: budget.BudgetExhaustedError otherwise)."""
         messages = critique_messages(topic, documents, text)
@@ -370,7 +364,7 @@ class OpenAIProvider:
     async def refine(
         self,
         topic: str,
-        documents: Sequence[SourceDocument],
+        documents: Documents,
         text: str,
         critique: Critique,
         on_delta: DeltaSink | None = None,

@@ -10,6 +10,7 @@ from .types import Critique, SourceDocument, StepKind, TokenUsage
 
 
 DeltaSink = Callable[[str], None]
+Documents = Sequence[SourceDocument]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ class ReflectionProvider(Protocol):
         self,
         kind: StepKind,
         topic: str,
-        documents: Sequence[SourceDocument],
+        documents: Documents,
         text: str = "",
         critique: Critique | None = None,
     ) -> TokenUsage:
@@ -71,25 +72,20 @@ class ReflectionProvider(Protocol):
         ...
 
     async def draft(
-        self,
-        topic: str,
-        documents: Sequence[SourceDocument],
-        on_delta: DeltaSink | None = None,
+        self, topic: str, documents: Documents, on_delta: DeltaSink | None = None
     ) -> Drafted:
         """Write a first cited text about `topic` from `documents`; when `on_delta` is given,
         a provider that streams passes it each piece of text as it arrives."""
         ...
 
-    async def critique(
-        self, topic: str, documents: Sequence[SourceDocument], text: str
-    ) -> Critiqued:
+    async def critique(self, topic: str, documents: Documents, text: str) -> Critiqued:
         """Assess `text` against `topic` and `documents`."""
         ...
 
     async def refine(
         self,
         topic: str,
-        documents: Sequence[SourceDocument],
+        documents: Documents,
         text: str,
         critique: Critique,
         on_delta: DeltaSink | None = None,

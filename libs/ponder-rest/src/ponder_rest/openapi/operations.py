@@ -75,7 +75,7 @@ def _upload_body(schemas: Schemas, route: Route) -> dict[str, Any]:
         if descriptor.message_type is not None:
             continue  # forms carry scalar fields
         fields[schemas.name_of(descriptor)] = schemas.field_schema(descriptor)
-    text = schemas.field_comment(body)
+    text = schemas.doc(body.full_name)
     return {
         "required": True,
         "description": (f"{text}\n\n" if text else "")
@@ -105,7 +105,7 @@ def _request_body(schemas: Schemas, route: Route) -> dict[str, Any]:
         prefix = f"{route.body}."
         nested = frozenset(p[len(prefix) :] for p in bound if p.startswith(prefix))
         schema = schemas.field_schema(body, nested)
-        text = schemas.field_comment(body)
+        text = schemas.doc(body.full_name)
     out: dict[str, Any] = {"required": True}
     if text:
         out["description"] = text
@@ -117,7 +117,7 @@ def _success_response(schemas: Schemas, route: Route) -> dict[str, Any]:
     response = route.method.output_type
     if route.response_body:
         body = response.fields_by_name[route.response_body]
-        schema, text = schemas.field_schema(body), schemas.field_comment(body)
+        schema, text = schemas.field_schema(body), schemas.doc(body.full_name)
     else:
         schema, text = schemas.message_ref(response), schemas.doc(response.full_name)
     if not route.server_streaming:

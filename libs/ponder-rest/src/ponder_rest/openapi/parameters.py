@@ -28,7 +28,7 @@ def path_parameter(schemas: Schemas, route: Route, variable: Variable) -> dict[s
     schema = parameter_schema(schemas, leaf)
     if variable.pattern != "*" and schema.get("type") == "string":
         schema["pattern"] = _segment_pattern(variable.pattern)
-    text = schemas.field_comment(leaf)
+    text = schemas.doc(leaf.full_name)
     if variable.pattern != "*":
         shape = f"Has the form `{variable.pattern}`."
         text = f"{text}\n\n{shape}" if text else shape
@@ -41,7 +41,7 @@ def segment_parameter(
     """One wildcard segment of an expanded path variable."""
     leaf = resolve(route.method.input_type, variable.field_path, json_names=False)[-1]
     text = f"A segment of `{variable.field_path}` (`{variable.pattern}`)."
-    comment = schemas.field_comment(leaf)
+    comment = schemas.doc(leaf.full_name)
     if comment:
         text = f"{text} {schemas.name_of(leaf)}: {comment}"
     return _parameter(name, "path", {"type": "string", "pattern": "^[^/]+$"}, text, True)
@@ -94,7 +94,7 @@ def _query_parameter(
     schema = parameter_schema(schemas, field)
     if field.is_repeated:
         schema = {"type": "array", "items": schema}
-    parameter = _parameter(name, "query", schema, schemas.field_comment(field), required)
+    parameter = _parameter(name, "query", schema, schemas.doc(field.full_name), required)
     if field.is_repeated:
         parameter["style"] = "form"
         parameter["explode"] = True

@@ -50,9 +50,6 @@ class Schemas:
         """The comment of an element as Markdown (cross references as code spans)."""
         return markdown_of(self.comments.comment(full_name))
 
-    def field_comment(self, descriptor: FieldDescriptor) -> str:
-        return self.doc(descriptor.full_name)
-
     def ref(self, name: str) -> dict[str, Any]:
         return {"$ref": _REF + name}
 
@@ -165,7 +162,7 @@ class Schemas:
         return self.annotate(schema, descriptor)
 
     def annotate(self, schema: dict[str, Any], descriptor: FieldDescriptor) -> dict[str, Any]:
-        text = self.field_comment(descriptor)
+        text = self.doc(descriptor.full_name)
         if text:
             schema["description"] = text
         behaviors = _behaviors(descriptor)

@@ -22,7 +22,12 @@ from ponder_embedding.cache.entries import (
     entry_key,
     normalize_text,
 )
-from ponder_embedding.cache.index import IndexFiles, NamespaceIndex
+from ponder_embedding.cache.index import (
+    DEFAULT_SEARCH,
+    IndexFiles,
+    NamespaceIndex,
+    SearchOptions,
+)
 from ponder_embedding.cache.verifier import Verdict, Verifier
 from ponder_embedding.cache.verifier.llm import LlmJudge
 from ponder_embedding.cache.verifier.verdict import LLM
@@ -124,6 +129,7 @@ class SemanticCache:
         judge: LlmJudge | None = None,
         clock: Clock = time.time,
         index_dir: Path | None = None,
+        index_search: SearchOptions = DEFAULT_SEARCH,
     ) -> None:
         self._backend = backend
         self._embed = embed
@@ -136,8 +142,9 @@ class SemanticCache:
         self._clock = clock
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()  # LRU order, oldest first
         self._indexes: dict[str, NamespaceIndex] = {}
-        # Saved vector indexes (None: rebuilt from the stored vectors at every start).
-        self._index_files = IndexFiles(index_dir, dimensions) if index_dir else None
+        # Where the vector indexes are saved (no folder: rebuilt from the stored vectors at
+        # every start), and how they are searched.
+        self._index_files = IndexFiles(index_dir, dimensions, index_search)
         self._counters = _Counters()
         self._pending_hits: dict[str, tuple[int, float]] = {}
         self._lock = asyncio.Lock()
@@ -159,12 +166,11 @@ class SemanticCache:
             keys, vectors = by_namespace.setdefault(entry.namespace, ([], []))
             keys.append(entry.key)
             vectors.append(entry.vector)
-        files = self._index_files or IndexFiles(None, self._dimensions)
-        return files.open(by_namespace)
+        return self._index_files.open(by_namespace)
 
     async def save_indexes(self) -> None:
         """Write the vector indexes that changed to their files (when the cache has a folder)."""
-        if self._index_files is not None:
+        if self._index_files.folder is not None:
             await asyncio.to_thread(self._index_files.save, self._indexes)
 
     async def flush(self) -> None:
@@ -446,7 +452,7 @@ class SemanticCache:
     def _insert(self, entry: CacheEntry) -> None:
         index = self._indexes.get(entry.namespace)
         if index is None:
-            index = self._indexes[entry.namespace] = NamespaceIndex(self._dimensions)
+            index = self._indexes[entry.namespace] = self._index_files.new()
         index.add(entry.key, entry.vector)
         self._remember(entry)
 

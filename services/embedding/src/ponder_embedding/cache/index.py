@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 # imported (usearch 2.26.6, onnxruntime 1.32.0; see tests/unit/embedding/test_cache_index.py).
 import onnxruntime  # noqa: F401
 from usearch.compiled import ScalarKind
-from usearch.index import Index
+from usearch.index import Index, Indexes
 
 from ponder_embedding.cache.entries import Vector
 
@@ -30,12 +31,31 @@ EXACT_SEARCH_BELOW = 20_000
 # (BENCHMARKS.md, "Semantic cache at a million entries"), and so does 1M in 100k segments.
 CONNECTIVITY = 32
 EXPANSION_ADD = 128
-EXPANSION_SEARCH = 64
+# Candidates each segment's search keeps (efSearch; a lookup asks each segment for its 8 best,
+# so it keeps at least 8). At 1M entries in segments of 100k, recall@1 against exact search is
+# 0.9975 at 8, 12 and 16 (0.99 at 4, 1.0 from 32) and the search takes 2.1 ms at 8, 2.7 at
+# 12, 9.3 at 64; a recall miss costs a cache hit, never a wrong answer (BENCHMARKS.md,
+# "Semantic cache at a million entries").
+EXPANSION_SEARCH = 8
+# Threads that search the segments of one query side by side (usearch's own, in one native
+# call). 1, the calling thread: 2 threads were no faster on 2 cores (BENCHMARKS.md).
+SEARCH_THREADS = 1
 # Vectors per graph (segment): at 1M, segments of 100k gave recall@1 1.0 and of 200k 0.98
 # (M 32; BENCHMARKS.md, "Semantic cache at a million entries", has both runs).
 SEGMENT_SIZE = 100_000
 # Vectors are stored as float16: half the memory of float32, cosine within ~1e-3.
 SCALAR = ScalarKind.F16
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOptions:
+    """How the segments of a namespace are searched."""
+
+    expansion: int = EXPANSION_SEARCH  # efSearch of each segment
+    threads: int = SEARCH_THREADS  # usearch threads over the segments of one query
+
+
+DEFAULT_SEARCH = SearchOptions()
 
 
 def label_of(key: str) -> int:
@@ -83,12 +103,15 @@ class NamespaceIndex:
         *,
         exact_below: int = EXACT_SEARCH_BELOW,
         segment_size: int = SEGMENT_SIZE,
+        search: SearchOptions = DEFAULT_SEARCH,
     ) -> None:
         self.dimensions = dimensions
         self.exact_below = exact_below
         self.segment_size = segment_size
-        self._expansion_search = EXPANSION_SEARCH
+        self.search_threads = search.threads
+        self._expansion_search = search.expansion
         self._segments: list[Index] = []
+        self._all = Indexes()  # every segment, searched in one native call
         self._live: list[int] = []  # vectors held per segment
         self._where: dict[int, int] = {}  # label -> segment
         self._keys: dict[int, str] = {}
@@ -121,9 +144,14 @@ class NamespaceIndex:
     def _open_segment(self) -> int:
         """The segment new vectors go to (the last one, or a new one when it is full)."""
         if not self._segments or self._live[-1] >= self.segment_size:
-            self._segments.append(_new_graph(self.dimensions, self._expansion_search))
-            self._live.append(0)
+            self._append(_new_graph(self.dimensions, self._expansion_search), 0)
         return len(self._segments) - 1
+
+    def _append(self, graph: Index, live: int) -> None:
+        """Add a segment holding `live` vectors."""
+        self._segments.append(graph)
+        self._live.append(live)
+        self._all.merge(graph)
 
     def add(self, key: str, vector: Vector) -> None:
         """Insert or replace the vector of `key`."""
@@ -161,17 +189,16 @@ class NamespaceIndex:
             return []
         vector = np.asarray(query, dtype=np.float32)
         exact = count < self.exact_below
-        found: list[tuple[float, int]] = []
-        for graph, live in zip(self._segments, self._live, strict=True):
-            if live == 0:
-                continue
-            # one thread: a thread pool per call costs more than a 100k graph's search
-            matches = graph.search(vector, min(k, live), exact=exact, threads=1)
-            found += zip(matches.distances.tolist(), matches.keys.tolist(), strict=True)
-        found.sort()
+        if len(self._segments) == 1:
+            matches = self._segments[0].search(vector, k, exact=exact, threads=1)
+        else:
+            # One native call over every segment (each keeps its best k, merged best first):
+            # a Python call per segment cost more than a small segment's search.
+            matches = self._all.search(vector, k, exact=exact, threads=self.search_threads)
+        found = zip(matches.distances.tolist(), matches.keys.tolist(), strict=True)
         return [
             (self._keys[int(label)], 1.0 - float(distance))
-            for distance, label in found[:k]
+            for distance, label in sorted(found)[:k]
             if int(label) in self._keys
         ]
 
@@ -216,7 +243,12 @@ class NamespaceIndex:
 
     @classmethod
     def load(
-        cls, prefix: Path, dimensions: int, *, exact_below: int = EXACT_SEARCH_BELOW
+        cls,
+        prefix: Path,
+        dimensions: int,
+        *,
+        exact_below: int = EXACT_SEARCH_BELOW,
+        search: SearchOptions = DEFAULT_SEARCH,
     ) -> NamespaceIndex | None:
         """The segments saved under `prefix`, or None when absent, unreadable or of other
         dimensions. Its keys are unknown until `sync` (which also reconciles it with the
@@ -224,11 +256,11 @@ class NamespaceIndex:
         files = _segment_files(prefix)
         if not files:
             return None
-        index = cls(dimensions, exact_below=exact_below)
+        index = cls(dimensions, exact_below=exact_below, search=search)
         for path in files:
             try:
                 graph = Index.restore(
-                    str(path), expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH
+                    str(path), expansion_add=EXPANSION_ADD, expansion_search=search.expansion
                 )
             except Exception as exc:
                 logger.warning(
@@ -239,8 +271,7 @@ class NamespaceIndex:
                 return None
             labels = np.asarray(graph.keys, dtype=np.uint64).tolist()
             index._where.update(dict.fromkeys(labels, len(index._segments)))
-            index._segments.append(graph)
-            index._live.append(len(labels))
+            index._append(graph, len(labels))
         return index
 
 
@@ -249,9 +280,16 @@ class IndexFiles:
     (`<digest of the namespace>-<n>.usearch`) in `folder`, next to the cache's SQLite file.
     Without a folder, indexes are built from the stored vectors at every start."""
 
-    def __init__(self, folder: Path | None, dimensions: int) -> None:
+    def __init__(
+        self, folder: Path | None, dimensions: int, search: SearchOptions = DEFAULT_SEARCH
+    ) -> None:
         self.folder = folder
         self.dimensions = dimensions
+        self.search = search
+
+    def new(self) -> NamespaceIndex:
+        """An empty index searched with this folder's options."""
+        return NamespaceIndex(self.dimensions, search=self.search)
 
     def path(self, namespace: str) -> Path | None:
         """The prefix of `namespace`'s segment files (None without a folder)."""
@@ -268,10 +306,14 @@ class IndexFiles:
         indexes: dict[str, NamespaceIndex] = {}
         for namespace, (keys, vectors) in by_namespace.items():
             path = self.path(namespace)
-            index = None if path is None else NamespaceIndex.load(path, self.dimensions)
+            index = (
+                None
+                if path is None
+                else NamespaceIndex.load(path, self.dimensions, search=self.search)
+            )
             loaded = index is not None
             if index is None:
-                index = NamespaceIndex(self.dimensions)
+                index = self.new()
             added, removed = index.sync(keys, vectors)
             logger.info(
                 "cache index ready",

@@ -33,7 +33,7 @@ from ponder_gateway.workflows.deletion import delete_finished
 from ponder_gateway.workflows.engine import OnDone
 from ponder_gateway.workflows.events import FINAL_STATES, Event, EventLog, Wakeups, follow
 from ponder_gateway.workflows.relayed import relayed_error
-from ponder_gateway.workflows.resource import new_workflow
+from ponder_gateway.workflows.resource import new_workflow, record_trace_id
 from ponder_gateway.workflows.temporal_workflow import (
     WORKFLOW,
     StartInput,
@@ -113,6 +113,7 @@ class TemporalEngine:
         remaining = context.time_remaining() if context is not None else None
         async with self._admission.admitted():
             workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
+            record_trace_id(workflow)  # the request's trace, carried on by the workers
             async with self._admission.measured(workflow):
                 handle = await self._client.start_workflow(
                     WORKFLOW,
@@ -175,6 +176,7 @@ class TemporalEngine:
         if workflow_id and await self._store.get(name):
             raise AlreadyExistsError(f"{name} already exists", metadata={"name": name})
         workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
+        record_trace_id(workflow)  # the request's trace, carried on by the workers
         await self._store.save(workflow)
         try:
             handle = await self._client.start_workflow(

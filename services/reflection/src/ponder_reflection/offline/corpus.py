@@ -1,21 +1,28 @@
-"""The supplied documents indexed for one topic: quotable sentences, term weights, MMR picks."""
+"""The supplied documents indexed for one topic: quotable sentences, term weights, MMR picks;
+the corpora of the last topics, each built once and read from worker threads."""
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import TypeVar
 
+from ..provider import Documents
 from ..text_analysis import Term, content_terms, extract_topic_terms, idf, jaccard, word_count
-from ..types import SourceDocument
+from ..types import Critique
 from . import tuning
 from .claims import Candidate, quotable_sentences
+
+
+T = TypeVar("T")
 
 
 class Corpus:
     """The supplied documents prepared for one topic: candidate sentences and term weights."""
 
-    def __init__(self, topic: str, documents: Sequence[SourceDocument]) -> None:
+    def __init__(self, topic: str, documents: Documents) -> None:
         self.topic = topic
         self.documents = tuple(documents)
-        # What a call reads: the topic and the documents, in whitespace-separated words.
-        self.words = word_count(topic, *(f"{d.title} {d.text}" for d in self.documents))
+        self._words = word_count(topic, *(f"{d.title} {d.text}" for d in self.documents))
         self.topic_terms = extract_topic_terms(topic)
         self.doc_terms = tuple(content_terms(f"{d.title}\n{d.text}") for d in self.documents)
         self.weights = {t.stem: idf(t.stem, self.doc_terms) for t in self.topic_terms}
@@ -41,6 +48,12 @@ class Corpus:
             if self.quotable_terms[doc - 1]
             and (not self.topic_terms or self.shared_topic_term(doc) is not None)
         )
+
+    def words_read(self, text: str = "", critique: Critique | None = None) -> int:
+        """What a call reads, in whitespace-separated words (its usage's prompt): the topic,
+        the documents, `text` and the issues and suggestions of `critique`."""
+        notes = (*critique.issues, *critique.suggestions) if critique is not None else ()
+        return self._words + word_count(text, *notes)
 
     def coverage(self, terms: frozenset[str]) -> float:
         """Share of the topic's idf weight that `terms` cover, 0..1."""
@@ -129,3 +142,15 @@ class Corpus:
 
     def _rank(self, candidate: Candidate) -> tuple[float, int, int]:
         return (self._relevance[candidate], -candidate.doc, -candidate.position)
+
+
+class Corpora:
+    """The corpora of the last few topics and documents: the calls of one reflection share
+    theirs, built once; each job on one runs in a worker thread."""
+
+    def __init__(self) -> None:
+        self.get = lru_cache(maxsize=tuning.CORPORA_KEPT)(Corpus)  # (topic, tuple of documents)
+
+    async def run(self, job: Callable[[Corpus], T], topic: str, documents: Documents) -> T:
+        """`job` on the corpus of `topic` and `documents`, in a worker thread."""
+        return await asyncio.to_thread(lambda: job(self.get(topic, tuple(documents))))

@@ -41,7 +41,7 @@ def assess(corpus: Corpus, text: str) -> Critiqued:
     suggestions = tuple(gap.suggestion for gap in gaps)
     critique = Critique(score(gaps), issues, suggestions)
     written = word_count(str(critique.score), *issues, *suggestions)
-    return Critiqued(critique, TokenUsage(corpus.words + word_count(text), written))
+    return Critiqued(critique, TokenUsage(corpus.words_read(text), written))
 
 
 def score(gaps: Iterable[Gap]) -> float:

@@ -11,7 +11,7 @@ from .tuning import HEADING_TOPIC_CHARS, LISTED_TERMS, MAX_DRAFT_SENTENCES, MIN_
 def write_draft(corpus: Corpus) -> Drafted:
     """Quote the most relevant, non-redundant sentences, grouped by document, each cited."""
     text = _text(corpus)
-    return Drafted(text, TokenUsage(corpus.words, word_count(text)))
+    return Drafted(text, TokenUsage(corpus.words_read(), word_count(text)))
 
 
 def _text(corpus: Corpus) -> str:

@@ -16,8 +16,7 @@ def fix(corpus: Corpus, text: str, critique: Critique) -> Drafted:
     """Fix the gaps of `text` that `critique` names (all detected gaps if it names none of
     them); never returns a text that scores lower than `text`."""
     refined = _fixed(corpus, text, critique)
-    read = corpus.words + word_count(text, *critique.issues, *critique.suggestions)
-    return Drafted(refined, TokenUsage(read, word_count(refined)))
+    return Drafted(refined, TokenUsage(corpus.words_read(text, critique), word_count(refined)))
 
 
 def _fixed(corpus: Corpus, text: str, critique: Critique) -> str:

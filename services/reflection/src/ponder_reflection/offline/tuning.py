@@ -24,3 +24,6 @@ ANAPHORA = frozenset({"it", "its", "they", "their", "them", "this", "these", "th
 ANAPHORA_FACTOR = 0.6
 # Corpora a provider keeps: each reflection asks for its own one in every call.
 CORPORA_KEPT = 8
+# A call quotes the topic, the documents and the text it is given, so it writes at most twice
+# the words it reads (markers and joining words included) plus this margin.
+OUTPUT_MARGIN_WORDS = 64

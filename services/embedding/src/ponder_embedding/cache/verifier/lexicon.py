@@ -74,6 +74,7 @@ class Lexicon:
     antonyms: set[frozenset[str]] = field(default_factory=set)  # pairs of canonical stems
     stopwords: frozenset[str] = frozenset()
     stop_stems: frozenset[str] = frozenset()  # canonical stems of synonyms of stop words
+    phrase_starts: frozenset[str] = frozenset()  # first words of `phrases` (a quick "no")
     _stemmer: object = None
     _stems: dict[str, str] = field(default_factory=dict)
 
@@ -99,6 +100,7 @@ class Lexicon:
                 else:
                     lexicon.synonyms[lexicon.stem(words[0])] = target
         lexicon._resolve()
+        lexicon.phrase_starts = frozenset(words[0] for words in lexicon.phrases)
         for line in _lines("antonyms.txt"):
             left, right = line.split()
             lexicon.antonyms.add(frozenset((lexicon.canon(left), lexicon.canon(right))))

@@ -83,6 +83,10 @@ def _entity_like(surface: str, first: bool) -> bool:
 
 def _match(lexicon: Lexicon, lowered: list[str], start: int) -> tuple[int, Phrase] | None:
     """The longest alias or synonym phrase at `start` (a final plural "s" is allowed)."""
+    first = lowered[start]
+    starts = lexicon.phrase_starts
+    if first not in starts and not (first.endswith("s") and first[:-1] in starts):
+        return None  # no phrase starts with this word (most words): skip the lookups
     for length in range(min(MAX_PHRASE_WORDS, len(lowered) - start), 0, -1):
         key = tuple(lowered[start : start + length])
         phrase = lexicon.phrases.get(key)
