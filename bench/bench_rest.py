@@ -20,8 +20,12 @@ Usage: .venv/bin/python bench/bench_rest.py [--duration 15] [--connections 10] [
    Every request repeats the same topic: the cache-hit path (answer sizes are in the table).
    With `--rounds N` the three run N times in turn and the medians are reported.
 Prints a Markdown table with the ratios (target: Ponder REST ≥ 1.5x the reference's requests/s,
-p99 no worse). Exits 1 when the REST facade is not reachable or does not answer 200 (after
-printing what it measured), 2 when wrk is missing.
+p99 no worse, with replays on; issue 23: ≥ 1.0x with PONDER_GATEWAY_REPLAY_SECONDS=0), then
+checks that every successful answer was a recorded workflow of its own: one SUCCEEDED record in
+the gateway's store per answer (REST 200s from its access log, gRPC OKs, warm-ups included)
+and no answer carrying another's workflow name (joined to a running twin). Exits 1 when the
+REST facade is not reachable or does not answer 200 (after printing what it measured), 2 when
+wrk is missing, 3 when that check fails.
 
 Ponder's services run at their default log level (INFO, JSON lines to files), as they would in
 production; the reference formats one JSON access line per request to /dev/null.
