@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -115,33 +116,37 @@ async def keyed_gateway(
     """A gateway (alice: tenant a, bob: tenant b; no anonymous calls) in front of the process
     stack's research, reflection and embedding, with a small REST upload limit and no
     version or replay memory (each call sees the library as it is)."""
-    tmp = tmp_path_factory.mktemp("library-gateway")
+    server = await start_keyed_gateway(process_stack, tmp_path_factory.mktemp("library-gateway"))
+    yield server
+    await server.stop(0)
+
+
+async def start_keyed_gateway(stack: Stack, tmp: Path, **overrides: Any) -> ServiceServer:
+    """The keyed gateway's settings (see `keyed_gateway`), with `overrides`, started."""
     keys = keys_file(
         tmp / "keys",
         key_line(ALICE, key_id="alice", tenant="a", scopes=DEFAULT_SCOPES),
         key_line(BOB, key_id="bob", tenant="b", scopes=DEFAULT_SCOPES),
     )
-    settings = load_settings(
-        GatewaySettings,
-        host="127.0.0.1",
-        port=0,
-        http_port=0,
-        research_addr=process_stack.service("research").address,
-        embedding_addr=process_stack.service("embedding").address,
-        reflection_addr=process_stack.service("reflection").address,
-        internal_token=process_stack.environment()["PONDER_INTERNAL_TOKEN"],
-        store_path=tmp / "workflows.sqlite3",
-        allow_anonymous=False,
-        api_keys_file=keys,
-        http_max_upload_bytes=UPLOAD_LIMIT,
-        cache_library_version_seconds=0.0,
-        replay_seconds=0.0,
-        rate_limit_burst=1000,
-        tenant_rate_limit_burst=1000,
-    )
-    server = await start_service(settings, UnwaitingGateway, InMemorySpanExporter())
-    yield server
-    await server.stop(0)
+    values: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "http_port": 0,
+        "research_addr": stack.service("research").address,
+        "embedding_addr": stack.service("embedding").address,
+        "reflection_addr": stack.service("reflection").address,
+        "internal_token": stack.environment()["PONDER_INTERNAL_TOKEN"],
+        "store_path": tmp / "workflows.sqlite3",
+        "allow_anonymous": False,
+        "api_keys_file": keys,
+        "http_max_upload_bytes": UPLOAD_LIMIT,
+        "cache_library_version_seconds": 0.0,
+        "replay_seconds": 0.0,
+        "rate_limit_burst": 1000,
+        "tenant_rate_limit_burst": 1000,
+    }
+    settings = load_settings(GatewaySettings, **(values | overrides))
+    return await start_service(settings, UnwaitingGateway, InMemorySpanExporter())
 
 
 @pytest.fixture
@@ -334,6 +339,43 @@ async def test_delete_removes_passages_and_invalidates_cached_answers(
     assert not fresh.cache.hit
     assert not cited(fresh, doc.name)
     assert cited(fresh, other.name)  # the bakery's other document is still there
+
+
+async def test_a_deleted_document_ends_the_replays_of_answers_that_cite_it(
+    process_stack: Stack, tmp_path: Path
+) -> None:
+    """With replays on, an exact repeat of a library question is replayed (the same workflow)
+    until a document of the library is deleted; the next repeat runs again without it."""
+    server = await start_keyed_gateway(process_stack, tmp_path, replay_seconds=300.0)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as replaying:
+            fact = "The Quarry Lane press binds its atlases with waxed linen thread."
+            body = markdown("Quarry Lane press", [("Binding", fact)]).encode()
+            doc = await upload_grpc(
+                replaying, ALICE, "press", body, "text/markdown", name="press.md"
+            )
+            hours = markdown("Quarry Lane press hours", [("Opening", FERNHILL_HOURS)])
+            other = await upload_grpc(
+                replaying, ALICE, "press", hours.encode(), "text/markdown", name="hours.md"
+            )
+            for uploaded in (doc, other):
+                state = (await indexed(replaying, ALICE, uploaded.name)).state
+                assert state == pb.DOCUMENT_STATE_INDEXED
+            question = "How does the Quarry Lane press bind its atlases?"
+            use = workflow_pb2.CACHE_POLICY_USE
+            first = await research(replaying, ALICE, question, use)
+            assert cited(first, doc.name)
+            replayed = await research(replaying, ALICE, question, use)
+            assert replayed.name == first.name  # the kept answer, not a new workflow
+            await library_grpc.LibraryServiceStub(replaying).DeleteDocument(
+                pb.DeleteDocumentRequest(name=doc.name), metadata=bearer(ALICE), timeout=10
+            )
+            fresh = await research(replaying, ALICE, question, use)
+            assert fresh.name != first.name
+            assert not fresh.cache.hit
+            assert not cited(fresh, doc.name)
+    finally:
+        await server.stop(0)
 
 
 async def test_a_corrupt_pdf_fails_with_its_reason_and_affects_nothing_else(

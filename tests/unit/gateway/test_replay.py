@@ -25,21 +25,21 @@ def reply(name: str) -> pb.RunReflectionWorkflowResponse:
     return pb.RunReflectionWorkflowResponse(workflow=pb.Workflow(name=name))
 
 
-def test_the_same_bytes_of_the_same_type_only():
+async def test_the_same_bytes_of_the_same_type_only():
     memo: ReplayMemo[pb.RunReflectionWorkflowResponse] = ReplayMemo(seconds=30, max_entries=10)
     memo.put(memo.key(request("topic")), reply("workflows/a"), "ns\ntopic")
-    found = memo.get(memo.key(request("topic")))
+    found = await memo.get(memo.key(request("topic")))
     assert found is not None
     assert found[0].workflow.name == "workflows/a"
     assert 0 <= found[1] < 1
-    assert memo.get(memo.key(request("topic "))) is None  # other bytes: not an exact repeat
-    assert memo.get(memo.key(request("topic", pb.CACHE_POLICY_USE))) is None
+    assert await memo.get(memo.key(request("topic "))) is None  # other bytes: not an exact repeat
+    assert await memo.get(memo.key(request("topic", pb.CACHE_POLICY_USE))) is None
     other_type = pb.RunResearchWorkflowRequest(topic="topic", parameters=pb.WorkflowParameters())
     assert other_type.SerializeToString() == request("topic").SerializeToString()
-    assert memo.get(memo.key(other_type)) is None  # same bytes, another method
+    assert await memo.get(memo.key(other_type)) is None  # same bytes, another method
 
 
-def test_entries_expire_and_say_their_age():
+async def test_entries_expire_and_say_their_age():
     """A reply is replayed with its age for `seconds`, then no more."""
     now = [1000.0]
     memo: ReplayMemo[pb.RunReflectionWorkflowResponse] = ReplayMemo(
@@ -48,43 +48,43 @@ def test_entries_expire_and_say_their_age():
     key = memo.key(request("topic"))
     memo.put(key, reply("workflows/a"), "ns\ntopic")
     now[0] += 29.5
-    found = memo.get(key)
+    found = await memo.get(key)
     assert found is not None
     assert found[1] == pytest.approx(29.5)
     now[0] += 0.5
-    assert memo.get(key) is None
+    assert await memo.get(key) is None
 
 
-def test_the_oldest_goes_first_when_full():
+async def test_the_oldest_goes_first_when_full():
     memo: ReplayMemo[pb.RunReflectionWorkflowResponse] = ReplayMemo(seconds=30, max_entries=2)
     for topic in ("one", "two", "three"):
         memo.put(memo.key(request(topic)), reply(f"workflows/{topic}"), f"ns\n{topic}")
-    assert memo.get(memo.key(request("one"))) is None
-    assert memo.get(memo.key(request("two"))) is not None
-    assert memo.get(memo.key(request("three"))) is not None
+    assert await memo.get(memo.key(request("one"))) is None
+    assert await memo.get(memo.key(request("two"))) is not None
+    assert await memo.get(memo.key(request("three"))) is not None
 
 
-def test_forget_drops_every_request_for_the_question_and_nothing_else():
+async def test_forget_drops_every_request_for_the_question_and_nothing_else():
     memo: ReplayMemo[pb.RunReflectionWorkflowResponse] = ReplayMemo(seconds=30, max_entries=10)
     memo.put(memo.key(request("topic")), reply("workflows/a"), "ns\ntopic")
     memo.put(memo.key(request(" topic")), reply("workflows/b"), "ns\ntopic")
     memo.put(memo.key(request("other")), reply("workflows/c"), "ns\nother")
     memo.forget("ns\ntopic")
-    assert memo.get(memo.key(request("topic"))) is None
-    assert memo.get(memo.key(request(" topic"))) is None
-    assert memo.get(memo.key(request("other"))) is not None
+    assert await memo.get(memo.key(request("topic"))) is None
+    assert await memo.get(memo.key(request(" topic"))) is None
+    assert await memo.get(memo.key(request("other"))) is not None
 
 
 @pytest.mark.parametrize(("seconds", "entries"), [(0, 10), (30, 0)])
-def test_turned_off(seconds: float, entries: int):
+async def test_turned_off(seconds: float, entries: int):
     memo: ReplayMemo[pb.RunReflectionWorkflowResponse] = ReplayMemo(
         seconds=seconds, max_entries=entries
     )
     memo.put(memo.key(request("topic")), reply("workflows/a"), "ns\ntopic")
-    assert memo.get(memo.key(request("topic"))) is None
+    assert await memo.get(memo.key(request("topic"))) is None
 
 
-def test_replays_count_as_cache_lookups():
+async def test_replays_count_as_cache_lookups():
     reader = InMemoryMetricReader()
     meter = MeterProvider(metric_readers=[reader]).get_meter("test")
     memo: ReplayMemo[pb.RunReflectionWorkflowResponse] = ReplayMemo(
@@ -92,9 +92,9 @@ def test_replays_count_as_cache_lookups():
     )
     key = memo.key(request("topic"))
     memo.put(key, reply("workflows/a"), "ns\ntopic")
-    assert memo.get(key) is not None
-    assert memo.get(key) is not None
-    assert memo.get(memo.key(request("missing"))) is None  # not a lookup of the cache
+    assert await memo.get(key) is not None
+    assert await memo.get(key) is not None
+    assert await memo.get(memo.key(request("missing"))) is None  # not a lookup of the cache
     data = reader.get_metrics_data()
     assert data is not None
     points = [
@@ -106,3 +106,23 @@ def test_replays_count_as_cache_lookups():
         for point in metric.data.data_points
     ]
     assert points == [({"ponder.cache.result": "replay"}, 2)]
+
+
+async def test_a_reply_kept_with_a_check_is_replayed_only_while_it_passes():
+    """A reply that depends on more than the request (the library) goes when its check fails."""
+    valid = [True]
+    checks: list[str] = []
+
+    async def still_valid() -> bool:
+        checks.append("checked")
+        return valid[0]
+
+    memo: ReplayMemo[pb.RunReflectionWorkflowResponse] = ReplayMemo(seconds=30, max_entries=10)
+    key = memo.key(request("topic"))
+    memo.put(key, reply("workflows/a"), "ns\ntopic", still_valid)
+    assert await memo.get(key) is not None
+    valid[0] = False
+    assert await memo.get(key) is None
+    valid[0] = True
+    assert await memo.get(key) is None  # dropped, not merely skipped
+    assert checks == ["checked", "checked"]

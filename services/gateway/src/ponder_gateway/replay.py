@@ -7,13 +7,15 @@ recorded workflow, its name, result and trace id, with header metadata `x-ponder
 (seconds since that workflow finished) saying so. No new workflow is created or recorded, the
 way an HTTP cache answers within its max-age. Callers still pass authentication and the rate
 limit; `cache_policy` REFRESH or BYPASS never replays, and a REFRESH run drops the replies kept
-for its topic, so the next request gets the new answer.
+for its topic, so the next request gets the new answer. A reply that depends on the local
+library is replayed only while the semantic cache's first level, which follows the library's
+version, still answers its question (a document deleted or added ends its replays).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from cachetools import TTLCache
@@ -26,6 +28,7 @@ from ponder_gateway.metrics import CACHE_LOOKUPS, CACHE_RESULT, no_op_meter
 REPLAY_AGE_KEY = "x-ponder-replay-age"
 
 Reply = TypeVar("Reply", bound=Message)
+StillValid = Callable[[], Awaitable[bool]]  # whether a kept reply may still be replayed
 
 
 class ReplayMemo(Generic[Reply]):
@@ -43,9 +46,10 @@ class ReplayMemo(Generic[Reply]):
     ) -> None:
         self._max = max_entries if seconds > 0 else 0
         self._clock = clock
-        # request key -> (when kept, reply, what it answers: the cache namespace and topic)
-        self._entries: TTLCache[tuple[str, bytes], tuple[float, Reply, str]] = TTLCache(
-            max(self._max, 1), ttl=max(seconds, 1e-9), timer=clock
+        # request key -> (when kept, reply, what it answers: the cache namespace and topic,
+        # and the check a reply that depends on more than the request must pass)
+        self._entries: TTLCache[tuple[str, bytes], tuple[float, Reply, str, StillValid | None]] = (
+            TTLCache(max(self._max, 1), ttl=max(seconds, 1e-9), timer=clock)
         )
         self._lookups = (meter or no_op_meter()).create_counter(
             CACHE_LOOKUPS, unit="{lookup}", description="Cache lookups by result."
@@ -61,23 +65,33 @@ class ReplayMemo(Generic[Reply]):
         """What identifies a request: its type and deterministic bytes."""
         return request.DESCRIPTOR.full_name, request.SerializeToString(deterministic=True)
 
-    def get(self, key: tuple[str, bytes]) -> tuple[Reply, float] | None:
-        """The reply kept for `key` and its age in seconds, if still fresh."""
+    async def get(self, key: tuple[str, bytes]) -> tuple[Reply, float] | None:
+        """The reply kept for `key` and its age in seconds, if still fresh (and still valid,
+        for one kept with a check; one that fails it is dropped)."""
         if not self._max:
             return None
         found = self._entries.get(key)
         if found is None:
             return None
+        if found[3] is not None and not await found[3]():
+            self._entries.pop(key, None)
+            return None
         self._lookups.add(1, {CACHE_RESULT: "replay"})
         return found[1], self._clock() - found[0]
 
-    def put(self, key: tuple[str, bytes], reply: Reply, answers: str) -> None:
-        """Keep a successful reply to the question `answers` (the oldest goes when full);
-        nothing when turned off. The reply is shared by every replay: nobody may change it
-        afterwards."""
+    def put(
+        self,
+        key: tuple[str, bytes],
+        reply: Reply,
+        answers: str,
+        still_valid: StillValid | None = None,
+    ) -> None:
+        """Keep a successful reply to the question `answers` (the oldest goes when full),
+        replayed only while `still_valid` says so when given; nothing when turned off. The
+        reply is shared by every replay: nobody may change it afterwards."""
         if not self._max:
             return
-        self._entries[key] = (self._clock(), reply, answers)
+        self._entries[key] = (self._clock(), reply, answers, still_valid)
 
     def forget(self, answers: str) -> None:
         """Drop the replies to the question `answers` (its cached answer was refreshed)."""

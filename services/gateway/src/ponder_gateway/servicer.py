@@ -16,7 +16,7 @@ from opentelemetry import trace
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_gateway.budgets import DailyBudgets, MemoryLedger, WorkflowBudgets
-from ponder_gateway.cache import namespace
+from ponder_gateway.cache import namespace, uses_library
 from ponder_gateway.cache_scope import GLOBAL, CacheScopeMode, cache_scope
 from ponder_gateway.coalescing import Coalescer, MemoryRunningIndex, RunningIndex, identity
 from ponder_gateway.filters import parse as parse_filter
@@ -213,7 +213,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             return None, None
         method, body = replay_key(self._replay.key(request), current())  # access: per tenant
         key = (method if scope == GLOBAL else f"{method}@{scope}", body)
-        replayed = self._replay.get(key)
+        replayed = await self._replay.get(key)
         if replayed is None:
             return key, None
         reply, age = replayed
@@ -226,7 +226,15 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         """Keep the reply for replays (cache policy USE); a REFRESH drops those of its topic."""
         question = f"{namespace(params)}\n{topic}"
         if params.cache_policy == workflow_pb2.CACHE_POLICY_USE:
-            self._replay.put(key, reply, question)
+            # An answer from the library holds only while its version does: replayed while
+            # the cache's first level (keyed by that version) still answers the question.
+            tenant = current().tenant  # access: per tenant
+            still = (
+                functools.partial(self._engine.remembers, topic, params, tenant)
+                if uses_library(params)
+                else None
+            )
+            self._replay.put(key, reply, question, still)
         elif params.cache_policy == workflow_pb2.CACHE_POLICY_REFRESH:
             self._replay.forget(question)
 
