@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import itertools
 import json
 import resource
 import secrets
@@ -60,6 +61,7 @@ from ponder_embedding.cache.index import (
     CONNECTIVITY,
     EXPANSION_ADD,
     EXPANSION_SEARCH,
+    SEARCH_THREADS,
     SEGMENT_SIZE,
     IndexFiles,
     NamespaceIndex,
@@ -432,21 +434,26 @@ async def service_rows(
     *,
     rebuild: bool,
     expansions: list[int],
+    threads: list[int],
 ) -> list[str]:
     """The service on the N-entry cache: restart time, RSS, lookups vs raw encode (interleaved),
-    once per efSearch in `expansions` (the first one gives the restart and memory rows)."""
+    once per efSearch in `expansions` and search threads in `threads` (the first run gives the
+    restart and memory rows)."""
 
     async def serve(address: str, pid: int) -> tuple[list[float], int, list[float], float]:
         times, hits, raw = await lookups(address, query_texts, model)
         return times, hits, raw, rss_mib(pid)
 
     lines: list[str] = []
-    for expansion in expansions:
+    for expansion, thread_count in itertools.product(expansions, threads):
         restart, (times, hits, raw, rss) = await run_service(
             cache_path,
             entries,
             serve,
-            {"PONDER_CACHE_INDEX_EXPANSION_SEARCH": str(expansion)},
+            {
+                "PONDER_CACHE_INDEX_EXPANSION_SEARCH": str(expansion),
+                "PONDER_CACHE_INDEX_SEARCH_THREADS": str(thread_count),
+            },
         )
         p50, p99, raw50, raw99 = ms(times, 50), ms(times, 99), ms(raw, 50), ms(raw, 99)
         if not lines:
@@ -456,7 +463,8 @@ async def service_rows(
                 f"| service memory per entry (RSS / entries, bytes) | "
                 f"{rss * 2**20 / entries:.0f} |",
             ]
-        ef = f"efSearch {expansion}{' (shipped)' if expansion == EXPANSION_SEARCH else ''}"
+        shipped = expansion == EXPANSION_SEARCH and thread_count == SEARCH_THREADS
+        ef = f"efSearch {expansion}, {thread_count} thread(s){' (shipped)' if shipped else ''}"
         lines += [
             f"| {ef}: raw ONNX single-query encode p50 / p99 (ms) | {raw50:.2f} / {raw99:.2f} |",
             f"| {ef}: LookupCache paraphrase p50 / p99 (ms) | {p50:.2f} / {p99:.2f} |",
@@ -567,6 +575,13 @@ def parse_args() -> argparse.Namespace:
         help="run the service part once per efSearch (PONDER_CACHE_INDEX_EXPANSION_SEARCH)",
     )
     parser.add_argument(
+        "--service-threads",
+        type=int,
+        nargs="+",
+        default=[SEARCH_THREADS],
+        help="... and per search thread count (PONDER_CACHE_INDEX_SEARCH_THREADS)",
+    )
+    parser.add_argument(
         "--keep",
         action="store_true",
         help="keep the N-entry cache and index in --work-dir and reuse them on a later run",
@@ -632,6 +647,7 @@ async def main() -> None:
                 query_texts,
                 rebuild=args.rebuild_restart,
                 expansions=args.service_expansions,
+                threads=args.service_threads,
             )
         if args.rss_entries:
             rss_dir = cleanup.enter_context(tempfile.TemporaryDirectory(dir=args.work_dir))
