@@ -34,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from ponder_devstack.measure import WrkResult, lua_post, parse_wrk, version, wrk
 from ponder_devstack.ports import free_port
+from ponder_devstack.stack import reap
 
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -202,11 +203,7 @@ def serving(candidate: Candidate, log: Path) -> Iterator[int]:
         yield port
     finally:
         process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        reap(process, 10)
 
 
 def main() -> None:

@@ -66,6 +66,7 @@ from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_openai import serve_fake_openai
 from ponder_devstack.measure import lua_post, parse_wrk, version, wrk
 from ponder_devstack.ports import free_port
+from ponder_devstack.stack import reap
 
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -286,11 +287,7 @@ def reference_server(port: int, log: Path, answer_bytes: int) -> Iterator[subpro
         yield process
     finally:
         process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        reap(process, 10)
 
 
 def warm_reference(port: int, process: subprocess.Popen[bytes], log: Path) -> int:
