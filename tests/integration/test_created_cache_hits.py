@@ -83,7 +83,7 @@ async def local(
 ) -> AsyncIterator[tuple[workflow_grpc.WorkflowServiceStub, CountingStore, CountingLog]]:
     """The WorkflowService on the local engine over the counted records."""
     store, log = records
-    async with gateway_parts(stack, tmp_path / "workflows.sqlite3") as parts:
+    async with gateway_parts(stack, tmp_path) as parts:
         engine = LocalEngine(
             parts.upstreams, parts.cache, store, log, parts.settings, admission=Admission()
         )
@@ -160,7 +160,7 @@ async def test_a_created_cache_hit_is_one_store_write_on_the_temporal_engine(
     records = temporal_stack.records
     store = CountingStore(SqliteWorkflowStore(records))
     log = CountingLog(SqliteEventLog(beside(records, "events")))
-    async with gateway_parts(stack, records) as parts:
+    async with gateway_parts(stack, records.parent) as parts:
         settings = parts.settings.model_copy(
             update={
                 "engine": "temporal",

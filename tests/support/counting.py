@@ -28,8 +28,8 @@ from ponder_gateway.upstream import Upstreams
 from ponder_gateway.wiring import workflow_cache
 from ponder_gateway.workflows.engine import Engine
 from ponder_gateway.workflows.events import Event, EventLog
-from ponder_runtime import load_settings
 from tests.conftest import InProcessStack
+from tests.support.gateways import gateway_settings
 
 
 class CountingStore:
@@ -109,18 +109,10 @@ class Parts:
 
 
 @contextlib.asynccontextmanager
-async def gateway_parts(stack: InProcessStack, store_path: Path) -> AsyncIterator[Parts]:
-    """Stubs of the stack's services and a semantic cache with its first level on."""
-    settings = load_settings(
-        GatewaySettings,
-        host="127.0.0.1",
-        port=0,
-        research_addr=stack.address("research"),
-        embedding_addr=stack.address("embedding"),
-        reflection_addr=stack.address("reflection"),
-        store_path=store_path,
-        cache_recent_seconds=30.0,
-    )
+async def gateway_parts(stack: InProcessStack, folder: Path) -> AsyncIterator[Parts]:
+    """Stubs of the stack's services and a semantic cache with its first level on (records
+    in `folder`)."""
+    settings = gateway_settings(stack, folder, cache_recent_seconds=30.0)
     async with (
         grpc.aio.insecure_channel(settings.research_addr) as research,
         grpc.aio.insecure_channel(settings.embedding_addr) as embedding,
