@@ -18,8 +18,10 @@ import redis.asyncio as aioredis
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from ponder.type.v1.document_pb2 import SOURCE_KIND_ARXIV
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
+from ponder_devstack.fake_apis import FakeApi
 from ponder_gateway.redis_state import RedisWorkflowStore
 from ponder_gateway.store import SqliteWorkflowStore
 from ponder_gateway.wiring import beside
@@ -29,6 +31,7 @@ from ponder_gateway.workflows.engine_temporal import TemporalEngine
 from ponder_gateway.workflows.events import RedisEventLog, SqliteEventLog
 from tests.conftest import InProcessStack
 from tests.support.counting import CountingLog, CountingStore, gateway_parts, served
+from tests.support.fakes import behaving
 from tests.support.gateways import gateway
 from tests.temporal_stack import TemporalStack
 from tests.webhook_receiver import Receiver
@@ -84,8 +87,14 @@ async def local(
     """The WorkflowService on the local engine over the counted records."""
     store, log = records
     async with gateway_parts(stack, tmp_path) as parts:
+        # One running slot: a created cache hit must not wait for it (see below).
         engine = LocalEngine(
-            parts.upstreams, parts.cache, store, log, parts.settings, admission=Admission()
+            parts.upstreams,
+            parts.cache,
+            store,
+            log,
+            parts.settings,
+            admission=Admission(max_running=1),
         )
         async with served(engine) as stub:
             yield stub, store, log
@@ -127,6 +136,36 @@ async def test_a_created_cache_hit_is_one_store_write_on_the_local_engine(
     assert await watched(stub, created.name) == [created]  # its final state, then the end
     assert store.saved == [SUCCEEDED]
     assert log.appended == 0
+
+
+async def test_a_created_cache_hit_does_not_wait_for_a_running_slot(
+    local: tuple[workflow_grpc.WorkflowServiceStub, CountingStore, CountingLog],
+    fake_arxiv: FakeApi,
+):
+    """With the one running slot held by a slow workflow (arXiv answers after 3 s), a created
+    cache hit is answered SUCCEEDED while that one still runs: it calls no service."""
+    stub, store, _ = local
+    topic = fresh_topic()
+    await stub.RunWorkflow(pb.RunWorkflowRequest(workflow=spec(topic)), timeout=60)
+    slow = spec(fresh_topic(), pb.CACHE_POLICY_BYPASS)
+    slow.parameters.sources.append(SOURCE_KIND_ARXIV)
+    with behaving(fake_arxiv, latency=3.0):
+        running = (await stub.CreateWorkflow(pb.CreateWorkflowRequest(workflow=slow))).workflow
+        events = stub.WatchWorkflow(pb.WatchWorkflowRequest(name=running.name), timeout=60)
+        async for event in events:
+            if event.step.name == "research":  # started: it holds the slot
+                break
+        events.cancel()
+        store.saved.clear()
+        created = (
+            await stub.CreateWorkflow(pb.CreateWorkflowRequest(workflow=spec(topic)), timeout=30)
+        ).workflow
+        assert created.state == SUCCEEDED
+        assert store.saved == [SUCCEEDED]
+        still = await stub.GetWorkflow(pb.GetWorkflowRequest(name=running.name), timeout=10)
+        assert still.workflow.state == pb.WORKFLOW_STATE_RUNNING
+        ended = await watched(stub, running.name)
+    assert ended[-1].state == SUCCEEDED
 
 
 @pytest.mark.parametrize("policy", [pb.CACHE_POLICY_REFRESH, pb.CACHE_POLICY_BYPASS])

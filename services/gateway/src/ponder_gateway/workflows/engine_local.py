@@ -181,7 +181,9 @@ class LocalEngine:
         try:
             async with self._admission.measured(workflow):
                 with traced(self._tracer, workflow):
-                    async with self._admission.slot():
+                    # A first-level hit calls no service: it takes no running slot (a create
+                    # answers at once, not behind long runs).
+                    async with contextlib.nullcontext() if cached_only else self._admission.slot():
                         record_trace_id(workflow)  # cache hits too
                         if cached_only:
                             if not await pipeline.answer(workflow, params):
