@@ -1,7 +1,8 @@
 """A created workflow that the gateway's first-level cache answers costs one store write (its
 final record: no PENDING record, no events) on SQLite and on Redis, with the local and the
 Temporal engine; what a client sees of it (the reply, Get, List, Watch, its webhook) is what
-it sees of any finished workflow; REFRESH, BYPASS and misses still run (two writes or more).
+it sees of any finished workflow; it counts against the tenant's workflow budget and takes no
+running slot; REFRESH, BYPASS and misses still run (two writes or more).
 Writes are counted by thin wrappers of the real stores' save and the event logs' append."""
 
 from __future__ import annotations
@@ -291,3 +292,33 @@ async def test_a_created_cache_hit_fires_its_webhook_and_reads_like_any_workflow
     finally:
         await server.stop(0)
         hooks.close()
+
+
+async def test_a_created_cache_hit_counts_against_the_tenants_workflow_budget(
+    stack: InProcessStack, tmp_path: Path, fake_arxiv: FakeApi
+):
+    """With a budget of one workflow per tenant held by a slow one, a created cache hit is
+    refused RESOURCE_EXHAUSTED as any workflow is, while an identical create still joins the
+    running one (no budget needed); once it ended, the hit is answered."""
+    server = await gateway(stack, tmp_path, max_workflows_per_tenant=1, rate_limit_burst=1000)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = workflow_grpc.WorkflowServiceStub(channel)
+            topic = fresh_topic()
+            await stub.RunWorkflow(pb.RunWorkflowRequest(workflow=spec(topic)), timeout=60)
+            slow = spec(fresh_topic(), pb.CACHE_POLICY_BYPASS)
+            slow.parameters.sources.append(SOURCE_KIND_ARXIV)
+            with behaving(fake_arxiv, latency=3.0):
+                request = pb.CreateWorkflowRequest(workflow=slow)
+                running = (await stub.CreateWorkflow(request)).workflow
+                joined = (await stub.CreateWorkflow(request)).workflow
+                assert joined.name == running.name
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await stub.CreateWorkflow(pb.CreateWorkflowRequest(workflow=spec(topic)))
+                assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                ended = await watched(stub, running.name)
+            assert ended[-1].state == SUCCEEDED
+            created = await stub.CreateWorkflow(pb.CreateWorkflowRequest(workflow=spec(topic)))
+            assert created.workflow.state == SUCCEEDED
+    finally:
+        await server.stop(0)
