@@ -19,9 +19,9 @@ class UnwaitingGateway(GatewayModule):
         """Skip waiting: this test runs with the embedding service down."""
 
 
-async def gateway(stack: InProcessStack, tmp_path, **overrides: object) -> ServiceServer:
-    """A gateway on the in-process stack's services with its own access settings."""
-    settings = load_settings(
+def gateway_settings(stack: InProcessStack, tmp_path, **overrides: object) -> GatewaySettings:
+    """Settings of a gateway on the in-process stack's services, its records in `tmp_path`."""
+    return load_settings(
         GatewaySettings,
         **{
             "host": "127.0.0.1",
@@ -33,6 +33,11 @@ async def gateway(stack: InProcessStack, tmp_path, **overrides: object) -> Servi
             **overrides,
         },
     )
+
+
+async def gateway(stack: InProcessStack, tmp_path, **overrides: object) -> ServiceServer:
+    """A gateway on the in-process stack's services with its own access settings."""
+    settings = gateway_settings(stack, tmp_path, **overrides)
     return await start_service(settings, UnwaitingGateway, InMemorySpanExporter())
 
 

@@ -347,11 +347,26 @@ class WorkflowCache:
             )
         except grpc.aio.AioRpcError as exc:
             raise CacheUnavailableError(f"{exc.code().name}: {exc.details()}") from exc
+        self._keep(space, workflow, self._ttl_seconds)
+
+    async def stored_elsewhere(
+        self, workflow: workflow_pb2.Workflow, params: RunParameters, stored_at: float
+    ) -> None:
+        """A workflow another process (a Temporal worker) ran and kept in the cache from
+        `stored_at` (Unix seconds, when its store began), seen ended here: its exact repeats
+        are answered from this process's first level too, as after `store`, never past the
+        entry's expiry."""
+        try:
+            space = await self.namespace(params, workflow.tenant)
+        except CacheUnavailableError:
+            return  # not known here: the workers ask the embedding service
+        self._keep(space, workflow, self._ttl_seconds - max(0.0, time.time() - stored_at))
+
+    def _keep(self, space: str, workflow: workflow_pb2.Workflow, expires_in: float) -> None:
+        """The first level answers `workflow`'s exact repeats (while its entry lasts)."""
         kept = workflow_pb2.Workflow()
         kept.CopyFrom(workflow)
-        self._recent.put(
-            space, workflow.topic, CachedWorkflow(kept, 1.0, expires_in=self._ttl_seconds)
-        )
+        self._recent.put(space, workflow.topic, CachedWorkflow(kept, 1.0, expires_in=expires_in))
 
     def forget_recent(self) -> None:
         """Drop the first level's answers (after an InvalidateCache through this gateway)."""

@@ -162,6 +162,7 @@ class GatewayModule:
                 settings,
                 admission=admission,
                 notifier=self.notifier,
+                answers=(upstreams, cache),  # first-level hits of created workflows
             )
         else:
             self.engine = LocalEngine(

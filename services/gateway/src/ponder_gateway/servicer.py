@@ -110,11 +110,23 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         self._twins = Coalescer(running or MemoryRunningIndex(), engine.get)
         self._ids = RandomIds()  # workflow ids
 
-    async def _admit(self, topic: str, params: RunParameters, principal: Principal) -> str:
-        """The request's coalescing identity (coalescing.py), once the key's daily budget
-        allows another workflow (QuotaExceededError when it is spent)."""
-        await self._daily.check(principal)
-        return identity(principal.tenant, topic, params)
+    async def _answered(
+        self, topic: str, params: RunParameters, workflow_id: str, principal: Principal
+    ) -> workflow_pb2.Workflow | None:
+        """The workflow to create, answered and recorded at once when the cache's first level
+        holds its answer (one store write; it claims no coalescing identity: there is no
+        execution to share), charged to the caller's budgets like any other; None when it
+        must be created and run."""
+        workflow = await self._engine.answered(
+            topic,
+            params,
+            workflow_id,
+            tenant=principal.tenant,
+            admit=functools.partial(self._budgets.acquire, principal),
+        )
+        if workflow is not None:
+            await self._daily.charge(principal, workflow)
+        return workflow
 
     async def _twin(
         self, key: str, name: str, params: RunParameters
@@ -313,8 +325,12 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             params = await self._notified(params, spec.notification, "workflow.")
         principal = current()  # access: per tenant and per key
         topic = spec.topic.strip()
-        twin_key = await self._admit(topic, params, principal)
+        await self._daily.check(principal)  # QuotaExceededError when the key's day is spent
         workflow_id = request.workflow_id or self._ids.uuid4()
+        answered = await self._answered(topic, params, workflow_id, principal)
+        if answered is not None:
+            return workflow_pb2.CreateWorkflowResponse(workflow=answered)  # SUCCEEDED
+        twin_key = identity(principal.tenant, topic, params)
         name = f"workflows/{workflow_id}"
         running = await self._twin(twin_key, name, params)
         if running is not None and params.multitask_strategy != (

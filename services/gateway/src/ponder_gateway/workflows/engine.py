@@ -3,7 +3,8 @@ or the Temporal one (a durable workflow per Ponder workflow, run by workers)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
 import grpc
@@ -17,6 +18,8 @@ from ponder_gateway.workflows.events import Event
 
 # Called once when a created workflow ends, with its final record (or None).
 OnDone = Callable[[workflow_pb2.Workflow | None], Awaitable[None]]
+# Counts a workflow in against the caller's budgets; returns what counts it out.
+Admit = Callable[[], Callable[[], None]]
 
 
 class Engine(Protocol):
@@ -39,6 +42,22 @@ class Engine(Protocol):
         """Whether this process already holds the verified cached answer of exactly this
         request (the semantic cache's in-process first level): such a request is answered at
         once, as a workflow of its own, and never joins an identical running one."""
+        ...
+
+    async def answered(
+        self,
+        topic: str,
+        params: RunParameters,
+        workflow_id: str = "",
+        *,
+        tenant: str = "",
+        admit: Admit | None = None,
+    ) -> workflow_pb2.Workflow | None:
+        """A workflow to create that the cache's first level answers now, answered and
+        recorded before the reply with one store write (its final record; no PENDING record,
+        no events: a watcher gets its end from the record), counted in by `admit` meanwhile;
+        None when it must be created and run (nothing recorded, `admit` not called).
+        AlreadyExistsError as `create`."""
         ...
 
     async def create(
@@ -86,3 +105,14 @@ class Engine(Protocol):
     async def drain(self, grace: float) -> None:
         """Stop: let running work finish within `grace`, then close."""
         ...
+
+
+@contextlib.contextmanager
+def admitted(admit: Admit | None) -> Iterator[None]:
+    """Counted in by `admit` (if given) for the body's duration."""
+    release = admit() if admit is not None else None
+    try:
+        yield
+    finally:
+        if release is not None:
+            release()

@@ -25,7 +25,7 @@ from ponder_gateway.webhooks.notifier import Notifier
 from ponder_gateway.workflows.activities import GrpcActivities
 from ponder_gateway.workflows.admission import Admission
 from ponder_gateway.workflows.deletion import delete_finished, still_running
-from ponder_gateway.workflows.engine import OnDone
+from ponder_gateway.workflows.engine import Admit, OnDone, admitted
 from ponder_gateway.workflows.events import FINAL_STATES, Event, EventLog, Wakeups, follow
 from ponder_gateway.workflows.pipeline import Pipeline, cancelled, interrupted
 from ponder_gateway.workflows.recorder import Recorder, StoreSink
@@ -125,6 +125,35 @@ class LocalEngine:
             return False
         return await self._cache.remembers(topic, params, tenant)
 
+    async def answered(
+        self,
+        topic: str,
+        params: RunParameters,
+        workflow_id: str = "",
+        *,
+        tenant: str = "",
+        admit: Admit | None = None,
+    ) -> workflow_pb2.Workflow | None:
+        """A created workflow of `tenant` that the cache's first level answers now: looked up
+        and recorded here, before the reply, with one write (its final record: no PENDING
+        record, no events; a watcher gets its end from the record). None when it must run
+        (not remembered, or forgotten meanwhile and missed): nothing was recorded. `admit`
+        counts it in against the caller's budgets while it is answered."""
+        if not await self.remembers(topic, params, tenant):
+            return None
+        await self._check_new(workflow_id)
+        with admitted(admit):
+            async with self._admission.admitted():
+                workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
+                done = await self._execute(workflow, params, None, watched=False, cached_only=True)
+        return done if done.state in FINAL_STATES else None
+
+    async def _check_new(self, workflow_id: str) -> None:
+        """ALREADY_EXISTS when a workflow of the caller-chosen id runs here or is recorded."""
+        name = f"workflows/{workflow_id}"
+        if workflow_id and (name in self._tasks or await self._store.get(name)):
+            raise AlreadyExistsError(f"{name} already exists", metadata={"name": name})
+
     async def _execute(
         self,
         workflow: workflow_pb2.Workflow,
@@ -132,7 +161,10 @@ class LocalEngine:
         context: grpc.aio.ServicerContext[Any, Any] | None,
         *,
         watched: bool,
+        cached_only: bool = False,
     ) -> workflow_pb2.Workflow:
+        """Run the workflow here to its end (`cached_only`: only when the cache answers it;
+        else returned not final, nothing recorded)."""
         self._live[workflow.name] = workflow
         store_sink = StoreSink(self._store, self._log, self._wakeups, watched=watched)
         # Only a watched workflow has events, so only its FINISHED event waits for the span.
@@ -149,9 +181,15 @@ class LocalEngine:
         try:
             async with self._admission.measured(workflow):
                 with traced(self._tracer, workflow):
-                    async with self._admission.slot():
+                    # A first-level hit calls no service: it takes no running slot (a create
+                    # answers at once, not behind long runs).
+                    async with contextlib.nullcontext() if cached_only else self._admission.slot():
                         record_trace_id(workflow)  # cache hits too
-                        await pipeline.run(workflow, params)
+                        if cached_only:
+                            if not await pipeline.answer(workflow, params):
+                                return workflow  # a miss after all: not recorded
+                        else:
+                            await pipeline.run(workflow, params)
                         # A cache hit's line is DEBUG: the request's access line and the
                         # durable record already say it (one INFO line per cached answer).
                         logger.log(
@@ -169,7 +207,8 @@ class LocalEngine:
             if sink is not None:
                 await asyncio.shield(sink.flush())
             self._live.pop(workflow.name, None)
-            if self._notifier is not None:
+            answered = not cached_only or workflow.state in FINAL_STATES
+            if self._notifier is not None and answered:
                 self._notifier.notify(workflow)  # its completion webhook, in the background
 
     def _on_cancel(self, workflow: workflow_pb2.Workflow) -> None:
@@ -188,9 +227,7 @@ class LocalEngine:
     ) -> workflow_pb2.Workflow:
         """Record a PENDING workflow of `tenant` and start it in the background (once the
         workflow `after` has ended, if given); `on_done` runs when it ends."""
-        name = f"workflows/{workflow_id}"
-        if workflow_id and (name in self._tasks or await self._store.get(name)):
-            raise AlreadyExistsError(f"{name} already exists", metadata={"name": name})
+        await self._check_new(workflow_id)
         self._admission.admit()
         workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
         try:

@@ -5,12 +5,20 @@ ponder_gateway.worker` processes; any of them may die and the workflow goes on.
 Reads come from the records read model (the store and event log the workers write, SQLite
 or Redis): Get, List and Watch behave exactly as on the local engine (same filters, page
 tokens and event numbers), are consistent at once (Temporal visibility is eventually
-consistent and needs search attributes registered), and cost Temporal nothing."""
+consistent and needs search attributes registered), and cost Temporal nothing.
+
+A created workflow whose answer this gateway's first-level cache holds is answered and
+recorded here (one write, its final record), without a Temporal workflow: starting one costs
+Temporal its own durable history (several writes) and a worker round trip, only for the worker
+to find the same answer in the cache; a gateway-answered hit has no steps that could fail or
+need resuming, so Temporal's durability adds nothing. The first level here learns the answers
+the workers keep in the cache, from the final records of the workflows this gateway follows."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -21,17 +29,22 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
+from ponder_gateway.cache import WorkflowCache
 from ponder_gateway.filters import Filter
 from ponder_gateway.parameters import RunParameters
 from ponder_gateway.record_plan import Page
 from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.store import WorkflowStore
+from ponder_gateway.upstream import Upstreams
 from ponder_gateway.webhooks.notifier import Notifier
 from ponder_gateway.webhooks.state import mark_ended
+from ponder_gateway.workflows.activities import GrpcActivities
 from ponder_gateway.workflows.admission import Admission
 from ponder_gateway.workflows.deletion import delete_finished
-from ponder_gateway.workflows.engine import OnDone
+from ponder_gateway.workflows.engine import Admit, OnDone, admitted
 from ponder_gateway.workflows.events import FINAL_STATES, Event, EventLog, Wakeups, follow
+from ponder_gateway.workflows.pipeline import Pipeline
+from ponder_gateway.workflows.recorder import Recorder, StoreSink
 from ponder_gateway.workflows.relayed import relayed_error
 from ponder_gateway.workflows.resource import new_workflow, record_trace_id
 from ponder_gateway.workflows.temporal_workflow import (
@@ -47,6 +60,7 @@ from ponder_runtime import (
     NotFoundError,
     UnavailableError,
 )
+from ponder_runtime.protobuf import timestamp
 
 
 def step_timeouts(settings: GatewaySettings) -> StepTimeouts:
@@ -71,8 +85,11 @@ class TemporalEngine:
         *,
         admission: Admission,
         notifier: Notifier | None = None,
+        answers: tuple[Upstreams, WorkflowCache] | None = None,
     ) -> None:
         self._connect = connect
+        # The services and cache this gateway answers first-level hits with (None: never).
+        self._answers = answers
         self._notifier = notifier
         self._connected: Client | None = None
         self._store = store
@@ -96,8 +113,68 @@ class TemporalEngine:
         )
 
     async def remembers(self, topic: str, params: RunParameters, tenant: str = "") -> bool:
-        """Never: the workers look the cache up."""
+        """Never: a synchronous run's workers look the cache up."""
         return False
+
+    async def answered(
+        self,
+        topic: str,
+        params: RunParameters,
+        workflow_id: str = "",
+        *,
+        tenant: str = "",
+        admit: Admit | None = None,
+    ) -> workflow_pb2.Workflow | None:
+        """A created workflow of `tenant` that this gateway's first-level cache answers now:
+        recorded here with one write (its final record), no Temporal workflow started; None
+        when it must run on the workers (nothing recorded). `admit` counts it in against the
+        caller's budgets while it is answered."""
+        if self._answers is None or params.cache_policy != workflow_pb2.CACHE_POLICY_USE:
+            return None
+        up, cache = self._answers
+        if not await cache.remembers(topic, params, tenant):
+            return None
+        await self._check_new(workflow_id)
+        workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
+        record_trace_id(workflow)
+        activities = functools.partial(GrpcActivities, up, cache, self._settings)
+        with admitted(admit):
+            if not await self._answer(workflow, params, activities):
+                return None  # forgotten meanwhile, and a miss: the workers run it
+        if self._notifier is not None:
+            self._notifier.notify(workflow)
+        return workflow
+
+    async def _answer(
+        self,
+        workflow: workflow_pb2.Workflow,
+        params: RunParameters,
+        activities: Callable[..., GrpcActivities],
+    ) -> bool:
+        """Answer from the cache and record it; False on a miss (nothing recorded)."""
+        async with self._admission.admitted(), self._admission.measured(workflow):
+            sink = StoreSink(self._store, self._log, self._wakeups, watched=False)
+            recorder = Recorder(sink, timestamp)
+            calls = activities(timeout=lambda seconds: seconds, progress=recorder.progress)
+            return await Pipeline(calls, recorder).answer(workflow, params)
+
+    async def _check_new(self, workflow_id: str) -> None:
+        """ALREADY_EXISTS when a workflow of the caller-chosen id is recorded."""
+        name = f"workflows/{workflow_id}"
+        if workflow_id and await self._store.get(name):
+            raise AlreadyExistsError(f"{name} already exists", metadata={"name": name})
+
+    async def _learn(self, final: workflow_pb2.Workflow | None, params: RunParameters) -> None:
+        """A workflow the workers ran and kept in the cache: this gateway's first level
+        answers its exact repeats (as the local engine's does after its own store)."""
+        if self._answers is None or final is None or final.cache.hit:
+            return
+        if final.state != workflow_pb2.WORKFLOW_STATE_SUCCEEDED:
+            return
+        for step in final.steps:
+            if step.name == "cache_store" and step.state == workflow_pb2.STEP_STATE_SUCCEEDED:
+                stored_at = step.start_time.ToNanoseconds() / 1e9
+                await self._answers[1].stored_elsewhere(final, params, stored_at)
 
     async def run(
         self,
@@ -130,6 +207,7 @@ class TemporalEngine:
                     await asyncio.shield(handle.cancel())
                     raise
                 workflow.CopyFrom(final)
+        await self._learn(workflow, params)
         if self._notifier is not None:
             self._notifier.notify(workflow)
         if workflow.state != workflow_pb2.WORKFLOW_STATE_SUCCEEDED:
@@ -173,8 +251,7 @@ class TemporalEngine:
         which first waits for the workflow `after` to end, if given; `on_done` runs when it
         ends (None when this gateway stops following it first)."""
         name = f"workflows/{workflow_id}"
-        if workflow_id and await self._store.get(name):
-            raise AlreadyExistsError(f"{name} already exists", metadata={"name": name})
+        await self._check_new(workflow_id)
         workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
         record_trace_id(workflow)  # the request's trace, carried on by the workers
         await self._store.save(workflow)
@@ -190,26 +267,32 @@ class TemporalEngine:
         except WorkflowAlreadyStartedError:
             raise AlreadyExistsError(f"{name} already exists", metadata={"name": name}) from None
         notify = self._notifier is not None and workflow.HasField("notification")
-        if on_done is not None or notify:
+        if on_done is not None or notify or self._answers is not None:
             task = asyncio.create_task(
-                self._when_done(handle, on_done, workflow.name), name=workflow.name
+                self._when_done(handle, on_done, workflow.name, params), name=workflow.name
             )
             self._followers.add(task)
             task.add_done_callback(self._followers.discard)
         return workflow
 
     async def _when_done(
-        self, handle: WorkflowHandle[object, str], on_done: OnDone | None, name: str
+        self,
+        handle: WorkflowHandle[object, str],
+        on_done: OnDone | None,
+        name: str,
+        params: RunParameters,
     ) -> None:
         """Once the Temporal workflow has ended (however it ended): start its completion
-        webhook (if it has one), and call `on_done` with the final record (None when this
-        gateway stops first)."""
+        webhook (if it has one), learn its answer (`_learn`), and call `on_done` with the
+        final record (None when this gateway stops first)."""
         final: workflow_pb2.Workflow | None = None
         try:
             try:
                 final = await self._result(handle, name)
             except Exception:
                 final = await self._store.get(name)
+            with contextlib.suppress(Exception):  # the first level is an optimization
+                await self._learn(final, params)
             if self._notifier is not None:
                 with contextlib.suppress(Exception):  # the sweep takes it over
                     stored = await self._store.get(name)

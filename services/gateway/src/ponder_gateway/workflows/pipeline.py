@@ -144,6 +144,16 @@ class Pipeline:
         await self._record.finished(workflow)
         return workflow
 
+    async def answer(self, workflow: workflow_pb2.Workflow, params: RunParameters) -> bool:
+        """Answer from the cache alone: True once the hit is recorded (its final record, the
+        one write), False on a miss with nothing recorded (`workflow` is then half-way: the
+        caller drops it and runs a fresh one). Never runs the steps."""
+        await self._record.running(workflow, save=False)
+        if not await self._from_cache(workflow, params):
+            return False
+        await self._record.finished(workflow)
+        return True
+
     async def _from_cache(self, workflow: workflow_pb2.Workflow, params: RunParameters) -> bool:
         policy = params.cache_policy
         async with self._record.step(workflow, "cache_lookup") as step:

@@ -132,7 +132,8 @@ class WorkflowServiceServicer:
 
     def CreateWorkflow(self, request, context):
         """Starts a long-running workflow and returns at once with the workflow in state PENDING or
-        RUNNING. Follow it with GetWorkflow or WatchWorkflow.
+        RUNNING, or already SUCCEEDED when the gateway's cache answers it at once (a cache hit,
+        recorded before the reply). Follow it with GetWorkflow or WatchWorkflow.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
