@@ -16,14 +16,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import importlib.metadata
 import importlib.util
 import json
 import os
 import platform
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.types import Receive, Scope, Send
+
+from ponder_devstack.measure import WrkResult, lua_post, parse_wrk, version, wrk
+from ponder_devstack.ports import free_port
+from ponder_devstack.stack import reap
 
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -91,64 +92,10 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 
 # --- wrk ---------------------------------------------------------------------------------------
 
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-
-
-@dataclass(frozen=True, slots=True)
-class WrkResult:
-    """What one wrk run reports (latencies in milliseconds)."""
-
-    requests_per_s: float
-    p50_ms: float
-    p99_ms: float
-    requests: int
-    non_2xx: int
-    socket_errors: int
-
-
-def parse_wrk(output: str) -> WrkResult:
-    """Parse `wrk --latency` output."""
-
-    def latency(percent: str) -> float:
-        found = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.MULTILINE)
-        if found is None:
-            raise ValueError(f"no {percent}% latency in wrk output:\n{output}")
-        return float(found[1]) * _UNITS[found[2]]
-
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    count = re.search(r"(\d+) requests in", output)
-    if rate is None or count is None:
-        raise ValueError(f"unexpected wrk output:\n{output}")
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
-    )
-    return WrkResult(
-        requests_per_s=float(rate[1]),
-        p50_ms=latency("50"),
-        p99_ms=latency("99"),
-        requests=int(count[1]),
-        non_2xx=int(non_2xx[1]) if non_2xx else 0,
-        socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
-    )
-
-
-def lua_post(body: str) -> str:
-    """A wrk script that POSTs `body` as JSON."""
-    return (
-        'wrk.method = "POST"\n'
-        f"wrk.body = [==[{body}]==]\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
-    )
-
 
 def run_wrk(url: str, script: Path, duration: float, connections: int = 10) -> WrkResult:
     """One wrk run: 2 threads, `connections` connections, latency distribution."""
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration:g}s", "--latency"]
-    done = subprocess.run(
-        [*command, "-s", str(script), url], capture_output=True, text=True, check=True
-    )
-    return parse_wrk(done.stdout)
+    return parse_wrk(wrk(url, script, duration, connections))
 
 
 # --- servers -----------------------------------------------------------------------------------
@@ -216,14 +163,6 @@ CANDIDATES = (
 )
 
 
-def free_port() -> int:
-    """A currently free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def wait_http(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     """Wait until the server answers a POST with 200; fail early if it exits."""
     deadline = time.monotonic() + timeout
@@ -264,19 +203,7 @@ def serving(candidate: Candidate, log: Path) -> Iterator[int]:
         yield port
     finally:
         process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def version(package: str) -> str:
-    """Installed version of a distribution, or "-"."""
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "-"
+        reap(process, 10)
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_openai import Behaviour, serve_fake_openai
+from ponder_devstack.measure import peak_rss_mib
 from ponder_embedding.model import EmbeddingModel, ModelOptions
 
 
@@ -50,14 +51,6 @@ PARAPHRASES = [r.format(t=t) for r in REWORDINGS for t in SUBJECTS]
 def ms(values: list[float], q: float) -> float:
     """q-th percentile in milliseconds."""
     return float(np.percentile(np.asarray(values) * 1000, q))
-
-
-def peak_rss_mib(pid: int) -> float:
-    """VmHWM of a process in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def cache_hits(stub: workflow_grpc.WorkflowServiceStub) -> dict[str, list[float]]:

@@ -30,13 +30,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_apis import serve_fake_arxiv, serve_fake_tavily
+from ponder_devstack.measure import percentile
 from ponder_runtime.runtime_metrics import resident_bytes
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) of `values` (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 async def rest_probe(port: int) -> float:

@@ -29,6 +29,7 @@ from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
 from ponder.type.v1 import document_pb2
 from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_openai import Behaviour, FakeOpenAI, serve_fake_openai
+from ponder_devstack.measure import peak_rss_mib
 from ponder_runtime.internal_auth import token_client_interceptors
 
 
@@ -45,14 +46,6 @@ DOCUMENTS = [
     )
     for i in range(4)
 ]
-
-
-def peak_rss_mib(pid: int) -> float:
-    """Peak resident set size (VmHWM) of a process in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def run_batch(address: str, count: int, deadline: float) -> tuple[float, Counter[str]]:

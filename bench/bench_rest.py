@@ -39,7 +39,6 @@ import argparse
 import asyncio
 import contextlib
 import http.client
-import importlib.metadata
 import importlib.util
 import json
 import os
@@ -65,7 +64,9 @@ from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_openai import serve_fake_openai
+from ponder_devstack.measure import lua_post, parse_wrk, version, wrk
 from ponder_devstack.ports import free_port
+from ponder_devstack.stack import reap
 
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -76,9 +77,7 @@ REPLAY_HEADER = "x-ponder-replay-age"  # a repeat answered with the workflow tha
 HIGH_RATE = "1000000"  # requests/s and burst: the limiter runs but never throttles
 
 
-# --- wrk (as in bench/asgi_servers.py) ---------------------------------------------------------
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+# --- wrk ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,49 +94,13 @@ class Load:
     distinct: int = 0  # distinct workflow names among them (fewer: some were joined)
 
 
-def parse_wrk(output: str) -> Load:
-    """Parse `wrk --latency` output."""
-
-    def latency(percent: str) -> float:
-        found = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.MULTILINE)
-        if found is None:
-            raise ValueError(f"no {percent}% latency in wrk output:\n{output}")
-        return float(found[1]) * _UNITS[found[2]]
-
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    count = re.search(r"(\d+) requests in", output)
-    if rate is None or count is None:
-        raise ValueError(f"unexpected wrk output:\n{output}")
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    answers = re.search(r"PONDER_ANSWERS ok=(\d+) distinct=(\d+)", output)
-    errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
-    )
-    bad = int(non_2xx[1]) if non_2xx else 0
-    broken = sum(int(n) for n in errors.groups()) if errors else 0
-    return Load(
-        requests_per_s=float(rate[1]),
-        p50_ms=latency("50"),
-        p99_ms=latency("99"),
-        requests=int(count[1]),
-        errors=bad + broken,
-        detail=f"non-2xx {bad}, socket errors {broken}",
-        ok=int(answers[1]) if answers else 0,
-        distinct=int(answers[2]) if answers else 0,
-    )
-
-
 def wrk_script(directory: Path, *, names: bool = False) -> Path:
     """A wrk Lua script that POSTs the topic as JSON. With `names`, it also reads the workflow
     name of every 200 answer and prints, at the end, how many 200s there were and how many
     distinct names they carried (a joined request answers with the name of the workflow it
     joined: a repeat)."""
     script = directory / ("post_topic_names.lua" if names else "post_topic.lua")
-    text = (
-        'wrk.method = "POST"\n'
-        f"wrk.body = [==[{json.dumps({'topic': TOPIC})}]==]\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
-    )
+    text = lua_post(json.dumps({"topic": TOPIC}))
     if names:
         text += _NAMES_LUA
     script.write_text(text)
@@ -180,11 +143,19 @@ end
 
 def run_wrk(url: str, script: Path, duration: float, connections: int) -> Load:
     """One wrk run: 2 threads, `connections` connections, latency distribution."""
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration:g}s", "--latency"]
-    done = subprocess.run(
-        [*command, "-s", str(script), url], capture_output=True, text=True, check=True
+    output = wrk(url, script, duration, connections)
+    got = parse_wrk(output)
+    answers = re.search(r"PONDER_ANSWERS ok=(\d+) distinct=(\d+)", output)
+    return Load(
+        requests_per_s=got.requests_per_s,
+        p50_ms=got.p50_ms,
+        p99_ms=got.p99_ms,
+        requests=got.requests,
+        errors=got.non_2xx + got.socket_errors,
+        detail=f"non-2xx {got.non_2xx}, socket errors {got.socket_errors}",
+        ok=int(answers[1]) if answers else 0,
+        distinct=int(answers[2]) if answers else 0,
     )
-    return parse_wrk(done.stdout)
 
 
 # --- gRPC load (runs in its own process) -------------------------------------------------------
@@ -316,11 +287,7 @@ def reference_server(port: int, log: Path, answer_bytes: int) -> Iterator[subpro
         yield process
     finally:
         process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        reap(process, 10)
 
 
 def warm_reference(port: int, process: subprocess.Popen[bytes], log: Path) -> int:
@@ -374,14 +341,6 @@ def warm_rest(port: int, timeout: float) -> tuple[int, str]:
     if not (workflow.get("cache", {}).get("hit") or f"grpc-metadata-{REPLAY_HEADER}" in headers):
         return 0, f"POST {PONDER_PATH}: repeat was not a cache hit: {workflow.get('cache')}"
     return len(body), ""
-
-
-def version(package: str) -> str:
-    """Installed version of a distribution, or "-"."""
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "-"
 
 
 def median(runs: list[Load]) -> Load:

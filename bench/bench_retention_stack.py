@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import socket
 import sqlite3
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import redis.asyncio as aioredis
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack import Stack, StackPorts
+from ponder_devstack.ports import free_port
 from ponder_devstack.redis_server import RedisServer
 
 
@@ -70,13 +70,6 @@ class Sample:
     extra: str  # SQLite: bytes in pages in use; Redis: DBSIZE
     purged: float
     rate: float
-
-
-def free_port() -> int:
-    """A currently free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def one(stub: workflow_grpc.WorkflowServiceStub, traffic: Traffic, topic: str) -> None:

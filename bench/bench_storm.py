@@ -40,6 +40,7 @@ from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_apis import serve_fake_arxiv, serve_fake_tavily
 from ponder_devstack.fake_openai import Behaviour, FakeOpenAI, serve_fake_openai
+from ponder_devstack.measure import percentile
 
 
 STORM = {"latency": 1.0, "rate_limit_fraction": 0.3, "retry_after": "1", "error_fraction": 0.05}
@@ -65,12 +66,6 @@ class Result:
     failures: Counter[str]
     model_calls: int
     wall: float
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) of `values` (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 async def run_load(gateway: str, count: int, concurrency: int, deadline: float) -> Result:

@@ -28,8 +28,9 @@ import grpc
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-from ponder_devstack.engine_rig import Rig, peak_rss_mib, rig, wait_all
+from ponder_devstack.engine_rig import Rig, rig, wait_all
 from ponder_devstack.fake_openai import Behaviour, serve_fake_openai
+from ponder_devstack.measure import peak_rss_mib
 
 
 ENGINES = ("local", "temporal")

@@ -184,9 +184,9 @@ async def test_delete_a_finished_workflow_on_either_engine(stub):
 
 def page_token(_stub) -> str:
     """A token made for the filter `state = SUCCEEDED` (not the one it is used with)."""
-    from ponder_gateway.listing import make_token
+    from ponder_gateway.listing import token_at
 
-    return make_token(pb.Workflow(name="workflows/x"), "state = SUCCEEDED")
+    return token_at((0, "workflows/x"), "state = SUCCEEDED")
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder_gateway.access import TokenBuckets, hash_key, read_key_hashes
-from ponder_gateway.listing import make_token, read_token
+from ponder_gateway.listing import read_token, token_at
 from ponder_runtime import InvalidArgumentError
 
 
@@ -57,9 +56,7 @@ class TestListing:
 
     def test_tokens_round_trip_and_are_tied_to_their_filter(self):
         """A token resumes after its workflow; garbage or another filter's token is refused."""
-        workflow = pb.Workflow(name="workflows/abc")
-        workflow.create_time.FromNanoseconds(123)
-        token = make_token(workflow, "state = RUNNING")
+        token = token_at((123, "workflows/abc"), "state = RUNNING")
         assert read_token(token, "state = RUNNING") == (123, "workflows/abc")
         assert read_token("", "") is None
         for bad, text in ((token, "state = FAILED"), ("!!!", "state = RUNNING")):

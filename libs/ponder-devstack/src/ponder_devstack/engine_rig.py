@@ -37,14 +37,6 @@ class Rig:
         return chosen.service("gateway").address
 
 
-def peak_rss_mib(pid: int) -> float:
-    """VmHWM of a process in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 @contextlib.asynccontextmanager
 async def rig(root: Path, fake: FakeOpenAI, *, workers: int, capacity: int) -> AsyncIterator[Rig]:
     """Start everything under `root`; stop it all at the end."""

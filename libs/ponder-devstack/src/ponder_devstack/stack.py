@@ -20,6 +20,15 @@ from ponder_runtime.health import check_health
 from ponder_runtime.internal_auth import INTERNAL_TOKEN_HEADER
 
 
+def reap(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """Wait for a process told to stop; SIGKILL it after `timeout` seconds; its exit status."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
 @dataclass(frozen=True, slots=True)
 class StackPorts:
     """gRPC ports of the four services and the gateway's HTTP port (the defaults from the
@@ -197,9 +206,5 @@ class Stack:
         for service in reversed(self.services):
             if service.process is None:
                 continue
-            try:
-                codes[service.name] = service.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                service.process.kill()
-                codes[service.name] = service.process.wait()
+            codes[service.name] = reap(service.process, timeout)
         return codes

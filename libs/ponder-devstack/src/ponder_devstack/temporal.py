@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ponder_devstack.ports import free_port
+from ponder_devstack.stack import reap
 
 
 def temporal_cli() -> str:
@@ -91,11 +92,7 @@ class TemporalDevServer:
         if self.process is None or self.process.poll() is not None:
             return None if self.process is None else self.process.returncode
         self.process.send_signal(signum)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        return reap(self.process, timeout)
 
 
 @dataclass(slots=True)
@@ -145,11 +142,7 @@ class Workers:
         for process in self.running():
             process.send_signal(signal.SIGTERM)
         for process in self.processes:
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            reap(process, timeout)
 
 
 @dataclass(frozen=True, slots=True)

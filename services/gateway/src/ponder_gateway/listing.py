@@ -5,17 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_runtime import FieldViolation, InvalidArgumentError
 
 
 def _digest(filter_text: str) -> str:
     return hashlib.sha256(filter_text.encode()).hexdigest()[:8]
-
-
-def make_token(workflow: workflow_pb2.Workflow, filter_text: str) -> str:
-    """A token that resumes after `workflow` for the same filter."""
-    return token_at((int(workflow.create_time.ToNanoseconds()), workflow.name), filter_text)
 
 
 def token_at(position: tuple[int, str], filter_text: str) -> str:
