@@ -55,3 +55,18 @@ async def test_streams_and_proxied_services_send_one_trace_id(gateway_channel):
     )
     await search
     assert len(trace_ids(await search.initial_metadata())) == 1
+
+
+async def test_a_caller_with_its_own_traceparent_gets_no_trace_id_header(gateway_channel):
+    """The caller's trace goes on (the workflow records the caller's trace id, which the
+    caller holds): the header, a separate send before the reply, is left out."""
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    stub = workflow_grpc.WorkflowServiceStub(gateway_channel)
+    call = stub.RunReflectionWorkflow(
+        pb.RunReflectionWorkflowRequest(topic="How do traced agents critique their drafts?"),
+        metadata=(("traceparent", f"00-{trace_id}-b7ad6b7169203331-01"),),
+        timeout=60,
+    )
+    reply = await call
+    assert reply.workflow.trace_id == trace_id
+    assert trace_ids(await call.initial_metadata()) == []

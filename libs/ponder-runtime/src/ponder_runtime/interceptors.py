@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import partial
 from typing import Any, Optional
 
 import grpc
@@ -129,22 +129,35 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
         """The wrappers of `method`'s behaviour: for one reply, and for a reply stream."""
         raise NotImplementedError
 
+    @functools.cached_property
+    def _wrapped(self) -> dict[str, tuple[grpc.RpcMethodHandler[Any, Any], Handler]]:
+        """Per method: the handler last seen and what it was made into."""
+        return {}
+
     async def intercept_service(
         self,
         continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler:
-        """The handler, its behaviour wrapped unless it is exempt."""
+        """The handler, its behaviour wrapped unless it is exempt. What a handler is made into
+        depends on the method alone, so it is made once per method and handler, not per call
+        (the handlers below are the same objects from call to call)."""
         handler = await continuation(handler_call_details)
+        if handler is None:
+            return None  # no such method: nothing kept for names a client makes up
         method = handler_call_details.method
-        if (
-            handler is None
-            or method.startswith(self.exempt)
+        kept = self._wrapped.get(method)
+        if kept is not None and kept[0] is handler:
+            return kept[1]
+        wrapped = handler
+        if not (
+            method.startswith(self.exempt)
             or (self.unary_requests_only and handler.request_streaming)
         ):
-            return handler
-        unary, stream = self.wraps(method)
-        return rewrap(handler, unary=unary, stream=stream)
+            unary, stream = self.wraps(method)
+            wrapped = rewrap(handler, unary=unary, stream=stream)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
 
 class ErrorMappingInterceptor(WrappingInterceptor):
@@ -156,7 +169,9 @@ class ErrorMappingInterceptor(WrappingInterceptor):
 
     def wraps(self, method: str) -> tuple[Wrap, Wrap]:
         """Map the errors of either kind of behaviour."""
-        return partial(_wrap_unary, method=method), partial(_wrap_stream, method=method)
+        return functools.partial(_wrap_unary, method=method), functools.partial(
+            _wrap_stream, method=method
+        )
 
 
 Guard = Callable[[grpc.aio.ServicerContext[Any, Any], str], Awaitable[None]]
@@ -180,7 +195,7 @@ class GuardInterceptor(WrappingInterceptor):
         async def check(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             await guard(context, method)
 
-        return partial(checked_unary, check), partial(checked_stream, check)
+        return functools.partial(checked_unary, check), functools.partial(checked_stream, check)
 
 
 Check = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]

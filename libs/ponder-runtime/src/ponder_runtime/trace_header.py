@@ -1,5 +1,8 @@
 """Every gRPC response carries its trace id as `x-trace-id` header metadata, errors included, so
-a user can quote it (grpcurl shows it under "Response headers received").
+a user can quote it (grpcurl shows it under "Response headers received"), unless the caller
+sent a W3C `traceparent` of its own: the trace is then the caller's, whose id it already holds
+(the services' calls to each other, and any traced client), and the header, which costs a
+separate send before a unary reply, is left out.
 
 The interceptor runs inside the tracing interceptor (the RPC's span is current). It hands the
 handler a context that adds `x-trace-id` to whatever header metadata the handler sends itself
@@ -58,7 +61,13 @@ class _WithTraceId:
         await self._context.abort_with_status(status)
 
 
-def _current_trace_id() -> str:
+TRACEPARENT_KEY = "traceparent"
+
+
+def _trace_id_to_send(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The current trace id, or "" when there is none or the caller sent its traceparent."""
+    if any(key == TRACEPARENT_KEY for key, _ in context.invocation_metadata() or ()):
+        return ""
     span_context = trace.get_current_span().get_span_context()
     return format(span_context.trace_id, "032x") if span_context.is_valid else ""
 
@@ -68,7 +77,7 @@ Behavior = Callable[[Any, Any], Any]
 
 def _unary(behavior: Behavior) -> Callable[[Any, Any], Awaitable[Any]]:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        trace_id = _current_trace_id()
+        trace_id = _trace_id_to_send(context)
         if not trace_id:
             return await behavior(request, context)
         wrapped = _WithTraceId(context, trace_id)
@@ -83,7 +92,7 @@ def _stream(behavior: Behavior) -> Callable[[Any, Any], AsyncIterator[Any]]:
     async def wrapper(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        trace_id = _current_trace_id()
+        trace_id = _trace_id_to_send(context)
         wrapped: Any = _WithTraceId(context, trace_id) if trace_id else context
         result = behavior(request, wrapped)
         if inspect.isasyncgen(result):

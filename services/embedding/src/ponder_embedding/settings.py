@@ -74,7 +74,7 @@ class EmbeddingSettings(ServiceSettings):
         le=256,
         validation_alias="PONDER_CACHE_INDEX_SEARCH_THREADS",
         description="Threads that search the index segments of one lookup side by side "
-        "(0: one per core); default: the index's own (1, the calling thread).",
+        "(0: one per core); default: the index's own (2, or 1 on a single core).",
     )
     cache_redis_url: str = Field(
         "",
