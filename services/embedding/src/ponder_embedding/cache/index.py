@@ -40,7 +40,7 @@ EXPANSION_ADD = 128
 EXPANSION_SEARCH = 8
 # Threads that search the segments of one query side by side (usearch's own, in one native
 # call): two, where the host has a second core. At 1M entries (10 segments) a lookup with 2
-# threads took 1.84-1.92x a raw encode against 1.99-2.13x with 1, on 2 otherwise quiet cores
+# threads took 1.82-1.95x a raw encode against 1.99-2.13x with 1, on 2 otherwise quiet cores
 # (BENCHMARKS.md, "Semantic cache at a million entries").
 SEARCH_THREADS = min(2, os.cpu_count() or 1)
 # Vectors per graph (segment): at 1M, segments of 100k gave recall@1 1.0 and of 200k 0.98
