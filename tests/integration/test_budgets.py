@@ -263,7 +263,7 @@ async def test_identical_requests_the_cache_answers_are_each_recorded(
         # RUNNING while that call is out, so its twins would join it if they could.
         cache_library_version_seconds=0,
     )
-    topic = f"plan repair for tool-using agents {uuid.uuid4().hex[:8]}"
+    topic = f"self-reflection in language agents that repair plans {uuid.uuid4().hex[:8]}"
     request = pb.RunWorkflowRequest(workflow=_create(topic).workflow)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -304,7 +304,9 @@ async def test_identical_requests_to_two_gateways_join_through_redis(
     shared = {"reflection_addr": f"127.0.0.1:{reflection.port}", "rate_limit_per_second": 0}
     one = await gateway(stack, tmp_path / "a", redis_url=redis_url, **shared)
     two = await gateway(stack, tmp_path / "b", redis_url=redis_url, **shared)
-    topic = f"retrieval augmented generation across replicas {uuid.uuid4().hex[:8]}"
+    topic = (
+        f"retrieval-augmented generation for language agents across replicas {uuid.uuid4().hex[:8]}"
+    )
     request = _create(topic, cache_policy=pb.CACHE_POLICY_BYPASS)
     try:
         async with (

@@ -92,7 +92,7 @@ async def test_per_key_scope_keeps_tenants_apart(stack: InProcessStack, tmp_path
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = workflow_grpc.WorkflowServiceStub(channel)
-            topic = f"How do agents share memory, tenant case {uuid.uuid4().hex[:6]}?"
+            topic = f"How do generative agents share memory, tenant case {uuid.uuid4().hex[:6]}?"
             first = await _reflect(stub, topic, bearer(keys[0]))
             repeat = await _reflect(stub, f" {topic}", bearer(keys[0]))
             other = await _reflect(stub, topic, bearer(keys[1]))
@@ -238,7 +238,7 @@ async def test_an_invalidate_through_the_gateway_empties_its_first_level(
         rate_limit_per_second=0,
         replay_seconds=0,
     )
-    topic = f"How do agents forget stale plans, case {uuid.uuid4().hex[:6]}?"
+    topic = f"How do language agents reflect on stale plans, case {uuid.uuid4().hex[:6]}?"
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = workflow_grpc.WorkflowServiceStub(channel)
@@ -271,7 +271,7 @@ async def test_a_remembered_answer_goes_when_its_cache_entry_expires(
         stack, tmp_path / "a", cache_ttl_seconds=1.5, replay_seconds=0, cache_signing_key=key
     )
     reader = await gateway(stack, tmp_path / "b", replay_seconds=0, cache_signing_key=key)
-    topic = f"How do agents age out cached plans, case {uuid.uuid4().hex[:6]}?"
+    topic = f"How do language agents reflect on cached plans, case {uuid.uuid4().hex[:6]}?"
     try:
         async with (
             grpc.aio.insecure_channel(f"127.0.0.1:{storer.port}") as a,

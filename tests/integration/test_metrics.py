@@ -82,7 +82,7 @@ async def test_a_cache_lookup_that_fails_counts_as_an_error_and_the_workflow_suc
     and the workflow still succeeds, which its duration's outcome says."""
     reader = InMemoryMetricReader()
     server = await measured_gateway(stack, tmp_path, reader, embedding_addr="127.0.0.1:1")
-    topic = f"Do critics make agents better writers? ({uuid.uuid4().hex[:8]})"
+    topic = f"Do critics make language agents better writers? ({uuid.uuid4().hex[:8]})"
     try:
         async with httpx.AsyncClient(base_url=rest_url(server), timeout=60) as http:
             reply = await http.post("/v1/workflows/reflection", json={"topic": topic})

@@ -252,7 +252,7 @@ def test_list_filters_combine_with_state_and_kind_and_help_examples_run(gateway)
     """--filter, --state and --kind combine by AND (the filter keeps its own precedence inside
     parentheses); each example `ponder list --help` shows runs; a bad filter is exit 2 naming
     the position."""
-    topic = unique("filters over self-consistency")
+    topic = unique("self-consistency filters for chain-of-thought reasoning")
     ran = ponder("run", "reflection", topic, "-a", gateway, "--json")
     assert ran.code == 0, ran
     name = json.loads(ran.out)["name"]

@@ -78,7 +78,9 @@ async def test_a_crashed_cache_degrades_workflows_then_serves_its_entries_again(
     chaos.model.behaviour.update(latency=0.0)
     outage_ends = time.monotonic() + 10  # traffic during a longer outage grows gRPC's backoff
     while time.monotonic() < outage_ends:
-        during = await run(stub, spec(unique("dense retrieval during the outage")))
+        during = await run(
+            stub, spec(unique("dense passage retrieval for open-domain questions, outage"))
+        )
         assert during.succeeded, describe([during])
         await asyncio.sleep(0.3)
     chaos.stack.restart("embedding")
