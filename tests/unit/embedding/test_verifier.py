@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ponder_embedding.cache.verifier import Verifier
+from ponder_embedding.cache.verifier.lexicon import Lexicon
 
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -211,3 +212,16 @@ def test_embedding_text_brings_acronyms_and_expansions_together(verifier: Verifi
     assert verifier.embedding_text(
         "DPR for open domain question answering"
     ) == verifier.embedding_text("dense passage retrieval for open-domain QA")
+
+
+def test_the_stem_memo_stays_bounded_and_right() -> None:
+    """Endless new words (a hostile client) never grow the stem memo past its limit, and stems
+    stay the same once it has started again."""
+    lexicon = Lexicon.load()
+    lexicon.stem_memo_limit = 100
+    first = [lexicon.stem(word) for word in ("improving", "failures", "reasoning")]
+    for number in range(1_000):
+        lexicon.stem(f"word{'x' * (number % 7)}ing{number}")
+        assert len(lexicon._stems) <= 100
+    assert [lexicon.stem(word) for word in ("improving", "failures", "reasoning")] == first
+    assert first == ["improv", "failur", "reason"]

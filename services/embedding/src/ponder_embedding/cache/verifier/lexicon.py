@@ -77,6 +77,9 @@ class Lexicon:
     phrase_starts: frozenset[str] = frozenset()  # first words of `phrases` (a quick "no")
     _stemmer: object = None
     _stems: dict[str, str] = field(default_factory=dict)
+    # Words whose stems are remembered at most: the memo starts again when full, so a client
+    # sending endless new words costs time, never unbounded memory.
+    stem_memo_limit: int = 50_000
 
     @classmethod
     def load(cls) -> Lexicon:
@@ -115,6 +118,8 @@ class Lexicon:
                 found = word
             else:
                 found = str(self._stemmer.stemWord(word))  # type: ignore[attr-defined]
+            if len(self._stems) >= self.stem_memo_limit:
+                self._stems.clear()
             self._stems[word] = found
         return found
 
