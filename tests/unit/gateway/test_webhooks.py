@@ -6,6 +6,7 @@ connection refused, and a delivery taken over after a restart."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import subprocess
 import time
@@ -40,7 +41,6 @@ from ponder_gateway.webhooks.signing import signature_header
 from ponder_gateway.webhooks.state import mark_ended
 from ponder_rest.codec import JsonOptions
 from ponder_runtime import SettingsError, load_settings
-from tests.conftest import free_port
 from tests.webhook_receiver import Receiver
 
 
@@ -166,8 +166,11 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteWorkflowStore]:
     await records.close()
 
 
-async def _ended(store: WorkflowStore, url: str, name: str = "workflows/hooked") -> str:
-    """Save a SUCCEEDED workflow whose webhook to `url` is due (as the recorder leaves it)."""
+async def _ended(
+    store: WorkflowStore, url: str, name: str = "workflows/hooked", *, at: float | None = None
+) -> str:
+    """Save a SUCCEEDED workflow whose webhook to `url` is due (as the recorder leaves it),
+    ended `at` (the test's fake clock, so its first attempt is due at once; else now)."""
     workflow = pb.Workflow(
         name=name, id=name.split("/")[1], kind=pb.WORKFLOW_KIND_RESEARCH, topic="webhooks"
     )
@@ -175,7 +178,7 @@ async def _ended(store: WorkflowStore, url: str, name: str = "workflows/hooked")
     workflow.result.text = "done [1]"
     workflow.notification.url = url
     workflow.notification.secret_name = "hooks"
-    ended = int(time.time())
+    ended = int(time.time() if at is None else at)
     workflow.create_time.FromSeconds(ended - 5)
     workflow.end_time.FromSeconds(ended)
     workflow.update_time.CopyFrom(workflow.end_time)
@@ -220,7 +223,7 @@ async def test_retried_until_delivered_exactly_once(store: SqliteWorkflowStore) 
     tracing.add_span_processor(SimpleSpanProcessor(spans))
     meter = MeterProvider(metric_readers=[readings]).get_meter("test")
     try:
-        name = await _ended(store, receiver.url)
+        name = await _ended(store, receiver.url, at=fake.start)
         deliverer = _deliverer(store, fake, sender, meter=meter, tracer=tracing.get_tracer("t"))
         await deliverer.deliver(name)
         await deliverer.deliver(name)
@@ -287,8 +290,12 @@ async def test_the_connection_goes_to_the_checked_address(store: SqliteWorkflowS
         hosts=["hooks.test", "mixed.test"], networks=["127.0.0.1/32"], resolver=resolver
     )
     try:
-        good = await _ended(store, f"http://hooks.test:{receiver.port}/in", "workflows/good")
-        bad = await _ended(store, f"http://mixed.test:{receiver.port}/in", "workflows/bad")
+        good = await _ended(
+            store, f"http://hooks.test:{receiver.port}/in", "workflows/good", at=fake.start
+        )
+        bad = await _ended(
+            store, f"http://mixed.test:{receiver.port}/in", "workflows/bad", at=fake.start
+        )
         for name in (good, bad):
             await _deliverer(store, fake, sender, policy=policy).deliver(name)
     finally:
@@ -333,8 +340,12 @@ async def test_https_pinned_to_the_address_still_checks_the_name(
 
     policy = DestinationPolicy(hosts=["*"], networks=["127.0.0.1/32"], resolver=resolver)
     try:
-        good = await _ended(store, f"https://hooks.test:{receiver.port}/in", "workflows/good")
-        bad = await _ended(store, f"https://other.test:{receiver.port}/in", "workflows/bad")
+        good = await _ended(
+            store, f"https://hooks.test:{receiver.port}/in", "workflows/good", at=fake.start
+        )
+        bad = await _ended(
+            store, f"https://other.test:{receiver.port}/in", "workflows/bad", at=fake.start
+        )
         for name in (good, bad):
             await _deliverer(store, fake, sender, policy=policy, total_seconds=2).deliver(name)
     finally:
@@ -358,7 +369,7 @@ async def test_redirects_are_not_followed(store: SqliteWorkflowStore) -> None:
     receiver = Receiver(SECRET, fail_first=1, fail_status=302).start()
     fake, sender = FakeTime(), HttpxSender()
     try:
-        name = await _ended(store, receiver.url)
+        name = await _ended(store, receiver.url, at=fake.start)
         await _deliverer(store, fake, sender).deliver(name)
     finally:
         receiver.close()
@@ -375,7 +386,7 @@ async def test_gives_up_after_the_retry_time(store: SqliteWorkflowStore) -> None
     receiver = Receiver(SECRET, fail_first=1000, fail_status=503).start()
     fake, sender = FakeTime(), HttpxSender()
     try:
-        name = await _ended(store, receiver.url)
+        name = await _ended(store, receiver.url, at=fake.start)
         await _deliverer(store, fake, sender, total_seconds=10.0).deliver(name)
     finally:
         receiver.close()
@@ -393,7 +404,11 @@ async def test_gives_up_after_the_retry_time(store: SqliteWorkflowStore) -> None
 async def test_connection_refused_then_delivered(store: SqliteWorkflowStore) -> None:
     """Nothing listens at first (connection refused, recorded with status 0); the receiver
     comes up during the second wait and gets exactly one delivery."""
-    port = free_port()
+    # The port is held, bound but not listening (connections are refused), until the receiver
+    # takes it: no other process can start listening there meanwhile.
+    placeholder = socket.socket()
+    placeholder.bind(("127.0.0.1", 0))
+    port = placeholder.getsockname()[1]
     receiver = Receiver(SECRET, port=port)
     fake, sender = FakeTime(), HttpxSender()
     seen: list[str] = []
@@ -403,18 +418,20 @@ async def test_connection_refused_then_delivered(store: SqliteWorkflowStore) -> 
         assert record is not None
         seen.append(record.notification_delivery.last_error)
         if len(seen) == 2:
+            placeholder.close()
             receiver.start()
         await fake.sleep(seconds)
 
     try:
-        name = await _ended(store, f"http://127.0.0.1:{port}/hook")
+        name = await _ended(store, f"http://127.0.0.1:{port}/hook", at=fake.start)
         deliverer = _deliverer(store, fake, sender)
         deliverer._sleep = sleep  # the test's hook into the wait
         await deliverer.deliver(name)
     finally:
+        placeholder.close()
         receiver.close()
         await sender.close()
-    assert all("ConnectError" in error for error in seen)
+    assert all("ConnectError" in error for error in seen), seen
     assert [d.status for d in receiver.deliveries] == [204]
     record = await store.get(name)
     assert record is not None
@@ -478,7 +495,7 @@ async def test_a_replica_takes_over_on_redis(redis_url: str) -> None:
     store = RedisWorkflowStore(client)
     fake, sender = FakeTime(), HttpxSender()
     try:
-        name = await _ended(store, receiver.url)
+        name = await _ended(store, receiver.url, at=fake.start)
         notifier = Notifier(
             _deliverer(store, fake, sender),
             store,
