@@ -10,7 +10,6 @@ The story of a service process:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -28,6 +27,7 @@ from ponder_runtime.logs import configure_logging
 from ponder_runtime.reflection import enable_reflection
 from ponder_runtime.runtime_metrics import observe_runtime
 from ponder_runtime.settings import ServiceSettings, SettingsError, load_settings
+from ponder_runtime.tasks import cancel_and_wait
 from ponder_runtime.telemetry import Telemetry, configure_telemetry
 
 
@@ -168,9 +168,7 @@ async def serve(
         await server.stop(0)
         raise RuntimeError("service failed to start") from ready.exception()
     await stopping
-    ready.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await ready
+    await cancel_and_wait(ready)
     logger.info("shutdown signal received")
     await server.stop()
 

@@ -23,6 +23,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, Tracer
 
 from ponder_runtime.attributes import BATCH_CALLERS, BATCH_SIZE
+from ponder_runtime.tasks import cancel_and_wait
 
 
 logger = logging.getLogger(__name__)
@@ -87,11 +88,8 @@ class MicroBatcher:
 
     async def close(self) -> None:
         """Stop the worker; callers still waiting get CancelledError."""
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
+        await cancel_and_wait(self._worker)
+        self._worker = None
 
     async def embed(self, texts: Sequence[str]) -> Matrix:
         """One raw (unnormalized) vector per text, in order."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from ponder_runtime.metrics import (
     EMBEDDING_ENCODE_DURATION,
     EMBEDDING_QUEUE_WAIT,
 )
+from ponder_runtime.tasks import cancel_and_wait
 
 
 logger = logging.getLogger(__name__)
@@ -173,10 +173,7 @@ class EmbeddingModule:
 
     async def close(self) -> None:
         """Stop maintenance, flush the cache, stop the batcher and the model's thread."""
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._maintenance
+        await cancel_and_wait(self._maintenance)
         engine = self._servicer.engine
         if engine is not None:
             await engine.cache.close()

@@ -12,7 +12,6 @@ PONDER_GATEWAY_CACHE_RECENT_SECONDS."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 
 from ponder_gateway.redis_outage import REDIS_DOWN
+from ponder_runtime.tasks import cancel_and_wait
 
 
 logger = logging.getLogger(__name__)
@@ -70,11 +70,8 @@ class ReplicaInvalidation:
 
     async def stop(self) -> None:
         """Stop listening."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _listen(self, client: aioredis.Redis) -> None:
         down = False

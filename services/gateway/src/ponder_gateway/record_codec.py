@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections import OrderedDict
 from dataclasses import dataclass
+
+from cachetools import LRUCache
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 
@@ -48,9 +49,8 @@ class RecordCodec:
     bytes of the results it saw last, by their bytes (a result reused by many cache hits is
     hashed and compressed once)."""
 
-    def __init__(self, *, remembered: int = 256) -> None:
-        self._results: OrderedDict[bytes, tuple[bytes, bytes]] = OrderedDict()
-        self._remembered = remembered
+    def __init__(self) -> None:
+        self._results: LRUCache[bytes, tuple[bytes, bytes]] = LRUCache(maxsize=256)
 
     def encode(self, workflow: workflow_pb2.Workflow) -> Encoded:
         """The record's parts (the result apart, hashed and compressed)."""
@@ -66,10 +66,6 @@ class RecordCodec:
         if known is None:
             known = hashlib.sha256(raw).digest()[:16], zlib.compress(raw, _LEVEL)
             self._results[raw] = known
-            if len(self._results) > self._remembered:
-                self._results.popitem(last=False)
-        else:
-            self._results.move_to_end(raw)
         return Encoded(data, codec, known[0], known[1])
 
 

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from ponder_gateway.filters import Filter
 from ponder_gateway.record_plan import Page
 from ponder_gateway.store import WorkflowStore
 from ponder_runtime import UnavailableError
+from ponder_runtime.tasks import cancel_and_wait
 
 
 logger = logging.getLogger(__name__)
@@ -182,10 +182,7 @@ class OutageTolerantStore:
             await self._flush()
             if self._pending:
                 await asyncio.sleep(self._retry)
-        if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+        await cancel_and_wait(self._writer)
         if self._pending:
             logger.error(
                 "Redis still unreachable at shutdown: kept workflow records not written "

@@ -5,7 +5,6 @@ goes with the last record that refers to it. Counted by the `ponder.workflow.pur
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from opentelemetry.metrics import Meter
 from ponder_gateway.metrics import WORKFLOWS_PURGED, no_op_meter
 from ponder_gateway.store import WorkflowStore
 from ponder_gateway.workflows.events import EventLog
+from ponder_runtime.tasks import cancel_and_wait
 
 
 logger = logging.getLogger(__name__)
@@ -82,8 +82,5 @@ class Retention:
 
     async def stop(self) -> None:
         """Stop sweeping."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None

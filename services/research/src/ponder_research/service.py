@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -26,6 +25,7 @@ from ponder_research.uploads.module import TenantLibrarySource, UploadedLibrarie
 from ponder_research.web_source import WebSource
 from ponder_runtime import ChannelFactory, Telemetry
 from ponder_runtime.internal_auth import internal_interceptors
+from ponder_runtime.tasks import cancel_and_wait
 
 
 logger = logging.getLogger(__name__)
@@ -155,9 +155,6 @@ class ResearchModule:
 
     async def close(self) -> None:
         """Stop indexing, close the uploads' store and the channel to the embedding service."""
-        if self._indexing is not None:
-            self._indexing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._indexing
+        await cancel_and_wait(self._indexing)
         await self.uploads.close()
         await self._channels.close()

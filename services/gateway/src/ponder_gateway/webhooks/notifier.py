@@ -6,7 +6,6 @@ gateway) and, when records are shared (Redis, or Temporal workers), every few se
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +17,7 @@ from ponder_gateway.filters import Filter, parse
 from ponder_gateway.record_plan import Page
 from ponder_gateway.webhooks.delivery import Deliverer
 from ponder_gateway.webhooks.state import OPEN_DELIVERY_STATES
+from ponder_runtime.tasks import cancel_and_wait
 
 
 logger = logging.getLogger(__name__)
@@ -145,12 +145,5 @@ class Notifier:
 
     async def drain(self) -> None:
         """Stop the sweep and the deliveries (their state stays on the records)."""
-        tasks = list(self._tasks.values())
-        if self._sweeper is not None:
-            tasks.append(self._sweeper)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks.values(), self._sweeper)
         self._sweeper = None

@@ -79,13 +79,11 @@ class LibraryIndex:
         *,
         min_similarity: float = 0.0,
         keyword_weight: float = KEYWORD_WEIGHT,
-        passages_per_document: int = PASSAGES_PER_DOCUMENT,
     ) -> None:
         self.embedder = embedder
         self._store = store
         self.min_similarity = min_similarity
         self.keyword_weight = keyword_weight
-        self._per_document = passages_per_document
         self._documents: dict[str, IndexedDocument] = {}
         self._vectors: dict[str, Matrix] = {}  # document id -> one unit row per passage
         self._bm25 = BM25()
@@ -348,7 +346,7 @@ class LibraryIndex:
             document = self._documents[document_id]
             chosen = [
                 PassageHit(document.passages[index], score)
-                for score, index in scored[: self._per_document]
+                for score, index in scored[:PASSAGES_PER_DOCUMENT]
                 if best <= 0 or score >= best * PASSAGE_SHARE
             ]
             hits.append(DocumentHit(document, best, tuple(chosen)))
