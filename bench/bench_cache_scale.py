@@ -56,6 +56,7 @@ import numpy.typing as npt
 from ponder.embedding.v1 import embedding_service_pb2 as pb
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
 from ponder_devstack import Stack, StackPorts
+from ponder_devstack.measure import rss_mib
 from ponder_embedding.cache.entries import entry_key
 from ponder_embedding.cache.index import (
     CONNECTIVITY,
@@ -162,15 +163,6 @@ def exact_top1(matrix: Matrix, queries: Matrix) -> npt.NDArray[np.int64]:
         best[better] = top[better] + start
         best_score[better] = value[better]
     return best
-
-
-def rss_mib(pid: int | None = None) -> float:
-    """Resident set size of a process (this one by default) in MiB."""
-    status = Path(f"/proc/{pid or 'self'}/status").read_text()
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def bench_usearch(
@@ -508,6 +500,17 @@ def compare_on_subset(data: Data, queries: Matrix, compare: int) -> dict[str, di
     return results
 
 
+def _kept_params(entries: int) -> dict[str, int]:
+    """What kept files were made with: reused only when this code would make the same."""
+    return {
+        "entries": entries,
+        "connectivity": CONNECTIVITY,
+        "expansion_add": EXPANSION_ADD,
+        "segment_size": SEGMENT_SIZE,
+        "data": DATA_VERSION,
+    }
+
+
 def kept_files(work_dir: Path, entries: int) -> tuple[Path, bool]:
     """The kept cache file for `entries` under `work_dir`, and whether it (with its index)
     matches this code's index parameters and can be reused."""
@@ -515,17 +518,10 @@ def kept_files(work_dir: Path, entries: int) -> tuple[Path, bool]:
     folder.mkdir(parents=True, exist_ok=True)
     cache_path = folder / "cache.sqlite3"
     params = folder / "params.json"
-    wanted = {
-        "entries": entries,
-        "connectivity": CONNECTIVITY,
-        "expansion_add": EXPANSION_ADD,
-        "segment_size": SEGMENT_SIZE,
-        "data": DATA_VERSION,
-    }
     reusable = (
         cache_path.exists()
         and params.exists()
-        and json.loads(params.read_text()) == wanted
+        and json.loads(params.read_text()) == _kept_params(entries)
         and any(folder.glob("cache.sqlite3.index/*.usearch"))
     )
     if not reusable:
@@ -538,14 +534,7 @@ def kept_files(work_dir: Path, entries: int) -> tuple[Path, bool]:
 
 def mark_kept(cache_path: Path, entries: int) -> None:
     """Record that the files beside `cache_path` are complete (written last)."""
-    params = {
-        "entries": entries,
-        "connectivity": CONNECTIVITY,
-        "expansion_add": EXPANSION_ADD,
-        "segment_size": SEGMENT_SIZE,
-        "data": DATA_VERSION,
-    }
-    (cache_path.parent / "params.json").write_text(json.dumps(params))
+    (cache_path.parent / "params.json").write_text(json.dumps(_kept_params(entries)))
 
 
 def parse_args() -> argparse.Namespace:

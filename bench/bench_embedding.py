@@ -26,6 +26,7 @@ import numpy as np
 from ponder.embedding.v1 import embedding_service_pb2 as pb
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
 from ponder_devstack import Stack, StackPorts
+from ponder_devstack.measure import rss_mib
 from ponder_embedding.cache.entries import CacheEntry, entry_key
 from ponder_embedding.cache.sqlite_backend import SqliteBackend
 from ponder_embedding.model import EmbeddingModel, ModelOptions, normalize
@@ -238,14 +239,6 @@ def bench_int8(reference: np.ndarray, onnx_dir: Path, tmp: Path) -> list[str]:
         f"| int8 ONNX (dynamic quantization): min cosine vs torch | {agreement:.4f} ({verdict}) |",
         f"| int8 ONNX single-query encode p50 (ms) | {percentile(times, 50):.2f} |",
     ]
-
-
-def rss_mib(pid: int) -> float:
-    """Resident set size of a process in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def run_service(cache_path: Path, max_entries: int, work):

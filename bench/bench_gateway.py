@@ -26,7 +26,7 @@ from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_openai import Behaviour, serve_fake_openai
-from ponder_devstack.measure import peak_rss_mib
+from ponder_devstack.measure import rss_mib
 from ponder_embedding.model import EmbeddingModel, ModelOptions
 
 
@@ -157,7 +157,7 @@ async def main() -> None:
                 fake.behaviour = Behaviour(latency=args.latency)
                 done, wall, health = await load(stub, channel, args.workflows)
             assert gateway.process is not None
-            rss = peak_rss_mib(gateway.process.pid)
+            rss = rss_mib(gateway.process.pid, peak=True)
         finally:
             stack.stop()
             fake.close()

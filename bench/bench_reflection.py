@@ -29,7 +29,7 @@ from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
 from ponder.type.v1 import document_pb2
 from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_openai import Behaviour, FakeOpenAI, serve_fake_openai
-from ponder_devstack.measure import peak_rss_mib
+from ponder_devstack.measure import rss_mib
 from ponder_runtime.internal_auth import token_client_interceptors
 
 
@@ -96,7 +96,7 @@ async def scenario(
         waves = -(-count * 2 // limit)  # two calls per reflection, `limit` at a time
         ideal = waves * latency
         wall, outcomes = await run_batch(service.address, count, deadline=ideal * 3 + 30)
-        rss = peak_rss_mib(service.process.pid)
+        rss = rss_mib(service.process.pid, peak=True)
     finally:
         stack.stop()
     errors = sum(n for k, n in outcomes.items() if k != "ok")

@@ -30,7 +30,7 @@ from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack.engine_rig import Rig, rig, wait_all
 from ponder_devstack.fake_openai import Behaviour, serve_fake_openai
-from ponder_devstack.measure import peak_rss_mib
+from ponder_devstack.measure import rss_mib
 
 
 ENGINES = ("local", "temporal")
@@ -111,8 +111,8 @@ async def main() -> None:
             for engine, stack in (("local", bench.stack), ("temporal", bench.temporal_gateway)):
                 process = stack.service("gateway").process
                 assert process is not None
-                results[engine]["gateway_rss"] = peak_rss_mib(process.pid)
-            workers = [peak_rss_mib(p.pid) for p in bench.workers.running()]
+                results[engine]["gateway_rss"] = rss_mib(process.pid, peak=True)
+            workers = [rss_mib(p.pid, peak=True) for p in bench.workers.running()]
     fake.close()
     local, temporal = results["local"], results["temporal"]
     n = args.concurrent

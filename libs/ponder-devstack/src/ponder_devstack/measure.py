@@ -1,4 +1,4 @@
-"""What the benchmarks measure the same way: wrk runs, percentiles, peak memory, versions."""
+"""What the benchmarks measure the same way: wrk runs, percentiles, memory, versions."""
 
 from __future__ import annotations
 
@@ -75,10 +75,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
-def peak_rss_mib(pid: int) -> float:
-    """VmHWM of a process in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+def rss_mib(pid: int | None = None, *, peak: bool = False) -> float:
+    """Resident set size of a process (this one by default) in MiB: now (VmRSS), or its peak
+    (VmHWM)."""
+    field = "VmHWM:" if peak else "VmRSS:"
+    for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return float("nan")
 

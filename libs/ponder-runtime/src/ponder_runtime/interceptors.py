@@ -87,30 +87,19 @@ def rewrap(
     `stream` those with a reply stream; `request_deserializer` replaces the handler's when
     given. The one place handlers are rebuilt."""
     deserialize = request_deserializer or handler.request_deserializer
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(
-            unary(handler.unary_unary),
-            request_deserializer=deserialize,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(
-            stream(handler.unary_stream),
-            request_deserializer=deserialize,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.stream_unary is not None:
-        return grpc.stream_unary_rpc_method_handler(
-            unary(handler.stream_unary),
-            request_deserializer=deserialize,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.stream_stream is not None:
-        return grpc.stream_stream_rpc_method_handler(
-            stream(handler.stream_stream),
-            request_deserializer=deserialize,
-            response_serializer=handler.response_serializer,
-        )
+    kinds = (
+        (handler.unary_unary, unary, grpc.unary_unary_rpc_method_handler),
+        (handler.unary_stream, stream, grpc.unary_stream_rpc_method_handler),
+        (handler.stream_unary, unary, grpc.stream_unary_rpc_method_handler),
+        (handler.stream_stream, stream, grpc.stream_stream_rpc_method_handler),
+    )
+    for behaviour, wrap, make in kinds:
+        if behaviour is not None:
+            return make(
+                wrap(behaviour),
+                request_deserializer=deserialize,
+                response_serializer=handler.response_serializer,
+            )
     return handler
 
 
