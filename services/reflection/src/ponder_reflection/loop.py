@@ -131,21 +131,6 @@ def _stop_reason(critique: Critique, iteration: int, spec: ReflectionSpec) -> St
     return None
 
 
-async def _deltas(
-    call: Callable[..., Awaitable[Drafted]],
-    kind: StepKind,
-    iteration: int,
-    stream: bool,
-    written: list[Drafted],
-) -> AsyncIterator[TextDelta]:
-    """The text pieces of a DRAFT/REFINE call; its result is appended to `written`."""
-    async for item in _write(call, kind, iteration, stream=stream):
-        if isinstance(item, TextDelta):
-            yield item
-        else:
-            written.append(item)
-
-
 class _Replay:
     """The steps an interrupted run already finished (ReflectionSpec.completed), taken in
     order while they match the loop's own steps."""
@@ -158,31 +143,6 @@ class _Replay:
         if self._steps and (self._steps[0].kind, self._steps[0].iteration) == (kind, iteration):
             return self._steps.pop(0)
         return None
-
-
-async def _text_step(
-    prior: Step | None,
-    call: Callable[..., Awaitable[Drafted]],
-    where: tuple[StepKind, int],
-    stream: bool,
-    *,
-    steps: list[Step],
-    warnings: list[str],
-) -> AsyncIterator[TextDelta]:
-    """A DRAFT/REFINE step: `prior` (finished by an interrupted run) or the call, whose text
-    pieces are yielded; the step goes on `steps`."""
-    if prior is not None:
-        steps.append(prior)
-        return
-    kind, iteration = where
-    clock = time.perf_counter()
-    written: list[Drafted] = []
-    async for delta in _deltas(call, kind, iteration, stream, written):
-        yield delta
-    drafted = written.pop()
-    latency = time.perf_counter() - clock
-    steps.append(Step(kind, iteration, drafted.text, None, drafted.usage, latency))
-    warnings.extend(drafted.warnings)
 
 
 async def _write(
@@ -306,17 +266,57 @@ class _Run:
             except BudgetExhaustedError as exc:
                 self.warnings.append(str(exc))
                 stop = StopReason.BUDGET_EXHAUSTED
-        yield Completed(
-            _outcome(
-                self._provider,
-                self._spec,
-                text,
-                (self.steps, self.iterations),
-                stop,
-                self.warnings,
-                self._started,
-            )
+        yield Completed(self._outcome(text, stop))
+
+    def _outcome(self, text: str, stop_reason: StopReason) -> ReflectionOutcome:
+        """The outcome of the finished loop, whose last text is `text`."""
+        steps, iterations, warnings = self.steps, self.iterations, self.warnings
+        provider, documents = self._provider, self._spec.documents
+        final_text, removed = strip_invalid_citations(text, len(documents))
+        if not documents:
+            warnings.insert(0, NO_SOURCES_WARNING)
+        warnings.extend(
+            f"Removed citation [{index}] from the final text: it points to no supplied document"
+            for index in removed
         )
+        return ReflectionOutcome(
+            text=final_text,
+            iterations=tuple(iterations),
+            steps=tuple(steps),
+            citations=validate_citations(final_text, documents).citations,
+            usage=sum((step.usage for step in steps), TokenUsage()),
+            provider=provider.name,
+            model=provider.model,
+            offline=provider.offline,
+            score=iterations[-1].critique.score if iterations else 0.0,
+            stop_reason=stop_reason,
+            warnings=tuple(dict.fromkeys(warnings)),
+            latency_s=time.perf_counter() - self._started,
+        )
+
+    async def _text_step(
+        self,
+        prior: Step | None,
+        call: Callable[..., Awaitable[Drafted]],
+        kind: StepKind,
+        iteration: int,
+    ) -> AsyncIterator[TextDelta]:
+        """A DRAFT/REFINE step: `prior` (finished by an interrupted run) or the call, whose
+        text pieces are yielded; the step goes on `steps`."""
+        if prior is not None:
+            self.steps.append(prior)
+            return
+        clock = time.perf_counter()
+        drafted: Drafted | None = None
+        async for item in _write(call, kind, iteration, stream=self._stream):
+            if isinstance(item, TextDelta):
+                yield item
+            else:
+                drafted = item
+        assert drafted is not None  # _write ends with the call's result
+        latency = time.perf_counter() - clock
+        self.steps.append(Step(kind, iteration, drafted.text, None, drafted.usage, latency))
+        self.warnings.extend(drafted.warnings)
 
     def _account(self, fresh: bool) -> None:
         """Price the step just finished (a new one) and count it against the budget."""
@@ -336,14 +336,7 @@ class _Run:
                 raise BudgetTooSmallError(f"the budget does not cover the first draft: {short}")
         yield StepStarted(StepKind.DRAFT, 1)
         draft = functools.partial(provider.draft, spec.topic, spec.documents)
-        async for delta in _text_step(
-            prior,
-            draft,
-            (StepKind.DRAFT, 1),
-            self._stream,
-            steps=self.steps,
-            warnings=self.warnings,
-        ):
+        async for delta in self._text_step(prior, draft, StepKind.DRAFT, 1):
             yield delta
         self._account(prior is None)
         yield StepFinished(self.steps[-1])
@@ -390,52 +383,10 @@ class _Run:
             )
         yield StepStarted(StepKind.REFINE, iteration)
         refine = functools.partial(provider.refine, spec.topic, spec.documents, text, critique)
-        async for delta in _text_step(
-            prior,
-            refine,
-            (StepKind.REFINE, iteration),
-            self._stream,
-            steps=self.steps,
-            warnings=self.warnings,
-        ):
+        async for delta in self._text_step(prior, refine, StepKind.REFINE, iteration):
             yield delta
         self._account(prior is None)
         yield StepFinished(self.steps[-1])
-
-
-def _outcome(  # noqa: PLR0917 - the parts of a finished run
-    provider: ReflectionProvider,
-    spec: ReflectionSpec,
-    text: str,
-    done: tuple[list[Step], list[Iteration]],
-    stop_reason: StopReason,
-    warnings: list[str],
-    started: float,
-) -> ReflectionOutcome:
-    """The outcome of a finished loop whose last text is `text`."""
-    steps, iterations = done
-    documents = spec.documents
-    final_text, removed = strip_invalid_citations(text, len(documents))
-    if not documents:
-        warnings.insert(0, NO_SOURCES_WARNING)
-    warnings.extend(
-        f"Removed citation [{index}] from the final text: it points to no supplied document"
-        for index in removed
-    )
-    return ReflectionOutcome(
-        text=final_text,
-        iterations=tuple(iterations),
-        steps=tuple(steps),
-        citations=validate_citations(final_text, documents).citations,
-        usage=sum((step.usage for step in steps), TokenUsage()),
-        provider=provider.name,
-        model=provider.model,
-        offline=provider.offline,
-        score=iterations[-1].critique.score if iterations else 0.0,
-        stop_reason=stop_reason,
-        warnings=tuple(dict.fromkeys(warnings)),
-        latency_s=time.perf_counter() - started,
-    )
 
 
 async def reflect(
