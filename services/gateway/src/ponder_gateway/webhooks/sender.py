@@ -4,6 +4,7 @@ from the environment, no redirects followed."""
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import Mapping
 from typing import Protocol
@@ -51,40 +52,25 @@ class HttpxSender:
     ) -> int:
         """POST; the answer's status code (its body is never read: a receiver cannot make
         the gateway download anything)."""
-        if url.startswith("https:"):
-            # A pooled TLS connection is keyed by address only: it would carry the next host's
-            # request over a connection whose certificate was checked for another name.
-            async with httpx.AsyncClient(
-                follow_redirects=False, trust_env=False, verify=self._verify
-            ) as client:
-                return await self._send(
-                    client, url, headers, body, server_name=server_name, timeout=timeout
+        async with contextlib.AsyncExitStack() as stack:
+            client = self._client
+            if url.startswith("https:"):
+                # A pooled TLS connection is keyed by address only: it would carry the next
+                # host's request over a connection whose certificate was checked for another name.
+                client = await stack.enter_async_context(
+                    httpx.AsyncClient(follow_redirects=False, trust_env=False, verify=self._verify)
                 )
-        return await self._send(
-            self._client, url, headers, body, server_name=server_name, timeout=timeout
-        )
-
-    @staticmethod
-    async def _send(
-        client: httpx.AsyncClient,
-        url: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        *,
-        server_name: str,
-        timeout: float,
-    ) -> int:
-        request = client.build_request(
-            "POST",
-            url,
-            headers=headers,
-            content=body,
-            timeout=timeout,
-            extensions={"sni_hostname": server_name},
-        )
-        response = await client.send(request, stream=True)
-        await response.aclose()
-        return response.status_code
+            request = client.build_request(
+                "POST",
+                url,
+                headers=headers,
+                content=body,
+                timeout=timeout,
+                extensions={"sni_hostname": server_name},
+            )
+            response = await client.send(request, stream=True)
+            await response.aclose()
+            return response.status_code
 
     async def close(self) -> None:
         """Close the client."""
