@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.bench_cache_scale import exact_top1, ms, real_texts
+from bench.bench_cache_scale import exact_top1, real_texts
+from ponder_devstack.measure import ms
 from ponder_embedding.cache.index import NamespaceIndex
 from ponder_embedding.model import EmbeddingModel, ModelOptions, normalize
 

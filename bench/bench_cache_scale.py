@@ -55,8 +55,8 @@ import numpy.typing as npt
 
 from ponder.embedding.v1 import embedding_service_pb2 as pb
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
-from ponder_devstack import Stack, StackPorts
-from ponder_devstack.measure import rss_mib
+from ponder_devstack.measure import ms, rss_mib
+from ponder_devstack.stack import only_service
 from ponder_embedding.cache.entries import entry_key
 from ponder_embedding.cache.index import (
     CONNECTIVITY,
@@ -111,11 +111,6 @@ PARAPHRASES = [
     "What is the historical background of {t}?",
     "How does {t} stack up against simple baselines?",
 ]
-
-
-def ms(values: list[float], q: float) -> float:
-    """The q-th percentile in milliseconds of values in seconds."""
-    return float(np.percentile(np.asarray(values) * 1000, q))
 
 
 def real_texts() -> tuple[list[str], list[str]]:
@@ -287,30 +282,21 @@ async def run_service(
     extra_env: dict[str, str] | None = None,
 ) -> tuple[float, Any]:
     """Start the embedding service on `cache_path`; (seconds to SERVING, work(address, pid))."""
-    stack = Stack(
-        ports=StackPorts.free(),
-        log_dir=cache_path.parent / "logs",
-        extra_env={
-            # lookups are direct calls to an internal service: they carry the stack's token
-            "PONDER_INTERNAL_TOKEN": INTERNAL_TOKEN,
-            "PONDER_CACHE_PATH": str(cache_path),
-            "PONDER_CACHE_MAX_ENTRIES": str(entries + 1000),
-            "PONDER_LOG_LEVEL": "WARNING",
-            "PONDER_EMBEDDING_BACKEND": "onnx",
-            **(extra_env or {}),
-        },
-    )
-    stack.services = [s for s in stack.services if s.name == "embedding"]
+    env = {
+        # lookups are direct calls to an internal service: they carry the stack's token
+        "PONDER_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        "PONDER_CACHE_PATH": str(cache_path),
+        "PONDER_CACHE_MAX_ENTRIES": str(entries + 1000),
+        "PONDER_LOG_LEVEL": "WARNING",
+        "PONDER_EMBEDDING_BACKEND": "onnx",
+        **(extra_env or {}),
+    }
     started = time.perf_counter()
-    stack.start()
-    try:
-        await stack.wait_ready(timeout=1800)
+    async with only_service(
+        "embedding", cache_path.parent / "logs", env, timeout=1800, stop_timeout=600
+    ) as (address, pid):
         ready = time.perf_counter() - started
-        service = stack.services[0]
-        assert service.process is not None
-        return ready, await work(service.address, service.process.pid)
-    finally:
-        stack.stop(timeout=600)
+        return ready, await work(address, pid)
 
 
 async def lookups(

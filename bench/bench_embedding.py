@@ -25,8 +25,8 @@ import numpy as np
 
 from ponder.embedding.v1 import embedding_service_pb2 as pb
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
-from ponder_devstack import Stack, StackPorts
-from ponder_devstack.measure import rss_mib
+from ponder_devstack.measure import ms, rss_mib
+from ponder_devstack.stack import only_service
 from ponder_embedding.cache.entries import CacheEntry, entry_key
 from ponder_embedding.cache.sqlite_backend import SqliteBackend
 from ponder_embedding.model import EmbeddingModel, ModelOptions, normalize
@@ -67,11 +67,6 @@ PARAPHRASES = [
     f"How does {t} work inside large language models, part {i}?" for i in range(10) for t in TOPICS
 ]
 NAMESPACE = "bench"
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100) in milliseconds of values in seconds."""
-    return float(np.percentile(np.asarray(values) * 1000, q))
 
 
 async def raw_encode_times(model: EmbeddingModel, texts: list[str]) -> list[float]:
@@ -174,18 +169,17 @@ def lookup_rows(
 ) -> list[str]:
     """Report rows for one cache size."""
     exact, para = measured["exact"], measured["paraphrase"]
-    raw_p50, raw_p99 = percentile(raw, 50), percentile(raw, 99)
+    raw_p50, raw_p99 = ms(raw, 50), ms(raw, 99)
     n = f"{entries:,} entries"
     return [
         f"| {n}: raw torch single-query encode p50 / p99 (ms) | {raw_p50:.2f} / {raw_p99:.2f} |",
         f"| {n}: raw ONNX single-query encode p50 / p99 (ms) | "
-        f"{percentile(raw_onnx, 50):.2f} / {percentile(raw_onnx, 99):.2f} |",
+        f"{ms(raw_onnx, 50):.2f} / {ms(raw_onnx, 99):.2f} |",
         f"| {n}: exact repeat p50 / p99 (ms) (target p50 ≤ 5) | "
-        f"**{percentile(exact, 50):.2f}** / {percentile(exact, 99):.2f} |",
-        f"| {n}: paraphrase p50 / p99 (ms) | "
-        f"{percentile(para, 50):.2f} / {percentile(para, 99):.2f} |",
+        f"**{ms(exact, 50):.2f}** / {ms(exact, 99):.2f} |",
+        f"| {n}: paraphrase p50 / p99 (ms) | {ms(para, 50):.2f} / {ms(para, 99):.2f} |",
         f"| {n}: **paraphrase / raw torch** p50 (target ≤ 1.5) / p99 (≤ 3) | "
-        f"**{percentile(para, 50) / raw_p50:.2f} / {percentile(para, 99) / raw_p99:.2f}** |",
+        f"**{ms(para, 50) / raw_p50:.2f} / {ms(para, 99) / raw_p99:.2f}** |",
         f"| {n}: paraphrase hits at threshold 0.8 (median similarity) | "
         f"{measured['hit_rate'][0]:.0%} ({statistics.median(measured['similarity']):.3f}) |",
         f"| {n}: service RSS, model and cache loaded (MiB) | {rss:.0f} |",
@@ -237,31 +231,21 @@ def bench_int8(reference: np.ndarray, onnx_dir: Path, tmp: Path) -> list[str]:
     verdict = "rejected" if agreement < 0.99 else "would qualify"
     return [
         f"| int8 ONNX (dynamic quantization): min cosine vs torch | {agreement:.4f} ({verdict}) |",
-        f"| int8 ONNX single-query encode p50 (ms) | {percentile(times, 50):.2f} |",
+        f"| int8 ONNX single-query encode p50 (ms) | {ms(times, 50):.2f} |",
     ]
 
 
 async def run_service(cache_path: Path, max_entries: int, work):
     """Start the embedding service process on `cache_path`, run `work(address, pid)`."""
-    stack = Stack(
-        ports=StackPorts.free(),
-        log_dir=cache_path.parent / "logs",
-        extra_env={
-            "PONDER_INTERNAL_TOKEN": INTERNAL_TOKEN,  # what the gateway sends in production
-            "PONDER_CACHE_PATH": str(cache_path),
-            "PONDER_CACHE_MAX_ENTRIES": str(max_entries),
-            "PONDER_LOG_LEVEL": "WARNING",
-        },
-    )
-    stack.services = [s for s in stack.services if s.name == "embedding"]
-    stack.start()
-    try:
-        await stack.wait_ready(timeout=300)
-        service = stack.services[0]
-        assert service.process is not None
-        return await work(service.address, service.process.pid)
-    finally:
-        stack.stop()
+    env = {
+        "PONDER_INTERNAL_TOKEN": INTERNAL_TOKEN,  # what the gateway sends in production
+        "PONDER_CACHE_PATH": str(cache_path),
+        "PONDER_CACHE_MAX_ENTRIES": str(max_entries),
+        "PONDER_LOG_LEVEL": "WARNING",
+    }
+    log_dir = cache_path.parent / "logs"
+    async with only_service("embedding", log_dir, env, timeout=300) as (address, pid):
+        return await work(address, pid)
 
 
 async def main() -> None:

@@ -19,14 +19,13 @@ import time
 from pathlib import Path
 
 import grpc
-import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_openai import Behaviour, serve_fake_openai
-from ponder_devstack.measure import rss_mib
+from ponder_devstack.measure import ms, rss_mib
 from ponder_embedding.model import EmbeddingModel, ModelOptions
 
 
@@ -46,11 +45,6 @@ REWORDINGS = (
 )
 TOPICS = [f"How do language agents use {t} to improve their answers?" for t in SUBJECTS]
 PARAPHRASES = [r.format(t=t) for r in REWORDINGS for t in SUBJECTS]
-
-
-def ms(values: list[float], q: float) -> float:
-    """q-th percentile in milliseconds."""
-    return float(np.percentile(np.asarray(values) * 1000, q))
 
 
 async def cache_hits(stub: workflow_grpc.WorkflowServiceStub) -> dict[str, list[float]]:

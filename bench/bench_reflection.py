@@ -27,9 +27,9 @@ import grpc
 from ponder.reflection.v1 import reflection_service_pb2 as pb
 from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
 from ponder.type.v1 import document_pb2
-from ponder_devstack import Stack, StackPorts
 from ponder_devstack.fake_openai import Behaviour, FakeOpenAI, serve_fake_openai
 from ponder_devstack.measure import rss_mib
+from ponder_devstack.stack import only_service
 from ponder_runtime.internal_auth import token_client_interceptors
 
 
@@ -75,30 +75,20 @@ async def scenario(
     """Start the service with `limit`, run `count` reflections, report."""
     fake.reset()
     fake.behaviour = Behaviour(latency=latency)
-    stack = Stack(
-        ports=StackPorts.free(),
-        log_dir=root / f"logs-{limit}",
-        extra_env={
-            "PONDER_INTERNAL_TOKEN": INTERNAL_TOKEN,  # what the gateway sends in production
-            "OPENAI_API_KEY": "sk-bench",
-            "OPENAI_BASE_URL": fake.base_url,
-            "PONDER_REFLECTION_MODEL": "bench-model",
-            "PONDER_REFLECTION_MAX_CONCURRENCY": str(limit),
-            "PONDER_LOG_LEVEL": "WARNING",
-        },
-    )
-    stack.services = [s for s in stack.services if s.name == "reflection"]
-    stack.start()
-    try:
-        await stack.wait_ready(timeout=60)
-        service = stack.services[0]
-        assert service.process is not None
+    env = {
+        "PONDER_INTERNAL_TOKEN": INTERNAL_TOKEN,  # what the gateway sends in production
+        "OPENAI_API_KEY": "sk-bench",
+        "OPENAI_BASE_URL": fake.base_url,
+        "PONDER_REFLECTION_MODEL": "bench-model",
+        "PONDER_REFLECTION_MAX_CONCURRENCY": str(limit),
+        "PONDER_LOG_LEVEL": "WARNING",
+    }
+    log_dir = root / f"logs-{limit}"
+    async with only_service("reflection", log_dir, env, timeout=60) as (address, pid):
         waves = -(-count * 2 // limit)  # two calls per reflection, `limit` at a time
         ideal = waves * latency
-        wall, outcomes = await run_batch(service.address, count, deadline=ideal * 3 + 30)
-        rss = rss_mib(service.process.pid, peak=True)
-    finally:
-        stack.stop()
+        wall, outcomes = await run_batch(address, count, deadline=ideal * 3 + 30)
+        rss = rss_mib(pid, peak=True)
     errors = sum(n for k, n in outcomes.items() if k != "ok")
     label = f"{count} reflections, limit {limit}"
     return [

@@ -75,6 +75,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
+def ms(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100) in milliseconds of `values` in seconds, interpolated
+    between ranks as numpy.percentile's default ("linear") does."""
+    ordered = sorted(values)
+    position = q / 100 * (len(ordered) - 1)
+    below = int(position)
+    low, high = ordered[below] * 1000, ordered[min(below + 1, len(ordered) - 1)] * 1000
+    share = position - below
+    return high - (high - low) * (1 - share) if share >= 0.5 else low + (high - low) * share
+
+
 def rss_mib(pid: int | None = None, *, peak: bool = False) -> float:
     """Resident set size of a process (this one by default) in MiB: now (VmRSS), or its peak
     (VmHWM)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -10,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,3 +209,21 @@ class Stack:
                 continue
             codes[service.name] = reap(service.process, timeout)
         return codes
+
+
+@contextlib.asynccontextmanager
+async def only_service(
+    name: str, log_dir: Path, env: Mapping[str, str], *, timeout: float, stop_timeout: float = 30.0
+) -> AsyncIterator[tuple[str, int]]:
+    """Service `name` alone (free ports, `env` added), once SERVING: its address and pid;
+    stopped with SIGTERM afterwards (benchmarks of one service)."""
+    stack = Stack(ports=StackPorts.free(), log_dir=log_dir, extra_env=env)
+    stack.services = [stack.service(name)]
+    stack.start()
+    try:
+        await stack.wait_ready(timeout=timeout)
+        process = stack.services[0].process
+        assert process is not None
+        yield stack.services[0].address, process.pid
+    finally:
+        stack.stop(timeout=stop_timeout)
