@@ -93,24 +93,21 @@ TOKENS_PER_MESSAGE = 4
 TOKENS_PER_REQUEST = 3
 
 
+def _messages(system: str, topic: str, documents: Documents, *parts: str) -> list[dict[str, str]]:
+    """The system prompt, then one user message: the topic, the sources and `parts`, each
+    after a blank line."""
+    user = "\n\n".join([f"Topic: {topic}", f"Sources:\n{sources_block(documents)}", *parts])
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
 def draft_messages(topic: str, documents: Documents) -> list[dict[str, str]]:
     """The chat messages of a draft call."""
-    return [
-        {"role": "system", "content": WRITER},
-        {"role": "user", "content": f"Topic: {topic}\n\nSources:\n{sources_block(documents)}"},
-    ]
+    return _messages(WRITER, topic, documents)
 
 
 def critique_messages(topic: str, documents: Documents, text: str) -> list[dict[str, str]]:
     """The chat messages of a critique call."""
-    return [
-        {"role": "system", "content": REVIEWER},
-        {
-            "role": "user",
-            "content": f"Topic: {topic}\n\nSources:\n{sources_block(documents)}\n\n"
-            f"Text to review:\n{text}",
-        },
-    ]
+    return _messages(REVIEWER, topic, documents, f"Text to review:\n{text}")
 
 
 def refine_messages(
@@ -126,14 +123,7 @@ def refine_messages(
             *(f"- {s}" for s in critique.suggestions),
         ]
     )
-    return [
-        {"role": "system", "content": REVISER},
-        {
-            "role": "user",
-            "content": f"Topic: {topic}\n\nSources:\n{sources_block(documents)}\n\n"
-            f"Text:\n{text}\n\nReview:\n{review}",
-        },
-    ]
+    return _messages(REVISER, topic, documents, f"Text:\n{text}", f"Review:\n{review}")
 
 
 def prompt_tokens(messages: Sequence[dict[str, str]]) -> int:
