@@ -220,15 +220,9 @@ class SemanticCache:
         now = self._clock()
         exact = await self._exact(namespace, text, now)
         if exact is not None:
-            result = await self._hit(exact, 1.0, now, exact=True)
+            result = await self._hit(exact, 1.0, now, EXACT, "the same text")
             if result is not None:
-                return replace(
-                    result,
-                    candidate_text=exact.text,
-                    candidate_key=exact.key,
-                    verdict=EXACT,
-                    reason="the same text",
-                )
+                return result
         index = self._indexes.get(namespace)
         if index is None or len(index) == 0:
             self._counters.misses[namespace] += 1
@@ -250,15 +244,10 @@ class SemanticCache:
             verdict = await self._verify(text, entry.text)
             best = best or (entry, similarity, verdict)
             if verdict is None or verdict.accepted:
-                result = await self._hit(entry, similarity, now)
+                reason = verdict.reason if verdict else f"similarity >= {minimum:g}"
+                result = await self._hit(entry, similarity, now, ACCEPTED, reason)
                 if result is not None:
-                    return replace(
-                        result,
-                        candidate_text=entry.text,
-                        candidate_key=entry.key,
-                        verdict=ACCEPTED,
-                        reason=verdict.reason if verdict else f"similarity >= {minimum:g}",
-                    )
+                    return result
         self._counters.misses[namespace] += 1
         return self._miss(namespace, best, minimum)
 
@@ -434,9 +423,9 @@ class SemanticCache:
         return replace(entry, payload=stored.payload)
 
     async def _hit(
-        self, entry: CacheEntry, similarity: float, now: float, *, exact: bool = False
+        self, entry: CacheEntry, similarity: float, now: float, verdict: str, reason: str
     ) -> LookupResult | None:
-        """Count a hit and return the entry with its payload (None if it vanished)."""
+        """Count a hit and return it, the entry with its payload (None if it vanished)."""
         answer = await self._with_payload(entry)
         if answer is None:
             return None
@@ -447,7 +436,15 @@ class SemanticCache:
         self._pending_hits[entry.key] = (count + 1, now)
         self._counters.hits[entry.namespace] += 1
         answer.hit_count, answer.last_access = entry.hit_count, now
-        return LookupResult(answer, similarity, exact)
+        return LookupResult(
+            answer,
+            similarity,
+            exact=verdict == EXACT,
+            candidate_text=entry.text,
+            candidate_key=entry.key,
+            verdict=verdict,
+            reason=reason,
+        )
 
     def _insert(self, entry: CacheEntry) -> None:
         index = self._indexes.get(entry.namespace)
