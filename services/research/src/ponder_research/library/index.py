@@ -78,12 +78,11 @@ class LibraryIndex:
         store: VectorStore | None = None,
         *,
         min_similarity: float = 0.0,
-        keyword_weight: float = KEYWORD_WEIGHT,
     ) -> None:
         self.embedder = embedder
         self._store = store
         self.min_similarity = min_similarity
-        self.keyword_weight = keyword_weight
+        self.keyword_weight = KEYWORD_WEIGHT  # benchmarks and tests set others
         self._documents: dict[str, IndexedDocument] = {}
         self._vectors: dict[str, Matrix] = {}  # document id -> one unit row per passage
         self._bm25 = BM25()
