@@ -81,20 +81,18 @@ async def bench(args: argparse.Namespace) -> None:
     otlp_port = rest.free_port()
     server.add_insecure_port(f"127.0.0.1:{otlp_port}")
     server.start()
+    export = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_METRICS_EXPORTER": "none",
+    }
     modes = {
         "off (default: no exporter, spans not recorded)": {},
-        "on (always_on, OTLP export)": {
-            "OTEL_TRACES_SAMPLER": "always_on",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
-            "OTEL_EXPORTER_OTLP_INSECURE": "true",
-            "OTEL_METRICS_EXPORTER": "none",
-        },
+        "on (always_on, OTLP export)": {"OTEL_TRACES_SAMPLER": "always_on", **export},
         "sampled (parentbased_traceidratio 0.1, OTLP export)": {
             "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
             "OTEL_TRACES_SAMPLER_ARG": "0.1",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
-            "OTEL_EXPORTER_OTLP_INSECURE": "true",
-            "OTEL_METRICS_EXPORTER": "none",
+            **export,
         },
     }
     results: dict[str, list[Any]] = {name: [] for name in modes}
