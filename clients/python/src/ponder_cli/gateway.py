@@ -87,8 +87,9 @@ class RunReply:
     replay_age_seconds: float | None = None
 
 
-class Gateway:
-    """A channel to the gateway; every failed call raises CliError (see errors.py)."""
+class Client:
+    """A channel to the gateway and unary calls on it; every failed call raises CliError
+    (see errors.py)."""
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -96,6 +97,25 @@ class Gateway:
             self._channel = grpc.secure_channel(target.address, grpc.ssl_channel_credentials())
         else:
             self._channel = grpc.insecure_channel(target.address)
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def _unary(self, method: Callable[..., Any], request: Message, timeout: float) -> Any:
+        """One unary call with the key and a deadline; failures as CliError. (The generated
+        stubs are untyped; callers annotate what they get.)"""
+        try:
+            return method(request, timeout=timeout, metadata=self.target.metadata())
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, self.target.address) from exc
+
+
+class Gateway(Client):
+    """The WorkflowService and health calls the CLI makes."""
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(target)
         self._stub = workflow_grpc.WorkflowServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -108,7 +128,7 @@ class Gateway:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._channel.close()
+        self.close()
 
     def run(self, options: RunOptions, timeout: float) -> RunReply:
         """Run a workflow to completion (RunWorkflow)."""
@@ -173,11 +193,3 @@ class Gateway:
         request = health_pb2.HealthCheckRequest(service=service)
         reply = self._unary(self._health.Check, request, timeout)
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
-
-    def _unary(self, method: Callable[..., Any], request: Message, timeout: float) -> Any:
-        """One unary call with the key and a deadline; failures as CliError. (The generated
-        stubs are untyped; callers annotate what they get.)"""
-        try:
-            return method(request, timeout=timeout, metadata=self.target.metadata())
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc, self.target.address) from exc

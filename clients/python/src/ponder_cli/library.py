@@ -17,7 +17,7 @@ from rich.console import Console
 from ponder.library.v1 import library_service_pb2 as pb
 from ponder.library.v1 import library_service_pb2_grpc as library_grpc
 from ponder_cli.errors import CliError, ExitCode, from_rpc_error
-from ponder_cli.gateway import Target
+from ponder_cli.gateway import Client, Target
 from ponder_cli.options import Address, ApiKey, Json, Tls
 
 
@@ -86,27 +86,12 @@ def to_json(message: Any) -> str:
     return json_format.MessageToJson(message, indent=None, preserving_proto_field_name=True)
 
 
-class LibraryClient:
+class LibraryClient(Client):
     """LibraryService over a sync channel; failures raise CliError."""
 
     def __init__(self, target: Target) -> None:
-        self.target = target
-        self._channel = (
-            grpc.secure_channel(target.address, grpc.ssl_channel_credentials())
-            if target.tls
-            else grpc.insecure_channel(target.address)
-        )
+        super().__init__(target)
         self._stub = library_grpc.LibraryServiceStub(self._channel)
-
-    def close(self) -> None:
-        """Close the channel."""
-        self._channel.close()
-
-    def _call(self, method: Any, request: Any, timeout: float) -> Any:
-        try:
-            return method(request, timeout=timeout, metadata=self.target.metadata())
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc, self.target.address) from exc
 
     def upload(self, library: str, path: Path, timeout: float) -> pb.Document:
         """CreateDocument with the file's bytes."""
@@ -115,12 +100,12 @@ class LibraryClient:
             file=httpbody_pb2.HttpBody(content_type=media_type(path), data=path.read_bytes()),
             display_name=path.name,
         )
-        reply: pb.CreateDocumentResponse = self._call(self._stub.CreateDocument, request, timeout)
+        reply: pb.CreateDocumentResponse = self._unary(self._stub.CreateDocument, request, timeout)
         return reply.document
 
     def get(self, name: str, timeout: float) -> pb.Document:
         """GetDocument."""
-        reply: pb.GetDocumentResponse = self._call(
+        reply: pb.GetDocumentResponse = self._unary(
             self._stub.GetDocument, pb.GetDocumentRequest(name=name), timeout
         )
         return reply.document
@@ -128,12 +113,12 @@ class LibraryClient:
     def list(self, library: str, page_token: str, timeout: float) -> pb.ListDocumentsResponse:
         """One page of ListDocuments."""
         request = pb.ListDocumentsRequest(parent=f"libraries/{library}", page_token=page_token)
-        reply: pb.ListDocumentsResponse = self._call(self._stub.ListDocuments, request, timeout)
+        reply: pb.ListDocumentsResponse = self._unary(self._stub.ListDocuments, request, timeout)
         return reply
 
     def delete(self, name: str, timeout: float) -> pb.DeleteDocumentResponse:
         """DeleteDocument."""
-        reply: pb.DeleteDocumentResponse = self._call(
+        reply: pb.DeleteDocumentResponse = self._unary(
             self._stub.DeleteDocument, pb.DeleteDocumentRequest(name=name), timeout
         )
         return reply
