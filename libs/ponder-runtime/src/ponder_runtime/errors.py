@@ -43,12 +43,16 @@ class PonderError(Exception):
     """Base of all errors a Ponder service reports to its callers."""
 
     code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
-    reason: ClassVar[str] = "INTERNAL"
 
     def __init__(self, message: str, *, metadata: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.metadata = dict(metadata or {})
+
+    @property
+    def reason(self) -> str:
+        """The google.rpc.ErrorInfo reason: the name of the status code."""
+        return self.code.name
 
     def details(self) -> list[Message]:
         """google.rpc detail messages attached to the status."""
@@ -77,7 +81,6 @@ class InvalidArgumentError(PonderError):
     """The request is malformed; lists every bad field as a google.rpc.BadRequest."""
 
     code = grpc.StatusCode.INVALID_ARGUMENT
-    reason = "INVALID_ARGUMENT"
 
     def __init__(self, violations: Sequence[FieldViolation]) -> None:
         summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
@@ -101,35 +104,30 @@ class NotFoundError(PonderError):
     """The named resource does not exist."""
 
     code = grpc.StatusCode.NOT_FOUND
-    reason = "NOT_FOUND"
 
 
 class UnauthenticatedError(PonderError):
     """No valid credential (API key, or the internal token between services)."""
 
     code = grpc.StatusCode.UNAUTHENTICATED
-    reason = "UNAUTHENTICATED"
 
 
 class PermissionDeniedError(PonderError):
     """A valid credential without the scope the method needs."""
 
     code = grpc.StatusCode.PERMISSION_DENIED
-    reason = "PERMISSION_DENIED"
 
 
 class AlreadyExistsError(PonderError):
     """A resource with that name already exists."""
 
     code = grpc.StatusCode.ALREADY_EXISTS
-    reason = "ALREADY_EXISTS"
 
 
 class FailedPreconditionError(PonderError):
     """The system is not in a state where the request can run (e.g. nothing to work on)."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
-    reason = "FAILED_PRECONDITION"
 
 
 class _RetryableError(PonderError):
@@ -159,7 +157,6 @@ class ResourceExhaustedError(_RetryableError):
     """A quota or rate limit was hit."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    reason = "RESOURCE_EXHAUSTED"
 
 
 class QuotaExceededError(ResourceExhaustedError):
@@ -192,11 +189,9 @@ class UnavailableError(_RetryableError):
     """A dependency is down or not ready yet."""
 
     code = grpc.StatusCode.UNAVAILABLE
-    reason = "UNAVAILABLE"
 
 
 class DeadlineExceededError(PonderError):
     """The work did not finish within the caller's deadline."""
 
     code = grpc.StatusCode.DEADLINE_EXCEEDED
-    reason = "DEADLINE_EXCEEDED"
