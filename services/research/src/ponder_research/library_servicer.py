@@ -5,7 +5,8 @@ carry the deployment's token, so it is the gateway's word); without it, the defa
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -67,15 +68,19 @@ def document_to_proto(doc: StoredDocument) -> library_pb2.Document:
     )
 
 
-def _error(exc: UploadError) -> PonderError:
-    """The gRPC-mapped form of a domain refusal."""
-    if isinstance(exc, BadUpload):
-        return InvalidArgumentError([FieldViolation(exc.field, exc.reason)])
-    if isinstance(exc, LibraryFull):
-        return ResourceExhaustedError(str(exc), metadata={"limit": "documents_per_library"})
-    if isinstance(exc, DocumentNotFound):
-        return NotFoundError(str(exc))
-    return PonderError(str(exc))
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """Domain refusals raised inside, raised again in their gRPC-mapped form."""
+    try:
+        yield
+    except BadUpload as exc:
+        raise InvalidArgumentError([FieldViolation(exc.field, exc.reason)]) from exc
+    except LibraryFull as exc:
+        raise ResourceExhaustedError(str(exc), metadata={"limit": "documents_per_library"}) from exc
+    except DocumentNotFound as exc:
+        raise NotFoundError(str(exc)) from exc
+    except UploadError as exc:
+        raise PonderError(str(exc)) from exc
 
 
 def _page_token(sequence: int) -> str:
@@ -109,7 +114,7 @@ class LibraryServicer(library_grpc.LibraryServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> library_pb2.CreateDocumentResponse:
         """Store the file and start indexing it (or return the document with the same bytes)."""
-        try:
+        with _refusals():
             doc = await self._uploads.create(
                 tenant_of(context),
                 request.parent,
@@ -117,19 +122,15 @@ class LibraryServicer(library_grpc.LibraryServiceServicer):
                 request.file.content_type,
                 request.display_name,
             )
-        except UploadError as exc:
-            raise _error(exc) from exc
         return library_pb2.CreateDocumentResponse(document=document_to_proto(doc))
 
     async def GetDocument(
         self, request: library_pb2.GetDocumentRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> library_pb2.GetDocumentResponse:
         """The document with its state."""
-        try:
+        with _refusals():
             doc = await self._uploads.get(tenant_of(context), request.name)
             return library_pb2.GetDocumentResponse(document=document_to_proto(doc))
-        except UploadError as exc:
-            raise _error(exc) from exc
 
     async def ListDocuments(
         self, request: library_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -140,12 +141,10 @@ class LibraryServicer(library_grpc.LibraryServiceServicer):
                 [FieldViolation("page_size", f"must be 0 (default) to {MAX_PAGE_SIZE}")]
             )
         size = request.page_size or DEFAULT_PAGE_SIZE
-        try:
+        with _refusals():
             docs = await self._uploads.page(
                 tenant_of(context), request.parent, after=_after(request.page_token), limit=size + 1
             )
-        except UploadError as exc:
-            raise _error(exc) from exc
         token = _page_token(docs[size - 1].sequence) if len(docs) > size else ""
         return library_pb2.ListDocumentsResponse(
             documents=[document_to_proto(doc) for doc in docs[:size]], next_page_token=token
@@ -157,18 +156,14 @@ class LibraryServicer(library_grpc.LibraryServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> library_pb2.DeleteDocumentResponse:
         """Delete the document and its passages."""
-        try:
+        with _refusals():
             version = await self._uploads.delete(tenant_of(context), request.name)
-        except UploadError as exc:
-            raise _error(exc) from exc
         return library_pb2.DeleteDocumentResponse(library_version=version)
 
     async def WatchDocument(
         self, request: library_pb2.WatchDocumentRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[library_pb2.WatchDocumentResponse]:
         """The document's state now and at each change, until it is INDEXED or FAILED."""
-        try:
+        with _refusals():
             async for doc in self._uploads.watch(tenant_of(context), request.name):
                 yield library_pb2.WatchDocumentResponse(document=document_to_proto(doc))
-        except UploadError as exc:
-            raise _error(exc) from exc
