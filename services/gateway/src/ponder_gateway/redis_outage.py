@@ -15,9 +15,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -140,17 +141,13 @@ class OutageTolerantStore:
         kept = self._pending.get(name)
         if kept is not None:
             return _copy(kept)
-        try:
+        with _unavailable_while_down("read"):
             return await self._inner.get(name)
-        except REDIS_DOWN as exc:
-            raise _unavailable("read", exc) from exc
 
     async def list(self, where: Filter, *, limit: int, after: tuple[int, str] | None) -> Page:
         """A page from Redis, with kept versions in place of the stored ones."""
-        try:
+        with _unavailable_while_down("list"):
             page = await self._inner.list(where, limit=limit, after=after)
-        except REDIS_DOWN as exc:
-            raise _unavailable("list", exc) from exc
         page.workflows = [
             _copy(self._pending[w.name]) if w.name in self._pending else w for w in page.workflows
         ]
@@ -158,10 +155,8 @@ class OutageTolerantStore:
 
     async def delete(self, name: str) -> bool:
         """Delete in Redis (UNAVAILABLE if away), and a version kept for it."""
-        try:
+        with _unavailable_while_down("delete"):
             deleted = await self._inner.delete(name)
-        except REDIS_DOWN as exc:
-            raise _unavailable("delete", exc) from exc
         return self._pending.pop(name, None) is not None or deleted
 
     async def purge(self, before_ns: int, *, limit: int) -> Sequence[str]:
@@ -170,10 +165,8 @@ class OutageTolerantStore:
 
     async def unfinished(self) -> Sequence[workflow_pb2.Workflow]:
         """Unfinished records (UNAVAILABLE if Redis is away)."""
-        try:
+        with _unavailable_while_down("read"):
             return await self._inner.unfinished()
-        except REDIS_DOWN as exc:
-            raise _unavailable("read", exc) from exc
 
     async def close(self) -> None:
         """Try for a while to write what is kept, say what could not be, close."""
@@ -192,11 +185,16 @@ class OutageTolerantStore:
         await self._inner.close()
 
 
-def _unavailable(what: str, exc: BaseException) -> UnavailableError:
-    return UnavailableError(
-        f"the workflow store (Redis) cannot be reached to {what} ({type(exc).__name__}); retry",
-        retry_after_seconds=1.0,
-    )
+@contextlib.contextmanager
+def _unavailable_while_down(what: str) -> Iterator[None]:
+    """Redis unreachable inside: UNAVAILABLE (retry) saying what could not be done."""
+    try:
+        yield
+    except REDIS_DOWN as exc:
+        raise UnavailableError(
+            f"the workflow store (Redis) cannot be reached to {what} ({type(exc).__name__}); retry",
+            retry_after_seconds=1.0,
+        ) from exc
 
 
 class FallbackBuckets:
