@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ponder_gateway.access import TokenBuckets, hash_key, read_key_hashes
+from ponder_gateway.access import TokenBuckets, hash_key
 from ponder_gateway.listing import read_token, token_at
+from ponder_gateway.principals import read_keys
 from ponder_runtime import InvalidArgumentError
 
 
@@ -47,7 +48,7 @@ def test_key_hashes_from_settings_and_file(tmp_path):
     """Hashes come from settings and from a file with comments and name prefixes."""
     path = tmp_path / "keys"
     path.write_text(f"# keys\nalice:{hash_key('a').upper()}\n\n{hash_key('b')}  # bob\n")
-    hashes = read_key_hashes(path, [hash_key("c")])
+    hashes = frozenset(read_keys(path, [hash_key("c")]))
     assert hashes == {hash_key("a"), hash_key("b"), hash_key("c")}
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
@@ -27,7 +26,6 @@ from ponder_gateway.principals import (
     Principal,
     Scope,
     hash_key,
-    read_keys,
     set_current,
 )
 from ponder_runtime import (
@@ -43,15 +41,9 @@ __all__ = [
     "TokenBuckets",
     "UnauthenticatedError",
     "hash_key",
-    "read_key_hashes",
 ]
 
 audit = logging.getLogger("ponder_gateway.audit")
-
-
-def read_key_hashes(path: Path | None, inline: Iterable[str]) -> frozenset[str]:
-    """The accepted key hashes, from settings and the keys file (principals.read_keys)."""
-    return frozenset(read_keys(path, inline))
 
 
 @dataclass(slots=True)
@@ -158,10 +150,6 @@ class AccessControl:
             if hmac.compare_digest(digest, known):
                 found = entry
         return found
-
-    def caller(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
-        """The caller's rate-limit identity ("key:<hash prefix>" or "peer:<address>")."""
-        return self.principal(context).caller
 
     async def __call__(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
         """Authenticate, spend a token of the caller's bucket and of its tenant's, then check
