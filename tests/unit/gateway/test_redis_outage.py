@@ -57,6 +57,13 @@ class SwitchableStore:
         self._check()
         return []
 
+    async def due(
+        self, before_ns: int, *, limit: int, after: tuple[int, str] | None = None
+    ) -> Sequence[pb.Workflow]:
+        """Nothing (raises while down)."""
+        self._check()
+        return []
+
     async def unfinished(self) -> Sequence[pb.Workflow]:
         """Nothing (raises while down)."""
         self._check()

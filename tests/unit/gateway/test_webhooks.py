@@ -456,9 +456,7 @@ async def test_a_delivery_left_by_a_stopped_gateway_is_resumed(tmp_path: Path) -
         name = await _ended(first, receiver.url)
         deliverer = _deliverer(first, FakeTime(), sender)
         deliverer._sleep = wait_forever  # the gateway stops during the backoff
-        notifier = Notifier(
-            deliverer, first, window_seconds=3600, sweep_seconds=None, takeover_seconds=0
-        )
+        notifier = Notifier(deliverer, first, sweep_seconds=None, takeover_seconds=0)
         await notifier.start()
         await stopped.wait()
         await notifier.drain()
@@ -469,7 +467,6 @@ async def test_a_delivery_left_by_a_stopped_gateway_is_resumed(tmp_path: Path) -
         notifier = Notifier(
             _deliverer(second, later, sender),
             second,
-            window_seconds=3600,
             sweep_seconds=None,
             takeover_seconds=0,
             clock=later.clock,
@@ -499,7 +496,6 @@ async def test_a_replica_takes_over_on_redis(redis_url: str) -> None:
         notifier = Notifier(
             _deliverer(store, fake, sender),
             store,
-            window_seconds=3600,
             sweep_seconds=None,
             takeover_seconds=40,
             clock=fake.clock,

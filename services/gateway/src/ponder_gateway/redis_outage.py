@@ -164,6 +164,14 @@ class OutageTolerantStore:
             raise _unavailable("delete", exc) from exc
         return self._pending.pop(name, None) is not None or deleted
 
+    async def due(
+        self, before_ns: int, *, limit: int, after: tuple[int, str] | None = None
+    ) -> Sequence[workflow_pb2.Workflow]:
+        """Due deliveries from Redis (the error as is when Redis is away: the sweep tries
+        again later), with kept versions in place of the stored ones."""
+        records = await self._inner.due(before_ns, limit=limit, after=after)
+        return [_copy(self._pending[w.name]) if w.name in self._pending else w for w in records]
+
     async def purge(self, before_ns: int, *, limit: int) -> Sequence[str]:
         """Purge in Redis (the error as is when Redis is away: the sweep tries again later)."""
         return await self._inner.purge(before_ns, limit=limit)

@@ -14,14 +14,18 @@ from ponder_gateway.filters import Filter, matches
 from ponder_gateway.record_codec import RecordCodec, decode
 from ponder_gateway.record_plan import REDIS_SCAN_LIMIT, Page, Plan, Position, plan
 from ponder_gateway.store import position_of, tenant_of
+from ponder_gateway.webhooks.state import due_at
 from ponder_runtime.redis_values import as_bytes, as_text
 
 
 _BATCH = 200
+# Deliveries are retried for at most a week (PONDER_GATEWAY_WEBHOOK_RETRY_SECONDS' bound).
+_LONGEST_DELIVERY_US = 7 * 24 * 3600 * 10**6
 
 # The record's index entries, kept by one script so that a record and its indexes change
 # together: sorted sets by create time (µs) of every record, per tenant, per (tenant, state)
-# and per (tenant, kind); finished records by update time (retention); the unfinished set.
+# and per (tenant, kind); finished records by update time (retention); the unfinished set;
+# records whose webhook delivery is open by when it is due (the webhook sweep).
 # Results live once under their content hash with a reference count.
 _LUA_COMMON = """
 local P = ARGV[1]
@@ -38,6 +42,7 @@ local function unindex(name, s, k, t)
   redis.call('ZREM', P .. ':z:tk:' .. t .. ':' .. k, name)
   redis.call('ZREM', P .. ':finished', name)
   redis.call('SREM', P .. ':unfinished', name)
+  redis.call('ZREM', P .. ':due', name)
 end
 local function finished(s) return s == '3' or s == '4' or s == '5' end
 local function remove(name, only_finished)
@@ -78,6 +83,7 @@ if finished(s) then
 else
   redis.call('SADD', P .. ':unfinished', name)
 end
+if ARGV[12] ~= '' then redis.call('ZADD', P .. ':due', ARGV[12], name) end
 return 1
 """
 )
@@ -115,17 +121,20 @@ class RedisWorkflowStore:
         self._delete = client.register_script(_DELETE)
         self._purge = client.register_script(_PURGE)
         self._upgraded = False
+        self._due_indexed = False
 
     def _key(self, name: str) -> str:
         return f"{self._prefix}:rec:{name}"
 
     def _args(self, workflow: workflow_pb2.Workflow) -> list[Any]:
         encoded = self._codec.encode(workflow)
+        due = due_at(workflow)
         return [
             self._prefix, workflow.name, encoded.data, encoded.codec, int(workflow.state),
             int(workflow.kind), tenant_of(workflow), _micros(position_of(workflow)[0]),
             _micros(int(workflow.update_time.ToNanoseconds())),
             encoded.result_hash.hex() if encoded.result_hash else "", encoded.result or b"",
+            "" if due is None else _micros(due),
         ]  # fmt: skip
 
     async def save(self, workflow: workflow_pb2.Workflow) -> None:
@@ -277,6 +286,49 @@ class RedisWorkflowStore:
             await self.upgrade()
         names = [as_text(n) for n in await self._redis.smembers(f"{self._prefix}:unfinished")]
         return await self._with_results([r for r in await self._records(names) if r is not None])
+
+    async def due(
+        self, before_ns: int, *, limit: int, after: Position | None = None
+    ) -> Sequence[workflow_pb2.Workflow]:
+        """Records with an open webhook delivery due by `before_ns`, soonest first ((µs, name)
+        order), after the position. The first call indexes the open deliveries of records
+        saved before this index existed (`index_due`)."""
+        if not self._due_indexed:
+            self._due_indexed = True
+            await self.index_due()
+        mark = None if after is None else (_micros(after[0]), after[1])
+        entries: Any = await self._redis.zrangebyscore(
+            f"{self._prefix}:due", "-inf" if mark is None else mark[0], _micros(before_ns),
+            start=0, num=2 * limit, withscores=True,
+        )  # fmt: skip
+        names = [
+            as_text(member)
+            for member, score in entries
+            if mark is None or (int(score), as_text(member)) > mark
+        ][:limit]
+        return await self._with_results([r for r in await self._records(names) if r is not None])
+
+    async def index_due(self) -> int:
+        """Index the open deliveries of finished records saved before the `due` index (those
+        that ended within a week); how many. Done once per store (a marker key), safe to
+        repeat and to run on several replicas at once."""
+        marker = f"{self._prefix}:due:indexed"
+        if await self._redis.exists(marker):
+            return 0
+        since = _micros(time.time_ns()) - _LONGEST_DELIVERY_US
+        names = [as_text(n) for n in await self._redis.zrangebyscore(
+            f"{self._prefix}:finished", since, "+inf"
+        )]  # fmt: skip
+        found: dict[str, int] = {}
+        for start in range(0, len(names), _BATCH):
+            for read in await self._records(names[start : start + _BATCH]):
+                due = None if read is None else due_at(read[0])
+                if read is not None and due is not None:
+                    found[read[0].name] = _micros(due)
+        if found:
+            await self._redis.zadd(f"{self._prefix}:due", found)
+        await self._redis.set(marker, 1)
+        return len(found)
 
     async def delete(self, name: str) -> bool:
         """Delete a finished record, its index entries and its share of the result."""
