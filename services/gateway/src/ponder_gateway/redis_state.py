@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.filters import Filter, matches
@@ -111,7 +113,11 @@ class RedisWorkflowStore:
     """Workflow records in Redis: one hash per record (its bytes without the result, codec,
     state, kind, tenant, result hash), results once per content with a reference count, and
     sorted sets by create time for every filter index (record_plan.py): all, per tenant, per
-    (tenant, state) and per (tenant, kind); the finished ones by update time for retention."""
+    (tenant, state) and per (tenant, kind); the finished ones by update time for retention.
+
+    Saves are pipelined: those that arrive while a group is on its way go together in the
+    next one (one round trip, and with `appendfsync always` one AOF fsync, for the group),
+    each still its own atomic script call, acknowledged when Redis has answered it."""
 
     def __init__(self, client: aioredis.Redis, *, prefix: str = "ponder:gateway") -> None:
         self._redis = client
@@ -122,6 +128,8 @@ class RedisWorkflowStore:
         self._purge = client.register_script(_PURGE)
         self._upgraded = False
         self._due_indexed = False
+        self._pending: list[tuple[list[Any], asyncio.Future[None]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     def _key(self, name: str) -> str:
         return f"{self._prefix}:rec:{name}"
@@ -138,8 +146,49 @@ class RedisWorkflowStore:
         ]  # fmt: skip
 
     async def save(self, workflow: workflow_pb2.Workflow) -> None:
-        """Insert or replace a record with its index entries (one atomic script call)."""
-        await self._save(keys=[], args=self._args(workflow))
+        """Insert or replace a record with its index entries (one atomic script call, sent
+        with the saves that arrive meanwhile: see the class docstring)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((self._args(workflow), future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send())
+        await future
+
+    async def _send(self) -> None:
+        """Send the waiting saves, group after group, and answer each one's writer."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                replies = await self._pipelined([args for args, _ in batch])
+            except Exception as exc:  # the connection: every save of the group failed
+                replies = [exc] * len(batch)
+            for (_, future), reply in zip(batch, replies, strict=True):
+                if future.done():  # its writer was cancelled
+                    continue
+                if isinstance(reply, Exception):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(None)
+
+    async def _pipelined(self, calls: list[list[Any]]) -> list[Any]:
+        """The save script's replies to `calls` (errors as values), loaded again and resent
+        once where Redis no longer knew it (a restart, SCRIPT FLUSH)."""
+        replies = await self._evalsha(calls)
+        unknown = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if unknown:
+            await self._redis.script_load(_SAVE)
+            again = await self._evalsha([calls[i] for i in unknown])
+            for i, reply in zip(unknown, again, strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _evalsha(self, calls: list[list[Any]]) -> list[Any]:
+        """The save script's replies to `calls`, sent in one pipeline (errors as values)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for args in calls:
+                pipe.evalsha(self._save.sha, 0, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
 
     async def save_many(self, workflows: Iterable[workflow_pb2.Workflow]) -> None:
         """Insert many records, pipelined 500 at a time (bulk loads and benchmarks)."""
@@ -341,7 +390,9 @@ class RedisWorkflowStore:
         return [as_text(name) for name in names]
 
     async def close(self) -> None:
-        """Nothing to flush: every save is sent before it returns."""
+        """Wait for the saves on their way (each is acknowledged before it returns)."""
+        if self._sender is not None:
+            await asyncio.gather(self._sender, return_exceptions=True)
 
 
 def _in_bounds(found: Plan, nanos: int) -> bool:
