@@ -61,6 +61,11 @@ class CountingStore:
         """Delete in the real store."""
         return await self._store.delete(name)
 
+    async def insert(self, workflow: workflow_pb2.Workflow) -> None:
+        """Count, then insert (a save of a new record)."""
+        self.saved.append(workflow.state)
+        await self._store.insert(workflow)
+
     async def due(
         self, before_ns: int, *, limit: int, after: tuple[int, str] | None = None
     ) -> Sequence[workflow_pb2.Workflow]:

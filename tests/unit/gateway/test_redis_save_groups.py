@@ -1,9 +1,11 @@
 """Concurrent record saves on Redis go in pipelined groups: one connection and round trip for
-the group, each save still acknowledged (or failed) on its own."""
+the group, each save still acknowledged (or failed) on its own; inserts of one name race to one
+winner on both stores."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -12,6 +14,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder_devstack.ports import free_port
 from ponder_gateway.redis_state import RedisWorkflowStore
+from ponder_gateway.store import SqliteWorkflowStore
+from ponder_runtime import AlreadyExistsError
 
 
 def _hit(i: int) -> pb.Workflow:
@@ -84,3 +88,39 @@ async def test_every_save_of_a_group_fails_when_redis_is_away() -> None:
         assert isinstance(outcome, RedisConnectionError)
     with pytest.raises(RedisConnectionError):
         await RedisWorkflowStore(client).save(_hit(9))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+async def test_inserts_of_one_name_race_to_one_winner(kind: str, request, tmp_path: Path) -> None:
+    """Five inserts of one name at once (two creations of one caller-chosen id): one is
+    recorded, the others are ALREADY_EXISTS; inserts of other names in the same group land;
+    a later insert of the name is refused too, and a save still replaces it."""
+    client = (
+        aioredis.Redis.from_url(request.getfixturevalue("redis_url")) if kind == "redis" else None
+    )
+    store = (
+        RedisWorkflowStore(client) if client is not None else SqliteWorkflowStore(tmp_path / "w.db")
+    )
+    try:
+        outcomes = await asyncio.gather(
+            *(store.insert(_hit(7)) for _ in range(5)),
+            store.insert(_hit(8)),
+            return_exceptions=True,
+        )
+        with pytest.raises(AlreadyExistsError, match="workflows/hit-007 already exists"):
+            await store.insert(_hit(7))
+        replaced = _hit(7)
+        replaced.state = pb.WORKFLOW_STATE_FAILED
+        await store.save(replaced)
+        found = await store.get("workflows/hit-007"), await store.get("workflows/hit-008")
+    finally:
+        await store.close()
+        if client is not None:
+            await client.aclose()
+    assert outcomes[:5].count(None) == 1
+    assert sum(isinstance(o, AlreadyExistsError) for o in outcomes[:5]) == 4
+    assert outcomes[5] is None
+    assert found[0] is not None
+    assert found[0].state == pb.WORKFLOW_STATE_FAILED
+    assert found[1] is not None
+    assert found[1].name == "workflows/hit-008"

@@ -104,6 +104,18 @@ class OutageTolerantStore:
                 ) from exc
             self._keep(workflow, exc)  # a final state is always kept
 
+    async def insert(self, workflow: workflow_pb2.Workflow) -> None:
+        """Record a new workflow: a creation, refused with UNAVAILABLE if Redis cannot take
+        it (never kept: it is not acknowledged until Redis has it)."""
+        try:
+            await self._inner.insert(workflow)
+        except REDIS_DOWN as exc:
+            raise UnavailableError(
+                f"the workflow store (Redis) cannot be reached ({type(exc).__name__}); "
+                f"{workflow.name} was not created: retry",
+                retry_after_seconds=1.0,
+            ) from exc
+
     def _keep(self, workflow: workflow_pb2.Workflow, exc: BaseException) -> None:
         if not self._pending:
             logger.warning(

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
@@ -17,6 +18,7 @@ from ponder_gateway.record_codec import RecordCodec, decode
 from ponder_gateway.record_plan import REDIS_SCAN_LIMIT, Page, Plan, Position, plan
 from ponder_gateway.store import position_of, tenant_of
 from ponder_gateway.webhooks.state import due_at
+from ponder_runtime import AlreadyExistsError
 from ponder_runtime.redis_values import as_bytes, as_text
 
 
@@ -58,9 +60,7 @@ local function remove(name, only_finished)
   return 1
 end
 """
-_SAVE = (
-    _LUA_COMMON
-    + """
+_SAVE_BODY = """
 local name, s, k, t, hash = ARGV[2], ARGV[5], ARGV[6], ARGV[7], ARGV[10]
 local key = P .. ':rec:' .. name
 local old = redis.call('HMGET', key, 's', 'k', 't', 'r')
@@ -88,6 +88,12 @@ end
 if ARGV[12] ~= '' then redis.call('ZADD', P .. ':due', ARGV[12], name) end
 return 1
 """
+_SAVE = _LUA_COMMON + _SAVE_BODY
+# The same for a new record: nothing written (0) when one of that name exists.
+_INSERT = (
+    _LUA_COMMON
+    + "if redis.call('EXISTS', P .. ':rec:' .. ARGV[2]) == 1 then return 0 end"
+    + _SAVE_BODY
 )
 _DELETE = _LUA_COMMON + "return remove(ARGV[2], true)"
 _PURGE = (
@@ -124,11 +130,12 @@ class RedisWorkflowStore:
         self._prefix = prefix
         self._codec = RecordCodec()
         self._save = client.register_script(_SAVE)
+        self._insert = client.register_script(_INSERT)
         self._delete = client.register_script(_DELETE)
         self._purge = client.register_script(_PURGE)
         self._upgraded = False
         self._due_indexed = False
-        self._pending: list[tuple[list[Any], asyncio.Future[None]]] = []
+        self._pending: list[tuple[AsyncScript, list[Any], asyncio.Future[Any]]] = []
         self._sender: asyncio.Task[None] | None = None
 
     def _key(self, name: str) -> str:
@@ -148,45 +155,57 @@ class RedisWorkflowStore:
     async def save(self, workflow: workflow_pb2.Workflow) -> None:
         """Insert or replace a record with its index entries (one atomic script call, sent
         with the saves that arrive meanwhile: see the class docstring)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((self._args(workflow), future))
+        await self._call(self._save, self._args(workflow))
+
+    async def insert(self, workflow: workflow_pb2.Workflow) -> None:
+        """Record a new workflow (as `save`); AlreadyExistsError when its name is taken."""
+        if not await self._call(self._insert, self._args(workflow)):
+            raise AlreadyExistsError(
+                f"{workflow.name} already exists", metadata={"name": workflow.name}
+            )
+
+    async def _call(self, script: AsyncScript, args: list[Any]) -> Any:
+        """The script's reply to `args`, sent with the calls that arrive meanwhile."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((script, args, future))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send())
-        await future
+        return await future
 
     async def _send(self) -> None:
-        """Send the waiting saves, group after group, and answer each one's writer."""
+        """Send the waiting calls, group after group, and answer each one's writer."""
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                replies = await self._pipelined([args for args, _ in batch])
-            except Exception as exc:  # the connection: every save of the group failed
+                replies = await self._pipelined([(script, args) for script, args, _ in batch])
+            except Exception as exc:  # the connection: every call of the group failed
                 replies = [exc] * len(batch)
-            for (_, future), reply in zip(batch, replies, strict=True):
+            for (_, _, future), reply in zip(batch, replies, strict=True):
                 if future.done():  # its writer was cancelled
                     continue
                 if isinstance(reply, Exception):
                     future.set_exception(reply)
                 else:
-                    future.set_result(None)
+                    future.set_result(reply)
 
-    async def _pipelined(self, calls: list[list[Any]]) -> list[Any]:
-        """The save script's replies to `calls` (errors as values), loaded again and resent
-        once where Redis no longer knew it (a restart, SCRIPT FLUSH)."""
+    async def _pipelined(self, calls: list[tuple[AsyncScript, list[Any]]]) -> list[Any]:
+        """The scripts' replies to `calls` (errors as values), loaded again and resent once
+        where Redis no longer knew them (a restart, SCRIPT FLUSH)."""
         replies = await self._evalsha(calls)
         unknown = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if unknown:
-            await self._redis.script_load(_SAVE)
+            for script in {id(calls[i][0]): calls[i][0] for i in unknown}.values():
+                await self._redis.script_load(script.script)
             again = await self._evalsha([calls[i] for i in unknown])
             for i, reply in zip(unknown, again, strict=True):
                 replies[i] = reply
         return replies
 
-    async def _evalsha(self, calls: list[list[Any]]) -> list[Any]:
-        """The save script's replies to `calls`, sent in one pipeline (errors as values)."""
+    async def _evalsha(self, calls: list[tuple[AsyncScript, list[Any]]]) -> list[Any]:
+        """The scripts' replies to `calls`, sent in one pipeline (errors as values)."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            for args in calls:
-                pipe.evalsha(self._save.sha, 0, *args)
+            for script, args in calls:
+                pipe.evalsha(script.sha, 0, *args)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
 

@@ -29,6 +29,7 @@ from ponder_gateway.principals import DEFAULT_TENANT
 from ponder_gateway.record_codec import RecordCodec, decode
 from ponder_gateway.record_plan import SCAN_LIMIT, Page, Plan, Position, plan
 from ponder_gateway.webhooks.state import due_at
+from ponder_runtime import AlreadyExistsError
 from ponder_runtime.sqlite import SqliteFile
 
 
@@ -112,6 +113,7 @@ _UPSERT = (
     " topic = excluded.topic, tenant = excluded.tenant, codec = excluded.codec,"
     " result_hash = excluded.result_hash, delivery_due = excluded.delivery_due"
 )
+_INSERT = f"INSERT INTO workflows ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 _KEEP_RESULT = "INSERT OR IGNORE INTO workflow_results (hash, data) VALUES (?, ?)"
 _READ = "SELECT w.data, w.codec, r.data FROM workflows w"
 _JOIN = " LEFT JOIN workflow_results r ON r.hash = w.result_hash"
@@ -173,6 +175,11 @@ class WorkflowStore(Protocol):
 
     async def save(self, workflow: workflow_pb2.Workflow) -> None:
         """Insert or replace a record; durable on return."""
+        ...
+
+    async def insert(self, workflow: workflow_pb2.Workflow) -> None:
+        """Record a new workflow; AlreadyExistsError when one of that name is recorded (two
+        creations of one caller-chosen id, on one replica or two); durable on return."""
         ...
 
     async def get(self, name: str) -> workflow_pb2.Workflow | None:
@@ -283,8 +290,21 @@ class SqliteWorkflowStore:
     async def save(self, workflow: workflow_pb2.Workflow) -> None:
         """Insert or replace a workflow record (and its result, unless already kept): one
         write, committed with the other writes that arrive meanwhile (group commit)."""
+        await self._write(workflow, _UPSERT)
+
+    async def insert(self, workflow: workflow_pb2.Workflow) -> None:
+        """Record a new workflow as `save` does; AlreadyExistsError when its name is taken
+        (the primary key refuses it; nothing of it is written)."""
+        try:
+            await self._write(workflow, _INSERT)
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyExistsError(
+                f"{workflow.name} already exists", metadata={"name": workflow.name}
+            ) from exc
+
+    async def _write(self, workflow: workflow_pb2.Workflow, statement: str) -> None:
         row, result = self._row(workflow)
-        statements: list[tuple[str, Sequence[Any]]] = [(_UPSERT, row)]
+        statements: list[tuple[str, Sequence[Any]]] = [(statement, row)]
         if result[0] is not None:
             statements.insert(0, (_KEEP_RESULT, result))
         await self._file.write_all(statements)
