@@ -484,6 +484,38 @@ async def test_a_delivery_left_by_a_stopped_gateway_is_resumed(tmp_path: Path) -
     assert record.notification_delivery.attempts == 2
 
 
+async def test_a_delivery_waiting_out_its_backoff_is_resumed_at_start(store) -> None:
+    """A gateway stopped while its delivery waited 200 s for its next attempt: the next start
+    on the same file resumes it (waits the rest, then delivers once), not only due ones."""
+    receiver = Receiver(SECRET).start()
+    fake, sender = FakeTime(), HttpxSender()
+    try:
+        name = await _ended(store, receiver.url, at=fake.start)
+        record = await store.get(name)
+        assert record is not None
+        record.notification_delivery.state = pb.NOTIFICATION_DELIVERY_STATE_DELIVERING
+        record.notification_delivery.attempts = 1
+        record.notification_delivery.next_attempt_time.FromSeconds(int(fake.now) + 200)
+        await store.save(record)
+        notifier = Notifier(
+            _deliverer(store, fake, sender),
+            store,
+            sweep_seconds=None,
+            takeover_seconds=0,
+            clock=fake.clock,
+        )
+        await notifier.start()
+        await notifier.idle()
+        final = await store.get(name)
+    finally:
+        receiver.close()
+        await sender.close()
+    assert fake.waits[0] == pytest.approx(200)
+    assert [d.status for d in receiver.deliveries] == [204]
+    assert final is not None
+    assert final.notification_delivery.state == pb.NOTIFICATION_DELIVERY_STATE_DELIVERED
+
+
 async def test_a_replica_takes_over_on_redis(redis_url: str) -> None:
     """With records in Redis, a sweep leaves a delivery alone until its due time is the
     takeover time past (another replica may be making it), then takes it over and delivers."""

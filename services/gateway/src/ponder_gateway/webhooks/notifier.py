@@ -19,6 +19,7 @@ from ponder_gateway.webhooks.state import OPEN_DELIVERY_STATES, due_at
 
 logger = logging.getLogger(__name__)
 _PAGE = 200
+_ALL = 2**62  # ns: a due bound past every delivery
 
 
 class DueRecords(Protocol):
@@ -85,8 +86,9 @@ class Notifier:
 
     async def start(self) -> None:
         """Take over what a stopped process left, then keep sweeping when records are
-        shared."""
-        await self.sweep()
+        shared. Records this gateway alone delivers (no sweep): every open delivery, also
+        those waiting out a backoff (each task waits for its due time)."""
+        await self.sweep(everything=self._sweep_seconds is None)
         if self._sweep_seconds is not None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="webhook sweep")
 
@@ -99,11 +101,11 @@ class Notifier:
             except Exception:  # the store is away: try again next time
                 logger.warning("webhook sweep failed", exc_info=True)
 
-    async def sweep(self) -> int:
+    async def sweep(self, *, everything: bool = False) -> int:
         """Start the open deliveries not running here whose due time passed the takeover
-        time ago (the store's index of open deliveries: records with nothing to deliver are
-        never read); how many were started."""
-        before = int((self._clock() - self._takeover) * 1e9)
+        time ago (`everything`: due or not), from the store's index of open deliveries
+        (records with nothing to deliver are never read); how many were started."""
+        before = _ALL if everything else int((self._clock() - self._takeover) * 1e9)
         started = 0
         after: tuple[int, str] | None = None
         while True:
