@@ -439,6 +439,17 @@ async def test_connection_refused_then_delivered(store: SqliteWorkflowStore) -> 
     assert record.notification_delivery.attempts == 3
 
 
+def _alone(store: WorkflowStore, fake: FakeTime, sender: HttpxSender) -> Notifier:
+    """The notifier of a gateway that delivers alone (its records not shared: no sweep)."""
+    return Notifier(
+        _deliverer(store, fake, sender),
+        store,
+        sweep_seconds=None,
+        takeover_seconds=0,
+        clock=fake.clock,
+    )
+
+
 async def test_a_delivery_left_by_a_stopped_gateway_is_resumed(tmp_path: Path) -> None:
     """A gateway stops while waiting to retry (its delivery DELIVERING on the durable record);
     the next one, on the same SQLite file, takes it over at start and delivers it once."""
@@ -464,13 +475,7 @@ async def test_a_delivery_left_by_a_stopped_gateway_is_resumed(tmp_path: Path) -
         second = SqliteWorkflowStore(path)
         later = FakeTime()
         later.now += 60
-        notifier = Notifier(
-            _deliverer(second, later, sender),
-            second,
-            sweep_seconds=None,
-            takeover_seconds=0,
-            clock=later.clock,
-        )
+        notifier = _alone(second, later, sender)
         await notifier.start()
         await notifier.idle()
         record = await second.get(name)
@@ -497,13 +502,7 @@ async def test_a_delivery_waiting_out_its_backoff_is_resumed_at_start(store) -> 
         record.notification_delivery.attempts = 1
         record.notification_delivery.next_attempt_time.FromSeconds(int(fake.now) + 200)
         await store.save(record)
-        notifier = Notifier(
-            _deliverer(store, fake, sender),
-            store,
-            sweep_seconds=None,
-            takeover_seconds=0,
-            clock=fake.clock,
-        )
+        notifier = _alone(store, fake, sender)
         await notifier.start()
         await notifier.idle()
         final = await store.get(name)
