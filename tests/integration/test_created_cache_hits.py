@@ -1,17 +1,25 @@
-"""A created workflow that the gateway's first-level cache answers costs one store write (its
-final record: no PENDING record, no events) on SQLite and on Redis, with the local and the
-Temporal engine; what a client sees of it (the reply, Get, List, Watch, its webhook) is what
-it sees of any finished workflow; it counts against the tenant's workflow budget and takes no
-running slot; REFRESH, BYPASS and misses still run (two writes or more).
-Writes are counted by thin wrappers of the real stores' save and the event logs' append."""
+"""A created workflow that the cache answers costs one store write (its final record: no
+PENDING record, no events) on SQLite and on Redis, with the local and the Temporal engine,
+whether the gateway's first level holds the answer or only the embedding service's LookupCache
+finds it; what a client sees of it (the reply, Get, List, Watch, its webhook) is what it sees
+of any finished workflow; it counts against the tenant's workflow budget and takes no running
+slot. REFRESH, BYPASS and misses still run (two writes or more); a miss is looked up once,
+before it is recorded, and its run takes that lookup over (a hung embedding service holds the
+create no longer than CREATE_LOOKUP_SECONDS). With Temporal, a synchronous run the cache
+answers starts no Temporal workflow either.
+Writes are counted by thin wrappers of the real stores' save and the event logs' append;
+LookupCache calls by the embedding service's own server spans."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import NamedTuple
 
 import grpc
 import pytest
@@ -23,6 +31,7 @@ from ponder.type.v1.document_pb2 import SOURCE_KIND_ARXIV
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
 from ponder_devstack.fake_apis import FakeApi
+from ponder_gateway.cache import WorkflowCache
 from ponder_gateway.redis_state import RedisWorkflowStore
 from ponder_gateway.store import SqliteWorkflowStore
 from ponder_gateway.wiring import beside
@@ -31,10 +40,16 @@ from ponder_gateway.workflows.engine_local import LocalEngine
 from ponder_gateway.workflows.engine_temporal import TemporalEngine
 from ponder_gateway.workflows.events import RedisEventLog, SqliteEventLog
 from tests.conftest import InProcessStack
-from tests.support.counting import CountingLog, CountingStore, gateway_parts, served
+from tests.support.counting import (
+    CountingLog,
+    CountingStore,
+    gateway_parts,
+    lookups_served,
+    served,
+)
 from tests.support.fakes import behaving
 from tests.support.gateways import gateway
-from tests.temporal_stack import TemporalStack
+from tests.temporal_stack import CACHE_SIGNING_KEY, TemporalStack
 from tests.webhook_receiver import Receiver
 
 
@@ -81,10 +96,19 @@ async def records(
     await client.aclose()
 
 
+class Local(NamedTuple):
+    """The WorkflowService on the local engine, its counted records and its semantic cache."""
+
+    stub: workflow_grpc.WorkflowServiceStub
+    store: CountingStore
+    log: CountingLog
+    cache: WorkflowCache
+
+
 @pytest.fixture
 async def local(
     stack: InProcessStack, tmp_path: Path, records: tuple[CountingStore, CountingLog]
-) -> AsyncIterator[tuple[workflow_grpc.WorkflowServiceStub, CountingStore, CountingLog]]:
+) -> AsyncIterator[Local]:
     """The WorkflowService on the local engine over the counted records."""
     store, log = records
     async with gateway_parts(stack, tmp_path) as parts:
@@ -98,16 +122,16 @@ async def local(
             admission=Admission(max_running=1),
         )
         async with served(engine) as stub:
-            yield stub, store, log
+            yield Local(stub, store, log, parts.cache)
         await engine.drain(5.0)
 
 
 async def test_a_created_cache_hit_is_one_store_write_on_the_local_engine(
-    local: tuple[workflow_grpc.WorkflowServiceStub, CountingStore, CountingLog],
+    local: Local,
 ):
     """After a run kept its answer, the same topic created is answered SUCCEEDED at once from
     the first level: one save (the final record), no event; Get, List and Watch see it."""
-    stub, store, log = local
+    stub, store, log, _ = local
     topic = fresh_topic()
     first = (
         await stub.RunWorkflow(pb.RunWorkflowRequest(workflow=spec(topic)), timeout=60)
@@ -140,12 +164,12 @@ async def test_a_created_cache_hit_is_one_store_write_on_the_local_engine(
 
 
 async def test_a_created_cache_hit_does_not_wait_for_a_running_slot(
-    local: tuple[workflow_grpc.WorkflowServiceStub, CountingStore, CountingLog],
+    local: Local,
     fake_arxiv: FakeApi,
 ):
     """With the one running slot held by a slow workflow (arXiv answers after 3 s), a created
     cache hit is answered SUCCEEDED while that one still runs: it calls no service."""
-    stub, store, _ = local
+    stub, store, _, _ = local
     topic = fresh_topic()
     await stub.RunWorkflow(pb.RunWorkflowRequest(workflow=spec(topic)), timeout=60)
     slow = spec(fresh_topic(), pb.CACHE_POLICY_BYPASS)
@@ -170,12 +194,10 @@ async def test_a_created_cache_hit_does_not_wait_for_a_running_slot(
 
 
 @pytest.mark.parametrize("policy", [pb.CACHE_POLICY_REFRESH, pb.CACHE_POLICY_BYPASS])
-async def test_refresh_bypass_and_a_miss_still_run_when_created(
-    local: tuple[workflow_grpc.WorkflowServiceStub, CountingStore, CountingLog], policy: int
-):
+async def test_refresh_bypass_and_a_miss_still_run_when_created(local: Local, policy: int):
     """A REFRESH or BYPASS of a remembered topic, and a topic never asked, are created
     PENDING and run in the background: the PENDING record first, then more, and events."""
-    stub, store, log = local
+    stub, store, log, _ = local
     topic = fresh_topic()
     await stub.RunWorkflow(pb.RunWorkflowRequest(workflow=spec(topic)), timeout=60)
     for asked in (spec(topic, policy), spec(fresh_topic())):
@@ -192,15 +214,145 @@ async def test_refresh_bypass_and_a_miss_still_run_when_created(
         assert log.appended > 0
 
 
-async def test_a_created_cache_hit_is_one_store_write_on_the_temporal_engine(
-    stack: InProcessStack, temporal_stack: TemporalStack
+async def test_a_created_hit_only_lookupcache_finds_is_one_store_write(
+    local: Local, stack: InProcessStack
 ):
-    """With Temporal, a first-level hit is answered and recorded by the gateway: one save,
-    no event, and no Temporal workflow started; a miss still runs on the workers."""
+    """With the first level emptied (as after a restart, or on another replica), a created
+    repeat of a topic run before is looked up in the embedding service's LookupCache before
+    anything is recorded: answered SUCCEEDED at once with one save and no event, one
+    LookupCache call; Get, List and Watch see it."""
+    stub, store, log, cache = local
+    topic = fresh_topic()
+    first = (
+        await stub.RunWorkflow(pb.RunWorkflowRequest(workflow=spec(topic)), timeout=60)
+    ).workflow
+    assert not first.cache.hit
+    cache.forget_recent()  # only the embedding service holds the answer now
+    store.saved.clear()
+    log.appended = 0
+    asked = lookups_served(stack)
+
+    created = (
+        await stub.CreateWorkflow(pb.CreateWorkflowRequest(workflow=spec(topic)), timeout=30)
+    ).workflow
+    assert created.state == SUCCEEDED
+    assert created.cache.hit
+    assert created.cache.source_workflow == first.name
+    assert created.result == first.result
+    [step] = created.steps
+    assert (step.name, step.state) == ("cache_lookup", pb.STEP_STATE_SUCCEEDED)
+    assert step.message.startswith("hit (similarity 1.000")
+    assert store.saved == [SUCCEEDED]
+    assert log.appended == 0
+    assert lookups_served(stack) - asked == 1
+
+    got = await stub.GetWorkflow(pb.GetWorkflowRequest(name=created.name), timeout=10)
+    assert got.workflow == created
+    listed = await stub.ListWorkflows(
+        pb.ListWorkflowsRequest(filter="state = SUCCEEDED", page_size=1), timeout=10
+    )
+    assert list(listed.workflows) == [created]
+    assert await watched(stub, created.name) == [created]
+    assert store.saved == [SUCCEEDED]
+
+
+async def test_a_created_miss_is_looked_up_once_and_recorded_as_before(
+    local: Local, stack: InProcessStack
+):
+    """A created topic never asked is looked up once, before its PENDING record; its run
+    takes that lookup over as its cache_lookup step (the miss and why, in the step and the
+    workflow's `cache` field) and does not ask again."""
+    stub, store, log, _ = local
+    asked = lookups_served(stack)
+    store.saved.clear()
+    created = (
+        await stub.CreateWorkflow(pb.CreateWorkflowRequest(workflow=spec(fresh_topic())))
+    ).workflow
+    assert created.state == pb.WORKFLOW_STATE_PENDING
+    assert not created.steps
+    assert not created.HasField("cache")
+    events = await watched(stub, created.name)
+    final = events[-1]
+    assert final.state == SUCCEEDED
+    assert lookups_served(stack) - asked == 1
+    assert [step.name for step in final.steps] == [
+        "cache_lookup", "research", "rank", "summarize", "cache_store",
+    ]  # fmt: skip
+    lookup = final.steps[0]
+    assert lookup.state == pb.STEP_STATE_SUCCEEDED
+    assert lookup.message.startswith("miss ("), lookup.message
+    assert lookup.start_time.ToNanoseconds() >= created.create_time.ToNanoseconds()
+    assert not final.cache.hit
+    assert final.cache.namespace.startswith("workflow/research/v1/")
+    assert final.cache.verdict not in (
+        pb.CACHE_VERDICT_UNSPECIFIED, pb.CACHE_VERDICT_EXACT, pb.CACHE_VERDICT_ACCEPTED,
+    )  # fmt: skip
+    assert store.saved[0] == pb.WORKFLOW_STATE_PENDING
+    assert store.saved[-1] == SUCCEEDED
+    assert log.appended > 0
+
+
+async def test_a_hung_embedding_service_holds_a_create_for_its_short_lookup_only(
+    stack: InProcessStack, tmp_path: Path
+):
+    """With the embedding service hung (it accepts connections and never answers) and the
+    lookup's own timeout at 20 s, a create with a 6 s deadline is still answered PENDING (its
+    lookup gave up after CREATE_LOOKUP_SECONDS); its run does not ask again: its cache_lookup
+    step says the embedding service was unavailable, as when it is down."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        address = f"127.0.0.1:{hung.getsockname()[1]}"
+        store = SqliteWorkflowStore(tmp_path / "workflows.sqlite3")
+        log = SqliteEventLog(tmp_path / "events.sqlite3")
+        async with gateway_parts(
+            stack, tmp_path, embedding_addr=address, rank_timeout_seconds=20.0
+        ) as parts:
+            engine = LocalEngine(
+                parts.upstreams, parts.cache, store, log, parts.settings, admission=Admission()
+            )
+            async with served(engine) as stub:
+                created = (
+                    await stub.CreateWorkflow(
+                        pb.CreateWorkflowRequest(workflow=spec(fresh_topic())), timeout=6
+                    )
+                ).workflow
+                assert created.state == pb.WORKFLOW_STATE_PENDING
+                events = stub.WatchWorkflow(pb.WatchWorkflowRequest(name=created.name), timeout=60)
+                async for event in events:
+                    if event.step.name == "cache_lookup" and event.step.end_time.seconds:
+                        break
+                events.cancel()
+                lookup = event.step
+                assert lookup.state == pb.STEP_STATE_FAILED
+                assert lookup.message.startswith("embedding service unavailable ("), lookup
+                assert "DEADLINE_EXCEEDED" in lookup.message
+                assert any(w.startswith("cache: ") for w in event.workflow.warnings)
+                await stub.CancelWorkflow(pb.CancelWorkflowRequest(name=created.name))
+            await engine.drain(5.0)
+
+
+class OnTemporal(NamedTuple):
+    """The WorkflowService on the Temporal engine (the session's workers), its counted
+    records, its semantic cache and a Temporal client."""
+
+    stub: workflow_grpc.WorkflowServiceStub
+    store: CountingStore
+    log: CountingLog
+    cache: WorkflowCache
+    client: Client
+
+
+@contextlib.asynccontextmanager
+async def on_temporal(
+    stack: InProcessStack, temporal_stack: TemporalStack
+) -> AsyncIterator[OnTemporal]:
+    """A Temporal engine over the workers' records (SQLite), answering cache hits itself
+    with the cache signing key the workers use."""
     records = temporal_stack.records
     store = CountingStore(SqliteWorkflowStore(records))
     log = CountingLog(SqliteEventLog(beside(records, "events")))
-    async with gateway_parts(stack, records.parent) as parts:
+    async with gateway_parts(stack, records.parent, cache_signing_key=CACHE_SIGNING_KEY) as parts:
         settings = parts.settings.model_copy(
             update={
                 "engine": "temporal",
@@ -218,16 +370,44 @@ async def test_a_created_cache_hit_is_one_store_write_on_the_temporal_engine(
         )
         await engine.start()
         async with served(engine) as stub:
-            topic = fresh_topic()
-            run = await stub.RunWorkflow(pb.RunWorkflowRequest(workflow=spec(topic)), timeout=60)
-            assert not run.workflow.cache.hit  # ran on a worker, which kept it in the cache
-            missed = await stub.CreateWorkflow(
-                pb.CreateWorkflowRequest(workflow=spec(fresh_topic())), timeout=30
-            )
-            assert missed.workflow.state == pb.WORKFLOW_STATE_PENDING
+            yield OnTemporal(stub, store, log, parts.cache, await connect())
+        await engine.drain(5.0)
+
+
+async def started_no_temporal_workflow(client: Client, workflow: pb.Workflow) -> None:
+    """Fails unless Temporal has no workflow of the workflow's id."""
+    with pytest.raises(RPCError):  # not found
+        await client.get_workflow_handle(workflow.id).describe()
+
+
+async def test_a_created_cache_hit_is_one_store_write_on_the_temporal_engine(
+    stack: InProcessStack, temporal_stack: TemporalStack
+):
+    """With Temporal, a created hit is answered and recorded by the gateway, from its first
+    level or from LookupCache alone: one save, no event, and no Temporal workflow started; a
+    miss is looked up once (by the gateway; the workers take its lookup over) and runs on
+    the workers."""
+    async with on_temporal(stack, temporal_stack) as (stub, store, log, cache, client):
+        topic = fresh_topic()
+        run = await stub.RunWorkflow(pb.RunWorkflowRequest(workflow=spec(topic)), timeout=60)
+        assert not run.workflow.cache.hit  # ran on a worker, which kept it in the cache
+        asked = lookups_served(stack)
+        missed = await stub.CreateWorkflow(
+            pb.CreateWorkflowRequest(workflow=spec(fresh_topic())), timeout=30
+        )
+        assert missed.workflow.state == pb.WORKFLOW_STATE_PENDING
+        ended = await watched(stub, missed.workflow.name)
+        assert ended[-1].state == SUCCEEDED
+        assert lookups_served(stack) - asked == 1
+        assert ended[-1].steps[0].message.startswith("miss ("), ended[-1].steps[0]
+        assert ended[-1].cache.verdict != pb.CACHE_VERDICT_UNSPECIFIED
+
+        for first_level in (True, False):
+            if not first_level:
+                cache.forget_recent()  # only the embedding service holds the answer now
             store.saved.clear()
             log.appended = 0
-
+            asked = lookups_served(stack)
             created = (
                 await stub.CreateWorkflow(
                     pb.CreateWorkflowRequest(workflow=spec(topic)), timeout=30
@@ -239,15 +419,50 @@ async def test_a_created_cache_hit_is_one_store_write_on_the_temporal_engine(
             assert created.result == run.workflow.result
             assert store.saved == [SUCCEEDED]
             assert log.appended == 0
+            assert lookups_served(stack) - asked == (0 if first_level else 1)
             got = await stub.GetWorkflow(pb.GetWorkflowRequest(name=created.name), timeout=10)
             assert got.workflow == created
             assert await watched(stub, created.name) == [created]
-            client = await connect()
-            with pytest.raises(RPCError):  # not found: no Temporal workflow of that id
-                await client.get_workflow_handle(created.id).describe()
-            ended = await watched(stub, missed.workflow.name)
-            assert ended[-1].state == SUCCEEDED
-        await engine.drain(5.0)
+            await started_no_temporal_workflow(client, created)
+
+
+async def test_a_synchronous_cache_hit_starts_no_temporal_workflow(
+    stack: InProcessStack, temporal_stack: TemporalStack
+):
+    """With Temporal, a synchronous run the cache answers (its first level, or LookupCache
+    alone) is answered and recorded by the gateway: one save, no Temporal workflow; a miss
+    is looked up once, by the gateway, and runs on a worker."""
+    async with on_temporal(stack, temporal_stack) as (stub, store, log, cache, client):
+        topic = fresh_topic()
+        asked = lookups_served(stack)
+        run = (
+            await stub.RunWorkflow(pb.RunWorkflowRequest(workflow=spec(topic)), timeout=60)
+        ).workflow
+        assert not run.cache.hit
+        assert lookups_served(stack) - asked == 1
+        assert run.steps[0].message.startswith("miss ("), run.steps[0]
+        await client.get_workflow_handle(run.id).describe()  # it ran on Temporal
+
+        for first_level in (True, False):
+            if not first_level:
+                cache.forget_recent()
+            store.saved.clear()
+            log.appended = 0
+            asked = lookups_served(stack)
+            again = (
+                await stub.RunWorkflow(pb.RunWorkflowRequest(workflow=spec(topic)), timeout=60)
+            ).workflow
+            assert again.state == SUCCEEDED
+            assert again.cache.hit
+            assert again.cache.source_workflow == run.name
+            assert again.result == run.result
+            assert [step.name for step in again.steps] == ["cache_lookup"]
+            assert store.saved == [SUCCEEDED]
+            assert log.appended == 0
+            assert lookups_served(stack) - asked == (0 if first_level else 1)
+            got = await stub.GetWorkflow(pb.GetWorkflowRequest(name=again.name), timeout=10)
+            assert got.workflow == again
+            await started_no_temporal_workflow(client, again)
 
 
 async def test_a_created_cache_hit_fires_its_webhook_and_reads_like_any_workflow(
