@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import grpc
 import pytest
@@ -27,6 +26,8 @@ import redis.asyncio as aioredis
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from ponder.embedding.v1 import embedding_service_pb2 as embedding_pb2
+from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
 from ponder.type.v1.document_pb2 import SOURCE_KIND_ARXIV
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
@@ -36,6 +37,7 @@ from ponder_gateway.redis_state import RedisWorkflowStore
 from ponder_gateway.store import SqliteWorkflowStore
 from ponder_gateway.wiring import beside
 from ponder_gateway.workflows.admission import Admission
+from ponder_gateway.workflows.engine import CREATE_LOOKUP_SECONDS
 from ponder_gateway.workflows.engine_local import LocalEngine
 from ponder_gateway.workflows.engine_temporal import TemporalEngine
 from ponder_gateway.workflows.events import RedisEventLog, SqliteEventLog
@@ -49,6 +51,7 @@ from tests.support.counting import (
 )
 from tests.support.fakes import behaving
 from tests.support.gateways import gateway
+from tests.support.servers import serving
 from tests.temporal_stack import CACHE_SIGNING_KEY, TemporalStack
 from tests.webhook_receiver import Receiver
 
@@ -292,44 +295,66 @@ async def test_a_created_miss_is_looked_up_once_and_recorded_as_before(
     assert log.appended > 0
 
 
+class SilentLookups(embedding_grpc.EmbeddingServiceServicer):
+    """An embedding service whose LookupCache never answers (it notes the time each call
+    was given); its other methods are unimplemented (ranking and storing fail at once)."""
+
+    def __init__(self) -> None:
+        self.given: list[float | None] = []
+
+    async def LookupCache(
+        self, request: embedding_pb2.LookupCacheRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> embedding_pb2.LookupCacheResponse:
+        """Wait until the caller gives up."""
+        self.given.append(context.time_remaining())
+        await asyncio.Event().wait()
+        return embedding_pb2.LookupCacheResponse()
+
+
 async def test_a_hung_embedding_service_holds_a_create_for_its_short_lookup_only(
     stack: InProcessStack, tmp_path: Path
 ):
-    """With the embedding service hung (it accepts connections and never answers) and the
-    lookup's own timeout at 20 s, a create with a 6 s deadline is still answered PENDING (its
-    lookup gave up after CREATE_LOOKUP_SECONDS); its run does not ask again: its cache_lookup
-    step says the embedding service was unavailable, as when it is down."""
-    with socket.socket() as hung:
-        hung.bind(("127.0.0.1", 0))
-        hung.listen(16)
-        address = f"127.0.0.1:{hung.getsockname()[1]}"
-        store = SqliteWorkflowStore(tmp_path / "workflows.sqlite3")
-        log = SqliteEventLog(tmp_path / "events.sqlite3")
-        async with gateway_parts(
-            stack, tmp_path, embedding_addr=address, rank_timeout_seconds=20.0
-        ) as parts:
-            engine = LocalEngine(
-                parts.upstreams, parts.cache, store, log, parts.settings, admission=Admission()
-            )
-            async with served(engine) as stub:
-                created = (
-                    await stub.CreateWorkflow(
-                        pb.CreateWorkflowRequest(workflow=spec(fresh_topic())), timeout=6
-                    )
-                ).workflow
-                assert created.state == pb.WORKFLOW_STATE_PENDING
-                events = stub.WatchWorkflow(pb.WatchWorkflowRequest(name=created.name), timeout=60)
-                async for event in events:
-                    if event.step.name == "cache_lookup" and event.step.end_time.seconds:
-                        break
-                events.cancel()
-                lookup = event.step
-                assert lookup.state == pb.STEP_STATE_FAILED
-                assert lookup.message.startswith("embedding service unavailable ("), lookup
-                assert "DEADLINE_EXCEEDED" in lookup.message
-                assert any(w.startswith("cache: ") for w in event.workflow.warnings)
-                await stub.CancelWorkflow(pb.CancelWorkflowRequest(name=created.name))
-            await engine.drain(5.0)
+    """With LookupCache hung and the lookup's own timeout at 3 s, a create's lookup is given
+    CREATE_LOOKUP_SECONDS (1 s) and the create is answered PENDING all the same; its run
+    asks again with the lookup's own 3 s, and its cache_lookup step says the embedding
+    service was unavailable, as before."""
+    silent = SilentLookups()
+    register = functools.partial(embedding_grpc.add_EmbeddingServiceServicer_to_server, silent)
+    store = SqliteWorkflowStore(tmp_path / "workflows.sqlite3")
+    log = SqliteEventLog(tmp_path / "events.sqlite3")
+    async with (
+        serving(["ponder.embedding.v1.EmbeddingService"], register) as embedding,
+        gateway_parts(
+            stack,
+            tmp_path,
+            embedding_addr=f"127.0.0.1:{embedding.port}",
+            rank_timeout_seconds=3.0,
+        ) as parts,
+    ):
+        engine = LocalEngine(
+            parts.upstreams, parts.cache, store, log, parts.settings, admission=Admission()
+        )
+        async with served(engine) as stub:
+            created = (
+                await stub.CreateWorkflow(
+                    pb.CreateWorkflowRequest(workflow=spec(fresh_topic())), timeout=20
+                )
+            ).workflow
+            assert created.state == pb.WORKFLOW_STATE_PENDING
+            [final] = (await watched(stub, created.name))[-1:]
+        await engine.drain(5.0)
+    [for_the_create, for_the_run] = silent.given
+    # What each call was given (gRPC rounds the timeout it sends up a little).
+    assert CREATE_LOOKUP_SECONDS == 1.0
+    assert for_the_create is not None
+    assert 0 < for_the_create <= 1.1
+    assert for_the_run is not None
+    assert 2.0 < for_the_run <= 3.1
+    assert final.state == SUCCEEDED  # ranked in research's order, not cached
+    lookup = final.steps[0]
+    assert (lookup.name, lookup.state) == ("cache_lookup", pb.STEP_STATE_FAILED)
+    assert lookup.message.startswith("embedding service unavailable (DEADLINE_EXCEEDED"), lookup
+    assert any(warning.startswith("cache: ") for warning in final.warnings)
 
 
 class OnTemporal(NamedTuple):

@@ -13,7 +13,7 @@ from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
 from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.type.v1 import document_pb2
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
-from ponder_gateway.cache import CacheUnavailableError, WorkflowCache
+from ponder_gateway.cache import CacheTimeoutError, CacheUnavailableError, WorkflowCache
 from ponder_gateway.parameters import RunParameters
 from ponder_gateway.principals import DEFAULT_TENANT
 from ponder_gateway.settings import GatewaySettings
@@ -73,7 +73,7 @@ async def look_up(
     try:
         cached = await cache.lookup(workflow.topic, params, workflow.tenant, cap=timeout)
     except CacheUnavailableError as exc:
-        return CacheLookup(unavailable=str(exc))
+        return CacheLookup(unavailable=str(exc), timed_out=isinstance(exc, CacheTimeoutError))
     found = CacheLookup(
         workflow=cached.workflow,
         similarity=cached.similarity,

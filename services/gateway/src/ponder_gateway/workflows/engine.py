@@ -24,10 +24,11 @@ OnDone = Callable[[workflow_pb2.Workflow | None], Awaitable[None]]
 # Counts a workflow in against the caller's budgets; returns what counts it out.
 Admit = Callable[[], Callable[[], None]]
 # Longest a create waits for its cache lookup (the caller's deadline may leave less): past
-# it the workflow is created and runs on, its cache_lookup step saying the embedding service
-# was unavailable (as when it is down). A create replies at once; a hung embedding service
-# must not hold it for the lookup's own timeout. At least the channel breaker's slow-call
-# time (1 s), so that a hung service opens the breaker and later lookups fail at once.
+# it the workflow is created all the same, and its run asks again with the lookup's own
+# timeout (as a run did before creates were looked up). A create replies at once: a hung
+# embedding service must not hold it for the lookup's own timeout. At least the channel
+# breaker's slow-call time (1 s), so that a hung service opens the breaker, after which
+# lookups fail at once (the embedding service unavailable: the run is told, not asked).
 CREATE_LOOKUP_SECONDS = 1.0
 
 
@@ -44,7 +45,8 @@ class Answered:
     """What a create's cache lookup found before anything was recorded: the workflow it
     answered and recorded (a hit), or else the lookup (a miss, or the embedding service
     unavailable) that its run takes as its cache_lookup step instead of asking again; neither
-    when it was not looked up (cache policy REFRESH or BYPASS, or an engine that does not)."""
+    when it was not looked up (cache policy REFRESH or BYPASS, or an engine that does not) or
+    the lookup ran out of time (the run asks again)."""
 
     workflow: workflow_pb2.Workflow | None = None
     lookup: CacheLookup | None = None
@@ -87,8 +89,8 @@ class Engine(Protocol):
         on a hit answered and recorded before the reply with one store write (its final
         record; no PENDING record, no events: a watcher gets its end from the record),
         counted in by `admit` meanwhile; otherwise nothing is recorded, `admit` is not called,
-        and the lookup is returned for `create` to carry into the run. AlreadyExistsError as
-        `create`."""
+        and the lookup is returned for `create` to carry into the run (unless it ran out of
+        time). AlreadyExistsError as `create`."""
         ...
 
     async def create(

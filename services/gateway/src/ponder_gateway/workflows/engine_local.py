@@ -150,6 +150,8 @@ class LocalEngine:
             return Answered()
         workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
         found = await look_up(self._cache, workflow, params, create_lookup_timeout(context))
+        if found.timed_out:  # slow, perhaps not down: its run asks again, with its own time
+            return Answered()
         if found.workflow is None:
             return Answered(lookup=found)
         await self._check_new(workflow_id)

@@ -160,6 +160,8 @@ class TemporalEngine:
         workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
         record_trace_id(workflow)
         found = await look_up(answers[1], workflow, params, create_lookup_timeout(context))
+        if found.timed_out:  # slow, perhaps not down: its run asks again, with its own time
+            return Answered()
         if found.workflow is None:
             return Answered(lookup=found)
         await self._check_new(workflow_id)
