@@ -1,21 +1,25 @@
-"""Durable record writes alone: 10 concurrent writers of cache-hit records through
-`SqliteWorkflowStore.save` for 5 s (each save acknowledged on disk: WAL, synchronous=FULL,
-group commit), and the file size after.
+"""Durable record writes alone: 10 concurrent writers of cache-hit records through the
+store's `save` for 5 s (each save acknowledged on disk: SQLite WAL, synchronous=FULL, group
+commit; Redis with `appendfsync always`, saves pipelined in groups), and the size after.
 
-Usage: nice .venv/bin/python bench/bench_record_writes.py [DIR] [LABEL]
+Usage: nice .venv/bin/python bench/bench_record_writes.py [DIR] [LABEL] [--store sqlite|redis]
 (with an older checkout's sources first on PYTHONPATH it measures that version the same way).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import redis.asyncio as aioredis
+
 from ponder.workflow.v1 import workflow_service_pb2 as pb
+from ponder_devstack.redis_server import RedisServer
+from ponder_gateway.redis_state import RedisWorkflowStore
 from ponder_gateway.store import SqliteWorkflowStore
 
 
@@ -44,10 +48,18 @@ def _size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.glob("records.sqlite3*"))
 
 
-async def main(root: Path, label: str) -> None:
+async def main(root: Path, label: str, kind: str) -> None:
     """Write for 5 s from 10 coroutines; print saves/s and the size."""
     hit = cache_hit()
-    store = SqliteWorkflowStore(root / "records.sqlite3")
+    server: RedisServer | None = None
+    client: aioredis.Redis | None = None
+    if kind == "redis":
+        server = RedisServer(root / "redis")
+        server.start()
+        client = aioredis.Redis.from_url(server.url)
+        store: SqliteWorkflowStore | RedisWorkflowStore = RedisWorkflowStore(client)
+    else:
+        store = SqliteWorkflowStore(root / "records.sqlite3")
     saves = 0
 
     async def writer(number: int, until: float) -> None:
@@ -61,16 +73,32 @@ async def main(root: Path, label: str) -> None:
             await store.save(workflow)
             saves += 1
 
-    until = time.perf_counter() + 5
+    until, cpu = time.perf_counter() + 5, time.process_time()
     await asyncio.gather(*(writer(number, until) for number in range(10)))
     await store.close()
+    cpu_us = (time.process_time() - cpu) / max(saves, 1) * 1e6  # this process: the gateway's side
+    if client is not None and server is not None:
+        used = int((await client.info("memory"))["used_memory"])
+        await client.aclose()
+        server.stop()
+        print(
+            f"{label}: {saves / 5:,.0f} durable saves/s (redis), {cpu_us:,.0f} µs CPU/save, "
+            f"{used / max(saves, 1):,.0f} B/record in memory"
+        )
+        return
     size = _size(root)
     print(
-        f"{label}: {saves / 5:,.0f} durable saves/s, {size / max(saves, 1):,.0f} B/record on disk"
+        f"{label}: {saves / 5:,.0f} durable saves/s, {cpu_us:,.0f} µs CPU/save, "
+        f"{size / max(saves, 1):,.0f} B/record on disk"
     )
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("dir", nargs="?", type=Path, default=None)
+    parser.add_argument("label", nargs="?", default="this")
+    parser.add_argument("--store", choices=("sqlite", "redis"), default="sqlite")
+    args = parser.parse_args()
+    target = args.dir or Path(tempfile.mkdtemp())
     target.mkdir(parents=True, exist_ok=True)
-    asyncio.run(main(target, sys.argv[2] if len(sys.argv) > 2 else "this"))
+    asyncio.run(main(target, args.label, args.store))

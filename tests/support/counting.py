@@ -65,6 +65,17 @@ class CountingStore:
         """Delete in the real store."""
         return await self._store.delete(name)
 
+    async def insert(self, workflow: workflow_pb2.Workflow) -> None:
+        """Count, then insert (a save of a new record)."""
+        self.saved.append(workflow.state)
+        await self._store.insert(workflow)
+
+    async def due(
+        self, before_ns: int, *, limit: int, after: tuple[int, str] | None = None
+    ) -> Sequence[workflow_pb2.Workflow]:
+        """The real store's due deliveries."""
+        return await self._store.due(before_ns, limit=limit, after=after)
+
     async def purge(self, before_ns: int, *, limit: int) -> Sequence[str]:
         """Purge the real store."""
         return await self._store.purge(before_ns, limit=limit)

@@ -37,6 +37,10 @@ class SwitchableStore:
         self.records[workflow.name] = copy
         self.writes.append((workflow.name, workflow.state))
 
+    async def insert(self, workflow: pb.Workflow) -> None:
+        """Store a copy of a new record (raises while down)."""
+        await self.save(workflow)
+
     async def get(self, name: str) -> pb.Workflow | None:
         """A stored record (raises while down)."""
         self._check()
@@ -53,6 +57,13 @@ class SwitchableStore:
         return self.records.pop(name, None) is not None
 
     async def purge(self, before_ns: int, *, limit: int) -> Sequence[str]:
+        """Nothing (raises while down)."""
+        self._check()
+        return []
+
+    async def due(
+        self, before_ns: int, *, limit: int, after: tuple[int, str] | None = None
+    ) -> Sequence[pb.Workflow]:
         """Nothing (raises while down)."""
         self._check()
         return []
@@ -100,6 +111,22 @@ async def test_a_creation_is_refused_and_later_writes_are_kept_then_written_in_o
         ("workflows/a", pb.WORKFLOW_STATE_SUCCEEDED),
     ]
     assert "workflows/b" not in inner.records
+    await store.close()
+
+
+async def test_a_new_record_is_refused_in_any_state_and_never_kept() -> None:
+    """While Redis is away an insert (a creation: a PENDING workflow, or a cache hit's only
+    record, already SUCCEEDED) is UNAVAILABLE and nothing of it is kept."""
+    inner = SwitchableStore()
+    store = OutageTolerantStore(inner, retry_seconds=60, close_wait_seconds=0)
+    inner.down = True
+    for state in (pb.WORKFLOW_STATE_PENDING, pb.WORKFLOW_STATE_SUCCEEDED):
+        with pytest.raises(UnavailableError, match="was not created"):
+            await store.insert(workflow("new", state))
+    assert store.pending == 0
+    inner.down = False
+    await store.insert(workflow("new", pb.WORKFLOW_STATE_SUCCEEDED))
+    assert inner.writes == [("workflows/new", pb.WORKFLOW_STATE_SUCCEEDED)]
     await store.close()
 
 

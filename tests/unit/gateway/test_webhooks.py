@@ -439,6 +439,17 @@ async def test_connection_refused_then_delivered(store: SqliteWorkflowStore) -> 
     assert record.notification_delivery.attempts == 3
 
 
+def _alone(store: WorkflowStore, fake: FakeTime, sender: HttpxSender) -> Notifier:
+    """The notifier of a gateway that delivers alone (its records not shared: no sweep)."""
+    return Notifier(
+        _deliverer(store, fake, sender),
+        store,
+        sweep_seconds=None,
+        takeover_seconds=0,
+        clock=fake.clock,
+    )
+
+
 async def test_a_delivery_left_by_a_stopped_gateway_is_resumed(tmp_path: Path) -> None:
     """A gateway stops while waiting to retry (its delivery DELIVERING on the durable record);
     the next one, on the same SQLite file, takes it over at start and delivers it once."""
@@ -456,9 +467,7 @@ async def test_a_delivery_left_by_a_stopped_gateway_is_resumed(tmp_path: Path) -
         name = await _ended(first, receiver.url)
         deliverer = _deliverer(first, FakeTime(), sender)
         deliverer._sleep = wait_forever  # the gateway stops during the backoff
-        notifier = Notifier(
-            deliverer, first, window_seconds=3600, sweep_seconds=None, takeover_seconds=0
-        )
+        notifier = Notifier(deliverer, first, sweep_seconds=None, takeover_seconds=0)
         await notifier.start()
         await stopped.wait()
         await notifier.drain()
@@ -466,14 +475,7 @@ async def test_a_delivery_left_by_a_stopped_gateway_is_resumed(tmp_path: Path) -
         second = SqliteWorkflowStore(path)
         later = FakeTime()
         later.now += 60
-        notifier = Notifier(
-            _deliverer(second, later, sender),
-            second,
-            window_seconds=3600,
-            sweep_seconds=None,
-            takeover_seconds=0,
-            clock=later.clock,
-        )
+        notifier = _alone(second, later, sender)
         await notifier.start()
         await notifier.idle()
         record = await second.get(name)
@@ -485,6 +487,32 @@ async def test_a_delivery_left_by_a_stopped_gateway_is_resumed(tmp_path: Path) -
     assert record is not None
     assert record.notification_delivery.state == pb.NOTIFICATION_DELIVERY_STATE_DELIVERED
     assert record.notification_delivery.attempts == 2
+
+
+async def test_a_delivery_waiting_out_its_backoff_is_resumed_at_start(store) -> None:
+    """A gateway stopped while its delivery waited 200 s for its next attempt: the next start
+    on the same file resumes it (waits the rest, then delivers once), not only due ones."""
+    receiver = Receiver(SECRET).start()
+    fake, sender = FakeTime(), HttpxSender()
+    try:
+        name = await _ended(store, receiver.url, at=fake.start)
+        record = await store.get(name)
+        assert record is not None
+        record.notification_delivery.state = pb.NOTIFICATION_DELIVERY_STATE_DELIVERING
+        record.notification_delivery.attempts = 1
+        record.notification_delivery.next_attempt_time.FromSeconds(int(fake.now) + 200)
+        await store.save(record)
+        notifier = _alone(store, fake, sender)
+        await notifier.start()
+        await notifier.idle()
+        final = await store.get(name)
+    finally:
+        receiver.close()
+        await sender.close()
+    assert fake.waits[0] == pytest.approx(200)
+    assert [d.status for d in receiver.deliveries] == [204]
+    assert final is not None
+    assert final.notification_delivery.state == pb.NOTIFICATION_DELIVERY_STATE_DELIVERED
 
 
 async def test_a_replica_takes_over_on_redis(redis_url: str) -> None:
@@ -499,7 +527,6 @@ async def test_a_replica_takes_over_on_redis(redis_url: str) -> None:
         notifier = Notifier(
             _deliverer(store, fake, sender),
             store,
-            window_seconds=3600,
             sweep_seconds=None,
             takeover_seconds=40,
             clock=fake.clock,

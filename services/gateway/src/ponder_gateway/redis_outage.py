@@ -104,6 +104,18 @@ class OutageTolerantStore:
                 ) from exc
             self._keep(workflow, exc)  # a final state is always kept
 
+    async def insert(self, workflow: workflow_pb2.Workflow) -> None:
+        """Record a new workflow: a creation, refused with UNAVAILABLE if Redis cannot take
+        it (never kept: it is not acknowledged until Redis has it)."""
+        try:
+            await self._inner.insert(workflow)
+        except REDIS_DOWN as exc:
+            raise UnavailableError(
+                f"the workflow store (Redis) cannot be reached ({type(exc).__name__}); "
+                f"{workflow.name} was not created: retry",
+                retry_after_seconds=1.0,
+            ) from exc
+
     def _keep(self, workflow: workflow_pb2.Workflow, exc: BaseException) -> None:
         if not self._pending:
             logger.warning(
@@ -163,6 +175,14 @@ class OutageTolerantStore:
         except REDIS_DOWN as exc:
             raise _unavailable("delete", exc) from exc
         return self._pending.pop(name, None) is not None or deleted
+
+    async def due(
+        self, before_ns: int, *, limit: int, after: tuple[int, str] | None = None
+    ) -> Sequence[workflow_pb2.Workflow]:
+        """Due deliveries from Redis (the error as is when Redis is away: the sweep tries
+        again later), with kept versions in place of the stored ones."""
+        records = await self._inner.due(before_ns, limit=limit, after=after)
+        return [_copy(self._pending[w.name]) if w.name in self._pending else w for w in records]
 
     async def purge(self, before_ns: int, *, limit: int) -> Sequence[str]:
         """Purge in Redis (the error as is when Redis is away: the sweep tries again later)."""

@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
 from ponder_gateway.filters import Filter, matches
 from ponder_gateway.record_codec import RecordCodec, decode
 from ponder_gateway.record_plan import REDIS_SCAN_LIMIT, Page, Plan, Position, plan
 from ponder_gateway.store import position_of, tenant_of
+from ponder_gateway.webhooks.state import due_at
+from ponder_runtime import AlreadyExistsError
 from ponder_runtime.redis_values import as_bytes, as_text
 
 
 _BATCH = 200
+# Deliveries are retried for at most a week (PONDER_GATEWAY_WEBHOOK_RETRY_SECONDS' bound).
+_LONGEST_DELIVERY_US = 7 * 24 * 3600 * 10**6
 
 # The record's index entries, kept by one script so that a record and its indexes change
 # together: sorted sets by create time (µs) of every record, per tenant, per (tenant, state)
-# and per (tenant, kind); finished records by update time (retention); the unfinished set.
+# and per (tenant, kind); finished records by update time (retention); the unfinished set;
+# records whose webhook delivery is open by when it is due (the webhook sweep).
 # Results live once under their content hash with a reference count.
 _LUA_COMMON = """
 local P = ARGV[1]
@@ -38,6 +46,7 @@ local function unindex(name, s, k, t)
   redis.call('ZREM', P .. ':z:tk:' .. t .. ':' .. k, name)
   redis.call('ZREM', P .. ':finished', name)
   redis.call('SREM', P .. ':unfinished', name)
+  redis.call('ZREM', P .. ':due', name)
 end
 local function finished(s) return s == '3' or s == '4' or s == '5' end
 local function remove(name, only_finished)
@@ -51,9 +60,7 @@ local function remove(name, only_finished)
   return 1
 end
 """
-_SAVE = (
-    _LUA_COMMON
-    + """
+_SAVE_BODY = """
 local name, s, k, t, hash = ARGV[2], ARGV[5], ARGV[6], ARGV[7], ARGV[10]
 local key = P .. ':rec:' .. name
 local old = redis.call('HMGET', key, 's', 'k', 't', 'r')
@@ -78,8 +85,15 @@ if finished(s) then
 else
   redis.call('SADD', P .. ':unfinished', name)
 end
+if ARGV[12] ~= '' then redis.call('ZADD', P .. ':due', ARGV[12], name) end
 return 1
 """
+_SAVE = _LUA_COMMON + _SAVE_BODY
+# The same for a new record: nothing written (0) when one of that name exists.
+_INSERT = (
+    _LUA_COMMON
+    + "if redis.call('EXISTS', P .. ':rec:' .. ARGV[2]) == 1 then return 0 end"
+    + _SAVE_BODY
 )
 _DELETE = _LUA_COMMON + "return remove(ARGV[2], true)"
 _PURGE = (
@@ -105,32 +119,95 @@ class RedisWorkflowStore:
     """Workflow records in Redis: one hash per record (its bytes without the result, codec,
     state, kind, tenant, result hash), results once per content with a reference count, and
     sorted sets by create time for every filter index (record_plan.py): all, per tenant, per
-    (tenant, state) and per (tenant, kind); the finished ones by update time for retention."""
+    (tenant, state) and per (tenant, kind); the finished ones by update time for retention.
+
+    Saves are pipelined: those that arrive while a group is on its way go together in the
+    next one (one round trip, and with `appendfsync always` one AOF fsync, for the group),
+    each still its own atomic script call, acknowledged when Redis has answered it."""
 
     def __init__(self, client: aioredis.Redis, *, prefix: str = "ponder:gateway") -> None:
         self._redis = client
         self._prefix = prefix
         self._codec = RecordCodec()
         self._save = client.register_script(_SAVE)
+        self._insert = client.register_script(_INSERT)
         self._delete = client.register_script(_DELETE)
         self._purge = client.register_script(_PURGE)
         self._upgraded = False
+        self._due_indexed = False
+        self._pending: list[tuple[AsyncScript, list[Any], asyncio.Future[Any]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     def _key(self, name: str) -> str:
         return f"{self._prefix}:rec:{name}"
 
     def _args(self, workflow: workflow_pb2.Workflow) -> list[Any]:
         encoded = self._codec.encode(workflow)
+        due = due_at(workflow)
         return [
             self._prefix, workflow.name, encoded.data, encoded.codec, int(workflow.state),
             int(workflow.kind), tenant_of(workflow), _micros(position_of(workflow)[0]),
             _micros(int(workflow.update_time.ToNanoseconds())),
             encoded.result_hash.hex() if encoded.result_hash else "", encoded.result or b"",
+            "" if due is None else _micros(due),
         ]  # fmt: skip
 
     async def save(self, workflow: workflow_pb2.Workflow) -> None:
-        """Insert or replace a record with its index entries (one atomic script call)."""
-        await self._save(keys=[], args=self._args(workflow))
+        """Insert or replace a record with its index entries (one atomic script call, sent
+        with the saves that arrive meanwhile: see the class docstring)."""
+        await self._call(self._save, self._args(workflow))
+
+    async def insert(self, workflow: workflow_pb2.Workflow) -> None:
+        """Record a new workflow (as `save`); AlreadyExistsError when its name is taken."""
+        if not await self._call(self._insert, self._args(workflow)):
+            raise AlreadyExistsError(
+                f"{workflow.name} already exists", metadata={"name": workflow.name}
+            )
+
+    async def _call(self, script: AsyncScript, args: list[Any]) -> Any:
+        """The script's reply to `args`, sent with the calls that arrive meanwhile."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((script, args, future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send())
+        return await future
+
+    async def _send(self) -> None:
+        """Send the waiting calls, group after group, and answer each one's writer."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                replies = await self._pipelined([(script, args) for script, args, _ in batch])
+            except Exception as exc:  # the connection: every call of the group failed
+                replies = [exc] * len(batch)
+            for (_, _, future), reply in zip(batch, replies, strict=True):
+                if future.done():  # its writer was cancelled
+                    continue
+                if isinstance(reply, Exception):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
+
+    async def _pipelined(self, calls: list[tuple[AsyncScript, list[Any]]]) -> list[Any]:
+        """The scripts' replies to `calls` (errors as values), loaded again and resent once
+        where Redis no longer knew them (a restart, SCRIPT FLUSH)."""
+        replies = await self._evalsha(calls)
+        unknown = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if unknown:
+            for script in {id(calls[i][0]): calls[i][0] for i in unknown}.values():
+                await self._redis.script_load(script.script)
+            again = await self._evalsha([calls[i] for i in unknown])
+            for i, reply in zip(unknown, again, strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _evalsha(self, calls: list[tuple[AsyncScript, list[Any]]]) -> list[Any]:
+        """The scripts' replies to `calls`, sent in one pipeline (errors as values)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for script, args in calls:
+                pipe.evalsha(script.sha, 0, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
 
     async def save_many(self, workflows: Iterable[workflow_pb2.Workflow]) -> None:
         """Insert many records, pipelined 500 at a time (bulk loads and benchmarks)."""
@@ -278,6 +355,49 @@ class RedisWorkflowStore:
         names = [as_text(n) for n in await self._redis.smembers(f"{self._prefix}:unfinished")]
         return await self._with_results([r for r in await self._records(names) if r is not None])
 
+    async def due(
+        self, before_ns: int, *, limit: int, after: Position | None = None
+    ) -> Sequence[workflow_pb2.Workflow]:
+        """Records with an open webhook delivery due by `before_ns`, soonest first ((µs, name)
+        order), after the position. The first call indexes the open deliveries of records
+        saved before this index existed (`index_due`)."""
+        if not self._due_indexed:
+            self._due_indexed = True
+            await self.index_due()
+        mark = None if after is None else (_micros(after[0]), after[1])
+        entries: Any = await self._redis.zrangebyscore(
+            f"{self._prefix}:due", "-inf" if mark is None else mark[0], _micros(before_ns),
+            start=0, num=2 * limit, withscores=True,
+        )  # fmt: skip
+        names = [
+            as_text(member)
+            for member, score in entries
+            if mark is None or (int(score), as_text(member)) > mark
+        ][:limit]
+        return await self._with_results([r for r in await self._records(names) if r is not None])
+
+    async def index_due(self) -> int:
+        """Index the open deliveries of finished records saved before the `due` index (those
+        that ended within a week); how many. Done once per store (a marker key), safe to
+        repeat and to run on several replicas at once."""
+        marker = f"{self._prefix}:due:indexed"
+        if await self._redis.exists(marker):
+            return 0
+        since = _micros(time.time_ns()) - _LONGEST_DELIVERY_US
+        names = [as_text(n) for n in await self._redis.zrangebyscore(
+            f"{self._prefix}:finished", since, "+inf"
+        )]  # fmt: skip
+        found: dict[str, int] = {}
+        for start in range(0, len(names), _BATCH):
+            for read in await self._records(names[start : start + _BATCH]):
+                due = None if read is None else due_at(read[0])
+                if read is not None and due is not None:
+                    found[read[0].name] = _micros(due)
+        if found:
+            await self._redis.zadd(f"{self._prefix}:due", found)
+        await self._redis.set(marker, 1)
+        return len(found)
+
     async def delete(self, name: str) -> bool:
         """Delete a finished record, its index entries and its share of the result."""
         return bool(await self._delete(keys=[], args=[self._prefix, name]))
@@ -289,7 +409,9 @@ class RedisWorkflowStore:
         return [as_text(name) for name in names]
 
     async def close(self) -> None:
-        """Nothing to flush: every save is sent before it returns."""
+        """Wait for the saves on their way (each is acknowledged before it returns)."""
+        if self._sender is not None:
+            await asyncio.gather(self._sender, return_exceptions=True)
 
 
 def _in_bounds(found: Plan, nanos: int) -> bool:

@@ -143,7 +143,6 @@ class GatewayModule:
                 telemetry.tracer("ponder_gateway"),
             ),
             store,
-            window_seconds=settings.webhook_retry_seconds,
             sweep_seconds=settings.webhook_sweep_seconds if shared else None,
             takeover_seconds=settings.webhook_timeout_seconds + 30.0 if shared else 0.0,
         )

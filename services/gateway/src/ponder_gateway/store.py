@@ -11,11 +11,14 @@ last record that refers to it (a trigger). Listing walks one index per filter (r
 | kind = X (+ time range)     | workflows_tenant_kind / workflows_kind               |
 | anything else               | checked on at most SCAN_LIMIT entries of the above   |
 
-Retention walks `workflows_finished` (finished records by update_time)."""
+Retention walks `workflows_finished` (finished records by update_time); the webhook sweep walks
+`workflows_delivery_due` (records whose completion webhook is still to be delivered, by when
+the next attempt is due), so neither reads records that have nothing for it."""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +28,8 @@ from ponder_gateway.filters import Filter, to_sql
 from ponder_gateway.principals import DEFAULT_TENANT
 from ponder_gateway.record_codec import RecordCodec, decode
 from ponder_gateway.record_plan import SCAN_LIMIT, Page, Plan, Position, plan
+from ponder_gateway.webhooks.state import due_at
+from ponder_runtime import AlreadyExistsError
 from ponder_runtime.sqlite import SqliteFile
 
 
@@ -36,7 +41,13 @@ FINISHED = (
 )
 _FINISHED_SQL = "(" + ", ".join(str(int(state)) for state in FINISHED) + ")"
 _UNFINISHED_SQL = "(" + ", ".join(str(int(state)) for state in UNFINISHED) + ")"
-_COLUMNS = "name, create_time, state, kind, data, update_time, topic, tenant, codec, result_hash"
+_COLUMNS = (
+    "name, create_time, state, kind, data, update_time, topic, tenant, codec, result_hash,"
+    " delivery_due"
+)
+# Deliveries are retried for at most a week (PONDER_GATEWAY_WEBHOOK_RETRY_SECONDS' bound): an
+# older file's records that ended before that have none left to index.
+_LONGEST_DELIVERY_NS = 7 * 24 * 3600 * 10**9
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS workflows (
@@ -49,7 +60,8 @@ CREATE TABLE IF NOT EXISTS workflows (
     topic TEXT NOT NULL DEFAULT '',
     tenant TEXT NOT NULL DEFAULT 'default',
     codec INTEGER NOT NULL DEFAULT 0,
-    result_hash BLOB
+    result_hash BLOB,
+    delivery_due INTEGER
 );
 CREATE TABLE IF NOT EXISTS workflow_results (
     hash BLOB PRIMARY KEY,
@@ -67,6 +79,8 @@ CREATE INDEX IF NOT EXISTS workflows_finished ON workflows(update_time)
     WHERE state IN {_FINISHED_SQL};
 CREATE INDEX IF NOT EXISTS workflows_unfinished ON workflows(create_time)
     WHERE state IN {_UNFINISHED_SQL};
+CREATE INDEX IF NOT EXISTS workflows_delivery_due ON workflows(delivery_due, name)
+    WHERE delivery_due IS NOT NULL;
 CREATE TRIGGER IF NOT EXISTS workflow_result_released AFTER DELETE ON workflows
     WHEN OLD.result_hash IS NOT NULL BEGIN
     DELETE FROM workflow_results WHERE hash = OLD.result_hash
@@ -93,11 +107,13 @@ _INDEXES = {
     "tenant_kind": "workflows_tenant_kind",
 }
 _UPSERT = (
-    f"INSERT INTO workflows ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE"
-    " SET create_time = excluded.create_time, state = excluded.state, kind = excluded.kind,"
-    " data = excluded.data, update_time = excluded.update_time, topic = excluded.topic,"
-    " tenant = excluded.tenant, codec = excluded.codec, result_hash = excluded.result_hash"
+    f"INSERT INTO workflows ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO"
+    " UPDATE SET create_time = excluded.create_time, state = excluded.state,"
+    " kind = excluded.kind, data = excluded.data, update_time = excluded.update_time,"
+    " topic = excluded.topic, tenant = excluded.tenant, codec = excluded.codec,"
+    " result_hash = excluded.result_hash, delivery_due = excluded.delivery_due"
 )
+_INSERT = f"INSERT INTO workflows ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 _KEEP_RESULT = "INSERT OR IGNORE INTO workflow_results (hash, data) VALUES (?, ?)"
 _READ = "SELECT w.data, w.codec, r.data FROM workflows w"
 _JOIN = " LEFT JOIN workflow_results r ON r.hash = w.result_hash"
@@ -107,7 +123,8 @@ _NEWEST_FIRST = " ORDER BY w.create_time DESC, w.name DESC"
 def _migrate(db: sqlite3.Connection) -> None:
     """Bring a file written by an older version up to date: the filter columns (time and
     topic, filled from the records), the owning tenant (older rows belong to the default
-    tenant) and the codec and result reference (older rows keep their result inline)."""
+    tenant), the codec and result reference (older rows keep their result inline) and when a
+    webhook delivery is due (filled from the records that ended within a week)."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(workflows)")}
     if not columns:
         return  # a new file: the schema creates everything
@@ -128,6 +145,18 @@ def _migrate(db: sqlite3.Connection) -> None:
     if "codec" not in columns:
         db.execute("ALTER TABLE workflows ADD COLUMN codec INTEGER NOT NULL DEFAULT 0")
         db.execute("ALTER TABLE workflows ADD COLUMN result_hash BLOB")
+    if "delivery_due" not in columns:
+        db.execute("ALTER TABLE workflows ADD COLUMN delivery_due INTEGER")
+        recent = time.time_ns() - _LONGEST_DELIVERY_NS
+        rows = db.execute(
+            f"SELECT name, data, codec FROM workflows WHERE state IN {_FINISHED_SQL}"
+            " AND update_time >= ?",
+            (recent,),
+        ).fetchall()
+        for name, data, codec in rows:
+            due = due_at(decode(data, codec, None))
+            if due is not None:
+                db.execute("UPDATE workflows SET delivery_due = ? WHERE name = ?", (due, name))
     db.execute("COMMIT")
 
 
@@ -148,6 +177,11 @@ class WorkflowStore(Protocol):
         """Insert or replace a record; durable on return."""
         ...
 
+    async def insert(self, workflow: workflow_pb2.Workflow) -> None:
+        """Record a new workflow; AlreadyExistsError when one of that name is recorded (two
+        creations of one caller-chosen id, on one replica or two); durable on return."""
+        ...
+
     async def get(self, name: str) -> workflow_pb2.Workflow | None:
         """A record by name."""
         ...
@@ -164,6 +198,13 @@ class WorkflowStore(Protocol):
     async def delete(self, name: str) -> bool:
         """Delete a finished record (its result too when no other record refers to it);
         False when there is no finished record of that name."""
+        ...
+
+    async def due(
+        self, before_ns: int, *, limit: int, after: Position | None = None
+    ) -> Sequence[workflow_pb2.Workflow]:
+        """Up to `limit` records whose webhook delivery is open and was due at `before_ns`
+        or earlier, soonest first, after a (due ns, name) position."""
         ...
 
     async def purge(self, before_ns: int, *, limit: int) -> Sequence[str]:
@@ -237,21 +278,35 @@ class SqliteWorkflowStore:
         self._file = SqliteFile(path, _SCHEMA, thread_name="workflow-store", migrate=_migrate)
         self._codec = RecordCodec()
 
-    def _row(self, workflow: workflow_pb2.Workflow) -> tuple[Any, ...]:
+    def _row(self, workflow: workflow_pb2.Workflow) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """The record's columns, and its result's (hash, bytes) (both None: no result)."""
         encoded = self._codec.encode(workflow)
         return (
             workflow.name, position_of(workflow)[0], int(workflow.state), int(workflow.kind),
             encoded.data, int(workflow.update_time.ToNanoseconds()), workflow.topic.lower(),
-            tenant_of(workflow), encoded.codec, encoded.result_hash, encoded.result,
-        )  # fmt: skip
+            tenant_of(workflow), encoded.codec, encoded.result_hash, due_at(workflow),
+        ), (encoded.result_hash, encoded.result)  # fmt: skip
 
     async def save(self, workflow: workflow_pb2.Workflow) -> None:
         """Insert or replace a workflow record (and its result, unless already kept): one
         write, committed with the other writes that arrive meanwhile (group commit)."""
-        row = self._row(workflow)
-        statements: list[tuple[str, Sequence[Any]]] = [(_UPSERT, row[:10])]
-        if row[9] is not None:
-            statements.insert(0, (_KEEP_RESULT, row[9:]))
+        await self._write(workflow, _UPSERT)
+
+    async def insert(self, workflow: workflow_pb2.Workflow) -> None:
+        """Record a new workflow as `save` does; AlreadyExistsError when its name is taken
+        (the primary key refuses it; nothing of it is written)."""
+        try:
+            await self._write(workflow, _INSERT)
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyExistsError(
+                f"{workflow.name} already exists", metadata={"name": workflow.name}
+            ) from exc
+
+    async def _write(self, workflow: workflow_pb2.Workflow, statement: str) -> None:
+        row, result = self._row(workflow)
+        statements: list[tuple[str, Sequence[Any]]] = [(statement, row)]
+        if result[0] is not None:
+            statements.insert(0, (_KEEP_RESULT, result))
         await self._file.write_all(statements)
 
     async def save_many(self, workflows: Iterable[workflow_pb2.Workflow]) -> None:
@@ -262,11 +317,11 @@ class SqliteWorkflowStore:
             db.execute("BEGIN IMMEDIATE")
             db.executemany(
                 "INSERT OR IGNORE INTO workflow_results (hash, data) VALUES (?, ?)",
-                [(row[9], row[10]) for row in rows if row[9] is not None],
+                [result for _, result in rows if result[0] is not None],
             )
             db.executemany(
-                f"INSERT OR REPLACE INTO workflows ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [row[:10] for row in rows],
+                f"INSERT OR REPLACE INTO workflows ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [row for row, _ in rows],
             )
             db.execute("COMMIT")
 
@@ -303,6 +358,23 @@ class SqliteWorkflowStore:
             return done.rowcount > 0
 
         return await self._file.run(delete)
+
+    async def due(
+        self, before_ns: int, *, limit: int, after: Position | None = None
+    ) -> Sequence[workflow_pb2.Workflow]:
+        """Records with an open webhook delivery due by `before_ns`, soonest first, after the
+        (due ns, name) position (the `workflows_delivery_due` index)."""
+        low, name = after if after is not None else (-1, "")
+        rows = await self._file.run(
+            lambda db: db.execute(
+                f"{_READ} INDEXED BY workflows_delivery_due{_JOIN}"
+                " WHERE w.delivery_due IS NOT NULL AND w.delivery_due <= ?"
+                " AND (w.delivery_due > ? OR (w.delivery_due = ? AND w.name > ?))"
+                " ORDER BY w.delivery_due, w.name LIMIT ?",
+                (before_ns, low, low, name, limit),
+            ).fetchall()
+        )
+        return [decode(data, codec, result) for data, codec, result in rows]
 
     async def purge(self, before_ns: int, *, limit: int) -> Sequence[str]:
         """Delete up to `limit` finished records last updated before `before_ns`."""

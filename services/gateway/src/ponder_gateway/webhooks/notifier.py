@@ -9,31 +9,27 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
-from ponder_gateway.filters import Filter, parse
-from ponder_gateway.record_plan import Page
 from ponder_gateway.webhooks.delivery import Deliverer
-from ponder_gateway.webhooks.state import OPEN_DELIVERY_STATES
+from ponder_gateway.webhooks.state import OPEN_DELIVERY_STATES, due_at
 
 
 logger = logging.getLogger(__name__)
 _PAGE = 200
-DAY = 86400.0
+_ALL = 2**62  # ns: a due bound past every delivery
 
 
-def _rfc3339(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class Listing(Protocol):
+class DueRecords(Protocol):
     """The part of the WorkflowStore a sweep uses."""
 
-    async def list(self, where: Filter, *, limit: int, after: tuple[int, str] | None) -> Page:
-        """A page of records, newest first, and where the next one starts."""
+    async def due(
+        self, before_ns: int, *, limit: int, after: tuple[int, str] | None = None
+    ) -> Sequence[workflow_pb2.Workflow]:
+        """Records with an open delivery due by `before_ns`, soonest first, after a (due ns,
+        name) position."""
         ...
 
 
@@ -44,9 +40,8 @@ class Notifier:
     def __init__(
         self,
         deliverer: Deliverer,
-        records: Listing,
+        records: DueRecords,
         *,
-        window_seconds: float,
         sweep_seconds: float | None,
         takeover_seconds: float,
         clock: Callable[[], float] = time.time,
@@ -54,7 +49,6 @@ class Notifier:
     ) -> None:
         self._deliverer = deliverer
         self._records = records
-        self._window = window_seconds
         self._sweep_seconds = sweep_seconds
         self._takeover = takeover_seconds
         self._clock = clock
@@ -92,8 +86,9 @@ class Notifier:
 
     async def start(self) -> None:
         """Take over what a stopped process left, then keep sweeping when records are
-        shared."""
-        await self.sweep()
+        shared. Records this gateway alone delivers (no sweep): every open delivery, also
+        those waiting out a backoff (each task waits for its due time)."""
+        await self.sweep(everything=self._sweep_seconds is None)
         if self._sweep_seconds is not None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="webhook sweep")
 
@@ -106,42 +101,25 @@ class Notifier:
             except Exception:  # the store is away: try again next time
                 logger.warning("webhook sweep failed", exc_info=True)
 
-    async def sweep(self) -> int:
-        """Start the deliveries of recently ended workflows that are due and that no one
-        has attempted for the takeover time; how many were started."""
-        now = self._clock()
-        # Ended within twice the retry time (update_time is the end: delivery saves keep it),
-        # so created at most a day before that (no workflow runs that long): the create_time
-        # bound lets SQLite use its index.
-        ended, created = _rfc3339(now - 2 * self._window), _rfc3339(now - 2 * self._window - DAY)
-        where = parse(
-            f'create_time >= "{created}" AND update_time >= "{ended}" '
-            "AND NOT (state = PENDING OR state = RUNNING)"
-        )
+    async def sweep(self, *, everything: bool = False) -> int:
+        """Start the open deliveries not running here whose due time passed the takeover
+        time ago (`everything`: due or not), from the store's index of open deliveries
+        (records with nothing to deliver are never read); how many were started."""
+        before = _ALL if everything else int((self._clock() - self._takeover) * 1e9)
         started = 0
         after: tuple[int, str] | None = None
         while True:
-            page = await self._records.list(where, limit=_PAGE, after=after)
-            for record in page.workflows:
-                if self._abandoned(record, now):
+            records = await self._records.due(before, limit=_PAGE, after=after)
+            for record in records:
+                if record.name not in self._tasks:
                     self._spawn(record.name)
                     started += 1
-            if page.next_after is None:  # a short page may go on (a bounded scan): the token
+            if len(records) < _PAGE:
                 break
-            after = page.next_after
+            after = (due_at(records[-1]) or 0, records[-1].name)
         if started:
             logger.info("webhook deliveries taken over", extra={"count": started})
         return started
-
-    def _abandoned(self, record: workflow_pb2.Workflow, now: float) -> bool:
-        """An open delivery not running here whose due time passed the takeover time ago."""
-        delivery = record.notification_delivery
-        if not record.HasField("notification") or delivery.state not in OPEN_DELIVERY_STATES:
-            return False
-        if record.name in self._tasks:
-            return False
-        due = float(delivery.next_attempt_time.ToNanoseconds()) / 1e9
-        return now >= due + self._takeover
 
     async def drain(self) -> None:
         """Stop the sweep and the deliveries (their state stays on the records)."""

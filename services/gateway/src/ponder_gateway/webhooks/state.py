@@ -46,6 +46,15 @@ def mark_ended(workflow: workflow_pb2.Workflow, now: timestamp_pb2.Timestamp) ->
     delivery.next_attempt_time.CopyFrom(now)
 
 
+def due_at(workflow: workflow_pb2.Workflow) -> int | None:
+    """When the record's open delivery is next due (ns since the epoch); None when it has no
+    delivery under way (none asked for, not ended yet, delivered or given up)."""
+    delivery = workflow.notification_delivery
+    if not workflow.HasField("notification") or delivery.state not in OPEN_DELIVERY_STATES:
+        return None
+    return int(delivery.next_attempt_time.ToNanoseconds())
+
+
 def payload_view(workflow: workflow_pb2.Workflow) -> workflow_pb2.Workflow:
     """What a webhook carries: the workflow without its delivery state (so every attempt
     sends the same body)."""
