@@ -74,6 +74,27 @@ def fresh_topic() -> str:
     return f"dense passage retrieval for open-domain questions {uuid.uuid4().hex[:8]}"
 
 
+def answered_once(
+    workflow: pb.Workflow, source: pb.Workflow, store: CountingStore, log: CountingLog
+) -> None:
+    """Fails unless `workflow` is `source`'s answer from the cache (SUCCEEDED, its result,
+    one cache_lookup step) recorded with one save and no event."""
+    assert workflow.state == SUCCEEDED
+    assert workflow.cache.hit
+    assert workflow.cache.source_workflow == source.name
+    assert workflow.result == source.result
+    assert [step.name for step in workflow.steps] == ["cache_lookup"]
+    assert store.saved == [SUCCEEDED]
+    assert log.appended == 0
+
+
+def counting_from_here(stack: InProcessStack, store: CountingStore, log: CountingLog) -> int:
+    """Start the counts again (no save, no event yet); the LookupCache calls served so far."""
+    store.saved.clear()
+    log.appended = 0
+    return lookups_served(stack)
+
+
 async def watched(stub: workflow_grpc.WorkflowServiceStub, name: str) -> list[pb.Workflow]:
     """WatchWorkflow to its end: the workflow of each event."""
     events = stub.WatchWorkflow(pb.WatchWorkflowRequest(name=name), timeout=60)
@@ -129,29 +150,29 @@ async def local(
         await engine.drain(5.0)
 
 
+@pytest.mark.parametrize("first_level", [True, False], ids=["first-level", "lookupcache-only"])
 async def test_a_created_cache_hit_is_one_store_write_on_the_local_engine(
-    local: Local,
+    local: Local, stack: InProcessStack, first_level: bool
 ):
-    """After a run kept its answer, the same topic created is answered SUCCEEDED at once from
-    the first level: one save (the final record), no event; Get, List and Watch see it."""
-    stub, store, log, _ = local
+    """After a run kept its answer, the same topic created is answered SUCCEEDED at once,
+    from the first level or, with that emptied (as after a restart, or on another replica),
+    from the embedding service's LookupCache, asked before anything is recorded: one save
+    (the final record), no event, no LookupCache call or one; Get, List and Watch see it."""
+    stub, store, log, cache = local
     topic = fresh_topic()
     first = (
         await stub.RunWorkflow(pb.RunWorkflowRequest(workflow=spec(topic)), timeout=60)
     ).workflow
     assert not first.cache.hit
-    store.saved.clear()
-    log.appended = 0
+    if not first_level:
+        cache.forget_recent()  # only the embedding service holds the answer now
+    asked = counting_from_here(stack, store, log)
 
     reply = await stub.CreateWorkflow(pb.CreateWorkflowRequest(workflow=spec(topic)), timeout=30)
     created = reply.workflow
-    assert created.state == SUCCEEDED
-    assert created.cache.hit
-    assert created.cache.source_workflow == first.name
-    assert created.result == first.result
-    assert [step.name for step in created.steps] == ["cache_lookup"]
-    assert store.saved == [SUCCEEDED]  # one durable write, before the reply
-    assert log.appended == 0
+    answered_once(created, first, store, log)  # one durable write, before the reply
+    assert created.steps[0].message.startswith("hit (similarity 1.000")
+    assert lookups_served(stack) - asked == (0 if first_level else 1)
 
     got = await stub.GetWorkflow(pb.GetWorkflowRequest(name=created.name), timeout=10)
     assert got.workflow == created
@@ -215,48 +236,6 @@ async def test_refresh_bypass_and_a_miss_still_run_when_created(local: Local, po
         assert store.saved[-1] == SUCCEEDED
         assert len(store.saved) >= 2
         assert log.appended > 0
-
-
-async def test_a_created_hit_only_lookupcache_finds_is_one_store_write(
-    local: Local, stack: InProcessStack
-):
-    """With the first level emptied (as after a restart, or on another replica), a created
-    repeat of a topic run before is looked up in the embedding service's LookupCache before
-    anything is recorded: answered SUCCEEDED at once with one save and no event, one
-    LookupCache call; Get, List and Watch see it."""
-    stub, store, log, cache = local
-    topic = fresh_topic()
-    first = (
-        await stub.RunWorkflow(pb.RunWorkflowRequest(workflow=spec(topic)), timeout=60)
-    ).workflow
-    assert not first.cache.hit
-    cache.forget_recent()  # only the embedding service holds the answer now
-    store.saved.clear()
-    log.appended = 0
-    asked = lookups_served(stack)
-
-    created = (
-        await stub.CreateWorkflow(pb.CreateWorkflowRequest(workflow=spec(topic)), timeout=30)
-    ).workflow
-    assert created.state == SUCCEEDED
-    assert created.cache.hit
-    assert created.cache.source_workflow == first.name
-    assert created.result == first.result
-    [step] = created.steps
-    assert (step.name, step.state) == ("cache_lookup", pb.STEP_STATE_SUCCEEDED)
-    assert step.message.startswith("hit (similarity 1.000")
-    assert store.saved == [SUCCEEDED]
-    assert log.appended == 0
-    assert lookups_served(stack) - asked == 1
-
-    got = await stub.GetWorkflow(pb.GetWorkflowRequest(name=created.name), timeout=10)
-    assert got.workflow == created
-    listed = await stub.ListWorkflows(
-        pb.ListWorkflowsRequest(filter="state = SUCCEEDED", page_size=1), timeout=10
-    )
-    assert list(listed.workflows) == [created]
-    assert await watched(stub, created.name) == [created]
-    assert store.saved == [SUCCEEDED]
 
 
 async def test_a_created_miss_is_looked_up_once_and_recorded_as_before(
@@ -430,20 +409,13 @@ async def test_a_created_cache_hit_is_one_store_write_on_the_temporal_engine(
         for first_level in (True, False):
             if not first_level:
                 cache.forget_recent()  # only the embedding service holds the answer now
-            store.saved.clear()
-            log.appended = 0
-            asked = lookups_served(stack)
+            asked = counting_from_here(stack, store, log)
             created = (
                 await stub.CreateWorkflow(
                     pb.CreateWorkflowRequest(workflow=spec(topic)), timeout=30
                 )
             ).workflow
-            assert created.state == SUCCEEDED
-            assert created.cache.hit
-            assert created.cache.source_workflow == run.workflow.name
-            assert created.result == run.workflow.result
-            assert store.saved == [SUCCEEDED]
-            assert log.appended == 0
+            answered_once(created, run.workflow, store, log)
             assert lookups_served(stack) - asked == (0 if first_level else 1)
             got = await stub.GetWorkflow(pb.GetWorkflowRequest(name=created.name), timeout=10)
             assert got.workflow == created
@@ -471,19 +443,11 @@ async def test_a_synchronous_cache_hit_starts_no_temporal_workflow(
         for first_level in (True, False):
             if not first_level:
                 cache.forget_recent()
-            store.saved.clear()
-            log.appended = 0
-            asked = lookups_served(stack)
+            asked = counting_from_here(stack, store, log)
             again = (
                 await stub.RunWorkflow(pb.RunWorkflowRequest(workflow=spec(topic)), timeout=60)
             ).workflow
-            assert again.state == SUCCEEDED
-            assert again.cache.hit
-            assert again.cache.source_workflow == run.name
-            assert again.result == run.result
-            assert [step.name for step in again.steps] == ["cache_lookup"]
-            assert store.saved == [SUCCEEDED]
-            assert log.appended == 0
+            answered_once(again, run, store, log)
             assert lookups_served(stack) - asked == (0 if first_level else 1)
             got = await stub.GetWorkflow(pb.GetWorkflowRequest(name=again.name), timeout=10)
             assert got.workflow == again
