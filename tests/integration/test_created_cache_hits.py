@@ -218,15 +218,17 @@ async def test_a_created_cache_hit_does_not_wait_for_a_running_slot(
 
 
 @pytest.mark.parametrize("policy", [pb.CACHE_POLICY_REFRESH, pb.CACHE_POLICY_BYPASS])
-async def test_refresh_bypass_and_a_miss_still_run_when_created(local: Local, policy: int):
+async def test_refresh_bypass_and_a_miss_still_run_when_created(
+    local: Local, stack: InProcessStack, policy: int
+):
     """A REFRESH or BYPASS of a remembered topic, and a topic never asked, are created
-    PENDING and run in the background: the PENDING record first, then more, and events."""
+    PENDING and run in the background: the PENDING record first, then more, and events;
+    REFRESH and BYPASS never ask LookupCache, the miss once."""
     stub, store, log, _ = local
     topic = fresh_topic()
     await stub.RunWorkflow(pb.RunWorkflowRequest(workflow=spec(topic)), timeout=60)
-    for asked in (spec(topic, policy), spec(fresh_topic())):
-        store.saved.clear()
-        log.appended = 0
+    for asked, lookups in ((spec(topic, policy), 0), (spec(fresh_topic()), 1)):
+        before = counting_from_here(stack, store, log)
         created = (await stub.CreateWorkflow(pb.CreateWorkflowRequest(workflow=asked))).workflow
         assert created.state == pb.WORKFLOW_STATE_PENDING
         states = await watched(stub, created.name)
@@ -236,6 +238,7 @@ async def test_refresh_bypass_and_a_miss_still_run_when_created(local: Local, po
         assert store.saved[-1] == SUCCEEDED
         assert len(store.saved) >= 2
         assert log.appended > 0
+        assert lookups_served(stack) - before == lookups
 
 
 async def test_a_created_miss_is_looked_up_once_and_recorded_as_before(
