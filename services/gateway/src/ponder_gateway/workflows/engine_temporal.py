@@ -7,12 +7,15 @@ or Redis): Get, List and Watch behave exactly as on the local engine (same filte
 tokens and event numbers), are consistent at once (Temporal visibility is eventually
 consistent and needs search attributes registered), and cost Temporal nothing.
 
-A created workflow whose answer this gateway's first-level cache holds is answered and
-recorded here (one write, its final record), without a Temporal workflow: starting one costs
-Temporal its own durable history (several writes) and a worker round trip, only for the worker
-to find the same answer in the cache; a gateway-answered hit has no steps that could fail or
-need resuming, so Temporal's durability adds nothing. The first level here learns the answers
-the workers keep in the cache, from the final records of the workflows this gateway follows."""
+A workflow (created or run synchronously, cache policy USE) is looked up in the cache here
+first (this gateway's first level, then the embedding service's LookupCache): a hit is
+answered and recorded here (one write, its final record), without a Temporal workflow:
+starting one costs Temporal its own durable history (several writes) and a worker round trip,
+only for the worker to find the same answer in the cache; a gateway-answered hit has no steps
+that could fail or need resuming, so Temporal's durability adds nothing. A miss starts the
+Temporal workflow with that lookup in its input, which the worker takes as its cache_lookup
+step instead of asking again. The first level here learns the answers the workers keep in
+the cache, from the final records of the workflows this gateway follows."""
 
 from __future__ import annotations
 
@@ -96,7 +99,7 @@ class TemporalEngine:
         answers: tuple[Upstreams, WorkflowCache] | None = None,
     ) -> None:
         self._connect = connect
-        # The services and cache this gateway answers first-level hits with (None: never).
+        # The services and cache this gateway looks workflows up with (None: the workers do).
         self._answers = answers
         self._notifier = notifier
         self._connected: Client | None = None
