@@ -12,11 +12,17 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import SecretStr
 
 from ponder_devstack.temporal import TemporalDevServer, Workers
 from ponder_gateway.service import GatewayModule
 from ponder_runtime import ServiceServer
 from tests.conftest import InProcessStack, start_service
+
+
+# The cache signing key the workers and the gateways in front of them share (as a deployment
+# does): what a worker keeps in the cache, a gateway's own lookup verifies.
+CACHE_SIGNING_KEY = "temporal-tests:temporal-tests-cache-signing-secret-0123456789"
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +63,7 @@ def worker_env(stack: InProcessStack, server: TemporalDevServer, records: Path) 
             "PONDER_TEMPORAL_ADDRESS": server.address,
             "PONDER_TEMPORAL_HEARTBEAT_TIMEOUT_SECONDS": "3",
             "PONDER_LOG_LEVEL": "WARNING",
+            "PONDER_GATEWAY_CACHE_SIGNING_KEY": CACHE_SIGNING_KEY,
         }
     )
     return env
@@ -80,6 +87,7 @@ async def temporal_stack(
             "temporal_address": temporal_server.address,
             "store_path": records,
             "temporal_heartbeat_timeout_seconds": 3.0,
+            "cache_signing_key": SecretStr(CACHE_SIGNING_KEY),
         }
     )
     env = worker_env(stack, temporal_server, records)

@@ -1,7 +1,7 @@
 """Thin counting wrappers of a real workflow store and event log (each save is one commit on
-SQLite, one script call on Redis; each append one event write), and a WorkflowService on a
-given engine served on a real socket, in front of the in-process research, embedding and
-reflection services."""
+SQLite, one script call on Redis; each append one event write), the LookupCache calls the
+embedding service served, and a WorkflowService on a given engine served on a real socket, in
+front of the in-process research, embedding and reflection services."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from opentelemetry.trace import SpanKind
 
 from ponder.embedding.v1 import embedding_service_pb2_grpc as embedding_grpc
 from ponder.reflection.v1 import reflection_service_pb2_grpc as reflection_grpc
@@ -30,6 +31,9 @@ from ponder_gateway.workflows.engine import Engine
 from ponder_gateway.workflows.events import Event, EventLog
 from tests.conftest import InProcessStack
 from tests.support.gateways import gateway_settings
+
+
+LOOKUP_CACHE = "/ponder.embedding.v1.EmbeddingService/LookupCache"
 
 
 class CountingStore:
@@ -120,10 +124,12 @@ class Parts:
 
 
 @contextlib.asynccontextmanager
-async def gateway_parts(stack: InProcessStack, folder: Path) -> AsyncIterator[Parts]:
+async def gateway_parts(
+    stack: InProcessStack, folder: Path, **overrides: object
+) -> AsyncIterator[Parts]:
     """Stubs of the stack's services and a semantic cache with its first level on (records
-    in `folder`)."""
-    settings = gateway_settings(stack, folder, cache_recent_seconds=30.0)
+    in `folder`; other settings from `overrides`)."""
+    settings = gateway_settings(stack, folder, **{"cache_recent_seconds": 30.0, **overrides})
     async with (
         grpc.aio.insecure_channel(settings.research_addr) as research,
         grpc.aio.insecure_channel(settings.embedding_addr) as embedding,
@@ -135,6 +141,16 @@ async def gateway_parts(stack: InProcessStack, folder: Path) -> AsyncIterator[Pa
             reflection=reflection_grpc.ReflectionServiceStub(reflection),
         )
         yield Parts(up, workflow_cache(up, settings, no_op_meter()), settings)
+
+
+def lookups_served(stack: InProcessStack) -> int:
+    """How many LookupCache calls the stack's embedding service has answered so far (its
+    server spans, made by its tracing interceptor), whoever called: a gateway or a worker."""
+    return sum(
+        1
+        for span in stack.spans.get_finished_spans()
+        if span.name == LOOKUP_CACHE and span.kind is SpanKind.SERVER
+    )
 
 
 @contextlib.asynccontextmanager

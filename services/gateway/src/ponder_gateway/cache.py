@@ -100,6 +100,11 @@ class CacheUnavailableError(Exception):
     """The embedding service could not answer; the message says how."""
 
 
+class CacheTimeoutError(CacheUnavailableError):
+    """The embedding service did not answer a lookup in the time it had (it may be slow
+    rather than down)."""
+
+
 @functools.lru_cache(maxsize=1024)  # a pure function of its (hashable) arguments
 def namespace(params: RunParameters, library_version: str = "") -> str:
     """One namespace per workflow kind and result-shaping parameters (not the cache policy),
@@ -287,7 +292,9 @@ class WorkflowCache:
                 timeout=timeout,
             )
         except grpc.aio.AioRpcError as exc:
-            raise CacheUnavailableError(f"{exc.code().name}: {exc.details()}") from exc
+            late = exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            error = CacheTimeoutError if late else CacheUnavailableError
+            raise error(f"{exc.code().name}: {exc.details()}") from exc
         found = CacheLookup(
             None,
             reply.similarity,

@@ -161,7 +161,7 @@ class GatewayModule:
                 settings,
                 admission=admission,
                 notifier=self.notifier,
-                answers=(upstreams, cache),  # first-level hits of created workflows
+                answers=(upstreams, cache),  # the gateway looks workflows up itself
             )
         else:
             self.engine = LocalEngine(

@@ -28,7 +28,7 @@ from ponder_gateway.replay import REPLAY_AGE_KEY, ReplayMemo
 from ponder_gateway.webhooks.destinations import DestinationPolicy
 from ponder_gateway.webhooks.secrets import WebhookSecrets
 from ponder_gateway.webhooks.targets import WebhookTargets
-from ponder_gateway.workflows.engine import Engine
+from ponder_gateway.workflows.engine import Answered, Engine
 from ponder_gateway.workflows.relayed import relayed_error
 from ponder_gateway.workflows.resource import usage_attributes
 from ponder_runtime import AlreadyExistsError, RequestValidator
@@ -111,22 +111,28 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         self._ids = RandomIds()  # workflow ids
 
     async def _answered(
-        self, topic: str, params: RunParameters, workflow_id: str, principal: Principal
-    ) -> workflow_pb2.Workflow | None:
-        """The workflow to create, answered and recorded at once when the cache's first level
-        holds its answer (one store write; it claims no coalescing identity: there is no
-        execution to share), charged to the caller's budgets like any other; None when it
-        must be created and run."""
-        workflow = await self._engine.answered(
+        self,
+        topic: str,
+        params: RunParameters,
+        workflow_id: str,
+        principal: Principal,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> Answered:
+        """The workflow to create, looked up in the cache before anything is recorded: on a
+        hit answered and recorded at once (one store write; it claims no coalescing
+        identity: there is no execution to share), charged to the caller's budgets like any
+        other; else the lookup its run takes over (Engine.answered)."""
+        answered = await self._engine.answered(
             topic,
             params,
             workflow_id,
             tenant=principal.tenant,
             admit=functools.partial(self._budgets.acquire, principal),
+            context=context,
         )
-        if workflow is not None:
-            await self._daily.charge(principal, workflow)
-        return workflow
+        if answered.workflow is not None:
+            await self._daily.charge(principal, answered.workflow)
+        return answered
 
     async def _twin(
         self, key: str, name: str, params: RunParameters
@@ -327,9 +333,9 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         topic = spec.topic.strip()
         await self._daily.check(principal)  # QuotaExceededError when the key's day is spent
         workflow_id = request.workflow_id or self._ids.uuid4()
-        answered = await self._answered(topic, params, workflow_id, principal)
-        if answered is not None:
-            return workflow_pb2.CreateWorkflowResponse(workflow=answered)  # SUCCEEDED
+        answered = await self._answered(topic, params, workflow_id, principal, context)
+        if answered.workflow is not None:
+            return workflow_pb2.CreateWorkflowResponse(workflow=answered.workflow)  # SUCCEEDED
         twin_key = identity(principal.tenant, topic, params)
         name = f"workflows/{workflow_id}"
         running = await self._twin(twin_key, name, params)
@@ -349,7 +355,14 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
 
         try:
             workflow = await self._engine.create(
-                topic, params, workflow_id, tenant=principal.tenant, on_done=done, after=after
+                topic,
+                params,
+                workflow_id,
+                tenant=principal.tenant,
+                on_done=done,
+                after=after,
+                # Its lookup, unless it waits for a twin (whose answer the cache may then hold).
+                looked_up=None if after else answered.lookup,
             )
         except BaseException:
             release()

@@ -13,7 +13,7 @@ from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
 from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.type.v1 import document_pb2
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
-from ponder_gateway.cache import CacheUnavailableError, WorkflowCache
+from ponder_gateway.cache import CacheTimeoutError, CacheUnavailableError, WorkflowCache
 from ponder_gateway.parameters import RunParameters
 from ponder_gateway.principals import DEFAULT_TENANT
 from ponder_gateway.settings import GatewaySettings
@@ -61,6 +61,49 @@ def record_progress(
         step.iteration_scores.append(event.critique.score)
 
 
+async def look_up(
+    cache: WorkflowCache,
+    workflow: workflow_pb2.Workflow,
+    params: RunParameters,
+    timeout: Timeout,
+) -> CacheLookup:
+    """The semantic cache's answer for the workflow's topic (its first level, then the
+    embedding service's LookupCache), with what it decided and why (a miss says why too, on
+    the current span as well); embedding down is a result (`unavailable`)."""
+    try:
+        cached = await cache.lookup(workflow.topic, params, workflow.tenant, cap=timeout)
+    except CacheUnavailableError as exc:
+        return CacheLookup(unavailable=str(exc), timed_out=isinstance(exc, CacheTimeoutError))
+    found = CacheLookup(
+        workflow=cached.workflow,
+        similarity=cached.similarity,
+        info=cached.info(),
+        explanation=cached.explain(),
+    )
+    annotate(found)
+    return found
+
+
+def annotate(found: CacheLookup) -> None:
+    """What a lookup decided, on the current span (the cache_lookup step's): hit or miss, the
+    verdict and its reason, the candidate and its similarity."""
+    span = trace.get_current_span()
+    if found.info is None or not span.is_recording():
+        return
+    info = found.info
+    verdict = workflow_pb2.CacheVerdict.Name(info.verdict).removeprefix("CACHE_VERDICT_")
+    span.set_attributes(
+        {
+            CACHE_RESULT: "hit" if info.hit else "miss",
+            CACHE_VERDICT: verdict.lower(),
+            CACHE_REASON: info.reason,
+            CACHE_REASON_CATEGORY: info.reason_category,
+            CACHE_CANDIDATE: info.candidate_topic,
+            CACHE_SIMILARITY: info.similarity,
+        }
+    )
+
+
 class GrpcActivities:
     """The Activities of pipeline.py over gRPC stubs."""
 
@@ -74,8 +117,10 @@ class GrpcActivities:
         progress: Progress,
         resume: tuple[reflection_pb2.ReflectionStep, ...] = (),
         on_stream: StreamObserver | None = None,
+        looked_up: CacheLookup | None = None,
     ) -> None:
         self._up = upstreams
+        self._looked_up = looked_up
         self._cache = cache
         self._settings = settings
         self._timeout = timeout
@@ -87,31 +132,12 @@ class GrpcActivities:
         self, workflow: workflow_pb2.Workflow, params: RunParameters
     ) -> CacheLookup:
         """The semantic cache's answer for the topic, with what it decided and why (a miss
-        says why too); embedding down is a result."""
-        try:
-            cached = await self._cache.lookup(
-                workflow.topic, params, workflow.tenant, cap=self._timeout
-            )
-        except CacheUnavailableError as exc:
-            return CacheLookup(unavailable=str(exc))
-        span = trace.get_current_span()  # the step's
-        if span.is_recording():
-            span.set_attributes(
-                {
-                    CACHE_RESULT: "hit" if cached.hit else "miss",
-                    CACHE_VERDICT: cached.verdict_name(),
-                    CACHE_REASON: cached.reason,
-                    CACHE_REASON_CATEGORY: cached.category,
-                    CACHE_CANDIDATE: cached.candidate_topic,
-                    CACHE_SIMILARITY: cached.similarity,
-                }
-            )
-        return CacheLookup(
-            workflow=cached.workflow,
-            similarity=cached.similarity,
-            info=cached.info(),
-            explanation=cached.explain(),
-        )
+        says why too); embedding down is a result. A lookup made before the workflow was
+        recorded (`looked_up`) is its answer: the cache is not asked twice."""
+        if self._looked_up is not None:
+            annotate(self._looked_up)  # the step's span says what it decided, as when asked
+            return self._looked_up
+        return await look_up(self._cache, workflow, params, self._timeout)
 
     async def research(
         self, workflow: workflow_pb2.Workflow, params: RunParameters

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
@@ -14,12 +15,41 @@ from ponder_gateway.filters import Filter
 from ponder_gateway.parameters import RunParameters
 from ponder_gateway.record_plan import Page
 from ponder_gateway.workflows.events import Event
+from ponder_gateway.workflows.pipeline import CacheLookup
+from ponder_runtime.channels import call_timeout
 
 
 # Called once when a created workflow ends, with its final record (or None).
 OnDone = Callable[[workflow_pb2.Workflow | None], Awaitable[None]]
 # Counts a workflow in against the caller's budgets; returns what counts it out.
 Admit = Callable[[], Callable[[], None]]
+# Longest a create waits for its cache lookup (the caller's deadline may leave less): past
+# it the workflow is created all the same, and its run asks again with the lookup's own
+# timeout (as a run did before creates were looked up). A create replies at once: a hung
+# embedding service must not hold it for the lookup's own timeout. At least the channel
+# breaker's slow-call time (1 s), so that a hung service opens the breaker, after which
+# lookups fail at once (the embedding service unavailable: the run is told, not asked).
+CREATE_LOOKUP_SECONDS = 1.0
+
+
+def create_lookup_timeout(
+    context: grpc.aio.ServicerContext[Any, Any] | None,
+) -> Callable[[float], float]:
+    """A create's cache lookup timeout: the lookup's own, at most CREATE_LOOKUP_SECONDS,
+    shortened to the caller's remaining deadline."""
+    return lambda seconds: call_timeout(context, min(seconds, CREATE_LOOKUP_SECONDS))
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """What a create's cache lookup found before anything was recorded: the workflow it
+    answered and recorded (a hit), or else the lookup (a miss, or the embedding service
+    unavailable) that its run takes as its cache_lookup step instead of asking again; neither
+    when it was not looked up (cache policy REFRESH or BYPASS, or an engine that does not) or
+    the lookup ran out of time (the run asks again)."""
+
+    workflow: workflow_pb2.Workflow | None = None
+    lookup: CacheLookup | None = None
 
 
 class Engine(Protocol):
@@ -52,12 +82,15 @@ class Engine(Protocol):
         *,
         tenant: str = "",
         admit: Admit | None = None,
-    ) -> workflow_pb2.Workflow | None:
-        """A workflow to create that the cache's first level answers now, answered and
-        recorded before the reply with one store write (its final record; no PENDING record,
-        no events: a watcher gets its end from the record), counted in by `admit` meanwhile;
-        None when it must be created and run (nothing recorded, `admit` not called).
-        AlreadyExistsError as `create`."""
+        context: grpc.aio.ServicerContext[Any, Any] | None = None,
+    ) -> Answered:
+        """A workflow to create, looked up in the cache first (policy USE; its first level,
+        then the embedding service, within CREATE_LOOKUP_SECONDS and the caller's deadline):
+        on a hit answered and recorded before the reply with one store write (its final
+        record; no PENDING record, no events: a watcher gets its end from the record),
+        counted in by `admit` meanwhile; otherwise nothing is recorded, `admit` is not called,
+        and the lookup is returned for `create` to carry into the run (unless it ran out of
+        time). AlreadyExistsError as `create`."""
         ...
 
     async def create(
@@ -69,11 +102,13 @@ class Engine(Protocol):
         tenant: str = "",
         on_done: OnDone | None = None,
         after: str = "",
+        looked_up: CacheLookup | None = None,
     ) -> workflow_pb2.Workflow:
         """Start a workflow of `tenant` in the background; returned PENDING. With `after`
         (a workflow's name) it stays PENDING until that one has ended. `on_done` runs once
         when it ends, with its final record (None when this gateway stopped following it):
-        access (the caller's workflow budget), coalescing and the daily budget."""
+        access (the caller's workflow budget), coalescing and the daily budget. `looked_up`:
+        its cache lookup, made by `answered` (its cache_lookup step, not asked again)."""
         ...
 
     async def get(self, name: str) -> workflow_pb2.Workflow:

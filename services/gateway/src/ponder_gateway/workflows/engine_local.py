@@ -22,12 +22,18 @@ from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.store import WorkflowStore
 from ponder_gateway.upstream import Upstreams
 from ponder_gateway.webhooks.notifier import Notifier
-from ponder_gateway.workflows.activities import GrpcActivities
+from ponder_gateway.workflows.activities import GrpcActivities, look_up
 from ponder_gateway.workflows.admission import Admission
 from ponder_gateway.workflows.deletion import delete_finished, still_running
-from ponder_gateway.workflows.engine import Admit, OnDone, admitted
+from ponder_gateway.workflows.engine import (
+    Admit,
+    Answered,
+    OnDone,
+    admitted,
+    create_lookup_timeout,
+)
 from ponder_gateway.workflows.events import FINAL_STATES, Event, EventLog, Wakeups, follow
-from ponder_gateway.workflows.pipeline import Pipeline, cancelled, interrupted
+from ponder_gateway.workflows.pipeline import CacheLookup, Pipeline, cancelled, interrupted
 from ponder_gateway.workflows.recorder import Recorder, StoreSink
 from ponder_gateway.workflows.resource import new_workflow, record_trace_id, traced
 from ponder_runtime import AlreadyExistsError, FailedPreconditionError, NotFoundError, PonderError
@@ -133,20 +139,28 @@ class LocalEngine:
         *,
         tenant: str = "",
         admit: Admit | None = None,
-    ) -> workflow_pb2.Workflow | None:
-        """A created workflow of `tenant` that the cache's first level answers now: looked up
-        and recorded here, before the reply, with one write (its final record: no PENDING
-        record, no events; a watcher gets its end from the record). None when it must run
-        (not remembered, or forgotten meanwhile and missed): nothing was recorded. `admit`
-        counts it in against the caller's budgets while it is answered."""
-        if not await self.remembers(topic, params, tenant):
-            return None
+        context: grpc.aio.ServicerContext[Any, Any] | None = None,
+    ) -> Answered:
+        """A workflow of `tenant` to create, looked up in the cache here, before anything is
+        recorded (policy USE; Engine.answered): a hit is answered and recorded with one write
+        (its final record: no PENDING record, no events; a watcher gets its end from the
+        record), counted in by `admit` against the caller's budgets while it is; a miss (or
+        the embedding service unavailable) records nothing and comes back for `create`."""
+        if params.cache_policy != workflow_pb2.CACHE_POLICY_USE:
+            return Answered()
+        workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
+        found = await look_up(self._cache, workflow, params, create_lookup_timeout(context))
+        if found.timed_out:  # slow, perhaps not down: its run asks again, with its own time
+            return Answered()
+        if found.workflow is None:
+            return Answered(lookup=found)
         await self._check_new(workflow_id)
         with admitted(admit):
             async with self._admission.admitted():
-                workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
-                done = await self._execute(workflow, params, None, watched=False, cached_only=True)
-        return done if done.state in FINAL_STATES else None
+                done = await self._execute(
+                    workflow, params, None, watched=False, cached_only=True, looked_up=found
+                )
+        return Answered(done) if done.state in FINAL_STATES else Answered(lookup=found)
 
     async def _check_new(self, workflow_id: str) -> None:
         """ALREADY_EXISTS when a workflow of the caller-chosen id runs here or is recorded."""
@@ -162,9 +176,11 @@ class LocalEngine:
         *,
         watched: bool,
         cached_only: bool = False,
+        looked_up: CacheLookup | None = None,
     ) -> workflow_pb2.Workflow:
         """Run the workflow here to its end (`cached_only`: only when the cache answers it;
-        else returned not final, nothing recorded)."""
+        else returned not final, nothing recorded), with its cache lookup when one was made
+        before (`looked_up`: not asked again)."""
         self._live[workflow.name] = workflow
         store_sink = StoreSink(self._store, self._log, self._wakeups, watched=watched)
         # Only a watched workflow has events, so only its FINISHED event waits for the span.
@@ -176,6 +192,7 @@ class LocalEngine:
             self._settings,
             timeout=lambda seconds: call_timeout(context, seconds),
             progress=recorder.progress,
+            looked_up=looked_up,
         )
         pipeline = Pipeline(activities, recorder, on_cancel=self._on_cancel)
         try:
@@ -224,9 +241,11 @@ class LocalEngine:
         tenant: str = "",
         on_done: OnDone | None = None,
         after: str = "",
+        looked_up: CacheLookup | None = None,
     ) -> workflow_pb2.Workflow:
         """Record a PENDING workflow of `tenant` and start it in the background (once the
-        workflow `after` has ended, if given); `on_done` runs when it ends."""
+        workflow `after` has ended, if given); `on_done` runs when it ends. `looked_up`: its
+        cache lookup, made before (its cache_lookup step; the cache is not asked again)."""
         await self._check_new(workflow_id)
         self._admission.admit()
         workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
@@ -236,7 +255,7 @@ class LocalEngine:
             self._admission.release()
             raise
         task = asyncio.create_task(
-            self._background(workflow, params, on_done, after), name=workflow.name
+            self._background(workflow, params, on_done, after, looked_up), name=workflow.name
         )
         self._tasks[workflow.name] = task
         return workflow
@@ -247,11 +266,12 @@ class LocalEngine:
         params: RunParameters,
         on_done: OnDone | None = None,
         after: str = "",
+        looked_up: CacheLookup | None = None,
     ) -> None:
         try:
             if after:
                 await self._ended(after)
-            await self._execute(workflow, params, None, watched=True)
+            await self._execute(workflow, params, None, watched=True, looked_up=looked_up)
         except PonderError:
             pass  # recorded as FAILED
         except asyncio.CancelledError:

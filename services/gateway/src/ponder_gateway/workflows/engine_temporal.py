@@ -7,12 +7,15 @@ or Redis): Get, List and Watch behave exactly as on the local engine (same filte
 tokens and event numbers), are consistent at once (Temporal visibility is eventually
 consistent and needs search attributes registered), and cost Temporal nothing.
 
-A created workflow whose answer this gateway's first-level cache holds is answered and
-recorded here (one write, its final record), without a Temporal workflow: starting one costs
-Temporal its own durable history (several writes) and a worker round trip, only for the worker
-to find the same answer in the cache; a gateway-answered hit has no steps that could fail or
-need resuming, so Temporal's durability adds nothing. The first level here learns the answers
-the workers keep in the cache, from the final records of the workflows this gateway follows."""
+A workflow (created or run synchronously, cache policy USE) is looked up in the cache here
+first (this gateway's first level, then the embedding service's LookupCache): a hit is
+answered and recorded here (one write, its final record), without a Temporal workflow:
+starting one costs Temporal its own durable history (several writes) and a worker round trip,
+only for the worker to find the same answer in the cache; a gateway-answered hit has no steps
+that could fail or need resuming, so Temporal's durability adds nothing. A miss starts the
+Temporal workflow with that lookup in its input, which the worker takes as its cache_lookup
+step instead of asking again. The first level here learns the answers the workers keep in
+the cache, from the final records of the workflows this gateway follows."""
 
 from __future__ import annotations
 
@@ -38,12 +41,18 @@ from ponder_gateway.store import WorkflowStore
 from ponder_gateway.upstream import Upstreams
 from ponder_gateway.webhooks.notifier import Notifier
 from ponder_gateway.webhooks.state import mark_ended
-from ponder_gateway.workflows.activities import GrpcActivities
+from ponder_gateway.workflows.activities import GrpcActivities, look_up
 from ponder_gateway.workflows.admission import Admission
 from ponder_gateway.workflows.deletion import delete_finished
-from ponder_gateway.workflows.engine import Admit, OnDone, admitted
+from ponder_gateway.workflows.engine import (
+    Admit,
+    Answered,
+    OnDone,
+    admitted,
+    create_lookup_timeout,
+)
 from ponder_gateway.workflows.events import FINAL_STATES, Event, EventLog, Wakeups, follow
-from ponder_gateway.workflows.pipeline import Pipeline
+from ponder_gateway.workflows.pipeline import CacheLookup, Pipeline
 from ponder_gateway.workflows.recorder import Recorder, StoreSink
 from ponder_gateway.workflows.relayed import relayed_error
 from ponder_gateway.workflows.resource import new_workflow, record_trace_id
@@ -51,6 +60,7 @@ from ponder_gateway.workflows.temporal_workflow import (
     WORKFLOW,
     StartInput,
     StepTimeouts,
+    cache_output,
     pack,
     unpack,
 )
@@ -60,6 +70,7 @@ from ponder_runtime import (
     NotFoundError,
     UnavailableError,
 )
+from ponder_runtime.channels import call_timeout
 from ponder_runtime.protobuf import timestamp
 
 
@@ -88,7 +99,7 @@ class TemporalEngine:
         answers: tuple[Upstreams, WorkflowCache] | None = None,
     ) -> None:
         self._connect = connect
-        # The services and cache this gateway answers first-level hits with (None: never).
+        # The services and cache this gateway looks workflows up with (None: the workers do).
         self._answers = answers
         self._notifier = notifier
         self._connected: Client | None = None
@@ -106,15 +117,30 @@ class TemporalEngine:
         params: RunParameters,
         watched: bool,
         after: str = "",
+        looked_up: CacheLookup | None = None,
     ) -> StartInput:
         # The tenant travels in the packed record; the cache scope beside it.
         return StartInput(
-            pack(workflow), watched, step_timeouts(self._settings), params.cache_scope, after
+            pack(workflow),
+            watched,
+            step_timeouts(self._settings),
+            params.cache_scope,
+            after,
+            cache_output(looked_up) if looked_up is not None else None,
         )
 
+    def _answering(self, params: RunParameters) -> tuple[Upstreams, WorkflowCache] | None:
+        """The services and cache this gateway looks the workflow up with, and answers its
+        hits with (policy USE); None when the workers look it up."""
+        if params.cache_policy != workflow_pb2.CACHE_POLICY_USE:
+            return None
+        return self._answers
+
     async def remembers(self, topic: str, params: RunParameters, tenant: str = "") -> bool:
-        """Never: a synchronous run's workers look the cache up."""
-        return False
+        """Whether this gateway's first-level cache holds the answer now (policy USE; never
+        without the services to answer with)."""
+        answers = self._answering(params)
+        return answers is not None and await answers[1].remembers(topic, params, tenant)
 
     async def answered(
         self,
@@ -124,39 +150,52 @@ class TemporalEngine:
         *,
         tenant: str = "",
         admit: Admit | None = None,
-    ) -> workflow_pb2.Workflow | None:
-        """A created workflow of `tenant` that this gateway's first-level cache answers now:
-        recorded here with one write (its final record), no Temporal workflow started; None
-        when it must run on the workers (nothing recorded). `admit` counts it in against the
-        caller's budgets while it is answered."""
-        if self._answers is None or params.cache_policy != workflow_pb2.CACHE_POLICY_USE:
-            return None
-        up, cache = self._answers
-        if not await cache.remembers(topic, params, tenant):
-            return None
-        await self._check_new(workflow_id)
+        context: grpc.aio.ServicerContext[Any, Any] | None = None,
+    ) -> Answered:
+        """A workflow of `tenant` to create, looked up in the cache by this gateway before
+        anything is recorded (policy USE; Engine.answered): a hit is recorded here with one
+        write (its final record), no Temporal workflow started, counted in by `admit` against
+        the caller's budgets while it is; a miss (or the embedding service unavailable)
+        records nothing and comes back for `create`, which hands it to the workers."""
+        answers = self._answering(params)
+        if answers is None:
+            return Answered()
         workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
         record_trace_id(workflow)
-        activities = functools.partial(GrpcActivities, up, cache, self._settings)
+        found = await look_up(answers[1], workflow, params, create_lookup_timeout(context))
+        if found.timed_out:  # slow, perhaps not down: its run asks again, with its own time
+            return Answered()
+        if found.workflow is None:
+            return Answered(lookup=found)
+        await self._check_new(workflow_id)
         with admitted(admit):
-            if not await self._answer(workflow, params, activities):
-                return None  # forgotten meanwhile, and a miss: the workers run it
-        if self._notifier is not None:
-            self._notifier.notify(workflow)
-        return workflow
+            await self._answer(workflow, params, answers, found)
+        return Answered(workflow)
 
     async def _answer(
         self,
         workflow: workflow_pb2.Workflow,
         params: RunParameters,
-        activities: Callable[..., GrpcActivities],
-    ) -> bool:
-        """Answer from the cache and record it; False on a miss (nothing recorded)."""
+        answers: tuple[Upstreams, WorkflowCache],
+        found: CacheLookup,
+    ) -> None:
+        """Record the workflow the cache answered (`found`, a hit): its final record, the one
+        write; then its completion webhook, if it has one."""
+        up, cache = answers
         async with self._admission.admitted(), self._admission.measured(workflow):
             sink = StoreSink(self._store, self._log, self._wakeups, watched=False)
             recorder = Recorder(sink, timestamp)
-            calls = activities(timeout=lambda seconds: seconds, progress=recorder.progress)
-            return await Pipeline(calls, recorder).answer(workflow, params)
+            calls = GrpcActivities(
+                up,
+                cache,
+                self._settings,
+                timeout=lambda seconds: seconds,
+                progress=recorder.progress,
+                looked_up=found,
+            )
+            await Pipeline(calls, recorder).answer(workflow, params)
+        if self._notifier is not None:
+            self._notifier.notify(workflow)
 
     async def _check_new(self, workflow_id: str) -> None:
         """ALREADY_EXISTS when a workflow of the caller-chosen id is recorded."""
@@ -185,28 +224,37 @@ class TemporalEngine:
         tenant: str = "",
         workflow_id: str = "",
     ) -> workflow_pb2.Workflow:
-        """Start the workflow of `tenant` and wait for its end; the caller's deadline is the
-        workflow's timeout, and a caller that goes away cancels it."""
+        """Look the workflow of `tenant` up in the cache here (policy USE): a hit is recorded
+        with one write and no Temporal workflow; else start it (with that lookup, not made
+        again) and wait for its end; the caller's deadline is the workflow's timeout, and a
+        caller that goes away cancels it."""
+        workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
+        record_trace_id(workflow)  # the request's trace, carried on by the workers
+        answers = self._answering(params)
+        found: CacheLookup | None = None
+        if answers is not None:
+            timeout = functools.partial(call_timeout, context)
+            found = await look_up(answers[1], workflow, params, timeout)
+            if found.workflow is not None:
+                await self._answer(workflow, params, answers, found)
+                return workflow
         remaining = context.time_remaining() if context is not None else None
-        async with self._admission.admitted():
-            workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
-            record_trace_id(workflow)  # the request's trace, carried on by the workers
-            async with self._admission.measured(workflow):
-                handle = await self._client.start_workflow(
-                    WORKFLOW,
-                    self._start(workflow, params, watched=False),
-                    id=workflow.id,
-                    task_queue=self._settings.temporal_task_queue,
-                    result_type=str,
-                    execution_timeout=timedelta(seconds=remaining) if remaining else None,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                )
-                try:
-                    final = await self._result(handle, workflow.name)
-                except asyncio.CancelledError:
-                    await asyncio.shield(handle.cancel())
-                    raise
-                workflow.CopyFrom(final)
+        async with self._admission.admitted(), self._admission.measured(workflow):
+            handle = await self._client.start_workflow(
+                WORKFLOW,
+                self._start(workflow, params, watched=False, looked_up=found),
+                id=workflow.id,
+                task_queue=self._settings.temporal_task_queue,
+                result_type=str,
+                execution_timeout=timedelta(seconds=remaining) if remaining else None,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+            try:
+                final = await self._result(handle, workflow.name)
+            except asyncio.CancelledError:
+                await asyncio.shield(handle.cancel())
+                raise
+            workflow.CopyFrom(final)
         await self._learn(workflow, params)
         if self._notifier is not None:
             self._notifier.notify(workflow)
@@ -246,10 +294,12 @@ class TemporalEngine:
         tenant: str = "",
         on_done: OnDone | None = None,
         after: str = "",
+        looked_up: CacheLookup | None = None,
     ) -> workflow_pb2.Workflow:
         """Record a PENDING workflow of `tenant` and start its Temporal workflow (same id),
         which first waits for the workflow `after` to end, if given; `on_done` runs when it
-        ends (None when this gateway stops following it first)."""
+        ends (None when this gateway stops following it first). `looked_up`: its cache
+        lookup, made here before (the workers take it as their cache_lookup step)."""
         name = f"workflows/{workflow_id}"
         await self._check_new(workflow_id)
         workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
@@ -258,7 +308,7 @@ class TemporalEngine:
         try:
             handle = await self._client.start_workflow(
                 WORKFLOW,
-                self._start(workflow, params, watched=True, after=after),
+                self._start(workflow, params, watched=True, after=after, looked_up=looked_up),
                 id=workflow.id,
                 task_queue=self._settings.temporal_task_queue,
                 result_type=str,

@@ -30,13 +30,15 @@ ABORTED_CODE = 10
 class CacheLookup:
     """A cached answer for the topic (`workflow` None on a miss), or why there is none: the
     lookup's decision for the workflow's `cache` field (`info`) and in words (`explanation`,
-    e.g. `rejected: polarity differs ("fail")`), or `unavailable`."""
+    e.g. `rejected: polarity differs ("fail")`), or `unavailable` (`timed_out`: the embedding
+    service did not answer in the time the lookup had; it may only be slow)."""
 
     workflow: workflow_pb2.Workflow | None = None
     similarity: float = 0.0
     unavailable: str = ""
     info: workflow_pb2.CacheInfo | None = None
     explanation: str = ""
+    timed_out: bool = False
 
 
 @dataclass(frozen=True, slots=True)

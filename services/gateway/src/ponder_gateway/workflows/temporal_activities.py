@@ -41,6 +41,7 @@ from ponder_gateway.workflows.temporal_workflow import (
     RankOutput,
     RecordInput,
     StepInput,
+    cache_output,
     pack,
     unpack,
 )
@@ -174,14 +175,7 @@ class WorkerActivities:
         """The semantic cache's answer."""
         workflow = unpack(workflow_pb2.Workflow, given.workflow)
         params = parameters_of(workflow, given.cache_scope)
-        found = await self._calls().lookup_cache(workflow, params)
-        return CacheOutput(
-            pack(found.workflow) if found.workflow is not None else "",
-            found.similarity,
-            found.unavailable,
-            pack(found.info) if found.info is not None else "",
-            found.explanation,
-        )
+        return cache_output(await self._calls().lookup_cache(workflow, params))
 
     @activity.defn(name=RESEARCH)
     async def research(self, given: StepInput) -> str:

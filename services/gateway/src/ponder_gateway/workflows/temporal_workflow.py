@@ -82,6 +82,9 @@ class StartInput:
     timeouts: StepTimeouts = field(default_factory=StepTimeouts)
     cache_scope: str = "global"  # RunParameters.cache_scope (not in the Workflow resource)
     after: str = ""  # enqueued: the workflow to wait for first (multitask_strategy ENQUEUE)
+    # The cache lookup the gateway made before it started the workflow (a miss, or the
+    # embedding service unavailable): its cache_lookup step, not asked again. None: ask.
+    looked_up: CacheOutput | None = None
 
 
 @dataclass
@@ -116,6 +119,29 @@ class CacheOutput:
     unavailable: str = ""
     info: str = ""
     explanation: str = ""
+
+
+def cache_output(found: CacheLookup) -> CacheOutput:
+    """A lookup as a payload."""
+    return CacheOutput(
+        pack(found.workflow) if found.workflow is not None else "",
+        found.similarity,
+        found.unavailable,
+        pack(found.info) if found.info is not None else "",
+        found.explanation,
+    )
+
+
+def cache_lookup(found: CacheOutput) -> CacheLookup:
+    """The lookup `cache_output` made a payload of."""
+    if found.unavailable:
+        return CacheLookup(unavailable=found.unavailable)
+    return CacheLookup(
+        unpack(workflow_pb2.Workflow, found.workflow) if found.workflow else None,
+        found.similarity,
+        info=unpack(workflow_pb2.CacheInfo, found.info) if found.info else None,
+        explanation=found.explanation,
+    )
 
 
 @dataclass
@@ -211,6 +237,7 @@ class TemporalActivities:
         self._watched = start.watched
         self._timeouts = start.timeouts
         self._cache_scope = start.cache_scope
+        self._looked_up = start.looked_up
 
     def _input(
         self,
@@ -229,7 +256,10 @@ class TemporalActivities:
     async def lookup_cache(
         self, workflow: workflow_pb2.Workflow, params: RunParameters
     ) -> CacheLookup:
-        """The semantic cache (an unavailable embedding service is a result)."""
+        """The semantic cache (an unavailable embedding service is a result); the gateway's
+        lookup when it made one before it started the workflow (no activity then)."""
+        if self._looked_up is not None:
+            return cache_lookup(self._looked_up)
         try:
             found = await tw.execute_activity(
                 LOOKUP_CACHE,
@@ -241,14 +271,7 @@ class TemporalActivities:
             )
         except ActivityError as exc:
             return CacheLookup(unavailable=str(_failure(exc, "cache_lookup")))
-        if found.unavailable:
-            return CacheLookup(unavailable=found.unavailable)
-        return CacheLookup(
-            unpack(workflow_pb2.Workflow, found.workflow) if found.workflow else None,
-            found.similarity,
-            info=unpack(workflow_pb2.CacheInfo, found.info) if found.info else None,
-            explanation=found.explanation,
-        )
+        return cache_lookup(found)
 
     async def research(
         self, workflow: workflow_pb2.Workflow, params: RunParameters
