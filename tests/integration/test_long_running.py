@@ -226,6 +226,48 @@ async def test_unknown_and_duplicate_workflows(stub):
     assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
 
+@on_both_engines
+@pytest.mark.parametrize(
+    "policy", [pb.CACHE_POLICY_BYPASS, pb.CACHE_POLICY_USE], ids=["run", "hit"]
+)
+async def test_creates_racing_for_one_id_make_one_workflow(stub, policy: int):
+    """Five creates of one caller-chosen id at once (a client retrying before its first reply
+    came), each on its own topic when they run, on one topic the cache answers when they hit:
+    one workflow is recorded, the other four are ALREADY_EXISTS (the store's insert decides,
+    not a read before it)."""
+    topic = "dense retrieval for open-domain QA"
+    if policy == pb.CACHE_POLICY_USE:  # the cache holds its answer (a run, or already a hit)
+        first = await stub.CreateWorkflow(
+            pb.CreateWorkflowRequest(workflow=spec(topic, RR, cache_policy=policy)), timeout=10
+        )
+        assert (await watch_all(stub, first.workflow.name))[-1].workflow.state == (
+            pb.WORKFLOW_STATE_SUCCEEDED
+        )
+    workflow_id = f"race-{uuid.uuid4().hex[:8]}"
+    topics = [topic if policy == pb.CACHE_POLICY_USE else f"{topic} {i}" for i in range(5)]
+    outcomes = await asyncio.gather(
+        *(
+            stub.CreateWorkflow(
+                pb.CreateWorkflowRequest(
+                    workflow=spec(text, RR, cache_policy=policy), workflow_id=workflow_id
+                ),
+                timeout=20,
+            )
+            for text in topics
+        ),
+        return_exceptions=True,
+    )
+    created = [o for o in outcomes if isinstance(o, pb.CreateWorkflowResponse)]
+    refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert len(created) == 1
+    assert [error.code() for error in refused] == [grpc.StatusCode.ALREADY_EXISTS] * 4
+    kept = await stub.GetWorkflow(pb.GetWorkflowRequest(name=f"workflows/{workflow_id}"), timeout=5)
+    assert kept.workflow.topic == created[0].workflow.topic
+    if policy == pb.CACHE_POLICY_USE:
+        assert created[0].workflow.state == pb.WORKFLOW_STATE_SUCCEEDED
+        assert created[0].workflow.cache.hit
+
+
 class TestSemanticCache:
     """The cache in front of workflows."""
 

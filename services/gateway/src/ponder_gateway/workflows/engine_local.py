@@ -182,7 +182,10 @@ class LocalEngine:
         else returned not final, nothing recorded), with its cache lookup when one was made
         before (`looked_up`: not asked again)."""
         self._live[workflow.name] = workflow
-        store_sink = StoreSink(self._store, self._log, self._wakeups, watched=watched)
+        # A created hit (cached_only) is recorded by its one write: that write creates it.
+        store_sink = StoreSink(
+            self._store, self._log, self._wakeups, watched=watched, new=cached_only
+        )
         # Only a watched workflow has events, so only its FINISHED event waits for the span.
         sink = _FinishedLast(store_sink) if watched else None
         recorder = Recorder(sink or store_sink, timestamp, self._tracer)
@@ -195,6 +198,7 @@ class LocalEngine:
             looked_up=looked_up,
         )
         pipeline = Pipeline(activities, recorder, on_cancel=self._on_cancel)
+        notify = not cached_only  # a created hit: once it is recorded
         try:
             async with self._admission.measured(workflow):
                 with traced(self._tracer, workflow):
@@ -205,6 +209,7 @@ class LocalEngine:
                         if cached_only:
                             if not await pipeline.answer(workflow, params):
                                 return workflow  # a miss after all: not recorded
+                            notify = True
                         else:
                             await pipeline.run(workflow, params)
                         # A cache hit's line is DEBUG: the request's access line and the
@@ -224,8 +229,7 @@ class LocalEngine:
             if sink is not None:
                 await asyncio.shield(sink.flush())
             self._live.pop(workflow.name, None)
-            answered = not cached_only or workflow.state in FINAL_STATES
-            if self._notifier is not None and answered:
+            if self._notifier is not None and notify:
                 self._notifier.notify(workflow)  # its completion webhook, in the background
 
     def _on_cancel(self, workflow: workflow_pb2.Workflow) -> None:
@@ -250,7 +254,7 @@ class LocalEngine:
         self._admission.admit()
         workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
         try:
-            await self._store.save(workflow)
+            await self._store.insert(workflow)  # ALREADY_EXISTS: a create of the id won a race
         except BaseException:
             self._admission.release()
             raise

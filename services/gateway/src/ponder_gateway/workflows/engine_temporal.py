@@ -169,7 +169,7 @@ class TemporalEngine:
             return Answered(lookup=found)
         await self._check_new(workflow_id)
         with admitted(admit):
-            await self._answer(workflow, params, answers, found)
+            await self._answer(workflow, params, answers, found, new=True)
         return Answered(workflow)
 
     async def _answer(
@@ -178,12 +178,15 @@ class TemporalEngine:
         params: RunParameters,
         answers: tuple[Upstreams, WorkflowCache],
         found: CacheLookup,
+        *,
+        new: bool = False,
     ) -> None:
         """Record the workflow the cache answered (`found`, a hit): its final record, the one
-        write; then its completion webhook, if it has one."""
+        write (an insert for a created one: `new`); then its completion webhook, if it has
+        one."""
         up, cache = answers
         async with self._admission.admitted(), self._admission.measured(workflow):
-            sink = StoreSink(self._store, self._log, self._wakeups, watched=False)
+            sink = StoreSink(self._store, self._log, self._wakeups, watched=False, new=new)
             recorder = Recorder(sink, timestamp)
             calls = GrpcActivities(
                 up,
@@ -304,7 +307,7 @@ class TemporalEngine:
         await self._check_new(workflow_id)
         workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
         record_trace_id(workflow)  # the request's trace, carried on by the workers
-        await self._store.save(workflow)
+        await self._store.insert(workflow)  # ALREADY_EXISTS: a create of the id won a race
         try:
             handle = await self._client.start_workflow(
                 WORKFLOW,

@@ -49,11 +49,20 @@ class Sink(Protocol):
 
 class StoreSink:
     """Records in the WorkflowStore, events in the EventLog (only for `watched` workflows:
-    a synchronous run has no watchers and pays no event writes)."""
+    a synchronous run has no watchers and pays no event writes). With `new`, the first save
+    is the workflow's creation (a created cache hit's one write): an insert, ALREADY_EXISTS
+    when its name is taken (WorkflowStore.insert)."""
 
     def __init__(
-        self, store: WorkflowStore, log: EventLog, wakeups: Wakeups, *, watched: bool
+        self,
+        store: WorkflowStore,
+        log: EventLog,
+        wakeups: Wakeups,
+        *,
+        watched: bool,
+        new: bool = False,
     ) -> None:
+        self._new = new
         self._store = store
         self._log = log
         self._wakeups = wakeups
@@ -81,7 +90,11 @@ class StoreSink:
         self._wakeups.notify(workflow.name, last=last)
 
     async def save(self, workflow: workflow_pb2.Workflow) -> None:
-        """Save the record."""
+        """Save the record (insert it, the first time, when it is `new`)."""
+        if self._new:
+            self._new = False
+            await self._store.insert(workflow)
+            return
         await self._store.save(workflow)
 
 
