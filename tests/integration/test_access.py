@@ -47,6 +47,44 @@ async def test_api_keys_are_required_and_checked(stack, tmp_path, caplog):
     assert KEY not in caplog.text
 
 
+async def test_two_authorization_headers_are_refused(stack, tmp_path):
+    """A call with two authorization headers is UNAUTHENTICATED, whatever keys they carry (one
+    rule for which header counts: the key check and the per-key cache scope read the same
+    one), on gRPC and REST; one valid header passes."""
+    other = "pk-other-key"
+    server = await gateway(
+        stack, tmp_path, allow_anonymous=False, api_key_hashes=[hash_key(KEY), hash_key(other)]
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = workflow_grpc.WorkflowServiceStub(channel)
+            get = pb.GetWorkflowRequest(name="workflows/nothing-here")
+            for metadata in (
+                (*bearer(KEY), *bearer(other)),
+                (*bearer("pk-wrong"), *bearer(KEY)),
+                (*bearer(KEY), *bearer(KEY)),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await stub.GetWorkflow(get, metadata=metadata, timeout=5)
+                assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+                assert "one authorization header, not 2" in (caught.value.details() or "")
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.GetWorkflow(get, metadata=bearer(other), timeout=5)
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        async with httpx.AsyncClient(base_url=rest_url(server)) as client:
+            twice = httpx.Headers(
+                [("authorization", f"Bearer {KEY}"), ("authorization", f"Bearer {other}")]
+            )
+            reply = await client.get("/v1/workflows/nothing-here", headers=twice)
+            assert reply.status_code == 401
+            once = await client.get(
+                "/v1/workflows/nothing-here", headers={"authorization": f"Bearer {KEY}"}
+            )
+            assert once.status_code == 404
+    finally:
+        await server.stop(0)
+
+
 async def test_keys_from_a_file_and_anonymous_access(stack, tmp_path):
     """Hashes can come from a file; with anonymous access on, no key passes but a wrong key
     is still refused."""

@@ -116,12 +116,19 @@ class AccessControl:
         )
 
     def principal(self, context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
-        """The caller's principal; raises UnauthenticatedError for a missing or unknown key
-        (the key is never logged)."""
-        header = ""
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization":
-                header = value if isinstance(value, str) else value.decode()
+        """The caller's principal; raises UnauthenticatedError for a missing or unknown key,
+        or for more than one authorization header (whose key would count is a guess every
+        reader of the headers must make alike; the key is never logged)."""
+        headers = [
+            value if isinstance(value, str) else value.decode()
+            for key, value in context.invocation_metadata() or ()
+            if key == "authorization"
+        ]
+        if len(headers) > 1:
+            raise UnauthenticatedError(
+                f"send one authorization header, not {len(headers)}: `authorization: Bearer <key>`"
+            )
+        header = headers[0] if headers else ""
         if header:
             scheme, _, token = header.partition(" ")
             digest = hash_key(token.strip()) if scheme.lower() == "bearer" else ""
