@@ -275,6 +275,17 @@ def test_a_bad_retention_is_a_settings_error_naming_the_variable(monkeypatch):
     assert load_settings(GatewaySettings).retention == timedelta(days=30)
 
 
+def test_the_temporal_engine_needs_a_shared_cache_signing_key(monkeypatch) -> None:
+    """PONDER_GATEWAY_ENGINE=temporal without PONDER_GATEWAY_CACHE_SIGNING_KEY stops a gateway
+    or worker at start, naming both; with a key it loads."""
+    monkeypatch.setenv("PONDER_GATEWAY_ENGINE", "temporal")
+    monkeypatch.delenv("PONDER_GATEWAY_CACHE_SIGNING_KEY", raising=False)
+    with pytest.raises(SettingsError, match=r"PONDER_GATEWAY_ENGINE.*CACHE_SIGNING_KEY"):
+        load_settings(GatewaySettings)
+    monkeypatch.setenv("PONDER_GATEWAY_CACHE_SIGNING_KEY", "k1:" + "s" * 32)
+    assert load_settings(GatewaySettings).engine == "temporal"
+
+
 async def test_redis_records_of_the_older_layout_are_upgraded(redis_url: str):
     """A record written as a plain key (the layout before indexed records) is moved at start
     (the first `unfinished`, as recovery calls it): listed, read, deletable; its old key and

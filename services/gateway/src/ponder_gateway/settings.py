@@ -418,6 +418,20 @@ class GatewaySettings(ServiceSettings):
         description="Activities one worker process runs at once.",
     )
 
+    @field_validator("engine")
+    @classmethod
+    def _temporal_shares_a_cache_key(cls, value: str, info: ValidationInfo) -> str:
+        """With Temporal, gateways and workers sign and verify the cache with one key: refused
+        at start-up without PONDER_GATEWAY_CACHE_SIGNING_KEY (each process would sign with a
+        random key of its own, nothing one stored would verify in another, and every repeat
+        would run in full)."""
+        if value == "temporal" and info.data.get("cache_signing_key", "") is None:
+            raise ValueError(
+                "temporal needs PONDER_GATEWAY_CACHE_SIGNING_KEY (`<key id>:<secret>`, the same "
+                "on every gateway and worker): the cache is shared through it"
+            )
+        return value
+
     @field_validator("cors_allow_credentials")
     @classmethod
     def _no_credentials_for_any_origin(cls, value: bool, info: ValidationInfo) -> bool:
