@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import grpc
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-from ponder_devstack import Stack, StackPorts
+from ponder_devstack import temporary_stack
 from ponder_devstack.measure import ms
 
 
@@ -115,27 +113,16 @@ async def main() -> None:
     parser.add_argument("--misses", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        stack = Stack(
-            ports=StackPorts.free(),
-            log_dir=root,
-            extra_env={
-                "PONDER_GATEWAY_RATE_LIMIT_PER_SECOND": "0",
-                "PONDER_GATEWAY_REPLAY_SECONDS": "0",
-                "PONDER_GATEWAY_STORE_PATH": str(root / "workflows.sqlite3"),
-                "PONDER_CACHE_PATH": str(root / "cache.sqlite3"),
-                "PONDER_RESEARCH_INDEX_PATH": str(root / "vectors.sqlite3"),
-                "PONDER_LOG_LEVEL": "WARNING",
-            },
-        )
-        stack.start()
-        try:
-            await stack.wait_ready(timeout=180)
-            async with grpc.aio.insecure_channel(stack.service("gateway").address) as channel:
-                await measure(workflow_grpc.WorkflowServiceStub(channel), args)
-        finally:
-            stack.stop()
+    env = {
+        "PONDER_GATEWAY_RATE_LIMIT_PER_SECOND": "0",
+        "PONDER_GATEWAY_REPLAY_SECONDS": "0",
+        "PONDER_LOG_LEVEL": "WARNING",
+    }
+    async with (
+        temporary_stack(env) as stack,
+        grpc.aio.insecure_channel(stack.service("gateway").address) as channel,
+    ):
+        await measure(workflow_grpc.WorkflowServiceStub(channel), args)
 
 
 if __name__ == "__main__":

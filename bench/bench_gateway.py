@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-from ponder_devstack import Stack, StackPorts
+from ponder_devstack import Stack, StackPorts, files_in
 from ponder_devstack.fake_openai import Behaviour, serve_fake_openai
 from ponder_devstack.measure import ms, rss_mib
 from ponder_embedding.model import EmbeddingModel, ModelOptions
@@ -135,9 +135,7 @@ async def main() -> None:
                 "PONDER_GATEWAY_REPLAY_SECONDS": "0",
                 "PONDER_GATEWAY_MAX_RUNNING_WORKFLOWS": str(args.workflows),
                 "PONDER_GATEWAY_MAX_QUEUED_WORKFLOWS": str(args.workflows),
-                "PONDER_GATEWAY_STORE_PATH": str(root / "workflows.sqlite3"),
-                "PONDER_CACHE_PATH": str(root / "cache.sqlite3"),
-                "PONDER_RESEARCH_INDEX_PATH": str(root / "vectors.sqlite3"),
+                **files_in(root),
                 "PONDER_LOG_LEVEL": "WARNING",
             },
         )

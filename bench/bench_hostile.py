@@ -28,7 +28,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ponder_devstack import Stack, StackPorts
+from ponder_devstack import Stack, StackPorts, files_in
 from ponder_devstack.fake_apis import serve_fake_arxiv, serve_fake_tavily
 from ponder_devstack.measure import percentile
 from ponder_runtime.runtime_metrics import resident_bytes
@@ -177,9 +177,7 @@ async def main(args: argparse.Namespace) -> None:
                 "PONDER_LOG_LEVEL": "WARNING",
                 "PONDER_GATEWAY_RATE_LIMIT_PER_SECOND": "0",
                 "PONDER_GATEWAY_HTTP_ACCESS_LOG": "false",
-                "PONDER_GATEWAY_STORE_PATH": str(root / "workflows.sqlite3"),
-                "PONDER_CACHE_PATH": str(root / "cache.sqlite3"),
-                "PONDER_RESEARCH_INDEX_PATH": str(root / "vectors.sqlite3"),
+                **files_in(root),
                 "PONDER_RESEARCH_ARXIV_API_URL": f"{arxiv.base_url}/api/query",
                 "PONDER_RESEARCH_TAVILY_API_URL": tavily.base_url,
                 "TAVILY_API_KEY": "tvly-bench",

@@ -62,7 +62,7 @@ from google.protobuf import json_format
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-from ponder_devstack import Stack, StackPorts
+from ponder_devstack import Stack, StackPorts, files_in
 from ponder_devstack.fake_openai import serve_fake_openai
 from ponder_devstack.measure import lua_post, parse_wrk, version, wrk
 from ponder_devstack.ports import free_port
@@ -511,9 +511,7 @@ async def bench(args: argparse.Namespace) -> int:
                 "PONDER_GATEWAY_HTTP_PORT": str(http_port),
                 "PONDER_GATEWAY_RATE_LIMIT_PER_SECOND": HIGH_RATE,
                 "PONDER_GATEWAY_RATE_LIMIT_BURST": HIGH_RATE,
-                "PONDER_GATEWAY_STORE_PATH": str(root / "workflows.sqlite3"),
-                "PONDER_CACHE_PATH": str(root / "cache.sqlite3"),
-                "PONDER_RESEARCH_INDEX_PATH": str(root / "vectors.sqlite3"),
+                **files_in(root),
             },
         )
         reference_log = root / "reference.log"

@@ -35,7 +35,7 @@ import redis.asyncio as aioredis
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-from ponder_devstack import Stack, StackPorts
+from ponder_devstack import Stack, StackPorts, files_in
 from ponder_devstack.ports import free_port
 from ponder_devstack.redis_server import RedisServer
 
@@ -225,9 +225,7 @@ async def soak(args: argparse.Namespace) -> int:
                 "PONDER_GATEWAY_RETENTION": f"{args.retention:g}s",
                 "PONDER_GATEWAY_RETENTION_SWEEP_SECONDS": f"{args.sweep:g}",
                 "PONDER_GATEWAY_METRICS_PORT": str(metrics),
-                "PONDER_GATEWAY_STORE_PATH": str(store),
-                "PONDER_CACHE_PATH": str(root / "cache.sqlite3"),
-                "PONDER_RESEARCH_INDEX_PATH": str(root / "vectors.sqlite3"),
+                **files_in(root),
                 **env,
             },
         )

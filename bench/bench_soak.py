@@ -47,7 +47,7 @@ import httpx
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-from ponder_devstack import Stack, StackPorts
+from ponder_devstack import Stack, StackPorts, files_in
 from ponder_devstack.fake_apis import serve_fake_arxiv, serve_fake_tavily
 from ponder_devstack.fake_openai import Behaviour, FakeOpenAI, serve_fake_openai
 from ponder_devstack.redis_server import RedisServer
@@ -379,9 +379,7 @@ async def soak(args: argparse.Namespace) -> None:
                 "PONDER_REFLECTION_BREAKER_RESET_SECONDS": str(BREAKER_RESET),
                 "PONDER_REFLECTION_RETRY_MAX_SECONDS": "1",
                 "PONDER_GATEWAY_RATE_LIMIT_PER_SECOND": "0",
-                "PONDER_GATEWAY_STORE_PATH": str(root / "workflows.sqlite3"),
-                "PONDER_CACHE_PATH": str(root / "cache.sqlite3"),
-                "PONDER_RESEARCH_INDEX_PATH": str(root / "vectors.sqlite3"),
+                **files_in(root),
                 "PONDER_RESEARCH_ARXIV_API_URL": f"{arxiv.base_url}/api/query",
                 "PONDER_RESEARCH_ARXIV_MIN_INTERVAL_SECONDS": "0",
                 "PONDER_RESEARCH_TAVILY_API_URL": tavily.base_url,

@@ -37,7 +37,7 @@ import grpc
 
 from ponder.workflow.v1 import workflow_service_pb2 as pb
 from ponder.workflow.v1 import workflow_service_pb2_grpc as workflow_grpc
-from ponder_devstack import Stack, StackPorts
+from ponder_devstack import Stack, StackPorts, files_in
 from ponder_devstack.fake_apis import serve_fake_arxiv, serve_fake_tavily
 from ponder_devstack.fake_openai import Behaviour, FakeOpenAI, serve_fake_openai
 from ponder_devstack.measure import percentile
@@ -179,9 +179,7 @@ async def main(args: argparse.Namespace) -> None:
             "PONDER_GATEWAY_RATE_LIMIT_PER_SECOND": "0",
             "PONDER_GATEWAY_MAX_RUNNING_WORKFLOWS": str(args.concurrency),
             "PONDER_GATEWAY_REPLAY_SECONDS": "0",
-            "PONDER_GATEWAY_STORE_PATH": str(root / "workflows.sqlite3"),
-            "PONDER_CACHE_PATH": str(root / "cache.sqlite3"),
-            "PONDER_RESEARCH_INDEX_PATH": str(root / "vectors.sqlite3"),
+            **files_in(root),
             "PONDER_RESEARCH_ARXIV_API_URL": f"{arxiv.base_url}/api/query",
             "PONDER_RESEARCH_ARXIV_MIN_INTERVAL_SECONDS": "0",
             "PONDER_RESEARCH_TAVILY_API_URL": tavily.base_url,

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,16 @@ import grpc
 
 from ponder_runtime.health import check_health
 from ponder_runtime.internal_auth import INTERNAL_TOKEN_HEADER
+
+
+def files_in(root: Path) -> dict[str, str]:
+    """The settings that keep a stack's files in `root`: workflow records, the semantic cache,
+    the library's vectors."""
+    return {
+        "PONDER_GATEWAY_STORE_PATH": str(root / "workflows.sqlite3"),
+        "PONDER_CACHE_PATH": str(root / "cache.sqlite3"),
+        "PONDER_RESEARCH_INDEX_PATH": str(root / "vectors.sqlite3"),
+    }
 
 
 def reap(process: subprocess.Popen[bytes], timeout: float) -> int:
@@ -227,3 +238,22 @@ async def only_service(
         yield stack.services[0].address, process.pid
     finally:
         stack.stop(timeout=stop_timeout)
+
+
+@contextlib.asynccontextmanager
+async def temporary_stack(
+    extra_env: Mapping[str, str], *, ready_timeout: float = 180.0
+) -> AsyncIterator[Stack]:
+    """The four services on free ports with their files and logs in a temporary folder
+    (files_in), ready; stopped and the folder removed on exit (benchmarks)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        stack = Stack(
+            ports=StackPorts.free(), log_dir=root, extra_env={**files_in(root), **extra_env}
+        )
+        stack.start()
+        try:
+            await stack.wait_ready(timeout=ready_timeout)
+            yield stack
+        finally:
+            stack.stop()
