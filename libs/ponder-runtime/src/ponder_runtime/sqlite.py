@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ponder_runtime.groups import Groups
+
 
 T = TypeVar("T")
 _Statements = Sequence[tuple[str, Sequence[Any]]]  # (sql, parameters), run together
@@ -37,8 +39,7 @@ class SqliteFile:
         self._migrate = migrate
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
         self._db: sqlite3.Connection | None = None
-        self._pending: list[tuple[_Statements, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._groups: Groups[_Statements] = Groups(self._commit_group)
 
     async def write(self, sql: str, params: Sequence[Any]) -> None:
         """Run one statement; durable when this returns (committed with its group)."""
@@ -47,38 +48,19 @@ class SqliteFile:
     async def write_all(self, statements: _Statements) -> None:
         """Run statements together (all or none); durable when this returns (committed with
         its group)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((statements, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        await future
+        await self._groups.call(statements)
 
-    async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                errors = await loop.run_in_executor(self._executor, self._commit, batch)
-            except RuntimeError as exc:  # the thread is gone (closed): fail the group
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), error in zip(batch, errors, strict=True):
-                if future.done():
-                    continue
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(error)
+    async def _commit_group(self, batch: list[_Statements]) -> list[Exception | None]:
+        """The group's transaction on the database thread (a closed thread fails it)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._commit, batch)
 
-    def _commit(self, batch: list[tuple[_Statements, Any]]) -> list[Exception | None]:
+    def _commit(self, batch: list[_Statements]) -> list[Exception | None]:
         """One transaction for the batch; if it fails, each writer's statements alone (so one
         bad statement fails only its own writer)."""
         db = self._connection()
         try:
             db.execute("BEGIN IMMEDIATE")
-            for statements, _ in batch:
+            for statements in batch:
                 for sql, params in statements:
                     db.execute(sql, params)
             db.execute("COMMIT")
@@ -87,7 +69,7 @@ class SqliteFile:
             if db.in_transaction:
                 db.execute("ROLLBACK")
         errors: list[Exception | None] = []
-        for statements, _ in batch:
+        for statements in batch:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 for sql, params in statements:
@@ -122,8 +104,7 @@ class SqliteFile:
 
     async def close(self) -> None:
         """Finish pending writes, close the connection and stop the thread."""
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self._groups.close()
         if self._db is not None:
             db, self._db = self._db, None
             await asyncio.get_running_loop().run_in_executor(self._executor, db.close)

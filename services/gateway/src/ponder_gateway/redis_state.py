@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -19,6 +18,7 @@ from ponder_gateway.record_plan import REDIS_SCAN_LIMIT, Page, Plan, Position, p
 from ponder_gateway.store import position_of, tenant_of
 from ponder_gateway.webhooks.state import due_at
 from ponder_runtime import AlreadyExistsError
+from ponder_runtime.groups import Groups
 from ponder_runtime.redis_values import as_bytes, as_text
 
 
@@ -135,8 +135,7 @@ class RedisWorkflowStore:
         self._purge = client.register_script(_PURGE)
         self._upgraded = False
         self._due_indexed = False
-        self._pending: list[tuple[AsyncScript, list[Any], asyncio.Future[Any]]] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._calls: Groups[tuple[AsyncScript, list[Any]]] = Groups(self._pipelined)
 
     def _key(self, name: str) -> str:
         return f"{self._prefix}:rec:{name}"
@@ -155,38 +154,14 @@ class RedisWorkflowStore:
     async def save(self, workflow: workflow_pb2.Workflow) -> None:
         """Insert or replace a record with its index entries (one atomic script call, sent
         with the saves that arrive meanwhile: see the class docstring)."""
-        await self._call(self._save, self._args(workflow))
+        await self._calls.call((self._save, self._args(workflow)))
 
     async def insert(self, workflow: workflow_pb2.Workflow) -> None:
         """Record a new workflow (as `save`); AlreadyExistsError when its name is taken."""
-        if not await self._call(self._insert, self._args(workflow)):
+        if not await self._calls.call((self._insert, self._args(workflow))):
             raise AlreadyExistsError(
                 f"{workflow.name} already exists", metadata={"name": workflow.name}
             )
-
-    async def _call(self, script: AsyncScript, args: list[Any]) -> Any:
-        """The script's reply to `args`, sent with the calls that arrive meanwhile."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((script, args, future))
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._send())
-        return await future
-
-    async def _send(self) -> None:
-        """Send the waiting calls, group after group, and answer each one's writer."""
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                replies = await self._pipelined([(script, args) for script, args, _ in batch])
-            except Exception as exc:  # the connection: every call of the group failed
-                replies = [exc] * len(batch)
-            for (_, _, future), reply in zip(batch, replies, strict=True):
-                if future.done():  # its writer was cancelled
-                    continue
-                if isinstance(reply, Exception):
-                    future.set_exception(reply)
-                else:
-                    future.set_result(reply)
 
     async def _pipelined(self, calls: list[tuple[AsyncScript, list[Any]]]) -> list[Any]:
         """The scripts' replies to `calls` (errors as values), loaded again and resent once
@@ -410,8 +385,7 @@ class RedisWorkflowStore:
 
     async def close(self) -> None:
         """Wait for the saves on their way (each is acknowledged before it returns)."""
-        if self._sender is not None:
-            await asyncio.gather(self._sender, return_exceptions=True)
+        await self._calls.close()
 
 
 def _in_bounds(found: Plan, nanos: int) -> bool:
