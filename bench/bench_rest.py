@@ -1,7 +1,7 @@
 """The REST facade against the seed's FastAPI design, and the gRPC path, side by side in one run.
 
 Usage: .venv/bin/python bench/bench_rest.py [--duration 15] [--connections 10] [--rounds 1]
-       [--answer-bytes -1]
+       [--answer-bytes -1] [--floor]
 
 1. Starts the Ponder stack (four processes, as bench_gateway.py does) with the gateway's REST
    facade on a free port (PONDER_GATEWAY_HTTP_PORT), its rate limiter on but set high (every
@@ -17,6 +17,11 @@ Usage: .venv/bin/python bench/bench_rest.py [--duration 15] [--connections 10] [
    - Ponder REST, `POST /v1/workflows/reflection` (same wrk command);
    - Ponder gRPC, `RunReflectionWorkflow` from a separate process (grpc.aio, one channel and
      connection per caller).
+   - with `--floor`, the REST facade alone (bench/rest_floor.py: the gateway's facade, uvicorn,
+     encoder, access line, spans and metrics, in front of an invoker that answers a canned copy
+     of Ponder's answer at once: no keys, workflow, cache lookup or record), answering a fresh
+     copy each time (a new workflow's name and time around the same result), and the very same
+     message (memoized whole): the ceiling of what the recorded cache-hit path can reach.
    Every request repeats the same topic: the cache-hit path (answer sizes are in the table).
    With `--rounds N` the three run N times in turn and the medians are reported.
 Prints a Markdown table with the ratios (target: Ponder REST ≥ 1.5x the reference's requests/s,
@@ -290,6 +295,29 @@ def reference_server(port: int, log: Path, answer_bytes: int) -> Iterator[subpro
         reap(process, 10)
 
 
+@contextlib.contextmanager
+def floor_servers(root: Path, reply: bytes) -> Iterator[dict[str, int]]:
+    """bench/rest_floor.py answering `reply`, a fresh copy each call ("floor") and the same
+    message ("floor_same"), each on a free port (ready); stopped on exit."""
+    (root / "reply.json").write_bytes(reply)
+    ports: dict[str, int] = {}
+    with contextlib.ExitStack() as stack:
+        for name, extra in (("floor", []), ("floor_same", ["--same"])):
+            ports[name] = free_port()
+            out = stack.enter_context((root / f"{name}.log").open("wb"))
+            process = subprocess.Popen(
+                [sys.executable, str(BENCH_DIR / "rest_floor.py"), "--port", str(ports[name]),
+                 "--reply", str(root / "reply.json"), *extra],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+            stack.callback(reap, process, 10)
+            stack.callback(process.terminate)
+            if not wait_port(ports[name], 30, process):
+                log = (root / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{name} did not start: {log}")
+        yield ports
+
+
 def warm_reference(port: int, process: subprocess.Popen[bytes], log: Path) -> int:
     """Fill the reference's cache; check the repeat is a 200 cache hit; the body size."""
     if not wait_port(port, 30, process):
@@ -432,6 +460,8 @@ def table(
         "reference": f"reference (FastAPI, seed design): POST {REFERENCE_PATH}",
         "rest": f"Ponder REST: POST {PONDER_PATH}",
         "grpc": "Ponder gRPC: RunReflectionWorkflow",
+        "floor": "facade floor: the REST facade alone, a fresh copy of the answer (rest_floor.py)",
+        "floor_same": "facade floor: the REST facade alone, the very same answer (memoized)",
     }
     got = {name: median(runs) for name, runs in results.items() if runs}
     for name, label in labels.items():
@@ -452,6 +482,13 @@ def table(
             f"| **Ponder REST / reference p99** (target ≤ 1.0) | "
             f"**{rest.p99_ms / ref.p99_ms:.2f}** | | | | |",
         ]
+    for name in ("floor", "floor_same"):
+        if name in got:
+            lines.append(
+                f"| {labels[name].split(':')[0]} ({'same' if name == 'floor_same' else 'fresh'}"
+                f") / reference requests/s | {got[name].requests_per_s / ref.requests_per_s:.2f}"
+                " | | | | |"
+            )
     if "grpc" in got:
         grpc_load_ = got["grpc"]
         lines += [
@@ -491,7 +528,9 @@ def load_rounds(
 async def bench(args: argparse.Namespace) -> int:
     """Run everything; print the table; the exit status."""
     fake = serve_fake_openai()
-    results: dict[str, list[Load]] = {"reference": [], "rest": [], "grpc": []}
+    results: dict[str, list[Load]] = {
+        "reference": [], "rest": [], "grpc": [], "floor": [], "floor_same": []
+    }  # fmt: skip
     answered: list[Load] = []  # Ponder's load runs, warm-ups included (their names counted)
     sizes: dict[str, int] = {}
     rest_problem = ""
@@ -527,7 +566,16 @@ async def bench(args: argparse.Namespace) -> int:
             answer_bytes = args.answer_bytes
             if answer_bytes < 0:
                 answer_bytes = sizes["rest"] or grpc_json
-            with reference_server(reference_port, reference_log, answer_bytes) as reference:
+            floor = b""
+            if args.floor and not rest_problem:
+                _, floor = post(http_port, PONDER_PATH)  # a cache hit's answer, to be canned
+            floors: contextlib.AbstractContextManager[dict[str, int]] = (
+                floor_servers(root, floor) if floor else contextlib.nullcontext({})
+            )
+            with (
+                reference_server(reference_port, reference_log, answer_bytes) as reference,
+                floors as floor_ports,
+            ):
                 sizes["reference"] = warm_reference(reference_port, reference, reference_log)
                 targets = {
                     "reference": f"http://127.0.0.1:{reference_port}{REFERENCE_PATH}",
@@ -536,6 +584,10 @@ async def bench(args: argparse.Namespace) -> int:
                 if rest_problem:
                     del targets["rest"]
                 scripts = {"reference": script, "rest": wrk_script(root, names=True)}
+                for name, port in floor_ports.items():
+                    targets[name] = f"http://127.0.0.1:{port}{PONDER_PATH}"
+                    scripts[name] = script
+                    sizes[name] = len(floor)
                 load_rounds(
                     args, targets, scripts, gateway.address, results=results, answered=answered
                 )
@@ -569,6 +621,12 @@ def main() -> None:
         default=-1,
         help="size of the reference's answers: -1 (default) the size of Ponder's REST answer, "
         "0 the reference's natural size (about 2.1 KB)",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also load the REST facade alone (bench/rest_floor.py) answering a canned copy "
+        "of Ponder's answer: the ceiling of what the recorded path can reach",
     )
     parser.add_argument("--grpc-load", metavar="ADDRESS", help=argparse.SUPPRESS)
     args = parser.parse_args()
