@@ -1,30 +1,31 @@
-"""Responses to proto3 JSON, with the JSON of large sub-messages memoized.
+"""Responses to proto3 JSON, with the JSON of sub-messages that repeat memoized.
 
 protobuf's `json_format` is pure Python and costs most of a cached answer's time (a workflow's
 cited result is several KB). Answers that repeat — a cache hit copies the earlier result —
-share sub-messages byte for byte, so the JSON of a single sub-message field whose serialized
-bytes are at least `min_bytes` is kept in a small LRU keyed by its type and those bytes: the
-same bytes always give the same JSON, so the memo can never serve a wrong answer. JsonWriter
-asks for it field by field (no copy of the message without its large parts), and `to_json`
-splices the kept JSON text in as an `orjson.Fragment`.
+share sub-messages byte for byte, so the JSON of a single sub-message field is kept in a small
+LRU keyed by its type and serialized bytes: the same bytes always give the same JSON, so the
+memo can never serve a wrong answer. Those of at least `min_bytes` have an LRU of their own, so
+the many small ones (a workflow's parameters, its cache info) do not push out the large. The
+JsonWriter asks for them field by field (no copy of the message without its large parts), and
+`to_json` splices the kept JSON text in as an `orjson.Fragment`.
 
-Keying costs a serialization, so a field whose values keep missing while parts of them hit (a
-new answer around a reused part: it never repeats, its part does) or keep being small is not
-keyed for a while — 1, 2, 4 … up to 64 of its values, then tried again; a hit keys it every
-time again. A miss with no hit inside (a new answer, new parts) costs little next to its
-encoding and pauses nothing.
+Keying costs a serialization, so a field whose large values keep missing while large parts of
+them hit (a new answer around a reused part: it never repeats, its part does), or whose small
+values keep missing, is not keyed for a while — 1, 2, 4 … up to 64 of its values, then tried
+again; a hit keys it every time again. A large miss with no large hit inside (a new answer, new
+parts) costs little next to its encoding and pauses nothing.
 
 A replay answers the very same message object again: `to_json` keeps its last answers by
-identity, and the JSON of one seen before is served if its bytes are still those it had
-(a compare, no hash), so an answer that never repeats is never serialized whole.
+identity, and the JSON of one answered twice is served again while its bytes are still those it
+had (a compare, no hash), so an answer that never repeats is never serialized whole.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import orjson
-from cachetools import LRUCache
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
@@ -32,7 +33,7 @@ from ponder_rest.codec import JsonOptions, dumps
 from ponder_rest.json_writer import Convert, JsonWriter
 
 
-_MISSES = 3  # misses (or small values) in a row before a field is left unkeyed for a while
+_MISSES = 3  # misses in a row (see module docstring) before a field is left unkeyed a while
 _LONGEST_PAUSE = 64  # values of a field left unkeyed at most, before it is tried again
 
 
@@ -44,22 +45,27 @@ class MessageEncoder:
     ) -> None:
         self._objects = _Memo(options, min_bytes, max_entries, _same)
         self._texts = _Memo(options, min_bytes, max_entries, _fragment)
-        # The memos, by type and bytes (cachetools LRUs: the least recently used goes first).
+        # The memos of large sub-messages, by type and bytes.
         self._memo = self._objects.entries
         self._fragments = self._texts.entries
-        # Recent answers by identity: the message (kept, so its id is not reused), and once it
-        # was answered twice, its bytes and JSON text.
-        self._answers: LRUCache[int, _Answer] = LRUCache(max(max_entries // 4, 1))
+        # Recent answers by identity, least recently seen first: the message (kept, so its id
+        # is not reused), and once it was answered twice, its bytes and JSON text.
+        self._answers: OrderedDict[int, _Answer] = OrderedDict()
+        self._most_answers = max(max_entries // 4, 1)
         self._enabled = max_entries > 0
 
     def to_json(self, message: Message) -> bytes:
         """The JSON text of `message` (see module docstring)."""
         if not self._enabled:
             return self._texts.text(message)
-        answer = self._answers.get(id(message))
+        answers = self._answers
+        answer = answers.get(id(message))
         if answer is None or answer.message is not message:
-            self._answers[id(message)] = _Answer(message)
+            answers[id(message)] = _Answer(message)
+            if len(answers) > self._most_answers:
+                answers.popitem(last=False)
             return self._texts.text(message)
+        answers.move_to_end(id(message))
         data = message.SerializeToString(deterministic=True)
         if answer.text is None or answer.data != data:
             answer.data, answer.text = data, self._texts.text(message)
@@ -88,11 +94,13 @@ class _Memo:
     def __init__(
         self, options: JsonOptions, min_bytes: int, max_entries: int, finish: Convert
     ) -> None:
-        self.entries: LRUCache[tuple[str, bytes], Any] = LRUCache(max(max_entries, 1))
-        self.small: LRUCache[tuple[str, bytes], Any] = LRUCache(max(max_entries, 1))
+        # LRUs by type and bytes, the least recently used first.
+        self.entries: OrderedDict[tuple[str, bytes], Any] = OrderedDict()
+        self.small: OrderedDict[tuple[str, bytes], Any] = OrderedDict()
+        self._most = max(max_entries, 1)
         self._min = min_bytes
         self._finish = finish
-        self.hits = 0  # memo hits so far (a miss around hits is a new answer around old parts)
+        self.hits = 0  # large hits so far (a miss around them: a new answer around old parts)
         self.writer = JsonWriter(options, sub_messages=self._field if max_entries > 0 else None)
 
     def text(self, message: Message) -> bytes:
@@ -103,7 +111,8 @@ class _Memo:
         """The conversion of a sub-message `field`: through the memo while keying it pays."""
         assert field.message_type is not None
         kind = field.message_type.full_name
-        entries, small, least, finish = self.entries, self.small, self._min, self._finish
+        entries, small, least, most = self.entries, self.small, self._min, self._most
+        finish = self._finish
         memo, pause = self, _Pause()
 
         def convert(value: Message) -> Any:
@@ -115,14 +124,18 @@ class _Memo:
             key = (kind, data)
             found = kept.get(key)
             if found is not None:
-                memo.hits += 1
+                kept.move_to_end(key)
+                if kept is entries:
+                    memo.hits += 1
                 pause.misses = 0
                 pause.length = 1
                 return found
             hits = memo.hits
             found = kept[key] = finish(plain(value))
+            if len(kept) > most:
+                kept.popitem(last=False)
             # Keying a small value costs about what it saves; a large one that is new around
-            # parts that repeat will not repeat itself.
+            # large parts that repeat will not repeat itself.
             if kept is small or memo.hits != hits:
                 pause.missed()
             return found
