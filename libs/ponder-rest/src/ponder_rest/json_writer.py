@@ -157,7 +157,7 @@ class _Times:
     """Timestamp and Duration JSON, as protobuf's `ToJsonString` writes them (3, 6 or 9
     fractional digits, as few as are exact) without its datetime arithmetic; the date of each
     recent day kept, and the text of the last second. Invalid values go to `ToJsonString`,
-    which raises what json_format does."""
+    which refuses them (ValueError, as before)."""
 
     __slots__ = ("_days", "_second", "_second_text")
 
