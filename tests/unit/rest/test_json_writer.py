@@ -31,6 +31,8 @@ MODULES = [
 ]
 FLOATS = [0.0, -0.0, 1.5, -2.25, 1e-7, 3.4e38, 0.1, float("inf"), float("-inf"), float("nan")]
 STRINGS = ["", "a", "ünïcode ✓", 'quote " and \\ backslash', "x" * 50]
+# Whole seconds, and 3, 6 and 9 fractional digits.
+NANOS = [0, 0, 5_000_000, 120_000, 999_999_999, 1, 123_456_789, 900_000_000]
 
 
 def message_classes() -> list[type[Message]]:
@@ -107,8 +109,9 @@ def fill_one(target: Any, rng: random.Random, depth: int) -> None:
     kind = target.DESCRIPTOR.full_name
     if kind == "google.protobuf.Timestamp":
         target.FromSeconds(rng.randrange(0, 4_000_000_000))
+        target.nanos = rng.choice(NANOS)
     elif kind == "google.protobuf.Duration":
-        target.FromNanoseconds(rng.randrange(-(10**12), 10**12))
+        target.FromNanoseconds(rng.choice([-1, 1]) * rng.randrange(10**12) + rng.choice(NANOS))
     elif kind == "google.protobuf.Any":
         target.Pack(error_details_pb2.ErrorInfo(reason=rng.choice(STRINGS)))
     else:
@@ -134,3 +137,33 @@ def test_same_as_json_format(cls: type[Message], options: JsonOptions):
         )
         got = writer.to_obj(message)
         assert repr(got) == repr(expected)  # NaN != NaN: compare the printed forms
+
+
+@pytest.mark.parametrize(
+    "seconds",
+    [-62_135_596_800, -86_401, -1, 0, 59, 951_782_400, 1_764_921_599, 253_402_300_799],
+)
+def test_times_as_json_format(seconds: int):
+    """Timestamps and Durations from year 1 to 9999, each precision and sign, as json_format."""
+    writer = JsonWriter(JsonOptions(emit_unpopulated=False))
+    for nanos in NANOS:
+        message = workflow_service_pb2.Workflow()
+        message.create_time.seconds, message.create_time.nanos = seconds, nanos
+        message.update_time.seconds, message.update_time.nanos = seconds // 2, nanos
+        stamp = abs(seconds) % 315_576_000_000
+        message.execution_time.seconds = stamp if seconds >= 0 else -stamp
+        message.execution_time.nanos = -nanos if seconds < 0 or stamp == 0 else nanos
+        assert writer.to_obj(message) == json_format.MessageToDict(message)
+
+
+def test_invalid_times_raise():
+    """A Timestamp or Duration out of range is refused, as protobuf refuses it."""
+    writer = JsonWriter(JsonOptions())
+    message = workflow_service_pb2.Workflow()
+    message.create_time.seconds = 253_402_300_800
+    with pytest.raises(ValueError, match="Timestamp is not valid"):
+        writer.to_obj(message)
+    message = workflow_service_pb2.Workflow()
+    message.execution_time.seconds, message.execution_time.nanos = 1, -1
+    with pytest.raises(ValueError, match="Sign mismatch"):
+        writer.to_obj(message)
