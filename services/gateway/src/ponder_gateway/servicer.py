@@ -22,7 +22,7 @@ from ponder_gateway.coalescing import Coalescer, MemoryRunningIndex, RunningInde
 from ponder_gateway.filters import parse as parse_filter
 from ponder_gateway.listing import read_token, token_at
 from ponder_gateway.ownership import owned, replay_key, scoped
-from ponder_gateway.parameters import Notification, RunParameters, resolve_parameters
+from ponder_gateway.parameters import Notification, ParameterShapes, RunParameters
 from ponder_gateway.principals import Principal, current
 from ponder_gateway.replay import REPLAY_AGE_KEY, ReplayMemo
 from ponder_gateway.webhooks.destinations import DestinationPolicy
@@ -119,6 +119,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         self._daily = daily or DailyBudgets(MemoryLedger())
         self._twins = Coalescer(running or MemoryRunningIndex(), engine.get)
         self._ids = RandomIds()  # workflow ids
+        self._shapes = ParameterShapes()
 
     async def _answered(
         self,
@@ -175,7 +176,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         key, replayed = await self._replayed(request, scope, context)
         if replayed is not None:
             return replayed
-        params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix=prefix)
+        params = self._shapes.resolve(spec.kind, spec.topic, spec.parameters, prefix=prefix)
         if params.cache_scope != scope:
             params = dataclasses.replace(params, cache_scope=scope)
         params = await self._notified(params, spec.notification, prefix)
@@ -340,7 +341,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             check.add("workflow_id", "must be 3 to 63 of [a-z0-9-], starting with a letter")
             check.check()
         spec = request.workflow
-        params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix="workflow.")
+        params = self._shapes.resolve(spec.kind, spec.topic, spec.parameters, prefix="workflow.")
         params = dataclasses.replace(params, cache_scope=cache_scope(self._scope_mode, context))
         if spec.HasField("notification"):
             params = await self._notified(params, spec.notification, "workflow.")
