@@ -40,6 +40,13 @@ logger = logging.getLogger(__name__)
 PAYLOAD_TYPE = "ponder.workflow.v1.Workflow"
 
 
+# CACHE_VERDICT_REJECTED -> "rejected", ...
+_VERDICT_NAMES = {
+    value.number: value.name.removeprefix("CACHE_VERDICT_").lower()
+    for value in workflow_pb2.CacheVerdict.DESCRIPTOR.values
+}
+
+
 @dataclass(frozen=True, slots=True)
 class CachedWorkflow:
     """A cache hit: the earlier workflow and how similar its topic was."""
@@ -72,7 +79,7 @@ class CacheLookup:
 
     def verdict_name(self) -> str:
         """ "rejected", "accepted", ... (the enum name's tail, lower case)."""
-        return workflow_pb2.CacheVerdict.Name(self.verdict).removeprefix("CACHE_VERDICT_").lower()
+        return _VERDICT_NAMES[self.verdict]
 
     def explain(self) -> str:
         """The verdict and its reason, e.g. 'rejected: polarity differs ("fail")'."""
