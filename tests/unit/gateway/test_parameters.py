@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from ponder.type.v1 import document_pb2
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
-from ponder_gateway.parameters import resolve_parameters
+from ponder_gateway.parameters import ParameterShapes, resolve_parameters
 from ponder_runtime import InvalidArgumentError
+from ponder_runtime.errors import FieldViolation
 
 
 REFLECTION = workflow_pb2.WORKFLOW_KIND_REFLECTION
@@ -59,3 +62,63 @@ class TestResolveParameters:
                 kind, topic, workflow_pb2.WorkflowParameters(**params), prefix="workflow."
             )
         assert [v.field for v in caught.value.violations] == [f"workflow.{f}" for f in fields]
+
+
+def _refusal(
+    resolve: Callable[..., object], *args: object, **kwargs: object
+) -> tuple[FieldViolation, ...]:
+    """The violations a call of `resolve` is refused with (it must be refused)."""
+    with pytest.raises(InvalidArgumentError) as caught:
+        resolve(*args, **kwargs)
+    return caught.value.violations
+
+
+class TestParameterShapes:
+    """ParameterShapes: resolve_parameters, each request shape checked and resolved once."""
+
+    def test_a_known_shape_resolves_as_resolve_parameters_does(self):
+        """The same shape twice, under other topics, gives resolve_parameters' answer (the
+        same object: resolved once); another kind or field prefix is a shape of its own."""
+        shapes = ParameterShapes()
+        given = workflow_pb2.WorkflowParameters(max_sources=3, score_threshold=7.5)
+        first = shapes.resolve(REFLECTION, "rag", given)
+        assert first == resolve_parameters(REFLECTION, "rag", given)
+        assert shapes.resolve(REFLECTION, "agents", given) is first
+        research = shapes.resolve(workflow_pb2.WORKFLOW_KIND_RESEARCH, "rag", given)
+        assert research == resolve_parameters(workflow_pb2.WORKFLOW_KIND_RESEARCH, "rag", given)
+        assert research.sources == ()
+        assert shapes.resolve(REFLECTION, "rag", given, prefix="workflow.") == first
+
+    def test_the_topic_is_checked_every_time(self):
+        """A known shape with a blank or too long topic is refused as resolve_parameters
+        refuses it."""
+        shapes = ParameterShapes()
+        given = workflow_pb2.WorkflowParameters()
+        shapes.resolve(REFLECTION, "rag", given, prefix="workflow.")
+        for topic in ("  ", "x" * 2001):
+            assert _refusal(shapes.resolve, REFLECTION, topic, given, prefix="workflow.") == (
+                _refusal(resolve_parameters, REFLECTION, topic, given, prefix="workflow.")
+            )
+
+    def test_a_bad_shape_is_refused_every_time_with_every_violation(self):
+        """A shape that fails its checks is refused again (never remembered), its topic's
+        violation listed with the others, as resolve_parameters lists them."""
+        shapes = ParameterShapes()
+        bad = workflow_pb2.WorkflowParameters(max_sources=99, max_iterations=9)
+        expected = _refusal(resolve_parameters, REFLECTION, " ", bad)
+        assert [v.field for v in expected] == [
+            "topic",
+            "parameters.max_sources",
+            "parameters.max_iterations",
+        ]
+        assert _refusal(shapes.resolve, REFLECTION, " ", bad) == expected
+        assert _refusal(shapes.resolve, REFLECTION, "rag", bad) == expected[1:]
+
+    def test_it_forgets_every_shape_beyond_its_size(self):
+        """Past `max_shapes` it starts again (bounded memory); answers stay right."""
+        shapes = ParameterShapes(max_shapes=2)
+        for sources in range(1, 6):
+            given = workflow_pb2.WorkflowParameters(max_sources=sources)
+            assert shapes.resolve(REFLECTION, "rag", given).max_sources == sources
+        again = workflow_pb2.WorkflowParameters(max_sources=1)
+        assert shapes.resolve(REFLECTION, "rag", again).max_sources == 1

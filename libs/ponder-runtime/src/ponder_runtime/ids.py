@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
-import uuid
+
+
+# RFC 4122 version 4: the version nibble is 4; the variant's two bits (10) replace the top two
+# bits of the nibble after it (so its hex digit is one of 8, 9, a, b).
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 class RandomIds:
@@ -32,5 +36,10 @@ class RandomIds:
         return self.take(size).hex()
 
     def uuid4(self) -> str:
-        """A random (version 4) UUID in its canonical text form."""
-        return str(uuid.UUID(bytes=self.take(16), version=4))
+        """A random (version 4) UUID in its canonical text form: what
+        str(uuid.UUID(bytes=..., version=4)) makes of the same bytes, without building the
+        UUID object (a third of the time)."""
+        text = self.take(16).hex()
+        return (
+            f"{text[:8]}-{text[8:12]}-4{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:]}"
+        )

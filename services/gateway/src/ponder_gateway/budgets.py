@@ -216,6 +216,8 @@ class DailyBudgets:
     async def charge(self, principal: Principal, workflow: workflow_pb2.Workflow) -> None:
         """Count a finished workflow's usage: in the metrics, and against the key's day."""
         usage = workflow.usage
+        if not (usage.total_tokens or usage.cost_usd):
+            return  # nothing spent (a cache hit): nothing to count
         kind = {WORKFLOW_KIND: workflow_pb2.WorkflowKind.Name(workflow.kind).split("_", 2)[2]}
         if usage.total_tokens:
             self._tokens.add(usage.prompt_tokens, {**kind, TOKEN_TYPE: "input"})

@@ -40,6 +40,13 @@ logger = logging.getLogger(__name__)
 PAYLOAD_TYPE = "ponder.workflow.v1.Workflow"
 
 
+# CACHE_VERDICT_REJECTED -> "rejected", ...
+_VERDICT_NAMES = {
+    value.number: value.name.removeprefix("CACHE_VERDICT_").lower()
+    for value in workflow_pb2.CacheVerdict.DESCRIPTOR.values
+}
+
+
 @dataclass(frozen=True, slots=True)
 class CachedWorkflow:
     """A cache hit: the earlier workflow and how similar its topic was."""
@@ -72,7 +79,7 @@ class CacheLookup:
 
     def verdict_name(self) -> str:
         """ "rejected", "accepted", ... (the enum name's tail, lower case)."""
-        return workflow_pb2.CacheVerdict.Name(self.verdict).removeprefix("CACHE_VERDICT_").lower()
+        return _VERDICT_NAMES[self.verdict]
 
     def explain(self) -> str:
         """The verdict and its reason, e.g. 'rejected: polarity differs ("fail")'."""
@@ -230,6 +237,36 @@ class WorkflowCache:
             return False
         return self._recent.get(space, topic) is not None
 
+    async def recall(
+        self, topic: str, params: RunParameters, tenant: str = ""
+    ) -> CacheLookup | None:
+        """The lookup of an exact repeat of `topic` answered in-process (RecentAnswers), counted
+        as a hit like any lookup; None when the first level holds no answer (nothing counted:
+        the lookup is still to be made) or the library version cannot be learnt."""
+        started = time.perf_counter()
+        try:
+            space = await self.namespace(params, tenant)
+        except CacheUnavailableError:
+            return None
+        found = self._recalled(space, topic)
+        if found is not None:
+            self._count("hit", started, found)
+        return found
+
+    def _recalled(self, space: str, topic: str) -> CacheLookup | None:
+        """The first level's answer to `topic` in `space`, as a lookup (None: not held)."""
+        recent = self._recent.get(space, topic)
+        if recent is None:
+            return None
+        return CacheLookup(
+            recent.workflow,
+            recent.similarity,
+            space,
+            recent.workflow.topic,
+            recent.verdict,
+            recent.reason,
+        )
+
     async def lookup(
         self,
         topic: str,
@@ -243,23 +280,13 @@ class WorkflowCache:
         started = time.perf_counter()
         try:
             space = await self.namespace(params, tenant)
-            recent = self._recent.get(space, topic)
-            if recent is not None:
-                found = CacheLookup(
-                    recent.workflow,
-                    recent.similarity,
-                    space,
-                    recent.workflow.topic,
-                    recent.verdict,
-                    recent.reason,
-                )
-            else:
-                found = await self._lookup(space, topic, cap(self._timeout))
+            recalled = self._recalled(space, topic)
+            found = recalled or await self._lookup(space, topic, cap(self._timeout))
         except CacheUnavailableError:
             self._count("error", started)
             raise
         self._count("hit" if found.hit else "miss", started, found)
-        if found.workflow is not None and recent is None:
+        if found.workflow is not None and recalled is None:
             self._recent.put(
                 space,
                 topic,

@@ -66,7 +66,7 @@ def resolve_parameters(
         workflow_pb2.WORKFLOW_KIND_RESEARCH_REFLECTION,
     ):
         check.add(f"{prefix}kind", "must be REFLECTION, RESEARCH or RESEARCH_REFLECTION")
-    check.text(f"{prefix}topic", topic, max_length=MAX_TOPIC_LENGTH)
+    _check_topic(check, topic, prefix)
     where = f"{prefix}parameters."
     check.number(
         f"{where}max_sources",
@@ -115,3 +115,41 @@ def resolve_parameters(
         max_cost_usd=params.max_cost_usd,
         multitask_strategy=params.multitask_strategy or workflow_pb2.MULTITASK_STRATEGY_JOIN,
     )
+
+
+def _check_topic(check: RequestValidator, topic: str, prefix: str) -> None:
+    check.text(f"{prefix}topic", topic, max_length=MAX_TOPIC_LENGTH)
+
+
+class ParameterShapes:
+    """resolve_parameters for a stream of requests: the parameters of each request shape
+    (kind, field prefix and the parameters' bytes) are checked and resolved once, while this
+    remembers them (up to `max_shapes`, all forgotten at once beyond); the topic is checked
+    every time. A shape that fails its checks is never remembered: its request is refused
+    with every violation, as resolve_parameters refuses it."""
+
+    def __init__(self, *, max_shapes: int = 1024) -> None:
+        self._max = max_shapes
+        self._known: dict[tuple[int, str, bytes], RunParameters] = {}
+
+    def resolve(
+        self,
+        kind: workflow_pb2.WorkflowKind,
+        topic: str,
+        params: workflow_pb2.WorkflowParameters,
+        *,
+        prefix: str = "",
+    ) -> RunParameters:
+        """What resolve_parameters returns (or raises) for the request."""
+        shape = (kind, prefix, params.SerializeToString(deterministic=True))
+        known = self._known.get(shape)
+        if known is None:
+            known = resolve_parameters(kind, topic, params, prefix=prefix)
+            if len(self._known) >= self._max:
+                self._known.clear()
+            self._known[shape] = known
+            return known
+        check = RequestValidator()
+        _check_topic(check, topic, prefix)
+        check.check()
+        return known

@@ -22,13 +22,14 @@ from ponder_gateway.coalescing import Coalescer, MemoryRunningIndex, RunningInde
 from ponder_gateway.filters import parse as parse_filter
 from ponder_gateway.listing import read_token, token_at
 from ponder_gateway.ownership import owned, replay_key, scoped
-from ponder_gateway.parameters import Notification, RunParameters, resolve_parameters
+from ponder_gateway.parameters import Notification, ParameterShapes, RunParameters
 from ponder_gateway.principals import Principal, current
 from ponder_gateway.replay import REPLAY_AGE_KEY, ReplayMemo
 from ponder_gateway.webhooks.destinations import DestinationPolicy
 from ponder_gateway.webhooks.secrets import WebhookSecrets
 from ponder_gateway.webhooks.targets import WebhookTargets
 from ponder_gateway.workflows.engine import Answered, Engine
+from ponder_gateway.workflows.pipeline import CacheLookup
 from ponder_gateway.workflows.relayed import relayed_error
 from ponder_gateway.workflows.resource import usage_attributes
 from ponder_runtime import AlreadyExistsError, RequestValidator
@@ -70,6 +71,15 @@ class _Spec(NamedTuple):
         return cls(kind, carrier.topic, carrier.parameters, target)
 
 
+class _Lead(NamedTuple):
+    """How a synchronous run goes on after coalescing (WorkflowServicer._lead)."""
+
+    twin_key: str  # the identity it holds while it runs ("" for none)
+    workflow_id: str
+    joined: workflow_pb2.Workflow | None = None  # the finished twin that answers it
+    recalled: CacheLookup | None = None  # its first-level hit, for its run to take over
+
+
 def _answer(reply: type[_Reply], workflow: workflow_pb2.Workflow) -> _Reply:
     """A Run*Workflow reply carrying `workflow` (copied in: quicker than the constructor's
     keyword, which goes through Python)."""
@@ -109,6 +119,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         self._daily = daily or DailyBudgets(MemoryLedger())
         self._twins = Coalescer(running or MemoryRunningIndex(), engine.get)
         self._ids = RandomIds()  # workflow ids
+        self._shapes = ParameterShapes()
 
     async def _answered(
         self,
@@ -165,20 +176,25 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
         key, replayed = await self._replayed(request, scope, context)
         if replayed is not None:
             return replayed
-        params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix=prefix)
+        params = self._shapes.resolve(spec.kind, spec.topic, spec.parameters, prefix=prefix)
         if params.cache_scope != scope:
             params = dataclasses.replace(params, cache_scope=scope)
         params = await self._notified(params, spec.notification, prefix)
         principal = current()  # access: per tenant and per key
         topic = spec.topic.strip()
         await self._daily.check(principal)  # QuotaExceededError when the key's day is spent
-        twin_key, workflow_id, joined = await self._lead(topic, params, principal)
+        twin_key, workflow_id, joined, recalled = await self._lead(topic, params, principal)
         if joined is not None:
             return answer(joined)  # one execution for both
         spend = self._budgets.acquire(principal)
         try:
             workflow = await self._engine.run(
-                topic, params, context, tenant=principal.tenant, workflow_id=workflow_id
+                topic,
+                params,
+                context,
+                tenant=principal.tenant,
+                workflow_id=workflow_id,
+                looked_up=recalled,
             )
             span = trace.get_current_span()
             if span.is_recording():
@@ -193,25 +209,25 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             self._remember(key, params, workflow.topic, reply)
         return reply
 
-    async def _lead(
-        self, topic: str, params: RunParameters, principal: Principal
-    ) -> tuple[str, str, workflow_pb2.Workflow | None]:
+    async def _lead(self, topic: str, params: RunParameters, principal: Principal) -> _Lead:
         """The identity this request holds while it runs ("" for none), its workflow id, or
         the finished twin it joined instead.
 
         A request this process can answer from the cache's first level at once is a workflow
-        of its own (recorded): there is no execution to coalesce with. Every other one claims
+        of its own (recorded), its lookup made here for its run to take over: there is no
+        execution to coalesce with. Every other one claims
         its identity (coalescing.py); one that finds a twin running waits for it, then is
         answered by it (JOIN) unless the twin was itself answered from the cache (then this
         request is too, as a workflow of its own), or runs after it (ENQUEUE)."""
         workflow_id = self._ids.uuid4()
-        if await self._engine.remembers(topic, params, principal.tenant):
-            return "", workflow_id, None
+        recalled = await self._engine.recalled(topic, params, principal.tenant)
+        if recalled is not None:
+            return _Lead("", workflow_id, recalled=recalled)
         twin_key = identity(principal.tenant, topic, params)
         while True:
             running = await self._twin(twin_key, f"workflows/{workflow_id}", params)
             if running is None:
-                return twin_key, workflow_id, None
+                return _Lead(twin_key, workflow_id)
             final = await self._twins.ended(running.name)
             workflow_id = self._ids.uuid4()
             if params.multitask_strategy == workflow_pb2.MULTITASK_STRATEGY_ENQUEUE:
@@ -219,8 +235,8 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             if final.state != workflow_pb2.WORKFLOW_STATE_SUCCEEDED:
                 raise relayed_error(final.error)
             if final.cache.hit and params.cache_policy == workflow_pb2.CACHE_POLICY_USE:
-                return "", workflow_id, None  # no execution to share: a cache hit of its own
-            return "", workflow_id, final
+                return _Lead("", workflow_id)  # no execution to share: a cache hit of its own
+            return _Lead("", workflow_id, final)
 
     async def _replayed(
         self, request: Message, scope: str, context: grpc.aio.ServicerContext[Any, Any]
@@ -325,7 +341,7 @@ class WorkflowServicer(workflow_grpc.WorkflowServiceServicer):
             check.add("workflow_id", "must be 3 to 63 of [a-z0-9-], starting with a letter")
             check.check()
         spec = request.workflow
-        params = resolve_parameters(spec.kind, spec.topic, spec.parameters, prefix="workflow.")
+        params = self._shapes.resolve(spec.kind, spec.topic, spec.parameters, prefix="workflow.")
         params = dataclasses.replace(params, cache_scope=cache_scope(self._scope_mode, context))
         if spec.HasField("notification"):
             params = await self._notified(params, spec.notification, "workflow.")

@@ -13,6 +13,7 @@ from ponder.reflection.v1 import reflection_service_pb2 as reflection_pb2
 from ponder.research.v1 import research_service_pb2 as research_pb2
 from ponder.type.v1 import document_pb2
 from ponder.workflow.v1 import workflow_service_pb2 as workflow_pb2
+from ponder_gateway.cache import CacheLookup as CachedLookup
 from ponder_gateway.cache import CacheTimeoutError, CacheUnavailableError, WorkflowCache
 from ponder_gateway.parameters import RunParameters
 from ponder_gateway.principals import DEFAULT_TENANT
@@ -74,14 +75,29 @@ async def look_up(
         cached = await cache.lookup(workflow.topic, params, workflow.tenant, cap=timeout)
     except CacheUnavailableError as exc:
         return CacheLookup(unavailable=str(exc), timed_out=isinstance(exc, CacheTimeoutError))
-    found = CacheLookup(
+    found = _decided(cached)
+    annotate(found)
+    return found
+
+
+async def recall(
+    cache: WorkflowCache, topic: str, params: RunParameters, tenant: str = ""
+) -> CacheLookup | None:
+    """The semantic cache's first-level answer to exactly this request (WorkflowCache.recall)
+    as a workflow's cache lookup; None when this process holds none. Not put on a span: the
+    cache_lookup step that takes it over says what it decided (`annotate`)."""
+    cached = await cache.recall(topic, params, tenant)
+    return None if cached is None else _decided(cached)
+
+
+def _decided(cached: CachedLookup) -> CacheLookup:
+    """What the cache decided, as a workflow's cache lookup."""
+    return CacheLookup(
         workflow=cached.workflow,
         similarity=cached.similarity,
         info=cached.info(),
         explanation=cached.explain(),
     )
-    annotate(found)
-    return found
 
 
 def annotate(found: CacheLookup) -> None:

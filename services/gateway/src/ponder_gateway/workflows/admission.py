@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator
 
@@ -22,11 +23,55 @@ from ponder_gateway.workflows.events import FINAL_STATES
 from ponder_runtime import ResourceExhaustedError
 
 
+@functools.lru_cache(maxsize=64)  # a pure function of its (hashable) arguments
 def enum_name(
     enum: type[workflow_pb2.WorkflowKind] | type[workflow_pb2.WorkflowState], value: int
 ) -> str:
     """The value's name without the enum's prefix: WORKFLOW_STATE_SUCCEEDED -> SUCCEEDED."""
     return enum.Name(value).split("_", 2)[2]
+
+
+class _Admitted:
+    """Admission.admitted's context (a class: cheaper to enter than a generator's)."""
+
+    __slots__ = ("_admission",)
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+
+    async def __aenter__(self) -> None:
+        self._admission.admit()
+
+    async def __aexit__(self, *_: object) -> None:
+        self._admission.release()
+
+
+class _Measured:
+    """Admission.measured's context: the workflow in flight, then its duration by outcome."""
+
+    __slots__ = ("_admission", "_kind", "_started", "_workflow")
+
+    def __init__(self, admission: Admission, workflow: workflow_pb2.Workflow) -> None:
+        self._admission = admission
+        self._workflow = workflow
+        self._kind = {WORKFLOW_KIND: enum_name(workflow_pb2.WorkflowKind, workflow.kind)}
+        self._started = 0.0
+
+    async def __aenter__(self) -> None:
+        self._started = time.perf_counter()
+        self._admission.in_flight.add(1, self._kind)
+
+    async def __aexit__(self, *_: object) -> None:
+        workflow = self._workflow
+        self._admission.in_flight.add(-1, self._kind)
+        outcome = (
+            enum_name(workflow_pb2.WorkflowState, workflow.state)
+            if workflow.state in FINAL_STATES
+            else "ERROR"  # an unexpected exception, or cancelled while queued
+        )
+        self._admission.duration.record(
+            time.perf_counter() - self._started, {**self._kind, WORKFLOW_OUTCOME: outcome}
+        )
 
 
 class Admission:
@@ -39,10 +84,10 @@ class Admission:
         self._capacity = max_running + max_queued
         self._admitted = 0
         meter = meter or no_op_meter()
-        self._duration = meter.create_histogram(
+        self.duration = meter.create_histogram(
             WORKFLOW_DURATION, unit="s", description="Workflow executions, by kind and outcome."
         )
-        self._in_flight = meter.create_up_down_counter(
+        self.in_flight = meter.create_up_down_counter(
             WORKFLOW_IN_FLIGHT, unit="{workflow}", description="Workflows executing or queued."
         )
 
@@ -59,33 +104,15 @@ class Admission:
         """Count a workflow out."""
         self._admitted -= 1
 
-    @contextlib.asynccontextmanager
-    async def admitted(self) -> AsyncIterator[None]:
+    def admitted(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Admit for the body's duration."""
-        self.admit()
-        try:
-            yield
-        finally:
-            self.release()
+        return _Admitted(self)
 
-    @contextlib.asynccontextmanager
-    async def measured(self, workflow: workflow_pb2.Workflow) -> AsyncIterator[None]:
+    def measured(
+        self, workflow: workflow_pb2.Workflow
+    ) -> contextlib.AbstractAsyncContextManager[None]:
         """Count the workflow in flight, and its duration by final outcome."""
-        started = time.perf_counter()
-        kind = {WORKFLOW_KIND: enum_name(workflow_pb2.WorkflowKind, workflow.kind)}
-        self._in_flight.add(1, kind)
-        try:
-            yield
-        finally:
-            self._in_flight.add(-1, kind)
-            outcome = (
-                enum_name(workflow_pb2.WorkflowState, workflow.state)
-                if workflow.state in FINAL_STATES
-                else "ERROR"  # an unexpected exception, or cancelled while queued
-            )
-            self._duration.record(
-                time.perf_counter() - started, {**kind, WORKFLOW_OUTCOME: outcome}
-            )
+        return _Measured(self, workflow)
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:

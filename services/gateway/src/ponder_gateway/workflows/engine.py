@@ -63,15 +63,25 @@ class Engine(Protocol):
         *,
         tenant: str = "",
         workflow_id: str = "",
+        looked_up: CacheLookup | None = None,
     ) -> workflow_pb2.Workflow:
         """Run a workflow of `tenant` (with `workflow_id`, or a random one) to its end;
-        PonderError when it fails (recorded FAILED)."""
+        PonderError when it fails (recorded FAILED). `looked_up`: its cache lookup, made
+        before (`recalled`: its cache_lookup step, the cache not asked again)."""
         ...
 
     async def remembers(self, topic: str, params: RunParameters, tenant: str = "") -> bool:
         """Whether this process already holds the verified cached answer of exactly this
         request (the semantic cache's in-process first level): such a request is answered at
         once, as a workflow of its own, and never joins an identical running one."""
+        ...
+
+    async def recalled(
+        self, topic: str, params: RunParameters, tenant: str = ""
+    ) -> CacheLookup | None:
+        """The lookup of a request `remembers` (a first-level hit, counted as a lookup), for
+        the run that answers it to take over; None when this process holds no answer (policy
+        USE only)."""
         ...
 
     async def answered(

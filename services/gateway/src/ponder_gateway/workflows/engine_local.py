@@ -22,7 +22,7 @@ from ponder_gateway.settings import GatewaySettings
 from ponder_gateway.store import WorkflowStore
 from ponder_gateway.upstream import Upstreams
 from ponder_gateway.webhooks.notifier import Notifier
-from ponder_gateway.workflows.activities import GrpcActivities, look_up
+from ponder_gateway.workflows.activities import GrpcActivities, look_up, recall
 from ponder_gateway.workflows.admission import Admission
 from ponder_gateway.workflows.deletion import delete_finished, still_running
 from ponder_gateway.workflows.engine import (
@@ -119,17 +119,29 @@ class LocalEngine:
         *,
         tenant: str = "",
         workflow_id: str = "",
+        looked_up: CacheLookup | None = None,
     ) -> workflow_pb2.Workflow:
-        """Run a workflow of `tenant` to its end and return it; PonderError when it fails."""
+        """Run a workflow of `tenant` to its end and return it; PonderError when it fails.
+        `looked_up`: its cache lookup, made before (not asked again)."""
         async with self._admission.admitted():
             workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
-            return await self._execute(workflow, params, context, watched=False)
+            return await self._execute(
+                workflow, params, context, watched=False, looked_up=looked_up
+            )
 
     async def remembers(self, topic: str, params: RunParameters, tenant: str = "") -> bool:
         """Whether the semantic cache's first level holds the answer (policy USE only)."""
         if params.cache_policy != workflow_pb2.CACHE_POLICY_USE:
             return False
         return await self._cache.remembers(topic, params, tenant)
+
+    async def recalled(
+        self, topic: str, params: RunParameters, tenant: str = ""
+    ) -> CacheLookup | None:
+        """The first level's answer, as the lookup its run takes over (policy USE only)."""
+        if params.cache_policy != workflow_pb2.CACHE_POLICY_USE:
+            return None
+        return await recall(self._cache, topic, params, tenant)
 
     async def answered(
         self,
@@ -199,12 +211,13 @@ class LocalEngine:
         )
         pipeline = Pipeline(activities, recorder, on_cancel=self._on_cancel)
         notify = not cached_only  # a created hit: once it is recorded
+        # A hit calls no service: it takes no running slot (answered at once, not behind long
+        # runs), whether a create looked it up or a run found it in the first level.
+        hit = cached_only or (looked_up is not None and looked_up.workflow is not None)
         try:
             async with self._admission.measured(workflow):
                 with traced(self._tracer, workflow):
-                    # A first-level hit calls no service: it takes no running slot (a create
-                    # answers at once, not behind long runs).
-                    async with contextlib.nullcontext() if cached_only else self._admission.slot():
+                    async with contextlib.nullcontext() if hit else self._admission.slot():
                         record_trace_id(workflow)  # cache hits too
                         if cached_only:
                             if not await pipeline.answer(workflow, params):

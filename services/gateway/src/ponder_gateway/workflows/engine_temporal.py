@@ -41,7 +41,7 @@ from ponder_gateway.store import WorkflowStore
 from ponder_gateway.upstream import Upstreams
 from ponder_gateway.webhooks.notifier import Notifier
 from ponder_gateway.webhooks.state import mark_ended
-from ponder_gateway.workflows.activities import GrpcActivities, look_up
+from ponder_gateway.workflows.activities import GrpcActivities, look_up, recall
 from ponder_gateway.workflows.admission import Admission
 from ponder_gateway.workflows.deletion import delete_finished
 from ponder_gateway.workflows.engine import (
@@ -142,6 +142,14 @@ class TemporalEngine:
         answers = self._answering(params)
         return answers is not None and await answers[1].remembers(topic, params, tenant)
 
+    async def recalled(
+        self, topic: str, params: RunParameters, tenant: str = ""
+    ) -> CacheLookup | None:
+        """This gateway's first-level answer, as the lookup its run takes over (policy USE;
+        never without the services to answer with)."""
+        answers = self._answering(params)
+        return None if answers is None else await recall(answers[1], topic, params, tenant)
+
     async def answered(
         self,
         topic: str,
@@ -226,18 +234,21 @@ class TemporalEngine:
         *,
         tenant: str = "",
         workflow_id: str = "",
+        looked_up: CacheLookup | None = None,
     ) -> workflow_pb2.Workflow:
-        """Look the workflow of `tenant` up in the cache here (policy USE): a hit is recorded
-        with one write and no Temporal workflow; else start it (with that lookup, not made
-        again) and wait for its end; the caller's deadline is the workflow's timeout, and a
-        caller that goes away cancels it."""
+        """Look the workflow of `tenant` up in the cache here (policy USE), unless it was
+        (`looked_up`): a hit is recorded with one write and no Temporal workflow; else start
+        it (with that lookup, not made again) and wait for its end; the caller's deadline is
+        the workflow's timeout, and a caller that goes away cancels it."""
         workflow = new_workflow(topic, params, workflow_id, tenant=tenant)
         record_trace_id(workflow)  # the request's trace, carried on by the workers
         answers = self._answering(params)
-        found: CacheLookup | None = None
+        found = looked_up
         if answers is not None:
-            timeout = functools.partial(call_timeout, context)
-            found = await look_up(answers[1], workflow, params, timeout)
+            if found is None:
+                found = await look_up(
+                    answers[1], workflow, params, functools.partial(call_timeout, context)
+                )
             if found.workflow is not None:
                 await self._answer(workflow, params, answers, found)
                 return workflow
